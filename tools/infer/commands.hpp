@@ -1,0 +1,7 @@
+#pragma once
+// Every `infer` subcommand: argv excludes the program and subcommand names. Returns the exit status.
+namespace kinfer::cli {
+
+int cmd_inspect(int argc, char** argv);
+
+}  // namespace kinfer::cli

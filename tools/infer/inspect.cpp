@@ -1,0 +1,146 @@
+// `infer inspect FILE [--json]`: the header, every metadata key, the tensor table and per-type totals.
+#include <cinttypes>
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include "gguf/gguf_file.hpp"
+#include "tools/infer/args.hpp"
+#include "tools/infer/commands.hpp"
+
+namespace kinfer::cli {
+namespace {
+
+const char* kHelp =
+    "usage: infer inspect FILE.gguf [--json] [--max-items N]\n\n"
+    "Prints the GGUF version, every metadata key with its type and value (long arrays show their first\n"
+    "items and their length), one line per tensor (index, name, type, shape [ne0, ne1, ne2, ne3] with ne0\n"
+    "the row length, bytes, data offset), then bytes per tensor type and the file's bits per weight.\n"
+    "A malformed file is reported with the field and file offset at fault, and exit status 1.\n\n"
+    "  --json          one JSON document instead of text\n"
+    "  --max-items N   array items shown before abbreviating (default 8; 0 = all)\n";
+
+struct TypeTotal {
+    uint64_t tensors = 0, elements = 0, bytes = 0;
+};
+
+std::string shape_string(const gguf::TensorView& t) {
+    std::string s = "[";
+    for (uint32_t d = 0; d < gguf::kMaxDims; ++d) s += (d ? ", " : "") + std::to_string(t.ne[d]);
+    return s + "]";
+}
+
+}  // namespace
+
+int cmd_inspect(int argc, char** argv) {
+    ArgReader args("inspect", argc, argv);
+    std::string path;
+    bool json = false;
+    size_t max_items = 8;
+    while (args.next()) {
+        if (args.is_help()) {
+            std::fputs(kHelp, stdout);
+            return 0;
+        } else if (args.is("--json")) {
+            json = true;
+        } else if (args.is("--max-items")) {
+            max_items = static_cast<size_t>(args.int_value(0, INT32_MAX));
+        } else if (args.is_positional() && path.empty()) {
+            path = args.current();
+        } else {
+            args.unknown();
+        }
+    }
+    if (path.empty()) throw UsageError("missing FILE (see --help)");
+
+    const gguf::GgufFile file = gguf::GgufFile::open(path);
+    std::map<std::string, TypeTotal> totals;
+    uint64_t total_elems = 0, total_bytes = 0;
+    for (const auto& t : file.tensors()) {
+        auto& tt = totals[t.type->name];
+        ++tt.tensors;
+        tt.elements += t.n_elements();
+        tt.bytes += t.n_bytes;
+        total_elems += t.n_elements();
+        total_bytes += t.n_bytes;
+    }
+    const double bpw = total_elems ? 8.0 * double(total_bytes) / double(total_elems) : 0.0;
+
+    if (json) {
+        std::string out = "{\n  \"path\": " + gguf::json_string(path) + ",\n  \"version\": " +
+                          std::to_string(file.version()) + ",\n  \"file_size\": " + std::to_string(file.file_size()) +
+                          ",\n  \"alignment\": " + std::to_string(file.alignment()) +
+                          ",\n  \"data_offset\": " + std::to_string(file.data_offset()) + ",\n  \"metadata\": [";
+        bool first = true;
+        for (const auto& kv : file.metadata()) {
+            out += first ? "\n" : ",\n";
+            first = false;
+            std::string type = gguf::value_type_name(kv.value.type());
+            if (kv.value.is_array()) {
+                type += "[" + std::string(gguf::value_type_name(kv.value.as_array().type)) + "]";
+                out += "    {\"key\": " + gguf::json_string(kv.key) + ", \"type\": \"" + type +
+                       "\", \"count\": " + std::to_string(kv.value.as_array().count) +
+                       ", \"value\": " + gguf::to_json(kv.value, max_items) + "}";
+            } else {
+                out += "    {\"key\": " + gguf::json_string(kv.key) + ", \"type\": \"" + type +
+                       "\", \"value\": " + gguf::to_json(kv.value, max_items) + "}";
+            }
+        }
+        out += "\n  ],\n  \"tensors\": [";
+        first = true;
+        size_t i = 0;
+        for (const auto& t : file.tensors()) {
+            out += first ? "\n" : ",\n";
+            first = false;
+            out += "    {\"index\": " + std::to_string(i++) + ", \"name\": " + gguf::json_string(t.name) +
+                   ", \"type\": \"" + t.type->name + "\", \"shape\": " + shape_string(t) +
+                   ", \"bytes\": " + std::to_string(t.n_bytes) + ", \"offset\": " + std::to_string(t.offset) + "}";
+        }
+        out += "\n  ],\n  \"totals\": {";
+        first = true;
+        for (const auto& [name, tt] : totals) {
+            out += first ? "\n" : ",\n";
+            first = false;
+            out += "    \"" + name + "\": {\"tensors\": " + std::to_string(tt.tensors) + ", \"elements\": " +
+                   std::to_string(tt.elements) + ", \"bytes\": " + std::to_string(tt.bytes) + "}";
+        }
+        char bpw_buf[32];
+        std::snprintf(bpw_buf, sizeof bpw_buf, "%.4f", bpw);
+        out += "\n  },\n  \"tensor_count\": " + std::to_string(file.tensors().size()) +
+               ",\n  \"parameters\": " + std::to_string(total_elems) + ",\n  \"tensor_bytes\": " +
+               std::to_string(total_bytes) + ",\n  \"bits_per_weight\": " + bpw_buf + "\n}\n";
+        std::fputs(out.c_str(), stdout);
+        return 0;
+    }
+
+    std::printf("%s: GGUF v%u, %zu metadata keys, %zu tensors, %" PRIu64 " bytes, alignment %u, data at %" PRIu64
+                "\n",
+                path.c_str(), file.version(), file.metadata().size(), file.tensors().size(), file.file_size(),
+                file.alignment(), file.data_offset());
+    std::printf("\nmetadata:\n");
+    size_t i = 0;
+    for (const auto& kv : file.metadata()) {
+        std::string type = gguf::value_type_name(kv.value.type());
+        if (kv.value.is_array())
+            type += "[" + std::string(gguf::value_type_name(kv.value.as_array().type)) + "," +
+                    std::to_string(kv.value.as_array().count) + "]";
+        std::printf("  %3zu: %-42s %-18s = %s\n", i++, std::string(kv.key).c_str(), type.c_str(),
+                    gguf::to_display_string(kv.value, max_items).c_str());
+    }
+    if (!file.tensors().empty()) {
+        std::printf("\ntensors:\n");
+        i = 0;
+        for (const auto& t : file.tensors())
+            std::printf("  %4zu: %-32s %-6s %-28s %12" PRIu64 " bytes  @ %" PRIu64 "\n", i++,
+                        std::string(t.name).c_str(), t.type->name, shape_string(t).c_str(), t.n_bytes, t.offset);
+        std::printf("\ntotals by type:\n");
+        for (const auto& [name, tt] : totals)
+            std::printf("  %-6s %4" PRIu64 " tensors %14" PRIu64 " elements %14" PRIu64 " bytes (%.2f MiB)\n",
+                        name.c_str(), tt.tensors, tt.elements, tt.bytes, double(tt.bytes) / (1 << 20));
+    }
+    std::printf("\n%zu tensors, %" PRIu64 " parameters, %" PRIu64 " bytes of tensor data, %.4f bits per weight\n",
+                file.tensors().size(), total_elems, total_bytes, bpw);
+    return 0;
+}
+
+}  // namespace kinfer::cli

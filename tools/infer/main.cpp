@@ -1,0 +1,57 @@
+// `infer`: one binary, one subcommand per file in this folder. This file only dispatches and turns
+// exceptions into one line on stderr: exit 1 for errors, 2 for bad usage.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string_view>
+
+#include "kinfer/error.hpp"
+#include "tools/infer/commands.hpp"
+
+namespace {
+
+struct Command {
+    const char* name;
+    int (*run)(int, char**);
+    const char* summary;
+};
+
+const Command kCommands[] = {
+    {"inspect", kinfer::cli::cmd_inspect, "print a GGUF file's metadata and tensor table"},
+};
+
+void print_usage(FILE* out) {
+    std::fprintf(out,
+                 "usage: infer <command> [options]   (infer <command> --help for details)\n\n"
+                 "kinfer runs quantized Llama/Mistral GGUF models on CPU and CUDA.\n\ncommands:\n");
+    for (const auto& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        print_usage(stderr);
+        return 2;
+    }
+    const std::string_view name = argv[1];
+    if (name == "-h" || name == "--help" || name == "help") {
+        print_usage(stdout);
+        return 0;
+    }
+    for (const auto& c : kCommands) {
+        if (name != c.name) continue;
+        try {
+            return c.run(argc - 2, argv + 2);
+        } catch (const kinfer::UsageError& e) {
+            std::fprintf(stderr, "infer %s: %s\n", c.name, e.what());
+            return 2;
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "infer %s: error: %s\n", c.name, e.what());
+            return 1;
+        }
+    }
+    std::fprintf(stderr, "infer: unknown command '%s'\n\n", argv[1]);
+    print_usage(stderr);
+    return 2;
+}
