@@ -1,0 +1,372 @@
+// The llama graph on tiny random models: config and weight validation, forward pass against a float64
+// reference written independently below, batched prefill vs token-by-token decode, cache reuse and
+// context shift.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "engine/model.hpp"
+#include "engine/session.hpp"
+#include "kinfer/error.hpp"
+#include "tests/tiny_llama.hpp"
+
+using namespace kinfer;
+using kinfer::test::TinyLlama;
+using kinfer::test::TinyLlamaSpec;
+
+namespace {
+
+std::shared_ptr<const engine::Model> load(const TinyLlama& m, engine::LoadOptions opts = {}) {
+    if (opts.n_threads == 0) opts.n_threads = 2;
+    return engine::Model::from_file(gguf::GgufFile::from_bytes(m.bytes, "tiny.gguf"), opts);
+}
+
+std::string load_error(const TinyLlama& m) {
+    try {
+        load(m);
+    } catch (const FormatError& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+// ---- float64 reference forward pass -----------------------------------------------------------------
+struct Reference {
+    const TinyLlama& m;
+    int64_t n_embd, n_head, n_head_kv, hd, n_rot, n_ff, n_vocab;
+    std::vector<std::vector<std::vector<double>>> k_cache, v_cache;  // [layer][pos][n_embd_kv]
+
+    explicit Reference(const TinyLlama& model) : m(model) {
+        const auto& s = m.spec;
+        n_embd = s.n_embd, n_head = s.n_head, n_head_kv = s.n_head_kv, hd = n_embd / n_head;
+        n_rot = s.n_rot ? s.n_rot : hd, n_ff = s.n_ff, n_vocab = s.n_vocab;
+        k_cache.resize(size_t(s.n_layer));
+        v_cache.resize(size_t(s.n_layer));
+    }
+    const std::vector<float>& w(const std::string& name) const { return m.weights.at(name); }
+
+    std::vector<double> matvec(const std::string& name, const std::vector<double>& x, int64_t n_out) const {
+        const auto& W = w(name);
+        std::vector<double> y(size_t(n_out), 0.0);
+        for (int64_t r = 0; r < n_out; ++r)
+            for (size_t i = 0; i < x.size(); ++i) y[size_t(r)] += double(W[size_t(r) * x.size() + i]) * x[i];
+        return y;
+    }
+    std::vector<double> rmsnorm(const std::vector<double>& x, const std::string& name) const {
+        double ss = 0;
+        for (double v : x) ss += v * v;
+        const double scale = 1.0 / std::sqrt(ss / double(x.size()) + double(m.spec.rms_eps));
+        std::vector<double> y(x.size());
+        for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] * scale * double(w(name)[i]);
+        return y;
+    }
+    void rope(std::vector<double>& v, int64_t n_heads, int64_t pos) const {
+        const double scale = m.spec.rope_linear_factor > 0 ? 1.0 / double(m.spec.rope_linear_factor) : 1.0;
+        for (int64_t h = 0; h < n_heads; ++h)
+            for (int64_t i = 0; i < n_rot / 2; ++i) {
+                const double theta = double(pos) * scale *
+                                     std::pow(double(m.spec.rope_base), -2.0 * double(i) / double(n_rot));
+                double& a = v[size_t(h * hd + 2 * i)];
+                double& b = v[size_t(h * hd + 2 * i + 1)];
+                const double a0 = a, b0 = b;
+                a = a0 * std::cos(theta) - b0 * std::sin(theta);
+                b = a0 * std::sin(theta) + b0 * std::cos(theta);
+            }
+    }
+
+    // Logits after feeding `token` at position `pos` (all earlier positions must have been fed).
+    std::vector<double> step(int32_t token, int64_t pos) {
+        const auto& emb = w("token_embd.weight");
+        std::vector<double> x(static_cast<size_t>(n_embd));
+        for (int64_t i = 0; i < n_embd; ++i) x[size_t(i)] = emb[size_t(token * n_embd + i)];
+        for (int64_t l = 0; l < m.spec.n_layer; ++l) {
+            const std::string p = "blk." + std::to_string(l) + ".";
+            auto h = rmsnorm(x, p + "attn_norm.weight");
+            auto q = matvec(p + "attn_q.weight", h, n_embd);
+            auto k = matvec(p + "attn_k.weight", h, n_head_kv * hd);
+            auto v = matvec(p + "attn_v.weight", h, n_head_kv * hd);
+            rope(q, n_head, pos);
+            rope(k, n_head_kv, pos);
+            k_cache[size_t(l)].push_back(k);
+            v_cache[size_t(l)].push_back(v);
+            std::vector<double> att(size_t(n_embd), 0.0);
+            const int64_t first =
+                m.spec.sliding_window > 0 ? std::max<int64_t>(0, pos - m.spec.sliding_window + 1) : 0;
+            for (int64_t hh = 0; hh < n_head; ++hh) {
+                const int64_t kvh = hh / (n_head / n_head_kv);
+                std::vector<double> sc;
+                for (int64_t j = first; j <= pos; ++j) {
+                    double s = 0;
+                    for (int64_t d = 0; d < hd; ++d)
+                        s += q[size_t(hh * hd + d)] * k_cache[size_t(l)][size_t(j)][size_t(kvh * hd + d)];
+                    sc.push_back(s / std::sqrt(double(hd)));
+                }
+                double mx = -1e300, sum = 0;
+                for (double s : sc) mx = std::max(mx, s);
+                for (double& s : sc) sum += (s = std::exp(s - mx));
+                for (int64_t j = first; j <= pos; ++j)
+                    for (int64_t d = 0; d < hd; ++d)
+                        att[size_t(hh * hd + d)] +=
+                            sc[size_t(j - first)] / sum * v_cache[size_t(l)][size_t(j)][size_t(kvh * hd + d)];
+            }
+            auto o = matvec(p + "attn_output.weight", att, n_embd);
+            for (int64_t i = 0; i < n_embd; ++i) x[size_t(i)] += o[size_t(i)];
+            h = rmsnorm(x, p + "ffn_norm.weight");
+            auto g = matvec(p + "ffn_gate.weight", h, n_ff);
+            auto u = matvec(p + "ffn_up.weight", h, n_ff);
+            for (int64_t i = 0; i < n_ff; ++i)
+                g[size_t(i)] = g[size_t(i)] / (1 + std::exp(-g[size_t(i)])) * u[size_t(i)];
+            auto d = matvec(p + "ffn_down.weight", g, n_embd);
+            for (int64_t i = 0; i < n_embd; ++i) x[size_t(i)] += d[size_t(i)];
+        }
+        auto h = rmsnorm(x, "output_norm.weight");
+        return matvec(m.spec.tied ? "token_embd.weight" : "output.weight", h, n_vocab);
+    }
+};
+
+double max_abs_diff(std::span<const float> a, const std::vector<double>& b) {
+    REQUIRE(a.size() == b.size());
+    double d = 0;
+    for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(double(a[i]) - b[i]));
+    return d;
+}
+
+double max_abs_diff(std::span<const float> a, std::span<const float> b) {
+    REQUIRE(a.size() == b.size());
+    double d = 0;
+    for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(double(a[i]) - double(b[i])));
+    return d;
+}
+
+const std::vector<int32_t> kTokens = {1, 17, 42, 5, 88, 23, 60, 3, 71, 9, 33, 50, 2, 64};
+
+// Checks every position's logits of one batched forward against the reference.
+void check_against_reference(const TinyLlamaSpec& spec, engine::KvType kv, double tol) {
+    const TinyLlama m = kinfer::test::build_tiny_llama(spec);
+    engine::Session s(load(m), {.n_ctx = 64, .kv_type = kv});
+    const auto logits = s.forward(kTokens, /*all_logits=*/true);
+    Reference ref(m);
+    double worst = 0;
+    for (size_t t = 0; t < kTokens.size(); ++t) {
+        const auto want = ref.step(kTokens[t], int64_t(t));
+        worst = std::max(
+            worst, max_abs_diff(logits.subspan(t * size_t(m.spec.n_vocab), size_t(m.spec.n_vocab)), want));
+    }
+    CHECK(worst < tol);
+    MESSAGE("max |logit - float64 reference| = " << worst);
+}
+
+}  // namespace
+
+TEST_CASE("engine: config is read from llama.* keys") {
+    TinyLlamaSpec spec;
+    spec.rope_linear_factor = 4.0f;
+    spec.sliding_window = 8;
+    spec.n_rot = 4;
+    const auto model = load(kinfer::test::build_tiny_llama(spec));
+    const auto& c = model->config();
+    CHECK(c.arch == "llama");
+    CHECK(c.n_vocab == 96);
+    CHECK(c.n_embd == 32);
+    CHECK(c.n_layer == 2);
+    CHECK(c.n_ff == 48);
+    CHECK(c.n_head == 4);
+    CHECK(c.n_head_kv == 2);
+    CHECK(c.head_dim == 8);
+    CHECK(c.n_rot == 4);
+    CHECK(c.n_embd_kv() == 16);
+    CHECK(c.n_ctx_train == 256);
+    CHECK(c.rope_freq_scale == doctest::Approx(0.25));
+    CHECK(c.sliding_window == 8);
+    CHECK(model->weights().layers.size() == 2);
+    CHECK_FALSE(model->weights().tied_embeddings);
+}
+
+TEST_CASE("engine: config errors name the key and the file") {
+    TinyLlamaSpec spec;
+    spec.skip_keys = {"llama.block_count"};
+    std::string e = load_error(kinfer::test::build_tiny_llama(spec));
+    CHECK(e.find("tiny.gguf") != std::string::npos);
+    CHECK(e.find("llama.block_count") != std::string::npos);
+    CHECK(e.find("missing") != std::string::npos);
+
+    spec = {};
+    spec.override_ints = {{"llama.attention.head_count_kv", 3}};
+    e = load_error(kinfer::test::build_tiny_llama(spec));
+    CHECK(e.find("llama.attention.head_count_kv") != std::string::npos);
+    CHECK(e.find("does not divide") != std::string::npos);
+
+    spec = {};
+    spec.override_ints = {{"llama.attention.head_count", 5}};
+    e = load_error(kinfer::test::build_tiny_llama(spec));
+    CHECK(e.find("llama.attention.head_count") != std::string::npos);
+
+    spec = {};
+    spec.override_ints = {{"llama.embedding_length", 0}};
+    e = load_error(kinfer::test::build_tiny_llama(spec));
+    CHECK(e.find("llama.embedding_length") != std::string::npos);
+
+    spec = {};
+    spec.arch = "gpt2";
+    e = load_error(kinfer::test::build_tiny_llama(spec));
+    CHECK(e.find("unsupported architecture 'gpt2'") != std::string::npos);
+    CHECK(e.find("llama") != std::string::npos);
+}
+
+TEST_CASE("engine: missing tensors are listed with their expected shapes") {
+    TinyLlamaSpec spec;
+    spec.skip_tensors = {"blk.1.attn_k.weight", "output_norm.weight"};
+    const std::string e = load_error(kinfer::test::build_tiny_llama(spec));
+    CHECK(e.find("missing 2 tensor(s)") != std::string::npos);
+    CHECK(e.find("blk.1.attn_k.weight [32, 16]") != std::string::npos);
+    CHECK(e.find("output_norm.weight [32]") != std::string::npos);
+}
+
+TEST_CASE("engine: wrong shapes, unreadable types and stray tensors are errors") {
+    TinyLlamaSpec spec;
+    spec.weight_type = GgmlType::IQ4_NL;  // a type kinfer has no reader for
+    spec.n_ff = 64;
+    std::string e = load_error(kinfer::test::build_tiny_llama(spec));
+    CHECK(e.find("blk.0.attn_q.weight has type iq4_nl") != std::string::npos);
+
+    // feed_forward_length disagrees with the tensors
+    spec = {};
+    spec.override_ints = {{"llama.feed_forward_length", 40}};
+    e = load_error(kinfer::test::build_tiny_llama(spec));
+    CHECK(e.find("blk.0.ffn_gate.weight has shape [32, 48], expected [32, 40]") != std::string::npos);
+
+    // a tensor the graph does not know (here: an extra layer beyond block_count)
+    spec = {};
+    spec.override_ints = {{"llama.block_count", 1}};
+    e = load_error(kinfer::test::build_tiny_llama(spec));
+    CHECK(e.find("not used by the llama graph") != std::string::npos);
+    CHECK(e.find("blk.1.") != std::string::npos);
+}
+
+TEST_CASE("engine: forward matches a float64 reference") {
+    SUBCASE("f32 weights, f32 cache") {
+        check_against_reference({}, engine::KvType::F32, 2e-4);
+    }
+    SUBCASE("f16 weights, f16 cache") {
+        TinyLlamaSpec spec;
+        spec.weight_type = GgmlType::F16;
+        spec.embd_type = GgmlType::F16;
+        check_against_reference(spec, engine::KvType::F16, 2e-2);
+    }
+    SUBCASE("MHA, tied embeddings, partial rotation, linear rope scaling") {
+        TinyLlamaSpec spec;
+        spec.n_head_kv = 4;
+        spec.tied = true;
+        spec.n_rot = 4;
+        spec.rope_linear_factor = 2.0f;
+        spec.rope_base = 500.0f;
+        check_against_reference(spec, engine::KvType::F32, 2e-4);
+    }
+    SUBCASE("sliding window, one KV head") {
+        TinyLlamaSpec spec;
+        spec.n_head_kv = 1;
+        spec.sliding_window = 5;
+        check_against_reference(spec, engine::KvType::F32, 2e-4);
+    }
+}
+
+TEST_CASE("engine: forward is deterministic and batched prefill equals token-by-token decode") {
+    TinyLlamaSpec spec;
+    spec.weight_type = GgmlType::F16;
+    const TinyLlama m = kinfer::test::build_tiny_llama(spec);
+    const auto model = load(m);
+    const size_t nv = size_t(m.spec.n_vocab);
+
+    engine::Session batched(model, {.n_ctx = 64});
+    const auto all = batched.forward(kTokens, true);
+    const std::vector<float> all_copy(all.begin(), all.end());
+    CHECK(batched.n_past() == int64_t(kTokens.size()));
+    CHECK(max_abs_diff(batched.logits(),
+                       std::span<const float>(all_copy).subspan((kTokens.size() - 1) * nv, nv)) == 0);
+
+    engine::Session again(model, {.n_ctx = 64});
+    const auto all2 = again.forward(kTokens, true);
+    CHECK(max_abs_diff(all2, all_copy) == 0);  // bit-identical run to run
+
+    engine::Session single(model, {.n_ctx = 64});
+    double worst = 0;
+    for (size_t t = 0; t < kTokens.size(); ++t) {
+        const auto l = single.forward(std::span<const int32_t>(&kTokens[t], 1));
+        worst = std::max(worst, max_abs_diff(l, std::span<const float>(all_copy).subspan(t * nv, nv)));
+    }
+    CHECK(worst < 1e-5);
+
+    // A batch size smaller than the prompt: the prompt is processed in steps, same result.
+    engine::Session stepped(model, {.n_ctx = 64, .n_batch = 4});
+    const auto l = stepped.forward(kTokens, true);
+    CHECK(max_abs_diff(l, all_copy) < 1e-5);
+    engine::Session last_only(model, {.n_ctx = 64, .n_batch = 5});
+    CHECK(max_abs_diff(last_only.forward(kTokens),
+                       std::span<const float>(all_copy).subspan((kTokens.size() - 1) * nv, nv)) < 1e-5);
+}
+
+TEST_CASE("engine: truncating the cache and continuing equals recomputing") {
+    const TinyLlama m = kinfer::test::build_tiny_llama({});
+    const auto model = load(m);
+    engine::Session s(model, {.n_ctx = 64});
+    s.forward(kTokens);
+    s.truncate(6);
+    CHECK(s.n_past() == 6);
+    CHECK(s.logits().empty());
+    const std::vector<int32_t> tail = {7, 8, 9};
+    const auto reused = s.forward(tail);
+    const std::vector<float> reused_copy(reused.begin(), reused.end());
+
+    engine::Session fresh(model, {.n_ctx = 64});
+    std::vector<int32_t> all(kTokens.begin(), kTokens.begin() + 6);
+    all.insert(all.end(), tail.begin(), tail.end());
+    CHECK(max_abs_diff(fresh.forward(all), reused_copy) < 1e-5);
+    CHECK(std::vector<int32_t>(s.tokens().begin(), s.tokens().end()) == all);
+}
+
+TEST_CASE("engine: context limits") {
+    const TinyLlama m = kinfer::test::build_tiny_llama({});
+    const auto model = load(m);
+    engine::Session s(model, {.n_ctx = 8});
+    CHECK(s.n_ctx() == 8);
+    s.forward(std::span<const int32_t>(kTokens).first(6));
+    try {
+        s.forward(std::span<const int32_t>(kTokens).subspan(6, 3));
+        FAIL("no error");
+    } catch (const UsageError& e) {
+        CHECK(std::string(e.what()).find("context full") != std::string::npos);
+    }
+    CHECK(s.n_past() == 6);  // unchanged
+    const std::vector<int32_t> bad = {int32_t(m.spec.n_vocab)};
+    CHECK_THROWS_AS(s.forward(bad), UsageError);
+    CHECK(s.n_past() == 6);
+
+    engine::Session capped(model, {.n_ctx = 100000});
+    CHECK(capped.n_ctx() == 256);  // the model's training context
+}
+
+TEST_CASE("engine: context shift keeps the first tokens and drops the oldest half of the rest") {
+    // One layer: its keys and values depend only on each token and its position (deeper layers' would
+    // also depend on the dropped tokens), so after the shift the cache must equal a fresh computation.
+    TinyLlamaSpec spec;
+    spec.n_layer = 1;
+    const TinyLlama m = kinfer::test::build_tiny_llama(spec);
+    const auto model = load(m);
+    engine::Session s(model, {.n_ctx = 14, .kv_type = engine::KvType::F32});
+    s.forward(kTokens);  // 14 tokens: full
+    CHECK(s.shift_context(2) == 6);
+    std::vector<int32_t> kept = {kTokens[0], kTokens[1]};
+    kept.insert(kept.end(), kTokens.begin() + 8, kTokens.end());
+    CHECK(std::vector<int32_t>(s.tokens().begin(), s.tokens().end()) == kept);
+
+    const std::vector<int32_t> next = {77};
+    const auto shifted = s.forward(next);
+    const std::vector<float> shifted_copy(shifted.begin(), shifted.end());
+    // The shifted cache holds the keys the kept tokens would have had at their new positions, so the next
+    // logits equal a fresh computation over the kept tokens (up to rounding of the re-rotation).
+    engine::Session fresh(model, {.n_ctx = 14, .kv_type = engine::KvType::F32});
+    kept.push_back(77);
+    CHECK(max_abs_diff(fresh.forward(kept), shifted_copy) < 1e-4);
+}
