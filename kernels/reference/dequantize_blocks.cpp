@@ -89,14 +89,17 @@ void dequantize_row_q2_k(const void* blocks, float* out, int64_t n) {
     for (int64_t i = 0; i < n / QK_K; ++i, out += QK_K) {
         const float d = fp16_to_fp32(b[i].d);
         const float dmin = fp16_to_fp32(b[i].dmin);
-        for (int e = 0; e < QK_K; ++e) {
-            const int half = e / 128, s = (e % 128) / 32, l = e % 32;
-            const int q = (b[i].qs[32 * half + l] >> (2 * s)) & 3;
-            const uint8_t sc = b[i].scales[e / 16];
+        for (int g = 0; g < QK_K / 16;
+             ++g) {  // element 16g + l: byte 32*(g/8) + 16*(g%2) + l, bits 2*((g/2)%4)
+            const uint8_t sc = b[i].scales[g];
             const float dl = d * static_cast<float>(sc & 0xF);
             const float ml = dmin * static_cast<float>(sc >> 4);
-            const float scaled = dl * static_cast<float>(q);
-            out[e] = scaled - ml;
+            const uint8_t* qs = b[i].qs + 32 * (g / 8) + 16 * (g % 2);
+            const int shift = 2 * ((g / 2) % 4);
+            for (int l = 0; l < 16; ++l) {
+                const float scaled = dl * static_cast<float>((qs[l] >> shift) & 3);
+                out[16 * g + l] = scaled - ml;
+            }
         }
     }
 }
@@ -105,13 +108,17 @@ void dequantize_row_q3_k(const void* blocks, float* out, int64_t n) {
     const auto* b = static_cast<const BlockQ3_K*>(blocks);
     for (int64_t i = 0; i < n / QK_K; ++i, out += QK_K) {
         const float d = fp16_to_fp32(b[i].d);
-        for (int e = 0; e < QK_K; ++e) {
-            const int half = e / 128, s = (e % 128) / 32, l = e % 32;
-            const int low = (b[i].qs[32 * half + l] >> (2 * s)) & 3;
-            const bool high = (b[i].hmask[l] >> (e / 32)) & 1;
-            const int q = low - (high ? 0 : 4);
-            const float dl = d * static_cast<float>(unpack_scale_q3_k(e / 16, b[i].scales));
-            out[e] = dl * static_cast<float>(q);
+        for (int g = 0; g < QK_K / 16;
+             ++g) {  // low bits as in Q2_K; high bit: bit g/2 of hmask[16*(g%2) + l]
+            const float dl = d * static_cast<float>(unpack_scale_q3_k(g, b[i].scales));
+            const uint8_t* qs = b[i].qs + 32 * (g / 8) + 16 * (g % 2);
+            const uint8_t* hm = b[i].hmask + 16 * (g % 2);
+            const int shift = 2 * ((g / 2) % 4);
+            for (int l = 0; l < 16; ++l) {
+                const int low = (qs[l] >> shift) & 3;
+                const int q = ((hm[l] >> (g / 2)) & 1) ? low : low - 4;
+                out[16 * g + l] = dl * static_cast<float>(q);
+            }
         }
     }
 }
@@ -161,14 +168,17 @@ void dequantize_row_q6_k(const void* blocks, float* out, int64_t n) {
     const auto* b = static_cast<const BlockQ6_K*>(blocks);
     for (int64_t i = 0; i < n / QK_K; ++i, out += QK_K) {
         const float d = fp16_to_fp32(b[i].d);
-        for (int e = 0; e < QK_K; ++e) {
-            const int half = e / 128, s = (e % 128) / 32, l = e % 32;
-            const uint8_t* ql = b[i].ql + 64 * half;
-            const uint8_t* qh = b[i].qh + 32 * half;
-            const int low = (ql[l + 32 * (s & 1)] >> (4 * (s >> 1))) & 0xF;
-            const int high = (qh[l] >> (2 * s)) & 3;
-            const float dl = d * static_cast<float>(b[i].scales[e / 16]);
-            out[e] = dl * static_cast<float>((low | high << 4) - 32);
+        for (int g = 0; g < QK_K / 16; ++g) {
+            // Element 16g + l is element 32s + 16*(g%2) + l of half g/8, with s = (g/2) % 4.
+            const int half = g / 8, s = (g / 2) % 4, l0 = 16 * (g % 2);
+            const uint8_t* ql = b[i].ql + 64 * half + 32 * (s & 1) + l0;
+            const uint8_t* qh = b[i].qh + 32 * half + l0;
+            const float dl = d * static_cast<float>(b[i].scales[g]);
+            for (int l = 0; l < 16; ++l) {
+                const int low = (ql[l] >> (4 * (s >> 1))) & 0xF;
+                const int high = (qh[l] >> (2 * s)) & 3;
+                out[16 * g + l] = dl * static_cast<float>((low | high << 4) - 32);
+            }
         }
     }
 }
