@@ -264,6 +264,24 @@ TEST_CASE("engine: forward matches a float64 reference") {
         spec.rope_base = 500.0f;
         check_against_reference(spec, engine::KvType::F32, 2e-4);
     }
+    SUBCASE("q8_0 weights, q4_0 embeddings") {
+        TinyLlamaSpec spec;
+        spec.weight_type = GgmlType::Q8_0;
+        spec.embd_type = GgmlType::Q4_0;
+        spec.n_ff = 64;
+        check_against_reference(spec, engine::KvType::F32, 2e-4);
+    }
+    SUBCASE("k-quants (q4_K, q6_K embeddings), 256-wide") {
+        TinyLlamaSpec spec;
+        spec.weight_type = GgmlType::Q4_K;
+        spec.embd_type = GgmlType::Q6_K;
+        spec.n_embd = 256;
+        spec.n_ff = 512;
+        spec.n_head = 8;
+        spec.n_head_kv = 2;
+        spec.n_layer = 1;
+        check_against_reference(spec, engine::KvType::F32, 5e-4);
+    }
     SUBCASE("sliding window, one KV head") {
         TinyLlamaSpec spec;
         spec.n_head_kv = 1;
