@@ -38,6 +38,7 @@ std::span<const float> Session::forward(std::span<const int32_t> tokens, bool al
 
     if (all_logits && logits_.size() < size_t(n * n_vocab)) logits_.resize(size_t(n * n_vocab));
     have_logits_ = false;
+    const bool exact = n_reusable_ == n_past();
     for (int64_t done = 0; done < n;) {
         const int64_t step = std::min(act_->n_batch, n - done);
         const bool last = done + step == n;
@@ -51,6 +52,7 @@ std::span<const float> Session::forward(std::span<const int32_t> tokens, bool al
             backend_->copy_to_host(dst, act_->logits.data(), sizeof(float) * size_t(n_out * n_vocab));
         }
         done += step;
+        if (exact) n_reusable_ = n_past();
     }
     have_logits_ = true;
     last_logits_row_ = all_logits ? n - 1 : 0;
@@ -69,6 +71,7 @@ void Session::truncate(int64_t n) {
                          std::to_string(n_past()) + "]");
     if (n == n_past()) return;
     tokens_.resize(size_t(n));
+    n_reusable_ = std::min(n_reusable_, n);
     have_logits_ = false;
 }
 
@@ -78,6 +81,7 @@ int64_t Session::shift_context(int64_t n_keep) {
     if (n_discard <= 0) return 0;
     backend_->kv_shift(*cache_, n_keep, n_discard, n_past());
     tokens_.erase(tokens_.begin() + n_keep, tokens_.begin() + n_keep + n_discard);
+    n_reusable_ = std::min(n_reusable_, n_keep);
     return n_discard;
 }
 

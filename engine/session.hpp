@@ -41,6 +41,10 @@ class Session {
     int64_t shift_context(int64_t n_keep);
 
     int64_t n_past() const { return static_cast<int64_t>(tokens_.size()); }
+    // How many leading positions hold exactly what evaluating tokens()[0 .. n) afresh would give: all of
+    // them, unless a context shift left later keys and values computed in a context that no longer exists.
+    // Only these may be reused for a new prompt that starts with the same tokens.
+    int64_t n_reusable() const { return n_reusable_; }
     int64_t n_ctx() const { return n_ctx_; }
     int64_t n_vocab() const { return model_->config().n_vocab; }
     // The tokens whose keys and values are in the cache, in order.
@@ -58,7 +62,8 @@ class Session {
     std::vector<int32_t> tokens_;
     std::vector<float> logits_;  // host copy: the last forward's logits (1 or n rows)
     bool have_logits_ = false;
-    int64_t last_logits_row_ = 0;  // row of logits_ holding the last token
+    int64_t last_logits_row_ = 0;
+    int64_t n_reusable_ = 0;  // row of logits_ holding the last token
 };
 
 }  // namespace kinfer::engine
