@@ -36,17 +36,24 @@ engine::SamplerOptions to_engine(const SamplerOptions& o) {
 bool same(const SamplerOptions& a, const SamplerOptions& b) {
     return a.temperature == b.temperature && a.top_k == b.top_k && a.top_p == b.top_p && a.min_p == b.min_p &&
            a.repeat_penalty == b.repeat_penalty && a.frequency_penalty == b.frequency_penalty &&
-           a.presence_penalty == b.presence_penalty && a.penalty_last_n == b.penalty_last_n && a.seed == b.seed;
+           a.presence_penalty == b.presence_penalty && a.penalty_last_n == b.penalty_last_n &&
+           a.seed == b.seed;
 }
 
 StopReason to_public(engine::StopReason r) {
     switch (r) {
-        case engine::StopReason::EndOfGeneration: return StopReason::EndOfGeneration;
-        case engine::StopReason::MaxTokens: return StopReason::MaxTokens;
-        case engine::StopReason::StopString: return StopReason::StopString;
-        case engine::StopReason::ContextFull: return StopReason::ContextFull;
-        case engine::StopReason::Interrupted: return StopReason::Interrupted;
-        case engine::StopReason::Callback: return StopReason::Callback;
+        case engine::StopReason::EndOfGeneration:
+            return StopReason::EndOfGeneration;
+        case engine::StopReason::MaxTokens:
+            return StopReason::MaxTokens;
+        case engine::StopReason::StopString:
+            return StopReason::StopString;
+        case engine::StopReason::ContextFull:
+            return StopReason::ContextFull;
+        case engine::StopReason::Interrupted:
+            return StopReason::Interrupted;
+        case engine::StopReason::Callback:
+            return StopReason::Callback;
     }
     return StopReason::EndOfGeneration;
 }
@@ -73,12 +80,18 @@ std::string gigabytes(uint64_t bytes) {
 
 const char* to_string(StopReason reason) {
     switch (reason) {
-        case StopReason::EndOfGeneration: return "end of generation";
-        case StopReason::MaxTokens: return "token limit";
-        case StopReason::StopString: return "stop string";
-        case StopReason::ContextFull: return "context full";
-        case StopReason::Interrupted: return "interrupted";
-        case StopReason::Callback: return "stopped by callback";
+        case StopReason::EndOfGeneration:
+            return "end of generation";
+        case StopReason::MaxTokens:
+            return "token limit";
+        case StopReason::StopString:
+            return "stop string";
+        case StopReason::ContextFull:
+            return "context full";
+        case StopReason::Interrupted:
+            return "interrupted";
+        case StopReason::Callback:
+            return "stopped by callback";
     }
     return "unknown";
 }
@@ -94,7 +107,9 @@ struct Model::Impl {
     int n_ctx = 0;
 
     const tokenizer::Tokenizer& tokenizer() const {
-        if (!tok) throw UsageError(model->file().path() + ": the model file has no tokenizer (tokenizer.ggml.* keys)");
+        if (!tok)
+            throw UsageError(model->file().path() +
+                             ": the model file has no tokenizer (tokenizer.ggml.* keys)");
         return *tok;
     }
     const tokenizer::ChatTemplate& templ() const {
@@ -135,7 +150,8 @@ Model& Model::operator=(Model&&) noexcept = default;
 
 Model Model::load(const std::string& path, const ModelOptions& options) {
     if (options.threads < 0) throw UsageError("threads must be >= 0, got " + std::to_string(options.threads));
-    if (options.n_ctx < 1) throw UsageError("context size must be >= 1, got " + std::to_string(options.n_ctx));
+    if (options.n_ctx < 1)
+        throw UsageError("context size must be >= 1, got " + std::to_string(options.n_ctx));
     auto impl = std::make_shared<Impl>();
     impl->options = options;
     engine::LoadOptions lo;
@@ -145,21 +161,20 @@ Model Model::load(const std::string& path, const ModelOptions& options) {
     const auto& file = impl->model->file();
     const auto& config = impl->model->config();
     impl->n_ctx = static_cast<int>(std::min<int64_t>(options.n_ctx, config.n_ctx_train));
-    if (options.n_ctx > config.n_ctx_train && options.log)
-        options.log("context " + std::to_string(options.n_ctx) + " capped at the model's " +
-                    std::to_string(config.n_ctx_train) + " tokens");
 
     if (file.has("tokenizer.ggml.model")) {
         impl->tok = tokenizer::Tokenizer::from_gguf(file);
         if (impl->tok->n_vocab() != config.n_vocab)
             throw FormatError(path + ": the tokenizer has " + std::to_string(impl->tok->n_vocab()) +
-                              " tokens but token_embd.weight has " + std::to_string(config.n_vocab) + " rows");
+                              " tokens but token_embd.weight has " + std::to_string(config.n_vocab) +
+                              " rows");
         if (options.log)
             for (const auto& w : impl->tok->warnings()) options.log("tokenizer: " + w);
         std::string warning;
         impl->chat_template = tokenizer::ChatTemplate::from_gguf(file, options.chat_template, &warning);
         impl->has_chat_template = !options.chat_template.empty() || file.has("tokenizer.chat_template");
-        if (!warning.empty() && options.log && impl->has_chat_template) options.log("chat template: " + warning);
+        if (!warning.empty() && options.log && impl->has_chat_template)
+            options.log("chat template: " + warning);
     } else if (!options.chat_template.empty()) {
         tokenizer::ChatTemplate::by_name(options.chat_template);  // still report an unknown name
     }
@@ -170,29 +185,57 @@ std::vector<int32_t> Model::tokenize(std::string_view text, bool add_bos, bool p
     return impl_->tokenize(text, add_bos, parse_special);
 }
 
-std::string Model::detokenize(std::span<const int32_t> ids) const { return impl_->tokenizer().decode(ids); }
+std::string Model::detokenize(std::span<const int32_t> ids) const {
+    return impl_->tokenizer().decode(ids);
+}
 
-std::string Model::token_text(int32_t id) const { return std::string(impl_->tokenizer().token_text(id)); }
+std::string Model::token_text(int32_t id) const {
+    return std::string(impl_->tokenizer().token_text(id));
+}
 
-std::string Model::apply_chat_template(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
+std::string Model::apply_chat_template(std::span<const ChatMessage> messages,
+                                       bool add_generation_prompt) const {
     return impl_->render_chat(messages, add_generation_prompt);
 }
 
-std::vector<int32_t> Model::chat_prompt(std::span<const ChatMessage> messages, bool add_generation_prompt) const {
+std::vector<int32_t> Model::chat_prompt(std::span<const ChatMessage> messages,
+                                        bool add_generation_prompt) const {
     return impl_->tokenize(impl_->render_chat(messages, add_generation_prompt), true, true);
 }
 
-std::string Model::chat_template_name() const { return std::string(impl_->templ().name()); }
-bool Model::has_chat_template() const { return impl_->has_chat_template; }
-int Model::n_vocab() const { return static_cast<int>(impl_->model->config().n_vocab); }
-int Model::n_ctx_train() const { return static_cast<int>(impl_->model->config().n_ctx_train); }
-int Model::n_ctx() const { return impl_->n_ctx; }
-int Model::n_embd() const { return static_cast<int>(impl_->model->config().n_embd); }
-int Model::n_layer() const { return static_cast<int>(impl_->model->config().n_layer); }
-int32_t Model::bos_id() const { return impl_->tok ? impl_->tok->bos_id() : -1; }
-int32_t Model::eos_id() const { return impl_->tok ? impl_->tok->eos_id() : -1; }
-bool Model::is_end_of_generation(int32_t id) const { return impl_->tok && impl_->tok->is_eog(id); }
-const ModelOptions& Model::options() const { return impl_->options; }
+std::string Model::chat_template_name() const {
+    return std::string(impl_->templ().name());
+}
+bool Model::has_chat_template() const {
+    return impl_->has_chat_template;
+}
+int Model::n_vocab() const {
+    return static_cast<int>(impl_->model->config().n_vocab);
+}
+int Model::n_ctx_train() const {
+    return static_cast<int>(impl_->model->config().n_ctx_train);
+}
+int Model::n_ctx() const {
+    return impl_->n_ctx;
+}
+int Model::n_embd() const {
+    return static_cast<int>(impl_->model->config().n_embd);
+}
+int Model::n_layer() const {
+    return static_cast<int>(impl_->model->config().n_layer);
+}
+int32_t Model::bos_id() const {
+    return impl_->tok ? impl_->tok->bos_id() : -1;
+}
+int32_t Model::eos_id() const {
+    return impl_->tok ? impl_->tok->eos_id() : -1;
+}
+bool Model::is_end_of_generation(int32_t id) const {
+    return impl_->tok && impl_->tok->is_eog(id);
+}
+const ModelOptions& Model::options() const {
+    return impl_->options;
+}
 
 std::string Model::description() const {
     const auto& c = impl_->model->config();
@@ -201,9 +244,10 @@ std::string Model::description() const {
         if (t.n_dims >= 2) bytes_by_type[t.type->name] += t.n_bytes;
     std::string types;
     for (const auto& [name, b] : bytes_by_type) types += (types.empty() ? "" : "/") + name;
-    std::string d = c.arch + ", " + std::to_string(c.n_layer) + " layers, n_embd " + std::to_string(c.n_embd) +
-                    ", " + std::to_string(c.n_head) + "/" + std::to_string(c.n_head_kv) + " heads, vocab " +
-                    std::to_string(c.n_vocab) + ", " + types + ", " + gigabytes(impl_->model->file().file_size());
+    std::string d = c.arch + ", " + std::to_string(c.n_layer) + " layers, n_embd " +
+                    std::to_string(c.n_embd) + ", " + std::to_string(c.n_head) + "/" +
+                    std::to_string(c.n_head_kv) + " heads, vocab " + std::to_string(c.n_vocab) + ", " +
+                    types + ", " + gigabytes(impl_->model->file().file_size());
     if (!c.name.empty()) d = c.name + " (" + d + ")";
     return d;
 }
@@ -218,12 +262,13 @@ struct Session::Impl {
 
     Impl(const Model& m, int n_ctx)
         : model(m),
-          session(m.impl_->model, engine::SessionOptions{
-                                      .n_ctx = n_ctx,
-                                      .kv_type = m.impl_->options.kv_type == KvType::F32 ? engine::KvType::F32
-                                                                                          : engine::KvType::F16}) {}
+          session(m.impl_->model, engine::SessionOptions{.n_ctx = n_ctx,
+                                                         .kv_type = m.impl_->options.kv_type == KvType::F32
+                                                                        ? engine::KvType::F32
+                                                                        : engine::KvType::F16}) {}
 
-    GenerateResult generate(std::span<const int32_t> prompt, const GenerateOptions& o, const TextCallback& cb) {
+    GenerateResult generate(std::span<const int32_t> prompt, const GenerateOptions& o,
+                            const TextCallback& cb) {
         engine::GenerateOptions e;
         e.max_tokens = o.max_tokens;
         e.sampling = to_engine(o.sampling);
@@ -259,7 +304,9 @@ std::span<const float> Session::feed(std::span<const int32_t> tokens, bool all_l
     return impl_->session.forward(tokens, all_logits);
 }
 
-std::span<const float> Session::logits() const { return impl_->session.logits(); }
+std::span<const float> Session::logits() const {
+    return impl_->session.logits();
+}
 
 int32_t Session::sample(const SamplerOptions& options) {
     const auto logits = impl_->session.logits();
@@ -288,11 +335,23 @@ GenerateResult Session::chat(std::span<const ChatMessage> messages, const Genera
     return impl_->generate(tokens, options, on_text);
 }
 
-std::span<const int32_t> Session::tokens() const { return impl_->session.tokens(); }
-int Session::n_past() const { return static_cast<int>(impl_->session.n_past()); }
-int Session::n_ctx() const { return static_cast<int>(impl_->session.n_ctx()); }
-void Session::truncate(int n) { impl_->session.truncate(n); }
-void Session::reset() { impl_->session.reset(); }
-const Model& Session::model() const { return impl_->model; }
+std::span<const int32_t> Session::tokens() const {
+    return impl_->session.tokens();
+}
+int Session::n_past() const {
+    return static_cast<int>(impl_->session.n_past());
+}
+int Session::n_ctx() const {
+    return static_cast<int>(impl_->session.n_ctx());
+}
+void Session::truncate(int n) {
+    impl_->session.truncate(n);
+}
+void Session::reset() {
+    impl_->session.reset();
+}
+const Model& Session::model() const {
+    return impl_->model;
+}
 
 }  // namespace kinfer

@@ -37,10 +37,10 @@ enum class KvType { F16, F32 };  // storage of the KV cache: F16 halves its memo
 
 struct ModelOptions {
     Device device = Device::Cpu;
-    int threads = 0;                // CPU threads used by each session; 0: all cores (or OMP_NUM_THREADS)
-    int n_ctx = 4096;               // context of new sessions, in tokens; capped at the model's own
+    int threads = 0;   // CPU threads used by each session; 0: all cores (or OMP_NUM_THREADS)
+    int n_ctx = 4096;  // context of new sessions, in tokens; capped at the model's own
     KvType kv_type = KvType::F16;
-    std::string chat_template;      // template family to use instead of the file's ("" = the file's)
+    std::string chat_template;  // template family to use instead of the file's ("" = the file's)
     std::function<void(std::string_view)> log;  // receives warnings (one line each); null: silent
 };
 
@@ -57,7 +57,7 @@ struct SamplerOptions {
 };
 
 struct GenerateOptions {
-    int max_tokens = 256;           // stop after this many tokens; < 0: no limit
+    int max_tokens = 256;  // stop after this many tokens; < 0: no limit
     SamplerOptions sampling;
     std::vector<std::string> stop;  // stop strings: the text ends right before the first one produced
     bool context_shift = false;     // when the context is full, drop the oldest half and go on
@@ -79,12 +79,12 @@ KINFER_API const char* to_string(StopReason reason);
 struct GenerateResult {
     std::string text;  // the whole completion (what the callback received, concatenated)
     StopReason stop_reason = StopReason::EndOfGeneration;
-    std::string message;         // for ContextFull: a sentence explaining it
-    int prompt_tokens = 0;       // prompt length in tokens
-    int prompt_cached = 0;       // prompt tokens found in the session's cache and not evaluated again
-    int generated_tokens = 0;    // tokens generated (EOS excluded)
-    double prompt_seconds = 0;   // time evaluating the prompt
-    double generate_seconds = 0; // time generating
+    std::string message;          // for ContextFull: a sentence explaining it
+    int prompt_tokens = 0;        // prompt length in tokens
+    int prompt_cached = 0;        // prompt tokens found in the session's cache and not evaluated again
+    int generated_tokens = 0;     // tokens generated (EOS excluded)
+    double prompt_seconds = 0;    // time evaluating the prompt
+    double generate_seconds = 0;  // time generating
 };
 
 // Called with each piece of text as soon as it is final (whole UTF-8 characters, stop strings held back
@@ -97,7 +97,7 @@ struct ChatMessage {
 };
 
 class KINFER_API Model {
-public:
+  public:
     // Loads a GGUF model. Throws Error if the file cannot be read, FormatError if it is not a GGUF file or
     // not a supported model (the message names the file and the key or tensor at fault).
     static Model load(const std::string& path, const ModelOptions& options = {});
@@ -106,15 +106,18 @@ public:
     // Token ids of `text`. add_bos: prepend BOS if the model wants one. parse_special: text such as
     // "[INST]" or "</s>" becomes those control tokens (only for trusted text). Throws UsageError when the
     // text is not valid UTF-8 or the model file has no tokenizer.
-    std::vector<int32_t> tokenize(std::string_view text, bool add_bos = true, bool parse_special = false) const;
+    std::vector<int32_t> tokenize(std::string_view text, bool add_bos = true,
+                                  bool parse_special = false) const;
     std::string detokenize(std::span<const int32_t> ids) const;
     std::string token_text(int32_t id) const;  // the vocabulary entry ("▁Hello", "</s>")
 
     // ---- chat ----
     // The conversation rendered with the model's chat template, ready to be tokenized.
-    std::string apply_chat_template(std::span<const ChatMessage> messages, bool add_generation_prompt = true) const;
+    std::string apply_chat_template(std::span<const ChatMessage> messages,
+                                    bool add_generation_prompt = true) const;
     // The same, tokenized with exactly one BOS token (whether or not the template writes one).
-    std::vector<int32_t> chat_prompt(std::span<const ChatMessage> messages, bool add_generation_prompt = true) const;
+    std::vector<int32_t> chat_prompt(std::span<const ChatMessage> messages,
+                                     bool add_generation_prompt = true) const;
     std::vector<int32_t> chat_prompt(std::initializer_list<ChatMessage> messages) const {
         return chat_prompt(std::span<const ChatMessage>(messages.begin(), messages.size()));
     }
@@ -139,7 +142,7 @@ public:
     Model(Model&&) noexcept;
     Model& operator=(Model&&) noexcept;
 
-private:
+  private:
     struct Impl;
     explicit Model(std::shared_ptr<const Impl> impl);
     std::shared_ptr<const Impl> impl_;
@@ -147,7 +150,7 @@ private:
 };
 
 class KINFER_API Session {
-public:
+  public:
     // A session with the model's context size (ModelOptions::n_ctx), or `n_ctx` tokens (capped).
     explicit Session(const Model& model);
     Session(const Model& model, int n_ctx);
@@ -170,7 +173,8 @@ public:
     // is with a BOS token (no chat template; use Model::chat_prompt for that).
     GenerateResult generate(std::span<const int32_t> prompt, const GenerateOptions& options,
                             const TextCallback& on_text = {});
-    GenerateResult generate(std::string_view prompt, const GenerateOptions& options, const TextCallback& on_text = {});
+    GenerateResult generate(std::string_view prompt, const GenerateOptions& options,
+                            const TextCallback& on_text = {});
     GenerateResult generate(std::initializer_list<int32_t> prompt, const GenerateOptions& options,
                             const TextCallback& on_text = {}) {
         return generate(std::span<const int32_t>(prompt.begin(), prompt.size()), options, on_text);
@@ -194,7 +198,7 @@ public:
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
