@@ -388,3 +388,221 @@ TEST_CASE("engine: context shift keeps the first tokens and drops the oldest hal
     kept.push_back(77);
     CHECK(max_abs_diff(fresh.forward(kept), shifted_copy) < 1e-4);
 }
+
+// ---- stop strings ---------------------------------------------------------------------------------------
+
+#include "engine/generate.hpp"
+#include "engine/stop_strings.hpp"
+#include "tokenizer/tokenizer.hpp"
+
+TEST_CASE("stop strings: partial matches are held back, cut at the match, flushed at the end") {
+    engine::StopStringMatcher none;
+    CHECK(none.push("abc") == "abc");
+    CHECK(none.flush().empty());
+
+    engine::StopStringMatcher m({"</answer>"});
+    CHECK(m.push("The result</an") == "The result");  // "</an" might begin the stop string
+    CHECK(m.push("d") == "</and");                     // ... it did not
+    CHECK(m.push(" x </ans") == " x ");
+    CHECK(m.push("wer> trailing") == "");
+    CHECK(m.stopped());
+    CHECK(m.matched() == "</answer>");
+    CHECK(m.push("more") == "");
+    CHECK(m.flush().empty());
+
+    engine::StopStringMatcher end({"STOP"});
+    CHECK(end.push("abc ST") == "abc ");
+    CHECK_FALSE(end.stopped());
+    CHECK(end.flush() == "ST");  // generation ended without completing the match: nothing is lost
+
+    // several stop strings: the earliest match wins
+    engine::StopStringMatcher two({"world", "lo w"});
+    CHECK(two.push("hello world") == "hel");
+    CHECK(two.matched() == "lo w");
+}
+
+TEST_CASE("stop strings: streaming in any pieces gives the same text as one piece") {
+    const std::string text = "User: hi\nAssistant: hello <|end|> User: more";
+    const std::vector<std::string> stops = {"<|end|>", "User:", "\n\n"};
+    for (const auto& stop_set : {std::vector<std::string>{"<|end|>"}, stops, std::vector<std::string>{"zz", "Assist"}}) {
+        engine::StopStringMatcher whole(stop_set);
+        std::string expected = whole.push(text);
+        if (!whole.stopped()) expected += whole.flush();
+        // every split into three pieces
+        for (size_t a = 0; a <= text.size(); ++a)
+            for (size_t b = a; b <= text.size(); b += 3) {
+                engine::StopStringMatcher m(stop_set);
+                std::string got = m.push(text.substr(0, a));
+                got += m.push(text.substr(a, b - a));
+                got += m.push(text.substr(b));
+                if (!m.stopped()) got += m.flush();
+                REQUIRE(got == expected);
+            }
+    }
+}
+
+// ---- generation -----------------------------------------------------------------------------------------
+
+namespace {
+
+struct VocabFixture {
+    std::shared_ptr<const engine::Model> model;
+    std::optional<tokenizer::Tokenizer> tok;
+    bool ok = false;
+    VocabFixture() {
+        const TinyLlama* m = kinfer::test::vocab_model();
+        if (!m) return;
+        model = load(*m);
+        tok = tokenizer::Tokenizer::from_gguf(model->file());
+        ok = true;
+    }
+};
+
+const VocabFixture& vocab_fixture() {
+    static const VocabFixture f;
+    return f;
+}
+
+#define REQUIRE_VOCAB(f)                                                                     \
+    const VocabFixture& f = vocab_fixture();                                                 \
+    if (!f.ok) {                                                                             \
+        MESSAGE("skipped: ../shared/vocab/mistral-v0.3-vocab.gguf is missing");              \
+        return;                                                                              \
+    }
+
+engine::GenerateOptions greedy(int64_t n) {
+    engine::GenerateOptions o;
+    o.max_tokens = n;
+    o.sampling.temperature = 0.0f;
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("generate: token limit, streaming == non-streaming, seeds, callback and interrupt") {
+    REQUIRE_VOCAB(f);
+    const auto prompt = f.tok->encode("Once upon a time", true, false);
+    engine::Session s(f.model, {.n_ctx = 128});
+    const auto r = engine::generate(s, *f.tok, prompt, greedy(12));
+    CHECK(r.stop_reason == engine::StopReason::MaxTokens);
+    CHECK(r.generated_tokens == 12);
+    CHECK(r.prompt_tokens == int64_t(prompt.size()));
+    CHECK(s.n_past() == int64_t(prompt.size()) + 11);  // the last token is never evaluated
+    CHECK_FALSE(r.text.empty());
+
+    // streamed pieces add up to the same text; a fresh session gives the same greedy text
+    std::string streamed;
+    engine::Session s2(f.model, {.n_ctx = 128});
+    const auto r2 = engine::generate(s2, *f.tok, prompt, greedy(12), [&](std::string_view t) {
+        streamed += t;
+        return true;
+    });
+    CHECK(streamed == r2.text);
+    CHECK(r2.text == r.text);
+
+    // sampling with a seed is reproducible
+    engine::GenerateOptions sampled = greedy(16);
+    sampled.sampling.temperature = 1.0f;
+    sampled.sampling.seed = 99;
+    engine::Session a(f.model, {.n_ctx = 128}), b(f.model, {.n_ctx = 128});
+    CHECK(engine::generate(a, *f.tok, prompt, sampled).text == engine::generate(b, *f.tok, prompt, sampled).text);
+
+    // the callback can stop generation
+    engine::Session c(f.model, {.n_ctx = 128});
+    int calls = 0;
+    const auto rc = engine::generate(c, *f.tok, prompt, greedy(12), [&](std::string_view) { return ++calls < 2; });
+    CHECK(rc.stop_reason == engine::StopReason::Callback);
+    CHECK(calls == 2);
+
+    // an interrupt flag that is already up stops before the first token
+    std::atomic<bool> stop{true};
+    engine::GenerateOptions io = greedy(12);
+    io.interrupt = &stop;
+    engine::Session d(f.model, {.n_ctx = 128});
+    const auto ri = engine::generate(d, *f.tok, prompt, io);
+    CHECK(ri.stop_reason == engine::StopReason::Interrupted);
+    CHECK(ri.generated_tokens == 0);
+}
+
+TEST_CASE("generate: stop strings cut the text where they first appear") {
+    REQUIRE_VOCAB(f);
+    const auto prompt = f.tok->encode("The answer is", true, false);
+    engine::Session s(f.model, {.n_ctx = 128});
+    const std::string full = engine::generate(s, *f.tok, prompt, greedy(24)).text;
+    REQUIRE(full.size() > 8);
+    // a stop string taken from the middle of the greedy text
+    const size_t at = full.size() / 2;
+    const std::string stop = full.substr(at, 3);
+    engine::GenerateOptions o = greedy(24);
+    o.stop = {stop};
+    engine::Session s2(f.model, {.n_ctx = 128});
+    std::string streamed;
+    const auto r = engine::generate(s2, *f.tok, prompt, o, [&](std::string_view t) {
+        streamed += t;
+        return true;
+    });
+    CHECK(r.stop_reason == engine::StopReason::StopString);
+    CHECK(r.text == full.substr(0, full.find(stop)));
+    CHECK(streamed == r.text);
+}
+
+TEST_CASE("generate: context overflow stops with a message; context shift goes on") {
+    REQUIRE_VOCAB(f);
+    const auto prompt = f.tok->encode("Hello there, friend", true, false);
+    const int64_t n_ctx = 16;
+    engine::Session s(f.model, {.n_ctx = n_ctx});
+    const auto r = engine::generate(s, *f.tok, prompt, greedy(100));
+    CHECK(r.stop_reason == engine::StopReason::ContextFull);
+    CHECK(r.generated_tokens == n_ctx - int64_t(prompt.size()) + 1);
+    CHECK(r.message.find("context full") != std::string::npos);
+    CHECK(r.message.find("--context-shift") != std::string::npos);
+
+    engine::GenerateOptions o = greedy(40);
+    o.context_shift = true;
+    o.n_keep = 2;
+    engine::Session shifting(f.model, {.n_ctx = n_ctx});
+    const auto rs = engine::generate(shifting, *f.tok, prompt, o);
+    CHECK(rs.stop_reason == engine::StopReason::MaxTokens);
+    CHECK(rs.generated_tokens == 40);
+    CHECK(rs.context_shifts >= 2);
+    CHECK(shifting.n_past() <= n_ctx);
+    // BOS + n_keep tokens survive every shift
+    CHECK(shifting.tokens()[0] == prompt[0]);
+    CHECK(shifting.tokens()[2] == prompt[2]);
+    // after a shift, only the kept prefix may be reused by a later prompt
+    CHECK(shifting.n_reusable() <= 3);
+
+    // a prompt longer than the context is refused up front
+    engine::Session tiny(f.model, {.n_ctx = 4});
+    try {
+        engine::generate(tiny, *f.tok, prompt, greedy(4));
+        FAIL("no error");
+    } catch (const UsageError& e) {
+        CHECK(std::string(e.what()).find("longer than the context of 4 tokens") != std::string::npos);
+    }
+    CHECK(tiny.n_past() == 0);
+}
+
+TEST_CASE("generate: end of generation, and reuse of the cached prompt prefix") {
+    REQUIRE_VOCAB(f);
+    // Tied embeddings and small layers make the model echo its last token: ending the prompt with EOS
+    // makes EOS the greedy choice.
+    std::vector<int32_t> prompt = f.tok->encode("Hi", true, false);
+    prompt.push_back(f.tok->eos_id());
+    engine::Session s(f.model, {.n_ctx = 64});
+    const auto r = engine::generate(s, *f.tok, prompt, greedy(8));
+    CHECK(r.stop_reason == engine::StopReason::EndOfGeneration);
+    CHECK(r.generated_tokens == 0);
+    CHECK(r.text.empty());
+
+    // a second prompt that extends the first evaluates only the new tokens
+    std::vector<int32_t> longer = prompt;
+    for (int32_t id : f.tok->encode(" more words", false, false)) longer.push_back(id);
+    const auto r2 = engine::generate(s, *f.tok, longer, greedy(6));
+    CHECK(r2.prompt_reused == int64_t(prompt.size()));
+    engine::Session fresh(f.model, {.n_ctx = 64});
+    const auto r3 = engine::generate(fresh, *f.tok, longer, greedy(6));
+    CHECK(r3.prompt_reused == 0);
+    CHECK(r2.text == r3.text);
+    CHECK(max_abs_diff(s.logits(), fresh.logits()) < 1e-5);
+}

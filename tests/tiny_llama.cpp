@@ -65,7 +65,8 @@ TinyLlama build_tiny_llama(TinyLlamaSpec s) {
     std::vector<Pending> tensors;
     const auto add = [&](const std::string& name, int64_t ne0, int64_t ne1, bool is_norm, GgmlType type) {
         std::vector<float> v(static_cast<size_t>(ne0 * ne1));
-        const float scale = is_norm ? 0.2f : s.weight_scale / std::sqrt(float(ne0));
+        float scale = is_norm ? 0.2f : s.weight_scale / std::sqrt(float(ne0));
+        if (name == "token_embd.weight" && s.embd_scale > 0) scale = s.embd_scale;
         for (auto& x : v) x = (is_norm ? 1.0f : 0.0f) + scale * uni(rng);
         if (skipped(name, s.skip_tensors)) return;
         const TypeTraits& t = type_traits(is_norm ? GgmlType::F32 : type);
@@ -120,6 +121,50 @@ const gguf::GgufFile* shared_mistral_vocab() {
         return std::make_unique<gguf::GgufFile>(gguf::GgufFile::open(path));
     }();
     return file.get();
+}
+
+const TinyLlama* vocab_model() {
+    static const std::unique_ptr<TinyLlama> model = []() -> std::unique_ptr<TinyLlama> {
+        const gguf::GgufFile* vocab = shared_mistral_vocab();
+        if (!vocab) return nullptr;
+        TinyLlamaSpec spec;
+        spec.vocab = vocab;
+        spec.n_embd = 64;
+        spec.n_ff = 96;
+        spec.n_head = 4;
+        spec.n_head_kv = 2;
+        spec.n_layer = 2;
+        spec.n_ctx_train = 512;
+        spec.tied = true;
+        spec.weight_scale = 0.5f;
+        spec.embd_scale = 1.0f;  // embeddings dominate the residual stream: the model tends to echo
+        spec.seed = 42;
+        return std::make_unique<TinyLlama>(build_tiny_llama(spec));
+    }();
+    return model.get();
+}
+
+namespace {
+struct TempFile {
+    std::string path;
+    ~TempFile() {
+        if (!path.empty()) std::filesystem::remove(path);
+    }
+};
+}  // namespace
+
+const std::string& vocab_model_path() {
+    static TempFile file = [] {
+        TempFile f;
+        if (const TinyLlama* m = vocab_model()) {
+            f.path = temp_path("vocab-model.gguf");
+            std::ofstream out(f.path, std::ios::binary);
+            out.write(reinterpret_cast<const char*>(m->bytes.data()), std::streamsize(m->bytes.size()));
+            if (!out) throw std::runtime_error("cannot write " + f.path);
+        }
+        return f;
+    }();
+    return file.path;
 }
 
 std::string temp_path(const std::string& stem) {

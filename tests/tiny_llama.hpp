@@ -29,6 +29,7 @@ struct TinyLlamaSpec {
     bool tied = false;  // omit output.weight
     uint64_t seed = 1;
     float weight_scale = 1.0f;  // multiplies the random weights (larger: peakier logits)
+    float embd_scale = 0.0f;    // token_embd values in [-embd_scale, embd_scale]; 0: like the other weights
     std::string arch = "llama";
     const gguf::GgufFile* vocab = nullptr;         // copy tokenizer.* metadata from this file
     std::vector<std::string> skip_tensors;         // leave these out (error tests)
@@ -48,6 +49,12 @@ TinyLlama write_tiny_llama(const TinyLlamaSpec& spec, const std::string& path);
 
 // The Mistral v0.3 vocabulary from ../shared, or null when it is missing (tests then skip).
 const gguf::GgufFile* shared_mistral_vocab();
+// A small model with the Mistral v0.3 vocabulary and chat template (n_embd 64, 2 layers, tied embeddings,
+// f32), built once per test run and written to a temporary file that is removed at exit. Null / "" when
+// the shared vocabulary is missing.
+const TinyLlama* vocab_model();
+const std::string& vocab_model_path();
+
 // A unique temporary file path (removed by the caller).
 std::string temp_path(const std::string& stem);
 
