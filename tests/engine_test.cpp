@@ -402,7 +402,7 @@ TEST_CASE("stop strings: partial matches are held back, cut at the match, flushe
 
     engine::StopStringMatcher m({"</answer>"});
     CHECK(m.push("The result</an") == "The result");  // "</an" might begin the stop string
-    CHECK(m.push("d") == "</and");                     // ... it did not
+    CHECK(m.push("d") == "</and");                    // ... it did not
     CHECK(m.push(" x </ans") == " x ");
     CHECK(m.push("wer> trailing") == "");
     CHECK(m.stopped());
@@ -424,7 +424,8 @@ TEST_CASE("stop strings: partial matches are held back, cut at the match, flushe
 TEST_CASE("stop strings: streaming in any pieces gives the same text as one piece") {
     const std::string text = "User: hi\nAssistant: hello <|end|> User: more";
     const std::vector<std::string> stops = {"<|end|>", "User:", "\n\n"};
-    for (const auto& stop_set : {std::vector<std::string>{"<|end|>"}, stops, std::vector<std::string>{"zz", "Assist"}}) {
+    for (const auto& stop_set :
+         {std::vector<std::string>{"<|end|>"}, stops, std::vector<std::string>{"zz", "Assist"}}) {
         engine::StopStringMatcher whole(stop_set);
         std::string expected = whole.push(text);
         if (!whole.stopped()) expected += whole.flush();
@@ -463,11 +464,11 @@ const VocabFixture& vocab_fixture() {
     return f;
 }
 
-#define REQUIRE_VOCAB(f)                                                                     \
-    const VocabFixture& f = vocab_fixture();                                                 \
-    if (!f.ok) {                                                                             \
-        MESSAGE("skipped: ../shared/vocab/mistral-v0.3-vocab.gguf is missing");              \
-        return;                                                                              \
+#define REQUIRE_VOCAB(f)                                                        \
+    const VocabFixture& f = vocab_fixture();                                    \
+    if (!f.ok) {                                                                \
+        MESSAGE("skipped: ../shared/vocab/mistral-v0.3-vocab.gguf is missing"); \
+        return;                                                                 \
     }
 
 engine::GenerateOptions greedy(int64_t n) {
@@ -505,12 +506,14 @@ TEST_CASE("generate: token limit, streaming == non-streaming, seeds, callback an
     sampled.sampling.temperature = 1.0f;
     sampled.sampling.seed = 99;
     engine::Session a(f.model, {.n_ctx = 128}), b(f.model, {.n_ctx = 128});
-    CHECK(engine::generate(a, *f.tok, prompt, sampled).text == engine::generate(b, *f.tok, prompt, sampled).text);
+    CHECK(engine::generate(a, *f.tok, prompt, sampled).text ==
+          engine::generate(b, *f.tok, prompt, sampled).text);
 
     // the callback can stop generation
     engine::Session c(f.model, {.n_ctx = 128});
     int calls = 0;
-    const auto rc = engine::generate(c, *f.tok, prompt, greedy(12), [&](std::string_view) { return ++calls < 2; });
+    const auto rc =
+        engine::generate(c, *f.tok, prompt, greedy(12), [&](std::string_view) { return ++calls < 2; });
     CHECK(rc.stop_reason == engine::StopReason::Callback);
     CHECK(calls == 2);
 

@@ -177,6 +177,7 @@ TEST_CASE("sampler: bad options and inputs are errors") {
     o.temperature = NAN;
     CHECK_THROWS_AS(Sampler(o, 4), kinfer::UsageError);
     Sampler s({}, 4);
-    CHECK_THROWS_AS(s.sample(std::vector<float>{1, 2, 3}, {}), kinfer::UsageError);           // wrong size
-    CHECK_THROWS_AS(s.sample(std::vector<float>{1, 2, 3, 4}, std::vector<int32_t>{9}), kinfer::UsageError);  // bad id
+    CHECK_THROWS_AS(s.sample(std::vector<float>{1, 2, 3}, {}), kinfer::UsageError);  // wrong size
+    CHECK_THROWS_AS(s.sample(std::vector<float>{1, 2, 3, 4}, std::vector<int32_t>{9}),
+                    kinfer::UsageError);  // bad id
 }
