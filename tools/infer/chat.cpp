@@ -86,12 +86,12 @@ int cmd_chat(int argc, char** argv) {
 
     for (;;) {
         const std::optional<std::string> input = reader.read("> ");
-        if (!input) break;
-        if (interrupted.load()) {  // Ctrl-C at the prompt: drop the line
+        if (interrupted.load()) {  // Ctrl-C at the prompt: drop the line, ask again
             clear_interrupt();
             if (reader.interactive()) std::fputc('\n', stderr);
             continue;
         }
+        if (!input) break;  // end of input (Ctrl-D)
         const std::string text = trim(*input);
         if (text.empty()) continue;
         if (is_exit_command(text)) break;
