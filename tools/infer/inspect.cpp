@@ -67,10 +67,12 @@ int cmd_inspect(int argc, char** argv) {
     const double bpw = total_elems ? 8.0 * double(total_bytes) / double(total_elems) : 0.0;
 
     if (json) {
-        std::string out = "{\n  \"path\": " + gguf::json_string(path) + ",\n  \"version\": " +
-                          std::to_string(file.version()) + ",\n  \"file_size\": " + std::to_string(file.file_size()) +
+        std::string out = "{\n  \"path\": " + gguf::json_string(path) +
+                          ",\n  \"version\": " + std::to_string(file.version()) +
+                          ",\n  \"file_size\": " + std::to_string(file.file_size()) +
                           ",\n  \"alignment\": " + std::to_string(file.alignment()) +
-                          ",\n  \"data_offset\": " + std::to_string(file.data_offset()) + ",\n  \"metadata\": [";
+                          ",\n  \"data_offset\": " + std::to_string(file.data_offset()) +
+                          ",\n  \"metadata\": [";
         bool first = true;
         for (const auto& kv : file.metadata()) {
             out += first ? "\n" : ",\n";
@@ -94,27 +96,30 @@ int cmd_inspect(int argc, char** argv) {
             first = false;
             out += "    {\"index\": " + std::to_string(i++) + ", \"name\": " + gguf::json_string(t.name) +
                    ", \"type\": \"" + t.type->name + "\", \"shape\": " + shape_string(t) +
-                   ", \"bytes\": " + std::to_string(t.n_bytes) + ", \"offset\": " + std::to_string(t.offset) + "}";
+                   ", \"bytes\": " + std::to_string(t.n_bytes) + ", \"offset\": " + std::to_string(t.offset) +
+                   "}";
         }
         out += "\n  ],\n  \"totals\": {";
         first = true;
         for (const auto& [name, tt] : totals) {
             out += first ? "\n" : ",\n";
             first = false;
-            out += "    \"" + name + "\": {\"tensors\": " + std::to_string(tt.tensors) + ", \"elements\": " +
-                   std::to_string(tt.elements) + ", \"bytes\": " + std::to_string(tt.bytes) + "}";
+            out += "    \"" + name + "\": {\"tensors\": " + std::to_string(tt.tensors) +
+                   ", \"elements\": " + std::to_string(tt.elements) +
+                   ", \"bytes\": " + std::to_string(tt.bytes) + "}";
         }
         char bpw_buf[32];
         std::snprintf(bpw_buf, sizeof bpw_buf, "%.4f", bpw);
         out += "\n  },\n  \"tensor_count\": " + std::to_string(file.tensors().size()) +
-               ",\n  \"parameters\": " + std::to_string(total_elems) + ",\n  \"tensor_bytes\": " +
-               std::to_string(total_bytes) + ",\n  \"bits_per_weight\": " + bpw_buf + "\n}\n";
+               ",\n  \"parameters\": " + std::to_string(total_elems) +
+               ",\n  \"tensor_bytes\": " + std::to_string(total_bytes) +
+               ",\n  \"bits_per_weight\": " + bpw_buf + "\n}\n";
         std::fputs(out.c_str(), stdout);
         return 0;
     }
 
-    std::printf("%s: GGUF v%u, %zu metadata keys, %zu tensors, %" PRIu64 " bytes, alignment %u, data at %" PRIu64
-                "\n",
+    std::printf("%s: GGUF v%u, %zu metadata keys, %zu tensors, %" PRIu64
+                " bytes, alignment %u, data at %" PRIu64 "\n",
                 path.c_str(), file.version(), file.metadata().size(), file.tensors().size(), file.file_size(),
                 file.alignment(), file.data_offset());
     std::printf("\nmetadata:\n");
@@ -132,13 +137,15 @@ int cmd_inspect(int argc, char** argv) {
         i = 0;
         for (const auto& t : file.tensors())
             std::printf("  %4zu: %-32s %-6s %-28s %12" PRIu64 " bytes  @ %" PRIu64 "\n", i++,
-                        std::string(t.name).c_str(), t.type->name, shape_string(t).c_str(), t.n_bytes, t.offset);
+                        std::string(t.name).c_str(), t.type->name, shape_string(t).c_str(), t.n_bytes,
+                        t.offset);
         std::printf("\ntotals by type:\n");
         for (const auto& [name, tt] : totals)
             std::printf("  %-6s %4" PRIu64 " tensors %14" PRIu64 " elements %14" PRIu64 " bytes (%.2f MiB)\n",
                         name.c_str(), tt.tensors, tt.elements, tt.bytes, double(tt.bytes) / (1 << 20));
     }
-    std::printf("\n%zu tensors, %" PRIu64 " parameters, %" PRIu64 " bytes of tensor data, %.4f bits per weight\n",
+    std::printf("\n%zu tensors, %" PRIu64 " parameters, %" PRIu64
+                " bytes of tensor data, %.4f bits per weight\n",
                 file.tensors().size(), total_elems, total_bytes, bpw);
     return 0;
 }

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <string>
 #include <string_view>
 
 #include "kinfer/error.hpp"
@@ -53,7 +54,11 @@ int main(int argc, char** argv) {
         try {
             return implicit_run ? c.run(argc - 1, argv + 1) : c.run(argc - 2, argv + 2);
         } catch (const kinfer::UsageError& e) {
-            std::fprintf(stderr, "infer %s: %s\n", c.name, e.what());
+            // ArgReader's messages already start with "<command>: "; say it once.
+            std::string_view msg = e.what();
+            const std::string prefix = std::string(c.name) + ": ";
+            if (msg.substr(0, prefix.size()) == prefix) msg.remove_prefix(prefix.size());
+            std::fprintf(stderr, "infer %s: %.*s\n", c.name, int(msg.size()), msg.data());
             return 2;
         } catch (const std::exception& e) {
             std::fprintf(stderr, "infer %s: error: %s\n", c.name, e.what());
