@@ -3,5 +3,6 @@
 namespace kinfer::cli {
 
 int cmd_inspect(int argc, char** argv);
+int cmd_tokenize(int argc, char** argv);
 
 }  // namespace kinfer::cli

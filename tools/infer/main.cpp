@@ -18,6 +18,7 @@ struct Command {
 
 const Command kCommands[] = {
     {"inspect", kinfer::cli::cmd_inspect, "print a GGUF file's metadata and tensor table"},
+    {"tokenize", kinfer::cli::cmd_tokenize, "text to token ids with a model's tokenizer"},
 };
 
 void print_usage(FILE* out) {
