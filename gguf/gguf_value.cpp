@@ -315,5 +315,8 @@ std::string to_json(const Value& value, size_t max_items) {
 std::string json_string(std::string_view s) {
     return json_escape(s);
 }
+std::string escape_for_display(std::string_view s) {
+    return display_escape(s);
+}
 
 }  // namespace kinfer::gguf

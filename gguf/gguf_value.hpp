@@ -71,6 +71,8 @@ struct Value {
 std::string to_display_string(const Value& value, size_t max_items = 8);
 // JSON rendering (strings escaped; arrays abbreviated after `max_items`, 0 = no limit).
 std::string to_json(const Value& value, size_t max_items = 0);
+// s with control characters escaped (\n, \t, \xNN), for one-line text output of keys and names.
+std::string escape_for_display(std::string_view s);
 // A JSON string literal for s (quotes included).
 std::string json_string(std::string_view s);
 
