@@ -70,6 +70,9 @@ void walk(const kinfer::gguf::GgufFile& f) {
 // reader does, and the copy must hold the same metadata (in order) and the same tensor bytes.
 void rewrite_and_compare(const kinfer::gguf::GgufFile& f) {
     using namespace kinfer::gguf;
+    // A legal alignment of up to 2^31 makes the writer emit that much padding, which is correct but too
+    // slow for fuzzing (the first timeout found; the writer now pads in one step).
+    if (f.alignment() > (1u << 20)) return;
     GgufWriter w;
     for (const KeyValue& kv : f.metadata()) w.add_value(kv.key, kv.value);
     std::vector<std::span<const uint8_t>> data;
