@@ -382,6 +382,44 @@ TEST_CASE("quant: quantization quality within 5% of llama.cpp") {
     }
 }
 
+// Stronger than the quality bound: the reference quantizers follow ggml's algorithms operation for operation,
+// so on the same input they write the very same bytes as llama.cpp's quantize_row_*_ref (fixture written by
+// scripts/dev/llamacpp_quant_rmse.c). This relies on the reference being built without FMA contraction.
+TEST_CASE("quant: quantizers write llama.cpp's bytes") {
+    const std::vector<uint8_t> file = read_file(kFixtureDir + "llamacpp_quantized.bin");
+    REQUIRE(file.size() >= 16);
+    REQUIRE(std::memcmp(file.data(), "KQQX", 4) == 0);
+    REQUIRE(read_u32(&file[4]) == 1);
+    const uint32_t n = read_u32(&file[8]);
+    const uint32_t entries = read_u32(&file[12]);
+    const std::vector<float> data[2] = {quant_test::gaussian(n, 1), quant_test::student_t3(n, 2)};
+    size_t pos = 16;
+    std::map<std::string, int> seen;
+    for (uint32_t e = 0; e < entries; ++e) {
+        REQUIRE(pos + 12 <= file.size());
+        const TypeTraits* t = find_type(read_u32(&file[pos]));
+        const uint32_t dist = read_u32(&file[pos + 4]);
+        const uint32_t size = read_u32(&file[pos + 8]);
+        pos += 12;
+        REQUIRE(t != nullptr);
+        REQUIRE(dist < 2);
+        REQUIRE(size == row_bytes(*t, n));
+        REQUIRE(pos + size <= file.size());
+        CAPTURE(t->name);
+        CAPTURE(dist);
+        std::vector<uint8_t> ours(size);
+        t->quantize_row(data[dist].data(), ours.data(), n);
+        size_t differing_blocks = 0;
+        for (size_t b = 0; b < size; b += t->block_bytes)
+            differing_blocks += std::memcmp(&ours[b], &file[pos + b], t->block_bytes) != 0;
+        CHECK(differing_blocks == 0);
+        pos += size;
+        ++seen[t->name];
+    }
+    CHECK(pos == file.size());
+    for (const std::string name : kQuantNames) CHECK_MESSAGE(seen[name] == 2, name);
+}
+
 // ---- row drivers and dot product -----------------------------------------------------------------------
 
 TEST_CASE("quant: quantize_rows / dequantize_rows equal the row functions") {

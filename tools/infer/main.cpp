@@ -25,6 +25,7 @@ const Command kCommands[] = {
     {"quantize", kinfer::cli::cmd_quantize,
      "convert an F32/F16/BF16 model to Q4_0 ... Q6_K, Q4_K_M, F16, BF16"},
     {"synth", kinfer::cli::cmd_synth, "write a Llama/Mistral GGUF with seeded random weights"},
+    {"tokenize", kinfer::cli::cmd_tokenize, "text to token ids with a model's tokenizer"},
 };
 
 void print_usage(FILE* out) {
