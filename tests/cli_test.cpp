@@ -174,6 +174,12 @@ TEST_CASE("cli: errors are one line on stderr with a non-zero status") {
     spec.arch = "gpt2";
     kinfer::test::write_tiny_llama(spec, gpt2);
     cases.push_back({{"-m", gpt2, "-p", "hi"}, 1, "unsupported architecture 'gpt2'"});
+    const std::string iq4 = kinfer::test::temp_path("iq4.gguf");
+    spec = {};
+    spec.weight_type = kinfer::GgmlType::IQ4_NL;
+    spec.n_ff = 64;
+    kinfer::test::write_tiny_llama(spec, iq4);
+    cases.push_back({{"-m", iq4, "-p", "hi"}, 1, "blk.0.attn_q.weight has type iq4_nl"});
 
     for (const auto& c : cases) {
         CAPTURE(c.args);
@@ -185,6 +191,7 @@ TEST_CASE("cli: errors are one line on stderr with a non-zero status") {
     }
     std::remove(not_gguf.c_str());
     std::remove(gpt2.c_str());
+    std::remove(iq4.c_str());
 }
 
 TEST_CASE("cli: run never reads stdin; help texts") {
