@@ -268,3 +268,25 @@ TEST_CASE("cli: infer logits writes raw float32 or JSON") {
     CHECK(std::strtof(j.out.c_str() + at, nullptr) == want[2 * 32768]);
     CHECK(std::count(j.out.begin(), j.out.end(), '[') == 3);  // tokens, logits, one row
 }
+
+TEST_CASE("cli: Ctrl-C stops a chat reply, not the session") {
+    REQUIRE_MODEL_FILE(path);
+    // Replies never end here (no token limit; the context shifts), so only SIGINT stops them. The first
+    // SIGINT arrives during the first reply; the second line is read afterwards and its reply is interrupted
+    // by the second SIGINT; then stdin ends and chat exits normally.
+    const std::string err = kinfer::test::temp_path("chat-err");
+    const std::string script = "(printf 'one\\n'; sleep 3; printf 'two\\n') | OMP_NUM_THREADS=1 " +
+                               quote(KINFER_INFER_BIN) + " chat -m " + quote(path) +
+                               " -n -1 --ctx 64 --context-shift --temp 0 > /dev/null 2> " + quote(err) +
+                               " & pid=$!; sleep 2; kill -INT $pid; sleep 3; kill -INT $pid; wait $pid";
+    const int rc = std::system(("timeout 60 sh -c " + quote(script)).c_str());
+    const std::string log = slurp(err);
+    std::remove(err.c_str());
+    CHECK(WIFEXITED(rc));
+    CHECK(WEXITSTATUS(rc) == 0);
+    size_t n = 0;
+    for (size_t at = log.find("[interrupted]"); at != std::string::npos;
+         at = log.find("[interrupted]", at + 1))
+        ++n;
+    CHECK(n == 2);
+}
