@@ -49,7 +49,7 @@ struct Scales {
     float embd = 1.0f;
     float norm_mean = 1.0f, norm_spread = 0.1f;
     float qk_gain = 1.5f;  // sharper attention than a plain variance-preserving projection
-    float output = 3.0f, output_row_spread = 0.35f;
+    float output = 3.0f, output_row_spread = 0.5f;
 };
 
 std::vector<std::string> built_in_tokens(uint32_t n_vocab) {

@@ -23,7 +23,7 @@ std::string help_text() {
     std::snprintf(
         presets, sizeof presets,
         "  tiny        n_embd %u, %u layers, %u heads, %u KV heads, n_ff %u, ctx %u, rope base %g\n"
-        "              (about 12 MB as Q4_K_M with a 32768-token vocabulary)\n"
+        "              (about 14 MB as Q4_K_M with a 32768-token vocabulary)\n"
         "  mistral-7b  n_embd %u, %u layers, %u heads, %u KV heads, n_ff %u, ctx %u, rope base %g:\n"
         "              the tensor table of Mistral-7B-v0.3 (4.37 GB as Q4_K_M)\n",
         t.n_embd, t.n_layer, t.n_head, t.n_head_kv, t.n_ff, t.n_ctx, double(t.rope_base), m.n_embd, m.n_layer,
@@ -52,7 +52,7 @@ std::string help_text() {
                "  attn_output         sigma 1/sqrt(n_embd) / sqrt(2 n_layer) } residual branches: the "
                "stream\n"
                "  ffn_down            sigma 1/sqrt(n_ff) / sqrt(2 n_layer)   } grows only slowly with depth\n"
-               "  output              sigma 3/sqrt(n_embd) times exp(0.35 N(0,1)) per row: logits with "
+               "  output              sigma 3/sqrt(n_embd) times exp(0.5 N(0,1)) per row: logits with "
                "stddev ~3\n"
                "                      and a spread of token frequencies, so the top-1 token is rarely a near "
                "tie\n\n"
