@@ -61,7 +61,7 @@ inline CliResult run_infer_cli(const std::string& args, const std::string& env =
     return r;
 }
 
-inline std::string quoted(const std::filesystem::path& p) {
+inline std::string shell_quote(const std::filesystem::path& p) {
     return "'" + p.string() + "'";
 }
 

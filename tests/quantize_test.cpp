@@ -22,9 +22,9 @@
 #include "kinfer/error.hpp"
 
 using namespace kinfer;
-using kinfer_test::quoted;
 using kinfer_test::run_infer_cli;
 using kinfer_test::ScratchDir;
+using kinfer_test::shell_quote;
 
 namespace {
 
@@ -53,7 +53,7 @@ std::map<std::string, std::string> plan_names(const SynthParams& p, uint32_t n_v
     return out;
 }
 
-SynthParams small_model(uint32_t n_ff = 512) {
+SynthParams small_model(uint32_t n_ff = 256) {
     SynthParams p;
     p.name = "quantize-test";
     p.n_embd = 256;
@@ -378,7 +378,8 @@ TEST_CASE("quantize: every file type end to end") {
         const std::string ft_name = ft.name;
         CAPTURE(ft_name);
         const auto out_path = dir / (std::string("model-") + ft.name + ".gguf");
-        const auto r = run_infer_cli("quantize " + quoted(src_path) + " " + quoted(out_path) + " " + ft.name);
+        const auto r =
+            run_infer_cli("quantize " + shell_quote(src_path) + " " + shell_quote(out_path) + " " + ft.name);
         REQUIRE_MESSAGE(r.status == 0, r.err);
         CHECK(r.out.find("bits per weight") != std::string::npos);
         CHECK(r.err.find("[39/39] output.weight") == std::string::npos);  // 21 tensors, not 39
@@ -425,7 +426,8 @@ TEST_CASE("quantize: F16 and BF16 inputs") {
         const auto src_path = dir / "in.gguf";
         write_model(p, src_path);
         const auto out_path = dir / "out.gguf";
-        const auto r = run_infer_cli("quantize " + quoted(src_path) + " " + quoted(out_path) + " Q8_0");
+        const auto r =
+            run_infer_cli("quantize " + shell_quote(src_path) + " " + shell_quote(out_path) + " Q8_0");
         REQUIRE_MESSAGE(r.status == 0, r.err);
         const std::string from = in_type == FileType::MOSTLY_F16 ? "f16 -> q8_0" : "bf16 -> q8_0";
         CHECK(r.err.find(from) != std::string::npos);
@@ -452,28 +454,28 @@ TEST_CASE("quantize: refusals and usage errors") {
     write_model(p, f32);
     const auto out = dir / "out.gguf";
 
-    auto r = run_infer_cli("quantize " + quoted(quantized) + " " + quoted(out) + " Q4_K_M");
+    auto r = run_infer_cli("quantize " + shell_quote(quantized) + " " + shell_quote(out) + " Q4_K_M");
     CHECK(r.status == 1);
     CHECK(r.err.find("token_embd.weight") != std::string::npos);
     CHECK(r.err.find("already q4_0") != std::string::npos);
     CHECK_FALSE(std::filesystem::exists(out));
 
-    r = run_infer_cli("quantize " + quoted(f32) + " " + quoted(out) + " Q7_K");
+    r = run_infer_cli("quantize " + shell_quote(f32) + " " + shell_quote(out) + " Q7_K");
     CHECK(r.status == 2);
     CHECK(r.err.find("unknown TYPE 'Q7_K'") != std::string::npos);
     CHECK(r.err.find("Q4_K_M") != std::string::npos);  // lists the known ones
 
-    r = run_infer_cli("quantize " + quoted(f32) + " " + quoted(out));
+    r = run_infer_cli("quantize " + shell_quote(f32) + " " + shell_quote(out));
     CHECK(r.status == 2);
-    r = run_infer_cli("quantize " + quoted(f32) + " " + quoted(out) + " Q4_0 --bogus");
+    r = run_infer_cli("quantize " + shell_quote(f32) + " " + shell_quote(out) + " Q4_0 --bogus");
     CHECK(r.status == 2);
 
-    r = run_infer_cli("quantize " + quoted(f32) + " " + quoted(f32) + " Q4_0");
+    r = run_infer_cli("quantize " + shell_quote(f32) + " " + shell_quote(f32) + " Q4_0");
     CHECK(r.status == 2);
     CHECK(r.err.find("is the input") != std::string::npos);
     CHECK(gguf::GgufFile::open(f32.string()).tensors().size() == 21);  // untouched
 
-    r = run_infer_cli("quantize " + quoted(dir / "missing.gguf") + " " + quoted(out) + " Q4_0");
+    r = run_infer_cli("quantize " + shell_quote(dir / "missing.gguf") + " " + shell_quote(out) + " Q4_0");
     CHECK(r.status == 1);
     CHECK(r.err.find("missing.gguf") != std::string::npos);
 
@@ -489,7 +491,7 @@ TEST_CASE("quantize: a tensor whose rows do not fit the block size falls back, w
     p.file_type = FileType::ALL_F32;
     const auto src = dir / "f32.gguf", out = dir / "q4km.gguf";
     write_model(p, src);
-    const auto r = run_infer_cli("quantize " + quoted(src) + " " + quoted(out) + " Q4_K_M");
+    const auto r = run_infer_cli("quantize " + shell_quote(src) + " " + shell_quote(out) + " Q4_K_M");
     REQUIRE_MESSAGE(r.status == 0, r.err);
     // 2 layers: use_more_bits gives layer 1 q6_K (-> q8_0) and layer 0 q4_K (-> q5_0)
     CHECK(r.err.find("blk.0.ffn_down.weight: row length 800 is not a multiple of the q4_K block size 256; "
