@@ -261,7 +261,7 @@ TEST_CASE("synth: weights have the documented scales") {
     const double E = 256, F = 768, L = 4;
     const double residual = 1 / std::sqrt(2 * L);
     const std::map<std::string, double> sigma = {
-        {"token_embd.weight", 1.0},
+        {"token_embd.weight", 0.5},
         {"blk.1.attn_q.weight", 1.5 / std::sqrt(E)},
         {"blk.1.attn_k.weight", 1.5 / std::sqrt(E)},
         {"blk.1.attn_v.weight", 1 / std::sqrt(E)},
