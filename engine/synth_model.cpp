@@ -46,10 +46,10 @@ inline float gaussish(uint64_t r) {
 // stream are scaled down by sqrt(2 * n_layer) so the stream grows only slowly with depth, and the output
 // matrix is larger and spread per row so that the top logit usually stands clear of the next one.
 struct Scales {
-    float embd = 1.0f;
+    float embd = 0.5f;
     float norm_mean = 1.0f, norm_spread = 0.1f;
     float qk_gain = 1.5f;  // sharper attention than a plain variance-preserving projection
-    float output = 3.0f, output_row_spread = 0.35f;
+    float output = 3.0f, output_row_spread = 0.5f;
 };
 
 std::vector<std::string> built_in_tokens(uint32_t n_vocab) {
