@@ -122,21 +122,22 @@ TEST_CASE("synth: tiny preset loads and has the expected tensor table") {
     CHECK(f.get<uint32_t>("tokenizer.ggml.bos_token_id") == 1);
     CHECK(f.get<uint32_t>("tokenizer.ggml.eos_token_id") == 2);
 
-    // names and shapes in file order; types of the Q4_K_M mix for 4 layers (more bits on layers 2 and 3)
+    // names and shapes in the converter's file order; types of the Q4_K_M mix for 4 layers (more bits on
+    // layers 2 and 3)
     std::vector<std::tuple<std::string, std::string, std::string>> want = {
         {"token_embd.weight", "256x512", "q4_K"}};
     for (int l = 0; l < 4; ++l) {
         const std::string b = "blk." + std::to_string(l) + ".";
         const std::string more = l >= 2 ? "q6_K" : "q4_K";
-        want.push_back({b + "attn_norm.weight", "256", "f32"});
         want.push_back({b + "attn_q.weight", "256x256", "q4_K"});
         want.push_back({b + "attn_k.weight", "256x128", "q4_K"});
         want.push_back({b + "attn_v.weight", "256x128", more});
         want.push_back({b + "attn_output.weight", "256x256", "q4_K"});
-        want.push_back({b + "ffn_norm.weight", "256", "f32"});
         want.push_back({b + "ffn_gate.weight", "256x768", "q4_K"});
         want.push_back({b + "ffn_up.weight", "256x768", "q4_K"});
         want.push_back({b + "ffn_down.weight", "768x256", more});
+        want.push_back({b + "attn_norm.weight", "256", "f32"});
+        want.push_back({b + "ffn_norm.weight", "256", "f32"});
     }
     want.push_back({"output_norm.weight", "256", "f32"});
     want.push_back({"output.weight", "256x512", "q6_K"});
