@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "gguf/gguf_writer.hpp"
@@ -48,5 +49,22 @@ struct TensorProgress {
     uint64_t out_bytes_total = 0;  // of the whole file
 };
 using ProgressFn = std::function<void(const TensorProgress&)>;
+
+// stream_tensor_rows for the tensor `ev` describes, reporting through `progress` (may be empty) as chunks are
+// written and once more when the tensor is done. On entry ev.out_bytes_done counts the tensors before this
+// one; on return it includes this one.
+void stream_tensor_rows_reporting(gguf::GgufWriter& writer, const TypeTraits& dst, uint64_t row_len,
+                                  uint64_t n_rows, const RowFill& fill, TensorProgress& ev,
+                                  const ProgressFn& progress);
+// The final report of a tensor written by other means (bytes copied as they are): adds ev.out_bytes to
+// ev.out_bytes_done and reports the tensor finished.
+void report_tensor_written(TensorProgress& ev, const ProgressFn& progress);
+
+// Writes a model file: opens `writer` (metadata and tensors declared) on `path`.part, runs
+// `write_tensors(writer)`, finishes, and renames the result to `path`; on any exception the partial file is
+// removed, so a failed run leaves no half-written model behind. A directory at `path` is refused before any
+// work is done. Returns the size of the file written.
+uint64_t write_model_file(gguf::GgufWriter& writer, const std::string& path,
+                          const std::function<void(gguf::GgufWriter&)>& write_tensors);
 
 }  // namespace kinfer

@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 
 #include "gguf/gguf_file.hpp"
 #include "gguf/gguf_writer.hpp"
@@ -259,15 +258,11 @@ SynthSummary write_synth_model(const SynthParams& p, const gguf::GgufFile* vocab
     }
     for (size_t i = 0; i < tensors.size(); ++i) sum.tensor_bytes += w.tensor_bytes(i);
 
-    // write next to the target and rename at the end, so a failed run leaves no half-written model behind
-    const std::string part = path + ".part";
-    try {
-        w.open(part);
-        uint64_t done_bytes = 0;
+    sum.file_bytes = write_model_file(w, path, [&](gguf::GgufWriter& out) {
+        TensorProgress ev;
         for (size_t i = 0; i < tensors.size(); ++i) {
             const SynthTensor& t = tensors[i];
             const uint64_t n_rows = t.ne[1] * t.ne[2] * t.ne[3];
-            TensorProgress ev;
             ev.index = i;
             ev.count = tensors.size();
             ev.name = t.name;
@@ -277,35 +272,16 @@ SynthSummary write_synth_model(const SynthParams& p, const gguf::GgufFile* vocab
             ev.to = t.type;
             ev.wanted = t.wanted;
             ev.in_bytes = t.ne[0] * n_rows * sizeof(float);
-            ev.out_bytes = w.tensor_bytes(i);
-            ev.out_bytes_done = done_bytes;
+            ev.out_bytes = out.tensor_bytes(i);
             ev.out_bytes_total = sum.tensor_bytes;
-            const auto fill = [&](uint64_t row, float* out) {
-                synth_fill_row(p.seed, t.name, t.init, row, out, t.ne[0]);
+            ev.finished = false;
+            ev.fraction_done = 0;
+            const auto fill = [&](uint64_t row, float* values) {
+                synth_fill_row(p.seed, t.name, t.init, row, values, t.ne[0]);
             };
-            const auto on_rows = [&](uint64_t rows) {
-                if (!progress || rows == n_rows) return;
-                ev.fraction_done = double(rows) / double(n_rows);
-                ev.out_bytes_done = done_bytes + uint64_t(ev.fraction_done * double(ev.out_bytes));
-                progress(ev);
-            };
-            stream_tensor_rows(w, type_traits(t.type), t.ne[0], n_rows, fill, on_rows);
-            done_bytes += ev.out_bytes;
-            if (progress) {
-                ev.fraction_done = 1;
-                ev.finished = true;
-                ev.out_bytes_done = done_bytes;
-                progress(ev);
-            }
+            stream_tensor_rows_reporting(out, type_traits(t.type), t.ne[0], n_rows, fill, ev, progress);
         }
-        w.finish();
-        std::filesystem::rename(part, path);
-    } catch (...) {
-        std::error_code ec;
-        std::filesystem::remove(part, ec);
-        throw;
-    }
-    sum.file_bytes = std::filesystem::file_size(path);
+    });
     return sum;
 }
 

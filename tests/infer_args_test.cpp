@@ -74,3 +74,21 @@ TEST_CASE("infer tokenize: -f with a directory is an error, not an empty text") 
     CHECK(missing.status == 1);
     CHECK(missing.err.find("nope.txt") != std::string::npos);
 }
+
+TEST_CASE("infer quantize / synth: an output path that is a directory is refused before any work") {
+    ScratchDir dir("args_test");
+    const std::string small =
+        "--vocab none --n-vocab 300 --n-embd 64 --n-head 2 --n-head-kv 1 --n-ff 64 --n-layer 1";
+    const auto model = dir / "f32.gguf";
+    CliResult r = run_infer_cli("synth " + small + " --type F32 --quiet -o " + shell_quote(model));
+    REQUIRE_MESSAGE(r.status == 0, r.err);
+
+    r = run_infer_cli("synth " + small + " --quiet -o " + shell_quote(dir.path()));
+    CHECK(r.status == 2);
+    CHECK(r.err.find("is a directory") != std::string::npos);
+    r = run_infer_cli("quantize --quiet " + shell_quote(model) + " " + shell_quote(dir.path()) + " Q8_0");
+    CHECK(r.status == 2);
+    CHECK(r.err.find("is a directory") != std::string::npos);
+    // nothing was left behind
+    CHECK(std::distance(std::filesystem::directory_iterator(dir.path()), {}) == 1);
+}
