@@ -95,7 +95,7 @@ uint32_t vocab_size_of(const gguf::GgufFile& vocab) {
 }
 
 void require(bool ok, const std::string& what) {
-    if (!ok) throw UsageError("synth: " + what);
+    if (!ok) throw UsageError(what);
 }
 
 }  // namespace
@@ -141,7 +141,7 @@ SynthParams synth_preset(std::string_view name) {
     }
     std::string known;
     for (auto n : synth_preset_names()) known += (known.empty() ? "" : ", ") + std::string(n);
-    throw UsageError("synth: unknown preset '" + std::string(name) + "' (known: " + known + ")");
+    throw UsageError("unknown preset '" + std::string(name) + "' (known: " + known + ")");
 }
 
 std::vector<std::string_view> synth_preset_names() {
@@ -211,7 +211,7 @@ uint32_t synth_vocab_size(const SynthParams& p, const gguf::GgufFile* vocab) {
     if (vocab) {
         const uint32_t have = vocab_size_of(*vocab);
         if (p.n_vocab != 0 && p.n_vocab != have)
-            throw UsageError("synth: --n-vocab " + std::to_string(p.n_vocab) + " does not match the " +
+            throw UsageError("--n-vocab " + std::to_string(p.n_vocab) + " does not match the " +
                              std::to_string(have) + " tokens of " + vocab->path());
         return have;
     }

@@ -169,9 +169,7 @@ int cmd_synth(int argc, char** argv) {
     }
 
     if (dry_run) {
-        const uint32_t n_vocab =
-            vocab ? static_cast<uint32_t>(vocab->get_array("tokenizer.ggml.tokens").count) : p.n_vocab;
-        if (n_vocab == 0) throw UsageError("--vocab none needs --n-vocab N");
+        const uint32_t n_vocab = synth_vocab_size(p, vocab ? &*vocab : nullptr);
         const auto tensors = plan_synth_tensors(p, n_vocab);
         uint64_t bytes = 0, elems = 0;
         for (size_t i = 0; i < tensors.size(); ++i) {
