@@ -61,7 +61,7 @@ struct TypeTraits {
     QuantizeRowFn quantize_row;      // null where kinfer cannot write the type
 };
 
-// Traits for a raw type id from a file; nullopt for ids ggml does not define.
+// Traits for a raw type id from a file; null for ids ggml does not define.
 const TypeTraits* find_type(uint32_t id);
 // Traits for a known type (never null).
 const TypeTraits& type_traits(GgmlType type);
