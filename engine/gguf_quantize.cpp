@@ -38,7 +38,7 @@ QuantizeSummary quantize_gguf(const gguf::GgufFile& in, const std::string& out_p
     const auto plan = plan_quantize(in, ftype);
     std::error_code ec;
     if (std::filesystem::equivalent(in.path(), out_path, ec))
-        throw UsageError("quantize: the output " + out_path + " is the input file");
+        throw UsageError("the output " + out_path + " is the input file");
 
     gguf::GgufWriter w;
     bool wrote_version = false, wrote_ftype = false;

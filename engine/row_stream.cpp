@@ -11,22 +11,15 @@
 #include "kinfer/error.hpp"
 
 namespace kinfer {
-namespace {
-
-// Output bytes per chunk: big enough that a chunk keeps every thread busy, small enough to stay cheap.
-constexpr uint64_t kChunkBytes = 32ull << 20;
-
-}  // namespace
-
 void stream_tensor_rows(gguf::GgufWriter& writer, const TypeTraits& dst, uint64_t row_len, uint64_t n_rows,
-                        const RowFill& fill, const RowsDone& rows_done) {
+                        const RowFill& fill, const RowsDone& rows_done, uint64_t chunk_bytes) {
     if (!dst.quantize_row)
         throw Error(std::string("kinfer cannot write tensors of type ") + dst.name + " yet");
     if (row_len == 0 || row_len % dst.block_elems != 0)
         throw Error("row length " + std::to_string(row_len) + " does not split into " + dst.name +
                     " blocks of " + std::to_string(dst.block_elems));
     const uint64_t out_row = row_bytes(dst, row_len);
-    const uint64_t rows_per_chunk = std::max<uint64_t>(1, std::min<uint64_t>(n_rows, kChunkBytes / out_row));
+    const uint64_t rows_per_chunk = std::max<uint64_t>(1, std::min<uint64_t>(n_rows, chunk_bytes / out_row));
 
     std::vector<uint8_t> buffers[2];
     std::future<void> pending;  // the write of the previous chunk

@@ -20,10 +20,15 @@ using RowFill = std::function<void(uint64_t row, float* out)>;
 // Called after each written chunk with the number of rows of this tensor written so far.
 using RowsDone = std::function<void(uint64_t rows_done)>;
 
-// Writes n_rows rows of row_len elements as `dst` to the writer's current tensor. Throws Error if kinfer has
-// no quantizer for `dst` or the row length does not split into whole blocks.
+// Output bytes per chunk: enough rows to keep every thread busy, little enough memory to not matter.
+constexpr uint64_t kDefaultChunkBytes = 32ull << 20;
+
+// Writes n_rows rows of row_len elements as `dst` to the writer's current tensor, in chunks of about
+// `chunk_bytes` of output (at least one row). Throws Error if kinfer has no quantizer for `dst` or the row
+// length does not split into whole blocks; an exception from `fill` is rethrown here.
 void stream_tensor_rows(gguf::GgufWriter& writer, const TypeTraits& dst, uint64_t row_len, uint64_t n_rows,
-                        const RowFill& fill, const RowsDone& rows_done = {});
+                        const RowFill& fill, const RowsDone& rows_done = {},
+                        uint64_t chunk_bytes = kDefaultChunkBytes);
 
 // What a model-writing tool reports, once per tensor and (for big tensors) as chunks finish.
 struct TensorProgress {
