@@ -4,7 +4,7 @@
 # is the whole path: GGUF load, tokenizer, chat template, Q4_K_M matmuls, sampling, streaming output, timings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKINFER_BUILD_TESTS=OFF -DKINFER_BUILD_BENCH=OFF
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$(nproc)" --target infer
 model=build/demo-tiny-q4_k_m.gguf
 [ -f "$model" ] || ./build/bin/infer synth --preset tiny --type Q4_K_M --seed 1 --quiet -o "$model"
