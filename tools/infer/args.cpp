@@ -26,9 +26,13 @@ bool ArgReader::next() {
     return true;
 }
 
-bool ArgReader::is(std::string_view a, std::string_view b) { return flag_ == a || (!b.empty() && flag_ == b); }
+bool ArgReader::is(std::string_view a, std::string_view b) {
+    return flag_ == a || (!b.empty() && flag_ == b);
+}
 
-bool ArgReader::is_positional() const { return cur_.empty() || cur_[0] != '-' || cur_ == "-"; }
+bool ArgReader::is_positional() const {
+    return cur_.empty() || cur_[0] != '-' || cur_ == "-";
+}
 
 std::string ArgReader::value() {
     if (has_inline_) return inline_value_;
