@@ -64,9 +64,7 @@ const TypeTraits* find_type(uint32_t id) {
     return nullptr;
 }
 
-const TypeTraits& type_traits(GgmlType type) {
-    return *find_type(static_cast<uint32_t>(type));
-}
+const TypeTraits& type_traits(GgmlType type) { return *find_type(static_cast<uint32_t>(type)); }
 
 const TypeTraits* find_type_by_name(std::string_view name) {
     for (const auto& t : kTypes) {
@@ -74,15 +72,12 @@ const TypeTraits* find_type_by_name(std::string_view name) {
         if (n.size() != name.size()) continue;
         bool same = true;
         for (size_t i = 0; i < n.size() && same; ++i)
-            same = std::tolower(static_cast<unsigned char>(n[i])) ==
-                   std::tolower(static_cast<unsigned char>(name[i]));
+            same = std::tolower(static_cast<unsigned char>(n[i])) == std::tolower(static_cast<unsigned char>(name[i]));
         if (same) return &t;
     }
     return nullptr;
 }
 
-TypeTable all_types() {
-    return {kTypes.data(), kTypes.data() + kTypes.size()};
-}
+TypeTable all_types() { return {kTypes.data(), kTypes.data() + kTypes.size()}; }
 
 }  // namespace kinfer
