@@ -1,7 +1,6 @@
 // Tokenizer: llama.cpp's own SPM test vectors, our multilingual corpus (expected ids made with llama.cpp),
 // round trips, special tokens, byte fallback, streaming decode, UTF-8 helpers and error handling.
 #include <doctest/doctest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +17,7 @@
 #include "gguf/gguf_file.hpp"
 #include "gguf/gguf_writer.hpp"
 #include "kinfer/error.hpp"
+#include "tests/infer_cli.hpp"
 #include "tokenizer/streaming_decoder.hpp"
 #include "tokenizer/tokenizer.hpp"
 #include "tokenizer/utf8.hpp"
@@ -622,17 +622,10 @@ struct RunResult {
     std::string out;
 };
 
-// Runs the infer binary with a shell command line; stdout (and stderr if `merge_stderr`) captured.
+// Runs the infer binary; stdout (followed by stderr if `merge_stderr`) captured.
 RunResult run_infer(const std::string& args, bool merge_stderr = false) {
-    const std::string cmd =
-        std::string("'") + KINFER_INFER_BIN + "' " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
-    FILE* p = popen(cmd.c_str(), "r");
-    REQUIRE(p != nullptr);
-    std::string out;
-    char buf[4096];
-    for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-    const int st = pclose(p);
-    return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+    const kinfer_test::CliResult r = kinfer_test::run_infer_cli(args);
+    return {r.status, merge_stderr ? r.out + r.err : r.out};
 }
 
 std::string temp_file(const std::string& name, std::string_view content) {

@@ -1,5 +1,8 @@
 // `infer tokenize -m MODEL.gguf (-p TEXT | -f FILE) [--ids | --pieces] [--no-bos] [--special] [--lossy]`
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -39,8 +42,11 @@ std::string read_input(const std::string& path) {
         ss << std::cin.rdbuf();
         return ss.str();
     }
+    // An ifstream opens a directory without complaint and then reads nothing: check first.
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) throw Error(path + ": is a directory, not a text file");
     std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error("cannot open " + path);
+    if (!in) throw Error(path + ": cannot open: " + std::strerror(errno));
     ss << in.rdbuf();
     if (in.bad()) throw Error("cannot read " + path);
     return ss.str();
