@@ -5,16 +5,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <sstream>
 
 namespace kinfer::gguf {
 
-// ---- byte ownership -----------------------------------------------------------------------------------------
+// ---- byte ownership
+// -----------------------------------------------------------------------------------------
 
 class MappedBytes {
-public:
+  public:
     virtual ~MappedBytes() = default;
     const uint8_t* data = nullptr;
     uint64_t size = 0;
@@ -23,7 +25,7 @@ public:
 namespace {
 
 class FileMapping final : public MappedBytes {
-public:
+  public:
     explicit FileMapping(const std::string& path) {
         fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd_ < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
@@ -53,29 +55,33 @@ public:
         if (fd_ >= 0) ::close(fd_);
     }
 
-private:
+  private:
     int fd_ = -1;
 };
 
 class HeapBytes final : public MappedBytes {
-public:
+  public:
     explicit HeapBytes(std::span<const uint8_t> bytes) : copy_(bytes.begin(), bytes.end()) {
         data = copy_.data();
         size = copy_.size();
     }
 
-private:
+  private:
     std::vector<uint8_t> copy_;
 };
 
 // Nested arrays deeper than this are refused: real files use depth 1, and unbounded recursion would let a
 // hostile file overflow the stack.
 constexpr int kMaxArrayDepth = 8;
+// Upper bound on entries reserved from a count read from the file before the entries are parsed. A corrupt
+// count in a large file (say 10^9 keys in a 20 GB model) must not turn into a huge allocation up front.
+constexpr uint64_t kMaxReserve = 4096;
 
 // Sequential bounds-checked reader over the file's bytes. Every failure names the field and its offset.
 class Cursor {
-public:
-    Cursor(const uint8_t* base, uint64_t size, const std::string& path) : base_(base), size_(size), path_(path) {}
+  public:
+    Cursor(const uint8_t* base, uint64_t size, const std::string& path)
+        : base_(base), size_(size), path_(path) {}
 
     uint64_t pos() const { return pos_; }
     uint64_t remaining() const { return size_ - pos_; }
@@ -123,14 +129,16 @@ public:
         return s;
     }
 
-private:
+  private:
     const uint8_t* base_;
     uint64_t size_;
     uint64_t pos_ = 0;
     const std::string& path_;
 };
 
-bool valid_value_type(uint32_t t) { return t <= static_cast<uint32_t>(ValueType::F64); }
+bool valid_value_type(uint32_t t) {
+    return t <= static_cast<uint32_t>(ValueType::F64);
+}
 
 Value read_value(Cursor& c, ValueType type, int depth);
 
@@ -154,12 +162,17 @@ Array read_array(Cursor& c, int depth) {
         c.fail(count_at, os.str());
     }
     if (scalar) {
+        const uint64_t data_at = c.pos();
         a.raw = c.take(a.count * scalar, "array data");
         if (a.type == ValueType::BOOL)
-            for (uint8_t b : a.raw)
-                if (b > 1) c.fail(count_at + 8, "bool array holds a byte other than 0 or 1");
+            for (uint64_t i = 0; i < a.raw.size(); ++i)
+                if (a.raw[i] > 1)
+                    c.fail(data_at + i, "bool array item " + std::to_string(i) + " is " +
+                                            std::to_string(a.raw[i]) + ", neither 0 nor 1");
     } else {
-        a.items.reserve(a.count);
+        // Reserve only what a small array needs: the count is a claim, and nested arrays could multiply it.
+        // Growing as items are actually read keeps memory proportional to the bytes consumed.
+        a.items.reserve(std::min<uint64_t>(a.count, kMaxReserve));
         for (uint64_t i = 0; i < a.count; ++i) a.items.push_back(read_value(c, a.type, depth + 1));
     }
     return a;
@@ -168,13 +181,27 @@ Array read_array(Cursor& c, int depth) {
 Value read_value(Cursor& c, ValueType type, int depth) {
     Value v;
     switch (type) {
-        case ValueType::U8: v.v = c.read<uint8_t>("u8 value"); break;
-        case ValueType::I8: v.v = c.read<int8_t>("i8 value"); break;
-        case ValueType::U16: v.v = c.read<uint16_t>("u16 value"); break;
-        case ValueType::I16: v.v = c.read<int16_t>("i16 value"); break;
-        case ValueType::U32: v.v = c.read<uint32_t>("u32 value"); break;
-        case ValueType::I32: v.v = c.read<int32_t>("i32 value"); break;
-        case ValueType::F32: v.v = c.read<float>("f32 value"); break;
+        case ValueType::U8:
+            v.v = c.read<uint8_t>("u8 value");
+            break;
+        case ValueType::I8:
+            v.v = c.read<int8_t>("i8 value");
+            break;
+        case ValueType::U16:
+            v.v = c.read<uint16_t>("u16 value");
+            break;
+        case ValueType::I16:
+            v.v = c.read<int16_t>("i16 value");
+            break;
+        case ValueType::U32:
+            v.v = c.read<uint32_t>("u32 value");
+            break;
+        case ValueType::I32:
+            v.v = c.read<int32_t>("i32 value");
+            break;
+        case ValueType::F32:
+            v.v = c.read<float>("f32 value");
+            break;
         case ValueType::BOOL: {
             const uint64_t at = c.pos();
             const uint8_t b = c.read<uint8_t>("bool value");
@@ -182,20 +209,38 @@ Value read_value(Cursor& c, ValueType type, int depth) {
             v.v = b != 0;
             break;
         }
-        case ValueType::STRING: v.v = c.read_string("string value"); break;
-        case ValueType::ARRAY: v.v = read_array(c, depth); break;
-        case ValueType::U64: v.v = c.read<uint64_t>("u64 value"); break;
-        case ValueType::I64: v.v = c.read<int64_t>("i64 value"); break;
-        case ValueType::F64: v.v = c.read<double>("f64 value"); break;
+        case ValueType::STRING:
+            v.v = c.read_string("string value");
+            break;
+        case ValueType::ARRAY:
+            v.v = read_array(c, depth);
+            break;
+        case ValueType::U64:
+            v.v = c.read<uint64_t>("u64 value");
+            break;
+        case ValueType::I64:
+            v.v = c.read<int64_t>("i64 value");
+            break;
+        case ValueType::F64:
+            v.v = c.read<double>("f64 value");
+            break;
     }
     return v;
 }
 
-std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string quoted(std::string_view s) {
+    std::string q;
+    q.reserve(s.size() + 2);
+    q.push_back('\'');
+    q.append(s);
+    q.push_back('\'');
+    return q;
+}
 
 }  // namespace
 
-// ---- parsing ------------------------------------------------------------------------------------------------
+// ---- parsing
+// ------------------------------------------------------------------------------------------------
 
 GgufFile GgufFile::open(const std::string& path) {
     GgufFile f;
@@ -247,7 +292,7 @@ void GgufFile::parse() {
     if (n_tensors > c.remaining() / 32)
         c.fail(n_tensors_at, "tensor count " + std::to_string(n_tensors) + " cannot fit in the file");
 
-    kvs_.reserve(n_kv);
+    kvs_.reserve(std::min<uint64_t>(n_kv, kMaxReserve));
     for (uint64_t i = 0; i < n_kv; ++i) {
         const uint64_t at = c.pos();
         const std::string_view key = c.read_string("metadata key");
@@ -270,67 +315,84 @@ void GgufFile::parse() {
         alignment_ = al;
     }
 
-    tensors_.reserve(n_tensors);
+    tensors_.reserve(std::min<uint64_t>(n_tensors, kMaxReserve));
+    std::vector<uint64_t> offset_field_at;  // file offset of each tensor's data-offset field, for messages
+    offset_field_at.reserve(std::min<uint64_t>(n_tensors, kMaxReserve));
     for (uint64_t i = 0; i < n_tensors; ++i) {
         const uint64_t at = c.pos();
         TensorView t;
         t.name = c.read_string("tensor name");
-        const std::string tname = quoted(t.name);
         if (t.name.empty()) c.fail(at, "tensor " + std::to_string(i) + " has an empty name");
+        const std::string tname = "tensor " + quoted(t.name);
+        if (!tensor_index_.emplace(t.name, tensors_.size()).second)
+            c.fail(at, "duplicate tensor name " + quoted(t.name));
         const uint64_t dims_at = c.pos();
         t.n_dims = c.read<uint32_t>("tensor dimension count");
         if (t.n_dims < 1 || t.n_dims > kMaxDims)
-            c.fail(dims_at, "tensor " + tname + " has " + std::to_string(t.n_dims) + " dimensions (1 to 4 allowed)");
+            c.fail(dims_at, tname + " has " + std::to_string(t.n_dims) + " dimensions (1 to 4 allowed)");
         uint64_t n_elems = 1;
         for (uint32_t d = 0; d < t.n_dims; ++d) {
             const uint64_t d_at = c.pos();
             const uint64_t ne = c.read<uint64_t>("tensor dimension");
-            if (ne == 0) c.fail(d_at, "tensor " + tname + " has a zero dimension");
-            if (ne > INT64_MAX || n_elems > uint64_t(INT64_MAX) / ne)
-                c.fail(d_at, "tensor " + tname + " element count overflows 64 bits");
+            const std::string field = tname + " ne[" + std::to_string(d) + "]";
+            if (ne == 0) c.fail(d_at, field + " is zero");
+            if (ne > uint64_t(INT64_MAX) || n_elems > uint64_t(INT64_MAX) / ne)
+                c.fail(d_at, field + " = " + std::to_string(ne) + ": element count overflows 64 bits");
             n_elems *= ne;
             t.ne[d] = ne;
         }
         const uint64_t type_at = c.pos();
         const uint32_t type_id = c.read<uint32_t>("tensor type");
         t.type = find_type(type_id);
-        if (!t.type)
-            c.fail(type_at, "tensor " + tname + " has unknown ggml type id " + std::to_string(type_id));
+        if (!t.type) c.fail(type_at, tname + " has unknown ggml type id " + std::to_string(type_id));
         if (t.ne[0] % t.type->block_elems != 0)
-            c.fail(dims_at, "tensor " + tname + " row length " + std::to_string(t.ne[0]) +
-                                " is not a multiple of the " + t.type->name + " block size " +
-                                std::to_string(t.type->block_elems));
+            c.fail(dims_at + 4, tname + " row length ne[0] = " + std::to_string(t.ne[0]) +
+                                    " is not a multiple of the " + t.type->name + " block size " +
+                                    std::to_string(t.type->block_elems));
         const uint64_t n_blocks = n_elems / t.type->block_elems;
         if (n_blocks > UINT64_MAX / t.type->block_bytes)
-            c.fail(dims_at, "tensor " + tname + " byte size overflows 64 bits");
+            c.fail(dims_at, tname + " byte size (" + std::to_string(n_elems) + " " + t.type->name +
+                                " elements) overflows 64 bits");
         t.n_bytes = n_blocks * t.type->block_bytes;
         const uint64_t off_at = c.pos();
         t.offset = c.read<uint64_t>("tensor data offset");
         if (t.offset % alignment_ != 0)
-            c.fail(off_at, "tensor " + tname + " offset " + std::to_string(t.offset) + " is not a multiple of the alignment " +
-                               std::to_string(alignment_));
-        if (!tensor_index_.emplace(t.name, tensors_.size()).second)
-            c.fail(at, "duplicate tensor name " + tname);
+            c.fail(off_at, tname + " data offset " + std::to_string(t.offset) +
+                               " is not a multiple of the alignment " + std::to_string(alignment_));
         tensors_.push_back(t);
+        offset_field_at.push_back(off_at);
     }
 
-    // The data section starts at the next multiple of the alignment after the tensor table.
+    // The data section starts at the next multiple of the alignment after the tensor table. A file without
+    // tensors needs no data section, and writers (llama.cpp's included) may omit its padding: then the
+    // (empty) data section starts right after the header. data_offset_ <= size_ always holds.
     const uint64_t pad = (alignment_ - c.pos() % alignment_) % alignment_;
     data_offset_ = c.pos() + pad;
-    if (!tensors_.empty() && data_offset_ > size_) c.fail(c.pos(), "truncated file: no tensor data section");
-    const uint64_t data_size = size_ - std::min(data_offset_, size_);
-    for (auto& t : tensors_) {
+    if (data_offset_ > size_) {
+        if (!tensors_.empty()) {
+            std::ostringstream os;
+            os << "truncated file: the tensor data section should start at offset " << data_offset_
+               << " (alignment " << alignment_ << ") but the file has " << size_ << " bytes";
+            c.fail(c.pos(), os.str());
+        }
+        data_offset_ = c.pos();
+    }
+    const uint64_t data_size = size_ - data_offset_;
+    for (size_t i = 0; i < tensors_.size(); ++i) {
+        TensorView& t = tensors_[i];
         if (t.offset > data_size || t.n_bytes > data_size - t.offset) {
             std::ostringstream os;
-            os << "tensor " << quoted(t.name) << " data [" << data_offset_ + t.offset << ", +" << t.n_bytes
+            os << "tensor " << quoted(t.name) << " data (" << t.n_bytes << " bytes at data offset "
+               << t.offset << ", file offset " << data_offset_ << " + " << t.offset
                << ") runs past the end of the file (" << size_ << " bytes)";
-            c.fail(data_offset_, os.str());
+            c.fail(offset_field_at[i], os.str());
         }
         t.data = base_ + data_offset_ + t.offset;
     }
 }
 
-// ---- lookups ------------------------------------------------------------------------------------------------
+// ---- lookups
+// ------------------------------------------------------------------------------------------------
 
 const Value* GgufFile::find(std::string_view key) const {
     auto it = kv_index_.find(key);

@@ -47,7 +47,7 @@ struct KeyValue {
 class MappedBytes;  // owns the bytes (an mmap, or a heap copy for in-memory parsing)
 
 class GgufFile {
-public:
+  public:
     // Maps and parses `path`. Throws FormatError (naming the file, field and offset) on any malformed input,
     // Error if the file cannot be opened.
     static GgufFile open(const std::string& path);
@@ -83,7 +83,7 @@ public:
     const TensorView* find_tensor(std::string_view name) const;
     const TensorView& tensor(std::string_view name) const;  // throws FormatError naming the tensor
 
-private:
+  private:
     GgufFile() = default;
     void parse();
 
@@ -129,7 +129,8 @@ T GgufFile::get(std::string_view key) const {
                     return static_cast<T>(x);
             } else {
                 const bool is_neg = v->type() != ValueType::U64 && v->as_i64() < 0;
-                if (!is_neg && v->as_u64() <= uint64_t(std::numeric_limits<T>::max())) return static_cast<T>(v->as_u64());
+                if (!is_neg && v->as_u64() <= uint64_t(std::numeric_limits<T>::max()))
+                    return static_cast<T>(v->as_u64());
             }
         }
         detail::throw_bad_value(path_, key, "integer in range", *v);

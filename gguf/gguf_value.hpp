@@ -71,6 +71,8 @@ struct Value {
 std::string to_display_string(const Value& value, size_t max_items = 8);
 // JSON rendering (strings escaped; arrays abbreviated after `max_items`, 0 = no limit).
 std::string to_json(const Value& value, size_t max_items = 0);
+// s with control characters escaped (\n, \t, \xNN), for one-line text output of keys and names.
+std::string escape_for_display(std::string_view s);
 // A JSON string literal for s (quotes included).
 std::string json_string(std::string_view s);
 
@@ -83,21 +85,35 @@ T Array::scalar_at(uint64_t i) const {
         return static_cast<T>(u);
     };
     switch (type) {
-        case ValueType::U8: return load(static_cast<uint8_t*>(nullptr));
-        case ValueType::I8: return load(static_cast<int8_t*>(nullptr));
-        case ValueType::U16: return load(static_cast<uint16_t*>(nullptr));
-        case ValueType::I16: return load(static_cast<int16_t*>(nullptr));
-        case ValueType::U32: return load(static_cast<uint32_t*>(nullptr));
-        case ValueType::I32: return load(static_cast<int32_t*>(nullptr));
-        case ValueType::F32: return load(static_cast<float*>(nullptr));
-        case ValueType::BOOL: return static_cast<T>(*p != 0);
-        case ValueType::U64: return load(static_cast<uint64_t*>(nullptr));
-        case ValueType::I64: return load(static_cast<int64_t*>(nullptr));
-        case ValueType::F64: return load(static_cast<double*>(nullptr));
-        default: return T{};
+        case ValueType::U8:
+            return load(static_cast<uint8_t*>(nullptr));
+        case ValueType::I8:
+            return load(static_cast<int8_t*>(nullptr));
+        case ValueType::U16:
+            return load(static_cast<uint16_t*>(nullptr));
+        case ValueType::I16:
+            return load(static_cast<int16_t*>(nullptr));
+        case ValueType::U32:
+            return load(static_cast<uint32_t*>(nullptr));
+        case ValueType::I32:
+            return load(static_cast<int32_t*>(nullptr));
+        case ValueType::F32:
+            return load(static_cast<float*>(nullptr));
+        case ValueType::BOOL:
+            return static_cast<T>(*p != 0);
+        case ValueType::U64:
+            return load(static_cast<uint64_t*>(nullptr));
+        case ValueType::I64:
+            return load(static_cast<int64_t*>(nullptr));
+        case ValueType::F64:
+            return load(static_cast<double*>(nullptr));
+        default:
+            return T{};
     }
 }
 
-inline std::string_view Array::string_at(uint64_t i) const { return items[i].as_string(); }
+inline std::string_view Array::string_at(uint64_t i) const {
+    return items[i].as_string();
+}
 
 }  // namespace kinfer::gguf

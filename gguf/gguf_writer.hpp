@@ -14,7 +14,7 @@
 namespace kinfer::gguf {
 
 class GgufWriter {
-public:
+  public:
     GgufWriter();
 
     // ---- metadata (any order; keys must be unique) ----
@@ -57,7 +57,7 @@ public:
     // Builds the whole file in memory (tests): header plus the given tensor data.
     std::vector<uint8_t> to_bytes(const std::vector<std::span<const uint8_t>>& data);
 
-private:
+  private:
     struct TensorInfo {
         std::string name;
         GgmlType type;

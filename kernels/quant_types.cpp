@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "kernels/reference/float_rows.hpp"
+#include "kernels/reference/quant_rows.hpp"
 
 namespace kinfer {
 namespace {
@@ -14,18 +15,24 @@ constexpr uint32_t QK_K = 256;
 const std::array kTypes = {
     TypeTraits{GgmlType::F32, "f32", 1, 4, ref::dequantize_row_f32, ref::quantize_row_f32},
     TypeTraits{GgmlType::F16, "f16", 1, 2, ref::dequantize_row_f16, ref::quantize_row_f16},
-    TypeTraits{GgmlType::Q4_0, "q4_0", 32, 2 + 16, nullptr, nullptr},
-    TypeTraits{GgmlType::Q4_1, "q4_1", 32, 2 + 2 + 16, nullptr, nullptr},
-    TypeTraits{GgmlType::Q5_0, "q5_0", 32, 2 + 4 + 16, nullptr, nullptr},
-    TypeTraits{GgmlType::Q5_1, "q5_1", 32, 2 + 2 + 4 + 16, nullptr, nullptr},
-    TypeTraits{GgmlType::Q8_0, "q8_0", 32, 2 + 32, nullptr, nullptr},
+    TypeTraits{GgmlType::Q4_0, "q4_0", 32, 2 + 16, ref::dequantize_row_q4_0, ref::quantize_row_q4_0},
+    TypeTraits{GgmlType::Q4_1, "q4_1", 32, 2 + 2 + 16, ref::dequantize_row_q4_1, ref::quantize_row_q4_1},
+    TypeTraits{GgmlType::Q5_0, "q5_0", 32, 2 + 4 + 16, ref::dequantize_row_q5_0, ref::quantize_row_q5_0},
+    TypeTraits{GgmlType::Q5_1, "q5_1", 32, 2 + 2 + 4 + 16, ref::dequantize_row_q5_1, ref::quantize_row_q5_1},
+    TypeTraits{GgmlType::Q8_0, "q8_0", 32, 2 + 32, ref::dequantize_row_q8_0, ref::quantize_row_q8_0},
     TypeTraits{GgmlType::Q8_1, "q8_1", 32, 2 + 2 + 32, nullptr, nullptr},
-    TypeTraits{GgmlType::Q2_K, "q2_K", QK_K, 2 + 2 + QK_K / 16 + QK_K / 4, nullptr, nullptr},
-    TypeTraits{GgmlType::Q3_K, "q3_K", QK_K, 2 + QK_K / 4 + QK_K / 8 + 12, nullptr, nullptr},
-    TypeTraits{GgmlType::Q4_K, "q4_K", QK_K, 2 + 2 + QK_K / 2 + 12, nullptr, nullptr},
-    TypeTraits{GgmlType::Q5_K, "q5_K", QK_K, 2 + 2 + QK_K / 2 + QK_K / 8 + 12, nullptr, nullptr},
-    TypeTraits{GgmlType::Q6_K, "q6_K", QK_K, 2 + QK_K / 2 + QK_K / 4 + QK_K / 16, nullptr, nullptr},
-    TypeTraits{GgmlType::Q8_K, "q8_K", QK_K, 4 + QK_K + QK_K / 8, nullptr, nullptr},
+    TypeTraits{GgmlType::Q2_K, "q2_K", QK_K, 2 + 2 + QK_K / 16 + QK_K / 4, ref::dequantize_row_q2_k,
+               ref::quantize_row_q2_k},
+    TypeTraits{GgmlType::Q3_K, "q3_K", QK_K, 2 + QK_K / 4 + QK_K / 8 + 12, ref::dequantize_row_q3_k,
+               ref::quantize_row_q3_k},
+    TypeTraits{GgmlType::Q4_K, "q4_K", QK_K, 2 + 2 + QK_K / 2 + 12, ref::dequantize_row_q4_k,
+               ref::quantize_row_q4_k},
+    TypeTraits{GgmlType::Q5_K, "q5_K", QK_K, 2 + 2 + QK_K / 2 + QK_K / 8 + 12, ref::dequantize_row_q5_k,
+               ref::quantize_row_q5_k},
+    TypeTraits{GgmlType::Q6_K, "q6_K", QK_K, 2 + QK_K / 2 + QK_K / 4 + QK_K / 16, ref::dequantize_row_q6_k,
+               ref::quantize_row_q6_k},
+    TypeTraits{GgmlType::Q8_K, "q8_K", QK_K, 4 + QK_K + QK_K / 8, ref::dequantize_row_q8_k,
+               ref::quantize_row_q8_k},
     TypeTraits{GgmlType::IQ2_XXS, "iq2_xxs", QK_K, 2 + QK_K / 4, nullptr, nullptr},
     TypeTraits{GgmlType::IQ2_XS, "iq2_xs", QK_K, 2 + QK_K / 4 + QK_K / 32, nullptr, nullptr},
     TypeTraits{GgmlType::IQ3_XXS, "iq3_xxs", QK_K, 2 + QK_K / 4 + QK_K / 8, nullptr, nullptr},
@@ -57,7 +64,9 @@ const TypeTraits* find_type(uint32_t id) {
     return nullptr;
 }
 
-const TypeTraits& type_traits(GgmlType type) { return *find_type(static_cast<uint32_t>(type)); }
+const TypeTraits& type_traits(GgmlType type) {
+    return *find_type(static_cast<uint32_t>(type));
+}
 
 const TypeTraits* find_type_by_name(std::string_view name) {
     for (const auto& t : kTypes) {
@@ -65,12 +74,15 @@ const TypeTraits* find_type_by_name(std::string_view name) {
         if (n.size() != name.size()) continue;
         bool same = true;
         for (size_t i = 0; i < n.size() && same; ++i)
-            same = std::tolower(static_cast<unsigned char>(n[i])) == std::tolower(static_cast<unsigned char>(name[i]));
+            same = std::tolower(static_cast<unsigned char>(n[i])) ==
+                   std::tolower(static_cast<unsigned char>(name[i]));
         if (same) return &t;
     }
     return nullptr;
 }
 
-TypeTable all_types() { return {kTypes.data(), kTypes.data() + kTypes.size()}; }
+TypeTable all_types() {
+    return {kTypes.data(), kTypes.data() + kTypes.size()};
+}
 
 }  // namespace kinfer

@@ -3,5 +3,7 @@
 namespace kinfer::cli {
 
 int cmd_inspect(int argc, char** argv);
+int cmd_quantize(int argc, char** argv);
+int cmd_synth(int argc, char** argv);
 
 }  // namespace kinfer::cli

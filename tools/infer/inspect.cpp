@@ -22,7 +22,14 @@ const char* kHelp =
 
 struct TypeTotal {
     uint64_t tensors = 0, elements = 0, bytes = 0;
+    double bits_per_weight() const { return elements ? 8.0 * double(bytes) / double(elements) : 0.0; }
 };
+
+std::string fixed4(double x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.4f", x);
+    return buf;
+}
 
 std::string shape_string(const gguf::TensorView& t) {
     std::string s = "[";
@@ -67,10 +74,12 @@ int cmd_inspect(int argc, char** argv) {
     const double bpw = total_elems ? 8.0 * double(total_bytes) / double(total_elems) : 0.0;
 
     if (json) {
-        std::string out = "{\n  \"path\": " + gguf::json_string(path) + ",\n  \"version\": " +
-                          std::to_string(file.version()) + ",\n  \"file_size\": " + std::to_string(file.file_size()) +
+        std::string out = "{\n  \"path\": " + gguf::json_string(path) +
+                          ",\n  \"version\": " + std::to_string(file.version()) +
+                          ",\n  \"file_size\": " + std::to_string(file.file_size()) +
                           ",\n  \"alignment\": " + std::to_string(file.alignment()) +
-                          ",\n  \"data_offset\": " + std::to_string(file.data_offset()) + ",\n  \"metadata\": [";
+                          ",\n  \"data_offset\": " + std::to_string(file.data_offset()) +
+                          ",\n  \"metadata\": [";
         bool first = true;
         for (const auto& kv : file.metadata()) {
             out += first ? "\n" : ",\n";
@@ -94,27 +103,29 @@ int cmd_inspect(int argc, char** argv) {
             first = false;
             out += "    {\"index\": " + std::to_string(i++) + ", \"name\": " + gguf::json_string(t.name) +
                    ", \"type\": \"" + t.type->name + "\", \"shape\": " + shape_string(t) +
-                   ", \"bytes\": " + std::to_string(t.n_bytes) + ", \"offset\": " + std::to_string(t.offset) + "}";
+                   ", \"bytes\": " + std::to_string(t.n_bytes) + ", \"offset\": " + std::to_string(t.offset) +
+                   ", \"file_offset\": " + std::to_string(file.data_offset() + t.offset) + "}";
         }
         out += "\n  ],\n  \"totals\": {";
         first = true;
         for (const auto& [name, tt] : totals) {
             out += first ? "\n" : ",\n";
             first = false;
-            out += "    \"" + name + "\": {\"tensors\": " + std::to_string(tt.tensors) + ", \"elements\": " +
-                   std::to_string(tt.elements) + ", \"bytes\": " + std::to_string(tt.bytes) + "}";
+            out += "    \"" + name + "\": {\"tensors\": " + std::to_string(tt.tensors) +
+                   ", \"elements\": " + std::to_string(tt.elements) +
+                   ", \"bytes\": " + std::to_string(tt.bytes) +
+                   ", \"bits_per_weight\": " + fixed4(tt.bits_per_weight()) + "}";
         }
-        char bpw_buf[32];
-        std::snprintf(bpw_buf, sizeof bpw_buf, "%.4f", bpw);
         out += "\n  },\n  \"tensor_count\": " + std::to_string(file.tensors().size()) +
-               ",\n  \"parameters\": " + std::to_string(total_elems) + ",\n  \"tensor_bytes\": " +
-               std::to_string(total_bytes) + ",\n  \"bits_per_weight\": " + bpw_buf + "\n}\n";
+               ",\n  \"parameters\": " + std::to_string(total_elems) +
+               ",\n  \"tensor_bytes\": " + std::to_string(total_bytes) +
+               ",\n  \"bits_per_weight\": " + fixed4(bpw) + "\n}\n";
         std::fputs(out.c_str(), stdout);
         return 0;
     }
 
-    std::printf("%s: GGUF v%u, %zu metadata keys, %zu tensors, %" PRIu64 " bytes, alignment %u, data at %" PRIu64
-                "\n",
+    std::printf("%s: GGUF v%u, %zu metadata keys, %zu tensors, %" PRIu64
+                " bytes, alignment %u, data at %" PRIu64 "\n",
                 path.c_str(), file.version(), file.metadata().size(), file.tensors().size(), file.file_size(),
                 file.alignment(), file.data_offset());
     std::printf("\nmetadata:\n");
@@ -124,21 +135,26 @@ int cmd_inspect(int argc, char** argv) {
         if (kv.value.is_array())
             type += "[" + std::string(gguf::value_type_name(kv.value.as_array().type)) + "," +
                     std::to_string(kv.value.as_array().count) + "]";
-        std::printf("  %3zu: %-42s %-18s = %s\n", i++, std::string(kv.key).c_str(), type.c_str(),
+        std::printf("  %3zu: %-42s %-18s = %s\n", i++, gguf::escape_for_display(kv.key).c_str(), type.c_str(),
                     gguf::to_display_string(kv.value, max_items).c_str());
     }
     if (!file.tensors().empty()) {
-        std::printf("\ntensors:\n");
+        std::printf(
+            "\ntensors: index, name, type, shape [ne0 (row length), ne1, ne2, ne3], bytes, file offset\n");
         i = 0;
         for (const auto& t : file.tensors())
             std::printf("  %4zu: %-32s %-6s %-28s %12" PRIu64 " bytes  @ %" PRIu64 "\n", i++,
-                        std::string(t.name).c_str(), t.type->name, shape_string(t).c_str(), t.n_bytes, t.offset);
+                        gguf::escape_for_display(t.name).c_str(), t.type->name, shape_string(t).c_str(),
+                        t.n_bytes, file.data_offset() + t.offset);
         std::printf("\ntotals by type:\n");
         for (const auto& [name, tt] : totals)
-            std::printf("  %-6s %4" PRIu64 " tensors %14" PRIu64 " elements %14" PRIu64 " bytes (%.2f MiB)\n",
-                        name.c_str(), tt.tensors, tt.elements, tt.bytes, double(tt.bytes) / (1 << 20));
+            std::printf("  %-7s %4" PRIu64 " tensors %14" PRIu64 " elements %14" PRIu64
+                        " bytes (%.2f MiB) %8.4f bits per weight\n",
+                        name.c_str(), tt.tensors, tt.elements, tt.bytes, double(tt.bytes) / (1 << 20),
+                        tt.bits_per_weight());
     }
-    std::printf("\n%zu tensors, %" PRIu64 " parameters, %" PRIu64 " bytes of tensor data, %.4f bits per weight\n",
+    std::printf("\n%zu tensors, %" PRIu64 " parameters, %" PRIu64
+                " bytes of tensor data, %.4f bits per weight\n",
                 file.tensors().size(), total_elems, total_bytes, bpw);
     return 0;
 }

@@ -18,6 +18,9 @@ struct Command {
 
 const Command kCommands[] = {
     {"inspect", kinfer::cli::cmd_inspect, "print a GGUF file's metadata and tensor table"},
+    {"quantize", kinfer::cli::cmd_quantize,
+     "convert an F32/F16/BF16 model to Q4_0 ... Q6_K, Q4_K_M, F16, BF16"},
+    {"synth", kinfer::cli::cmd_synth, "write a Llama/Mistral GGUF with seeded random weights"},
 };
 
 void print_usage(FILE* out) {

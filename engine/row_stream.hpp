@@ -1,0 +1,47 @@
+#pragma once
+// Streams one tensor into a GgufWriter row by row: a callback produces each row as floats (converting it from
+// the input file, or drawing it at random), the row is converted to the destination type with the type
+// table's quantize_row, and finished chunks are written while the next chunk is being computed. Rows are
+// processed in parallel (OpenMP); the callback must be safe to call from several threads for different rows.
+// Memory stays bounded by two output chunks plus one float row per thread, whatever the tensor's size.
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string_view>
+
+#include "gguf/gguf_writer.hpp"
+#include "kernels/quant_types.hpp"
+
+namespace kinfer {
+
+// Fills `out` with the `row_len` floats of row `row`.
+using RowFill = std::function<void(uint64_t row, float* out)>;
+// Called after each written chunk with the number of rows of this tensor written so far.
+using RowsDone = std::function<void(uint64_t rows_done)>;
+
+// Writes n_rows rows of row_len elements as `dst` to the writer's current tensor. Throws Error if kinfer has
+// no quantizer for `dst` or the row length does not split into whole blocks.
+void stream_tensor_rows(gguf::GgufWriter& writer, const TypeTraits& dst, uint64_t row_len, uint64_t n_rows,
+                        const RowFill& fill, const RowsDone& rows_done = {});
+
+// What a model-writing tool reports, once per tensor and (for big tensors) as chunks finish.
+struct TensorProgress {
+    size_t index = 0;  // 0-based
+    size_t count = 0;
+    std::string_view name;
+    std::array<uint64_t, 4> ne{1, 1, 1, 1};
+    uint32_t n_dims = 0;
+    GgmlType from = GgmlType::F32;  // the input's type (synth: F32, as drawn)
+    GgmlType to = GgmlType::F32;
+    std::optional<GgmlType> wanted;  // the recipe's choice when `to` is a fallback
+    uint64_t in_bytes = 0;
+    uint64_t out_bytes = 0;
+    double fraction_done = 0;      // of this tensor
+    bool finished = false;         // false: a partial update within the tensor
+    uint64_t out_bytes_done = 0;   // of the whole file, tensors finished so far included
+    uint64_t out_bytes_total = 0;  // of the whole file
+};
+using ProgressFn = std::function<void(const TensorProgress&)>;
+
+}  // namespace kinfer
