@@ -17,6 +17,9 @@ struct Command {
 };
 
 const Command kCommands[] = {
+    {"run", kinfer::cli::cmd_run, "generate a completion, streamed to stdout (the default command)"},
+    {"chat", kinfer::cli::cmd_chat, "interactive chat with an instruct model"},
+    {"logits", kinfer::cli::cmd_logits, "write the logits of a token sequence (debugging, checks)"},
     {"inspect", kinfer::cli::cmd_inspect, "print a GGUF file's metadata and tensor table"},
     {"quantize", kinfer::cli::cmd_quantize,
      "convert an F32/F16/BF16 model to Q4_0 ... Q6_K, Q4_K_M, F16, BF16"},
@@ -25,7 +28,8 @@ const Command kCommands[] = {
 
 void print_usage(FILE* out) {
     std::fprintf(out,
-                 "usage: infer <command> [options]   (infer <command> --help for details)\n\n"
+                 "usage: infer <command> [options]   (infer <command> --help for details)\n"
+                 "       infer -m MODEL -p PROMPT [options]   (the same as infer run ...)\n\n"
                  "kinfer runs quantized Llama/Mistral GGUF models on CPU and CUDA.\n\ncommands:\n");
     for (const auto& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
 }
@@ -42,10 +46,12 @@ int main(int argc, char** argv) {
         print_usage(stdout);
         return 0;
     }
+    // `infer -m MODEL -p PROMPT ...` (flags first, no command) means `infer run ...`.
+    const bool implicit_run = name.size() > 1 && name[0] == '-';
     for (const auto& c : kCommands) {
-        if (name != c.name) continue;
+        if (implicit_run ? std::string_view(c.name) != "run" : name != c.name) continue;
         try {
-            return c.run(argc - 2, argv + 2);
+            return implicit_run ? c.run(argc - 1, argv + 1) : c.run(argc - 2, argv + 2);
         } catch (const kinfer::UsageError& e) {
             std::fprintf(stderr, "infer %s: %s\n", c.name, e.what());
             return 2;

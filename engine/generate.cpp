@@ -1,0 +1,140 @@
+#include "engine/generate.hpp"
+
+#include <chrono>
+
+#include "engine/stop_strings.hpp"
+#include "kinfer/error.hpp"
+#include "tokenizer/streaming_decoder.hpp"
+
+namespace kinfer::engine {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+const char* stop_reason_name(StopReason r) {
+    switch (r) {
+        case StopReason::EndOfGeneration:
+            return "end of generation";
+        case StopReason::MaxTokens:
+            return "token limit";
+        case StopReason::StopString:
+            return "stop string";
+        case StopReason::ContextFull:
+            return "context full";
+        case StopReason::Interrupted:
+            return "interrupted";
+        case StopReason::Callback:
+            return "stopped by caller";
+    }
+    return "?";
+}
+
+int64_t reusable_prefix(const Session& session, std::span<const int32_t> prompt) {
+    const auto cached = session.tokens();
+    const int64_t limit =
+        std::min<int64_t>({session.n_reusable(), int64_t(prompt.size()) - 1, int64_t(cached.size())});
+    int64_t n = 0;
+    while (n < limit && cached[size_t(n)] == prompt[size_t(n)]) ++n;
+    return n;
+}
+
+GenerateResult generate(Session& session, const tokenizer::Tokenizer& tok, std::span<const int32_t> prompt,
+                        const GenerateOptions& options, const TextCallback& on_text) {
+    GenerateResult result;
+    const int64_t n_prompt = static_cast<int64_t>(prompt.size());
+    if (n_prompt == 0) throw UsageError("empty prompt: nothing to generate from");
+    if (n_prompt > session.n_ctx())
+        throw UsageError("the prompt is " + std::to_string(n_prompt) +
+                         " tokens, longer than the context of " + std::to_string(session.n_ctx()) +
+                         " tokens (raise --ctx, up to the model's " +
+                         std::to_string(session.model().config().n_ctx_train) + ")");
+    Sampler sampler(options.sampling, session.n_vocab());  // validates the options before any work
+
+    // ---- prompt ----
+    const auto t_prompt = std::chrono::steady_clock::now();
+    const int64_t reuse = reusable_prefix(session, prompt);
+    session.truncate(reuse);
+    session.forward(prompt.subspan(size_t(reuse)));
+    result.prompt_tokens = n_prompt;
+    result.prompt_reused = reuse;
+    result.prompt_seconds = seconds_since(t_prompt);
+
+    // Positions a context shift keeps: the BOS token, plus n_keep (or the whole prompt).
+    int64_t n_keep = options.n_keep < 0 ? n_prompt : options.n_keep;
+    if (tok.bos_id() >= 0 && prompt[0] == tok.bos_id() && options.n_keep >= 0) n_keep += 1;
+    n_keep = std::min(n_keep, n_prompt);
+
+    // ---- generation ----
+    const auto t_gen = std::chrono::steady_clock::now();
+    tokenizer::StreamingDecoder decoder(tok);
+    StopStringMatcher matcher(options.stop);
+    bool caller_stopped = false;
+    std::string piece;
+    const auto emit = [&](const std::string& text) {
+        if (text.empty() || caller_stopped) return;
+        result.text += text;
+        if (on_text && !on_text(text)) caller_stopped = true;
+    };
+
+    bool done = false;
+    while (!done) {
+        if (options.max_tokens >= 0 && result.generated_tokens >= options.max_tokens) {
+            result.stop_reason = StopReason::MaxTokens;
+            break;
+        }
+        if (options.interrupt && options.interrupt->load(std::memory_order_relaxed)) {
+            result.stop_reason = StopReason::Interrupted;
+            break;
+        }
+        const int32_t id = sampler.sample(session.logits(), session.tokens());
+        if (tok.is_eog(id)) {
+            result.stop_reason = StopReason::EndOfGeneration;
+            break;
+        }
+        ++result.generated_tokens;
+        piece.clear();
+        decoder.push(id, piece);
+        emit(matcher.push(piece));
+        if (matcher.stopped()) {
+            result.stop_reason = StopReason::StopString;
+            break;
+        }
+        if (caller_stopped) {
+            result.stop_reason = StopReason::Callback;
+            break;
+        }
+        if (options.max_tokens >= 0 && result.generated_tokens >= options.max_tokens) {
+            // The last token needs no evaluation: nothing will be sampled after it.
+            result.stop_reason = StopReason::MaxTokens;
+            break;
+        }
+        if (session.n_past() >= session.n_ctx()) {
+            if (!options.context_shift || session.shift_context(n_keep) == 0) {
+                result.stop_reason = StopReason::ContextFull;
+                result.message =
+                    "context full (" + std::to_string(session.n_ctx()) +
+                    " tokens): generation stopped; use a larger --ctx" +
+                    (options.context_shift ? "" : ", or --context-shift to drop the oldest tokens");
+                break;
+            }
+            ++result.context_shifts;
+        }
+        session.forward(std::span<const int32_t>(&id, 1));
+    }
+
+    // Flush: a character cut short at the end, then any partial stop-string match that never completed.
+    if (!matcher.stopped()) {
+        emit(matcher.push(decoder.finish()));
+        if (!matcher.stopped()) emit(matcher.flush());
+        if (matcher.stopped() && result.stop_reason != StopReason::Callback)
+            result.stop_reason = StopReason::StopString;
+    }
+    result.generate_seconds = seconds_since(t_gen);
+    return result;
+}
+
+}  // namespace kinfer::engine

@@ -1,0 +1,53 @@
+#include "engine/model.hpp"
+
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "kernels/cuda/cuda_info.hpp"
+#include "kinfer/error.hpp"
+
+namespace kinfer::engine {
+
+std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOptions& options) {
+    return from_file(gguf::GgufFile::open(path), options);
+}
+
+std::shared_ptr<const Model> Model::from_file(gguf::GgufFile file, const LoadOptions& options) {
+    return std::make_shared<const Model>(std::move(file), options);
+}
+
+Model::Model(gguf::GgufFile file, const LoadOptions& options)
+    : file_(std::move(file)), device_(options.device) {
+    if (options.n_threads < 0)
+        throw UsageError("thread count must be >= 0, got " + std::to_string(options.n_threads));
+    if (device_ == Device::Cuda) {
+        const cuda::DeviceInfo info = cuda::query_devices();
+        throw Error(
+            "CUDA backend not available yet" +
+            (info.count == 0 ? " (" + info.reason + ")" : std::string(" (device found: ") + info.name + ")") +
+            "; use --device cpu");
+    }
+    n_threads_ = options.n_threads > 0 ? options.n_threads : std::max(1, omp_get_max_threads());
+    config_ = read_model_config(file_);
+    weights_ = bind_model_weights(file_, config_);
+
+    const int64_t n_pairs = config_.n_rot / 2;
+    rope_inv_freq_.resize(static_cast<size_t>(n_pairs));
+    for (int64_t i = 0; i < n_pairs; ++i) {
+        double f = double(config_.rope_freq_scale) *
+                   std::pow(double(config_.rope_freq_base), -2.0 * double(i) / double(config_.n_rot));
+        if (weights_.rope_freqs) {
+            float factor;
+            std::memcpy(&factor, weights_.rope_freqs->data + 4 * i, 4);
+            if (!(factor > 0.0f) || !std::isfinite(factor))
+                throw FormatError(file_.path() + ": rope_freqs.weight[" + std::to_string(i) + "] is " +
+                                  std::to_string(factor) + ", expected a positive number");
+            f /= double(factor);
+        }
+        rope_inv_freq_[static_cast<size_t>(i)] = f;
+    }
+}
+
+}  // namespace kinfer::engine

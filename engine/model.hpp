@@ -1,0 +1,47 @@
+#pragma once
+// A loaded model: the mapped GGUF file, its hyperparameters and weight views. Immutable after load, so
+// any number of sessions (on any threads) may share one through std::shared_ptr<const Model>.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/backend.hpp"
+#include "engine/model_config.hpp"
+#include "engine/model_weights.hpp"
+#include "gguf/gguf_file.hpp"
+
+namespace kinfer::engine {
+
+struct LoadOptions {
+    Device device = Device::Cpu;
+    int n_threads = 0;  // CPU threads per session; 0 = OpenMP's default (all cores, or OMP_NUM_THREADS)
+};
+
+class Model {
+  public:
+    // Maps `path` and checks it is a llama model kinfer can run. Throws Error / FormatError.
+    static std::shared_ptr<const Model> load(const std::string& path, const LoadOptions& options = {});
+    // The same from an already opened file (tests build models in memory).
+    static std::shared_ptr<const Model> from_file(gguf::GgufFile file, const LoadOptions& options = {});
+
+    const gguf::GgufFile& file() const { return file_; }
+    const ModelConfig& config() const { return config_; }
+    const ModelWeights& weights() const { return weights_; }
+    Device device() const { return device_; }
+    int n_threads() const { return n_threads_; }
+    // RoPE angle per position for each rotated pair i < n_rot / 2:
+    // freq_scale * base^(-2i / n_rot) / rope_freqs[i], in double.
+    const std::vector<double>& rope_inv_freq() const { return rope_inv_freq_; }
+
+    Model(gguf::GgufFile file, const LoadOptions& options);  // use load() / from_file()
+
+  private:
+    gguf::GgufFile file_;
+    ModelConfig config_;
+    ModelWeights weights_;
+    Device device_;
+    int n_threads_;
+    std::vector<double> rope_inv_freq_;
+};
+
+}  // namespace kinfer::engine

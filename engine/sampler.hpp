@@ -1,0 +1,64 @@
+#pragma once
+// Turning logits into the next token: repetition / frequency / presence penalties over a window of recent
+// tokens, then top-k, top-p, min-p, temperature, and a draw from a seeded PRNG (the same seed and inputs
+// give the same tokens on every run). Temperature <= 0 means greedy: penalties, then the argmax.
+// All buffers are sized once for the vocabulary; sampling a token allocates nothing.
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+namespace kinfer::engine {
+
+struct SamplerOptions {
+    float temperature = 0.8f;        // <= 0: greedy
+    int32_t top_k = 40;              // keep the k most likely tokens; <= 0: off
+    float top_p = 0.95f;             // keep the smallest set whose probability reaches p; >= 1: off
+    float min_p = 0.05f;             // drop tokens less likely than min_p * the top probability; <= 0: off
+    float repeat_penalty = 1.0f;     // divide positive (multiply negative) logits of recent tokens; 1: off
+    float frequency_penalty = 0.0f;  // subtract count * this from recent tokens' logits
+    float presence_penalty = 0.0f;   // subtract this once from every recent token's logit
+    int32_t penalty_last_n = 64;     // the window of recent tokens the penalties look at; 0: off, -1: all
+    uint64_t seed = 0;               // PRNG seed
+};
+
+// A candidate token during sampling.
+struct TokenCandidate {
+    int32_t id;
+    float logit;
+    float p;  // probability (valid after softmax())
+};
+
+// The sampling stages on a candidate list, exposed so that each one can be tested on its own.
+namespace sampling {
+void apply_penalties(std::vector<TokenCandidate>& c, std::span<const int32_t> recent, float repeat,
+                     float frequency, float presence, std::vector<int32_t>& counts_scratch);
+// Sorts by logit (descending) and keeps the first k (k <= 0 or k >= size: sort only).
+void top_k(std::vector<TokenCandidate>& c, int32_t k);
+// Sets p of every candidate to softmax(logit) (c must be sorted descending for the p-based filters).
+void softmax(std::vector<TokenCandidate>& c);
+// Keeps the smallest prefix whose probabilities sum to >= p (at least one token). Needs sorted + softmax.
+void top_p(std::vector<TokenCandidate>& c, float p);
+// Keeps tokens with probability >= min_p * max probability. Needs sorted + softmax.
+void min_p(std::vector<TokenCandidate>& c, float min_p);
+}  // namespace sampling
+
+class Sampler {
+  public:
+    Sampler(const SamplerOptions& options, int64_t n_vocab);
+
+    // Picks the next token from `logits` (n_vocab floats); `history` is every token so far (the prompt
+    // and what was generated), of which the last penalty_last_n feed the penalties.
+    int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
+
+    const SamplerOptions& options() const { return options_; }
+
+  private:
+    SamplerOptions options_;
+    int64_t n_vocab_;
+    std::mt19937_64 rng_;
+    std::vector<TokenCandidate> candidates_;
+    std::vector<int32_t> counts_;
+};
+
+}  // namespace kinfer::engine

@@ -1,0 +1,88 @@
+#include "engine/session.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "kinfer/error.hpp"
+
+namespace kinfer::engine {
+
+Session::Session(std::shared_ptr<const Model> model, const SessionOptions& options)
+    : model_(std::move(model)) {
+    if (!model_) throw UsageError("session: no model");
+    const ModelConfig& c = model_->config();
+    if (options.n_ctx < 1)
+        throw UsageError("context size must be at least 1, got " + std::to_string(options.n_ctx));
+    if (options.n_batch < 1)
+        throw UsageError("batch size must be at least 1, got " + std::to_string(options.n_batch));
+    n_ctx_ = std::min(options.n_ctx, c.n_ctx_train);
+    const int64_t n_batch = std::min(options.n_batch, n_ctx_);
+    backend_ = create_backend(*model_, BackendShape{n_batch, n_ctx_});
+    cache_ = std::make_unique<KvCache>(*backend_, options.kv_type, c.n_layer, n_ctx_, c.n_embd_kv());
+    act_ = std::make_unique<Activations>(*backend_, c, n_batch);
+    tokens_.reserve(static_cast<size_t>(n_ctx_));
+    logits_.resize(static_cast<size_t>(c.n_vocab));
+}
+
+std::span<const float> Session::forward(std::span<const int32_t> tokens, bool all_logits) {
+    const int64_t n = static_cast<int64_t>(tokens.size());
+    const int64_t n_vocab = model_->config().n_vocab;
+    if (n == 0) throw UsageError("forward: no tokens");
+    for (int32_t id : tokens)
+        if (id < 0 || id >= n_vocab)
+            throw UsageError("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                             std::to_string(n_vocab) + ")");
+    if (n_past() + n > n_ctx_)
+        throw UsageError("context full: " + std::to_string(n_past()) + " tokens in the cache + " +
+                         std::to_string(n) + " new > context size " + std::to_string(n_ctx_));
+
+    if (all_logits && logits_.size() < size_t(n * n_vocab)) logits_.resize(size_t(n * n_vocab));
+    have_logits_ = false;
+    const bool exact = n_reusable_ == n_past();
+    for (int64_t done = 0; done < n;) {
+        const int64_t step = std::min(act_->n_batch, n - done);
+        const bool last = done + step == n;
+        const int64_t n_out = all_logits ? step : (last ? 1 : 0);
+        act_->reserve_logits(*backend_, n_out);
+        const std::span<const int32_t> chunk = tokens.subspan(size_t(done), size_t(step));
+        llama_forward(*backend_, *model_, *cache_, *act_, chunk, n_past(), n_out);
+        tokens_.insert(tokens_.end(), chunk.begin(), chunk.end());
+        if (n_out > 0) {
+            float* dst = logits_.data() + (all_logits ? size_t(done * n_vocab) : 0);
+            backend_->copy_to_host(dst, act_->logits.data(), sizeof(float) * size_t(n_out * n_vocab));
+        }
+        done += step;
+        if (exact) n_reusable_ = n_past();
+    }
+    have_logits_ = true;
+    last_logits_row_ = all_logits ? n - 1 : 0;
+    return {logits_.data(), size_t((all_logits ? n : 1) * n_vocab)};
+}
+
+std::span<const float> Session::logits() const {
+    if (!have_logits_) return {};
+    const size_t n_vocab = size_t(model_->config().n_vocab);
+    return {logits_.data() + size_t(last_logits_row_) * n_vocab, n_vocab};
+}
+
+void Session::truncate(int64_t n) {
+    if (n < 0 || n > n_past())
+        throw UsageError("truncate: position " + std::to_string(n) + " outside [0, " +
+                         std::to_string(n_past()) + "]");
+    if (n == n_past()) return;
+    tokens_.resize(size_t(n));
+    n_reusable_ = std::min(n_reusable_, n);
+    have_logits_ = false;
+}
+
+int64_t Session::shift_context(int64_t n_keep) {
+    n_keep = std::clamp<int64_t>(n_keep, 0, n_past());
+    const int64_t n_discard = (n_past() - n_keep) / 2;
+    if (n_discard <= 0) return 0;
+    backend_->kv_shift(*cache_, n_keep, n_discard, n_past());
+    tokens_.erase(tokens_.begin() + n_keep, tokens_.begin() + n_keep + n_discard);
+    n_reusable_ = std::min(n_reusable_, n_keep);
+    return n_discard;
+}
+
+}  // namespace kinfer::engine

@@ -1,0 +1,69 @@
+#pragma once
+// One conversation with a model: its KV cache, the tokens in it, its backend and activation buffers,
+// all preallocated at creation for the session's context. Not thread-safe itself; many sessions may
+// share one Model from different threads.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "engine/backend.hpp"
+#include "engine/kv_cache.hpp"
+#include "engine/llama_graph.hpp"
+#include "engine/model.hpp"
+
+namespace kinfer::engine {
+
+struct SessionOptions {
+    int64_t n_ctx = 4096;  // context in tokens; capped at the model's training context
+    KvType kv_type = KvType::F16;
+    int64_t n_batch = 512;  // tokens per forward step (longer inputs are processed in steps of this size)
+};
+
+class Session {
+  public:
+    Session(std::shared_ptr<const Model> model, const SessionOptions& options = {});
+
+    // Evaluates `tokens` at positions n_past() .. and appends them to the cache. Returns the logits of the
+    // last token (n_vocab floats), or of every token (tokens.size() rows of n_vocab) when all_logits.
+    // The span stays valid until the next call that changes the session. Throws UsageError for an id
+    // outside the vocabulary or when the tokens do not fit in the remaining context (nothing is changed).
+    std::span<const float> forward(std::span<const int32_t> tokens, bool all_logits = false);
+
+    // The last token's logits from the latest forward(); empty when there are none (new or truncated).
+    std::span<const float> logits() const;
+
+    // Forgets every position from n on (n <= n_past): the start of the cache is kept and reused.
+    void truncate(int64_t n);
+    void reset() { truncate(0); }
+    // Context shift as llama.cpp does it: keeps the first n_keep positions, drops half of the rest (the
+    // oldest) and moves the newer half down, so generation can continue. Returns the number dropped.
+    int64_t shift_context(int64_t n_keep);
+
+    int64_t n_past() const { return static_cast<int64_t>(tokens_.size()); }
+    // How many leading positions hold exactly what evaluating tokens()[0 .. n) afresh would give: all of
+    // them, unless a context shift left later keys and values computed in a context that no longer exists.
+    // Only these may be reused for a new prompt that starts with the same tokens.
+    int64_t n_reusable() const { return n_reusable_; }
+    int64_t n_ctx() const { return n_ctx_; }
+    int64_t n_vocab() const { return model_->config().n_vocab; }
+    // The tokens whose keys and values are in the cache, in order.
+    std::span<const int32_t> tokens() const { return tokens_; }
+    const Model& model() const { return *model_; }
+    const std::shared_ptr<const Model>& model_ptr() const { return model_; }
+    const KvCache& cache() const { return *cache_; }
+
+  private:
+    std::shared_ptr<const Model> model_;
+    int64_t n_ctx_;
+    std::unique_ptr<Backend> backend_;  // declared before the buffers it owns: destroyed after them
+    std::unique_ptr<KvCache> cache_;
+    std::unique_ptr<Activations> act_;
+    std::vector<int32_t> tokens_;
+    std::vector<float> logits_;  // host copy: the last forward's logits (1 or n rows)
+    bool have_logits_ = false;
+    int64_t last_logits_row_ = 0;
+    int64_t n_reusable_ = 0;  // row of logits_ holding the last token
+};
+
+}  // namespace kinfer::engine

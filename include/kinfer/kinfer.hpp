@@ -1,0 +1,206 @@
+#pragma once
+// kinfer: run Llama/Mistral GGUF models from C++.
+//
+//     #include <kinfer/kinfer.hpp>
+//
+//     kinfer::Model model = kinfer::Model::load("mistral-7b-instruct-v0.3.Q4_K_M.gguf", {.threads = 8});
+//     kinfer::Session session(model);
+//     kinfer::GenerateOptions opts;
+//     opts.max_tokens = 128;
+//     session.generate(model.chat_prompt({{"user", "Why is the sky blue?"}}), opts,
+//                      [](std::string_view text) { std::cout << text << std::flush; return true; });
+//
+// Ownership and threads
+// - Model is a cheap, copyable handle to an immutable loaded model (the GGUF file stays memory-mapped;
+//   weights are never copied). Copies share it; it lives as long as any copy or Session uses it.
+// - Session is one conversation: its own KV cache and buffers. A Session is used by one thread at a time;
+//   any number of Sessions on one Model may run at the same time on different threads.
+// - Nothing here uses globals, prints to stdout, or exits the process: errors are exceptions derived from
+//   kinfer::Error (FormatError for bad model files, UsageError for bad arguments); warnings go to
+//   ModelOptions::log when one is given.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kinfer/error.hpp"
+#include "kinfer/export.hpp"
+
+namespace kinfer {
+
+enum class Device { Cpu, Cuda };
+enum class KvType { F16, F32 };  // storage of the KV cache: F16 halves its memory
+
+struct ModelOptions {
+    Device device = Device::Cpu;
+    int threads = 0;   // CPU threads used by each session; 0: all cores (or OMP_NUM_THREADS)
+    int n_ctx = 4096;  // context of new sessions, in tokens; capped at the model's own
+    KvType kv_type = KvType::F16;
+    std::string chat_template;  // template family to use instead of the file's ("" = the file's)
+    std::function<void(std::string_view)> log;  // receives warnings (one line each); null: silent
+};
+
+struct SamplerOptions {
+    float temperature = 0.8f;        // <= 0: greedy (the most likely token, after penalties)
+    int32_t top_k = 40;              // keep the k most likely tokens; <= 0: off
+    float top_p = 0.95f;             // keep the smallest set of tokens whose probability reaches p; 1: off
+    float min_p = 0.05f;             // drop tokens less likely than min_p times the most likely; 0: off
+    float repeat_penalty = 1.0f;     // > 1 discourages tokens seen in the last penalty_last_n; 1: off
+    float frequency_penalty = 0.0f;  // subtracted once per occurrence in the window
+    float presence_penalty = 0.0f;   // subtracted once if present in the window
+    int32_t penalty_last_n = 64;     // penalty window in tokens; 0: off; -1: the whole context
+    uint64_t seed = 0;               // the same seed, model and input give the same tokens
+};
+
+struct GenerateOptions {
+    int max_tokens = 256;  // stop after this many tokens; < 0: no limit
+    SamplerOptions sampling;
+    std::vector<std::string> stop;  // stop strings: the text ends right before the first one produced
+    bool context_shift = false;     // when the context is full, drop the oldest half and go on
+                                    // (default: stop with StopReason::ContextFull)
+    int n_keep = 0;                 // tokens (after BOS) a context shift never drops; -1: the whole prompt
+    const std::atomic<bool>* interrupt = nullptr;  // polled before each token: set it to stop (e.g. Ctrl-C)
+};
+
+enum class StopReason {
+    EndOfGeneration,  // the model ended its answer (EOS)
+    MaxTokens,        // GenerateOptions::max_tokens reached
+    StopString,       // a stop string was produced (it is cut from the text)
+    ContextFull,      // no room left in the context (see GenerateResult::message)
+    Interrupted,      // *GenerateOptions::interrupt became true
+    Callback,         // the text callback returned false
+};
+KINFER_API const char* to_string(StopReason reason);
+
+struct GenerateResult {
+    std::string text;  // the whole completion (what the callback received, concatenated)
+    StopReason stop_reason = StopReason::EndOfGeneration;
+    std::string message;          // for ContextFull: a sentence explaining it
+    int prompt_tokens = 0;        // prompt length in tokens
+    int prompt_cached = 0;        // prompt tokens found in the session's cache and not evaluated again
+    int generated_tokens = 0;     // tokens generated (EOS excluded)
+    double prompt_seconds = 0;    // time evaluating the prompt
+    double generate_seconds = 0;  // time generating
+};
+
+// Called with each piece of text as soon as it is final (whole UTF-8 characters, stop strings held back
+// until they are ruled out). Return false to stop generation.
+using TextCallback = std::function<bool(std::string_view text)>;
+
+struct ChatMessage {
+    std::string role;  // "system", "user" or "assistant"
+    std::string content;
+};
+
+class KINFER_API Model {
+  public:
+    // Loads a GGUF model. Throws Error if the file cannot be read, FormatError if it is not a GGUF file or
+    // not a supported model (the message names the file and the key or tensor at fault).
+    static Model load(const std::string& path, const ModelOptions& options = {});
+
+    // ---- text <-> tokens ----
+    // Token ids of `text`. add_bos: prepend BOS if the model wants one. parse_special: text such as
+    // "[INST]" or "</s>" becomes those control tokens (only for trusted text). Throws UsageError when the
+    // text is not valid UTF-8 or the model file has no tokenizer.
+    std::vector<int32_t> tokenize(std::string_view text, bool add_bos = true,
+                                  bool parse_special = false) const;
+    std::string detokenize(std::span<const int32_t> ids) const;
+    std::string token_text(int32_t id) const;  // the vocabulary entry ("▁Hello", "</s>")
+
+    // ---- chat ----
+    // The conversation rendered with the model's chat template, ready to be tokenized.
+    std::string apply_chat_template(std::span<const ChatMessage> messages,
+                                    bool add_generation_prompt = true) const;
+    // The same, tokenized with exactly one BOS token (whether or not the template writes one).
+    std::vector<int32_t> chat_prompt(std::span<const ChatMessage> messages,
+                                     bool add_generation_prompt = true) const;
+    std::vector<int32_t> chat_prompt(std::initializer_list<ChatMessage> messages) const {
+        return chat_prompt(std::span<const ChatMessage>(messages.begin(), messages.size()));
+    }
+    std::string chat_template_name() const;
+    bool has_chat_template() const;  // the file names a template (or one was chosen in ModelOptions)
+
+    // ---- facts ----
+    int n_vocab() const;
+    int n_ctx_train() const;  // the context the model was trained with
+    int n_ctx() const;        // the context new sessions get (ModelOptions::n_ctx, capped)
+    int n_embd() const;
+    int n_layer() const;
+    int32_t bos_id() const;  // -1 if none
+    int32_t eos_id() const;
+    bool is_end_of_generation(int32_t id) const;
+    std::string description() const;  // e.g. "llama, 32 layers, n_embd 4096, q4_K/q6_K, 4.37 GB"
+    const ModelOptions& options() const;
+
+    ~Model();
+    Model(const Model&);
+    Model& operator=(const Model&);
+    Model(Model&&) noexcept;
+    Model& operator=(Model&&) noexcept;
+
+  private:
+    struct Impl;
+    explicit Model(std::shared_ptr<const Impl> impl);
+    std::shared_ptr<const Impl> impl_;
+    friend class Session;
+};
+
+class KINFER_API Session {
+  public:
+    // A session with the model's context size (ModelOptions::n_ctx), or `n_ctx` tokens (capped).
+    explicit Session(const Model& model);
+    Session(const Model& model, int n_ctx);
+
+    // ---- low level: tokens in, logits out ----
+    // Evaluates `tokens` after those already in the context. Returns the logits of the last one
+    // (n_vocab floats) or, with all_logits, of every one (tokens.size() rows of n_vocab). The span is
+    // valid until the session changes. Throws UsageError when the tokens do not fit in the context or an
+    // id is outside the vocabulary (the session is then unchanged).
+    std::span<const float> feed(std::span<const int32_t> tokens, bool all_logits = false);
+    // The last token's logits (empty before the first feed and after truncate/reset).
+    std::span<const float> logits() const;
+    // Samples from logits() with `options` (penalties look at tokens()). The random generator is seeded
+    // from options.seed when the options change, and keeps its state across calls otherwise.
+    int32_t sample(const SamplerOptions& options);
+
+    // ---- high level ----
+    // Evaluates the prompt (reusing the longest prefix of it already in this session's cache), then
+    // generates, calling on_text with each piece of text as it is final. The text prompt is tokenized as
+    // is with a BOS token (no chat template; use Model::chat_prompt for that).
+    GenerateResult generate(std::span<const int32_t> prompt, const GenerateOptions& options,
+                            const TextCallback& on_text = {});
+    GenerateResult generate(std::string_view prompt, const GenerateOptions& options,
+                            const TextCallback& on_text = {});
+    GenerateResult generate(std::initializer_list<int32_t> prompt, const GenerateOptions& options,
+                            const TextCallback& on_text = {}) {
+        return generate(std::span<const int32_t>(prompt.begin(), prompt.size()), options, on_text);
+    }
+    // One chat turn: renders the whole conversation (ending with the user's message) with the template,
+    // generates the assistant's answer. Earlier turns still in the cache are not evaluated again.
+    GenerateResult chat(std::span<const ChatMessage> messages, const GenerateOptions& options,
+                        const TextCallback& on_text = {});
+
+    // ---- state ----
+    std::span<const int32_t> tokens() const;  // the tokens in the context, in order
+    int n_past() const;                       // how many
+    int n_ctx() const;
+    void truncate(int n);  // keep only the first n tokens (the cache of those is kept)
+    void reset();          // empty the context
+    const Model& model() const;
+
+    ~Session();
+    Session(Session&&) noexcept;
+    Session& operator=(Session&&) noexcept;
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kinfer

@@ -1,0 +1,54 @@
+#pragma once
+// The simple, correct CPU kernels behind CpuBackend: plain loops parallelised with OpenMP over output
+// rows (never per element), float accumulation in several independent lanes (a pairwise-like order that
+// keeps rounding error far below the quantization error), double where it is cheap (norms, RoPE angles,
+// softmax sums). Activations are row-major float matrices: one row per token.
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/quant_types.hpp"
+
+namespace kinfer::cpu {
+
+// Dot product of two float vectors.
+float dot(const float* a, const float* b, int64_t n);
+
+// out[t * n_rows + r] = dot(row r of W, x[t * n_in ...]) for every token t < n_tokens and row r < n_rows.
+// W holds n_rows rows of n_in elements of `type` (row r starts at w + r * row_bytes) and is read exactly
+// once per call: each row is dequantized into the calling thread's part of `scratch` (n_threads * n_in
+// floats) and dotted with all n_tokens activation rows.
+void matmul(const TypeTraits& type, const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n_in,
+            const float* x, int64_t n_tokens, float* out, float* scratch, int n_threads);
+
+// out[t] = table row ids[t] (dequantized); ids must be valid row indices.
+void embed_rows(const TypeTraits& type, const uint8_t* table, size_t row_bytes, int64_t n_embd,
+                const int32_t* ids, int64_t n_tokens, float* out, int n_threads);
+
+// out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w, for n_rows rows of n elements (out may alias x).
+void rmsnorm(const float* x, const float* w, float eps, int64_t n_rows, int64_t n, float* out, int n_threads);
+
+// Rotary position embedding, GGUF/llama convention: within each head, adjacent pairs (x[2i], x[2i+1]) for
+// i < n_rot/2 turn by angle pos * inv_freq[i]; dims past n_rot are untouched. Row t (of n_rows, each
+// n_heads * head_dim floats at `row_stride` apart) has position pos0 + t * pos_step.
+void rope(float* x, int64_t n_rows, size_t row_stride, int64_t n_heads, int64_t head_dim, int64_t n_rot,
+          const double* inv_freq, int64_t pos0, int64_t pos_step, int n_threads);
+
+// Causal attention of n_tokens queries at positions pos0.. against a layer's KV cache. q and out are
+// [n_tokens][n_head * head_dim]; k and v are [n_ctx][n_head_kv * head_dim] of fp16 (kv_f16) or float, with
+// positions 0 .. pos0 + n_tokens - 1 filled. Query head h reads KV head h / (n_head / n_head_kv). Query at
+// position p sees cache positions max(0, p - window + 1) .. p (window 0 = unlimited). scratch holds
+// n_threads * (pos0 + n_tokens) floats.
+void attention(const float* q, int64_t n_tokens, int64_t pos0, const void* k, const void* v, bool kv_f16,
+               int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, int64_t window, float* out,
+               float* scratch, int n_threads);
+
+// out[i] = silu(gate[i]) * up[i] (out may alias gate).
+void swiglu(const float* gate, const float* up, int64_t n, float* out, int n_threads);
+
+// x[i] += y[i].
+void add(float* x, const float* y, int64_t n, int n_threads);
+
+// Converts n floats to the cache's storage (fp16 or float).
+void store_row(const float* src, void* dst, int64_t n, bool f16);
+
+}  // namespace kinfer::cpu

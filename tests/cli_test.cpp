@@ -1,0 +1,268 @@
+// `infer run`, `infer chat`, `infer logits` as users run them: the real binary, its stdout, stderr and
+// exit status.
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kinfer/kinfer.hpp"
+#include "tests/tiny_llama.hpp"
+
+namespace {
+
+struct Output {
+    int status = -1;
+    std::string out, err;
+    int err_lines() const { return int(std::count(err.begin(), err.end(), '\n')); }
+};
+
+std::string quote(const std::string& s) {
+    std::string q = "'";
+    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+}
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// Runs infer with `args`; stdin from `input` (a file holding it) or /dev/null. A timeout guards
+// against a command that would wait on stdin.
+Output infer(const std::vector<std::string>& args, const std::string* input = nullptr) {
+    const std::string out = kinfer::test::temp_path("out"), err = kinfer::test::temp_path("err");
+    std::string in = "/dev/null";
+    if (input) {
+        in = kinfer::test::temp_path("in");
+        std::ofstream(in, std::ios::binary) << *input;
+    }
+    // One thread: the suite runs on small shared CI machines, where OpenMP teams only oversubscribe.
+    std::string cmd = "OMP_NUM_THREADS=1 timeout 120 " + quote(KINFER_INFER_BIN);
+    for (const auto& a : args) cmd += " " + quote(a);
+    cmd += " <" + quote(in) + " >" + quote(out) + " 2>" + quote(err);
+    const int rc = std::system(cmd.c_str());
+    Output o;
+    o.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    o.out = slurp(out);
+    o.err = slurp(err);
+    std::remove(out.c_str());
+    std::remove(err.c_str());
+    if (input) std::remove(in.c_str());
+    return o;
+}
+
+#define REQUIRE_MODEL_FILE(path)                                                \
+    const std::string& path = kinfer::test::vocab_model_path();                 \
+    if (path.empty()) {                                                         \
+        MESSAGE("skipped: ../shared/vocab/mistral-v0.3-vocab.gguf is missing"); \
+        return;                                                                 \
+    }
+
+// What the library generates for the same request (the CLI must print exactly this).
+std::string api_completion(const std::string& path, const std::string& prompt, int n, bool raw) {
+    kinfer::ModelOptions mo;
+    mo.threads = 1;
+    const kinfer::Model model = kinfer::Model::load(path, mo);
+    kinfer::Session s(model);
+    kinfer::GenerateOptions g;
+    g.max_tokens = n;
+    g.sampling.temperature = 0;
+    const auto tokens = raw ? model.tokenize(prompt, true, true)
+                            : model.chat_prompt(std::vector<kinfer::ChatMessage>{{"user", prompt}});
+    return s.generate(tokens, g).text;
+}
+
+}  // namespace
+
+TEST_CASE("cli: infer run streams only model text to stdout, timings to stderr") {
+    REQUIRE_MODEL_FILE(path);
+    const Output o = infer({"-m", path, "-p", "Tell me a story", "-n", "12", "--temp", "0", "-t", "1"});
+    CHECK(o.status == 0);
+    CHECK(o.out == api_completion(path, "Tell me a story", 12, false));
+    CHECK(o.err.find("load:") != std::string::npos);
+    CHECK(o.err.find("prompt:") != std::string::npos);
+    CHECK(o.err.find("generate: 12 tokens") != std::string::npos);
+    CHECK(o.out.find("tokens/s") == std::string::npos);
+
+    // `run` spelled out, --raw, --quiet
+    const Output raw =
+        infer({"run", "-m", path, "-p", "Tell me a story", "-n", "12", "--temp", "0", "--raw", "--quiet"});
+    CHECK(raw.status == 0);
+    CHECK(raw.err.empty());
+    CHECK(raw.out == api_completion(path, "Tell me a story", 12, true));
+
+    // -f reads the prompt from a file
+    const std::string prompt_file = kinfer::test::temp_path("prompt.txt");
+    std::ofstream(prompt_file) << "Tell me a story";
+    const Output f = infer({"-m", path, "-f", prompt_file, "-n", "12", "--temp", "0", "--quiet"});
+    std::remove(prompt_file.c_str());
+    CHECK(f.out == o.out);
+}
+
+TEST_CASE("cli: seeds, stop strings, verbose") {
+    REQUIRE_MODEL_FILE(path);
+    const std::vector<std::string> sampled = {"-m",    path,     "-p",  "Hi there", "-n",  "16",
+                                              "--raw", "--temp", "1.0", "--seed",   "123", "--quiet"};
+    const Output a = infer(sampled), b = infer(sampled);
+    CHECK(a.status == 0);
+    CHECK(a.out == b.out);
+
+    const Output full = infer({"-m", path, "-p", "Hi there", "--raw", "-n", "20", "--temp", "0", "--quiet"});
+    REQUIRE(full.out.size() > 6);
+    const std::string stop = full.out.substr(full.out.size() / 2, 2);
+    const Output cut =
+        infer({"-m", path, "-p", "Hi there", "--raw", "-n", "20", "--temp", "0", "--quiet", "--stop", stop});
+    CHECK(cut.status == 0);
+    CHECK(cut.out == full.out.substr(0, full.out.find(stop)));
+
+    const Output v = infer({"-m", path, "-p", "Hi", "-n", "2", "--verbose", "--seed", "9"});
+    CHECK(v.err.find("seed: 9") != std::string::npos);
+    CHECK(v.err.find("chat template mistral-v3") != std::string::npos);
+    CHECK(v.err.find("model: ") != std::string::npos);
+}
+
+TEST_CASE("cli: a full context stops with a message, --context-shift goes on") {
+    REQUIRE_MODEL_FILE(path);
+    const Output o = infer({"-m", path, "-p", "Hi", "--raw", "-n", "100", "--ctx", "24", "--temp", "0"});
+    CHECK(o.status == 0);
+    CHECK(o.err.find("context full (24 tokens)") != std::string::npos);
+    CHECK(o.err.find("--context-shift") != std::string::npos);
+    const Output s =
+        infer({"-m", path, "-p", "Hi", "--raw", "-n", "60", "--ctx", "24", "--temp", "0", "--context-shift"});
+    CHECK(s.status == 0);
+    CHECK(s.err.find("context full") == std::string::npos);
+    CHECK(s.err.find("generate: 60 tokens") != std::string::npos);
+}
+
+TEST_CASE("cli: errors are one line on stderr with a non-zero status") {
+    const std::string not_gguf = kinfer::test::temp_path("not.gguf");
+    std::ofstream(not_gguf) << "plain text, not a model";
+    struct Case {
+        std::vector<std::string> args;
+        int status;
+        std::string needle;
+    };
+    std::vector<Case> cases = {
+        {{"-m", "/nonexistent/model.gguf", "-p", "hi"}, 1, "cannot open"},
+        {{"-m", not_gguf, "-p", "hi"}, 1, "not a GGUF file"},
+        {{"run", "-m", not_gguf}, 2, "missing -p PROMPT"},
+        {{"-m", not_gguf, "-p", "hi", "--frobnicate"}, 2, "unknown option '--frobnicate'"},
+        {{"-m", not_gguf, "-p", "hi", "--temp", "warm"}, 2, "wants a number"},
+        {{"-m", not_gguf, "-p", "hi", "--device", "tpu"}, 2, "--device must be cpu or cuda"},
+        {{"logits", "-m", not_gguf, "--tokens", "1,x"}, 2, "not a token id"},
+        {{"chat", "-m", not_gguf, "extra"}, 2, "unexpected argument 'extra'"},
+        {{"nonsense"}, 2, "unknown command"},
+    };
+    const std::string& path = kinfer::test::vocab_model_path();
+    if (!path.empty()) {
+        cases.push_back({{"-m", path, "-p", "bad \xff byte"}, 2, "not valid UTF-8"});
+        cases.push_back({{"-m", path, "-p", "a prompt that is too long for this context", "--ctx", "4"},
+                         2,
+                         "longer than the context of 4 tokens"});
+        cases.push_back({{"-m", path, "-p", "hi", "--device", "cuda"}, 1, "CUDA backend not available"});
+        cases.push_back({{"-m", path, "-p", "hi", "--chat-template", "nope"}, 2, "nope"});
+    }
+    const std::string gpt2 = kinfer::test::temp_path("gpt2.gguf");
+    kinfer::test::TinyLlamaSpec spec;
+    spec.arch = "gpt2";
+    kinfer::test::write_tiny_llama(spec, gpt2);
+    cases.push_back({{"-m", gpt2, "-p", "hi"}, 1, "unsupported architecture 'gpt2'"});
+
+    for (const auto& c : cases) {
+        CAPTURE(c.args);
+        const Output o = infer(c.args);
+        CHECK(o.status == c.status);
+        CHECK(o.out.empty());
+        CHECK(o.err_lines() == (c.needle == "unknown command" ? o.err_lines() : 1));
+        CHECK(o.err.find(c.needle) != std::string::npos);
+    }
+    std::remove(not_gguf.c_str());
+    std::remove(gpt2.c_str());
+}
+
+TEST_CASE("cli: run never reads stdin; help texts") {
+    REQUIRE_MODEL_FILE(path);
+    // stdin is a pipe that never ends: run must not wait on it (the timeout would kill it: status != 0)
+    const std::string cmd = "yes | OMP_NUM_THREADS=1 timeout 60 " + quote(KINFER_INFER_BIN) + " -m " +
+                            quote(path) + " -p hi -n 2 --quiet > /dev/null";
+    CHECK(std::system(cmd.c_str()) == 0);
+
+    for (const char* sub : {"run", "chat", "logits"}) {
+        const Output h = infer({sub, "--help"});
+        CHECK(h.status == 0);
+        CHECK(h.out.find("usage: infer") != std::string::npos);
+        CHECK(h.out.size() > 600);
+    }
+    const Output top = infer({"--help"});
+    CHECK(top.out.find("chat") != std::string::npos);
+    CHECK(top.out.find("logits") != std::string::npos);
+}
+
+TEST_CASE("cli: infer chat with scripted input keeps the conversation") {
+    REQUIRE_MODEL_FILE(path);
+    const std::string input = "Hello there\n\nWhat did I say?\nbye\nthis line is never read\n";
+    const Output o = infer({"chat", "-m", path, "--temp", "0", "-n", "8", "-t", "1"}, &input);
+    CHECK(o.status == 0);
+    CHECK(o.err.empty());  // no banner, prompts or timings when stdin is not a terminal
+    // one reply per user line, each on its own line
+    REQUIRE(std::count(o.out.begin(), o.out.end(), '\n') == 2);
+
+    // the same conversation through the library
+    kinfer::ModelOptions mo;
+    mo.threads = 1;
+    const kinfer::Model model = kinfer::Model::load(path, mo);
+    kinfer::Session s(model);
+    kinfer::GenerateOptions g;
+    g.max_tokens = 8;
+    g.sampling.temperature = 0;
+    std::vector<kinfer::ChatMessage> h = {{"user", "Hello there"}};
+    const auto r1 = s.chat(h, g);
+    h.push_back({"assistant", r1.text});
+    h.push_back({"user", "What did I say?"});
+    const auto r2 = s.chat(h, g);
+    const auto strip = [](std::string t) {
+        const size_t b = t.find_first_not_of(' ');
+        return b == std::string::npos ? std::string() : t.substr(b);
+    };
+    CHECK(o.out == strip(r1.text) + "\n" + strip(r2.text) + "\n");
+
+    // end of input without an exit command; --verbose shows the cache reuse
+    const std::string two = "one\ntwo\n";
+    const Output v = infer({"chat", "-m", path, "--temp", "0", "-n", "4", "--verbose"}, &two);
+    CHECK(v.status == 0);
+    CHECK(v.err.find("cached)") != std::string::npos);
+}
+
+TEST_CASE("cli: infer logits writes raw float32 or JSON") {
+    REQUIRE_MODEL_FILE(path);
+    const std::string out = kinfer::test::temp_path("logits.f32");
+    const Output o =
+        infer({"logits", "-m", path, "--tokens", "1,1014,1032", "--all", "-o", out, "--kv-type", "f32"});
+    CHECK(o.status == 0);
+    const std::string bytes = slurp(out);
+    std::remove(out.c_str());
+    REQUIRE(bytes.size() == 3 * 32768 * 4);
+
+    kinfer::ModelOptions mo;
+    mo.kv_type = kinfer::KvType::F32;
+    const kinfer::Model model = kinfer::Model::load(path, mo);
+    kinfer::Session s(model, 3);
+    const auto want = s.feed(std::vector<int32_t>{1, 1014, 1032}, true);
+    CHECK(std::memcmp(bytes.data(), want.data(), bytes.size()) == 0);
+
+    const Output j = infer({"logits", "-m", path, "--tokens", "1,1014,1032", "--json", "--kv-type", "f32"});
+    CHECK(j.status == 0);
+    CHECK(j.out.rfind("{\"n_vocab\": 32768, \"tokens\": [1,1014,1032], \"logits\": [", 0) == 0);
+    // last position only: its first value, printed with 9 significant digits, reads back exactly
+    const size_t at = j.out.find("\n[") + 2;
+    CHECK(std::strtof(j.out.c_str() + at, nullptr) == want[2 * 32768]);
+    CHECK(std::count(j.out.begin(), j.out.end(), '[') == 3);  // tokens, logits, one row
+}

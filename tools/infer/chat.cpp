@@ -1,0 +1,146 @@
+// `infer chat`: an interactive conversation. Each turn renders the whole conversation with the chat
+// template; the session's KV cache already holds the earlier turns, so only the new part is evaluated.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "tools/infer/args.hpp"
+#include "tools/infer/commands.hpp"
+#include "tools/infer/interrupt.hpp"
+#include "tools/infer/line_reader.hpp"
+#include "tools/infer/model_flags.hpp"
+
+namespace kinfer::cli {
+namespace {
+
+std::string help_text() {
+    return std::string(
+               "usage: infer chat -m MODEL [--system TEXT] [options]\n\n"
+               "A conversation with an instruct model. Type a message and press Enter; the reply streams to\n"
+               "stdout. The conversation is kept: each turn is rendered with the model's chat template and "
+               "the\n"
+               "earlier turns are not evaluated again (their KV cache is reused).\n"
+               "  exit, quit, bye, or Ctrl-D   leave\n"
+               "  Ctrl-C                       stop the reply being written (the session goes on; a second\n"
+               "                               Ctrl-C before the reply stops ends the program)\n"
+               "When stdin is a terminal the input line can be edited, with history (up/down arrows); the\n"
+               "prompt and the echo go to stderr, so stdout holds only the replies, one per turn, each\n"
+               "followed by a newline. When stdin is not a terminal (a pipe or a file), each input line is "
+               "a\n"
+               "user message and nothing else is printed: scripted conversations work.\n"
+               "When the conversation outgrows the context, the oldest turns are left out (the system "
+               "message\n"
+               "stays) and a note says so on stderr.\n\n") +
+           kModelFlagsHelp + "\n" + kGenerationFlagsHelp + "\n" + kLogFlagsHelp +
+           "  (with --verbose, each turn's token counts and speed go to stderr)\n\n"
+           "example:\n"
+           "  infer chat -m mistral-7b-instruct.gguf --system \"You are terse.\" --temp 0.7\n"
+           "  printf 'Hi!\\nWhat did I just say?\\n' | infer chat -m mistral-7b-instruct.gguf --temp 0\n";
+}
+
+bool is_exit_command(const std::string& line) {
+    return line == "exit" || line == "quit" || line == "bye";
+}
+
+std::string trim(const std::string& s) {
+    const size_t b = s.find_first_not_of(" \t\r\n");
+    if (b == std::string::npos) return "";
+    return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
+}
+
+}  // namespace
+
+int cmd_chat(int argc, char** argv) {
+    ArgReader args("chat", argc, argv);
+    ModelFlags mf;
+    GenerationFlags gf;
+    while (args.next()) {
+        if (args.is_help()) {
+            std::fputs(help_text().c_str(), stdout);
+            return 0;
+        } else if (parse_model_flag(args, mf) || parse_generation_flag(args, gf)) {
+        } else {
+            args.unknown();
+        }
+    }
+    finish_flags(mf, &gf);
+    const Model model = load_model(mf);
+    if (!model.has_chat_template() && !mf.quiet)
+        log_line("warning: the model names no chat template; using " + model.chat_template_name() +
+                 " (choose one with --chat-template)");
+    if (mf.verbose)
+        log_line("chat template: " + model.chat_template_name() + ", seed " +
+                 std::to_string(gf.options.sampling.seed));
+
+    std::atomic<bool>& interrupted = install_interrupt_handler();
+    gf.options.interrupt = &interrupted;
+    LineReader reader;
+    if (reader.interactive() && !mf.quiet)
+        log_line("chat with " + model.description() +
+                 "\n(exit, quit, bye or Ctrl-D to leave; Ctrl-C stops a reply)");
+
+    Session session(model);
+    std::vector<ChatMessage> history;
+    if (!gf.system.empty()) history.push_back({"system", gf.system});
+    const size_t first_turn = history.size();
+
+    for (;;) {
+        const std::optional<std::string> input = reader.read("> ");
+        if (!input) break;
+        if (interrupted.load()) {  // Ctrl-C at the prompt: drop the line
+            clear_interrupt();
+            if (reader.interactive()) std::fputc('\n', stderr);
+            continue;
+        }
+        const std::string text = trim(*input);
+        if (text.empty()) continue;
+        if (is_exit_command(text)) break;
+
+        history.push_back({"user", text});
+        std::vector<int32_t> prompt = model.chat_prompt(history);
+        size_t dropped = 0;
+        while (int64_t(prompt.size()) >= session.n_ctx() && history.size() - first_turn > 1) {
+            // Leave out the oldest exchange (user + assistant), keeping the system message.
+            history.erase(history.begin() + long(first_turn), history.begin() + long(first_turn) + 2);
+            ++dropped;
+            prompt = model.chat_prompt(history);
+        }
+        if (dropped && !mf.quiet)
+            log_line("note: the conversation outgrew the context of " + std::to_string(session.n_ctx()) +
+                     " tokens; left out the oldest " + std::to_string(dropped) + " exchange(s)");
+        if (int64_t(prompt.size()) >= session.n_ctx()) {
+            log_line("infer chat: this message is " + std::to_string(prompt.size()) +
+                     " tokens with the template, too long for the context of " +
+                     std::to_string(session.n_ctx()) + " tokens (raise --ctx)");
+            history.pop_back();
+            continue;
+        }
+
+        bool at_start = true;
+        const GenerateResult r = session.generate(prompt, gf.options, [&](std::string_view piece) {
+            if (at_start) {  // the reply's first token usually carries a leading space
+                const size_t b = piece.find_first_not_of(' ');
+                if (b == std::string_view::npos) return true;
+                piece.remove_prefix(b);
+                at_start = false;
+            }
+            std::fwrite(piece.data(), 1, piece.size(), stdout);
+            std::fflush(stdout);
+            return true;
+        });
+        std::fputc('\n', stdout);
+        std::fflush(stdout);
+        history.push_back({"assistant", trim(r.text)});
+
+        if (r.stop_reason == StopReason::Interrupted) {
+            clear_interrupt();
+            if (!mf.quiet) log_line("[interrupted]");
+        } else if (r.stop_reason == StopReason::ContextFull && !mf.quiet) {
+            log_line("note: " + r.message);
+        }
+        if (mf.verbose) print_timings(r);
+    }
+    return 0;
+}
+
+}  // namespace kinfer::cli

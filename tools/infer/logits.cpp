@@ -1,0 +1,143 @@
+// `infer logits`: raw logits for a token sequence, for debugging and for checks against other engines.
+#include <bit>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "tools/infer/args.hpp"
+#include "tools/infer/commands.hpp"
+#include "tools/infer/model_flags.hpp"
+
+namespace kinfer::cli {
+namespace {
+
+const char* kHelp =
+    "usage: infer logits -m MODEL (--tokens ID,ID,... | -p TEXT) [--all] (-o OUT.f32 | --json) [options]\n\n"
+    "Evaluates the tokens in one batch and writes the logits: n_vocab float32 values per position,\n"
+    "little-endian, positions in order; only the last position unless --all.\n\n"
+    "  -m, --model FILE      the GGUF model\n"
+    "  --tokens LIST         comma-separated token ids, used exactly as given (no BOS is added)\n"
+    "  -p, --prompt TEXT     tokenize TEXT instead (with BOS when the model wants it; control-token\n"
+    "                        texts such as [INST] are recognised)\n"
+    "  --all                 logits of every position, not only the last\n"
+    "  -o, --output FILE     write the raw float32 values to FILE (- for stdout)\n"
+    "  --json                print {\"n_vocab\", \"tokens\", \"logits\": [[...], ...]} to stdout instead\n"
+    "                        (values printed with 9 significant digits: they read back exactly)\n"
+    "  --ctx N               context size (default: the number of tokens)\n"
+    "  --kv-type f16|f32     KV cache storage (default f16)\n"
+    "  -t, --threads N       CPU threads\n"
+    "  --device cpu|cuda     where to run (default cpu)\n"
+    "  --verbose / --quiet   more / no information on stderr\n\n"
+    "example:\n"
+    "  infer logits -m model.gguf --tokens 1,1014,1032 --all -o logits.f32   # 3 x n_vocab floats\n";
+
+std::vector<int32_t> parse_token_list(const std::string& s) {
+    std::vector<int32_t> ids;
+    size_t i = 0;
+    while (i <= s.size()) {
+        const size_t comma = s.find(',', i);
+        const std::string item = s.substr(i, comma == std::string::npos ? std::string::npos : comma - i);
+        int32_t id = 0;
+        const char* b = item.data();
+        const char* e = item.data() + item.size();
+        while (b < e && *b == ' ') ++b;
+        auto [p, ec] = std::from_chars(b, e, id);
+        if (item.empty() || ec != std::errc() || p != e || id < 0)
+            throw UsageError("--tokens: '" + item +
+                             "' is not a token id (want a comma-separated list like 1,2,3)");
+        ids.push_back(id);
+        if (comma == std::string::npos) break;
+        i = comma + 1;
+    }
+    return ids;
+}
+
+}  // namespace
+
+int cmd_logits(int argc, char** argv) {
+    ArgReader args("logits", argc, argv);
+    ModelFlags mf;
+    mf.options.n_ctx = 0;
+    std::vector<int32_t> tokens;
+    std::string prompt, out_path;
+    bool have_tokens = false, have_prompt = false, all = false, json = false;
+    while (args.next()) {
+        if (args.is_help()) {
+            std::fputs(kHelp, stdout);
+            return 0;
+        } else if (args.is("--chat-template")) {
+            args.unknown();
+        } else if (parse_model_flag(args, mf)) {
+        } else if (args.is("--tokens")) {
+            tokens = parse_token_list(args.value());
+            have_tokens = true;
+        } else if (args.is("-p", "--prompt")) {
+            prompt = args.value();
+            have_prompt = true;
+        } else if (args.is("--all")) {
+            all = true;
+        } else if (args.is("-o", "--output")) {
+            out_path = args.value();
+        } else if (args.is("--json")) {
+            json = true;
+        } else {
+            args.unknown();
+        }
+    }
+    if (have_tokens == have_prompt)
+        throw UsageError("give exactly one of --tokens LIST and -p TEXT (see --help)");
+    if (json == !out_path.empty()) throw UsageError("give exactly one of -o FILE and --json (see --help)");
+    if (have_tokens && tokens.empty()) throw UsageError("--tokens: empty list");
+    const int requested_ctx = mf.options.n_ctx;
+    mf.options.n_ctx = 1 << 24;  // sized below, once the token count is known
+    finish_flags(mf, nullptr);
+
+    const Model model = load_model(mf);
+    if (have_prompt) tokens = model.tokenize(prompt, true, true);
+    if (tokens.empty()) throw UsageError("the prompt gives no tokens");
+    const int n_ctx = requested_ctx > 0 ? requested_ctx : static_cast<int>(tokens.size());
+    if (int64_t(tokens.size()) > std::min(n_ctx, model.n_ctx_train()))
+        throw UsageError(std::to_string(tokens.size()) + " tokens do not fit in the context of " +
+                         std::to_string(std::min(n_ctx, model.n_ctx_train())) + " tokens");
+    Session session(model, n_ctx);
+    const std::span<const float> logits = session.feed(tokens, all);
+    const size_t n_vocab = size_t(model.n_vocab());
+    const size_t rows = logits.size() / n_vocab;
+    if (mf.verbose) log_line("logits: " + std::to_string(rows) + " x " + std::to_string(n_vocab));
+
+    if (json) {
+        std::string out = "{\"n_vocab\": " + std::to_string(n_vocab) + ", \"tokens\": [";
+        for (size_t i = 0; i < tokens.size(); ++i) out += (i ? "," : "") + std::to_string(tokens[i]);
+        out += "], \"logits\": [";
+        char num[32];
+        for (size_t r = 0; r < rows; ++r) {
+            out += r ? ",\n[" : "\n[";
+            for (size_t i = 0; i < n_vocab; ++i) {
+                std::snprintf(num, sizeof num, "%s%.9g", i ? "," : "", double(logits[r * n_vocab + i]));
+                out += num;
+            }
+            out += "]";
+        }
+        out += "]}\n";
+        std::fwrite(out.data(), 1, out.size(), stdout);
+        return 0;
+    }
+    // Raw little-endian float32 (every platform kinfer builds for is little-endian).
+    static_assert(std::endian::native == std::endian::little);
+    FILE* f = out_path == "-" ? stdout : std::fopen(out_path.c_str(), "wb");
+    if (!f) throw Error("cannot write '" + out_path + "': " + std::strerror(errno));
+    const size_t written = std::fwrite(logits.data(), sizeof(float), logits.size(), f);
+    const bool ok = written == logits.size() && std::fflush(f) == 0;
+    if (f != stdout && std::fclose(f) != 0)
+        throw Error("cannot write '" + out_path + "': " + std::strerror(errno));
+    if (!ok) throw Error("cannot write '" + out_path + "': " + std::strerror(errno));
+    if (!mf.quiet && out_path != "-")
+        log_line("wrote " + std::to_string(rows) + " x " + std::to_string(n_vocab) + " float32 logits to " +
+                 out_path);
+    return 0;
+}
+
+}  // namespace kinfer::cli

@@ -1,0 +1,130 @@
+// `infer run` (also plain `infer -m MODEL -p PROMPT`): one completion, streamed to stdout.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tools/infer/args.hpp"
+#include "tools/infer/commands.hpp"
+#include "tools/infer/interrupt.hpp"
+#include "tools/infer/model_flags.hpp"
+
+namespace kinfer::cli {
+namespace {
+
+std::string help_text() {
+    return std::string(
+               "usage: infer [run] -m MODEL (-p PROMPT | -f FILE) [options]\n\n"
+               "Generates a completion of the prompt and streams it to stdout as it is produced (whole "
+               "UTF-8\n"
+               "characters only). stdout carries nothing but the model's text; timings (load time, prompt "
+               "and\n"
+               "generation tokens/s) go to stderr. Never interactive: stdin is read only for -f -.\n\n"
+               "Prompt:\n"
+               "  -p, --prompt TEXT     the prompt\n"
+               "  -f, --file FILE       read the prompt from FILE (- for stdin)\n"
+               "  --raw                 use the prompt as is: no chat template (control-token texts such as\n"
+               "                        [INST] are still recognised, and BOS is added unless the text "
+               "starts\n"
+               "                        with it)\n"
+               "By default the prompt becomes the user message of the model's chat template (with --system "
+               "as\n"
+               "the system message) when the file has a template or --chat-template names one; a model\n"
+               "without a template gets the raw prompt.\n\n") +
+           kModelFlagsHelp + "\n" + kGenerationFlagsHelp + "\n" + kLogFlagsHelp +
+           "\nExit status: 0 on success (also when the context filled up: a message says so on stderr),\n"
+           "1 on errors (unreadable or unsupported model, prompt longer than the context, invalid UTF-8),\n"
+           "2 on bad usage, 130 when interrupted with Ctrl-C (a second Ctrl-C ends at once).\n\n"
+           "examples:\n"
+           "  infer -m mistral.gguf -p \"Write a haiku about bandwidth\" -n 64 --temp 0\n"
+           "  infer run -m mistral.gguf -f question.txt --system \"Answer briefly.\" --seed 42\n"
+           "  infer -m base-model.gguf -p \"The capital of France is\" --raw -n 8 --stop .\n";
+}
+
+std::string read_prompt_file(const std::string& path) {
+    std::ostringstream ss;
+    if (path == "-") {
+        ss << std::cin.rdbuf();
+        return ss.str();
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error("cannot read prompt file '" + path + "': " + std::strerror(errno));
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+}  // namespace
+
+int cmd_run(int argc, char** argv) {
+    ArgReader args("run", argc, argv);
+    ModelFlags mf;
+    GenerationFlags gf;
+    std::string prompt, prompt_file;
+    bool have_prompt = false;
+    while (args.next()) {
+        if (args.is_help()) {
+            std::fputs(help_text().c_str(), stdout);
+            return 0;
+        } else if (parse_model_flag(args, mf) || parse_generation_flag(args, gf)) {
+        } else if (args.is("-p", "--prompt")) {
+            prompt = args.value();
+            have_prompt = true;
+        } else if (args.is("-f", "--file")) {
+            prompt_file = args.value();
+        } else if (args.is("--raw")) {
+            gf.raw = true;
+        } else {
+            args.unknown();
+        }
+    }
+    if (have_prompt && !prompt_file.empty()) throw UsageError("give the prompt with -p or -f, not both");
+    if (!have_prompt && prompt_file.empty()) throw UsageError("missing -p PROMPT or -f FILE (see --help)");
+    if (gf.raw && !gf.system.empty())
+        throw UsageError("--system needs the chat template; it does not go with --raw");
+    finish_flags(mf, &gf);
+    if (!prompt_file.empty()) prompt = read_prompt_file(prompt_file);
+
+    const Model model = load_model(mf);
+    const bool templated =
+        !gf.raw && (model.has_chat_template() || !mf.options.chat_template.empty() || !gf.system.empty());
+    std::vector<int32_t> tokens;
+    if (templated) {
+        std::vector<ChatMessage> messages;
+        if (!gf.system.empty()) messages.push_back({"system", gf.system});
+        messages.push_back({"user", prompt});
+        tokens = model.chat_prompt(messages);
+    } else {
+        tokens = model.tokenize(prompt, /*add_bos=*/true, /*parse_special=*/true);
+    }
+    if (mf.verbose) {
+        log_line("prompt: " + std::to_string(tokens.size()) + " tokens" +
+                 (templated ? ", chat template " + model.chat_template_name() : ", raw"));
+        log_line("seed: " + std::to_string(gf.options.sampling.seed));
+    }
+
+    gf.options.interrupt = &install_interrupt_handler();
+    Session session(model);
+    const GenerateResult r = session.generate(tokens, gf.options, [](std::string_view text) {
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        std::fflush(stdout);
+        return true;
+    });
+    if (::isatty(STDOUT_FILENO)) std::fputc('\n', stdout);
+    std::fflush(stdout);
+
+    if (!mf.quiet) {
+        if (r.stop_reason == StopReason::ContextFull) log_line("infer: " + r.message);
+        if (r.stop_reason == StopReason::Interrupted) log_line("infer: interrupted");
+        if (mf.verbose) log_line(std::string("stop: ") + to_string(r.stop_reason));
+        print_timings(r);
+    }
+    return r.stop_reason == StopReason::Interrupted ? 130 : 0;
+}
+
+}  // namespace kinfer::cli
