@@ -111,12 +111,14 @@ def main():
         "# Made by scripts/dev/make_golden_logits.sh; do not edit by hand.",
         f"# llama.cpp: node-llama-cpp {meta['node_llama_cpp']} (llama.cpp {meta['llama_cpp']}), CPU, "
         f"{meta['threads']} threads, batch {meta['batch_size']}",
-        "# Lines: synth ARGS | type T | n_vocab N | llama_max_rel_err E (max over every position below)",
+        "# Lines: synth ARGS (the test adds --vocab and -o) | type T | model_bytes B (synth's file size) | n_vocab N",
+        "#   llama_max_rel_err E (llama.cpp's max |llama - ref| / (max ref - min ref) over every position below)",
         "#   prompt NAME TOKENS... | greedy NAME 32 TOKENS (llama.cpp's greedy continuation)",
         "#   pos NAME I LLAMA_REL_ERR llama ID:LOGIT x8 ref ID:LOGIT x8   (position I of prompt + greedy[:-1];",
         "#     `llama` = llama.cpp's top logits there (first = its argmax), `ref` = numpy float64 reference's top logits)",
         f"synth {a.synth}",
         f"type {a.type}",
+        f"model_bytes {os.path.getsize(a.model)}",
         f"n_vocab {model.n_vocab}",
     ]
     body, worst = [], 0.0

@@ -16,19 +16,21 @@ gguf_py=${GGUF_PY:-/tmp/llama.cpp/gguf-py}
 work=${WORK:-/tmp/kinfer-golden-work}
 out=$repo/tests/fixtures/golden
 
-# The model: synth's tiny preset (>= 2 layers, 8 heads, 2 KV heads, dims multiples of 256 so k-quants apply),
-# a fixed seed, the mistral v0.3 tokenizer. The vocabulary path is written relative to the repo root, where
-# the tests run.
-synth_common="--preset tiny --seed 1234"
+vocab=${VOCAB:-$repo/../shared/vocab/mistral-v0.3-vocab.gguf}
+
+# The model: synth's tiny preset (4 layers, n_embd 256, n_ff 768: multiples of 256, so k-quants apply) with
+# 8 heads on 2 KV heads (GQA groups of 4) and a fixed seed. The fixture records these arguments; the test
+# adds --vocab (the mistral v0.3 tokenizer, found through KINFER_SHARED_DIR) and -o.
+synth_common="--preset tiny --n-head 8 --n-head-kv 2 --seed 1234"
 types=("$@")
-[ ${#types[@]} -gt 0 ] || types=(f32 f16 q8_0 q6_k q5_k_m q4_k_m q3_k_m q2_k)
+[ ${#types[@]} -gt 0 ] || types=(F32 F16 Q8_0 Q6_K Q5_K_M Q4_K_M Q3_K_M Q2_K)
 
 mkdir -p "$work" "$out"
 for type in "${types[@]}"; do
     args="$synth_common --type $type"
     model=$work/$type.gguf
     echo "== $type: infer synth $args"
-    (cd "$repo" && "$infer" synth $args -o "$model")
+    "$infer" synth $args --vocab "$vocab" --quiet -o "$model"
     rm -rf "$work/$type.llama"
     (cd "$llref" && node "$repo/scripts/dev/make_golden_logits.mjs" "$model" "$work/$type.llama")
     PYTHONPATH=$gguf_py /usr/bin/python3 "$repo/scripts/dev/golden_reference.py" --model "$model" \

@@ -56,6 +56,8 @@ GoldenFixture load_golden_fixture(const std::string& path) {
                 std::getline(in >> std::ws, f.synth_args);
             } else if (key == "type") {
                 in >> f.type;
+            } else if (key == "model_bytes") {
+                in >> f.model_bytes;
             } else if (key == "n_vocab") {
                 in >> f.n_vocab;
             } else if (key == "llama_max_rel_err") {

@@ -30,6 +30,7 @@ struct GoldenFixture {
     std::string path;
     std::string synth_args;  // arguments of `infer synth` (without -o) that rebuild the model
     std::string type;
+    uint64_t model_bytes = 0;  // size of the model synth made (0: not recorded)
     int64_t n_vocab = 0;
     double llama_max_rel_err = 0;
     std::vector<GoldenPrompt> prompts;
