@@ -19,9 +19,10 @@ if [ ! -f "$model" ]; then
     "$infer" synth --preset mistral-7b --type Q4_K_M --vocab "$repo/../shared/vocab/mistral-v0.3-vocab.gguf" --quiet -o "$model"
 fi
 
-# 20 tokens: BOS + the first 19 of a fixed text, tokenized by llama.cpp (kinfer's tokenizer is tested
-# against llama.cpp's elsewhere; here both engines get the very same ids).
-text="The old lighthouse keeper climbed the spiral stairs every evening, counting the steps and listening to the waves below"
+# 20 tokens: BOS + a fixed text of 19 tokens, tokenized by llama.cpp for llama.cpp and by kinfer for
+# `infer run` (kinfer's tokenizer is tested against llama.cpp's elsewhere; `infer run --verbose` prints the
+# count, and `infer logits` below takes llama.cpp's ids themselves).
+text="The old lighthouse keeper climbed the spiral stairs every evening, counting the steps and"
 cat > "$work/tok.mjs" <<'JS'
 import path from "node:path";
 import {createRequire} from "node:module";
@@ -31,12 +32,11 @@ const {getLlama} = await import(pathToFileURL(require.resolve("node-llama-cpp"))
 const llama = await getLlama({gpu: false, build: "never", logLevel: "error"});
 const model = await llama.loadModel({modelPath: process.argv[2], vocabOnly: true});
 const mode = process.argv[3];
-if (mode === "tokenize") console.log([model.tokens.bos, ...model.tokenize(process.argv[4])].slice(0, 20).join(","));
+if (mode === "tokenize") console.log([model.tokens.bos, ...model.tokenize(process.argv[4])].join(","));
 else console.log(model.detokenize(process.argv[4].split(",").map(Number)));
 JS
 cp "$work/tok.mjs" "$llref/.kinfer-fullsize-tok.mjs"
 tokens=$(cd "$llref" && node .kinfer-fullsize-tok.mjs "$model" tokenize "$text")
-prompt_text=$(cd "$llref" && node .kinfer-fullsize-tok.mjs "$model" detokenize "$tokens")
 echo "prompt ($(echo "$tokens" | tr ',' '\n' | wc -l) tokens): $tokens"
 
 echo "== llama.cpp (node-llama-cpp, $threads threads)"
@@ -44,29 +44,54 @@ llama_json=$(cd "$llref" && node "$repo/scripts/dev/fullsize_llama.mjs" "$model"
 echo "$llama_json"
 llama_tokens=$(echo "$llama_json" | /usr/bin/python3 -c 'import json,sys; print(",".join(map(str, json.load(sys.stdin)["tokens"])))')
 llama_text=$(cd "$llref" && node .kinfer-fullsize-tok.mjs "$model" detokenize "$llama_tokens")
-rm -f "$llref/.kinfer-fullsize-tok.mjs"
 
 echo "== kinfer (infer run, $threads threads)"
-# --raw: no chat template; the prompt text re-tokenizes to the same ids (checked below through infer logits,
-# which takes the ids themselves).
-kinfer_text=$("$infer" run -m "$model" --raw -p "$prompt_text" --temp 0 -n $n_gen -t "$threads" --ctx 256 \
+# --raw: no chat template, BOS + the text.
+kinfer_text=$("$infer" run -m "$model" --raw -p "$text" --temp 0 -n $n_gen -t "$threads" --ctx 256 \
     --verbose 2> "$work/run.err")
 cat "$work/run.err"
 
-echo "== kinfer logits along llama.cpp's tokens (teacher-forced)"
-all="$tokens,$(echo "$llama_tokens" | cut -d, -f1-$((n_gen - 1)))"
-"$infer" logits -m "$model" --tokens "$all" --all -t "$threads" --quiet -o "$work/logits.f32"
-/usr/bin/python3 - "$work/logits.f32" "$tokens" "$llama_tokens" <<'PY'
+# kinfer's generated ids: its text re-tokenized after the prompt text, then confirmed by `infer logits`
+# (each must be kinfer's argmax after the ones before it).
+n_prompt=$(echo "$tokens" | tr ',' '\n' | wc -l)
+kinfer_tokens=$(cd "$llref" && node .kinfer-fullsize-tok.mjs "$model" tokenize "$text$kinfer_text" |
+    cut -d, -f$((n_prompt + 1))-$((n_prompt + n_gen)))
+rm -f "$llref/.kinfer-fullsize-tok.mjs"
+
+argmax_check() {  # LOGITS.f32 N_PROMPT GEN_IDS LABEL: prints kinfer's argmax per step against GEN_IDS
+    /usr/bin/python3 - "$@" <<'PY'
 import sys, numpy as np
 logits = np.fromfile(sys.argv[1], dtype="<f4")
-prompt = sys.argv[2].split(","); gen = [int(t) for t in sys.argv[3].split(",")]
-rows = logits.reshape(len(prompt) + len(gen) - 1, -1)
-picks = [int(np.argmax(rows[len(prompt) - 1 + i])) for i in range(len(gen))]
+n_prompt = int(sys.argv[2]); gen = [int(t) for t in sys.argv[3].split(",")]; label = sys.argv[4]
+rows = logits.reshape(n_prompt + len(gen) - 1, -1)
+picks = [int(np.argmax(rows[n_prompt - 1 + i])) for i in range(len(gen))]
 same = sum(p == g for p, g in zip(picks, gen))
-print(f"kinfer argmax along llama.cpp's path: {picks}\nagrees with llama.cpp at {same}/{len(gen)} steps")
+print(f"kinfer argmax along {label}: {','.join(map(str, picks))}: {same}/{len(gen)} agree")
+for i, (p, g) in enumerate(zip(picks, gen)):
+    r = rows[n_prompt - 1 + i]
+    if p != g:
+        print(f"  step {i}: kinfer's logit for its pick {p}: {r[p]:.4f}, for {g}: {r[g]:.4f} "
+              f"(gap {r[p] - r[g]:.4f} = {(r[p] - r[g]) / (r.max() - r.min()):.2e} of the spread)")
 sys.exit(0 if same == len(gen) else 1)
 PY
+}
+echo "== kinfer logits along llama.cpp's tokens (teacher-forced)"
+"$infer" logits -m "$model" --tokens "$tokens,$(echo "$llama_tokens" | cut -d, -f1-$((n_gen - 1)))" --all \
+    -t "$threads" --quiet -o "$work/llama_path.f32"
+argmax_check "$work/llama_path.f32" "$n_prompt" "$llama_tokens" "llama.cpp's path" && llama_path_ok=1 || llama_path_ok=0
+echo "== kinfer logits along its own tokens"
+"$infer" logits -m "$model" --tokens "$tokens,$(echo "$kinfer_tokens" | cut -d, -f1-$((n_gen - 1)))" --all \
+    -t "$threads" --quiet -o "$work/kinfer_path.f32"
+argmax_check "$work/kinfer_path.f32" "$n_prompt" "$kinfer_tokens" "its own path (re-tokenized text)" || true
 
+echo "llama.cpp tokens: $llama_tokens"
+echo "kinfer tokens:    $kinfer_tokens"
 echo "llama.cpp text: $llama_text"
 echo "kinfer text:    $kinfer_text"
-if [ "$llama_text" == "$kinfer_text" ]; then echo "SAME 16 greedy tokens (text)"; else echo "DIFFERENT"; exit 1; fi
+# Where they differ, the float64 reference says which is exact (slow: minutes for a 7B model). PROBE is the
+# compiled reference_logits.cpp (see its header).
+if [ -n "${PROBE:-}" ]; then
+    echo "== float64 reference along kinfer's tokens"
+    "$PROBE" "$model" "$tokens,$kinfer_tokens" $((n_prompt - 1)) || true
+fi
+if [ "$llama_tokens" == "$kinfer_tokens" ]; then echo "SAME $n_gen greedy tokens"; else echo "DIFFERENT greedy tokens"; exit 1; fi
