@@ -1,5 +1,5 @@
 #pragma once
-// The one interface the llama graph (engine/forward.cpp) is written against. A Backend runs a handful of
+// The one interface the llama graph (engine/llama_graph.cpp) is written against. A Backend runs a handful of
 // coarse operations on matrices that live in its own memory (host for CPU, device for CUDA), so the
 // engine never copies activations between ops; the only transfers are token ids in and logits out.
 //

@@ -38,7 +38,7 @@ QuantizeSummary quantize_gguf(const gguf::GgufFile& in, const std::string& out_p
     const auto plan = plan_quantize(in, ftype);
     std::error_code ec;
     if (std::filesystem::equivalent(in.path(), out_path, ec))
-        throw UsageError("quantize: the output " + out_path + " is the input file");
+        throw UsageError("the output " + out_path + " is the input file");
 
     gguf::GgufWriter w;
     bool wrote_version = false, wrote_ftype = false;
@@ -62,22 +62,18 @@ QuantizeSummary quantize_gguf(const gguf::GgufFile& in, const std::string& out_p
     sum.n_tensors = in.tensors().size();
     for (size_t i = 0; i < plan.size(); ++i) {
         const auto& t = in.tensors()[i];
-        uint32_t n_dims = t.n_dims ? t.n_dims : 1;
-        w.add_tensor(t.name, plan[i].type, std::span<const uint64_t>(t.ne.data(), n_dims));
+        w.add_tensor(t.name, plan[i].type, std::span<const uint64_t>(t.ne.data(), t.n_dims));
         sum.n_elements += t.n_elements();
         sum.in_tensor_bytes += t.n_bytes;
         sum.out_tensor_bytes += w.tensor_bytes(i);
         sum.n_fallback += plan[i].wanted ? 1 : 0;
     }
 
-    const std::string part = out_path + ".part";
-    try {
-        w.open(part);
-        uint64_t done_bytes = 0;
+    sum.out_file_bytes = write_model_file(w, out_path, [&](gguf::GgufWriter& out) {
+        TensorProgress ev;
         for (size_t i = 0; i < plan.size(); ++i) {
             const auto& t = in.tensors()[i];
             const TypeTraits& dst = type_traits(plan[i].type);
-            TensorProgress ev;
             ev.index = i;
             ev.count = plan.size();
             ev.name = t.name;
@@ -87,41 +83,23 @@ QuantizeSummary quantize_gguf(const gguf::GgufFile& in, const std::string& out_p
             ev.to = dst.type;
             ev.wanted = plan[i].wanted;
             ev.in_bytes = t.n_bytes;
-            ev.out_bytes = w.tensor_bytes(i);
-            ev.out_bytes_done = done_bytes;
+            ev.out_bytes = out.tensor_bytes(i);
             ev.out_bytes_total = sum.out_tensor_bytes;
+            ev.finished = false;
+            ev.fraction_done = 0;
             if (dst.type == t.type->type) {
-                w.write_tensor_data({t.data, t.n_bytes});  // same type: the bytes as they are
-            } else {
-                const TypeTraits& src = *t.type;
-                const uint64_t n_rows = t.n_rows(), row_len = t.ne[0], src_row = t.row_bytes();
-                const auto fill = [&](uint64_t row, float* out) {
-                    src.dequantize_row(t.data + row * src_row, out, static_cast<int64_t>(row_len));
-                };
-                const auto on_rows = [&](uint64_t rows) {
-                    if (!progress || rows == n_rows) return;
-                    ev.fraction_done = double(rows) / double(n_rows);
-                    ev.out_bytes_done = done_bytes + uint64_t(ev.fraction_done * double(ev.out_bytes));
-                    progress(ev);
-                };
-                stream_tensor_rows(w, dst, row_len, n_rows, fill, on_rows);
+                out.write_tensor_data({t.data, t.n_bytes});  // same type: the bytes as they are
+                report_tensor_written(ev, progress);
+                continue;
             }
-            done_bytes += ev.out_bytes;
-            if (progress) {
-                ev.fraction_done = 1;
-                ev.finished = true;
-                ev.out_bytes_done = done_bytes;
-                progress(ev);
-            }
+            const TypeTraits& src = *t.type;
+            const uint64_t row_len = t.ne[0], src_row = t.row_bytes();
+            const auto fill = [&](uint64_t row, float* values) {
+                src.dequantize_row(t.data + row * src_row, values, static_cast<int64_t>(row_len));
+            };
+            stream_tensor_rows_reporting(out, dst, row_len, t.n_rows(), fill, ev, progress);
         }
-        w.finish();
-        std::filesystem::rename(part, out_path);
-    } catch (...) {
-        std::error_code rm;
-        std::filesystem::remove(part, rm);
-        throw;
-    }
-    sum.out_file_bytes = std::filesystem::file_size(out_path);
+    });
     return sum;
 }
 

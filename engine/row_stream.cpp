@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <filesystem>
 #include <future>
 #include <memory>
 #include <vector>
@@ -11,22 +12,15 @@
 #include "kinfer/error.hpp"
 
 namespace kinfer {
-namespace {
-
-// Output bytes per chunk: big enough that a chunk keeps every thread busy, small enough to stay cheap.
-constexpr uint64_t kChunkBytes = 32ull << 20;
-
-}  // namespace
-
 void stream_tensor_rows(gguf::GgufWriter& writer, const TypeTraits& dst, uint64_t row_len, uint64_t n_rows,
-                        const RowFill& fill, const RowsDone& rows_done) {
+                        const RowFill& fill, const RowsDone& rows_done, uint64_t chunk_bytes) {
     if (!dst.quantize_row)
         throw Error(std::string("kinfer cannot write tensors of type ") + dst.name + " yet");
     if (row_len == 0 || row_len % dst.block_elems != 0)
         throw Error("row length " + std::to_string(row_len) + " does not split into " + dst.name +
                     " blocks of " + std::to_string(dst.block_elems));
     const uint64_t out_row = row_bytes(dst, row_len);
-    const uint64_t rows_per_chunk = std::max<uint64_t>(1, std::min<uint64_t>(n_rows, kChunkBytes / out_row));
+    const uint64_t rows_per_chunk = std::max<uint64_t>(1, std::min<uint64_t>(n_rows, chunk_bytes / out_row));
 
     std::vector<uint8_t> buffers[2];
     std::future<void> pending;  // the write of the previous chunk
@@ -62,6 +56,45 @@ void stream_tensor_rows(gguf::GgufWriter& writer, const TypeTraits& dst, uint64_
         }
     }
     if (pending.valid()) pending.get();
+}
+
+void stream_tensor_rows_reporting(gguf::GgufWriter& writer, const TypeTraits& dst, uint64_t row_len,
+                                  uint64_t n_rows, const RowFill& fill, TensorProgress& ev,
+                                  const ProgressFn& progress) {
+    const uint64_t before = ev.out_bytes_done;
+    const auto on_rows = [&](uint64_t rows) {
+        if (!progress || rows == n_rows) return;  // the last chunk is reported as the finished tensor
+        ev.fraction_done = double(rows) / double(n_rows);
+        ev.out_bytes_done = before + uint64_t(ev.fraction_done * double(ev.out_bytes));
+        progress(ev);
+    };
+    stream_tensor_rows(writer, dst, row_len, n_rows, fill, on_rows);
+    ev.out_bytes_done = before;
+    report_tensor_written(ev, progress);
+}
+
+void report_tensor_written(TensorProgress& ev, const ProgressFn& progress) {
+    ev.out_bytes_done += ev.out_bytes;
+    ev.fraction_done = 1;
+    ev.finished = true;
+    if (progress) progress(ev);
+}
+
+uint64_t write_model_file(gguf::GgufWriter& writer, const std::string& path,
+                          const std::function<void(gguf::GgufWriter&)>& write_tensors) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) throw UsageError(path + " is a directory");
+    const std::string part = path + ".part";
+    try {
+        writer.open(part);
+        write_tensors(writer);
+        writer.finish();
+        std::filesystem::rename(part, path);
+    } catch (...) {
+        std::filesystem::remove(part, ec);
+        throw;
+    }
+    return std::filesystem::file_size(path);
 }
 
 }  // namespace kinfer

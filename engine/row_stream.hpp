@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "gguf/gguf_writer.hpp"
@@ -20,10 +21,15 @@ using RowFill = std::function<void(uint64_t row, float* out)>;
 // Called after each written chunk with the number of rows of this tensor written so far.
 using RowsDone = std::function<void(uint64_t rows_done)>;
 
-// Writes n_rows rows of row_len elements as `dst` to the writer's current tensor. Throws Error if kinfer has
-// no quantizer for `dst` or the row length does not split into whole blocks.
+// Output bytes per chunk: enough rows to keep every thread busy, little enough memory to not matter.
+constexpr uint64_t kDefaultChunkBytes = 32ull << 20;
+
+// Writes n_rows rows of row_len elements as `dst` to the writer's current tensor, in chunks of about
+// `chunk_bytes` of output (at least one row). Throws Error if kinfer has no quantizer for `dst` or the row
+// length does not split into whole blocks; an exception from `fill` is rethrown here.
 void stream_tensor_rows(gguf::GgufWriter& writer, const TypeTraits& dst, uint64_t row_len, uint64_t n_rows,
-                        const RowFill& fill, const RowsDone& rows_done = {});
+                        const RowFill& fill, const RowsDone& rows_done = {},
+                        uint64_t chunk_bytes = kDefaultChunkBytes);
 
 // What a model-writing tool reports, once per tensor and (for big tensors) as chunks finish.
 struct TensorProgress {
@@ -43,5 +49,22 @@ struct TensorProgress {
     uint64_t out_bytes_total = 0;  // of the whole file
 };
 using ProgressFn = std::function<void(const TensorProgress&)>;
+
+// stream_tensor_rows for the tensor `ev` describes, reporting through `progress` (may be empty) as chunks are
+// written and once more when the tensor is done. On entry ev.out_bytes_done counts the tensors before this
+// one; on return it includes this one.
+void stream_tensor_rows_reporting(gguf::GgufWriter& writer, const TypeTraits& dst, uint64_t row_len,
+                                  uint64_t n_rows, const RowFill& fill, TensorProgress& ev,
+                                  const ProgressFn& progress);
+// The final report of a tensor written by other means (bytes copied as they are): adds ev.out_bytes to
+// ev.out_bytes_done and reports the tensor finished.
+void report_tensor_written(TensorProgress& ev, const ProgressFn& progress);
+
+// Writes a model file: opens `writer` (metadata and tensors declared) on `path`.part, runs
+// `write_tensors(writer)`, finishes, and renames the result to `path`; on any exception the partial file is
+// removed, so a failed run leaves no half-written model behind. A directory at `path` is refused before any
+// work is done. Returns the size of the file written.
+uint64_t write_model_file(gguf::GgufWriter& writer, const std::string& path,
+                          const std::function<void(gguf::GgufWriter&)>& write_tensors);
 
 }  // namespace kinfer

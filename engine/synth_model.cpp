@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 
 #include "gguf/gguf_file.hpp"
 #include "gguf/gguf_writer.hpp"
@@ -46,10 +45,10 @@ inline float gaussish(uint64_t r) {
 // stream are scaled down by sqrt(2 * n_layer) so the stream grows only slowly with depth, and the output
 // matrix is larger and spread per row so that the top logit usually stands clear of the next one.
 struct Scales {
-    float embd = 1.0f;
+    float embd = 0.5f;
     float norm_mean = 1.0f, norm_spread = 0.1f;
     float qk_gain = 1.5f;  // sharper attention than a plain variance-preserving projection
-    float output = 3.0f, output_row_spread = 0.35f;
+    float output = 3.0f, output_row_spread = 0.5f;
 };
 
 std::vector<std::string> built_in_tokens(uint32_t n_vocab) {
@@ -96,7 +95,7 @@ uint32_t vocab_size_of(const gguf::GgufFile& vocab) {
 }
 
 void require(bool ok, const std::string& what) {
-    if (!ok) throw UsageError("synth: " + what);
+    if (!ok) throw UsageError(what);
 }
 
 }  // namespace
@@ -142,7 +141,7 @@ SynthParams synth_preset(std::string_view name) {
     }
     std::string known;
     for (auto n : synth_preset_names()) known += (known.empty() ? "" : ", ") + std::string(n);
-    throw UsageError("synth: unknown preset '" + std::string(name) + "' (known: " + known + ")");
+    throw UsageError("unknown preset '" + std::string(name) + "' (known: " + known + ")");
 }
 
 std::vector<std::string_view> synth_preset_names() {
@@ -170,15 +169,15 @@ std::vector<SynthTensor> plan_synth_tensors(const SynthParams& p, uint32_t n_voc
     add("token_embd.weight", {E, V}, {0, s.embd, 0});
     for (uint32_t l = 0; l < p.n_layer; ++l) {
         const std::string b = "blk." + std::to_string(l) + ".";
-        add(b + "attn_norm.weight", {E}, norm);
         add(b + "attn_q.weight", {E, E}, {0, s.qk_gain * in_embd, 0});
         add(b + "attn_k.weight", {E, KV}, {0, s.qk_gain * in_embd, 0});
         add(b + "attn_v.weight", {E, KV}, {0, in_embd, 0});
         add(b + "attn_output.weight", {E, E}, {0, in_embd * residual, 0});
-        add(b + "ffn_norm.weight", {E}, norm);
         add(b + "ffn_gate.weight", {E, F}, {0, in_embd, 0});
         add(b + "ffn_up.weight", {E, F}, {0, in_embd, 0});
         add(b + "ffn_down.weight", {F, E}, {0, residual / std::sqrt(float(F)), 0});
+        add(b + "attn_norm.weight", {E}, norm);
+        add(b + "ffn_norm.weight", {E}, norm);
     }
     add("output_norm.weight", {E}, norm);
     add("output.weight", {E, V}, {0, s.output * in_embd, s.output_row_spread});
@@ -208,21 +207,23 @@ void synth_fill_row(uint64_t seed, std::string_view tensor_name, const WeightIni
     for (uint64_t i = 0; i < n; ++i) out[i] = init.mean + scale * gaussish(mix64(base + i * kGolden));
 }
 
+uint32_t synth_vocab_size(const SynthParams& p, const gguf::GgufFile* vocab) {
+    if (vocab) {
+        const uint32_t have = vocab_size_of(*vocab);
+        if (p.n_vocab != 0 && p.n_vocab != have)
+            throw UsageError("--n-vocab " + std::to_string(p.n_vocab) + " does not match the " +
+                             std::to_string(have) + " tokens of " + vocab->path());
+        return have;
+    }
+    require(p.n_vocab >= 259, "the built-in vocabulary needs n_vocab >= 259 (3 specials + 256 bytes), got " +
+                                  std::to_string(p.n_vocab));
+    return p.n_vocab;
+}
+
 SynthSummary write_synth_model(const SynthParams& p, const gguf::GgufFile* vocab, const std::string& path,
                                const ProgressFn& progress) {
     p.validate();
-    uint32_t n_vocab = p.n_vocab;
-    if (vocab) {
-        const uint32_t have = vocab_size_of(*vocab);
-        if (n_vocab != 0 && n_vocab != have)
-            throw UsageError("synth: --n-vocab " + std::to_string(n_vocab) + " does not match the " +
-                             std::to_string(have) + " tokens of " + vocab->path());
-        n_vocab = have;
-    } else {
-        require(n_vocab >= 259,
-                "the built-in vocabulary needs n_vocab >= 259 (3 specials + 256 bytes), got " +
-                    std::to_string(n_vocab));
-    }
+    const uint32_t n_vocab = synth_vocab_size(p, vocab);
     const auto tensors = plan_synth_tensors(p, n_vocab);
 
     gguf::GgufWriter w;
@@ -257,15 +258,11 @@ SynthSummary write_synth_model(const SynthParams& p, const gguf::GgufFile* vocab
     }
     for (size_t i = 0; i < tensors.size(); ++i) sum.tensor_bytes += w.tensor_bytes(i);
 
-    // write next to the target and rename at the end, so a failed run leaves no half-written model behind
-    const std::string part = path + ".part";
-    try {
-        w.open(part);
-        uint64_t done_bytes = 0;
+    sum.file_bytes = write_model_file(w, path, [&](gguf::GgufWriter& out) {
+        TensorProgress ev;
         for (size_t i = 0; i < tensors.size(); ++i) {
             const SynthTensor& t = tensors[i];
             const uint64_t n_rows = t.ne[1] * t.ne[2] * t.ne[3];
-            TensorProgress ev;
             ev.index = i;
             ev.count = tensors.size();
             ev.name = t.name;
@@ -275,35 +272,16 @@ SynthSummary write_synth_model(const SynthParams& p, const gguf::GgufFile* vocab
             ev.to = t.type;
             ev.wanted = t.wanted;
             ev.in_bytes = t.ne[0] * n_rows * sizeof(float);
-            ev.out_bytes = w.tensor_bytes(i);
-            ev.out_bytes_done = done_bytes;
+            ev.out_bytes = out.tensor_bytes(i);
             ev.out_bytes_total = sum.tensor_bytes;
-            const auto fill = [&](uint64_t row, float* out) {
-                synth_fill_row(p.seed, t.name, t.init, row, out, t.ne[0]);
+            ev.finished = false;
+            ev.fraction_done = 0;
+            const auto fill = [&](uint64_t row, float* values) {
+                synth_fill_row(p.seed, t.name, t.init, row, values, t.ne[0]);
             };
-            const auto on_rows = [&](uint64_t rows) {
-                if (!progress || rows == n_rows) return;
-                ev.fraction_done = double(rows) / double(n_rows);
-                ev.out_bytes_done = done_bytes + uint64_t(ev.fraction_done * double(ev.out_bytes));
-                progress(ev);
-            };
-            stream_tensor_rows(w, type_traits(t.type), t.ne[0], n_rows, fill, on_rows);
-            done_bytes += ev.out_bytes;
-            if (progress) {
-                ev.fraction_done = 1;
-                ev.finished = true;
-                ev.out_bytes_done = done_bytes;
-                progress(ev);
-            }
+            stream_tensor_rows_reporting(out, type_traits(t.type), t.ne[0], n_rows, fill, ev, progress);
         }
-        w.finish();
-        std::filesystem::rename(part, path);
-    } catch (...) {
-        std::error_code ec;
-        std::filesystem::remove(part, ec);
-        throw;
-    }
-    sum.file_bytes = std::filesystem::file_size(path);
+    });
     return sum;
 }
 

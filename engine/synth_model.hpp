@@ -59,13 +59,19 @@ struct SynthTensor {
     WeightInit init;
 };
 
-// The tensor table of the model, in file order (token_embd, then each block, output_norm, output), with the
-// types the recipe of p.file_type gives them. `n_vocab` overrides p.n_vocab (which may be 0).
+// The tensor table of the model in the order llama.cpp's converter writes a Llama/Mistral model: token_embd,
+// then per block attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down, attn_norm, ffn_norm, then
+// output_norm and output; with the types the recipe of p.file_type gives them. `n_vocab` overrides p.n_vocab
+// (which may be 0).
 std::vector<SynthTensor> plan_synth_tensors(const SynthParams& p, uint32_t n_vocab);
 
 // Draws row `row` of a tensor: deterministic in (seed, tensor name, row), independent of threads.
 void synth_fill_row(uint64_t seed, std::string_view tensor_name, const WeightInit& init, uint64_t row,
                     float* out, uint64_t n);
+
+// The model's vocabulary size: the vocabulary file's token count (p.n_vocab must be 0 or equal to it), or
+// p.n_vocab for the built-in vocabulary (at least 259). Throws UsageError otherwise.
+uint32_t synth_vocab_size(const SynthParams& p, const gguf::GgufFile* vocab);
 
 // Where the tokenizer comes from: a GGUF file whose tokenizer.* keys are copied, or (null) a small built-in
 // byte-fallback vocabulary of p.n_vocab tokens (at least 259: <unk>, <s>, </s> and 256 byte tokens).

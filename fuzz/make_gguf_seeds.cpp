@@ -90,8 +90,10 @@ std::vector<uint8_t> cut_vocab(const std::string& path) {
         Value cut = kv.value;
         Array& a = std::get<Array>(cut.v);
         a.count = std::min<uint64_t>(a.count, 8);
-        if (scalar_size(a.type)) a.raw = a.raw.first(a.count * scalar_size(a.type));
-        else a.items.resize(a.count);
+        if (scalar_size(a.type))
+            a.raw = a.raw.first(a.count * scalar_size(a.type));
+        else
+            a.items.resize(a.count);
         w.add_value(kv.key, cut);
     }
     return w.to_bytes({});

@@ -12,6 +12,11 @@ namespace {
 
 constexpr std::string_view kAlignmentKey = "general.alignment";
 
+// Padding is added in one step: a legal alignment can be as large as 2^31 bytes.
+uint64_t round_up(uint64_t n, uint64_t alignment) {
+    return (n + alignment - 1) / alignment * alignment;
+}
+
 template <class T>
 void put(std::vector<uint8_t>& out, T v) {
     const size_t at = out.size();
@@ -216,7 +221,7 @@ std::vector<uint8_t> GgufWriter::header_bytes() const {
         put<uint32_t>(h, static_cast<uint32_t>(t.type));
         put<uint64_t>(h, t.offset);
     }
-    while (h.size() % alignment_) h.push_back(0);
+    h.resize(round_up(h.size(), alignment_), 0);
     return h;
 }
 
@@ -227,7 +232,7 @@ void GgufWriter::write_raw(const void* p, size_t n) {
 }
 
 void GgufWriter::pad_to_alignment() {
-    static const uint8_t zeros[256] = {};
+    static const uint8_t zeros[4096] = {};
     uint64_t pad = (alignment_ - written_ % alignment_) % alignment_;
     while (pad) {
         const size_t n = std::min<uint64_t>(pad, sizeof zeros);
@@ -287,7 +292,7 @@ std::vector<uint8_t> GgufWriter::to_bytes(const std::vector<std::span<const uint
         if (data[i].size() != tensors_[i].n_bytes)
             throw UsageError("GGUF writer: tensor '" + tensors_[i].name + "' data has the wrong size");
         out.insert(out.end(), data[i].begin(), data[i].end());
-        while (out.size() % alignment_) out.push_back(0);
+        out.resize(round_up(out.size(), alignment_), 0);
     }
     return out;
 }

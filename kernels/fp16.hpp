@@ -43,7 +43,9 @@ inline uint16_t fp32_to_fp16(float f) {
     return static_cast<uint16_t>(sign | ((mant_rounded - (112u << 23)) >> 13));
 }
 
-inline float bf16_to_fp32(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
+inline float bf16_to_fp32(uint16_t h) {
+    return std::bit_cast<float>(static_cast<uint32_t>(h) << 16);
+}
 
 // Round-to-nearest-even; NaN is kept quiet (as ggml does).
 inline uint16_t fp32_to_bf16(float f) {

@@ -54,23 +54,27 @@ using QuantizeRowFn = void (*)(const float* in, void* blocks, int64_t n);
 
 struct TypeTraits {
     GgmlType type;
-    const char* name;      // ggml's spelling: "f32", "q4_K", ...
-    uint32_t block_elems;  // elements per block (1 for plain types)
-    uint32_t block_bytes;  // bytes per block
+    const char* name;                // ggml's spelling: "f32", "q4_K", ...
+    uint32_t block_elems;            // elements per block (1 for plain types)
+    uint32_t block_bytes;            // bytes per block
     DequantizeRowFn dequantize_row;  // null where kinfer cannot read the type yet
     QuantizeRowFn quantize_row;      // null where kinfer cannot write the type
 };
 
-// Traits for a raw type id from a file; nullopt for ids ggml does not define.
+// Traits for a raw type id from a file; null for ids ggml does not define.
 const TypeTraits* find_type(uint32_t id);
 // Traits for a known type (never null).
 const TypeTraits& type_traits(GgmlType type);
 // Case-insensitive lookup by ggml name ("q4_k", "F16"); null if unknown.
 const TypeTraits* find_type_by_name(std::string_view name);
-inline const char* type_name(GgmlType type) { return type_traits(type).name; }
+inline const char* type_name(GgmlType type) {
+    return type_traits(type).name;
+}
 
 // Bytes needed for a row of `n` elements; n must be a multiple of the block size.
-inline uint64_t row_bytes(const TypeTraits& t, uint64_t n) { return n / t.block_elems * t.block_bytes; }
+inline uint64_t row_bytes(const TypeTraits& t, uint64_t n) {
+    return n / t.block_elems * t.block_bytes;
+}
 
 // Every entry of the table, for iteration (inspect, tests).
 struct TypeTable {

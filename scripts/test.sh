@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # Builds kinfer twice and runs the whole test suite in each: a normal Release build (with the CUDA code
-# compiled where nvcc exists), then an ASan+UBSan build. Build trees: build/ and build-asan/.
+# compiled where nvcc exists), then an ASan+UBSan build. Build trees: build/ and build-asan/. Between the
+# two, the Release build is installed to build/install and examples/ is built against that package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKINFER_BUILD_TESTS=ON
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure
+
+# The installed package works for another project: install the Release build, build examples/ against it
+# with find_package(kinfer), and stream a completion from a tiny synthetic model.
+rm -rf build/install build/examples
+cmake --install build --prefix build/install
+cmake -S examples -B build/examples -G Ninja -DCMAKE_PREFIX_PATH="$PWD/build/install"
+cmake --build build/examples
+./build/bin/infer synth -o build/examples/tiny.gguf --preset tiny --type Q8_0 --vocab none --n-vocab 512 --quiet
+./build/examples/stream_completion build/examples/tiny.gguf "Hello" 16 >build/examples/out.txt
+test -s build/examples/out.txt
 
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKINFER_SANITIZE=ON -DKINFER_CUDA=OFF \
   -DKINFER_BUILD_BENCH=OFF

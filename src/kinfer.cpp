@@ -332,7 +332,21 @@ GenerateResult Session::generate(std::string_view prompt, const GenerateOptions&
 GenerateResult Session::chat(std::span<const ChatMessage> messages, const GenerateOptions& options,
                              const TextCallback& on_text) {
     const std::vector<int32_t> tokens = impl_->model.chat_prompt(messages, true);
-    return impl_->generate(tokens, options, on_text);
+    // An answer's first token usually carries the tokenizer's word-start space (" Hello"): not part of
+    // the reply.
+    bool at_start = true;
+    const TextCallback strip = [&](std::string_view piece) {
+        if (at_start) {
+            const size_t b = piece.find_first_not_of(' ');
+            if (b == std::string_view::npos) return true;
+            piece.remove_prefix(b);
+            at_start = false;
+        }
+        return on_text ? on_text(piece) : true;
+    };
+    GenerateResult r = impl_->generate(tokens, options, strip);
+    r.text.erase(0, std::min(r.text.size(), r.text.find_first_not_of(' ')));
+    return r;
 }
 
 std::span<const int32_t> Session::tokens() const {

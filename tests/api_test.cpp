@@ -160,6 +160,8 @@ TEST_CASE("api: chat turns reuse the cache and give the same reply as recomputin
     const auto r2 = s.chat(history, greedy(8));
     CHECK(r2.prompt_cached > 5);  // the first turn was not evaluated again
 
+    CHECK(r1.text.substr(0, 1) != " ");  // the answer's leading word-start space is not part of it
+
     kinfer::Session fresh(model);
     const auto r2_fresh = fresh.chat(history, greedy(8));
     CHECK(r2_fresh.prompt_cached == 0);

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -107,6 +108,35 @@ size_t walk_everything(const GgufFile& f) {
         for (uint64_t i = 0; i < t.n_bytes; ++i) n += t.data[i];
     }
     return n;
+}
+
+// Writes a parsed file again with GgufWriter (as the fuzz target does) and checks that the copy parses back
+// to the same metadata and tensor bytes.
+void rewrite_and_compare(const GgufFile& f) {
+    if (f.alignment() > (1u << 20)) return;  // legal, but the copy would hold that much padding
+    GgufWriter w;
+    for (const KeyValue& kv : f.metadata()) w.add_value(kv.key, kv.value);
+    std::vector<std::span<const uint8_t>> data;
+    for (const TensorView& t : f.tensors()) {
+        w.add_tensor(t.name, t.type->type, std::span<const uint64_t>(t.ne.data(), t.n_dims));
+        data.emplace_back(t.data, t.n_bytes);
+    }
+    const std::vector<uint8_t> bytes = w.to_bytes(data);
+    const GgufFile g = GgufFile::from_bytes(bytes, "rewritten.gguf");
+    REQUIRE(g.metadata().size() == f.metadata().size());
+    REQUIRE(g.tensors().size() == f.tensors().size());
+    CHECK(g.alignment() == f.alignment());
+    for (size_t i = 0; i < f.metadata().size(); ++i) {
+        CHECK(g.metadata()[i].key == f.metadata()[i].key);
+        CHECK(to_json(g.metadata()[i].value) == to_json(f.metadata()[i].value));
+    }
+    for (size_t i = 0; i < f.tensors().size(); ++i) {
+        const TensorView &a = f.tensors()[i], &b = g.tensors()[i];
+        CHECK(a.name == b.name);
+        CHECK(a.type == b.type);
+        CHECK(a.ne == b.ne);
+        CHECK(std::memcmp(a.data, b.data, a.n_bytes) == 0);
+    }
 }
 
 std::filesystem::path temp_path(const std::string& name) {
@@ -846,10 +876,15 @@ TEST_CASE("gguf: fuzzer regression inputs (tests/fixtures/gguf/*.bin) are handle
         std::ifstream in(entry.path(), std::ios::binary);
         const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
                                          std::istreambuf_iterator<char>());
+        std::optional<GgufFile> f;
         try {
-            walk_everything(GgufFile::from_bytes(bytes, entry.path().filename().string()));
+            f.emplace(GgufFile::from_bytes(bytes, entry.path().filename().string()));
         } catch (const FormatError& e) {
             CHECK(std::string(e.what()).find("invalid GGUF at offset") != std::string::npos);
+        }
+        if (f) {
+            walk_everything(*f);
+            rewrite_and_compare(*f);
         }
         ++n;
     }
@@ -874,6 +909,19 @@ TEST_CASE("gguf: opening a missing or non-regular file is an Error naming the pa
 
 // ---- writer misuse
 // -------------------------------------------------------------------------------------------
+
+TEST_CASE("gguf writer: a huge alignment is padded in one step") {
+    // Found by the fuzzer: a tensorless file declaring alignment 2^29 made the writer pad byte by byte.
+    GgufWriter w;
+    w.set_alignment(1u << 24);
+    w.add_string("general.architecture", "llama");
+    const std::vector<uint8_t> bytes = w.to_bytes({});
+    CHECK(bytes.size() == 1u << 24);
+    const GgufFile f = GgufFile::from_bytes(bytes);
+    CHECK(f.alignment() == 1u << 24);
+    CHECK(f.data_offset() == bytes.size());
+    CHECK(f.get<std::string>("general.architecture") == "llama");
+}
 
 TEST_CASE("gguf writer: refuses what would produce an invalid file") {
     GgufWriter w;

@@ -2,11 +2,9 @@
 // output is one valid JSON document of the documented shape (checked with a small parser below: no JSON
 // library), and its exit status for corrupt files (1) and bad usage (2).
 #include <doctest/doctest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -18,6 +16,7 @@
 #include "gguf/gguf_file.hpp"
 #include "gguf/gguf_writer.hpp"
 #include "kinfer/error.hpp"
+#include "tests/infer_cli.hpp"
 
 using namespace kinfer;
 using namespace kinfer::gguf;
@@ -27,35 +26,15 @@ namespace {
 // ---- running the binary
 // --------------------------------------------------------------------------------------
 
-struct RunResult {
-    int status = -1;
-    std::string out, err;
-};
+using RunResult = kinfer_test::CliResult;
 
 std::filesystem::path temp_path(const std::string& name) {
     return std::filesystem::temp_directory_path() /
            ("kinfer_inspect_test_" + std::to_string(::getpid()) + "_" + name);
 }
 
-std::string read_file(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 RunResult run_infer(const std::string& args) {
-    const auto out = temp_path("stdout.txt"), err = temp_path("stderr.txt");
-    const std::string cmd = std::string("'") + KINFER_INFER_BIN + "' " + args + " >'" + out.string() +
-                            "' 2>'" + err.string() + "'";
-    const int raw = std::system(cmd.c_str());
-    RunResult r;
-    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-    r.out = read_file(out);
-    r.err = read_file(err);
-    std::filesystem::remove(out);
-    std::filesystem::remove(err);
-    return r;
+    return kinfer_test::run_infer_cli(args);
 }
 
 std::vector<std::string> lines_of(const std::string& s) {

@@ -287,11 +287,11 @@ TEST_CASE("quant: q2_K / q3_K / q6_K / q8_K codes and signed scales") {
 // ---- quantizers ----------------------------------------------------------------------------------------
 
 TEST_CASE("quant: quantizers round-trip with bounded error") {
-    // Per-type bound on max |error| relative to the block's largest magnitude (loose: the quality test
-    // below is the real yardstick; this one catches layout slips that still pass on average).
+    // Per-type bound on max |error| relative to the block's largest magnitude, ~1.2x the worst seen over 200
+    // seeds (the quality test below is the real yardstick; this one catches slips that pass on average).
     const std::map<std::string, double> bound = {
-        {"q4_0", 0.13}, {"q4_1", 0.13}, {"q5_0", 0.07}, {"q5_1", 0.07}, {"q8_0", 0.01}, {"q2_K", 0.6},
-        {"q3_K", 0.35}, {"q4_K", 0.2},  {"q5_K", 0.1},  {"q6_K", 0.05}, {"q8_K", 0.01}};
+        {"q4_0", 0.13}, {"q4_1", 0.075}, {"q5_0", 0.07}, {"q5_1", 0.04},  {"q8_0", 0.006}, {"q2_K", 0.45},
+        {"q3_K", 0.3},  {"q4_K", 0.1},   {"q5_K", 0.06}, {"q6_K", 0.025}, {"q8_K", 0.005}};
     for (const std::string name : kQuantNames) {
         CAPTURE(name);
         const TypeTraits& t = *find_type_by_name(name);
@@ -354,11 +354,10 @@ TEST_CASE("quant: quantization quality within 5% of llama.cpp") {
             theirs[type + " " + dist] = v;
         }
     }
-    for (const auto& [dist, data] :
-         {std::pair{std::string("gaussian"),
-                    quant_test::gaussian(quant_test::kRows * quant_test::kRowLen, 1)},
-          std::pair{std::string("student_t3"),
-                    quant_test::student_t3(quant_test::kRows * quant_test::kRowLen, 2)}}) {
+    const int64_t n = quant_test::kRows * quant_test::kRowLen;
+    for (const std::string dist : {"gaussian", "student_t3"}) {
+        const std::vector<float> data =
+            dist == "gaussian" ? quant_test::gaussian(n, 1) : quant_test::student_t3(n, 2);
         CAPTURE(dist);
         REQUIRE(hashes.count(dist) == 1);
         CHECK(quant_test::hash_hex(data) == hashes[dist]);  // the same data llama.cpp was measured on

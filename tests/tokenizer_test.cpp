@@ -1,6 +1,7 @@
 // Tokenizer: llama.cpp's own SPM test vectors, our multilingual corpus (expected ids made with llama.cpp),
 // round trips, special tokens, byte fallback, streaming decode, UTF-8 helpers and error handling.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -16,6 +17,7 @@
 #include "gguf/gguf_file.hpp"
 #include "gguf/gguf_writer.hpp"
 #include "kinfer/error.hpp"
+#include "tests/infer_cli.hpp"
 #include "tokenizer/streaming_decoder.hpp"
 #include "tokenizer/tokenizer.hpp"
 #include "tokenizer/utf8.hpp"
@@ -285,6 +287,38 @@ TEST_CASE("tokenizer: round trip on random valid UTF-8 (all planes, controls, sp
         const auto ids = tok.encode(s, true, false);
         CHECK_MESSAGE(tok.decode(ids) == expected_round_trip(s), "input: " << show(s));
         for (int32_t id : ids) CHECK(tok.valid(id));
+    }
+}
+
+TEST_CASE("tokenizer: random bytes and special-token fragments never break encode or decode") {
+    REQUIRE_MISTRAL();
+    std::mt19937 rng(99);
+    const std::vector<std::string> bits = {"[INST]",   "[/INST]",  "<s>", "</s>", "<unk>",        "[",
+                                           "<",        " ",        "  ",  "\n",   "\xE2\x96\x81", "\xE4",
+                                           "\xB8\xAD", "\xF0\x9F", "a",   "中",   "\r\n",         "\t"};
+    for (int t = 0; t < 500; ++t) {
+        std::string s;
+        const int len = int(rng() % 24);
+        for (int k = 0; k < len; ++k) {
+            if (rng() % 3 == 0)
+                s += char(rng() % 256);
+            else
+                s += bits[rng() % bits.size()];
+        }
+        for (bool special : {false, true}) {
+            const auto ids = tok.encode(s, true, special);
+            for (int32_t id : ids) REQUIRE(tok.valid(id));
+            const std::string back = tok.decode(ids, DecodeOptions{special, true});
+            StreamingDecoder sd(tok, StreamingOptions{special, true});
+            std::string streamed;
+            for (int32_t id : ids) streamed += sd.push(id);
+            streamed += sd.finish();
+            CHECK(is_valid_utf8(streamed));
+            CHECK(streamed == to_valid_utf8(back));
+            // Without special parsing, valid UTF-8 round-trips exactly (special-token look-alikes included).
+            if (!special && is_valid_utf8(s))
+                CHECK_MESSAGE(back == expected_round_trip(s), "input: " << show(s));
+        }
     }
 }
 
@@ -579,4 +613,93 @@ TEST_CASE("tokenizer: unsupported or malformed tokenizer metadata is a clear err
         REQUIRE(tok.warnings().size() == 1);
         CHECK(tok.warnings()[0].find("eos_token_id") != std::string::npos);
     }
+}
+
+namespace {
+
+struct RunResult {
+    int status;
+    std::string out;
+};
+
+// Runs the infer binary; stdout (followed by stderr if `merge_stderr`) captured.
+RunResult run_infer(const std::string& args, bool merge_stderr = false) {
+    const kinfer_test::CliResult r = kinfer_test::run_infer_cli(args);
+    return {r.status, merge_stderr ? r.out + r.err : r.out};
+}
+
+std::string temp_file(const std::string& name, std::string_view content) {
+    const fs::path p = fs::temp_directory_path() / ("kinfer_tok_" + std::to_string(::getpid()) + "_" + name);
+    std::ofstream(p, std::ios::binary).write(content.data(), std::streamsize(content.size()));
+    return p.string();
+}
+
+std::string json_ids(const std::vector<int32_t>& ids) {
+    std::string s = "[";
+    for (size_t i = 0; i < ids.size(); ++i) s += (i ? ", " : "") + std::to_string(ids[i]);
+    return s + "]\n";
+}
+
+}  // namespace
+
+TEST_CASE("infer tokenize: ids, pieces, BOS and special tokens on a vocabulary-only file") {
+    REQUIRE_MISTRAL();
+    const std::string m = "tokenize -m '" + kShared + "/vocab/mistral-v0.3-vocab.gguf' ";
+    CHECK(run_infer(m + "-p 'Hello world' --ids").out == "[1, 23325, 2294]\n");
+    CHECK(run_infer(m + "-p 'Hello world' --ids --no-bos").out == "[23325, 2294]\n");
+    CHECK(run_infer(m + "-p '[INST] Hello</s>' --ids --no-bos --special").out == "[3, 29473, 23325, 2]\n");
+    CHECK(run_infer(m + "-p '' --ids").out == "[1]\n");
+    CHECK(run_infer(m + "-p 'Hello world'").out ==
+          "1\t\"<s>\"\n23325\t\"\xE2\x96\x81Hello\"\n2294\t\"\xE2\x96\x81world\"\n");
+    CHECK(run_infer(m + "-p 'Hello world' --pieces").out == run_infer(m + "-p 'Hello world'").out);
+
+    // -f reads bytes as they are; the ids equal the library's (which the corpus test ties to llama.cpp).
+    const std::string text = "你好，世界！\r\n\tTabs and emoji 👨‍👩‍👧‍👦\n";
+    const std::string path = temp_file("zh.txt", text);
+    CHECK(run_infer(m + "-f '" + path + "' --ids").out == json_ids(tok.encode(text, true, false)));
+    CHECK(run_infer(m + "-f - --ids --no-bos < '" + path + "'").out ==
+          json_ids(tok.encode(text, false, false)));
+    fs::remove(path);
+}
+
+TEST_CASE("infer tokenize: invalid UTF-8 names the byte offset unless --lossy; usage errors") {
+    REQUIRE_MISTRAL();
+    const std::string m = "tokenize -m '" + kShared + "/vocab/mistral-v0.3-vocab.gguf' ";
+    const std::string path = temp_file("bad.txt",
+                                       "abc\xFF"
+                                       "def");
+    const RunResult bad = run_infer(m + "-f '" + path + "' --ids", true);
+    CHECK(bad.status == 1);
+    CHECK(bad.out.find("byte offset 3") != std::string::npos);
+    CHECK(bad.out.find("--lossy") != std::string::npos);
+    const RunResult lossy = run_infer(m + "-f '" + path + "' --ids --lossy");
+    CHECK(lossy.status == 0);
+    CHECK(lossy.out == json_ids(tok.encode("abc\xEF\xBF\xBD"
+                                           "def",
+                                           true, false)));
+    fs::remove(path);
+
+    CHECK(run_infer("tokenize -p hi").status == 2);  // no model
+    CHECK(run_infer(m).status == 2);                 // no text
+    CHECK(run_infer(m + "-p a -f b").status == 2);   // both
+    CHECK(run_infer(m + "-p a --ids --pieces").status == 2);
+    CHECK(run_infer(m + "-p a --bogus").status == 2);
+    CHECK(run_infer("tokenize -m /nonexistent.gguf -p a").status == 1);
+    CHECK(run_infer(m + "--help").out.find("--special") != std::string::npos);
+}
+
+TEST_CASE("infer tokenize: an unsupported tokenizer model is a clear error, not a crash") {
+    gguf::GgufWriter w;
+    w.add_string("general.architecture", "llama");
+    w.add_string("tokenizer.ggml.model", "gpt2");
+    w.add_strings("tokenizer.ggml.tokens", std::vector<std::string>{"a", "b"});
+    const std::string path =
+        (fs::temp_directory_path() / ("kinfer_tok_" + std::to_string(::getpid()) + "_gpt2.gguf")).string();
+    w.open(path);
+    w.finish();
+    const RunResult r = run_infer("tokenize -m '" + path + "' -p hi", true);
+    fs::remove(path);
+    CHECK(r.status == 1);
+    CHECK(r.out.find("gpt2") != std::string::npos);
+    CHECK(r.out.find("not supported") != std::string::npos);
 }

@@ -25,21 +25,22 @@ void emit_bytes(const Vocab& vocab, std::string_view bytes, std::vector<int32_t>
 
 }  // namespace
 
-void spm_encode(const Vocab& vocab, std::string_view text, SpmScratch& scratch, std::vector<int32_t>& out) {
-    if (text.empty()) return;
-    if (text.size() > UINT32_MAX) throw UsageError("text fragment too long to tokenize (over 4 GiB)");
+namespace {
+
+// Merges within text[begin, end) (whole symbols) and appends the resulting tokens.
+void encode_segment(const Vocab& vocab, std::string_view text, uint32_t begin, uint32_t end,
+                    SpmScratch& scratch, std::vector<int32_t>& out) {
     auto& sym = scratch.symbols;
     auto& heap = scratch.heap;
     sym.clear();
     heap.clear();
 
     const auto* bytes = reinterpret_cast<const uint8_t*>(text.data());
-    const uint32_t size = static_cast<uint32_t>(text.size());
-    for (uint32_t off = 0; off < size;) {
+    for (uint32_t off = begin; off < end;) {
         const uint32_t len =
-            std::min<uint32_t>(static_cast<uint32_t>(utf8_len_from_lead(bytes[off])), size - off);
+            std::min<uint32_t>(static_cast<uint32_t>(utf8_len_from_lead(bytes[off])), end - off);
         const int32_t i = static_cast<int32_t>(sym.size());
-        sym.push_back({i - 1, off + len == size ? -1 : i + 1, off, len, -1});
+        sym.push_back({i - 1, off + len == end ? -1 : i + 1, off, len, -1});
         off += len;
     }
 
@@ -91,6 +92,36 @@ void spm_encode(const Vocab& vocab, std::string_view text, SpmScratch& scratch, 
         else
             emit_bytes(vocab, piece, out);
     }
+}
+
+}  // namespace
+
+void spm_encode(const Vocab& vocab, std::string_view text, SpmScratch& scratch, std::vector<int32_t>& out) {
+    if (text.empty()) return;
+    if (text.size() > UINT32_MAX) throw UsageError("text fragment too long to tokenize (over 4 GiB)");
+    const uint32_t size = static_cast<uint32_t>(text.size());
+    if (!vocab.words_independent) {
+        encode_segment(vocab, text, 0, size, scratch, out);
+        return;
+    }
+    // Cut before every U+2581 symbol that follows another symbol: no token can span such a cut (see
+    // Vocab::words_independent), so the words merge independently, each with a small, cache-resident heap,
+    // and the result is the same as merging the whole text at once.
+    const auto* bytes = reinterpret_cast<const uint8_t*>(text.data());
+    uint32_t begin = 0;
+    bool prev_space = false;
+    for (uint32_t off = 0; off < size;) {
+        const uint32_t len =
+            std::min<uint32_t>(static_cast<uint32_t>(utf8_len_from_lead(bytes[off])), size - off);
+        const bool space = len == 3 && bytes[off] == 0xE2 && bytes[off + 1] == 0x96 && bytes[off + 2] == 0x81;
+        if (space && !prev_space && off > begin) {
+            encode_segment(vocab, text, begin, off, scratch, out);
+            begin = off;
+        }
+        prev_space = space;
+        off += len;
+    }
+    encode_segment(vocab, text, begin, size, scratch, out);
 }
 
 }  // namespace kinfer::tokenizer

@@ -7,7 +7,8 @@
 //
 // Cost: symbols live in one array as a doubly linked list; candidate merges sit in a binary heap whose stale
 // entries are skipped when popped; lookups hash a view of the text. Nothing is allocated per merge: the
-// scratch buffers grow once per call (or are reused across calls).
+// scratch buffers grow once per call (or are reused across calls). Where the vocabulary allows it
+// (Vocab::words_independent) the text is merged word by word, which keeps the heap in cache on long texts.
 #include <cstdint>
 #include <string>
 #include <string_view>

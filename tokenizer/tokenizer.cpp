@@ -53,8 +53,15 @@ void Tokenizer::encode(std::string_view text, const EncodeOptions& options, std:
             after_special = true;
             continue;
         }
-        escape_spaces(text.substr(f.offset, f.length), v.add_space_prefix && after_special, scratch.text);
-        spm_encode(v, scratch.text, scratch, out);
+        switch (v.model) {
+            case TokenizerModel::kSpm:
+                escape_spaces(text.substr(f.offset, f.length), v.add_space_prefix && after_special,
+                              scratch.text);
+                spm_encode(v, scratch.text, scratch, out);
+                break;
+                // A byte-level BPE model ("gpt2") would pre-split the fragment with its regex and merge by
+                // rank here; Vocab refuses such files until then.
+        }
         after_special = false;
     }
 

@@ -189,6 +189,15 @@ Vocab::Vocab(const gguf::GgufFile& file) {
         scores[i] = s;
         attrs[i] = type_arr ? attr_from_type(type_arr->scalar_at<int32_t>(i)) : uint8_t(kAttrNormal);
     }
+    words_independent = true;
+    for (const std::string_view t : texts) {
+        size_t run = 0;
+        while (t.compare(run, kSpace.size(), kSpace) == 0) run += kSpace.size();
+        if (t.find(kSpace, run) != std::string_view::npos) {
+            words_independent = false;
+            break;
+        }
+    }
     if (const int32_t dup = index.build(texts); dup >= 0) {
         for (size_t i = 0; i < n; ++i)
             if (i != size_t(dup) && texts[i] == texts[dup])

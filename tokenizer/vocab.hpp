@@ -69,6 +69,10 @@ class Vocab {
     std::array<int32_t, 256>
         byte_tokens{};  // byte -> token for byte fallback, -1 where the vocabulary has none
     size_t max_token_len = 0;
+    // True when every U+2581 in every token sits in a run at the token's start (true of Llama's and Mistral's
+    // vocabularies). Then no token can contain a non-space character followed by U+2581, so SPM merging never
+    // crosses the start of a word and words can be encoded one by one (see spm_encode).
+    bool words_independent = false;
 
     int32_t bos_id = -1, eos_id = -1, unk_id = -1, pad_id = -1, eot_id = -1, eom_id = -1;
     bool add_bos = false, add_eos = false, add_space_prefix = false;

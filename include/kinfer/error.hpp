@@ -9,19 +9,19 @@
 namespace kinfer {
 
 class KINFER_API Error : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
 // The input file (GGUF, prompt file, ...) is malformed or unsupported.
 class KINFER_API FormatError : public Error {
-public:
+  public:
     using Error::Error;
 };
 
 // A caller passed an invalid argument or option.
 class KINFER_API UsageError : public Error {
-public:
+  public:
     using Error::Error;
 };
 

@@ -180,7 +180,8 @@ class KINFER_API Session {
         return generate(std::span<const int32_t>(prompt.begin(), prompt.size()), options, on_text);
     }
     // One chat turn: renders the whole conversation (ending with the user's message) with the template,
-    // generates the assistant's answer. Earlier turns still in the cache are not evaluated again.
+    // generates the assistant's answer (without the leading space of its first token). Earlier turns
+    // still in the cache are not evaluated again.
     GenerateResult chat(std::span<const ChatMessage> messages, const GenerateOptions& options,
                         const TextCallback& on_text = {});
 

@@ -6,8 +6,12 @@
 
 namespace kinfer::ref {
 
-void dequantize_row_f32(const void* src, float* out, int64_t n) { std::memcpy(out, src, sizeof(float) * n); }
-void quantize_row_f32(const float* in, void* dst, int64_t n) { std::memcpy(dst, in, sizeof(float) * n); }
+void dequantize_row_f32(const void* src, float* out, int64_t n) {
+    std::memcpy(out, src, sizeof(float) * n);
+}
+void quantize_row_f32(const float* in, void* dst, int64_t n) {
+    std::memcpy(dst, in, sizeof(float) * n);
+}
 
 void dequantize_row_f16(const void* src, float* out, int64_t n) {
     const auto* h = static_cast<const uint16_t*>(src);

@@ -7,13 +7,14 @@
 
 namespace kinfer::ref {
 
-// Round to nearest, ties to even (what ggml's quantizers use), for |v| < 2^22; larger magnitudes and NaN are
-// clamped first so the result is always defined. Adding 1.5 * 2^23 puts the integer part in the low mantissa
-// bits, and the FPU's rounding mode does the rounding.
+// Round to nearest, ties to even (what ggml's quantizers use), for |v| < 2^22. Adding 1.5 * 2^23 puts the
+// integer part in the low mantissa bits and lets the FPU round. Out-of-range values are clamped first and NaN
+// yields some int (never undefined behaviour); callers clamp the result to their code range. Branch-free so
+// that the scale searches vectorize.
 inline int round_nearest(float v) {
     constexpr float kLimit = 4194303.0f;  // 2^22 - 1
-    if (!(v >= -kLimit)) v = std::isnan(v) ? 0.0f : -kLimit;
-    if (v > kLimit) v = kLimit;
+    v = v < -kLimit ? -kLimit : v;
+    v = v > kLimit ? kLimit : v;
     const float shifted = v + 12582912.0f;  // 1.5 * 2^23
     int32_t bits;
     std::memcpy(&bits, &shifted, sizeof bits);

@@ -42,11 +42,16 @@ std::string unescape(const std::string& s) {
 std::string escape(const std::string& s) {
     std::string out;
     for (char c : s) {
-        if (c == '\n') out += "\\n";
-        else if (c == '\r') out += "\\r";
-        else if (c == '\t') out += "\\t";
-        else if (c == '\\') out += "\\\\";
-        else out += c;
+        if (c == '\n')
+            out += "\\n";
+        else if (c == '\r')
+            out += "\\r";
+        else if (c == '\t')
+            out += "\\t";
+        else if (c == '\\')
+            out += "\\\\";
+        else
+            out += c;
     }
     return out;
 }
@@ -101,13 +106,16 @@ int main(int argc, char** argv) {
             for (const auto& m : conv.messages) msgs.push_back({m.role.c_str(), m.content.c_str()});
             for (int gen = 0; gen < 2; ++gen) {
                 std::vector<char> buf(4096);
-                int32_t n = llama_chat_apply_template(argv[t], msgs.data(), msgs.size(), gen, buf.data(), buf.size());
+                int32_t n =
+                    llama_chat_apply_template(argv[t], msgs.data(), msgs.size(), gen, buf.data(), buf.size());
                 if (n > int32_t(buf.size())) {
                     buf.resize(n);
-                    n = llama_chat_apply_template(argv[t], msgs.data(), msgs.size(), gen, buf.data(), buf.size());
+                    n = llama_chat_apply_template(argv[t], msgs.data(), msgs.size(), gen, buf.data(),
+                                                  buf.size());
                 }
                 if (n < 0) {
-                    std::fprintf(stderr, "llama_chat_apply_template(%s) failed for %s\n", argv[t], conv.name.c_str());
+                    std::fprintf(stderr, "llama_chat_apply_template(%s) failed for %s\n", argv[t],
+                                 conv.name.c_str());
                     return 1;
                 }
                 std::printf("%s\t%s\t%d\t%s\n", argv[t], conv.name.c_str(), gen,

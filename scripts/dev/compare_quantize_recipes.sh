@@ -4,8 +4,8 @@
 #
 # For a few synthetic F32 models (`infer synth`) chosen to reach every branch of the recipes (GQA 4 vs 2, 16
 # layers for the n/8 and n/16 rules, rows that are not a multiple of 256 or of 32, Llama-70B's 80 layers),
-# it quantizes each model to every file type with llama-quantize, reads the written types back with
-# `infer inspect --json`, and compares them with `infer quantize --dry-run`.
+# it quantizes each model to every file type with llama-quantize and with `infer quantize`, reads the written
+# types and shapes back with `infer inspect --json`, and compares them (and `infer quantize --dry-run`'s plan).
 #
 # usage: scripts/dev/compare_quantize_recipes.sh [--no-fixture]
 # env:   INFER (default build/bin/infer), LLAMA_QUANTIZE (default /tmp/llama.cpp/build/bin/llama-quantize),
@@ -49,7 +49,10 @@ for m in "${MODELS[@]}"; do
     }
     "$INFER" inspect --json "$out" >"$WORK/$name.$t.llama.json"
     "$INFER" quantize --dry-run "$src" "$t" >"$WORK/$name.$t.ours.txt"
-    rm -f "$out"
+    # and the file `infer quantize` actually writes
+    "$INFER" quantize --quiet "$src" "$out.kinfer" "$t" >/dev/null
+    "$INFER" inspect --json "$out.kinfer" >"$WORK/$name.$t.kinfer.json"
+    rm -f "$out" "$out.kinfer"
   done
   # one row per tensor of this model: name, then llama.cpp's type for each file type; compare with ours
   python3 - "$WORK" "$name" "$TYPES" "$rows" <<'EOF' || mismatches=$((mismatches + 1))
@@ -77,6 +80,12 @@ for i, t in enumerate(types):
     if set(ours) != {x["name"] for x in llama["tensors"]}:
         bad += 1
         print(f"MISMATCH {name} {t}: tensor sets differ")
+    written = {x["name"]: (x["type"], x["shape"]) for x in json.load(open(f"{work}/{name}.{t}.kinfer.json"))["tensors"]}
+    for tensor in llama["tensors"]:
+        if written.get(tensor["name"]) != (tensor["type"], tensor["shape"]):
+            bad += 1
+            print(f"MISMATCH {name} {t} {tensor['name']}: llama.cpp wrote {tensor['type']} {tensor['shape']}, "
+                  f"infer quantize wrote {written.get(tensor['name'])}")
 
 def key(n):  # layer, then the tensor's name, as a readable order
     if n.startswith("blk."):

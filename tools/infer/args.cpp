@@ -11,9 +11,13 @@ ArgReader::ArgReader(std::string command, int argc, char** argv) : command_(std:
 }
 
 bool ArgReader::next() {
+    // "--json=1" on a flag that takes no value would otherwise be read as plain "--json".
+    if (has_inline_ && !inline_used_)
+        throw UsageError(command_ + ": option " + flag_ + " takes no value (got '" + cur_ + "')");
     if (i_ >= args_.size()) return false;
     cur_ = args_[i_++];
     has_inline_ = false;
+    inline_used_ = false;
     flag_ = cur_;
     if (cur_.size() > 2 && cur_.rfind("--", 0) == 0) {
         const size_t eq = cur_.find('=');
@@ -26,12 +30,19 @@ bool ArgReader::next() {
     return true;
 }
 
-bool ArgReader::is(std::string_view a, std::string_view b) { return flag_ == a || (!b.empty() && flag_ == b); }
+bool ArgReader::is(std::string_view a, std::string_view b) {
+    return flag_ == a || (!b.empty() && flag_ == b);
+}
 
-bool ArgReader::is_positional() const { return cur_.empty() || cur_[0] != '-' || cur_ == "-"; }
+bool ArgReader::is_positional() const {
+    return cur_.empty() || cur_[0] != '-' || cur_ == "-";
+}
 
 std::string ArgReader::value() {
-    if (has_inline_) return inline_value_;
+    if (has_inline_) {
+        inline_used_ = true;
+        return inline_value_;
+    }
     if (i_ >= args_.size()) throw UsageError(command_ + ": option " + flag_ + " needs a value");
     return args_[i_++];
 }
@@ -40,9 +51,9 @@ int64_t ArgReader::int_value(int64_t min, int64_t max) {
     const std::string v = value();
     int64_t x = 0;
     auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
-    if (ec != std::errc() || p != v.data() + v.size())
+    if (p != v.data() + v.size() || (ec != std::errc() && ec != std::errc::result_out_of_range))
         throw UsageError(command_ + ": option " + flag_ + " wants an integer, got '" + v + "'");
-    if (x < min || x > max)
+    if (ec == std::errc::result_out_of_range || x < min || x > max)
         throw UsageError(command_ + ": option " + flag_ + " must be in [" + std::to_string(min) + ", " +
                          std::to_string(max) + "], got " + v);
     return x;

@@ -11,7 +11,7 @@
 namespace kinfer::cli {
 
 class ArgReader {
-public:
+  public:
     ArgReader(std::string command, int argc, char** argv);
 
     // Advances to the next argument; false at the end.
@@ -28,7 +28,7 @@ public:
     double float_value();
     [[noreturn]] void unknown() const;
 
-private:
+  private:
     std::string command_;
     std::vector<std::string> args_;
     size_t i_ = 0;
@@ -36,6 +36,7 @@ private:
     std::string flag_;
     std::string inline_value_;
     bool has_inline_ = false;
+    bool inline_used_ = false;  // value() consumed the "=..." part
 };
 
 }  // namespace kinfer::cli

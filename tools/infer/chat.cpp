@@ -86,12 +86,12 @@ int cmd_chat(int argc, char** argv) {
 
     for (;;) {
         const std::optional<std::string> input = reader.read("> ");
-        if (!input) break;
-        if (interrupted.load()) {  // Ctrl-C at the prompt: drop the line
+        if (interrupted.load()) {  // Ctrl-C at the prompt: drop the line, ask again
             clear_interrupt();
             if (reader.interactive()) std::fputc('\n', stderr);
             continue;
         }
+        if (!input) break;  // end of input (Ctrl-D)
         const std::string text = trim(*input);
         if (text.empty()) continue;
         if (is_exit_command(text)) break;
@@ -116,14 +116,7 @@ int cmd_chat(int argc, char** argv) {
             continue;
         }
 
-        bool at_start = true;
-        const GenerateResult r = session.generate(prompt, gf.options, [&](std::string_view piece) {
-            if (at_start) {  // the reply's first token usually carries a leading space
-                const size_t b = piece.find_first_not_of(' ');
-                if (b == std::string_view::npos) return true;
-                piece.remove_prefix(b);
-                at_start = false;
-            }
+        const GenerateResult r = session.chat(history, gf.options, [&](std::string_view piece) {
             std::fwrite(piece.data(), 1, piece.size(), stdout);
             std::fflush(stdout);
             return true;

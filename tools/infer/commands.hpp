@@ -8,5 +8,6 @@ int cmd_synth(int argc, char** argv);
 int cmd_run(int argc, char** argv);
 int cmd_chat(int argc, char** argv);
 int cmd_logits(int argc, char** argv);
+int cmd_tokenize(int argc, char** argv);
 
 }  // namespace kinfer::cli

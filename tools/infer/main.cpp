@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <string>
 #include <string_view>
 
 #include "kinfer/error.hpp"
@@ -24,6 +25,7 @@ const Command kCommands[] = {
     {"quantize", kinfer::cli::cmd_quantize,
      "convert an F32/F16/BF16 model to Q4_0 ... Q6_K, Q4_K_M, F16, BF16"},
     {"synth", kinfer::cli::cmd_synth, "write a Llama/Mistral GGUF with seeded random weights"},
+    {"tokenize", kinfer::cli::cmd_tokenize, "text to token ids with a model's tokenizer"},
 };
 
 void print_usage(FILE* out) {
@@ -53,7 +55,11 @@ int main(int argc, char** argv) {
         try {
             return implicit_run ? c.run(argc - 1, argv + 1) : c.run(argc - 2, argv + 2);
         } catch (const kinfer::UsageError& e) {
-            std::fprintf(stderr, "infer %s: %s\n", c.name, e.what());
+            // ArgReader's messages already start with "<command>: "; say it once.
+            std::string_view msg = e.what();
+            const std::string prefix = std::string(c.name) + ": ";
+            if (msg.substr(0, prefix.size()) == prefix) msg.remove_prefix(prefix.size());
+            std::fprintf(stderr, "infer %s: %.*s\n", c.name, int(msg.size()), msg.data());
             return 2;
         } catch (const std::exception& e) {
             std::fprintf(stderr, "infer %s: error: %s\n", c.name, e.what());

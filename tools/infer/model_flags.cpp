@@ -138,24 +138,23 @@ void finish_flags(ModelFlags& model, GenerationFlags* gen) {
     }
 }
 
-Model load_model(const ModelFlags& flags) {
+Model load_model(const ModelFlags& flags, double* seconds) {
     const auto t0 = std::chrono::steady_clock::now();
     Model model = Model::load(flags.path, flags.options);
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (seconds) *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (flags.verbose) log_line("model: " + model.description());
     if (flags.ctx_given && flags.options.n_ctx > model.n_ctx_train() && !flags.quiet)
         log_line("warning: --ctx " + std::to_string(flags.options.n_ctx) +
                  " is capped at the model's context of " + std::to_string(model.n_ctx_train()) + " tokens");
-    if (!flags.quiet) {
-        char line[160];
-        std::snprintf(line, sizeof line, "load:     %.2f s", s);
-        log_line(line);
-    }
     return model;
 }
 
-void print_timings(const GenerateResult& r) {
+void print_timings(const GenerateResult& r, double load_seconds) {
     char line[200];
+    if (load_seconds >= 0) {
+        std::snprintf(line, sizeof line, "load:     %.2f s", load_seconds);
+        log_line(line);
+    }
     const int evaluated = r.prompt_tokens - r.prompt_cached;
     std::snprintf(line, sizeof line, "prompt:   %d tokens in %.2f s, %.1f tokens/s%s", evaluated,
                   r.prompt_seconds, r.prompt_seconds > 0 ? evaluated / r.prompt_seconds : 0.0,

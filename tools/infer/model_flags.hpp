@@ -34,10 +34,10 @@ extern const char* const kLogFlagsHelp;
 
 // Checks required flags, picks a random seed when none was given, installs the warning logger.
 void finish_flags(ModelFlags& model, GenerationFlags* gen);
-// Loads the model, timing it; prints the load line and (verbose) the description to stderr.
-Model load_model(const ModelFlags& flags);
-// "prompt: N tokens in S s, R tokens/s" and "generate: ..." on stderr.
-void print_timings(const GenerateResult& r);
+// Loads the model; *seconds receives the time it took. Prints the description to stderr with --verbose.
+Model load_model(const ModelFlags& flags, double* seconds = nullptr);
+// "load: S s" (when load_seconds >= 0), "prompt: N tokens in S s, R tokens/s" and "generate: ..." on stderr.
+void print_timings(const GenerateResult& r, double load_seconds = -1);
 
 // Logging to stderr (never stdout).
 void log_line(const std::string& line);

@@ -25,13 +25,11 @@ std::string help_text() {
            "Converts a model whose weights are F32, F16 or BF16 to TYPE. Every metadata key is copied;\n"
            "general.file_type is set to llama.cpp's id for TYPE and general.quantization_version to 2.\n"
            "Which tensor gets which type follows llama.cpp's recipes (src/llama-quant.cpp) for the llama\n"
-           "architecture, so the result matches llama-quantize's tensor for tensor: 1-D tensors and norms "
-           "keep\n"
-           "their type, output.weight gets q6_K (q8_0 for Q8_0), and the _S/_M/_L mixes give attn_v, "
-           "ffn_down\n"
-           "and attn_output more bits on some layers. A tensor whose rows do not split into whole blocks of\n"
-           "its type falls back to a wider type (q4_K -> q5_0, q6_K -> q8_0, ..., else f16), with a line\n"
-           "saying so. Already-quantized inputs are refused.\n\n"
+           "architecture, so the result matches llama-quantize's tensor for tensor: 1-D tensors and norms\n"
+           "keep their type, output.weight gets q6_K in the quantized types (q8_0 for Q8_0), and the\n"
+           "_S/_M/_L mixes give attn_v, ffn_down and attn_output more bits on some layers. A tensor whose\n"
+           "rows do not split into whole blocks of its type falls back to a wider type (q4_K -> q5_0,\n"
+           "q6_K -> q8_0, ..., else f16), with a line saying so. Already-quantized inputs are refused.\n\n"
            "Progress (one line per tensor) goes to stderr; the summary (size, bits per weight) to stdout.\n\n"
            "TYPE (case-insensitive; Q3_K, Q4_K, Q5_K mean the _M mixes):\n" +
            types +

@@ -38,9 +38,10 @@ std::string help_text() {
                "the system message) when the file has a template or --chat-template names one; a model\n"
                "without a template gets the raw prompt.\n\n") +
            kModelFlagsHelp + "\n" + kGenerationFlagsHelp + "\n" + kLogFlagsHelp +
-           "\nExit status: 0 on success (also when the context filled up: a message says so on stderr),\n"
-           "1 on errors (unreadable or unsupported model, prompt longer than the context, invalid UTF-8),\n"
-           "2 on bad usage, 130 when interrupted with Ctrl-C (a second Ctrl-C ends at once).\n\n"
+           "\nExit status: 0 on success (also when the context filled up: a message says so on stderr);\n"
+           "1 when the model cannot be used (missing, not GGUF, unsupported architecture or tensor type);\n"
+           "2 for bad usage (unknown flag, prompt not valid UTF-8 or longer than the context); 130 when\n"
+           "interrupted with Ctrl-C (a second Ctrl-C ends at once). Errors are one line on stderr.\n\n"
            "examples:\n"
            "  infer -m mistral.gguf -p \"Write a haiku about bandwidth\" -n 64 --temp 0\n"
            "  infer run -m mistral.gguf -f question.txt --system \"Answer briefly.\" --seed 42\n"
@@ -90,18 +91,15 @@ int cmd_run(int argc, char** argv) {
     finish_flags(mf, &gf);
     if (!prompt_file.empty()) prompt = read_prompt_file(prompt_file);
 
-    const Model model = load_model(mf);
+    double load_seconds = 0;
+    const Model model = load_model(mf, &load_seconds);
     const bool templated =
         !gf.raw && (model.has_chat_template() || !mf.options.chat_template.empty() || !gf.system.empty());
-    std::vector<int32_t> tokens;
-    if (templated) {
-        std::vector<ChatMessage> messages;
-        if (!gf.system.empty()) messages.push_back({"system", gf.system});
-        messages.push_back({"user", prompt});
-        tokens = model.chat_prompt(messages);
-    } else {
-        tokens = model.tokenize(prompt, /*add_bos=*/true, /*parse_special=*/true);
-    }
+    std::vector<ChatMessage> messages;
+    if (!gf.system.empty()) messages.push_back({"system", gf.system});
+    messages.push_back({"user", prompt});
+    const std::vector<int32_t> tokens =
+        templated ? model.chat_prompt(messages) : model.tokenize(prompt, true, true);
     if (mf.verbose) {
         log_line("prompt: " + std::to_string(tokens.size()) + " tokens" +
                  (templated ? ", chat template " + model.chat_template_name() : ", raw"));
@@ -110,11 +108,14 @@ int cmd_run(int argc, char** argv) {
 
     gf.options.interrupt = &install_interrupt_handler();
     Session session(model);
-    const GenerateResult r = session.generate(tokens, gf.options, [](std::string_view text) {
+    const auto print = [](std::string_view text) {
         std::fwrite(text.data(), 1, text.size(), stdout);
         std::fflush(stdout);
         return true;
-    });
+    };
+    // Templated: the model's answer, as chat gives it; raw: the continuation of the text, leading space kept.
+    const GenerateResult r =
+        templated ? session.chat(messages, gf.options, print) : session.generate(tokens, gf.options, print);
     if (::isatty(STDOUT_FILENO)) std::fputc('\n', stdout);
     std::fflush(stdout);
 
@@ -122,7 +123,7 @@ int cmd_run(int argc, char** argv) {
         if (r.stop_reason == StopReason::ContextFull) log_line("infer: " + r.message);
         if (r.stop_reason == StopReason::Interrupted) log_line("infer: interrupted");
         if (mf.verbose) log_line(std::string("stop: ") + to_string(r.stop_reason));
-        print_timings(r);
+        print_timings(r, load_seconds);
     }
     return r.stop_reason == StopReason::Interrupted ? 130 : 0;
 }

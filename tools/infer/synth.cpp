@@ -23,7 +23,7 @@ std::string help_text() {
     std::snprintf(
         presets, sizeof presets,
         "  tiny        n_embd %u, %u layers, %u heads, %u KV heads, n_ff %u, ctx %u, rope base %g\n"
-        "              (about 12 MB as Q4_K_M with a 32768-token vocabulary)\n"
+        "              (about 14 MB as Q4_K_M with a 32768-token vocabulary)\n"
         "  mistral-7b  n_embd %u, %u layers, %u heads, %u KV heads, n_ff %u, ctx %u, rope base %g:\n"
         "              the tensor table of Mistral-7B-v0.3 (4.37 GB as Q4_K_M)\n",
         t.n_embd, t.n_layer, t.n_head, t.n_head_kv, t.n_ff, t.n_ctx, double(t.rope_base), m.n_embd, m.n_layer,
@@ -45,14 +45,15 @@ std::string help_text() {
                "approximately normal (a sum of four uniforms, bounded at 3.5 sigma). Scales are chosen so "
                "that\n"
                "activations stay in a sane range through all layers, as in a trained model:\n"
-               "  token_embd          sigma 1 (each token's embedding has RMS ~1)\n"
+               "  token_embd          sigma 0.5 (so that the context, through the layers, weighs as much as "
+               "the token)\n"
                "  *_norm              1 +- 0.1 (not all ones, so a kernel that ignores them is caught)\n"
                "  attn_q, attn_k      sigma 1.5/sqrt(n_embd) (attention scores with stddev ~2)\n"
                "  attn_v, ffn_gate, ffn_up   sigma 1/sqrt(n_embd) (variance preserving)\n"
                "  attn_output         sigma 1/sqrt(n_embd) / sqrt(2 n_layer) } residual branches: the "
                "stream\n"
                "  ffn_down            sigma 1/sqrt(n_ff) / sqrt(2 n_layer)   } grows only slowly with depth\n"
-               "  output              sigma 3/sqrt(n_embd) times exp(0.35 N(0,1)) per row: logits with "
+               "  output              sigma 3/sqrt(n_embd) times exp(0.5 N(0,1)) per row: logits with "
                "stddev ~3\n"
                "                      and a spread of token frequencies, so the top-1 token is rarely a near "
                "tie\n\n"
@@ -168,9 +169,7 @@ int cmd_synth(int argc, char** argv) {
     }
 
     if (dry_run) {
-        const uint32_t n_vocab =
-            vocab ? static_cast<uint32_t>(vocab->get_array("tokenizer.ggml.tokens").count) : p.n_vocab;
-        if (n_vocab == 0) throw UsageError("--vocab none needs --n-vocab N");
+        const uint32_t n_vocab = synth_vocab_size(p, vocab ? &*vocab : nullptr);
         const auto tensors = plan_synth_tensors(p, n_vocab);
         uint64_t bytes = 0, elems = 0;
         for (size_t i = 0; i < tensors.size(); ++i) {
