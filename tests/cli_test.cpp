@@ -174,6 +174,12 @@ TEST_CASE("cli: errors are one line on stderr with a non-zero status") {
     spec.arch = "gpt2";
     kinfer::test::write_tiny_llama(spec, gpt2);
     cases.push_back({{"-m", gpt2, "-p", "hi"}, 1, "unsupported architecture 'gpt2'"});
+    const std::string iq4 = kinfer::test::temp_path("iq4.gguf");
+    spec = {};
+    spec.weight_type = kinfer::GgmlType::IQ4_NL;
+    spec.n_ff = 64;
+    kinfer::test::write_tiny_llama(spec, iq4);
+    cases.push_back({{"-m", iq4, "-p", "hi"}, 1, "blk.0.attn_q.weight has type iq4_nl"});
 
     for (const auto& c : cases) {
         CAPTURE(c.args);
@@ -185,6 +191,7 @@ TEST_CASE("cli: errors are one line on stderr with a non-zero status") {
     }
     std::remove(not_gguf.c_str());
     std::remove(gpt2.c_str());
+    std::remove(iq4.c_str());
 }
 
 TEST_CASE("cli: run never reads stdin; help texts") {
@@ -260,4 +267,26 @@ TEST_CASE("cli: infer logits writes raw float32 or JSON") {
     const size_t at = j.out.find("\n[") + 2;
     CHECK(std::strtof(j.out.c_str() + at, nullptr) == want[2 * 32768]);
     CHECK(std::count(j.out.begin(), j.out.end(), '[') == 3);  // tokens, logits, one row
+}
+
+TEST_CASE("cli: Ctrl-C stops a chat reply, not the session") {
+    REQUIRE_MODEL_FILE(path);
+    // Replies never end here (no token limit; the context shifts), so only SIGINT stops them. The first
+    // SIGINT arrives during the first reply; the second line is read afterwards and its reply is interrupted
+    // by the second SIGINT; then stdin ends and chat exits normally.
+    const std::string err = kinfer::test::temp_path("chat-err");
+    const std::string script = "(printf 'one\\n'; sleep 3; printf 'two\\n') | OMP_NUM_THREADS=1 " +
+                               quote(KINFER_INFER_BIN) + " chat -m " + quote(path) +
+                               " -n -1 --ctx 64 --context-shift --temp 0 > /dev/null 2> " + quote(err) +
+                               " & pid=$!; sleep 2; kill -INT $pid; sleep 3; kill -INT $pid; wait $pid";
+    const int rc = std::system(("timeout 60 sh -c " + quote(script)).c_str());
+    const std::string log = slurp(err);
+    std::remove(err.c_str());
+    CHECK(WIFEXITED(rc));
+    CHECK(WEXITSTATUS(rc) == 0);
+    size_t n = 0;
+    for (size_t at = log.find("[interrupted]"); at != std::string::npos;
+         at = log.find("[interrupted]", at + 1))
+        ++n;
+    CHECK(n == 2);
 }

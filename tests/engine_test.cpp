@@ -609,3 +609,57 @@ TEST_CASE("generate: end of generation, and reuse of the cached prompt prefix") 
     CHECK(r2.text == r3.text);
     CHECK(max_abs_diff(s.logits(), fresh.logits()) < 1e-5);
 }
+
+// ---- the CPU kernels' parallel paths (tiny test models stay below the size where teams start) ------------
+
+#include <random>
+
+#include "kernels/cpu/simple_ops.hpp"
+
+TEST_CASE("cpu kernels: a team of threads computes exactly what one thread does") {
+    std::mt19937 rng(3);
+    std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+    const int64_t n_rows = 1000, n_in = 544, n_tokens = 3;  // 1.6M multiply-adds: above the threshold
+    REQUIRE(n_rows * n_in * n_tokens >= cpu::kMinParallelWork);
+    const TypeTraits& q8 = type_traits(GgmlType::Q8_0);
+    std::vector<float> wf(size_t(n_rows * n_in)), x(size_t(n_tokens * n_in));
+    for (auto& v : wf) v = uni(rng);
+    for (auto& v : x) v = uni(rng);
+    std::vector<uint8_t> w(row_bytes(q8, n_in) * n_rows);
+    for (int64_t r = 0; r < n_rows; ++r)
+        q8.quantize_row(&wf[size_t(r * n_in)], &w[row_bytes(q8, n_in) * r], n_in);
+
+    std::vector<float> scratch(size_t(4 * n_in)), one(size_t(n_tokens * n_rows)), team(one.size());
+    cpu::matmul(q8, w.data(), row_bytes(q8, n_in), n_rows, n_in, x.data(), n_tokens, one.data(),
+                scratch.data(), 1);
+    cpu::matmul(q8, w.data(), row_bytes(q8, n_in), n_rows, n_in, x.data(), n_tokens, team.data(),
+                scratch.data(), 4);
+    CHECK(one == team);
+    // and both are the float64 product of the dequantized weights
+    std::vector<float> row(static_cast<size_t>(n_in));
+    double worst = 0;
+    for (int64_t r = 0; r < n_rows; ++r) {
+        q8.dequantize_row(&w[row_bytes(q8, n_in) * r], row.data(), n_in);
+        for (int64_t t = 0; t < n_tokens; ++t) {
+            double want = 0;
+            for (int64_t i = 0; i < n_in; ++i) want += double(row[size_t(i)]) * x[size_t(t * n_in + i)];
+            worst = std::max(worst, std::abs(want - one[size_t(t * n_rows + r)]));
+        }
+    }
+    CHECK(worst < 1e-4);
+
+    // attention: 40 queries over 300 cached positions, GQA 4:1
+    const int64_t n_head = 8, n_head_kv = 2, hd = 64, pos0 = 260, nq = 40, n_ctx = pos0 + nq;
+    REQUIRE(nq * n_head * n_ctx * hd >= cpu::kMinParallelWork);
+    std::vector<float> q(size_t(nq * n_head * hd)), k(size_t(n_ctx * n_head_kv * hd)), v(k.size());
+    for (auto* vec : {&q, &k, &v})
+        for (auto& e : *vec) e = uni(rng);
+    std::vector<float> ascratch(size_t(4 * n_ctx)), a1(q.size()), a4(q.size());
+    for (int64_t window : {int64_t(0), int64_t(17)}) {
+        cpu::attention(q.data(), nq, pos0, k.data(), v.data(), false, n_head, n_head_kv, hd, 0.125f, window,
+                       a1.data(), ascratch.data(), 1);
+        cpu::attention(q.data(), nq, pos0, k.data(), v.data(), false, n_head, n_head_kv, hd, 0.125f, window,
+                       a4.data(), ascratch.data(), 4);
+        CHECK(a1 == a4);
+    }
+}

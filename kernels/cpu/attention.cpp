@@ -26,7 +26,8 @@ void attention_impl(const float* q, int64_t n_tokens, int64_t pos0, const KV* k,
     const int64_t kv_stride = n_head_kv * head_dim;
     const int64_t group = n_head / n_head_kv;
     const int64_t n_kv_max = pos0 + n_tokens;
-#pragma omp parallel num_threads(n_threads) if (n_threads > 1)
+    const bool parallel = n_threads > 1 && n_tokens * n_head * n_kv_max * head_dim >= kMinParallelWork;
+#pragma omp parallel num_threads(n_threads) if (parallel)
     {
         float* scores = scratch + static_cast<size_t>(omp_get_thread_num()) * static_cast<size_t>(n_kv_max);
 #pragma omp for collapse(2) schedule(static)

@@ -21,7 +21,10 @@ float dot(const float* a, const float* b, int64_t n) {
 
 void matmul(const TypeTraits& type, const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n_in,
             const float* x, int64_t n_tokens, float* out, float* scratch, int n_threads) {
-#pragma omp parallel num_threads(n_threads) if (n_threads > 1)
+    // Small products run on the calling thread: waking a team costs more than it saves there, and on a
+    // busy machine every extra parallel region risks waiting for a descheduled thread.
+    const bool parallel = n_threads > 1 && n_rows * n_in * n_tokens >= kMinParallelWork;
+#pragma omp parallel num_threads(n_threads) if (parallel)
     {
         float* row = scratch + static_cast<size_t>(omp_get_thread_num()) * static_cast<size_t>(n_in);
 #pragma omp for schedule(static)

@@ -10,6 +10,9 @@
 
 namespace kinfer::cpu {
 
+// Multiply-adds below which a kernel does not start an OpenMP team.
+inline constexpr int64_t kMinParallelWork = int64_t(1) << 20;
+
 // Dot product of two float vectors.
 float dot(const float* a, const float* b, int64_t n);
 

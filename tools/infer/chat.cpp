@@ -31,7 +31,7 @@ std::string help_text() {
                "When the conversation outgrows the context, the oldest turns are left out (the system "
                "message\n"
                "stays) and a note says so on stderr.\n\n") +
-           kModelFlagsHelp + "\n" + kGenerationFlagsHelp + "\n" + kLogFlagsHelp +
+           model_flags_help() + "\n" + kGenerationFlagsHelp + "\n" + kLogFlagsHelp +
            "  (with --verbose, each turn's token counts and speed go to stderr)\n\n"
            "example:\n"
            "  infer chat -m mistral-7b-instruct.gguf --system \"You are terse.\" --temp 0.7\n"

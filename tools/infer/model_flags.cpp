@@ -4,17 +4,21 @@
 #include <cstdio>
 #include <random>
 
+#include "tokenizer/chat_template.hpp"
+
 namespace kinfer::cli {
 
-const char* const kModelFlagsHelp =
-    "model:\n"
-    "  -m, --model FILE      the GGUF model (required)\n"
-    "  --ctx N               context size in tokens (default 4096, capped at the model's own)\n"
-    "  --kv-type f16|f32     KV cache storage (default f16)\n"
-    "  -t, --threads N       CPU threads (default: all cores, or OMP_NUM_THREADS)\n"
-    "  --device cpu|cuda     where to run (default cpu)\n"
-    "  --chat-template NAME  use this chat template family instead of the file's: mistral-v3, mistral-v1,\n"
-    "                        llama2, llama2-sys, llama2-sys-bos, llama2-sys-strip, chatml, zephyr\n";
+std::string model_flags_help() {
+    return "model:\n"
+           "  -m, --model FILE      the GGUF model (required)\n"
+           "  --ctx N               context size in tokens (default 4096, capped at the model's own)\n"
+           "  --kv-type f16|f32     KV cache storage (default f16)\n"
+           "  -t, --threads N       CPU threads (default: all cores, or OMP_NUM_THREADS)\n"
+           "  --device cpu|cuda     where to run (default cpu; the CUDA backend is not available yet)\n"
+           "  --chat-template NAME  use this chat template instead of the one the file names; one of\n"
+           "                        " +
+           tokenizer::ChatTemplate::known_names() + "\n";
+}
 
 const char* const kGenerationFlagsHelp =
     "generation:\n"
@@ -33,7 +37,8 @@ const char* const kGenerationFlagsHelp =
     "  --context-shift       when the context fills up, drop the oldest half of it (after --keep tokens)\n"
     "                        and continue; without it, generation stops with a message\n"
     "  --keep N              tokens after BOS that a context shift keeps (default 0; -1: the whole prompt)\n"
-    "  --system TEXT         system prompt (through the chat template)\n";
+    "  --system TEXT         system prompt (through the chat template)\n"
+    "Sampling applies, in order: the penalties, top-k, top-p, min-p, the temperature, a seeded draw.\n";
 
 const char* const kLogFlagsHelp =
     "output:\n"

@@ -28,7 +28,7 @@ bool parse_model_flag(ArgReader& args, ModelFlags& flags);
 bool parse_generation_flag(ArgReader& args, GenerationFlags& flags);
 
 // Help paragraphs for the flags above.
-extern const char* const kModelFlagsHelp;
+std::string model_flags_help();
 extern const char* const kGenerationFlagsHelp;
 extern const char* const kLogFlagsHelp;
 

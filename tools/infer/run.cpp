@@ -37,7 +37,7 @@ std::string help_text() {
                "as\n"
                "the system message) when the file has a template or --chat-template names one; a model\n"
                "without a template gets the raw prompt.\n\n") +
-           kModelFlagsHelp + "\n" + kGenerationFlagsHelp + "\n" + kLogFlagsHelp +
+           model_flags_help() + "\n" + kGenerationFlagsHelp + "\n" + kLogFlagsHelp +
            "\nExit status: 0 on success (also when the context filled up: a message says so on stderr);\n"
            "1 when the model cannot be used (missing, not GGUF, unsupported architecture or tensor type);\n"
            "2 for bad usage (unknown flag, prompt not valid UTF-8 or longer than the context); 130 when\n"
