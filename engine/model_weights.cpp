@@ -50,7 +50,8 @@ class Binder {
     void finish() const {
         std::string msg;
         if (file_.tensors().empty())
-            throw FormatError(file_.path() + ": the file holds no tensors (a vocabulary-only file?), not a model");
+            throw FormatError(file_.path() +
+                              ": the file holds no tensors (a vocabulary-only file?), not a model");
         if (!missing_.empty()) {
             msg += "missing " + std::to_string(missing_.size()) + " tensor(s) the llama graph needs:";
             const size_t shown = std::min<size_t>(missing_.size(), 12);
