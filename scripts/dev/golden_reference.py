@@ -89,6 +89,17 @@ class Model:
         return self.rmsnorm(x, w["output_norm.weight"]) @ w["output.weight"].T
 
 
+def file_checksum(path):
+    """sum over the file's little-endian u64 words w_i (zero-padded) of (i + 1) * w_i, mod 2^64: cheap, and
+    golden_test.cpp computes the same to notice a model that `infer synth` no longer makes."""
+    raw = np.fromfile(path, dtype=np.uint8)
+    raw = np.concatenate([raw, np.zeros((-len(raw)) % 8, dtype=np.uint8)])
+    words = raw.view("<u8").astype(np.uint64)
+    weights = np.arange(1, len(words) + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        return int(np.sum(words * weights, dtype=np.uint64))
+
+
 def top(v, k):
     idx = np.argsort(-v, kind="stable")[:k]
     return idx
@@ -111,7 +122,8 @@ def main():
         "# Made by scripts/dev/make_golden_logits.sh; do not edit by hand.",
         f"# llama.cpp: node-llama-cpp {meta['node_llama_cpp']} (llama.cpp {meta['llama_cpp']}), CPU, "
         f"{meta['threads']} threads, batch {meta['batch_size']}",
-        "# Lines: synth ARGS (the test adds --vocab and -o) | type T | model_bytes B (synth's file size) | n_vocab N",
+        "# Lines: synth ARGS (the test adds --vocab and -o) | type T | model_bytes B, model_checksum C (of synth's",
+        "#   file: see golden_reference.py) | n_vocab N",
         "#   llama_max_rel_err E (llama.cpp's max |llama - ref| / (max ref - min ref) over every position below)",
         "#   prompt NAME TOKENS... | greedy NAME 32 TOKENS (llama.cpp's greedy continuation)",
         "#   pos NAME I LLAMA_REL_ERR llama ID:LOGIT x8 ref ID:LOGIT x8   (position I of prompt + greedy[:-1];",
@@ -119,6 +131,7 @@ def main():
         f"synth {a.synth}",
         f"type {a.type}",
         f"model_bytes {os.path.getsize(a.model)}",
+        f"model_checksum {file_checksum(a.model)}",
         f"n_vocab {model.n_vocab}",
     ]
     body, worst = [], 0.0

@@ -1,5 +1,6 @@
 #include "tests/support/golden_fixture.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -40,6 +41,24 @@ std::vector<int32_t> GoldenPrompt::sequence() const {
     return seq;
 }
 
+uint64_t model_checksum(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error("cannot open " + path);
+    std::vector<char> buf(1 << 20);  // a multiple of 8
+    uint64_t sum = 0, index = 0;
+    while (in) {
+        in.read(buf.data(), std::streamsize(buf.size()));
+        const auto got = size_t(in.gcount());
+        std::fill(buf.begin() + std::ptrdiff_t(got), buf.begin() + std::ptrdiff_t((got + 7) / 8 * 8), 0);
+        for (size_t i = 0; i < got; i += 8) {
+            uint64_t w = 0;
+            for (int b = 7; b >= 0; --b) w = (w << 8) | uint8_t(buf[i + size_t(b)]);
+            sum += ++index * w;
+        }
+    }
+    return sum;
+}
+
 GoldenFixture load_golden_fixture(const std::string& path) {
     std::ifstream file(path);
     if (!file) throw Error("cannot open golden fixture " + path);
@@ -58,6 +77,8 @@ GoldenFixture load_golden_fixture(const std::string& path) {
                 in >> f.type;
             } else if (key == "model_bytes") {
                 in >> f.model_bytes;
+            } else if (key == "model_checksum") {
+                in >> f.model_checksum;
             } else if (key == "n_vocab") {
                 in >> f.n_vocab;
             } else if (key == "llama_max_rel_err") {

@@ -30,11 +30,16 @@ struct GoldenFixture {
     std::string path;
     std::string synth_args;  // arguments of `infer synth` (without -o) that rebuild the model
     std::string type;
-    uint64_t model_bytes = 0;  // size of the model synth made (0: not recorded)
+    uint64_t model_bytes = 0;     // size of the model synth made (0: not recorded)
+    uint64_t model_checksum = 0;  // model_checksum() of it
     int64_t n_vocab = 0;
     double llama_max_rel_err = 0;
     std::vector<GoldenPrompt> prompts;
 };
+
+// Sum over the file's little-endian 64-bit words w_i (the last one zero-padded) of (i + 1) * w_i, modulo
+// 2^64: cheap, order-sensitive, computed alike by scripts/dev/golden_reference.py.
+uint64_t model_checksum(const std::string& path);
 
 // Parses a fixture; throws kinfer::Error naming the file and line on anything malformed.
 GoldenFixture load_golden_fixture(const std::string& path);
