@@ -73,10 +73,20 @@ std::string read_text(const fs::path& p) {
     return s.str();
 }
 
-// Rebuilds the fixture's model with `infer synth` into a temporary folder, once per process and type.
+// A folder for this process's models (~200 MB for all types), removed when the test program ends.
+struct ScratchDir {
+    fs::path path = fs::temp_directory_path() / ("kinfer-golden-" + std::to_string(::getpid()));
+    ScratchDir() { fs::create_directories(path); }
+    ~ScratchDir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+// Rebuilds the fixture's model with `infer synth` into the scratch folder, once per process and type.
 fs::path synth_model(const GoldenFixture& f) {
-    static const fs::path dir = fs::temp_directory_path() / ("kinfer-golden-" + std::to_string(::getpid()));
-    fs::create_directories(dir);
+    static const ScratchDir scratch;
+    const fs::path& dir = scratch.path;
     const fs::path model = dir / (f.type + ".gguf");
     if (fs::exists(model)) return model;
     const fs::path log = dir / (f.type + ".log");
