@@ -108,7 +108,9 @@ int cmd_run(int argc, char** argv) {
 
     gf.options.interrupt = &install_interrupt_handler();
     Session session(model);
-    const auto print = [](std::string_view text) {
+    bool wrote_text = false;
+    const auto print = [&wrote_text](std::string_view text) {
+        wrote_text = wrote_text || !text.empty();
         std::fwrite(text.data(), 1, text.size(), stdout);
         std::fflush(stdout);
         return true;
@@ -116,8 +118,11 @@ int cmd_run(int argc, char** argv) {
     // Templated: the model's answer, as chat gives it; raw: the continuation of the text, leading space kept.
     const GenerateResult r =
         templated ? session.chat(messages, gf.options, print) : session.generate(tokens, gf.options, print);
-    if (::isatty(STDOUT_FILENO)) std::fputc('\n', stdout);
+    const bool stdout_tty = ::isatty(STDOUT_FILENO);
+    if (stdout_tty) std::fputc('\n', stdout);
     std::fflush(stdout);
+    // stdout carries only model text; when it is redirected the logs start on their own line of the terminal.
+    if (!stdout_tty && wrote_text && !mf.quiet && ::isatty(STDERR_FILENO)) std::fputc('\n', stderr);
 
     if (!mf.quiet) {
         if (r.stop_reason == StopReason::ContextFull) log_line("infer: " + r.message);
