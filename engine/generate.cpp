@@ -15,24 +15,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-const char* stop_reason_name(StopReason r) {
-    switch (r) {
-        case StopReason::EndOfGeneration:
-            return "end of generation";
-        case StopReason::MaxTokens:
-            return "token limit";
-        case StopReason::StopString:
-            return "stop string";
-        case StopReason::ContextFull:
-            return "context full";
-        case StopReason::Interrupted:
-            return "interrupted";
-        case StopReason::Callback:
-            return "stopped by caller";
-    }
-    return "?";
-}
-
 int64_t reusable_prefix(const Session& session, std::span<const int32_t> prompt) {
     const auto cached = session.tokens();
     const int64_t limit =

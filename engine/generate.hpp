@@ -35,7 +35,6 @@ enum class StopReason {
     Interrupted,      // *interrupt became true
     Callback,         // the text callback returned false
 };
-const char* stop_reason_name(StopReason r);
 
 struct GenerateResult {
     std::string text;  // everything passed to the callback, in one string
