@@ -2,8 +2,7 @@
 //   ./build/bin/kinfer_bench --benchmark_filter=Tokenize
 // Texts: our multilingual test corpus (CJK, Cyrillic, emoji, code, whitespace runs) and the GPL-3 text
 // (English prose), each repeated to 1 MiB. scripts/dev/llama_tokenize_bench.cpp measures llama.cpp on the
-// same texts. Vocabulary: $KINFER_SHARED_DIR/vocab/mistral-v0.3-vocab.gguf (default: ../shared beside the
-// source tree).
+// same texts. Vocabulary: $KINFER_DATA_DIR/vocab/mistral-v0.3-vocab.gguf (default: data/ in the source tree).
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -33,8 +32,8 @@ struct Loaded {
 const Tokenizer* mistral() {
     static const Loaded l = [] {
         Loaded r;
-        const char* env = std::getenv("KINFER_SHARED_DIR");
-        const fs::path shared = env ? fs::path(env) : kSourceDir / ".." / "shared";
+        const char* env = std::getenv("KINFER_DATA_DIR");
+        const fs::path shared = env ? fs::path(env) : kSourceDir / "data";
         const fs::path vocab = shared / "vocab" / "mistral-v0.3-vocab.gguf";
         if (!fs::exists(vocab)) return r;
         r.file = std::make_unique<kinfer::gguf::GgufFile>(kinfer::gguf::GgufFile::open(vocab.string()));

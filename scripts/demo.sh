@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds kinfer, writes a small synthetic Mistral-shaped model (seeded random weights, the Mistral v0.3
-# vocabulary from ../shared), and generates text from it on the CPU. Random weights speak gibberish; the point
+# vocabulary committed in data/vocab), and generates text from it on the CPU. Random weights speak gibberish; the point
 # is the whole path: GGUF load, tokenizer, chat template, Q4_K_M matmuls, sampling, streaming output, timings.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -15,7 +15,7 @@ cmake --build build-fuzz -j"$(nproc)" --target gguf_reader_fuzz make_gguf_seeds
 seeds=build-fuzz/seeds
 corpus=build-fuzz/corpus
 mkdir -p "$seeds" "$corpus" build-fuzz/artifacts
-vocab=../shared/vocab/ggml-vocab-llama-spm.gguf
+vocab=data/vocab/ggml-vocab-llama-spm.gguf
 if [[ -f $vocab ]]; then
   build-fuzz/bin/make_gguf_seeds "$seeds" "$vocab" >/dev/null
 else

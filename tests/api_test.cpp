@@ -17,7 +17,7 @@ namespace {
 #define REQUIRE_MODEL_FILE(path)                                                \
     const std::string& path = kinfer::test::vocab_model_path();                 \
     if (path.empty()) {                                                         \
-        MESSAGE("skipped: ../shared/vocab/mistral-v0.3-vocab.gguf is missing"); \
+        FAIL("committed test data missing: data/vocab/mistral-v0.3-vocab.gguf"); \
         return;                                                                 \
     }
 

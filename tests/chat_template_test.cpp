@@ -25,7 +25,7 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::string kFixtures = std::string(KINFER_SOURCE_DIR) + "/tests/fixtures/tokenizer";
-const std::string kMistralVocab = std::string(KINFER_SHARED_DIR) + "/vocab/mistral-v0.3-vocab.gguf";
+const std::string kMistralVocab = std::string(KINFER_DATA_DIR) + "/vocab/mistral-v0.3-vocab.gguf";
 
 std::string unescape(std::string_view s) {
     std::string out;
@@ -147,7 +147,7 @@ TEST_CASE("chat templates: mistral-v3 renders exactly what the Mistral v0.3 file
 
 TEST_CASE("chat templates: prompt tokens carry exactly one BOS and equal the Jinja text's tokens") {
     if (!fs::exists(kMistralVocab)) {
-        MESSAGE("skipped: " << kMistralVocab << " not found");
+        FAIL("committed test data missing: " << kMistralVocab << " not found");
         return;
     }
     const auto file = gguf::GgufFile::open(kMistralVocab);

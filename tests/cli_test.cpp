@@ -62,7 +62,7 @@ Output infer(const std::vector<std::string>& args, const std::string* input = nu
 #define REQUIRE_MODEL_FILE(path)                                                \
     const std::string& path = kinfer::test::vocab_model_path();                 \
     if (path.empty()) {                                                         \
-        MESSAGE("skipped: ../shared/vocab/mistral-v0.3-vocab.gguf is missing"); \
+        FAIL("committed test data missing: data/vocab/mistral-v0.3-vocab.gguf"); \
         return;                                                                 \
     }
 

@@ -467,7 +467,7 @@ const VocabFixture& vocab_fixture() {
 #define REQUIRE_VOCAB(f)                                                        \
     const VocabFixture& f = vocab_fixture();                                    \
     if (!f.ok) {                                                                \
-        MESSAGE("skipped: ../shared/vocab/mistral-v0.3-vocab.gguf is missing"); \
+        FAIL("committed test data missing: data/vocab/mistral-v0.3-vocab.gguf"); \
         return;                                                                 \
     }
 

@@ -401,9 +401,9 @@ TEST_CASE("inspect: --json prints one JSON document with the same content") {
 }
 
 TEST_CASE("inspect: a real vocabulary file gives valid JSON") {
-    const std::string path = KINFER_SHARED_DIR "/vocab/mistral-v0.3-vocab.gguf";
+    const std::string path = KINFER_DATA_DIR "/vocab/mistral-v0.3-vocab.gguf";
     if (!std::filesystem::exists(path)) {
-        MESSAGE("skipped: " << path << " is missing");
+        FAIL("committed test data missing: " << path << " is missing");
         return;
     }
     const RunResult r = run_infer("inspect --json --max-items 0 '" + path + "'");

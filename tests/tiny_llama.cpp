@@ -116,7 +116,7 @@ TinyLlama write_tiny_llama(const TinyLlamaSpec& spec, const std::string& path) {
 
 const gguf::GgufFile* shared_mistral_vocab() {
     static const std::unique_ptr<gguf::GgufFile> file = []() -> std::unique_ptr<gguf::GgufFile> {
-        const std::string path = std::string(KINFER_SHARED_DIR) + "/vocab/mistral-v0.3-vocab.gguf";
+        const std::string path = std::string(KINFER_DATA_DIR) + "/vocab/mistral-v0.3-vocab.gguf";
         if (!std::filesystem::exists(path)) return nullptr;
         return std::make_unique<gguf::GgufFile>(gguf::GgufFile::open(path));
     }();

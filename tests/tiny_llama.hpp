@@ -47,7 +47,7 @@ TinyLlama build_tiny_llama(TinyLlamaSpec spec);
 // Writes the model to `path` and returns it (for CLI tests).
 TinyLlama write_tiny_llama(const TinyLlamaSpec& spec, const std::string& path);
 
-// The Mistral v0.3 vocabulary from ../shared, or null when it is missing (tests then skip).
+// The Mistral v0.3 vocabulary committed in data/vocab, or null when it is missing (tests then fail).
 const gguf::GgufFile* shared_mistral_vocab();
 // A small model with the Mistral v0.3 vocabulary and chat template (n_embd 64, 2 layers, tied embeddings,
 // f32), built once per test run and written to a temporary file that is removed at exit. Null / "" when

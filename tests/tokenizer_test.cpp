@@ -28,7 +28,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kShared = KINFER_SHARED_DIR;
+const std::string kShared = KINFER_DATA_DIR;
 const std::string kFixtures = std::string(KINFER_SOURCE_DIR) + "/tests/fixtures/tokenizer";
 
 std::string ids_str(const std::vector<int32_t>& ids) {
@@ -130,7 +130,7 @@ int check_vectors(const Tokenizer& tok, const std::vector<Case>& cases, bool par
 TEST_CASE("tokenizer: llama.cpp's SPM test vectors (ggml-vocab-llama-spm) reproduce exactly") {
     const std::string base = kShared + "/vocab/ggml-vocab-llama-spm.gguf";
     if (!fs::exists(base) || !fs::exists(base + ".inp")) {
-        MESSAGE("skipped: " << base << " not found (needs ../shared)");
+        FAIL("committed test data missing: " << base << "");
         return;
     }
     const auto file = gguf::GgufFile::open(base);
@@ -172,7 +172,7 @@ const Vocabs& vocabs() {
 
 #define REQUIRE_MISTRAL()                                                              \
     if (!vocabs().mistral) {                                                           \
-        MESSAGE("skipped: " << kShared << "/vocab/mistral-v0.3-vocab.gguf not found"); \
+        FAIL("committed test data missing: " << kShared << "/vocab/mistral-v0.3-vocab.gguf not found"); \
         return;                                                                        \
     }                                                                                  \
     const Tokenizer& tok = *vocabs().mistral
@@ -195,7 +195,7 @@ TEST_CASE("tokenizer: hard multilingual corpus matches llama.cpp on Mistral v0.3
 
 TEST_CASE("tokenizer: hard multilingual corpus matches llama.cpp on the Llama SPM vocabulary") {
     if (!vocabs().llama) {
-        MESSAGE("skipped: ggml-vocab-llama-spm.gguf not found");
+        FAIL("committed test data missing: ggml-vocab-llama-spm.gguf not found");
         return;
     }
     const auto cases = read_vectors(kFixtures + "/corpus.inp", kFixtures + "/corpus.llama-spm.out");

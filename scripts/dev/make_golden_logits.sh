@@ -20,7 +20,7 @@ vocab=${VOCAB:-$repo/../shared/vocab/mistral-v0.3-vocab.gguf}
 
 # The model: synth's tiny preset (4 layers, n_embd 256, n_ff 768: multiples of 256, so k-quants apply) with
 # 8 heads on 2 KV heads (GQA groups of 4) and a fixed seed. The fixture records these arguments; the test
-# adds --vocab (the mistral v0.3 tokenizer, found through KINFER_SHARED_DIR) and -o.
+# adds --vocab (the mistral v0.3 tokenizer, found through KINFER_DATA_DIR) and -o.
 synth_common="--preset tiny --n-head 8 --n-head-kv 2 --seed 1234"
 types=("$@")
 [ ${#types[@]} -gt 0 ] || types=(F32 F16 Q8_0 Q6_K Q5_K_M Q4_K_M Q3_K_M Q2_K)

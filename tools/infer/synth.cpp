@@ -15,7 +15,7 @@
 namespace kinfer::cli {
 namespace {
 
-constexpr const char* kDefaultVocab = "../shared/vocab/mistral-v0.3-vocab.gguf";
+constexpr const char* kDefaultVocab = KINFER_DATA_DIR "/vocab/mistral-v0.3-vocab.gguf";
 
 std::string help_text() {
     const SynthParams t = synth_preset("tiny"), m = synth_preset("mistral-7b");
