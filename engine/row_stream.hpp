@@ -12,7 +12,7 @@
 #include <string_view>
 
 #include "gguf/gguf_writer.hpp"
-#include "kernels/quant_types.hpp"
+#include "gguf/ggml_type.hpp"
 
 namespace kinfer {
 

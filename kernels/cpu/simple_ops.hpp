@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/quant_types.hpp"
+#include "gguf/ggml_type.hpp"
 
 namespace kinfer::cpu {
 
