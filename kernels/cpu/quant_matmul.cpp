@@ -2,12 +2,14 @@
 // every type has: dequantize a row with the scalar reference, dot it with each token's float activation.
 #include "kernels/cpu/quant_matmul.hpp"
 
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/decode_table.hpp"
 #include "kernels/cpu/simple_ops.hpp"
 #include "kernels/reference/type_kernels.hpp"
 #include "kinfer/error.hpp"
@@ -113,11 +115,34 @@ const QuantKernels* portable(GgmlType type) {
     return nullptr;
 }
 
+constexpr GgmlType kAllTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0,
+                                  GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
+                                  GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,
+                                  GgmlType::Q6_K, GgmlType::Q8_K};
+
+// The kernels of every type at one level: the portable ones, with each path a SIMD table has replaced.
+const QuantKernels* at_level(GgmlType type, Isa isa) {
+    static const std::array<std::vector<QuantKernels>, 3> levels = [] {
+        std::array<std::vector<QuantKernels>, 3> out;
+        for (int level = 0; level < 3; ++level)
+            for (const GgmlType t : kAllTypes)
+                if (const QuantKernels* p = portable(t)) {
+                    QuantKernels k = *p;
+                    k.isa = Isa(level);
+                    if (const MatmulPath* d = decode_path(t, Isa(level))) k.decode = *d;
+                    out[size_t(level)].push_back(k);
+                }
+        return out;
+    }();
+    for (const QuantKernels& k : levels[size_t(isa)])
+        if (k.type == type) return &k;
+    return nullptr;
+}
+
 }  // namespace
 
 const QuantKernels& quant_kernels(GgmlType type, Isa isa) {
-    (void)isa;  // SIMD tables are added per level; every level falls back to the portable one
-    if (const QuantKernels* k = portable(type)) return *k;
+    if (const QuantKernels* k = at_level(type, isa)) return *k;
     throw UsageError(std::string("no CPU kernel for tensor type ") + type_name(type));
 }
 

@@ -1,0 +1,19 @@
+// Picks the decode kernels of a weight type for an instruction-set level (see decode_table.hpp).
+#include "kernels/cpu/decode_table.hpp"
+
+namespace kinfer::cpu {
+
+const MatmulPath* decode_path(GgmlType type, Isa isa) {
+#if defined(__x86_64__)
+    if (isa >= Isa::Avx512)
+        if (const MatmulPath* p = decode_path_avx512(type)) return p;
+    if (isa >= Isa::Avx2)
+        if (const MatmulPath* p = decode_path_avx2(type)) return p;
+#else
+    (void)type;
+    (void)isa;
+#endif
+    return nullptr;
+}
+
+}  // namespace kinfer::cpu

@@ -1,0 +1,184 @@
+// The CPU decode path (kernels/cpu/decode_*.cpp) of every weight type at every instruction-set level this
+// CPU has, against a float64 reference: weights dequantized by the scalar reference kernels, dotted in
+// double. Random weights (quantized by the reference quantizers, so the scales are realistic) and random
+// activations with a few large outliers, odd row counts, row sub-ranges, an output stride wider than the row
+// count, several row lengths and 1..17 tokens per call.
+//
+// The bound: |out - exact| <= kRelTol * sum_i |w_i * x_i| per output. The decode path keeps the activation
+// in float, so only float32 summation error is left (measured: ~1e-7 of sum|w*x|). Rounding the activation
+// to 8 bits as llama.cpp does costs ~1e-3 of sum|w*x| on the same data (measured below as a sanity check of
+// the bound's meaning), so the bound is a few hundred times tighter than that.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gguf/ggml_type.hpp"
+#include "kernels/cpu/quant_matmul.hpp"
+#include "kernels/reference/type_kernels.hpp"
+
+using namespace kinfer;
+using namespace kinfer::cpu;
+
+namespace {
+
+constexpr double kRelTol = 2e-6;
+
+constexpr GgmlType kTypes[] = {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q8_0, GgmlType::Q4_0,
+                               GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
+                               GgmlType::F16,  GgmlType::BF16, GgmlType::F32};
+
+struct Matrix {
+    int64_t n_rows, n_in;
+    size_t row_bytes;
+    std::vector<uint8_t> bytes;
+    std::vector<double> deq;  // the reference's dequantized weights
+};
+
+Matrix random_matrix(GgmlType type, int64_t n_rows, int64_t n_in, std::mt19937& rng) {
+    const TypeTraits& t = type_traits(type);
+    Matrix m{n_rows, n_in, size_t(row_bytes(t, uint64_t(n_in))), {}, {}};
+    m.bytes.resize(m.row_bytes * size_t(n_rows));
+    m.deq.resize(size_t(n_rows * n_in));
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> row(static_cast<size_t>(n_in)), back(static_cast<size_t>(n_in));
+    for (int64_t r = 0; r < n_rows; ++r) {
+        const float scale = std::exp2(float(int(rng() % 9)) - 6.0f);  // rows of different magnitudes
+        for (float& v : row) v = scale * normal(rng);
+        uint8_t* dst = m.bytes.data() + size_t(r) * m.row_bytes;
+        ref::quantize_fn(type)(row.data(), dst, n_in);
+        ref::dequantize_fn(type)(dst, back.data(), n_in);
+        std::copy(back.begin(), back.end(), m.deq.begin() + r * n_in);
+    }
+    return m;
+}
+
+std::vector<float> random_activation(int64_t n_tokens, int64_t n_in, std::mt19937& rng) {
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> x(size_t(n_tokens * n_in));
+    for (float& v : x) v = normal(rng);
+    for (int64_t k = 0; k < n_tokens * 2; ++k)
+        x[rng() % x.size()] *= 40.0f;  // outliers, as in real hidden states
+    return x;
+}
+
+struct ErrorStats {
+    double max_rel = 0;  // max over outputs of |out - exact| / sum|w*x|
+};
+
+// Runs the decode path on rows [r0, r1) with out_stride `stride`, checks every output against float64 and
+// that nothing outside [r0, r1) was written.
+void check_product(const QuantKernels& k, const Matrix& m, const std::vector<float>& x, int64_t n_tokens,
+                   int64_t r0, int64_t r1, ErrorStats& stats) {
+    const MatmulPath& p = k.decode;
+    std::vector<uint8_t> act(p.act_bytes(m.n_in, n_tokens));
+    p.prepare(x.data(), m.n_in, n_tokens, act.data());
+    const int64_t stride = m.n_rows + 3;
+    constexpr float kUntouched = -12345.0f;
+    std::vector<float> out(size_t(stride * n_tokens), kUntouched);
+    p.rows(m.bytes.data(), m.row_bytes, m.n_in, act.data(), n_tokens, r0, r1, out.data(), stride);
+    for (int64_t t = 0; t < n_tokens; ++t)
+        for (int64_t r = 0; r < stride; ++r) {
+            const float got = out[size_t(t * stride + r)];
+            if (r < r0 || r >= r1) {
+                REQUIRE(got == kUntouched);
+                continue;
+            }
+            double exact = 0, magnitude = 0;
+            for (int64_t i = 0; i < m.n_in; ++i) {
+                const double prod = m.deq[size_t(r * m.n_in + i)] * double(x[size_t(t * m.n_in + i)]);
+                exact += prod;
+                magnitude += std::fabs(prod);
+            }
+            const double err = std::fabs(double(got) - exact);
+            const double rel = magnitude > 0 ? err / magnitude : err;
+            stats.max_rel = std::max(stats.max_rel, rel);
+            if (!(rel <= kRelTol)) {
+                FAIL_CHECK(std::string(type_name(k.type))
+                           << " at " << std::string(isa_name(k.isa)) << ": n_in " << m.n_in << " row " << r
+                           << " token " << t << "/" << n_tokens << ": got " << got << ", exact " << exact
+                           << ", error " << rel << " of sum|w*x|");
+                return;
+            }
+        }
+}
+
+std::vector<int64_t> row_lengths(GgmlType type) {
+    const int64_t block = type_traits(type).block_elems;
+    if (block == 1)
+        return {1, 17, 64, 300, 1000};  // float types take any length; 64-element main loop + tail
+    if (block == 32) return {32, 96, 352, 1056};
+    return {256, 768, 2816};
+}
+
+}  // namespace
+
+TEST_CASE("cpu decode path: every type and instruction set against float64") {
+    for (int level = 0; level <= int(detected_isa()); ++level) {
+        const Isa isa = Isa(level);
+        for (const GgmlType type : kTypes) {
+            const std::string isa_str = isa_name(isa);
+            CAPTURE(isa_str);
+            const std::string type_str = type_name(type);
+            CAPTURE(type_str);
+            const QuantKernels& k = quant_kernels(type, isa);
+            REQUIRE(k.type == type);
+            std::mt19937 rng(1234 + unsigned(type));
+            ErrorStats stats;
+            for (const int64_t n_in : row_lengths(type)) {
+                const Matrix m = random_matrix(type, 13, n_in, rng);
+                for (int64_t n_tokens = 1; n_tokens <= 17; n_tokens += (n_in > 1000 ? 4 : 1)) {
+                    const std::vector<float> x = random_activation(n_tokens, n_in, rng);
+                    check_product(k, m, x, n_tokens, 0, m.n_rows, stats);
+                    check_product(k, m, x, n_tokens, 3, 8, stats);  // a thread's sub-range
+                }
+            }
+            MESSAGE(std::string(type_name(type)) << " " << std::string(isa_name(isa)) << ": max error "
+                                                 << stats.max_rel << " of sum|w*x|");
+        }
+    }
+}
+
+TEST_CASE("cpu decode path: the bound is far below 8-bit activation rounding") {
+    // Rounding x to 8 bits per 32-element block (as llama.cpp's q8_0 activations) on the data of the test
+    // above: the error it causes must exceed kRelTol by far, or the bound would not tell us apart.
+    std::mt19937 rng(7);
+    const int64_t n_in = 4096;
+    const Matrix m = random_matrix(GgmlType::Q4_K, 4, n_in, rng);
+    const std::vector<float> x = random_activation(1, n_in, rng);
+    std::vector<double> x8(static_cast<size_t>(n_in));
+    for (int64_t b = 0; b < n_in; b += 32) {
+        double amax = 0;
+        for (int64_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(double(x[size_t(i)])));
+        const double d = amax / 127;
+        for (int64_t i = b; i < b + 32; ++i) x8[size_t(i)] = d > 0 ? std::round(x[size_t(i)] / d) * d : 0;
+    }
+    double worst = 0;
+    for (int64_t r = 0; r < m.n_rows; ++r) {
+        double exact = 0, rounded = 0, magnitude = 0;
+        for (int64_t i = 0; i < n_in; ++i) {
+            const double w = m.deq[size_t(r * n_in + i)];
+            exact += w * x[size_t(i)];
+            rounded += w * x8[size_t(i)];
+            magnitude += std::fabs(w * x[size_t(i)]);
+        }
+        worst = std::max(worst, std::fabs(rounded - exact) / magnitude);
+    }
+    MESSAGE("8-bit activation rounding: error " << worst << " of sum|w*x|");
+    CHECK(worst > 100 * kRelTol);
+}
+
+TEST_CASE("cpu decode path: KINFER_CPU_ISA names and levels") {
+    Isa isa;
+    CHECK(parse_isa("avx2", isa));
+    CHECK(isa == Isa::Avx2);
+    CHECK_FALSE(parse_isa("sse9", isa));
+    CHECK(active_isa() <= detected_isa());
+    // every level at or below the detected one resolves every type to kernels of that level
+    for (int level = 0; level <= int(detected_isa()); ++level)
+        for (const GgmlType type : kTypes) CHECK(quant_kernels(type, Isa(level)).isa == Isa(level));
+}
