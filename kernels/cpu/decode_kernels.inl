@@ -47,13 +47,18 @@ struct DecQ4_0 {
     static constexpr size_t kBytes = sizeof(BlockQ4_0);
     static constexpr bool kAnyLength = false;
     struct Ctx {
-        F16v d;
+        F16v d, d8;
     };
-    static void begin(const uint8_t* p, Ctx& c) { c.d = fset1(half_to_float(as<BlockQ4_0>(p)->d)); }
+    static void begin(const uint8_t* p, Ctx& c) {
+        const float d = half_to_float(as<BlockQ4_0>(p)->d);
+        c.d = fset1(d);
+        c.d8 = fset1(8 * d);
+    }
     static void sub(const uint8_t* p, const Ctx& c, int, F16v* w) {
         const I16v q = load_u8(as<BlockQ4_0>(p)->qs);
-        w[0] = fmul(to_float(isub(iand(q, 0xF), 8)), c.d);
-        w[1] = fmul(to_float(isub(isrl(q, 4), 8)), c.d);
+        // (q - 8) * d as q * d - 8 * d: both exact, one rounding of the same value
+        w[0] = ffmsub(to_float(iand(q, 0xF)), c.d, c.d8);
+        w[1] = ffmsub(to_float(isrl(q, 4)), c.d, c.d8);
     }
 };
 
@@ -85,15 +90,19 @@ struct DecQ5_0 {
     static constexpr size_t kBytes = sizeof(BlockQ5_0);
     static constexpr bool kAnyLength = false;
     struct Ctx {
-        F16v d;
+        F16v d, d16;
     };
-    static void begin(const uint8_t* p, Ctx& c) { c.d = fset1(half_to_float(as<BlockQ5_0>(p)->d)); }
+    static void begin(const uint8_t* p, Ctx& c) {
+        const float d = half_to_float(as<BlockQ5_0>(p)->d);
+        c.d = fset1(d);
+        c.d16 = fset1(16 * d);
+    }
     static void sub(const uint8_t* p, const Ctx& c, int, F16v* w) {
         const auto* b = as<BlockQ5_0>(p);
         const uint32_t qh = load_u32(b->qh);
         const I16v q = load_u8(b->qs);
-        w[0] = fmul(to_float(isub(ior(iand(q, 0xF), q5_high(qh, 0)), 16)), c.d);
-        w[1] = fmul(to_float(isub(ior(isrl(q, 4), q5_high(qh, 16)), 16)), c.d);
+        w[0] = ffmsub(to_float(ior(iand(q, 0xF), q5_high(qh, 0))), c.d, c.d16);
+        w[1] = ffmsub(to_float(ior(isrl(q, 4), q5_high(qh, 16))), c.d, c.d16);
     }
 };
 
@@ -332,89 +341,388 @@ struct DecBF16 {
     }
 };
 
-// ---- the kernel ---------------------------------------------------------------------------------------
+// ---- the kernels ----------------------------------------------------------------------------------------
+// Rows go in tiles of kTileRows and, within a tile, block by block: the activation of one block (for all the
+// pass's tokens) is loaded from L1 for each row of the tile, instead of streaming every token's whole row
+// of activations once per weight row (8 tokens of 4096 floats do not fit in L1).
 
-// One row times TT tokens (x: TT rows of n_in floats); out[t * out_stride] for t < TT.
-template <class D, int TT>
-inline void row_pass(const uint8_t* row, int64_t n_in, const float* x, float* out, int64_t out_stride) {
-    // Independent accumulators per token so that few tokens still keep several FMAs in flight.
-    constexpr int NA = TT == 1 ? 4 : (TT == 2 ? 2 : 1);
-    F16v acc[TT][NA];
-    for (int t = 0; t < TT; ++t)
-        for (int a = 0; a < NA; ++a) acc[t][a] = fzero();
-    const int64_t nb = n_in / D::kElems;
-    for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* blk = row + size_t(b) * D::kBytes;
-        typename D::Ctx c;
-        D::begin(blk, c);
-        const float* xb = x + b * D::kElems;
-#pragma GCC unroll 4
-        for (int s = 0; s < D::kSubs; ++s) {
-            F16v w[D::kVecs];
-            D::sub(blk, c, s, w);
-#pragma GCC unroll 4
-            for (int v = 0; v < D::kVecs; ++v)
-#pragma GCC unroll 8
+constexpr int kTileRows = 4;
+
+// Float activations: x is n_tokens rows of n_in floats.
+template <class D>
+struct FloatKernel {
+    // blocks per chunk: partial sums stay in registers over ~256 elements before joining the row's sum
+    static constexpr int kChunk = D::kElems >= 256 ? 1 : 256 / D::kElems;
+
+    template <int TT>
+    static void tile(const uint8_t* w, size_t row_bytes, int64_t r0, int nr, int64_t n_in, const void* act,
+                     int64_t t0, float* out, int64_t out_stride) {
+        constexpr int NA = TT == 1 ? 4 : (TT == 2 ? 2 : 1);  // independent FMA chains per token
+        const float* x = static_cast<const float*>(act) + t0 * n_in;
+        F16v acc[kTileRows][TT];
+        for (int i = 0; i < kTileRows; ++i)
+            for (int t = 0; t < TT; ++t) acc[i][t] = fzero();
+        const int64_t nb = n_in / D::kElems;
+        for (int64_t c0 = 0; c0 < nb; c0 += kChunk) {
+            const int64_t c1 = c0 + kChunk < nb ? c0 + kChunk : nb;
+            for (int i = 0; i < nr; ++i) {
+                const uint8_t* row = w + size_t(r0 + i) * row_bytes;
+                F16v part[TT][NA];
                 for (int t = 0; t < TT; ++t)
-                    acc[t][v % NA] =
-                        ffma(w[v], fload(xb + t * n_in + (s * D::kVecs + v) * 16), acc[t][v % NA]);
+                    for (int a = 0; a < NA; ++a) part[t][a] = fzero();
+                for (int64_t b = c0; b < c1; ++b) {
+                    const uint8_t* blk = row + size_t(b) * D::kBytes;
+                    typename D::Ctx c;
+                    D::begin(blk, c);
+                    const float* xb = x + b * D::kElems;
+#pragma GCC unroll 4
+                    for (int s = 0; s < D::kSubs; ++s) {
+                        F16v wv[D::kVecs];
+                        D::sub(blk, c, s, wv);
+#pragma GCC unroll 4
+                        for (int v = 0; v < D::kVecs; ++v)
+#pragma GCC unroll 8
+                            for (int t = 0; t < TT; ++t)
+                                part[t][v % NA] = ffma(wv[v], fload(xb + t * n_in + (s * D::kVecs + v) * 16),
+                                                       part[t][v % NA]);
+                    }
+                }
+                for (int t = 0; t < TT; ++t) {
+                    F16v sum = part[t][0];
+                    for (int a = 1; a < NA; ++a) sum = fadd(sum, part[t][a]);
+                    acc[i][t] = fadd(acc[i][t], sum);
+                }
+            }
+        }
+        for (int i = 0; i < nr; ++i) {
+            const uint8_t* row = w + size_t(r0 + i) * row_bytes;
+            for (int t = 0; t < TT; ++t) {
+                float r = fhsum(acc[i][t]);
+                if constexpr (D::kAnyLength)
+                    for (int64_t e = nb * D::kElems; e < n_in; ++e) r += D::elem(row, e) * x[t * n_in + e];
+                out[(t0 + t) * out_stride + r0 + i] = r;
+            }
         }
     }
-    for (int t = 0; t < TT; ++t) {
-        F16v s = acc[t][0];
-        for (int a = 1; a < NA; ++a) s = fadd(s, acc[t][a]);
-        float r = fhsum(s);
-        if constexpr (D::kAnyLength)
-            for (int64_t i = nb * D::kElems; i < n_in; ++i) r += D::elem(row, i) * x[t * n_in + i];
-        out[t * out_stride] = r;
-    }
-}
+};
 
-template <class D>
+// Rows [r0, r1) for every token: tiles of rows, passes of up to kMaxTokensPerPass tokens.
+template <class K>
 void decode_rows(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int64_t n_tokens,
                  int64_t r0, int64_t r1, float* out, int64_t out_stride) {
-    const auto* x = static_cast<const float*>(act);
-    for (int64_t r = r0; r < r1; ++r) {
-        const uint8_t* row = w + size_t(r) * row_bytes;
+    for (int64_t r = r0; r < r1; r += kTileRows) {
+        const int nr = int(r1 - r < kTileRows ? r1 - r : kTileRows);
         for (int64_t t0 = 0; t0 < n_tokens; t0 += kMaxTokensPerPass) {
             const int64_t left = n_tokens - t0;
             const int tt = int(left < kMaxTokensPerPass ? left : kMaxTokensPerPass);
-            const float* xt = x + t0 * n_in;
-            float* o = out + t0 * out_stride + r;
+#define KINFER_TILE(TT) K::template tile<TT>(w, row_bytes, r, nr, n_in, act, t0, out, out_stride)
             switch (tt) {
                 case 1:
-                    row_pass<D, 1>(row, n_in, xt, o, out_stride);
+                    KINFER_TILE(1);
                     break;
                 case 2:
-                    row_pass<D, 2>(row, n_in, xt, o, out_stride);
+                    KINFER_TILE(2);
                     break;
                 case 3:
-                    row_pass<D, 3>(row, n_in, xt, o, out_stride);
+                    KINFER_TILE(3);
                     break;
                 case 4:
-                    row_pass<D, 4>(row, n_in, xt, o, out_stride);
+                    KINFER_TILE(4);
                     break;
                 default:
                     if constexpr (kMaxTokensPerPass > 4) {
                         switch (tt) {
                             case 5:
-                                row_pass<D, 5>(row, n_in, xt, o, out_stride);
+                                KINFER_TILE(5);
                                 break;
                             case 6:
-                                row_pass<D, 6>(row, n_in, xt, o, out_stride);
+                                KINFER_TILE(6);
                                 break;
                             case 7:
-                                row_pass<D, 7>(row, n_in, xt, o, out_stride);
+                                KINFER_TILE(7);
                                 break;
                             default:
-                                row_pass<D, 8>(row, n_in, xt, o, out_stride);
+                                KINFER_TILE(8);
                                 break;
                         }
                     }
                     break;
             }
+#undef KINFER_TILE
         }
     }
+}
+
+// ---- k-quants: int16 activations ------------------------------------------------------------------------
+// The k-quants' group scales are small integers, so they can be multiplied into the integer weight codes
+// (|code * scale| <= 4096, int16) and the products summed over a whole 256-element super-block in int32
+// (vpdpwssd / pmaddwd), with the activation rounded to int16 per super-block (scale = max|x| / 32767):
+// one instruction per 32 weights per token, and the float work is a few operations per super-block. The
+// rounding of x to 16 bits costs ~1e-6 of sum|w*x| (the float path: ~1e-7; llama.cpp's 8 bits: ~3e-4).
+// Overflow: per int32 lane a super-block adds 16 products of |code * scale| <= 4096 (Q6_K; 1953 for Q5_K)
+// and |a| <= 32767: < 2^31.
+//
+// Prepared activation, per token (n_in a multiple of 256, nb = n_in / 256):
+//   int16 q[n_in] | float dx[nb] | float s32[nb][16] | float s16[nb][16]
+// where x ~ dx[b] * q over block b, s32[b][g] = dx[b] * sum of q over group g of 32 (lanes 8..15 zero) and
+// s16[b][g] the same over groups of 16: the sums that multiply the groups' mins.
+
+size_t i16_token_bytes(int64_t n_in) {
+    return size_t(n_in) * 2 + size_t(n_in / 256) * (4 + 64 + 64);
+}
+
+struct I16Token {
+    const int16_t* q;
+    const float *dx, *s32, *s16;
+};
+
+inline I16Token i16_token(const void* act, int64_t n_in, int64_t t) {
+    const auto* base = static_cast<const uint8_t*>(act) + size_t(t) * i16_token_bytes(n_in);
+    const int64_t nb = n_in / 256;
+    const auto* q = reinterpret_cast<const int16_t*>(base);
+    const auto* dx = reinterpret_cast<const float*>(base + 2 * size_t(n_in));
+    return I16Token{q, dx, dx + nb, dx + nb + 16 * nb};
+}
+
+size_t i16_act_bytes(int64_t n_in, int64_t n_tokens) {
+    return i16_token_bytes(n_in) * size_t(n_tokens);
+}
+
+void i16_prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
+    const int64_t nb = n_in / 256;
+    for (int64_t t = 0; t < n_tokens; ++t) {
+        auto* base = static_cast<uint8_t*>(act) + size_t(t) * i16_token_bytes(n_in);
+        auto* q = reinterpret_cast<int16_t*>(base);
+        auto* dx = reinterpret_cast<float*>(base + 2 * size_t(n_in));
+        float* s32 = dx + nb;
+        float* s16 = s32 + 16 * nb;
+        for (int64_t b = 0; b < nb; ++b) {
+            const float* xb = x + t * n_in + b * 256;
+            float amax = 0;
+            for (int i = 0; i < 256; ++i) {
+                const float a = xb[i] < 0 ? -xb[i] : xb[i];
+                amax = a > amax ? a : amax;  // NaN is skipped
+            }
+            const float d = amax / 32767.0f;
+            const float id = d > 0 ? 1.0f / d : 0.0f;
+            int16_t* qb = q + b * 256;
+            int32_t sum16[16] = {};
+            for (int i = 0; i < 256; ++i) {
+                const float v = xb[i] * id;
+                // round to nearest; clamp (v may exceed 32767 by a rounding) and send NaN to 0
+                const int r =
+                    v >= 32767.0f
+                        ? 32767
+                        : (v <= -32767.0f ? -32767 : (v == v ? int(v + (v >= 0 ? 0.5f : -0.5f)) : 0));
+                qb[i] = int16_t(r);
+                sum16[i / 16] += r;
+            }
+            dx[b] = d;
+            for (int g = 0; g < 16; ++g) {
+                s16[b * 16 + g] = d * float(sum16[g]);
+                s32[b * 16 + g] = g < 8 ? d * float(sum16[2 * g] + sum16[2 * g + 1]) : 0.0f;
+            }
+        }
+    }
+}
+
+// Int16 decoders: begin() reads the block's scales; sub(s) gives elements [128 s, 128 s + 128) as four W32,
+// each code already multiplied by its group's integer scale. The block's value is then
+// d * (sum of those times q) * dx - (mins . sums) with mins[g] = dmin * min code of group g.
+struct I16Q4_K {
+    static constexpr size_t kBytes = sizeof(BlockQ4_K);
+    static constexpr int kMinGroup = 32;
+    struct Ctx {
+        int16_t sc[8];
+        float d;
+        F16v mins;
+    };
+    static void begin(const uint8_t* p, Ctx& c) {
+        const auto* b = as<BlockQ4_K>(p);
+        const uint8_t* s = b->scales;
+        alignas(64) float mn[16] = {};
+        const float dmin = half_to_float(b->dmin);
+        for (int j = 0; j < 8; ++j) {
+            int sc, m;
+            if (j < 4) {
+                sc = s[j] & 63;
+                m = s[j + 4] & 63;
+            } else {
+                sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+                m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+            }
+            c.sc[j] = int16_t(sc);
+            mn[j] = dmin * float(m);
+        }
+        c.d = half_to_float(b->d);
+        c.mins = fload(mn);
+    }
+    static void sub(const uint8_t* p, const Ctx& c, int s, W32* w) {
+        const uint8_t* qs = as<BlockQ4_K>(p)->qs + 64 * s;
+        const W32 q0 = widen_u8(qs), q1 = widen_u8(qs + 32);
+        w[0] = wmul(wand(q0, 0xF), wset1(c.sc[4 * s]));
+        w[1] = wmul(wsrl(q0, 4), wset1(c.sc[4 * s + 1]));
+        w[2] = wmul(wand(q1, 0xF), wset1(c.sc[4 * s + 2]));
+        w[3] = wmul(wsrl(q1, 4), wset1(c.sc[4 * s + 3]));
+    }
+};
+
+struct I16Q5_K {
+    static constexpr size_t kBytes = sizeof(BlockQ5_K);
+    static constexpr int kMinGroup = 32;
+    using Ctx = I16Q4_K::Ctx;
+    static void begin(const uint8_t* p, Ctx& c) {
+        // the same head as Q4_K: d, dmin, scales
+        const auto* b = as<BlockQ5_K>(p);
+        BlockQ4_K head;
+        head.d = b->d;
+        head.dmin = b->dmin;
+        std::memcpy(head.scales, b->scales, sizeof(head.scales));
+        I16Q4_K::begin(reinterpret_cast<const uint8_t*>(&head), c);
+    }
+    static void sub(const uint8_t* p, const Ctx& c, int s, W32* w) {
+        const auto* b = as<BlockQ5_K>(p);
+        const uint8_t* qs = b->qs + 64 * s;
+        const W32 q0 = widen_u8(qs), q1 = widen_u8(qs + 32), h = widen_u8(b->qh);
+        const int g = 4 * s;
+        w[0] = wmul(wor(wand(q0, 0xF), wsll(wand(wsrl(h, g), 1), 4)), wset1(c.sc[g]));
+        w[1] = wmul(wor(wsrl(q0, 4), wsll(wand(wsrl(h, g + 1), 1), 4)), wset1(c.sc[g + 1]));
+        w[2] = wmul(wor(wand(q1, 0xF), wsll(wand(wsrl(h, g + 2), 1), 4)), wset1(c.sc[g + 2]));
+        w[3] = wmul(wor(wsrl(q1, 4), wsll(wand(wsrl(h, g + 3), 1), 4)), wset1(c.sc[g + 3]));
+    }
+};
+
+struct I16Q6_K {
+    static constexpr size_t kBytes = sizeof(BlockQ6_K);
+    static constexpr int kMinGroup = 0;
+    struct Ctx {
+        int16_t sc[16];
+        float d;
+    };
+    static void begin(const uint8_t* p, Ctx& c) {
+        const auto* b = as<BlockQ6_K>(p);
+        for (int g = 0; g < 16; ++g) c.sc[g] = b->scales[g];
+        c.d = half_to_float(b->d);
+    }
+    static void sub(const uint8_t* p, const Ctx& c, int s, W32* w) {
+        // run k of half s: elements 128 s + 32 k + l, l < 32, groups 8 s + 2 k (l < 16) and 8 s + 2 k + 1
+        const auto* b = as<BlockQ6_K>(p);
+        const W32 l0 = widen_u8(b->ql + 64 * s), l1 = widen_u8(b->ql + 64 * s + 32),
+                  h = widen_u8(b->qh + 32 * s);
+        const W32 low[4] = {wand(l0, 0xF), wand(l1, 0xF), wsrl(l0, 4), wsrl(l1, 4)};
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) {
+            const W32 q = wsub(wor(low[k], wsll(wand(wsrl(h, 2 * k), 3), 4)), 32);
+            w[k] = wmul(q, wset2(c.sc[8 * s + 2 * k], c.sc[8 * s + 2 * k + 1]));
+        }
+    }
+};
+
+struct I16Q2_K {
+    static constexpr size_t kBytes = sizeof(BlockQ2_K);
+    static constexpr int kMinGroup = 16;
+    struct Ctx {
+        int16_t sc[16];
+        float d;
+        F16v mins;
+    };
+    static void begin(const uint8_t* p, Ctx& c) {
+        const auto* b = as<BlockQ2_K>(p);
+        for (int g = 0; g < 16; ++g) c.sc[g] = int16_t(b->scales[g] & 0xF);
+        c.d = half_to_float(b->d);
+        c.mins = fmul(fset1(half_to_float(b->dmin)), to_float(isrl(load_u8(b->scales), 4)));
+    }
+    static void sub(const uint8_t* p, const Ctx& c, int s, W32* w) {
+        // run j = 4 s + v: elements 32 j + l = bits 2 v of byte 32 s + l, groups 2 j and 2 j + 1
+        const W32 q = widen_u8(as<BlockQ2_K>(p)->qs + 32 * s);
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; ++v) {
+            const int j = 4 * s + v;
+            w[v] = wmul(wand(wsrl(q, 2 * v), 3), wset2(c.sc[2 * j], c.sc[2 * j + 1]));
+        }
+    }
+};
+
+struct I16Q3_K {
+    static constexpr size_t kBytes = sizeof(BlockQ3_K);
+    static constexpr int kMinGroup = 0;
+    struct Ctx {
+        int16_t sc[16];
+        float d;
+    };
+    static void begin(const uint8_t* p, Ctx& c) {
+        const auto* b = as<BlockQ3_K>(p);
+        const uint8_t* s = b->scales;
+        for (int g = 0; g < 16; ++g) {
+            const int low = g < 8 ? (s[g] & 0xF) : (s[g - 8] >> 4);
+            const int high = (s[8 + g % 4] >> (2 * (g / 4))) & 3;
+            c.sc[g] = int16_t((low | (high << 4)) - 32);
+        }
+        c.d = half_to_float(b->d);
+    }
+    static void sub(const uint8_t* p, const Ctx& c, int s, W32* w) {
+        // as Q2_K; the high bit of run j is bit j of hmask[l]
+        const auto* b = as<BlockQ3_K>(p);
+        const W32 q = widen_u8(b->qs + 32 * s), h = widen_u8(b->hmask);
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; ++v) {
+            const int j = 4 * s + v;
+            const W32 code = wsub(wor(wand(wsrl(q, 2 * v), 3), wsll(wand(wsrl(h, j), 1), 2)), 4);
+            w[v] = wmul(code, wset2(c.sc[2 * j], c.sc[2 * j + 1]));
+        }
+    }
+};
+
+template <class D>
+struct Int16Kernel {
+    template <int TT>
+    static void tile(const uint8_t* w, size_t row_bytes, int64_t r0, int nr, int64_t n_in, const void* act,
+                     int64_t t0, float* out, int64_t out_stride) {
+        constexpr int NA = TT == 1 ? 4 : (TT == 2 ? 2 : 1);  // independent int32 sums per token
+        const int64_t nb = n_in / 256;
+        I16Token tok[TT];
+        for (int t = 0; t < TT; ++t) tok[t] = i16_token(act, n_in, t0 + t);
+        F16v acc[kTileRows][TT];
+        for (int i = 0; i < kTileRows; ++i)
+            for (int t = 0; t < TT; ++t) acc[i][t] = fzero();
+        for (int64_t b = 0; b < nb; ++b) {
+            for (int i = 0; i < nr; ++i) {
+                const uint8_t* blk = w + size_t(r0 + i) * row_bytes + size_t(b) * D::kBytes;
+                typename D::Ctx c;
+                D::begin(blk, c);
+                I16v ai[TT][NA];
+                for (int t = 0; t < TT; ++t)
+                    for (int a = 0; a < NA; ++a) ai[t][a] = izero();
+#pragma GCC unroll 2
+                for (int s = 0; s < 2; ++s) {
+                    W32 wv[4];
+                    D::sub(blk, c, s, wv);
+#pragma GCC unroll 4
+                    for (int v = 0; v < 4; ++v)
+#pragma GCC unroll 8
+                        for (int t = 0; t < TT; ++t)
+                            ai[t][v % NA] =
+                                wdot(ai[t][v % NA], wv[v], wload(tok[t].q + b * 256 + (4 * s + v) * 32));
+                }
+                for (int t = 0; t < TT; ++t) {
+                    I16v sum = ai[t][0];
+                    for (int a = 1; a < NA; ++a) sum = iadd(sum, ai[t][a]);
+                    F16v r = ffma(to_float(sum), fset1(c.d * tok[t].dx[b]), acc[i][t]);
+                    if constexpr (D::kMinGroup == 32) r = ffnma(c.mins, fload(tok[t].s32 + 16 * b), r);
+                    if constexpr (D::kMinGroup == 16) r = ffnma(c.mins, fload(tok[t].s16 + 16 * b), r);
+                    acc[i][t] = r;
+                }
+            }
+        }
+        for (int i = 0; i < nr; ++i)
+            for (int t = 0; t < TT; ++t) out[(t0 + t) * out_stride + r0 + i] = fhsum(acc[i][t]);
+    }
+};
+
+template <class D>
+constexpr kinfer::cpu::MatmulPath i16_path() {
+    return kinfer::cpu::MatmulPath{kinfer::cpu::kActI16K, i16_act_bytes, i16_prepare,
+                                   decode_rows<Int16Kernel<D>>, 1};
 }
 
 size_t float_act_bytes(int64_t n_in, int64_t n_tokens) {
@@ -427,7 +735,8 @@ void float_prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
 
 template <class D>
 constexpr kinfer::cpu::MatmulPath float_path() {
-    return kinfer::cpu::MatmulPath{kinfer::cpu::kActFloat, float_act_bytes, float_prepare, decode_rows<D>, 1};
+    return kinfer::cpu::MatmulPath{kinfer::cpu::kActFloat, float_act_bytes, float_prepare,
+                                   decode_rows<FloatKernel<D>>, 1};
 }
 
 // The decode path of `type` at this file's level, or nullptr.
@@ -435,9 +744,9 @@ const kinfer::cpu::MatmulPath* path_for(kinfer::GgmlType type) {
     using kinfer::GgmlType;
     static constexpr kinfer::cpu::MatmulPath kQ4_0 = float_path<DecQ4_0>(), kQ4_1 = float_path<DecQ4_1>(),
                                              kQ5_0 = float_path<DecQ5_0>(), kQ5_1 = float_path<DecQ5_1>(),
-                                             kQ8_0 = float_path<DecQ8_0>(), kQ2_K = float_path<DecQ2_K>(),
-                                             kQ3_K = float_path<DecQ3_K>(), kQ4_K = float_path<DecQ4_K>(),
-                                             kQ5_K = float_path<DecQ5_K>(), kQ6_K = float_path<DecQ6_K>(),
+                                             kQ8_0 = float_path<DecQ8_0>(), kQ2_K = i16_path<I16Q2_K>(),
+                                             kQ3_K = i16_path<I16Q3_K>(), kQ4_K = i16_path<I16Q4_K>(),
+                                             kQ5_K = i16_path<I16Q5_K>(), kQ6_K = i16_path<I16Q6_K>(),
                                              kF32 = float_path<DecF32>(), kF16 = float_path<DecF16>(),
                                              kBF16 = float_path<DecBF16>();
     switch (type) {

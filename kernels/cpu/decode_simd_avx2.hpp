@@ -107,4 +107,56 @@ inline float half_to_float(uint16_t h) {
     return _cvtsh_ss(h);
 }
 
+inline F16v ffnma(F16v x, F16v y, F16v z) {
+    return {_mm256_fnmadd_ps(x.a, y.a, z.a), _mm256_fnmadd_ps(x.b, y.b, z.b)};
+}
+inline I16v izero() {
+    return {_mm256_setzero_si256(), _mm256_setzero_si256()};
+}
+
+// 32 int16 lanes (the int16 kernels' weights and activations): lanes 0..15 in a, 16..31 in b.
+struct W32 {
+    __m256i a, b;
+};
+inline W32 widen_u8(const uint8_t* p) {
+    return {_mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+            _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)))};
+}
+inline W32 wload(const int16_t* p) {
+    return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16))};
+}
+inline W32 wand(W32 x, int16_t m) {
+    const __m256i v = _mm256_set1_epi16(m);
+    return {_mm256_and_si256(x.a, v), _mm256_and_si256(x.b, v)};
+}
+inline W32 wor(W32 x, W32 y) {
+    return {_mm256_or_si256(x.a, y.a), _mm256_or_si256(x.b, y.b)};
+}
+inline W32 wsub(W32 x, int16_t y) {
+    const __m256i v = _mm256_set1_epi16(y);
+    return {_mm256_sub_epi16(x.a, v), _mm256_sub_epi16(x.b, v)};
+}
+inline W32 wsrl(W32 x, int n) {
+    return {_mm256_srli_epi16(x.a, n), _mm256_srli_epi16(x.b, n)};
+}
+inline W32 wsll(W32 x, int n) {
+    return {_mm256_slli_epi16(x.a, n), _mm256_slli_epi16(x.b, n)};
+}
+inline W32 wset1(int16_t x) {
+    const __m256i v = _mm256_set1_epi16(x);
+    return {v, v};
+}
+inline W32 wset2(int16_t lo, int16_t hi) {
+    return {_mm256_set1_epi16(lo), _mm256_set1_epi16(hi)};
+}
+inline W32 wmul(W32 x, W32 y) {
+    return {_mm256_mullo_epi16(x.a, y.a), _mm256_mullo_epi16(x.b, y.b)};
+}
+// acc (16 int32) += pairwise products of w and a (pmaddwd).
+inline I16v wdot(I16v acc, W32 w, W32 x) {
+    return {_mm256_add_epi32(acc.a, _mm256_madd_epi16(w.a, x.a)),
+            _mm256_add_epi32(acc.b, _mm256_madd_epi16(w.b, x.b))};
+}
+
 }  // namespace

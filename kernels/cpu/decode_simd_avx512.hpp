@@ -98,4 +98,50 @@ inline float half_to_float(uint16_t h) {
     return _cvtsh_ss(h);
 }
 
+inline F16v ffnma(F16v a, F16v b, F16v c) {
+    return {_mm512_fnmadd_ps(a.v, b.v, c.v)};
+}  // c - a*b
+inline I16v izero() {
+    return {_mm512_setzero_si512()};
+}
+
+// 32 int16 lanes (the int16 kernels' weights and activations).
+struct W32 {
+    __m512i v;
+};
+inline W32 widen_u8(const uint8_t* p) {  // 32 bytes, zero-extended
+    return {_mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
+}
+inline W32 wload(const int16_t* p) {
+    return {_mm512_loadu_si512(p)};
+}
+inline W32 wand(W32 a, int16_t m) {
+    return {_mm512_and_si512(a.v, _mm512_set1_epi16(m))};
+}
+inline W32 wor(W32 a, W32 b) {
+    return {_mm512_or_si512(a.v, b.v)};
+}
+inline W32 wsub(W32 a, int16_t b) {
+    return {_mm512_sub_epi16(a.v, _mm512_set1_epi16(b))};
+}
+inline W32 wsrl(W32 a, int n) {
+    return {_mm512_srli_epi16(a.v, static_cast<unsigned>(n))};
+}
+inline W32 wsll(W32 a, int n) {
+    return {_mm512_slli_epi16(a.v, static_cast<unsigned>(n))};
+}
+inline W32 wset1(int16_t a) {
+    return {_mm512_set1_epi16(a)};
+}
+inline W32 wset2(int16_t lo, int16_t hi) {  // lanes 0..15 = lo, 16..31 = hi
+    return {_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(lo)), _mm256_set1_epi16(hi), 1)};
+}
+inline W32 wmul(W32 a, W32 b) {
+    return {_mm512_mullo_epi16(a.v, b.v)};
+}
+// acc (16 int32) += pairwise products of w and a (VNNI vpdpwssd).
+inline I16v wdot(I16v acc, W32 w, W32 a) {
+    return {_mm512_dpwssd_epi32(acc.v, w.v, a.v)};
+}
+
 }  // namespace

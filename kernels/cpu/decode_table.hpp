@@ -19,6 +19,8 @@ namespace kinfer::cpu {
 
 // act_format of paths whose prepared activation is the float rows themselves (as the portable path's).
 inline constexpr int kActFloat = 0;
+// act_format of the int16 k-quant paths (layout in decode_kernels.inl).
+inline constexpr int kActI16K = 0x10;
 
 // The fastest decode path for `type` at a level at or below `isa`, or nullptr where only the portable
 // reference exists.
