@@ -1,12 +1,13 @@
 // The fused dequantize x vector kernels of the decode path, written once against a 16-lane vector
-// vocabulary (F16v, I16v, ffma, load_u8, ...; see decode_simd_avx2.hpp / decode_simd_avx512.hpp) and
-// compiled once per instruction set by the file that includes this one after its vocabulary.
+// vocabulary (F16v, I16v, W32, ffma, wdot, load_u8, ...; see decode_simd_avx2.hpp / decode_simd_avx512.hpp)
+// and compiled once per instruction set by the file that includes this one after its vocabulary. The choice
+// of activation format per type and its error are described in decode_table.hpp.
 //
-// A kernel walks a weight row block by block. Each block is split into sub-blocks of a few 16-lane vectors;
-// a sub-block's weights are decoded straight into registers (integer codes -> float, times the group scale,
-// minus the group min: bit-identical to the reference dequantizer) and multiplied into every token's
-// accumulators before the next sub-block is touched. Up to kMaxTokensPerPass tokens share one decode; more
-// tokens take another pass over the row, which by then is in L1, so memory is read once per call.
+// A kernel walks a tile of rows block by block. A block's weights are decoded straight into registers, a
+// few vectors at a time (float kernels: to exactly the reference dequantizer's floats; int16 kernels: to
+// integer codes times integer group scales) and multiplied into every token's accumulators before the
+// next vectors are decoded. Up to kMaxTokensPerPass tokens share one decode; more take another pass over
+// the tile, which by then is in cache, so memory is read once per call.
 //
 // Nothing here has external linkage (see the vocabulary headers).
 #include <cstring>
@@ -138,155 +139,6 @@ struct DecQ8_0 {
         const auto* b = as<BlockQ8_0>(p);
         w[0] = fmul(to_float(load_i8(b->qs)), c.d);
         w[1] = fmul(to_float(load_i8(b->qs + 16)), c.d);
-    }
-};
-
-// 16 groups of 16 (Q2_K, Q3_K, Q6_K): one vector per group, four groups per sub-block.
-struct DecQ2_K {
-    static constexpr int kElems = 256, kSubs = 4, kVecs = 4;
-    static constexpr size_t kBytes = sizeof(BlockQ2_K);
-    static constexpr bool kAnyLength = false;
-    struct Ctx {
-        float dl[16], ml[16];
-    };
-    static void begin(const uint8_t* p, Ctx& c) {
-        const auto* b = as<BlockQ2_K>(p);
-        const I16v sc = load_u8(b->scales);
-        fstore(c.dl, fmul(fset1(half_to_float(b->d)), to_float(iand(sc, 0xF))));
-        fstore(c.ml, fmul(fset1(half_to_float(b->dmin)), to_float(isrl(sc, 4))));
-    }
-    static void sub(const uint8_t* p, const Ctx& c, int s, F16v* w) {
-        const auto* b = as<BlockQ2_K>(p);
-#pragma GCC unroll 4
-        for (int v = 0; v < 4; ++v) {
-            const int g = 4 * s + v;
-            const I16v q = iand(isrl(load_u8(b->qs + 32 * (g / 8) + 16 * (g % 2)), 2 * ((g / 2) % 4)), 3);
-            w[v] = ffmsub(fset1(c.dl[g]), to_float(q), fset1(c.ml[g]));
-        }
-    }
-};
-
-struct DecQ3_K {
-    static constexpr int kElems = 256, kSubs = 4, kVecs = 4;
-    static constexpr size_t kBytes = sizeof(BlockQ3_K);
-    static constexpr bool kAnyLength = false;
-    struct Ctx {
-        float dl[16];
-    };
-    static void begin(const uint8_t* p, Ctx& c) {
-        const auto* b = as<BlockQ3_K>(p);
-        // sixteen 6-bit codes: low nibbles from bytes 0..7 (codes 8..15 in the high nibbles), top two bits of
-        // code g at bits 2*(g/4) of byte 8 + g%4
-        alignas(16) uint8_t lo[16];
-        for (int g = 0; g < 8; ++g) {
-            lo[g] = b->scales[g] & 0xF;
-            lo[g + 8] = b->scales[g] >> 4;
-        }
-        const I16v low = load_u8(lo);
-        const I16v high = isrlv(iset1(int32_t(load_u32(b->scales + 8))),
-                                ior(isll(isrl(iota(0), 2), 1), isll(iand(iota(0), 3), 3)));
-        const I16v code = ior(low, isll(iand(high, 3), 4));
-        fstore(c.dl, fmul(fset1(half_to_float(b->d)), to_float(isub(code, 32))));
-    }
-    static void sub(const uint8_t* p, const Ctx& c, int s, F16v* w) {
-        const auto* b = as<BlockQ3_K>(p);
-#pragma GCC unroll 4
-        for (int v = 0; v < 4; ++v) {
-            const int g = 4 * s + v;
-            const I16v low = iand(isrl(load_u8(b->qs + 32 * (g / 8) + 16 * (g % 2)), 2 * ((g / 2) % 4)), 3);
-            const I16v hbit = iand(isrl(load_u8(b->hmask + 16 * (g % 2)), g / 2), 1);
-            const I16v q = isub(ior(low, isll(hbit, 2)), 4);  // low - 4 where the high bit is clear
-            w[v] = fmul(fset1(c.dl[g]), to_float(q));
-        }
-    }
-};
-
-// The scale and min codes of the 8 groups of a Q4_K / Q5_K block (see kinfer::unpack_scale_min_k4).
-inline void unpack_k4(const uint8_t* s, float d, float dmin, float* dl, float* ml) {
-    for (int j = 0; j < 8; ++j) {
-        int sc, mn;
-        if (j < 4) {
-            sc = s[j] & 63;
-            mn = s[j + 4] & 63;
-        } else {
-            sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
-            mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-        }
-        dl[j] = d * float(sc);
-        ml[j] = dmin * float(mn);
-    }
-}
-
-// 8 groups of 32: two vectors per group, two groups (one 32-byte chunk of nibbles) per sub-block.
-struct DecQ4_K {
-    static constexpr int kElems = 256, kSubs = 4, kVecs = 4;
-    static constexpr size_t kBytes = sizeof(BlockQ4_K);
-    static constexpr bool kAnyLength = false;
-    struct Ctx {
-        float dl[8], ml[8];
-    };
-    static void begin(const uint8_t* p, Ctx& c) {
-        const auto* b = as<BlockQ4_K>(p);
-        unpack_k4(b->scales, half_to_float(b->d), half_to_float(b->dmin), c.dl, c.ml);
-    }
-    static void sub(const uint8_t* p, const Ctx& c, int s, F16v* w) {
-        const uint8_t* qs = as<BlockQ4_K>(p)->qs + 32 * s;
-        const I16v q0 = load_u8(qs), q1 = load_u8(qs + 16);
-        const F16v d0 = fset1(c.dl[2 * s]), m0 = fset1(c.ml[2 * s]);
-        const F16v d1 = fset1(c.dl[2 * s + 1]), m1 = fset1(c.ml[2 * s + 1]);
-        w[0] = ffmsub(d0, to_float(iand(q0, 0xF)), m0);
-        w[1] = ffmsub(d0, to_float(iand(q1, 0xF)), m0);
-        w[2] = ffmsub(d1, to_float(isrl(q0, 4)), m1);
-        w[3] = ffmsub(d1, to_float(isrl(q1, 4)), m1);
-    }
-};
-
-struct DecQ5_K {
-    static constexpr int kElems = 256, kSubs = 4, kVecs = 4;
-    static constexpr size_t kBytes = sizeof(BlockQ5_K);
-    static constexpr bool kAnyLength = false;
-    struct Ctx {
-        float dl[8], ml[8];
-    };
-    static void begin(const uint8_t* p, Ctx& c) {
-        const auto* b = as<BlockQ5_K>(p);
-        unpack_k4(b->scales, half_to_float(b->d), half_to_float(b->dmin), c.dl, c.ml);
-    }
-    static void sub(const uint8_t* p, const Ctx& c, int s, F16v* w) {
-        const auto* b = as<BlockQ5_K>(p);
-        const uint8_t* qs = b->qs + 32 * s;
-        const I16v q0 = load_u8(qs), q1 = load_u8(qs + 16);
-        const I16v h0 = isrl(load_u8(b->qh), 2 * s), h1 = isrl(load_u8(b->qh + 16), 2 * s);
-        const F16v d0 = fset1(c.dl[2 * s]), m0 = fset1(c.ml[2 * s]);
-        const F16v d1 = fset1(c.dl[2 * s + 1]), m1 = fset1(c.ml[2 * s + 1]);
-        w[0] = ffmsub(d0, to_float(ior(iand(q0, 0xF), isll(iand(h0, 1), 4))), m0);
-        w[1] = ffmsub(d0, to_float(ior(iand(q1, 0xF), isll(iand(h1, 1), 4))), m0);
-        w[2] = ffmsub(d1, to_float(ior(isrl(q0, 4), isll(iand(h0, 2), 3))), m1);
-        w[3] = ffmsub(d1, to_float(ior(isrl(q1, 4), isll(iand(h1, 2), 3))), m1);
-    }
-};
-
-struct DecQ6_K {
-    static constexpr int kElems = 256, kSubs = 4, kVecs = 4;
-    static constexpr size_t kBytes = sizeof(BlockQ6_K);
-    static constexpr bool kAnyLength = false;
-    struct Ctx {
-        float dl[16];
-    };
-    static void begin(const uint8_t* p, Ctx& c) {
-        const auto* b = as<BlockQ6_K>(p);
-        fstore(c.dl, fmul(fset1(half_to_float(b->d)), to_float(load_i8(b->scales))));
-    }
-    static void sub(const uint8_t* p, const Ctx& c, int s, F16v* w) {
-        const auto* b = as<BlockQ6_K>(p);
-#pragma GCC unroll 4
-        for (int v = 0; v < 4; ++v) {
-            // group g = element 32*k + 16*(g%2) + l of half g/8, with k = (g/2) % 4
-            const int g = 4 * s + v, half = g / 8, k = (g / 2) % 4, l0 = 16 * (g % 2);
-            const I16v low = iand(isrl(load_u8(b->ql + 64 * half + 32 * (k & 1) + l0), 4 * (k >> 1)), 0xF);
-            const I16v high = iand(isrl(load_u8(b->qh + 32 * half + l0), 2 * k), 3);
-            w[v] = fmul(fset1(c.dl[g]), to_float(isub(ior(low, isll(high, 4)), 32)));
-        }
     }
 };
 

@@ -1,17 +1,22 @@
 #pragma once
 // The decode path (few tokens, memory-bound) of each weight type per instruction-set level: the fused
 // dequantize x vector kernels of decode_kernels.inl, compiled for AVX2 (+FMA, F16C) in decode_avx2.cpp and
-// for AVX-512 F/BW/VL/VNNI in decode_avx512.cpp, chosen at run time.
+// for AVX-512 F/BW/VL/VNNI in decode_avx512.cpp, chosen at run time. Every weight byte is read once per
+// call and decoded in registers; 1..kMaxTokensPerPass tokens (8 on AVX-512, 4 on AVX2) share each decode,
+// more take another pass over a tile of 4 rows that is by then in L1/L2.
 //
-// Exactness. The activation stays float: each weight is decoded in registers to exactly the float the
-// reference dequantizer gives, and multiplied into float accumulators with FMA. The only rounding is that
-// of the float32 sums (16 lanes, several accumulators per token), about 1e-7 x sum|w*x| on 4096-long rows,
-// where llama.cpp's rounding of the activation to 8 bits (q8_0 / q8_K blocks) costs ~4e-3 x sum|w*x| per
-// product; the tests (cpu_decode_test.cpp) bound our error to 2e-6 x sum|w*x| on every type and path.
-//
-// Speed. One 16-lane FMA per 16 weights per token, plus the decode (widen, convert, scale: ~3-4 vector
-// operations per 16 weights) shared by up to kMaxTokensPerPass tokens (8 on AVX-512, 4 on AVX2); more tokens
-// take another pass over the row, which is then in L1, so weights are read from memory once per call.
+// Two activation formats, measured against each other (bench/decode_bench.cpp, one thread):
+// - float (kActFloat): Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, F16, BF16, F32. Each weight is decoded to exactly the
+//   float the reference dequantizer gives and multiplied in with FMA: the only error is float32 summation,
+//   measured <= 3e-7 of sum|w*x| (llama.cpp rounds x to 8 bits per 32 (q8_0): ~3e-4 on the same data).
+// - int16 (kActI16K): Q2_K, Q3_K, Q4_K, Q5_K, Q6_K. Their group scales are small integers, folded into the
+//   int16 weight codes, so a whole 256-element super-block is summed in int32 by vpdpwssd (AVX-512 VNNI) /
+//   pmaddwd (AVX2) against x rounded to int16 per super-block: 1 instruction per 32 weights per token
+//   instead of 2 FMAs per 32, and a far cheaper decode (no int->float conversion per weight). The float
+//   version of these kernels ran ~1.4x slower on L2-resident Q4_K rows and fell short of the memory
+//   bandwidth on one core. The cost is the rounding of x: at most max|x| / 65534 per element over its
+//   super-block, exactly 1/258 of what llama.cpp's 8-bit q8_K activation (which all its k-quant dot
+//   products use) allows on the same blocks; the tests check that bound and float-sum error beyond it.
 #include "gguf/ggml_type.hpp"
 #include "kernels/cpu/quant_matmul.hpp"
 
