@@ -158,33 +158,54 @@ TEST_CASE("cpu decode path: every type and instruction set against float64") {
     }
 }
 
-TEST_CASE("cpu decode path: the bound is far below 8-bit activation rounding") {
-    // Rounding x to 8 bits per 32-element block (as llama.cpp's q8_0 activations) on the data of the test
-    // above: the error it causes must exceed kRelTol by far, or the bound would not tell us apart.
-    std::mt19937 rng(7);
-    const int64_t n_in = 4096;
-    const Matrix m = random_matrix(GgmlType::Q4_K, 4, n_in, rng);
-    const std::vector<float> x = random_activation(1, n_in, rng);
-    std::vector<double> x8(static_cast<size_t>(n_in));
-    for (int64_t b = 0; b < n_in; b += 32) {
+namespace {
+
+// x rounded to `levels` steps either side of zero per block of `block` elements (scale max|x| / levels).
+std::vector<double> round_blocks(const std::vector<float>& x, int64_t block, double levels) {
+    std::vector<double> out(x.size());
+    for (size_t b = 0; b < x.size(); b += size_t(block)) {
         double amax = 0;
-        for (int64_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(double(x[size_t(i)])));
-        const double d = amax / 127;
-        for (int64_t i = b; i < b + 32; ++i) x8[size_t(i)] = d > 0 ? std::round(x[size_t(i)] / d) * d : 0;
+        for (size_t i = b; i < b + size_t(block); ++i) amax = std::max(amax, std::fabs(double(x[i])));
+        const double d = amax / levels;
+        for (size_t i = b; i < b + size_t(block); ++i) out[i] = d > 0 ? std::round(x[i] / d) * d : 0;
     }
+    return out;
+}
+
+// max over rows of |W x' - W x| / sum|w*x|
+double rounding_error(const Matrix& m, const std::vector<float>& x, const std::vector<double>& xr) {
     double worst = 0;
     for (int64_t r = 0; r < m.n_rows; ++r) {
         double exact = 0, rounded = 0, magnitude = 0;
-        for (int64_t i = 0; i < n_in; ++i) {
-            const double w = m.deq[size_t(r * n_in + i)];
+        for (int64_t i = 0; i < m.n_in; ++i) {
+            const double w = m.deq[size_t(r * m.n_in + i)];
             exact += w * x[size_t(i)];
-            rounded += w * x8[size_t(i)];
+            rounded += w * xr[size_t(i)];
             magnitude += std::fabs(w * x[size_t(i)]);
         }
         worst = std::max(worst, std::fabs(rounded - exact) / magnitude);
     }
-    MESSAGE("8-bit activation rounding: error " << worst << " of sum|w*x|");
-    CHECK(worst > 100 * kRelTol);
+    return worst;
+}
+
+}  // namespace
+
+TEST_CASE("cpu decode path: the bounds are far below 8-bit activation rounding") {
+    // On the data of the test above, llama.cpp's activation rounding (8 bits per 32 elements for q8_0 and
+    // the legacy types, per 256 for q8_K and the k-quants) must cost far more than kRelTol, and the int16
+    // rounding of our k-quant paths far less than the 8-bit one it replaces.
+    std::mt19937 rng(7);
+    const int64_t n_in = 4096;
+    const Matrix m = random_matrix(GgmlType::Q4_K, 8, n_in, rng);
+    const std::vector<float> x = random_activation(1, n_in, rng);
+    const double q8_0 = rounding_error(m, x, round_blocks(x, 32, 127));
+    const double q8_k = rounding_error(m, x, round_blocks(x, 256, 127));
+    const double i16 = rounding_error(m, x, round_blocks(x, 256, 32767));
+    MESSAGE("activation rounding error, of sum|w*x|: 8 bits per 32 " << q8_0 << ", 8 bits per 256 " << q8_k
+                                                                     << ", 16 bits per 256 " << i16);
+    CHECK(q8_0 > 100 * kRelTol);
+    CHECK(i16 * 50 < q8_k);
+    CHECK(i16 * 10 < q8_0);
 }
 
 TEST_CASE("cpu decode path: KINFER_CPU_ISA names and levels") {

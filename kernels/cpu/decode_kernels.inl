@@ -385,29 +385,26 @@ struct I16Q4_K {
     static constexpr size_t kBytes = sizeof(BlockQ4_K);
     static constexpr int kMinGroup = 32;
     struct Ctx {
-        int16_t sc[8];
+        alignas(16) uint8_t sc[16];  // scale codes of groups 0..7, then min codes
         float d;
         F16v mins;
     };
+    // Unpacks the eight 6-bit scale and min codes four at a time in 32-bit words (kinfer::unpack_scale_min_k4
+    // per byte): groups 0..3 are the low 6 bits of bytes 0..3 (scales) and 4..7 (mins); groups 4..7 take
+    // their low 4 bits from the nibbles of bytes 8..11 and their top 2 bits from the spare top bits.
+    static void unpack(const uint8_t* scales, uint16_t d, uint16_t dmin, Ctx& c) {
+        const uint32_t w0 = load_u32(scales), w1 = load_u32(scales + 4), w2 = load_u32(scales + 8);
+        const uint32_t words[4] = {w0 & 0x3f3f3f3fu, (w2 & 0x0f0f0f0fu) | ((w0 >> 2) & 0x30303030u),
+                                   w1 & 0x3f3f3f3fu, ((w2 >> 4) & 0x0f0f0f0fu) | ((w1 >> 2) & 0x30303030u)};
+        std::memcpy(c.sc, words, 16);
+        alignas(16) uint8_t mn[16] = {};
+        std::memcpy(mn, c.sc + 8, 8);
+        c.d = half_to_float(d);
+        c.mins = fmul(fset1(half_to_float(dmin)), to_float(load_u8(mn)));
+    }
     static void begin(const uint8_t* p, Ctx& c) {
         const auto* b = as<BlockQ4_K>(p);
-        const uint8_t* s = b->scales;
-        alignas(64) float mn[16] = {};
-        const float dmin = half_to_float(b->dmin);
-        for (int j = 0; j < 8; ++j) {
-            int sc, m;
-            if (j < 4) {
-                sc = s[j] & 63;
-                m = s[j + 4] & 63;
-            } else {
-                sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
-                m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-            }
-            c.sc[j] = int16_t(sc);
-            mn[j] = dmin * float(m);
-        }
-        c.d = half_to_float(b->d);
-        c.mins = fload(mn);
+        unpack(b->scales, b->d, b->dmin, c);
     }
     static void sub(const uint8_t* p, const Ctx& c, int s, W32* w) {
         const uint8_t* qs = as<BlockQ4_K>(p)->qs + 64 * s;
@@ -424,13 +421,8 @@ struct I16Q5_K {
     static constexpr int kMinGroup = 32;
     using Ctx = I16Q4_K::Ctx;
     static void begin(const uint8_t* p, Ctx& c) {
-        // the same head as Q4_K: d, dmin, scales
         const auto* b = as<BlockQ5_K>(p);
-        BlockQ4_K head;
-        head.d = b->d;
-        head.dmin = b->dmin;
-        std::memcpy(head.scales, b->scales, sizeof(head.scales));
-        I16Q4_K::begin(reinterpret_cast<const uint8_t*>(&head), c);
+        I16Q4_K::unpack(b->scales, b->d, b->dmin, c);
     }
     static void sub(const uint8_t* p, const Ctx& c, int s, W32* w) {
         const auto* b = as<BlockQ5_K>(p);
