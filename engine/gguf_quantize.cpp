@@ -4,8 +4,8 @@
 
 #include "gguf/gguf_file.hpp"
 #include "gguf/gguf_writer.hpp"
-#include "kinfer/error.hpp"
 #include "kernels/reference/type_kernels.hpp"
+#include "kinfer/error.hpp"
 
 namespace kinfer {
 namespace {

@@ -9,8 +9,8 @@
 #include <memory>
 #include <vector>
 
-#include "kinfer/error.hpp"
 #include "kernels/reference/type_kernels.hpp"
+#include "kinfer/error.hpp"
 
 namespace kinfer {
 void stream_tensor_rows(gguf::GgufWriter& writer, const TypeTraits& dst, uint64_t row_len, uint64_t n_rows,
@@ -40,7 +40,7 @@ void stream_tensor_rows(gguf::GgufWriter& writer, const TypeTraits& dst, uint64_
                 try {
                     fill(first + static_cast<uint64_t>(r), row.get());
                     ref::quantize_fn(dst)(row.get(), buf.data() + static_cast<uint64_t>(r) * out_row,
-                                     static_cast<int64_t>(row_len));
+                                          static_cast<int64_t>(row_len));
                 } catch (...) {
 #pragma omp critical(kinfer_row_stream_error)
                     if (!error) error = std::current_exception();

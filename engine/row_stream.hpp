@@ -11,8 +11,8 @@
 #include <string>
 #include <string_view>
 
-#include "gguf/gguf_writer.hpp"
 #include "gguf/ggml_type.hpp"
+#include "gguf/gguf_writer.hpp"
 
 namespace kinfer {
 
