@@ -12,6 +12,9 @@ namespace kinfer::cpu {
 
 // Multiply-adds below which a kernel does not start an OpenMP team.
 inline constexpr int64_t kMinParallelWork = int64_t(1) << 20;
+// Elements below which an elementwise op (add, swiglu, norms, rope) runs on the calling thread: waking a
+// team costs microseconds, and on a busy machine a team's barrier can wait for a descheduled thread.
+inline constexpr int64_t kMinParallelElements = int64_t(1) << 16;
 
 // Dot product of two float vectors.
 float dot(const float* a, const float* b, int64_t n);
