@@ -664,3 +664,21 @@ TEST_CASE("cpu kernels: a team of threads computes exactly what one thread does"
         CHECK(a1 == a4);
     }
 }
+
+TEST_CASE("engine: a model that does not fit the device fails at load, naming both sizes") {
+    TinyLlamaSpec spec;
+    const TinyLlama m = kinfer::test::build_tiny_llama(spec);
+    engine::LoadOptions opts;
+    opts.memory_limit = 1000;  // bytes: far less than the weights
+    try {
+        load(m, opts);
+        FAIL("loaded a model larger than the memory limit");
+    } catch (const Error& e) {
+        const std::string msg = e.what();
+        CHECK(msg.find("tiny.gguf") != std::string::npos);
+        CHECK(msg.find("weights need") != std::string::npos);
+        CHECK(msg.find("0.00 GiB of memory (the memory limit given)") != std::string::npos);
+    }
+    opts.memory_limit = 1ull << 40;  // plenty
+    CHECK(load(m, opts)->backend().describe().rfind("cpu (", 0) == 0);
+}
