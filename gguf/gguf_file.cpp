@@ -426,4 +426,10 @@ void throw_missing_key(const std::string& path, std::string_view key) {
 }
 }  // namespace detail
 
+std::string shape_string(std::span<const uint64_t> ne) {
+    std::string s = "[";
+    for (size_t d = 0; d < ne.size(); ++d) s += (d ? ", " : "") + std::to_string(ne[d]);
+    return s + "]";
+}
+
 }  // namespace kinfer::gguf

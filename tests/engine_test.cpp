@@ -602,10 +602,10 @@ TEST_CASE("generate: end of generation, and reuse of the cached prompt prefix") 
     std::vector<int32_t> longer = prompt;
     for (int32_t id : f.tok->encode(" more words", false, false)) longer.push_back(id);
     const auto r2 = engine::generate(s, *f.tok, longer, greedy(6));
-    CHECK(r2.prompt_reused == int64_t(prompt.size()));
+    CHECK(r2.prompt_cached == int(prompt.size()));
     engine::Session fresh(f.model, {.n_ctx = 64});
     const auto r3 = engine::generate(fresh, *f.tok, longer, greedy(6));
-    CHECK(r3.prompt_reused == 0);
+    CHECK(r3.prompt_cached == 0);
     CHECK(r2.text == r3.text);
     CHECK(max_abs_diff(s.logits(), fresh.logits()) < 1e-5);
 }
@@ -663,4 +663,22 @@ TEST_CASE("cpu kernels: a team of threads computes exactly what one thread does"
                        a4.data(), ascratch.data(), 4);
         CHECK(a1 == a4);
     }
+}
+
+TEST_CASE("engine: a model that does not fit the device fails at load, naming both sizes") {
+    TinyLlamaSpec spec;
+    const TinyLlama m = kinfer::test::build_tiny_llama(spec);
+    engine::LoadOptions opts;
+    opts.memory_limit = 1000;  // bytes: far less than the weights
+    try {
+        load(m, opts);
+        FAIL("loaded a model larger than the memory limit");
+    } catch (const Error& e) {
+        const std::string msg = e.what();
+        CHECK(msg.find("tiny.gguf") != std::string::npos);
+        CHECK(msg.find("weights need") != std::string::npos);
+        CHECK(msg.find("0.00 GiB of memory (the memory limit given)") != std::string::npos);
+    }
+    opts.memory_limit = 1ull << 40;  // plenty
+    CHECK(load(m, opts)->backend().describe().rfind("cpu (", 0) == 0);
 }
