@@ -1,6 +1,8 @@
 // The CPU decode path (kernels/cpu/decode_*.cpp) per weight type, one thread: matrix x vector products of
 // 4096 x 4096 and 14336 x 4096 (Mistral-7B's attention and FFN shapes) and 8 tokens at once (batched decode
-// of 8 sequences), the portable reference path beside each SIMD level this CPU has. bytes_per_second counts
+// of 8 sequences), the portable reference path beside each SIMD level this CPU has, and for the k-quants
+// the int16-activation variant (-int16) beside the default float one (see kernels/cpu/decode_table.hpp).
+// 256 x 4096 stays in L2: the kernels' compute speed without memory in the way. bytes_per_second counts
 // weight bytes read; a decode step is memory-bound when it stays near the machine's read bandwidth.
 //   ./build/bin/kinfer_bench --benchmark_filter=Decode
 //   ./build/bin/kinfer_bench --benchmark_filter='Decode/q4_K'
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "gguf/ggml_type.hpp"
+#include "kernels/cpu/decode_table.hpp"
 #include "kernels/cpu/quant_matmul.hpp"
 #include "kernels/reference/type_kernels.hpp"
 
@@ -44,15 +47,17 @@ const std::vector<uint8_t>& weights(GgmlType type, int64_t n_rows, int64_t n_in)
         quantize(row.data(), w.data() + size_t(r) * row_bytes, n_in);
     }
     for (int64_t r = kDistinct; r < n_rows; ++r)
-        std::copy_n(w.data() + size_t(r % kDistinct) * row_bytes, row_bytes, w.data() + size_t(r) * row_bytes);
+        std::copy_n(w.data() + size_t(r % kDistinct) * row_bytes, row_bytes,
+                    w.data() + size_t(r) * row_bytes);
     cache.emplace_back(key, std::move(w));
     return cache.back().second;
 }
 
-void BM_Decode(benchmark::State& state, GgmlType type, Isa isa, int64_t n_rows, int64_t n_tokens) {
+void BM_Decode(benchmark::State& state, GgmlType type, Isa isa, bool int16, int64_t n_rows,
+               int64_t n_tokens) {
     const int64_t n_in = 4096;
-    const auto& k = kinfer::cpu::quant_kernels(type, isa);
-    const auto& p = k.decode;
+    const auto& p =
+        int16 ? *kinfer::cpu::decode_path_int16(type, isa) : kinfer::cpu::quant_kernels(type, isa).decode;
     const std::vector<uint8_t>& w = weights(type, n_rows, n_in);
     const size_t row_bytes = w.size() / size_t(n_rows);
     std::vector<float> x(size_t(n_in * n_tokens), 0.5f), out(size_t(n_rows * n_tokens));
@@ -63,24 +68,29 @@ void BM_Decode(benchmark::State& state, GgmlType type, Isa isa, int64_t n_rows, 
         benchmark::DoNotOptimize(out.data());
     }
     state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(w.size()));
-    state.counters["tok/s"] = benchmark::Counter(double(n_tokens) * double(state.iterations()),
-                                                 benchmark::Counter::kIsRate);
+    state.counters["tok/s"] =
+        benchmark::Counter(double(n_tokens) * double(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 const bool kRegistered = [] {
     for (const GgmlType type : kTypes)
         for (int level = 0; level <= int(kinfer::cpu::detected_isa()); ++level)
-            for (const int64_t n_rows : {int64_t(256), int64_t(4096), int64_t(14336)})
-                for (const int64_t n_tokens : {int64_t(1), int64_t(8)}) {
-                    const Isa isa = Isa(level);
-                    if (isa == Isa::Portable && n_tokens > 1) continue;  // the reference is slow enough once
-                    const std::string name = std::string("Decode/") + kinfer::type_name(type) + "/" +
-                                             kinfer::cpu::isa_name(isa) + "/" + std::to_string(n_rows) +
-                                             "x4096/tokens:" + std::to_string(n_tokens);
-                    benchmark::RegisterBenchmark(name.c_str(), BM_Decode, type, isa, n_rows, n_tokens)
-                        ->Unit(benchmark::kMillisecond)
-                        ->UseRealTime();
-                }
+            for (const bool int16 : {false, true})
+                for (const int64_t n_rows : {int64_t(256), int64_t(4096), int64_t(14336)})
+                    for (const int64_t n_tokens : {int64_t(1), int64_t(8)}) {
+                        const Isa isa = Isa(level);
+                        if (int16 && !kinfer::cpu::decode_path_int16(type, isa)) continue;
+                        if (isa == Isa::Portable && n_tokens > 1)
+                            continue;  // the reference is slow enough once
+                        const std::string name = std::string("Decode/") + kinfer::type_name(type) + "/" +
+                                                 kinfer::cpu::isa_name(isa) + (int16 ? "-int16" : "") + "/" +
+                                                 std::to_string(n_rows) +
+                                                 "x4096/tokens:" + std::to_string(n_tokens);
+                        benchmark::RegisterBenchmark(name.c_str(), BM_Decode, type, isa, int16, n_rows,
+                                                     n_tokens)
+                            ->Unit(benchmark::kMillisecond)
+                            ->UseRealTime();
+                    }
     return true;
 }();
 

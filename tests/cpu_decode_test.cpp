@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "gguf/ggml_type.hpp"
+#include "kernels/cpu/decode_table.hpp"
 #include "kernels/cpu/quant_matmul.hpp"
 #include "kernels/reference/type_kernels.hpp"
 
@@ -77,9 +78,8 @@ struct ErrorStats {
 
 // Runs the decode path on rows [r0, r1) with out_stride `stride`, checks every output against float64 and
 // that nothing outside [r0, r1) was written.
-void check_product(const QuantKernels& k, const Matrix& m, const std::vector<float>& x, int64_t n_tokens,
-                   int64_t r0, int64_t r1, ErrorStats& stats) {
-    const MatmulPath& p = k.decode;
+void check_product(const QuantKernels& k, const MatmulPath& p, const Matrix& m, const std::vector<float>& x,
+                   int64_t n_tokens, int64_t r0, int64_t r1, ErrorStats& stats) {
     std::vector<uint8_t> act(p.act_bytes(m.n_in, n_tokens));
     p.prepare(x.data(), m.n_in, n_tokens, act.data());
     const int64_t stride = m.n_rows + 3;
@@ -106,7 +106,7 @@ void check_product(const QuantKernels& k, const Matrix& m, const std::vector<flo
                 }
                 rounding += wsum * amax / 32767 / 2 * 1.001;
             }
-            const bool int16 = p.act_format != 0;
+            const bool int16 = p.act_format == kActI16K;
             const double err = std::fabs(double(got) - exact) - (int16 ? rounding : 0.0);
             const double rel = magnitude > 0 ? err / magnitude : err;
             stats.max_rel = std::max(stats.max_rel, rel);
@@ -135,25 +135,29 @@ TEST_CASE("cpu decode path: every type and instruction set against float64") {
     for (int level = 0; level <= int(detected_isa()); ++level) {
         const Isa isa = Isa(level);
         for (const GgmlType type : kTypes) {
-            const std::string isa_str = isa_name(isa);
-            CAPTURE(isa_str);
-            const std::string type_str = type_name(type);
-            CAPTURE(type_str);
             const QuantKernels& k = quant_kernels(type, isa);
             REQUIRE(k.type == type);
-            std::mt19937 rng(1234 + unsigned(type));
-            ErrorStats stats;
-            for (const int64_t n_in : row_lengths(type)) {
-                const Matrix m = random_matrix(type, 13, n_in, rng);
-                for (int64_t n_tokens = 1; n_tokens <= 17; n_tokens += (n_in > 1000 ? 4 : 1)) {
-                    const std::vector<float> x = random_activation(n_tokens, n_in, rng);
-                    check_product(k, m, x, n_tokens, 0, m.n_rows, stats);
-                    check_product(k, m, x, n_tokens, 3, 8, stats);  // a thread's sub-range
+            // the default (float) path, and the int16 one where the type has it
+            const MatmulPath* int16 = decode_path_int16(type, isa);
+            if (int16) CHECK(int16->act_format == kActI16K);
+            for (const MatmulPath* p : {&k.decode, int16}) {
+                if (!p) continue;
+                const std::string what = std::string(type_name(type)) + " " + isa_name(isa) +
+                                         (p->act_format == kActI16K ? " int16" : "");
+                CAPTURE(what);
+                std::mt19937 rng(1234 + unsigned(type));
+                ErrorStats stats;
+                for (const int64_t n_in : row_lengths(type)) {
+                    const Matrix m = random_matrix(type, 13, n_in, rng);
+                    for (int64_t n_tokens = 1; n_tokens <= 17; n_tokens += (n_in > 1000 ? 4 : 1)) {
+                        const std::vector<float> x = random_activation(n_tokens, n_in, rng);
+                        check_product(k, *p, m, x, n_tokens, 0, m.n_rows, stats);
+                        check_product(k, *p, m, x, n_tokens, 3, 8, stats);  // a thread's sub-range
+                    }
                 }
+                MESSAGE(what << ": max error " << stats.max_raw
+                             << " of sum|w*x|; beyond the activation's rounding " << stats.max_rel);
             }
-            MESSAGE(std::string(type_name(type))
-                    << " " << std::string(isa_name(isa)) << ": max error " << stats.max_raw
-                    << " of sum|w*x|; beyond the activation's rounding " << stats.max_rel);
         }
     }
 }

@@ -13,6 +13,9 @@ namespace kinfer::cpu {
 const MatmulPath* decode_path_avx512(GgmlType type) {
     return path_for(type);
 }
+const MatmulPath* decode_path_int16_avx512(GgmlType type) {
+    return int16_path_for(type);
+}
 
 }  // namespace kinfer::cpu
 #endif

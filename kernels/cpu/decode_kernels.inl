@@ -142,6 +142,155 @@ struct DecQ8_0 {
     }
 };
 
+// 16 groups of 16 (Q2_K, Q3_K, Q6_K): one vector per group, four groups per sub-block.
+struct DecQ2_K {
+    static constexpr int kElems = 256, kSubs = 4, kVecs = 4;
+    static constexpr size_t kBytes = sizeof(BlockQ2_K);
+    static constexpr bool kAnyLength = false;
+    struct Ctx {
+        float dl[16], ml[16];
+    };
+    static void begin(const uint8_t* p, Ctx& c) {
+        const auto* b = as<BlockQ2_K>(p);
+        const I16v sc = load_u8(b->scales);
+        fstore(c.dl, fmul(fset1(half_to_float(b->d)), to_float(iand(sc, 0xF))));
+        fstore(c.ml, fmul(fset1(half_to_float(b->dmin)), to_float(isrl(sc, 4))));
+    }
+    static void sub(const uint8_t* p, const Ctx& c, int s, F16v* w) {
+        const auto* b = as<BlockQ2_K>(p);
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; ++v) {
+            const int g = 4 * s + v;
+            const I16v q = iand(isrl(load_u8(b->qs + 32 * (g / 8) + 16 * (g % 2)), 2 * ((g / 2) % 4)), 3);
+            w[v] = ffmsub(fset1(c.dl[g]), to_float(q), fset1(c.ml[g]));
+        }
+    }
+};
+
+struct DecQ3_K {
+    static constexpr int kElems = 256, kSubs = 4, kVecs = 4;
+    static constexpr size_t kBytes = sizeof(BlockQ3_K);
+    static constexpr bool kAnyLength = false;
+    struct Ctx {
+        float dl[16];
+    };
+    static void begin(const uint8_t* p, Ctx& c) {
+        const auto* b = as<BlockQ3_K>(p);
+        // sixteen 6-bit codes: low nibbles from bytes 0..7 (codes 8..15 in the high nibbles), top two bits of
+        // code g at bits 2*(g/4) of byte 8 + g%4
+        alignas(16) uint8_t lo[16];
+        for (int g = 0; g < 8; ++g) {
+            lo[g] = b->scales[g] & 0xF;
+            lo[g + 8] = b->scales[g] >> 4;
+        }
+        const I16v low = load_u8(lo);
+        const I16v high = isrlv(iset1(int32_t(load_u32(b->scales + 8))),
+                                ior(isll(isrl(iota(0), 2), 1), isll(iand(iota(0), 3), 3)));
+        const I16v code = ior(low, isll(iand(high, 3), 4));
+        fstore(c.dl, fmul(fset1(half_to_float(b->d)), to_float(isub(code, 32))));
+    }
+    static void sub(const uint8_t* p, const Ctx& c, int s, F16v* w) {
+        const auto* b = as<BlockQ3_K>(p);
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; ++v) {
+            const int g = 4 * s + v;
+            const I16v low = iand(isrl(load_u8(b->qs + 32 * (g / 8) + 16 * (g % 2)), 2 * ((g / 2) % 4)), 3);
+            const I16v hbit = iand(isrl(load_u8(b->hmask + 16 * (g % 2)), g / 2), 1);
+            const I16v q = isub(ior(low, isll(hbit, 2)), 4);  // low - 4 where the high bit is clear
+            w[v] = fmul(fset1(c.dl[g]), to_float(q));
+        }
+    }
+};
+
+// The scale and min codes of the 8 groups of a Q4_K / Q5_K block (see kinfer::unpack_scale_min_k4).
+inline void unpack_k4(const uint8_t* s, float d, float dmin, float* dl, float* ml) {
+    for (int j = 0; j < 8; ++j) {
+        int sc, mn;
+        if (j < 4) {
+            sc = s[j] & 63;
+            mn = s[j + 4] & 63;
+        } else {
+            sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+            mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+        }
+        dl[j] = d * float(sc);
+        ml[j] = dmin * float(mn);
+    }
+}
+
+// 8 groups of 32: two vectors per group, two groups (one 32-byte chunk of nibbles) per sub-block.
+struct DecQ4_K {
+    static constexpr int kElems = 256, kSubs = 4, kVecs = 4;
+    static constexpr size_t kBytes = sizeof(BlockQ4_K);
+    static constexpr bool kAnyLength = false;
+    struct Ctx {
+        float dl[8], ml[8];
+    };
+    static void begin(const uint8_t* p, Ctx& c) {
+        const auto* b = as<BlockQ4_K>(p);
+        unpack_k4(b->scales, half_to_float(b->d), half_to_float(b->dmin), c.dl, c.ml);
+    }
+    static void sub(const uint8_t* p, const Ctx& c, int s, F16v* w) {
+        const uint8_t* qs = as<BlockQ4_K>(p)->qs + 32 * s;
+        const I16v q0 = load_u8(qs), q1 = load_u8(qs + 16);
+        const F16v d0 = fset1(c.dl[2 * s]), m0 = fset1(c.ml[2 * s]);
+        const F16v d1 = fset1(c.dl[2 * s + 1]), m1 = fset1(c.ml[2 * s + 1]);
+        w[0] = ffmsub(d0, to_float(iand(q0, 0xF)), m0);
+        w[1] = ffmsub(d0, to_float(iand(q1, 0xF)), m0);
+        w[2] = ffmsub(d1, to_float(isrl(q0, 4)), m1);
+        w[3] = ffmsub(d1, to_float(isrl(q1, 4)), m1);
+    }
+};
+
+struct DecQ5_K {
+    static constexpr int kElems = 256, kSubs = 4, kVecs = 4;
+    static constexpr size_t kBytes = sizeof(BlockQ5_K);
+    static constexpr bool kAnyLength = false;
+    struct Ctx {
+        float dl[8], ml[8];
+    };
+    static void begin(const uint8_t* p, Ctx& c) {
+        const auto* b = as<BlockQ5_K>(p);
+        unpack_k4(b->scales, half_to_float(b->d), half_to_float(b->dmin), c.dl, c.ml);
+    }
+    static void sub(const uint8_t* p, const Ctx& c, int s, F16v* w) {
+        const auto* b = as<BlockQ5_K>(p);
+        const uint8_t* qs = b->qs + 32 * s;
+        const I16v q0 = load_u8(qs), q1 = load_u8(qs + 16);
+        const I16v h0 = isrl(load_u8(b->qh), 2 * s), h1 = isrl(load_u8(b->qh + 16), 2 * s);
+        const F16v d0 = fset1(c.dl[2 * s]), m0 = fset1(c.ml[2 * s]);
+        const F16v d1 = fset1(c.dl[2 * s + 1]), m1 = fset1(c.ml[2 * s + 1]);
+        w[0] = ffmsub(d0, to_float(ior(iand(q0, 0xF), isll(iand(h0, 1), 4))), m0);
+        w[1] = ffmsub(d0, to_float(ior(iand(q1, 0xF), isll(iand(h1, 1), 4))), m0);
+        w[2] = ffmsub(d1, to_float(ior(isrl(q0, 4), isll(iand(h0, 2), 3))), m1);
+        w[3] = ffmsub(d1, to_float(ior(isrl(q1, 4), isll(iand(h1, 2), 3))), m1);
+    }
+};
+
+struct DecQ6_K {
+    static constexpr int kElems = 256, kSubs = 4, kVecs = 4;
+    static constexpr size_t kBytes = sizeof(BlockQ6_K);
+    static constexpr bool kAnyLength = false;
+    struct Ctx {
+        float dl[16];
+    };
+    static void begin(const uint8_t* p, Ctx& c) {
+        const auto* b = as<BlockQ6_K>(p);
+        fstore(c.dl, fmul(fset1(half_to_float(b->d)), to_float(load_i8(b->scales))));
+    }
+    static void sub(const uint8_t* p, const Ctx& c, int s, F16v* w) {
+        const auto* b = as<BlockQ6_K>(p);
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; ++v) {
+            // group g = element 32*k + 16*(g%2) + l of half g/8, with k = (g/2) % 4
+            const int g = 4 * s + v, half = g / 8, k = (g / 2) % 4, l0 = 16 * (g % 2);
+            const I16v low = iand(isrl(load_u8(b->ql + 64 * half + 32 * (k & 1) + l0), 4 * (k >> 1)), 0xF);
+            const I16v high = iand(isrl(load_u8(b->qh + 32 * half + l0), 2 * k), 3);
+            w[v] = fmul(fset1(c.dl[g]), to_float(isub(ior(low, isll(high, 4)), 32)));
+        }
+    }
+};
+
 struct DecF32 {
     static constexpr int kElems = 64, kSubs = 1, kVecs = 4;
     static constexpr size_t kBytes = kElems * sizeof(float);
@@ -583,14 +732,14 @@ constexpr kinfer::cpu::MatmulPath float_path() {
                                    decode_rows<FloatKernel<D>>, 1};
 }
 
-// The decode path of `type` at this file's level, or nullptr.
+// The decode path of `type` at this file's level, or nullptr: float activations for every type.
 const kinfer::cpu::MatmulPath* path_for(kinfer::GgmlType type) {
     using kinfer::GgmlType;
     static constexpr kinfer::cpu::MatmulPath kQ4_0 = float_path<DecQ4_0>(), kQ4_1 = float_path<DecQ4_1>(),
                                              kQ5_0 = float_path<DecQ5_0>(), kQ5_1 = float_path<DecQ5_1>(),
-                                             kQ8_0 = float_path<DecQ8_0>(), kQ2_K = i16_path<I16Q2_K>(),
-                                             kQ3_K = i16_path<I16Q3_K>(), kQ4_K = i16_path<I16Q4_K>(),
-                                             kQ5_K = i16_path<I16Q5_K>(), kQ6_K = i16_path<I16Q6_K>(),
+                                             kQ8_0 = float_path<DecQ8_0>(), kQ2_K = float_path<DecQ2_K>(),
+                                             kQ3_K = float_path<DecQ3_K>(), kQ4_K = float_path<DecQ4_K>(),
+                                             kQ5_K = float_path<DecQ5_K>(), kQ6_K = float_path<DecQ6_K>(),
                                              kF32 = float_path<DecF32>(), kF16 = float_path<DecF16>(),
                                              kBF16 = float_path<DecBF16>();
     switch (type) {
@@ -620,6 +769,28 @@ const kinfer::cpu::MatmulPath* path_for(kinfer::GgmlType type) {
             return &kF16;
         case GgmlType::BF16:
             return &kBF16;
+        default:
+            return nullptr;
+    }
+}
+
+// The int16-activation path of a k-quant at this file's level, or nullptr.
+const kinfer::cpu::MatmulPath* int16_path_for(kinfer::GgmlType type) {
+    using kinfer::GgmlType;
+    static constexpr kinfer::cpu::MatmulPath kQ2_K = i16_path<I16Q2_K>(), kQ3_K = i16_path<I16Q3_K>(),
+                                             kQ4_K = i16_path<I16Q4_K>(), kQ5_K = i16_path<I16Q5_K>(),
+                                             kQ6_K = i16_path<I16Q6_K>();
+    switch (type) {
+        case GgmlType::Q2_K:
+            return &kQ2_K;
+        case GgmlType::Q3_K:
+            return &kQ3_K;
+        case GgmlType::Q4_K:
+            return &kQ4_K;
+        case GgmlType::Q5_K:
+            return &kQ5_K;
+        case GgmlType::Q6_K:
+            return &kQ6_K;
         default:
             return nullptr;
     }

@@ -16,4 +16,17 @@ const MatmulPath* decode_path(GgmlType type, Isa isa) {
     return nullptr;
 }
 
+const MatmulPath* decode_path_int16(GgmlType type, Isa isa) {
+#if defined(__x86_64__)
+    if (isa >= Isa::Avx512)
+        if (const MatmulPath* p = decode_path_int16_avx512(type)) return p;
+    if (isa >= Isa::Avx2)
+        if (const MatmulPath* p = decode_path_int16_avx2(type)) return p;
+#else
+    (void)type;
+    (void)isa;
+#endif
+    return nullptr;
+}
+
 }  // namespace kinfer::cpu

@@ -5,18 +5,23 @@
 // call and decoded in registers; 1..kMaxTokensPerPass tokens (8 on AVX-512, 4 on AVX2) share each decode,
 // more take another pass over a tile of 4 rows that is by then in L1/L2.
 //
-// Two activation formats, measured against each other (bench/decode_bench.cpp, one thread):
-// - float (kActFloat): Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, F16, BF16, F32. Each weight is decoded to exactly the
-//   float the reference dequantizer gives and multiplied in with FMA: the only error is float32 summation,
-//   measured <= 3e-7 of sum|w*x| (llama.cpp rounds x to 8 bits per 32 (q8_0): ~3e-4 on the same data).
-// - int16 (kActI16K): Q2_K, Q3_K, Q4_K, Q5_K, Q6_K. Their group scales are small integers, folded into the
-//   int16 weight codes, so a whole 256-element super-block is summed in int32 by vpdpwssd (AVX-512 VNNI) /
+// Two activation formats, both implemented, tested and measured (bench/decode_bench.cpp):
+// - float (kActFloat), the decode path of every type: each weight is decoded to exactly the float the
+//   reference dequantizer gives and multiplied in with FMA, so the only error is float32 summation:
+//   measured <= 3e-7 of sum|w*x| (llama.cpp rounds x to 8 bits: q8_0 per 32 elements for the legacy types,
+//   ~3.6e-4 of sum|w*x| on the tests' data, and q8_K per 256 for the k-quants, ~1.9e-3). A token's result
+//   also does not depend on which other tokens share the call beyond float rounding (~1e-7), which the
+//   engine's batch tests rely on (a sequence decoded in a batch gets its logits alone to 1e-5).
+// - int16 (kActI16K, decode_path_int16), for the k-quants: their group scales are small integers, folded
+//   into int16 weight codes, so a 256-element super-block is summed in int32 by vpdpwssd (AVX-512 VNNI) /
 //   pmaddwd (AVX2) against x rounded to int16 per super-block: 1 instruction per 32 weights per token
-//   instead of 2 FMAs per 32, and a far cheaper decode (no int->float conversion per weight). The float
-//   version of these kernels ran ~1.4x slower on L2-resident Q4_K rows and fell short of the memory
-//   bandwidth on one core. The cost is the rounding of x: at most max|x| / 65534 per element over its
-//   super-block, exactly 1/258 of what llama.cpp's 8-bit q8_K activation (which all its k-quant dot
-//   products use) allows on the same blocks; the tests check that bound and float-sum error beyond it.
+//   instead of 2 FMAs, and no int->float conversion per weight. It measured ~1.2-1.5x the float path's
+//   speed on one core of a busy machine, at the cost of rounding x: at most max|x| / 65534 per element
+//   over its super-block, 1/258 of llama.cpp's q8_K (~6e-6 of sum|w*x| on the tests' data). That rounding
+//   is discontinuous: 1e-7 differences in x (a token computed in a different batch) can move results by
+//   ~1e-5, and on the golden Q6_K model it flipped one near-tie that the float path and llama.cpp get
+//   right. So float is the default; the int16 path is there for the engine to opt into (e.g. when the
+//   float path is measured compute-bound on a machine with more bandwidth per core).
 #include "gguf/ggml_type.hpp"
 #include "kernels/cpu/quant_matmul.hpp"
 
@@ -31,8 +36,13 @@ inline constexpr int kActI16K = 0x10;
 // reference exists.
 const MatmulPath* decode_path(GgmlType type, Isa isa);
 
+// The int16-activation decode path of a k-quant at a level at or below `isa`, or nullptr.
+const MatmulPath* decode_path_int16(GgmlType type, Isa isa);
+
 // Per level (defined only on x86-64 builds).
 const MatmulPath* decode_path_avx2(GgmlType type);
 const MatmulPath* decode_path_avx512(GgmlType type);
+const MatmulPath* decode_path_int16_avx2(GgmlType type);
+const MatmulPath* decode_path_int16_avx512(GgmlType type);
 
 }  // namespace kinfer::cpu
