@@ -358,7 +358,9 @@ struct FloatKernel {
     template <int TT>
     static void tile(const uint8_t* w, size_t row_bytes, int64_t r0, int nr, int64_t n_in, const void* act,
                      int64_t t0, float* out, int64_t out_stride) {
-        constexpr int NA = TT == 1 ? 4 : (TT == 2 ? 2 : 1);  // independent FMA chains per token
+        // Independent FMA chains per token. Fixed, not chosen by TT: a token's sums must be added in the same
+        // order whichever tokens share the call, so a sequence decoded in a batch gets the bits it gets alone.
+        constexpr int NA = kFloatChainsPerToken;
         const float* x = static_cast<const float*>(act) + t0 * n_in;
         F16v acc[kTileRows][TT];
         for (int i = 0; i < kTileRows; ++i)

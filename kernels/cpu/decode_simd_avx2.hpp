@@ -15,7 +15,8 @@ struct I16v {  // 16 int32
     __m256i a, b;
 };
 
-constexpr int kMaxTokensPerPass = 4;  // 16 ymm registers: 2 per accumulator
+constexpr int kMaxTokensPerPass = 4;    // 16 ymm registers: 2 per accumulator
+constexpr int kFloatChainsPerToken = 1;  // float accumulators per token (each already two ymm chains)
 
 inline F16v fzero() {
     return {_mm256_setzero_ps(), _mm256_setzero_ps()};

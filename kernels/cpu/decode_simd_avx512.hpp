@@ -18,7 +18,8 @@ struct I16v {  // 16 int32
     __m512i v;
 };
 
-constexpr int kMaxTokensPerPass = 8;  // token accumulators held in registers at once
+constexpr int kMaxTokensPerPass = 8;    // token accumulators held in registers at once
+constexpr int kFloatChainsPerToken = 2;  // float accumulators per token (x kMaxTokensPerPass registers)
 
 inline F16v fzero() {
     return {_mm512_setzero_ps()};
