@@ -359,7 +359,8 @@ struct FloatKernel {
     static void tile(const uint8_t* w, size_t row_bytes, int64_t r0, int nr, int64_t n_in, const void* act,
                      int64_t t0, float* out, int64_t out_stride) {
         // Independent FMA chains per token. Fixed, not chosen by TT: a token's sums must be added in the same
-        // order whichever tokens share the call, so a sequence decoded in a batch gets the bits it gets alone.
+        // order whichever tokens share the call, so a sequence decoded in a batch gets the bits it gets
+        // alone.
         constexpr int NA = kFloatChainsPerToken;
         const float* x = static_cast<const float*>(act) + t0 * n_in;
         F16v acc[kTileRows][TT];
@@ -409,49 +410,29 @@ struct FloatKernel {
     }
 };
 
-// Rows [r0, r1) for every token: tiles of rows, passes of up to kMaxTokensPerPass tokens.
+// Rows [r0, r1) for every token: tiles of rows; tokens in passes of kMaxTokensPerPass, then of the largest
+// power of two left (only 4 widths to instantiate per kernel; a token's result does not depend on its pass).
 template <class K>
 void decode_rows(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int64_t n_tokens,
                  int64_t r0, int64_t r1, float* out, int64_t out_stride) {
     for (int64_t r = r0; r < r1; r += kTileRows) {
         const int nr = int(r1 - r < kTileRows ? r1 - r : kTileRows);
-        for (int64_t t0 = 0; t0 < n_tokens; t0 += kMaxTokensPerPass) {
+        for (int64_t t0 = 0; t0 < n_tokens;) {
             const int64_t left = n_tokens - t0;
-            const int tt = int(left < kMaxTokensPerPass ? left : kMaxTokensPerPass);
-#define KINFER_TILE(TT) K::template tile<TT>(w, row_bytes, r, nr, n_in, act, t0, out, out_stride)
-            switch (tt) {
-                case 1:
-                    KINFER_TILE(1);
-                    break;
-                case 2:
-                    KINFER_TILE(2);
-                    break;
-                case 3:
-                    KINFER_TILE(3);
-                    break;
-                case 4:
-                    KINFER_TILE(4);
-                    break;
-                default:
-                    if constexpr (kMaxTokensPerPass > 4) {
-                        switch (tt) {
-                            case 5:
-                                KINFER_TILE(5);
-                                break;
-                            case 6:
-                                KINFER_TILE(6);
-                                break;
-                            case 7:
-                                KINFER_TILE(7);
-                                break;
-                            default:
-                                KINFER_TILE(8);
-                                break;
-                        }
-                    }
-                    break;
+            if (kMaxTokensPerPass >= 8 && left >= 8) {
+                K::template tile<kMaxTokensPerPass >= 8 ? 8 : 1>(w, row_bytes, r, nr, n_in, act, t0, out,
+                                                                 out_stride);
+                t0 += 8;
+            } else if (left >= 4) {
+                K::template tile<4>(w, row_bytes, r, nr, n_in, act, t0, out, out_stride);
+                t0 += 4;
+            } else if (left >= 2) {
+                K::template tile<2>(w, row_bytes, r, nr, n_in, act, t0, out, out_stride);
+                t0 += 2;
+            } else {
+                K::template tile<1>(w, row_bytes, r, nr, n_in, act, t0, out, out_stride);
+                t0 += 1;
             }
-#undef KINFER_TILE
         }
     }
 }
