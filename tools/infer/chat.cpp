@@ -9,6 +9,7 @@
 #include "tools/infer/interrupt.hpp"
 #include "tools/infer/line_reader.hpp"
 #include "tools/infer/model_flags.hpp"
+#include "tools/infer/user_text.hpp"
 
 namespace kinfer::cli {
 namespace {
@@ -22,17 +23,30 @@ std::string help_text() {
                "earlier turns are not evaluated again (their KV cache is reused).\n"
                "  exit, quit, bye, or Ctrl-D   leave\n"
                "  Ctrl-C                       stop the reply being written (the session goes on; a second\n"
-               "                               Ctrl-C before the reply stops ends the program)\n"
-               "When stdin is a terminal the input line can be edited, with history (up/down arrows); the\n"
-               "prompt and the echo go to stderr, so stdout holds only the replies, one per turn, each\n"
-               "followed by a newline. When stdin is not a terminal (a pipe or a file), each input line is "
+               "                               Ctrl-C before the reply stops ends the program); at the "
+               "prompt,\n"
+               "                               drop the line being typed\n"
+               "Messages are UTF-8 text in any language. When stdin is a terminal the line can be edited\n"
+               "(arrows, Backspace, Home/End; ~/.editrc is read), with history (up/down arrows); the prompt\n"
+               "and the echo go to stderr, so stdout holds only the replies, one per turn, each followed by "
                "a\n"
-               "user message and nothing else is printed: scripted conversations work.\n"
+               "newline. The terminal must send UTF-8; its locale need not say so (with LANG unset, C or\n"
+               "POSIX, C.UTF-8 is used to read it).\n"
+               "Multi-line messages: text pasted into the terminal arrives whole, newlines included "
+               "(terminals\n"
+               "with bracketed paste: nearly all); press Enter to send it. To type one by hand, end a line\n"
+               "with a backslash: the message goes on on the next line (\"... \" prompt). This also holds\n"
+               "for piped input.\n"
+               "When stdin is not a terminal (a pipe or a file), each input line is a user message and\n"
+               "nothing else is printed: scripted conversations work.\n"
+               "Input that is not valid UTF-8 is not sent: a note on stderr says where it is, and the chat\n"
+               "goes on with the next message.\n"
                "When the conversation outgrows the context, the oldest turns are left out (the system "
                "message\n"
                "stays) and a note says so on stderr.\n\n") +
            model_flags_help() + "\n" + kGenerationFlagsHelp + "\n" + kLogFlagsHelp +
-           "  (with --verbose, each turn's token counts and speed go to stderr)\n\n"
+           "  (with --verbose, each turn's user text exactly as the model gets it, as a JSON string, its\n"
+           "  prompt size in tokens, and the turn's token counts and speed go to stderr)\n\n"
            "example:\n"
            "  infer chat -m mistral-7b-instruct.gguf --system \"You are terse.\" --temp 0.7\n"
            "  printf 'Hi!\\nWhat did I just say?\\n' | infer chat -m mistral-7b-instruct.gguf --temp 0\n";
@@ -63,21 +77,27 @@ int cmd_chat(int argc, char** argv) {
             args.unknown();
         }
     }
+    require_utf8(gf.system, "--system");
+    for (const std::string& stop : gf.options.stop) require_utf8(stop, "--stop " + quoted(stop));
     finish_flags(mf, &gf);
     const Model model = load_model(mf);
     if (!model.has_chat_template() && !mf.quiet)
         log_line("warning: the model names no chat template; using " + model.chat_template_name() +
                  " (choose one with --chat-template)");
-    if (mf.verbose)
+    if (mf.verbose) {
         log_line("chat template: " + model.chat_template_name() + ", seed " +
                  std::to_string(gf.options.sampling.seed));
+        if (!gf.system.empty()) log_line("system: " + quoted(gf.system));
+        if (!gf.options.stop.empty()) log_line("stop: " + quoted_list(gf.options.stop));
+    }
 
     std::atomic<bool>& interrupted = install_interrupt_handler();
     gf.options.interrupt = &interrupted;
-    LineReader reader;
+    LineReader reader(interrupted);
+    if (!reader.note().empty() && !mf.quiet) log_line(reader.note());
     if (reader.interactive() && !mf.quiet)
         log_line("chat with " + model.description() +
-                 "\n(exit, quit, bye or Ctrl-D to leave; Ctrl-C stops a reply)");
+                 "\n(exit, quit, bye or Ctrl-D to leave; Ctrl-C stops a reply; a line ending in \\ goes on)");
 
     Session session(model);
     std::vector<ChatMessage> history;
@@ -85,14 +105,21 @@ int cmd_chat(int argc, char** argv) {
     const size_t first_turn = history.size();
 
     for (;;) {
-        const std::optional<std::string> input = reader.read("> ");
-        if (interrupted.load()) {  // Ctrl-C at the prompt: drop the line, ask again
+        const UserInput input = reader.read();
+        if (input.kind == UserInput::Kind::Interrupted) {  // Ctrl-C at the prompt: drop the line, ask again
             clear_interrupt();
             if (reader.interactive()) std::fputc('\n', stderr);
             continue;
         }
-        if (!input) break;  // end of input (Ctrl-D)
-        const std::string text = trim(*input);
+        if (input.kind == UserInput::Kind::End) {  // Ctrl-D or the end of the script
+            if (reader.interactive()) std::fputc('\n', stderr);
+            break;
+        }
+        if (!input.problem.empty()) {
+            log_line("infer chat: " + input.problem + "; the message was not sent");
+            continue;
+        }
+        const std::string text = trim(input.text);
         if (text.empty()) continue;
         if (is_exit_command(text)) break;
 
@@ -108,6 +135,10 @@ int cmd_chat(int argc, char** argv) {
         if (dropped && !mf.quiet)
             log_line("note: the conversation outgrew the context of " + std::to_string(session.n_ctx()) +
                      " tokens; left out the oldest " + std::to_string(dropped) + " exchange(s)");
+        if (mf.verbose)
+            log_line("user: " + quoted(text) + " (" + std::to_string(count_characters(text)) +
+                     " characters, " + std::to_string(text.size()) + " bytes; the prompt is " +
+                     std::to_string(prompt.size()) + " tokens)");
         if (int64_t(prompt.size()) >= session.n_ctx()) {
             log_line("infer chat: this message is " + std::to_string(prompt.size()) +
                      " tokens with the template, too long for the context of " +
