@@ -17,33 +17,28 @@ namespace {
 std::string help_text() {
     return std::string(
                "usage: infer chat -m MODEL [--system TEXT] [options]\n\n"
-               "A conversation with an instruct model. Type a message and press Enter; the reply streams to\n"
-               "stdout. The conversation is kept: each turn is rendered with the model's chat template and "
-               "the\n"
-               "earlier turns are not evaluated again (their KV cache is reused).\n"
+               "A conversation with an instruct model. Type a message and press Enter; the reply\n"
+               "streams to stdout. The conversation is kept: each turn is rendered with the model's\n"
+               "chat template and the earlier turns are not evaluated again (their KV cache is reused).\n"
                "  exit, quit, bye, or Ctrl-D   leave\n"
-               "  Ctrl-C                       stop the reply being written (the session goes on; a second\n"
-               "                               Ctrl-C before the reply stops ends the program); at the "
-               "prompt,\n"
-               "                               drop the line being typed\n"
-               "Messages are UTF-8 text in any language. When stdin is a terminal the line can be edited\n"
-               "(arrows, Backspace, Home/End; ~/.editrc is read), with history (up/down arrows); the prompt\n"
-               "and the echo go to stderr, so stdout holds only the replies, one per turn, each followed by "
-               "a\n"
-               "newline. The terminal must send UTF-8; its locale need not say so (with LANG unset, C or\n"
-               "POSIX, C.UTF-8 is used to read it).\n"
-               "Multi-line messages: text pasted into the terminal arrives whole, newlines included "
-               "(terminals\n"
-               "with bracketed paste: nearly all); press Enter to send it. To type one by hand, end a line\n"
-               "with a backslash: the message goes on on the next line (\"... \" prompt). This also holds\n"
-               "for piped input.\n"
+               "  Ctrl-C                       stop the reply being written (the session goes on; a\n"
+               "                               second Ctrl-C before the reply stops ends the program);\n"
+               "                               at the prompt: drop the line being typed\n"
+               "Messages are UTF-8 text in any language. When stdin is a terminal the line can be\n"
+               "edited (arrows, Backspace, Home/End; ~/.editrc is read), with history (up/down arrows);\n"
+               "the prompt and the echo go to stderr, so stdout holds only the replies, one per turn,\n"
+               "each followed by a newline. The terminal must send UTF-8; its locale need not say so\n"
+               "(when LANG is unset, C or POSIX, the input is read as UTF-8 all the same).\n"
+               "Multi-line messages: text pasted into the terminal arrives whole, newlines included\n"
+               "(terminals with bracketed paste: nearly all), and Enter sends it. To type one by hand,\n"
+               "end a line with a backslash: the message goes on on the next line (prompt \"... \"). This\n"
+               "holds for piped input too.\n"
                "When stdin is not a terminal (a pipe or a file), each input line is a user message and\n"
                "nothing else is printed: scripted conversations work.\n"
-               "Input that is not valid UTF-8 is not sent: a note on stderr says where it is, and the chat\n"
-               "goes on with the next message.\n"
-               "When the conversation outgrows the context, the oldest turns are left out (the system "
-               "message\n"
-               "stays) and a note says so on stderr.\n\n") +
+               "Input that is not valid UTF-8 is not sent: a note on stderr says where it is, and the\n"
+               "chat goes on with the next message.\n"
+               "When the conversation outgrows the context, the oldest turns are left out (the system\n"
+               "message stays) and a note says so on stderr.\n\n") +
            model_flags_help() + "\n" + kGenerationFlagsHelp + "\n" + kLogFlagsHelp +
            "  (with --verbose, each turn's user text exactly as the model gets it, as a JSON string, its\n"
            "  prompt size in tokens, and the turn's token counts and speed go to stderr)\n\n"
@@ -116,7 +111,7 @@ int cmd_chat(int argc, char** argv) {
             break;
         }
         if (!input.problem.empty()) {
-            log_line("infer chat: " + input.problem + "; the message was not sent");
+            log_line("infer chat: message not sent: " + input.problem);
             continue;
         }
         const std::string text = trim(input.text);

@@ -63,7 +63,7 @@ LineReader::RawLine LineReader::read_line(const std::string& prompt) {
                 char byte[8];
                 std::snprintf(byte, sizeof byte, "0x%02X", line.bad_byte);
                 out.problem = std::string("the terminal sent a byte that is not UTF-8 (") + byte +
-                              ", shown as \xEF\xBF\xBD); set the terminal's character encoding to UTF-8";
+                              ", shown as \xEF\xBF\xBD); set its character encoding to UTF-8";
             }
             break;
     }
