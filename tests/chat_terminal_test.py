@@ -5,6 +5,7 @@ of each user message, exactly what the model received; then the same messages se
 the model the same input and the same replies.
 
 usage: chat_terminal_test.py INFER_BINARY VOCAB_GGUF          (run by ctest; needs tmux and Python 3)
+CHAT_TEST_TIMEOUT=SECONDS changes how long each wait may take (default 30).
 Every wait has a deadline, and keys are sent only once the screen shows the prompt, so timing cannot make
 it flaky; the tmux server and the scratch folder are removed at the end whatever happens.
 """
@@ -100,12 +101,20 @@ class Pane:
         def dead():
             return self.t.tmux("display", "-p", "-t", self.name, "#{pane_dead}#{pane_dead_status}").strip()
         self.wait(lambda: len(dead()) > 1, "the program to end")
-        return int(dead()[1:])
+        status = int(dead()[1:])
+        if status != 0:
+            print(self.screen())
+        return status
+
+
+# The sanitizer settings of the ASan+UBSan build (scripts/test.sh) reach the program; nothing else does.
+SANITIZER_ENV = {k: v for k, v in os.environ.items() if k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")}
 
 
 def chat_command(infer, model, folder, out, env, flags):
-    return "exec env -i PATH=/usr/bin:/bin HOME=%s OMP_NUM_THREADS=1 TERM=screen %s %s chat -m %s %s > %s" % (
-        shlex.quote(folder), env, shlex.quote(infer), shlex.quote(model), flags, shlex.quote(out))
+    sanitizers = " ".join("%s=%s" % (k, shlex.quote(v)) for k, v in SANITIZER_ENV.items())
+    return "exec env -i PATH=/usr/bin:/bin HOME=%s OMP_NUM_THREADS=1 TERM=screen %s %s %s chat -m %s %s > %s" % (
+        shlex.quote(folder), sanitizers, env, shlex.quote(infer), shlex.quote(model), flags, shlex.quote(out))
 
 
 def editing_session(term, infer, model, folder):
@@ -203,7 +212,8 @@ def editing_session(term, infer, model, folder):
     # The same messages through a pipe: the model must get the same texts, prompts and give the same replies.
     script = "".join(text.replace("\n", "\\\n") + "\n" for text, _ in terminal_echoes)
     piped = subprocess.run([infer, "chat", "-m", model] + flags.split(), input=script.encode(),
-                           capture_output=True, timeout=120, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+                           capture_output=True, timeout=120,
+                           env=dict(SANITIZER_ENV, OMP_NUM_THREADS="1", PATH="/usr/bin:/bin"))
     check(piped.returncode == 0, "the piped chat succeeds")
     piped_echoes = [(json.loads(m.group(1)), int(m.group(4))) for m in
                     (ECHO.match(line) for line in piped.stderr.decode().splitlines()) if m]
