@@ -267,6 +267,8 @@ TEST_CASE("utf8: text flags and prompt files that are not UTF-8 are usage errors
         {{"-m", path, "-p", "hi", "--stop", "a\xF0\x9F"}, "is not valid UTF-8 (byte 0xF0 at offset 1)"},
         {{"chat", "-m", path, "--system", "\xFE"}, "--system is not valid UTF-8 (byte 0xFE at offset 0)"},
         {{"tokenize", "-m", path, "-p", "x\xFF"}, "the prompt is not valid UTF-8: byte offset 1"},
+        {{"synth", "-o", bad_file + ".gguf", "--name", "\xFF"},
+         "--name is not valid UTF-8 (byte 0xFF at offset 0)"},
     };
     for (const Case& c : cases) {
         CAPTURE(c.message);
@@ -297,5 +299,17 @@ TEST_CASE("utf8: infer tokenize -p and -f give the library's ids for Chinese tex
         CHECK(f.status == 0);
         CHECK(f.out == want);
     }
+    std::remove(file.c_str());
+}
+
+TEST_CASE("utf8: infer synth --name writes Chinese text and emoji intact into general.name") {
+    const std::string file = kinfer::test::temp_path("named.gguf");
+    const std::string name = "诗人模型 🙂 v1";
+    const CliResult w = run({"synth", "-o", file, "--vocab", "none", "--n-vocab", "300", "--n-embd", "32",
+                             "--n-layer", "1", "--n-ff", "32", "--type", "F32", "--name", name, "--quiet"});
+    CHECK(w.status == 0);
+    const CliResult i = run({"inspect", file, "--json"});
+    CHECK(i.status == 0);
+    CHECK(has(i.out, json(name)));
     std::remove(file.c_str());
 }
