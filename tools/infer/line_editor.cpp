@@ -160,7 +160,8 @@ std::unique_ptr<LineEditor> LineEditor::create(const std::atomic<bool>& interrup
     el_set(el, EL_HIST, history, impl->history_list);
     el_set(el, EL_GETCFN, read_character);
     el_source(el, nullptr);  // the user's ~/.editrc (vi mode, key bindings), as other libedit programs do
-    el_set(el, EL_ADDFN, "kinfer-paste", "insert bracketed-paste text whole", insert_paste);
+    // The wide call keeps the (static) name and help as they are; the narrow one copies and leaks them.
+    el_wset(el, EL_ADDFN, L"kinfer-paste", L"insert bracketed-paste text whole", insert_paste);
     el_set(el, EL_BIND, "\033[200~", "kinfer-paste", nullptr);
     impl->paste_mode = terminal_can_paste();
     return std::unique_ptr<LineEditor>(new LineEditor(std::move(impl)));
@@ -169,7 +170,6 @@ std::unique_ptr<LineEditor> LineEditor::create(const std::atomic<bool>& interrup
 LineEditor::Line LineEditor::read(const std::string& prompt) {
     Impl& self = *impl_;
     self.prompt = prompt;
-    self.pending.clear();
     self.bad_byte = -1;
     if (self.paste_mode) std::fputs("\x1b[?2004h", stderr);  // only while we read: a reply is no paste target
     int count = 0;
