@@ -1,0 +1,179 @@
+// The prefill kernels at AVX2 (+FMA/F16C): as the AVX-512 ones (prefill_avx512.cpp) with 8-row tiles and
+// vpmaddubsw + vpmaddwd in place of vpdpbusd. vpmaddubsw adds two u8 x s8 products into a saturating int16,
+// so the 16-bit sums of several groups are added before widening only as far as the type's largest code
+// allows without overflow (8 groups of 4-bit codes, 4 of 5-bit, 2 of 6-bit); Q8_0's signed codes go
+// through the sign trick (|w| times x with w's sign), one group at a time.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "kernels/blocks.hpp"
+#include "kernels/cpu/prefill_act.hpp"
+#include "kernels/cpu/prefill_table.hpp"
+#include "kernels/fp16.hpp"
+
+#if defined(__x86_64__)
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#endif
+
+#include "kernels/cpu/prefill_unpack.hpp"
+
+namespace kinfer::cpu::prefill {
+namespace {
+
+constexpr int kRows = 8;       // rows per tile: the 8 int32 lanes of a ymm register
+constexpr int kMaxTokens = 4;  // tokens per tile (16 ymm registers: weights, accumulators, temporaries)
+
+inline int32_t load_i32(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+
+template <class U>
+constexpr bool kSignedCodes = false;
+template <>
+constexpr bool kSignedCodes<UnpackQ8_0<true>> = true;
+
+// How many vpmaddubsw results (each up to 2 * max_q * 127) add up in int16 without overflow.
+template <class U>
+constexpr int int16_groups() {
+    if (kSignedCodes<U>) return 1;
+    const int n = 32767 / (2 * U::kMaxQ * 127);
+    return std::min(n, U::kSub / 4);
+}
+
+template <class U, int T>
+void tile_product(const uint8_t* wq, const float* wscale, const float* wmin, int64_t n_in, const ActView& a,
+                  int64_t t0, float* out, int64_t out_stride, int nr) {
+    constexpr int Sub = U::kSub;
+    constexpr int kGroups = Sub / 4;
+    constexpr int kPerSum = int16_groups<U>();
+    static_assert(kGroups % kPerSum == 0);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+    const int64_t n_sub = n_in / Sub;
+    for (int64_t sb = 0; sb < n_sub; ++sb) {
+        __m256i w[kGroups], wabs[kGroups];
+        for (int j = 0; j < kGroups; ++j) {
+            w[j] = _mm256_load_si256(reinterpret_cast<const __m256i*>(wq + (sb * kGroups + j) * 32));
+            if constexpr (kSignedCodes<U>) wabs[j] = _mm256_sign_epi8(w[j], w[j]);
+        }
+        const __m256 scale = _mm256_load_ps(wscale + sb * kRows);
+        const __m256 min = _mm256_load_ps(wmin + sb * kRows);
+        const int64_t cell = (sb * Sub / kActBlock) * a.n_tokens + t0;
+        const int8_t* xq = a.q + cell * kActBlock + (sb * Sub) % kActBlock;
+        const float* xd = a.d + cell;
+        const float* xs = Sub == kActBlock ? a.s32 + cell : a.s16 + 2 * cell + (sb & 1);
+        constexpr int kSumStride = Sub == kActBlock ? 1 : 2;
+        for (int t = 0; t < T; ++t) {
+            __m256i sum = _mm256_setzero_si256();
+            for (int j0 = 0; j0 < kGroups; j0 += kPerSum) {
+                __m256i s16 = _mm256_setzero_si256();
+                for (int j = j0; j < j0 + kPerSum; ++j) {
+                    const __m256i x = _mm256_set1_epi32(load_i32(xq + t * kActBlock + 4 * j));
+                    if constexpr (kSignedCodes<U>)
+                        s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(wabs[j], _mm256_sign_epi8(x, w[j])));
+                    else
+                        s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(w[j], x));
+                }
+                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(s16, ones));
+            }
+            const __m256 row_scale = _mm256_mul_ps(scale, _mm256_set1_ps(xd[t]));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), row_scale, acc[t]);
+            acc[t] = _mm256_fnmadd_ps(min, _mm256_set1_ps(xs[t * kSumStride]), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; ++t) {
+        float* o = out + (t0 + t) * out_stride;
+        if (nr == kRows) {
+            _mm256_storeu_ps(o, acc[t]);
+        } else {
+            alignas(32) float lanes[kRows];
+            _mm256_store_ps(lanes, acc[t]);
+            for (int r = 0; r < nr; ++r) o[r] = lanes[r];
+        }
+    }
+}
+
+template <class U>
+void rows_avx2(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int64_t n_tokens,
+               int64_t r0, int64_t r1, float* out, int64_t out_stride) {
+    const ActView a(act, n_in, n_tokens);
+    Tile<U, kRows> tile(n_in);
+    for (int64_t r = r0; r < r1; r += kRows) {
+        const int nr = int(std::min<int64_t>(kRows, r1 - r));
+        tile.build(w + size_t(r) * row_bytes, row_bytes, nr, n_in);
+        float* o = out + r;
+        int64_t t = 0;
+        for (; t + kMaxTokens <= n_tokens; t += kMaxTokens)
+            tile_product<U, kMaxTokens>(tile.q, tile.scale, tile.min, n_in, a, t, o, out_stride, nr);
+        for (; t < n_tokens; ++t)
+            tile_product<U, 1>(tile.q, tile.scale, tile.min, n_in, a, t, o, out_stride, nr);
+    }
+}
+
+template <class U>
+constexpr MatmulPath path() {
+    return MatmulPath{kPrefillActFormat, act_bytes, prepare, rows_avx2<U>, kRows};
+}
+
+}  // namespace
+
+const MatmulPath* prefill_path_avx2(GgmlType type) {
+    static constexpr MatmulPath q4_0 = path<UnpackQ4_0>(), q4_1 = path<UnpackQ4_1>(),
+                                q5_0 = path<UnpackQ5_0>(), q5_1 = path<UnpackQ5_1>(),
+                                q8_0 = path<UnpackQ8_0<true>>(), q2_k = path<UnpackQ2_K>(),
+                                q3_k = path<UnpackQ3_K>(), q4_k = path<UnpackQ4_K>(),
+                                q5_k = path<UnpackQ5_K>(), q6_k = path<UnpackQ6_K>();
+    switch (type) {
+        case GgmlType::Q4_0:
+            return &q4_0;
+        case GgmlType::Q4_1:
+            return &q4_1;
+        case GgmlType::Q5_0:
+            return &q5_0;
+        case GgmlType::Q5_1:
+            return &q5_1;
+        case GgmlType::Q8_0:
+            return &q8_0;
+        case GgmlType::Q2_K:
+            return &q2_k;
+        case GgmlType::Q3_K:
+            return &q3_k;
+        case GgmlType::Q4_K:
+            return &q4_k;
+        case GgmlType::Q5_K:
+            return &q5_k;
+        case GgmlType::Q6_K:
+            return &q6_k;
+        default:
+            return nullptr;
+    }
+}
+
+}  // namespace kinfer::cpu::prefill
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#else  // not x86-64: no AVX2 level
+
+namespace kinfer::cpu::prefill {
+const MatmulPath* prefill_path_avx2(GgmlType) {
+    return nullptr;
+}
+}  // namespace kinfer::cpu::prefill
+
+#endif

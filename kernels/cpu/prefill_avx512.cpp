@@ -1,0 +1,156 @@
+// The prefill kernels at AVX-512 (F/BW/VL/VNNI): a tile of 16 weight rows, unpacked once per call into the
+// thread's tile buffer as unsigned bytes interleaved by 4 (prefill_unpack.hpp), times tiles of up to 16
+// tokens of the 8-bit activation (prefill_act.hpp). One vpdpbusd multiplies 4 bytes of each of the 16 rows
+// by 4 bytes of one token (an embedded broadcast), so each weight register serves every token of the tile
+// and each activation load serves 16 rows. Per sub-block (16 or 32 elements) and token the integer sum is
+// scaled in float: out += cvt(sum) * scale[row] * d[token] - min[row] * blocksum[token].
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "kernels/blocks.hpp"
+#include "kernels/cpu/prefill_act.hpp"
+#include "kernels/cpu/prefill_table.hpp"
+#include "kernels/fp16.hpp"
+
+#if defined(__x86_64__)
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))), \
+                             apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 on _mm512_undefined_ps in its own headers
+#endif
+
+#include "kernels/cpu/prefill_unpack.hpp"
+
+namespace kinfer::cpu::prefill {
+namespace {
+
+constexpr int kRows = 16;       // rows per tile: the 16 int32 lanes of a zmm register
+constexpr int kMaxTokens = 16;  // tokens per tile: 16 float accumulators + 8 weight registers fit in 32
+
+inline int32_t load_i32(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+
+// out[t0 + t][r0 + lane] for t < T over the whole row length, from a built tile.
+template <int Sub, int T>
+void tile_product(const uint8_t* wq, const float* wscale, const float* wmin, int64_t n_in, const ActView& a,
+                  int64_t t0, float* out, int64_t out_stride, __mmask16 lanes) {
+    constexpr int kGroups = Sub / 4;  // weight registers per sub-block
+    __m512 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    const int64_t n_sub = n_in / Sub;
+    for (int64_t sb = 0; sb < n_sub; ++sb) {
+        __m512i w[kGroups];
+        for (int j = 0; j < kGroups; ++j) w[j] = _mm512_load_si512(wq + (sb * kGroups + j) * 64);
+        const __m512 scale = _mm512_load_ps(wscale + sb * kRows);
+        const __m512 min = _mm512_load_ps(wmin + sb * kRows);
+        const int64_t cell = (sb * Sub / kActBlock) * a.n_tokens + t0;
+        const int8_t* xq = a.q + cell * kActBlock + (sb * Sub) % kActBlock;
+        const float* xd = a.d + cell;
+        const float* xs = Sub == kActBlock ? a.s32 + cell : a.s16 + 2 * cell + (sb & 1);
+        constexpr int kSumStride = Sub == kActBlock ? 1 : 2;
+        for (int t = 0; t < T; ++t) {
+            __m512i sum = _mm512_setzero_si512();
+            for (int j = 0; j < kGroups; ++j)
+                sum = _mm512_dpbusd_epi32(sum, w[j], _mm512_set1_epi32(load_i32(xq + t * kActBlock + 4 * j)));
+            const __m512 row_scale = _mm512_mul_ps(scale, _mm512_set1_ps(xd[t]));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), row_scale, acc[t]);
+            acc[t] = _mm512_fnmadd_ps(min, _mm512_set1_ps(xs[t * kSumStride]), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(out + (t0 + t) * out_stride, lanes, acc[t]);
+}
+
+template <class U>
+void rows_avx512(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int64_t n_tokens,
+                 int64_t r0, int64_t r1, float* out, int64_t out_stride) {
+    const ActView a(act, n_in, n_tokens);
+    Tile<U, kRows> tile(n_in);
+    for (int64_t r = r0; r < r1; r += kRows) {
+        const int nr = int(std::min<int64_t>(kRows, r1 - r));
+        tile.build(w + size_t(r) * row_bytes, row_bytes, nr, n_in);
+        const __mmask16 lanes = __mmask16((1u << nr) - 1);
+        float* o = out + r;
+        int64_t t = 0;
+        for (; t + kMaxTokens <= n_tokens; t += kMaxTokens)
+            tile_product<U::kSub, kMaxTokens>(tile.q, tile.scale, tile.min, n_in, a, t, o, out_stride, lanes);
+        if (n_tokens - t >= 8) {
+            tile_product<U::kSub, 8>(tile.q, tile.scale, tile.min, n_in, a, t, o, out_stride, lanes);
+            t += 8;
+        }
+        if (n_tokens - t >= 4) {
+            tile_product<U::kSub, 4>(tile.q, tile.scale, tile.min, n_in, a, t, o, out_stride, lanes);
+            t += 4;
+        }
+        for (; t < n_tokens; ++t)
+            tile_product<U::kSub, 1>(tile.q, tile.scale, tile.min, n_in, a, t, o, out_stride, lanes);
+    }
+}
+
+template <class U>
+constexpr MatmulPath path() {
+    return MatmulPath{kPrefillActFormat, act_bytes, prepare, rows_avx512<U>, kRows};
+}
+
+}  // namespace
+
+const MatmulPath* prefill_path_avx512(GgmlType type) {
+    static constexpr MatmulPath q4_0 = path<UnpackQ4_0>(), q4_1 = path<UnpackQ4_1>(),
+                                q5_0 = path<UnpackQ5_0>(), q5_1 = path<UnpackQ5_1>(),
+                                q8_0 = path<UnpackQ8_0<false>>(), q2_k = path<UnpackQ2_K>(),
+                                q3_k = path<UnpackQ3_K>(), q4_k = path<UnpackQ4_K>(),
+                                q5_k = path<UnpackQ5_K>(), q6_k = path<UnpackQ6_K>();
+    switch (type) {
+        case GgmlType::Q4_0:
+            return &q4_0;
+        case GgmlType::Q4_1:
+            return &q4_1;
+        case GgmlType::Q5_0:
+            return &q5_0;
+        case GgmlType::Q5_1:
+            return &q5_1;
+        case GgmlType::Q8_0:
+            return &q8_0;
+        case GgmlType::Q2_K:
+            return &q2_k;
+        case GgmlType::Q3_K:
+            return &q3_k;
+        case GgmlType::Q4_K:
+            return &q4_k;
+        case GgmlType::Q5_K:
+            return &q5_k;
+        case GgmlType::Q6_K:
+            return &q6_k;
+        default:
+            return nullptr;
+    }
+}
+
+}  // namespace kinfer::cpu::prefill
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+#endif
+
+#else  // not x86-64: no AVX-512 level
+
+namespace kinfer::cpu::prefill {
+const MatmulPath* prefill_path_avx512(GgmlType) {
+    return nullptr;
+}
+}  // namespace kinfer::cpu::prefill
+
+#endif
