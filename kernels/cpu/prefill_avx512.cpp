@@ -35,10 +35,17 @@ namespace {
 constexpr int kRows = 16;       // rows per tile: the 16 int32 lanes of a zmm register
 constexpr int kMaxTokens = 16;  // tokens per tile: 16 float accumulators + 8 weight registers fit in 32
 
-inline int32_t load_i32(const int8_t* p) {
+// sum += (16 lanes of 4 unsigned bytes of w) . (the 4 signed bytes at x, broadcast): vpdpbusd with an
+// embedded broadcast, which compilers do not form from _mm512_set1_epi32 (they emit a separate vpbroadcastd).
+inline __m512i dot4(__m512i sum, __m512i w, const int8_t* x) {
+#if defined(__GNUC__)
+    __asm__("vpdpbusd %1%{1to16%}, %2, %0" : "+v"(sum) : "m"(*reinterpret_cast<const int32_t*>(x)), "v"(w));
+    return sum;
+#else
     int32_t v;
-    std::memcpy(&v, p, 4);
-    return v;
+    std::memcpy(&v, x, 4);
+    return _mm512_dpbusd_epi32(sum, w, _mm512_set1_epi32(v));
+#endif
 }
 
 // out[t0 + t][r0 + lane] for t < T over the whole row length, from a built tile.
@@ -59,10 +66,11 @@ void tile_product(const uint8_t* wq, const float* wscale, const float* wmin, int
         const float* xd = a.d + cell;
         const float* xs = Sub == kActBlock ? a.s32 + cell : a.s16 + 2 * cell + (sb & 1);
         constexpr int kSumStride = Sub == kActBlock ? 1 : 2;
+#pragma GCC unroll 16
         for (int t = 0; t < T; ++t) {
             __m512i sum = _mm512_setzero_si512();
-            for (int j = 0; j < kGroups; ++j)
-                sum = _mm512_dpbusd_epi32(sum, w[j], _mm512_set1_epi32(load_i32(xq + t * kActBlock + 4 * j)));
+#pragma GCC unroll 8
+            for (int j = 0; j < kGroups; ++j) sum = dot4(sum, w[j], xq + t * kActBlock + 4 * j);
             const __m512 row_scale = _mm512_mul_ps(scale, _mm512_set1_ps(xd[t]));
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), row_scale, acc[t]);
             acc[t] = _mm512_fnmadd_ps(min, _mm512_set1_ps(xs[t * kSumStride]), acc[t]);
