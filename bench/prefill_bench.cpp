@@ -65,6 +65,10 @@ void BM_PrefillMatmul(benchmark::State& state) {
 void prefill_args(benchmark::internal::Benchmark* b) {
     for (int t = 0; t < int(std::size(kTypes)); ++t)
         for (int isa = 0; isa <= 2; ++isa) b->Args({t, isa, 512});
+    // Short prompts, where unpacking the weight tile is paid over fewer tokens (prefill_min_tokens).
+    for (int t = 0; t < int(std::size(kTypes)); ++t)
+        for (int isa = 1; isa <= 2; ++isa)
+            for (int tokens : {8, 16, 32, 64}) b->Args({t, isa, tokens});
 }
 
 BENCHMARK(BM_PrefillMatmul)->Apply(prefill_args)->Unit(benchmark::kMillisecond)->UseRealTime();

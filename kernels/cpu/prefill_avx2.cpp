@@ -50,6 +50,32 @@ constexpr int int16_groups() {
     return std::min(n, U::kSub / 4);
 }
 
+// 8 rows x 32 bytes (row r at src + r * stride) -> 8 vectors of one 4-byte group of every row, stored
+// consecutively at dst: the 8 x 8 transpose of 32-bit elements.
+struct Transpose8x32 {
+    static constexpr int kRows = 8, kBytes = 32;
+    static void run(const uint8_t* src, size_t stride, uint8_t* dst) {
+        __m256i r[8], t[8];
+        for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i * stride));
+        for (int i = 0; i < 8; i += 2) {
+            t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
+            t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
+        }
+        for (int g = 0; g < 2; ++g) {  // r[4g + c], lane L: element 4L + c of rows 4g..4g+3
+            const __m256i* tg = t + 4 * g;
+            r[4 * g + 0] = _mm256_unpacklo_epi64(tg[0], tg[2]);
+            r[4 * g + 1] = _mm256_unpackhi_epi64(tg[0], tg[2]);
+            r[4 * g + 2] = _mm256_unpacklo_epi64(tg[1], tg[3]);
+            r[4 * g + 3] = _mm256_unpackhi_epi64(tg[1], tg[3]);
+        }
+        for (int c = 0; c < 4; ++c) {
+            auto* out = reinterpret_cast<__m256i*>(dst);
+            _mm256_store_si256(out + c, _mm256_permute2x128_si256(r[c], r[4 + c], 0x20));
+            _mm256_store_si256(out + 4 + c, _mm256_permute2x128_si256(r[c], r[4 + c], 0x31));
+        }
+    }
+};
+
 template <class U, int T>
 void tile_product(const uint8_t* wq, const float* wscale, const float* wmin, int64_t n_in, const ActView& a,
                   int64_t t0, float* out, int64_t out_stride, int nr) {
@@ -111,7 +137,7 @@ void rows_avx2(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act
     Tile<U, kRows> tile(n_in);
     for (int64_t r = r0; r < r1; r += kRows) {
         const int nr = int(std::min<int64_t>(kRows, r1 - r));
-        tile.build(w + size_t(r) * row_bytes, row_bytes, nr, n_in);
+        tile.template build<Transpose8x32>(w + size_t(r) * row_bytes, row_bytes, nr, n_in);
         float* o = out + r;
         int64_t t = 0;
         for (; t + kMaxTokens <= n_tokens; t += kMaxTokens)

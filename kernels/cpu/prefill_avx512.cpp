@@ -48,6 +48,37 @@ inline __m512i dot4(__m512i sum, __m512i w, const int8_t* x) {
 #endif
 }
 
+// 16 rows x 64 bytes (row r at src + r * stride) -> 16 vectors of one 4-byte group of every row, stored
+// consecutively at dst: the 16 x 16 transpose of 32-bit elements (4 rounds of 16 shuffles).
+struct Transpose16x64 {
+    static constexpr int kRows = 16, kBytes = 64;
+    static void run(const uint8_t* src, size_t stride, uint8_t* dst) {
+        __m512i r[16], t[16];
+        for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_si512(src + i * stride);
+        for (int i = 0; i < 16; i += 2) {  // per 128-bit lane: (a0 b0 a1 b1), (a2 b2 a3 b3)
+            t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+            t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+        }
+        for (int g = 0; g < 4; ++g) {  // u[4g + c], lane L: element 4L + c of rows 4g..4g+3
+            const __m512i* tg = t + 4 * g;
+            r[4 * g + 0] = _mm512_unpacklo_epi64(tg[0], tg[2]);
+            r[4 * g + 1] = _mm512_unpackhi_epi64(tg[0], tg[2]);
+            r[4 * g + 2] = _mm512_unpacklo_epi64(tg[1], tg[3]);
+            r[4 * g + 3] = _mm512_unpackhi_epi64(tg[1], tg[3]);
+        }
+        for (int c = 0; c < 4; ++c) {  // gather lane L of the four row groups
+            const __m512i v0 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0x88);
+            const __m512i w0 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0xdd);
+            const __m512i v1 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0x88);
+            const __m512i w1 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0xdd);
+            _mm512_store_si512(dst + (0 + c) * 64, _mm512_shuffle_i32x4(v0, v1, 0x88));
+            _mm512_store_si512(dst + (8 + c) * 64, _mm512_shuffle_i32x4(v0, v1, 0xdd));
+            _mm512_store_si512(dst + (4 + c) * 64, _mm512_shuffle_i32x4(w0, w1, 0x88));
+            _mm512_store_si512(dst + (12 + c) * 64, _mm512_shuffle_i32x4(w0, w1, 0xdd));
+        }
+    }
+};
+
 // out[t0 + t][r0 + lane] for t < T over the whole row length, from a built tile.
 template <int Sub, int T>
 void tile_product(const uint8_t* wq, const float* wscale, const float* wmin, int64_t n_in, const ActView& a,
@@ -86,7 +117,7 @@ void rows_avx512(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* a
     Tile<U, kRows> tile(n_in);
     for (int64_t r = r0; r < r1; r += kRows) {
         const int nr = int(std::min<int64_t>(kRows, r1 - r));
-        tile.build(w + size_t(r) * row_bytes, row_bytes, nr, n_in);
+        tile.template build<Transpose16x64>(w + size_t(r) * row_bytes, row_bytes, nr, n_in);
         const __mmask16 lanes = __mmask16((1u << nr) - 1);
         float* o = out + r;
         int64_t t = 0;
