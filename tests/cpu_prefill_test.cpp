@@ -167,3 +167,34 @@ TEST_CASE("cpu prefill: a path exists for every supported type at every SIMD lev
     CHECK(cpu::prefill_path(GgmlType::Q4_K, cpu::Isa::Portable) == nullptr);
     CHECK(cpu::prefill_path(GgmlType::F32, cpu::detected_isa()) == nullptr);
 }
+
+TEST_CASE("cpu prefill: every level prepares the activation bit for bit as the reference rounds it") {
+    const int64_t n_in = 9 * 32, n_tokens = 5;
+    std::vector<float> x = varied(n_in * n_tokens, 32, 77);
+    // A block with max 127, so d = 1 and halves are exact ties (to even: 2.5 -> 2, -3.5 -> -4).
+    for (int i = 0; i < 32; ++i) x[size_t(64 + i)] = float(i - 16) + 0.5f;
+    x[64] = 127.0f;
+    for (int level = int(cpu::Isa::Avx2); level <= int(cpu::detected_isa()); ++level) {
+        const cpu::MatmulPath* path = cpu::prefill_path(GgmlType::Q4_K, cpu::Isa(level));
+        REQUIRE(path != nullptr);
+        std::vector<uint8_t> act(path->act_bytes(n_in, n_tokens));
+        path->prepare(x.data(), n_in, n_tokens, act.data());
+        const cpu::prefill::ActView v(act.data(), n_in, n_tokens);
+        std::vector<float> want(static_cast<size_t>(n_in), 0.0f);
+        for (int64_t t = 0; t < n_tokens; ++t) {
+            cpu::prefill::round_like_prepare(x.data() + t * n_in, n_in, want.data());
+            for (int64_t b = 0; b < n_in / 32; ++b) {
+                const int64_t cell = b * n_tokens + t;
+                double sum_lo = 0, sum_hi = 0;
+                for (int i = 0; i < 32; ++i) {
+                    const float got = v.d[cell] * float(v.q[cell * 32 + i]);
+                    REQUIRE(got == want[size_t(b * 32 + i)]);
+                    (i < 16 ? sum_lo : sum_hi) += double(v.q[cell * 32 + i]);
+                }
+                CHECK(v.s16[2 * cell] == float(v.d[cell] * float(sum_lo)));
+                CHECK(v.s16[2 * cell + 1] == float(v.d[cell] * float(sum_hi)));
+                CHECK(v.s32[cell] == float(v.d[cell] * float(sum_lo + sum_hi)));
+            }
+        }
+    }
+}

@@ -56,7 +56,8 @@ struct Transpose8x32 {
     static constexpr int kRows = 8, kBytes = 32;
     static void run(const uint8_t* src, size_t stride, uint8_t* dst) {
         __m256i r[8], t[8];
-        for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i * stride));
+        for (int i = 0; i < 8; ++i)
+            r[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i * stride));
         for (int i = 0; i < 8; i += 2) {
             t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
             t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
@@ -130,6 +131,55 @@ void tile_product(const uint8_t* wq, const float* wscale, const float* wmin, int
     }
 }
 
+inline float hmax(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+
+inline int hsum(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
+}
+
+// prepare() with the rounding of prefill_act.cpp, bit for bit: d = max|x| / 127, q = nearest-even(x * (1/d)).
+void prepare_avx2(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
+    const ActView v(act, n_in, n_tokens);
+    auto* q = const_cast<int8_t*>(v.q);
+    auto* d = const_cast<float*>(v.d);
+    auto* s32 = const_cast<float*>(v.s32);
+    auto* s16 = const_cast<float*>(v.s16);
+    const int64_t nb = n_in / kActBlock;
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int64_t t = 0; t < n_tokens; ++t) {
+        for (int64_t b = 0; b < nb; ++b) {
+            const float* xb = x + t * n_in + b * kActBlock;
+            __m256 xs[4];
+            __m256 m = _mm256_setzero_ps();
+            for (int i = 0; i < 4; ++i) {
+                xs[i] = _mm256_loadu_ps(xb + 8 * i);
+                m = _mm256_max_ps(m, _mm256_and_ps(xs[i], abs_mask));
+            }
+            const float scale = hmax(m) / 127.0f;
+            const __m256 id = _mm256_set1_ps(scale != 0 ? 1.0f / scale : 0.0f);
+            __m256i qi[4];
+            for (int i = 0; i < 4; ++i) qi[i] = _mm256_cvtps_epi32(_mm256_mul_ps(xs[i], id));
+            // int32 -> int8 with the packs' lane interleave undone by one cross-lane permute
+            const __m256i q16 = _mm256_packs_epi32(qi[0], qi[1]), r16 = _mm256_packs_epi32(qi[2], qi[3]);
+            const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16, r16),
+                                                           _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            const size_t cell = size_t(b * n_tokens + t);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + cell * kActBlock), q8);
+            const int lo = hsum(_mm256_add_epi32(qi[0], qi[1])), hi = hsum(_mm256_add_epi32(qi[2], qi[3]));
+            d[cell] = scale;
+            s32[cell] = scale * float(lo + hi);
+            s16[2 * cell] = scale * float(lo);
+            s16[2 * cell + 1] = scale * float(hi);
+        }
+    }
+}
+
 template <class U>
 void rows_avx2(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int64_t n_tokens,
                int64_t r0, int64_t r1, float* out, int64_t out_stride) {
@@ -149,7 +199,7 @@ void rows_avx2(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act
 
 template <class U>
 constexpr MatmulPath path() {
-    return MatmulPath{kPrefillActFormat, act_bytes, prepare, rows_avx2<U>, kRows};
+    return MatmulPath{kPrefillActFormat, act_bytes, prepare_avx2, rows_avx2<U>, kRows};
 }
 
 }  // namespace

@@ -110,6 +110,36 @@ void tile_product(const uint8_t* wq, const float* wscale, const float* wmin, int
     for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(out + (t0 + t) * out_stride, lanes, acc[t]);
 }
 
+// prepare() with the rounding of prefill_act.cpp, bit for bit: d = max|x| / 127, q = nearest-even(x * (1/d)).
+void prepare_avx512(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
+    const ActView v(act, n_in, n_tokens);
+    auto* q = const_cast<int8_t*>(v.q);
+    auto* d = const_cast<float*>(v.d);
+    auto* s32 = const_cast<float*>(v.s32);
+    auto* s16 = const_cast<float*>(v.s16);
+    const int64_t nb = n_in / kActBlock;
+    for (int64_t t = 0; t < n_tokens; ++t) {
+        for (int64_t b = 0; b < nb; ++b) {
+            const float* xb = x + t * n_in + b * kActBlock;
+            const __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16);
+            const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+            const float scale = amax / 127.0f;
+            const __m512 id = _mm512_set1_ps(scale != 0 ? 1.0f / scale : 0.0f);
+            const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, id));
+            const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, id));
+            const size_t cell = size_t(b * n_tokens + t);
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(q + cell * kActBlock), _mm512_cvtsepi32_epi8(q0));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(q + cell * kActBlock + 16),
+                             _mm512_cvtsepi32_epi8(q1));
+            const int lo = _mm512_reduce_add_epi32(q0), hi = _mm512_reduce_add_epi32(q1);
+            d[cell] = scale;
+            s32[cell] = scale * float(lo + hi);
+            s16[2 * cell] = scale * float(lo);
+            s16[2 * cell + 1] = scale * float(hi);
+        }
+    }
+}
+
 template <class U>
 void rows_avx512(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int64_t n_tokens,
                  int64_t r0, int64_t r1, float* out, int64_t out_stride) {
@@ -138,7 +168,7 @@ void rows_avx512(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* a
 
 template <class U>
 constexpr MatmulPath path() {
-    return MatmulPath{kPrefillActFormat, act_bytes, prepare, rows_avx512<U>, kRows};
+    return MatmulPath{kPrefillActFormat, act_bytes, prepare_avx512, rows_avx512<U>, kRows};
 }
 
 }  // namespace

@@ -22,10 +22,16 @@ namespace kinfer::cpu::prefill {
 namespace {
 
 // Included only by the x86 SIMD translation units, all of which have AVX2 and F16C.
-inline float half(uint16_t h) { return _cvtsh_ss(h); }
+inline float half(uint16_t h) {
+    return _cvtsh_ss(h);
+}
 
-inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-inline void store32(uint8_t* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+inline __m256i load32(const uint8_t* p) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+inline void store32(uint8_t* p, __m256i v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
+}
 
 // 16 bytes of nibbles -> 32 codes: element j < 16 the low nibble of byte j, element 16 + j its high nibble.
 inline __m256i split_nibbles16(const uint8_t* qs) {
@@ -38,9 +44,9 @@ inline __m256i split_nibbles16(const uint8_t* qs) {
 inline __m256i fifth_bits(const uint8_t* qh) {
     uint32_t bits;
     std::memcpy(&bits, qh, 4);
-    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(int(bits)),
-                                               _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
-                                                                 0x0101010101010101, 0x0000000000000000));
+    const __m256i spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(int(bits)),
+        _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0x0000000000000000));
     const __m256i select = _mm256_set1_epi64x(int64_t(0x8040201008040201));
     const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select);
     return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
@@ -168,7 +174,8 @@ struct UnpackQ5_K {
         }
         const __m256i m = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
         const __m256i h = load32(b->qh);
-        for (int c = 0; c < 4; ++c) {  // bit 2c of qh[l] tops element 64c + l, bit 2c + 1 element 64c + 32 + l
+        for (int c = 0; c < 4;
+             ++c) {  // bit 2c of qh[l] tops element 64c + l, bit 2c + 1 element 64c + 32 + l
             const __m256i x = load32(b->qs + 32 * c);
             const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * c), one), 4);
             const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * c + 1), one), 4);
@@ -195,10 +202,12 @@ struct UnpackQ6_K {
             const __m256i l0 = load32(b->ql + 64 * hf), l1 = load32(b->ql + 64 * hf + 32);
             const __m256i h = load32(b->qh + 32 * hf);
             uint8_t* out = q + 128 * hf;
-            store32(out, _mm256_or_si256(_mm256_and_si256(l0, m), _mm256_and_si256(_mm256_slli_epi16(h, 4), top)));
+            store32(out,
+                    _mm256_or_si256(_mm256_and_si256(l0, m), _mm256_and_si256(_mm256_slli_epi16(h, 4), top)));
             store32(out + 32,
                     _mm256_or_si256(_mm256_and_si256(l1, m), _mm256_and_si256(_mm256_slli_epi16(h, 2), top)));
-            store32(out + 64, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m), _mm256_and_si256(h, top)));
+            store32(out + 64,
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m), _mm256_and_si256(h, top)));
             store32(out + 96, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m),
                                               _mm256_and_si256(_mm256_srli_epi16(h, 2), top)));
         }
@@ -260,8 +269,8 @@ struct Tile {
             for (int r = 0; r < nr; ++r) {
                 const uint8_t* src = w + size_t(r) * row_bytes + src0;
                 for (int b = 0; b < blocks; ++b)
-                    U::unpack(src + size_t(b) * U::kChunkBytes, cq[r] + b * U::kChunk, csc[r] + b * kSubsPerBlock,
-                              cmn[r] + b * kSubsPerBlock);
+                    U::unpack(src + size_t(b) * U::kChunkBytes, cq[r] + b * U::kChunk,
+                              csc[r] + b * kSubsPerBlock, cmn[r] + b * kSubsPerBlock);
             }
             uint8_t* tq = q + size_t(k0) * R;
             int col = 0;
