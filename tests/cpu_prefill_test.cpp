@@ -15,6 +15,7 @@
 #include "kernels/cpu/prefill_act.hpp"
 #include "kernels/cpu/prefill_table.hpp"
 #include "kernels/cpu/quant_matmul.hpp"
+#include "kernels/fp16.hpp"
 #include "kernels/reference/type_kernels.hpp"
 
 using namespace kinfer;
@@ -196,5 +197,55 @@ TEST_CASE("cpu prefill: every level prepares the activation bit for bit as the r
                 CHECK(v.s32[cell] == float(v.d[cell] * float(sum_lo + sum_hi)));
             }
         }
+    }
+}
+
+namespace {
+
+// The activation as llama.cpp rounds it for the same product: q8_K (one float scale per 256) for the
+// k-quants, q8_0 (one fp16 scale per 32) for the legacy types. Both round to nearest with d = max|x| / 127.
+std::vector<float> round_like_llamacpp(const std::vector<float>& x, int64_t block, bool fp16_scale) {
+    std::vector<float> out(x.size());
+    for (size_t b = 0; b < x.size(); b += size_t(block)) {
+        float amax = 0;
+        for (int64_t i = 0; i < block; ++i) amax = std::max(amax, std::fabs(x[b + size_t(i)]));
+        const float d = amax / 127.0f;
+        const float id = d != 0 ? 1.0f / d : 0.0f;
+        const float ds = fp16_scale ? fp16_to_fp32(fp32_to_fp16(d)) : d;
+        for (int64_t i = 0; i < block; ++i) out[b + size_t(i)] = ds * std::nearbyint(x[b + size_t(i)] * id);
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("cpu prefill: error at or below llama.cpp's activation rounding on every type") {
+    for (const GgmlType type : kPrefillTypes) {
+        const bool kquant = type_traits(type).block_elems == 256;
+        const int64_t n_in = kquant ? 4 * 256 : 32 * 32, n_tokens = 40;
+        const Product p(type, 48, n_in, n_tokens, 500 + uint64_t(type));
+        const cpu::MatmulPath* path = cpu::prefill_path(type, cpu::detected_isa());
+        if (!path) continue;  // a CPU without AVX2
+        std::vector<float> out(size_t(n_tokens * p.n_rows));
+        std::vector<uint8_t> act(path->act_bytes(n_in, n_tokens));
+        path->prepare(p.x.data(), n_in, n_tokens, act.data());
+        path->rows(p.w.data(), p.row_bytes, n_in, act.data(), n_tokens, 0, p.n_rows, out.data(), p.n_rows);
+        const std::vector<float> xl = round_like_llamacpp(p.x, kquant ? 256 : 32, !kquant);
+        double ours = 0, llama = 0;
+        for (int64_t t = 0; t < n_tokens; ++t)
+            for (int64_t r = 0; r < p.n_rows; ++r) {
+                double exact, mag, theirs;
+                p.reference(p.x, t, r, exact, mag);
+                p.reference(xl, t, r, theirs, mag);
+                ours += std::pow(double(out[size_t(t * p.n_rows + r)]) - exact, 2);
+                llama += std::pow(theirs - exact, 2);
+            }
+        CAPTURE(type_name(type));
+        // k-quants: blocks of 32 against 256, clearly finer. Legacy: the same blocks with a float scale
+        // instead of fp16, so equal up to the fp16 rounding (which only adds error).
+        if (kquant)
+            CHECK(ours < 0.8 * llama);
+        else
+            CHECK(ours <= 1.02 * llama);
     }
 }
