@@ -249,3 +249,14 @@ TEST_CASE("cpu prefill: error at or below llama.cpp's activation rounding on eve
             CHECK(ours <= 1.02 * llama);
     }
 }
+
+TEST_CASE("cpu prefill: a long prompt crosses the token chunks") {
+    const Product p(GgmlType::Q4_K, 21, 256, 300, 99);
+    for (int level = int(cpu::Isa::Avx2); level <= int(cpu::detected_isa()); ++level) {
+        const cpu::MatmulPath* path = cpu::prefill_path(GgmlType::Q4_K, cpu::Isa(level));
+        REQUIRE(path != nullptr);
+        const Errors e = run_and_check(*path, p, 0, p.n_rows, true);
+        CHECK(e.vs_float < 0.02);
+        CHECK(e.vs_rounded < 2e-6);
+    }
+}

@@ -30,6 +30,7 @@ namespace {
 
 constexpr int kRows = 8;       // rows per tile: the 8 int32 lanes of a ymm register
 constexpr int kMaxTokens = 4;  // tokens per tile (16 ymm registers: weights, accumulators, temporaries)
+constexpr int64_t kTokenChunk = 256;  // tokens per pass over the rows (see rows_avx2)
 
 inline int32_t load_i32(const int8_t* p) {
     int32_t v;
@@ -185,15 +186,22 @@ void rows_avx2(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act
                int64_t r0, int64_t r1, float* out, int64_t out_stride) {
     const ActView a(act, n_in, n_tokens);
     Tile<U, kRows> tile(n_in);
-    for (int64_t r = r0; r < r1; r += kRows) {
-        const int nr = int(std::min<int64_t>(kRows, r1 - r));
-        tile.template build<Transpose8x32>(w + size_t(r) * row_bytes, row_bytes, nr, n_in);
-        float* o = out + r;
-        int64_t t = 0;
-        for (; t + kMaxTokens <= n_tokens; t += kMaxTokens)
-            tile_product<U, kMaxTokens>(tile.q, tile.scale, tile.min, n_in, a, t, o, out_stride, nr);
-        for (; t < n_tokens; ++t)
-            tile_product<U, 1>(tile.q, tile.scale, tile.min, n_in, a, t, o, out_stride, nr);
+    // Long prompts in chunks of tokens, so that the activation a tile streams stays in cache.
+    for (int64_t c0 = 0; c0 < n_tokens; c0 += kTokenChunk) {
+        const int64_t c1 = std::min(n_tokens, c0 + kTokenChunk);
+        for (int64_t r = r0; r < r1; r += kRows) {
+            const int nr = int(std::min<int64_t>(kRows, r1 - r));
+            tile.template build<Transpose8x32>(w + size_t(r) * row_bytes, row_bytes, nr, n_in);
+            float* o = out + r;
+            int64_t t = c0;
+            for (; t + kMaxTokens <= c1; t += kMaxTokens)
+                tile_product<U, kMaxTokens>(tile.q, tile.scale, tile.min, n_in, a, t, o, out_stride, nr);
+            if (c1 - t >= 2) {
+                tile_product<U, 2>(tile.q, tile.scale, tile.min, n_in, a, t, o, out_stride, nr);
+                t += 2;
+            }
+            if (t < c1) tile_product<U, 1>(tile.q, tile.scale, tile.min, n_in, a, t, o, out_stride, nr);
+        }
     }
 }
 

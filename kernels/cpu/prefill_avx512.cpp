@@ -7,8 +7,10 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "kernels/blocks.hpp"
@@ -32,8 +34,9 @@
 namespace kinfer::cpu::prefill {
 namespace {
 
-constexpr int kRows = 16;       // rows per tile: the 16 int32 lanes of a zmm register
-constexpr int kMaxTokens = 16;  // tokens per tile: 16 float accumulators + 8 weight registers fit in 32
+constexpr int kRows = 16;             // rows per tile: the 16 int32 lanes of a zmm register
+constexpr int kMaxTokens = 16;        // tokens per tile: 16 float accumulators + 8 weight registers fit in 32
+constexpr int64_t kTokenChunk = 256;  // tokens per pass over the rows (see rows_avx512)
 
 // sum += (16 lanes of 4 unsigned bytes of w) . (the 4 signed bytes at x, broadcast): vpdpbusd with an
 // embedded broadcast, which compilers do not form from _mm512_set1_epi32 (they emit a separate vpbroadcastd).
@@ -140,29 +143,34 @@ void prepare_avx512(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
     }
 }
 
+using TileProductFn = void (*)(const uint8_t*, const float*, const float*, int64_t, const ActView&, int64_t,
+                               float*, int64_t, __mmask16);
+
+// tile_product for every token count 1..kMaxTokens, so a tail of any size is one pass over the tile.
+template <int Sub, size_t... I>
+constexpr std::array<TileProductFn, sizeof...(I)> tile_products(std::index_sequence<I...>) {
+    return {&tile_product<Sub, int(I) + 1>...};
+}
+
 template <class U>
 void rows_avx512(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int64_t n_tokens,
                  int64_t r0, int64_t r1, float* out, int64_t out_stride) {
+    static constexpr auto products = tile_products<U::kSub>(std::make_index_sequence<kMaxTokens>());
     const ActView a(act, n_in, n_tokens);
     Tile<U, kRows> tile(n_in);
-    for (int64_t r = r0; r < r1; r += kRows) {
-        const int nr = int(std::min<int64_t>(kRows, r1 - r));
-        tile.template build<Transpose16x64>(w + size_t(r) * row_bytes, row_bytes, nr, n_in);
-        const __mmask16 lanes = __mmask16((1u << nr) - 1);
-        float* o = out + r;
-        int64_t t = 0;
-        for (; t + kMaxTokens <= n_tokens; t += kMaxTokens)
-            tile_product<U::kSub, kMaxTokens>(tile.q, tile.scale, tile.min, n_in, a, t, o, out_stride, lanes);
-        if (n_tokens - t >= 8) {
-            tile_product<U::kSub, 8>(tile.q, tile.scale, tile.min, n_in, a, t, o, out_stride, lanes);
-            t += 8;
+    // Long prompts in chunks of tokens, so that the activation a tile streams stays in cache (the tile is
+    // unpacked once per chunk).
+    for (int64_t c0 = 0; c0 < n_tokens; c0 += kTokenChunk) {
+        const int64_t c1 = std::min(n_tokens, c0 + kTokenChunk);
+        for (int64_t r = r0; r < r1; r += kRows) {
+            const int nr = int(std::min<int64_t>(kRows, r1 - r));
+            tile.template build<Transpose16x64>(w + size_t(r) * row_bytes, row_bytes, nr, n_in);
+            const __mmask16 lanes = __mmask16((1u << nr) - 1);
+            for (int64_t t = c0; t < c1; t += kMaxTokens) {
+                const int64_t n = std::min<int64_t>(kMaxTokens, c1 - t);
+                products[size_t(n - 1)](tile.q, tile.scale, tile.min, n_in, a, t, out + r, out_stride, lanes);
+            }
         }
-        if (n_tokens - t >= 4) {
-            tile_product<U::kSub, 4>(tile.q, tile.scale, tile.min, n_in, a, t, o, out_stride, lanes);
-            t += 4;
-        }
-        for (; t < n_tokens; ++t)
-            tile_product<U::kSub, 1>(tile.q, tile.scale, tile.min, n_in, a, t, o, out_stride, lanes);
     }
 }
 

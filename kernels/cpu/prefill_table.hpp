@@ -9,9 +9,11 @@
 
 namespace kinfer::cpu {
 
-// n_tokens from which the prefill path beats the decode path (the tile's weight unpacking is paid once
-// per call, the integer products win from a few tokens on).
-inline constexpr int64_t kPrefillMinTokens = 32;
+// n_tokens from which QuantKernels should take the prefill path. Measured (bench/prefill_bench.cpp, one
+// thread, AVX-512, 4096 x 4096 Q4_K): 105 GFLOP/s at 8 tokens, 180 at 16, 190 at 32, 290 at 512, where a
+// float-activation path tops out near 16 multiply-adds per cycle (~100 GFLOP/s): from 16 tokens on the
+// 8-bit path is clearly faster; below, the decode path's float activation keeps batched decoding exact.
+inline constexpr int64_t kPrefillMinTokens = 16;
 
 // The prefill path of `type` at exactly level `isa`; null where that level has none (Portable never has:
 // its prefill is the portable decode path).
