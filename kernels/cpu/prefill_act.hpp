@@ -15,7 +15,8 @@
 namespace kinfer::cpu::prefill {
 
 inline constexpr int kActBlock = 32;
-inline constexpr int kPrefillActFormat = 1;  // MatmulPath::act_format of every prefill path
+// MatmulPath::act_format of every prefill path (distinct from other paths' formats: "pf").
+inline constexpr int kPrefillActFormat = 0x7066;
 
 // A read-only view of the regions of a prepared activation.
 struct ActView {

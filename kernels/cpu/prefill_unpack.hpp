@@ -112,13 +112,17 @@ struct UnpackQ2_K {
     static void unpack(const uint8_t* src, uint8_t* q, float* sc, float* mn) {
         const auto* b = reinterpret_cast<const BlockQ2_K*>(src);
         const float d = half(b->d), dmin = half(b->dmin);
-        for (int g = 0; g < 16; ++g) {  // element 16g + l: byte 32*(g/8) + 16*(g%2) + l, bits 2*((g/2)%4)
+        for (int g = 0; g < 16; ++g) {
             const uint8_t s = b->scales[g];
             sc[g] = d * float(s & 0xF);
             mn[g] = dmin * float(s >> 4);
-            const uint8_t* qs = b->qs + 32 * (g / 8) + 16 * (g % 2);
-            const int shift = 2 * ((g / 2) % 4);
-            for (int l = 0; l < 16; ++l) q[16 * g + l] = (qs[l] >> shift) & 3;
+        }
+        // Element 128h + 32s + l (l < 32) is bits 2s..2s+1 of qs[32h + l].
+        const __m256i three = _mm256_set1_epi8(3);
+        for (int h = 0; h < 2; ++h) {
+            const __m256i x = load32(b->qs + 32 * h);
+            for (int sh = 0; sh < 4; ++sh)
+                store32(q + 128 * h + 32 * sh, _mm256_and_si256(_mm256_srli_epi16(x, 2 * sh), three));
         }
     }
 };
@@ -128,15 +132,21 @@ struct UnpackQ3_K {
     static void unpack(const uint8_t* src, uint8_t* q, float* sc, float* mn) {
         const auto* b = reinterpret_cast<const BlockQ3_K*>(src);
         const float d = half(b->d);
-        for (int g = 0; g < 16; ++g) {  // q = low 2 bits + 4 * high bit, value = dl * (q - 4)
+        for (int g = 0; g < 16; ++g) {  // value = dl * (q - 4), q = low 2 bits + 4 * high bit
             const float dl = d * float(unpack_scale_q3_k(g, b->scales));
             sc[g] = dl;
             mn[g] = 4 * dl;
-            const uint8_t* qs = b->qs + 32 * (g / 8) + 16 * (g % 2);
-            const uint8_t* hm = b->hmask + 16 * (g % 2);
-            const int shift = 2 * ((g / 2) % 4);
-            for (int l = 0; l < 16; ++l)
-                q[16 * g + l] = uint8_t(((qs[l] >> shift) & 3) | ((hm[l] >> (g / 2)) & 1) << 2);
+        }
+        // Element 128h + 32s + l: low bits as in Q2_K, high bit = bit 4h + s of hmask[l].
+        const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+        const __m256i hm = load32(b->hmask);
+        for (int h = 0; h < 2; ++h) {
+            const __m256i x = load32(b->qs + 32 * h);
+            for (int sh = 0; sh < 4; ++sh) {
+                const __m256i low = _mm256_and_si256(_mm256_srli_epi16(x, 2 * sh), three);
+                const __m256i high = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + sh), one);
+                store32(q + 128 * h + 32 * sh, _mm256_or_si256(low, _mm256_slli_epi16(high, 2)));
+            }
         }
     }
 };
