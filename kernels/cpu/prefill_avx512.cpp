@@ -86,28 +86,46 @@ struct Transpose16x64 {
 template <int Sub, int T>
 void tile_product(const uint8_t* wq, const float* wscale, const float* wmin, int64_t n_in, const ActView& a,
                   int64_t t0, float* out, int64_t out_stride, __mmask16 lanes) {
-    constexpr int kGroups = Sub / 4;  // weight registers per sub-block
     __m512 acc[T];
     for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
-    const int64_t n_sub = n_in / Sub;
-    for (int64_t sb = 0; sb < n_sub; ++sb) {
-        __m512i w[kGroups];
-        for (int j = 0; j < kGroups; ++j) w[j] = _mm512_load_si512(wq + (sb * kGroups + j) * 64);
-        const __m512 scale = _mm512_load_ps(wscale + sb * kRows);
-        const __m512 min = _mm512_load_ps(wmin + sb * kRows);
-        const int64_t cell = (sb * Sub / kActBlock) * a.n_tokens + t0;
-        const int8_t* xq = a.q + cell * kActBlock + (sb * Sub) % kActBlock;
+    // One activation block (32 elements, one scale d per token) per step: one sub-block of 32, or two of
+    // 16 whose scaled sums are added before the one multiply by d.
+    constexpr int kHalves = kActBlock / Sub;
+    for (int64_t blk = 0; blk < n_in / kActBlock; ++blk) {
+        __m512i w[8];
+        for (int j = 0; j < 8; ++j) w[j] = _mm512_load_si512(wq + (blk * 8 + j) * 64);
+        __m512 scale[kHalves], min[kHalves];
+        for (int h = 0; h < kHalves; ++h) {
+            scale[h] = _mm512_load_ps(wscale + (blk * kHalves + h) * kRows);
+            min[h] = _mm512_load_ps(wmin + (blk * kHalves + h) * kRows);
+        }
+        const int64_t cell = blk * a.n_tokens + t0;
+        const int8_t* xq = a.q + cell * kActBlock;
         const float* xd = a.d + cell;
-        const float* xs = Sub == kActBlock ? a.s32 + cell : a.s16 + 2 * cell + (sb & 1);
-        constexpr int kSumStride = Sub == kActBlock ? 1 : 2;
+        const float* xs = kHalves == 1 ? a.s32 + cell : a.s16 + 2 * cell;
 #pragma GCC unroll 16
         for (int t = 0; t < T; ++t) {
-            __m512i sum = _mm512_setzero_si512();
+            const int8_t* x = xq + t * kActBlock;
+            if constexpr (kHalves == 1) {
+                __m512i sum = _mm512_setzero_si512();
 #pragma GCC unroll 8
-            for (int j = 0; j < kGroups; ++j) sum = dot4(sum, w[j], xq + t * kActBlock + 4 * j);
-            const __m512 row_scale = _mm512_mul_ps(scale, _mm512_set1_ps(xd[t]));
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), row_scale, acc[t]);
-            acc[t] = _mm512_fnmadd_ps(min, _mm512_set1_ps(xs[t * kSumStride]), acc[t]);
+                for (int j = 0; j < 8; ++j) sum = dot4(sum, w[j], x + 4 * j);
+                const __m512 row_scale = _mm512_mul_ps(scale[0], _mm512_set1_ps(xd[t]));
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), row_scale, acc[t]);
+                acc[t] = _mm512_fnmadd_ps(min[0], _mm512_set1_ps(xs[t]), acc[t]);
+            } else {
+                __m512i sum0 = _mm512_setzero_si512(), sum1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; ++j) {
+                    sum0 = dot4(sum0, w[j], x + 4 * j);
+                    sum1 = dot4(sum1, w[4 + j], x + 16 + 4 * j);
+                }
+                const __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum1), scale[1],
+                                                 _mm512_mul_ps(_mm512_cvtepi32_ps(sum0), scale[0]));
+                acc[t] = _mm512_fmadd_ps(f, _mm512_set1_ps(xd[t]), acc[t]);
+                acc[t] = _mm512_fnmadd_ps(min[0], _mm512_set1_ps(xs[2 * t]), acc[t]);
+                acc[t] = _mm512_fnmadd_ps(min[1], _mm512_set1_ps(xs[2 * t + 1]), acc[t]);
+            }
         }
     }
     for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(out + (t0 + t) * out_stride, lanes, acc[t]);
