@@ -1,0 +1,143 @@
+// Decode matrix-vector products: fused dequantization x float activations, reading each weight byte once for
+// up to 16 tokens. A block of 4 warps owns R rows; its threads stride over the rows' 32-element groups, two
+// groups per step so that 2 * R 16-byte loads per thread are in flight; each activation value loaded feeds R
+// rows. Per sub-group of 16 the thread forms sum(v * x) and sum(x) and applies the sub-group's scale and
+// offset once (kernels/cuda/repacked.hpp), so an element costs one byte permute and one FMA per token.
+#include <cuda_runtime.h>
+
+#include "kernels/cuda/cuda_check.cuh"
+#include "kernels/cuda/kernels.hpp"
+#include "kernels/cuda/repacked.hpp"
+
+namespace kinfer::cuda {
+namespace {
+
+using namespace repacked;
+
+constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / 32;
+
+template <class L, int NT, int R>
+__device__ __forceinline__ void accumulate_group(const typename L::G (&grp)[R], int g, const float* __restrict__ x,
+                                                 int64_t x_stride, int n_tok, float (&acc)[R][NT]) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        float v[R][16];
+#pragma unroll
+        for (int r = 0; r < R; ++r) L::values(grp[r], h, v[r]);
+        const float* xg = x + static_cast<int64_t>(g) * kGroupElems + 16 * h;
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+            if (t >= n_tok) break;
+            const float4* xp = reinterpret_cast<const float4*>(xg + t * x_stride);
+            float xs[16];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const float4 f = __ldg(xp + i);
+                xs[4 * i] = f.x, xs[4 * i + 1] = f.y, xs[4 * i + 2] = f.z, xs[4 * i + 3] = f.w;
+            }
+            float s[R];
+#pragma unroll
+            for (int r = 0; r < R; ++r) s[r] = 0.0f;
+            float xsum = 0.0f;
+#pragma unroll
+            for (int i = 0; i < 16; ++i) {
+                if constexpr (L::kHasOffset) xsum += xs[i];
+#pragma unroll
+                for (int r = 0; r < R; ++r) s[r] = fmaf(v[r][i], xs[i], s[r]);
+            }
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+                if constexpr (L::kHasOffset)
+                    acc[r][t] += fmaf(grp[r].a[h], s[r], grp[r].b[h] * xsum);
+                else
+                    acc[r][t] += grp[r].a[h] * s[r];
+            }
+        }
+    }
+}
+
+template <class L, int NT, int R>
+__global__ void __launch_bounds__(kThreads) matvec_kernel(const uint8_t* __restrict__ w, int64_t row_bytes,
+                                                          int n_rows, int n_groups, int n_records,
+                                                          const float* __restrict__ x, int64_t x_stride, int n_tok,
+                                                          float* __restrict__ out, int64_t out_stride) {
+    const int row0 = blockIdx.x * R;
+    const uint8_t* rows[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) rows[r] = w + static_cast<int64_t>(min(row0 + r, n_rows - 1)) * row_bytes;
+
+    float acc[R][NT];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
+
+    for (int g = threadIdx.x; g < n_groups; g += 2 * kThreads) {
+        const int g2 = g + kThreads;
+        typename L::G a[R], b[R];
+#pragma unroll
+        for (int r = 0; r < R; ++r) L::load(rows[r], n_records, g, a[r]);
+        if (g2 < n_groups) {
+#pragma unroll
+            for (int r = 0; r < R; ++r) L::load(rows[r], n_records, g2, b[r]);
+        }
+        accumulate_group<L, NT, R>(a, g, x, x_stride, n_tok, acc);
+        if (g2 < n_groups) accumulate_group<L, NT, R>(b, g2, x, x_stride, n_tok, acc);
+    }
+
+    __shared__ float partial[kWarps][R * NT];
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+            const float s = warp_sum(acc[r][t]);
+            if (lane == 0) partial[warp][r * NT + t] = s;
+        }
+    __syncthreads();
+    if (threadIdx.x < R * NT) {
+        const int r = threadIdx.x / NT, t = threadIdx.x % NT;
+        float s = 0.0f;
+#pragma unroll
+        for (int i = 0; i < kWarps; ++i) s += partial[i][threadIdx.x];
+        if (row0 + r < n_rows && t < n_tok) out[t * out_stride + row0 + r] = s;
+    }
+}
+
+template <class L, int NT>
+void launch(const DeviceMatrix& w, const float* x, int n_tok, float* out, int64_t out_stride, cudaStream_t s) {
+    constexpr int R = NT <= 2 ? 4 : 2;
+    const int n_groups = static_cast<int>(w.cols / kGroupElems);
+    const int n_records = static_cast<int>(ceil_div<int64_t>(w.cols, kRecordElems));
+    const unsigned blocks = static_cast<unsigned>(ceil_div<int64_t>(w.rows, R));
+    matvec_kernel<L, NT, R><<<blocks, kThreads, 0, s>>>(static_cast<const uint8_t*>(w.data),
+                                                        static_cast<int64_t>(w.row_bytes), static_cast<int>(w.rows),
+                                                        n_groups, n_records, x, w.cols, n_tok, out, out_stride);
+}
+
+}  // namespace
+
+void matvec(const DeviceMatrix& w, const float* x_dev, int n_tokens, float* out_dev, int64_t out_stride,
+            Stream stream) {
+    if (n_tokens < 1 || n_tokens > kMaxMatvecTokens)
+        throw Error("internal error: matvec of " + std::to_string(n_tokens) + " tokens (1..16)");
+    const cudaStream_t s = as_stream(stream);
+    const bool known = with_layout(w.type, [&](auto layout) {
+        using L = decltype(layout);
+        if (n_tokens == 1)
+            launch<L, 1>(w, x_dev, n_tokens, out_dev, out_stride, s);
+        else if (n_tokens == 2)
+            launch<L, 2>(w, x_dev, n_tokens, out_dev, out_stride, s);
+        else if (n_tokens <= 4)
+            launch<L, 4>(w, x_dev, n_tokens, out_dev, out_stride, s);
+        else if (n_tokens <= 8)
+            launch<L, 8>(w, x_dev, n_tokens, out_dev, out_stride, s);
+        else
+            launch<L, 16>(w, x_dev, n_tokens, out_dev, out_stride, s);
+    });
+    if (!known) throw Error(std::string("internal error: matvec on a type without device layout"));
+    check_launch("matvec");
+}
+
+}  // namespace kinfer::cuda

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# One device call: build with CUDA on the device's cores, run the GPU tests, compute-sanitizer (memcheck and
+# racecheck) on them, and the kernel benchmark; a short table comes last. Run from the repository root (or a
+# copy of it) on the GPU machine:  scripts/dev/cuda_check.sh [deps-dir]
+# deps-dir (optional): headers/CMake files the device image lacks (doctest, xsimd), laid out as
+# include/ and lib/cmake/ (see the lead-in of the device call in NOTES).
+set -uo pipefail
+DEPS=${1:-}
+OUT=${OUT:-/tmp/cuda_check_out}
+mkdir -p "$OUT"
+extra=()
+if [[ -n "$DEPS" ]]; then
+  extra+=(-Ddoctest_DIR="$DEPS/lib/cmake/doctest" -DKINFER_XSIMD_INCLUDE="$DEPS/include")
+fi
+nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv,noheader || true
+g++ --version | head -1
+t0=$(date +%s)
+cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DKINFER_BUILD_TESTS=ON -DKINFER_BUILD_BENCH=OFF \
+  -DKINFER_CUDA=ON "${extra[@]}" > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
+cmake --build build-cuda -j16 --target kinfer_tests kinfer_cuda_bench > "$OUT/build.log" 2>&1 \
+  || { grep -E "error|Error" -A3 "$OUT/build.log" | head -60; exit 1; }
+echo "build: $(( $(date +%s) - t0 )) s"
+T=./build-cuda/bin/kinfer_tests
+$T -tc='cuda*' -s 2>&1 | tee "$OUT/tests.log" | grep -E "MESSAGE|largest|ERROR|error|FAILED|test cases|assertions|GPU" | head -80
+tests_rc=${PIPESTATUS[0]}
+if [[ "${SKIP_SANITIZER:-0}" != 1 ]]; then
+  compute-sanitizer --tool memcheck --error-exitcode 9 $T -tc='cuda*' > "$OUT/memcheck.log" 2>&1; mc=$?
+  compute-sanitizer --tool racecheck --error-exitcode 9 $T -tc='cuda*' > "$OUT/racecheck.log" 2>&1; rc=$?
+  echo "memcheck rc=$mc: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"
+  echo "racecheck rc=$rc: $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$OUT/racecheck.log" | tail -1)"
+  [[ $mc != 0 ]] && grep -E "Invalid|at 0x|by thread" "$OUT/memcheck.log" | head -12
+fi
+./build-cuda/bin/kinfer_cuda_bench ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
+echo "tests rc=$tests_rc"
