@@ -24,8 +24,8 @@ T=./build-cuda/bin/kinfer_tests
 $T -tc='cuda*' -s 2>&1 | tee "$OUT/tests.log" | grep -E "MESSAGE|largest|ERROR|error|FAILED|test cases|assertions|GPU" | head -80
 tests_rc=${PIPESTATUS[0]}
 if [[ "${SKIP_SANITIZER:-0}" != 1 ]]; then
-  compute-sanitizer --tool memcheck --error-exitcode 9 $T -tc='cuda*' > "$OUT/memcheck.log" 2>&1; mc=$?
-  compute-sanitizer --tool racecheck --error-exitcode 9 $T -tc='cuda*' > "$OUT/racecheck.log" 2>&1; rc=$?
+  timeout 180 compute-sanitizer --tool memcheck --error-exitcode 9 $T -tc='cuda*' > "$OUT/memcheck.log" 2>&1; mc=$?
+  timeout 150 compute-sanitizer --tool racecheck --error-exitcode 9 $T -tc='cuda small*,cuda rope*,cuda matvec*' -tse='*prefill*' > "$OUT/racecheck.log" 2>&1; rc=$?
   echo "memcheck rc=$mc: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"
   echo "racecheck rc=$rc: $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$OUT/racecheck.log" | tail -1)"
   [[ $mc != 0 ]] && grep -E "Invalid|at 0x|by thread" "$OUT/memcheck.log" | head -12
