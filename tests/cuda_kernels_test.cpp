@@ -152,9 +152,11 @@ TEST_CASE("cuda matvec: every type, 1..16 tokens, odd sizes, against the double 
         for (int n_tok : {1, 2, 3, 5, 8, 13, 16}) {
             const std::vector<float> x = random_floats(size_t(n_tok) * cols, rng);
             cuda::DeviceBuffer xd = to_device(x);
+            cuda::DeviceBuffer xp = poisoned(size_t(n_tok) * cuda::activation_floats(cols));
+            cuda::prepare_activation(xd.as<float>(), n_tok, cols, xp.as<float>(), nullptr);
             const int64_t stride = rows + 3;  // outputs at a stride wider than the rows
             cuda::DeviceBuffer od = poisoned(size_t(n_tok) * stride);
-            cuda::matvec(w.m, xd.as<float>(), n_tok, od.as<float>(), stride, nullptr);
+            cuda::matvec(w.m, xp.as<float>(), n_tok, od.as<float>(), stride, nullptr);
             const std::vector<float> out = to_host<float>(od, size_t(n_tok) * stride);
             worst = std::max(worst, check_product(t, gguf, rows, cols, x, n_tok, out, stride, 1e-4));
         }
@@ -165,22 +167,25 @@ TEST_CASE("cuda matvec: every type, 1..16 tokens, odd sizes, against the double 
 TEST_CASE("cuda matmul: prefill through fp16 tiles and cuBLAS, against the double reference") {
     if (!have_gpu()) return;
     std::mt19937 rng(6);
-    for (const GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::F32}) {
+    for (const GgmlType type :
+         {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::F32}) {
         const TypeTraits& t = type_traits(type);
         CAPTURE(t.name);
         const int64_t cols = 768, rows = 45;
-        const int n_tok = 37;
-        const std::vector<uint8_t> gguf = cuda_test::random_rows(t, rows, cols, rng);
-        UploadedMatrix w = upload(t, gguf, rows, cols);
-        const std::vector<float> x = random_floats(size_t(n_tok) * cols, rng);
-        cuda::DeviceBuffer xd = to_device(x);
-        cuda::DeviceBuffer od = poisoned(size_t(n_tok) * rows);
-        cuda::DeviceBuffer scratch(cuda::matmul_scratch_bytes(cols, n_tok), "scratch");
-        cuda::matmul(w.m, xd.as<float>(), n_tok, od.as<float>(), rows, {scratch.data(), scratch.bytes()}, nullptr);
-        const std::vector<float> out = to_host<float>(od, size_t(n_tok) * rows);
-        // fp16 weights and activations: 11 significant bits each.
-        const double worst = check_product(t, gguf, rows, cols, x, n_tok, out, rows, 2e-3);
-        MESSAGE(t.name << ": largest error / sum|w x| = " << worst);
+        for (const int n_tok : {37, 3}) {  // the cuBLAS path, and matmul's own matvec path
+            const std::vector<uint8_t> gguf = cuda_test::random_rows(t, rows, cols, rng);
+            UploadedMatrix w = upload(t, gguf, rows, cols);
+            const std::vector<float> x = random_floats(size_t(n_tok) * cols, rng);
+            cuda::DeviceBuffer xd = to_device(x);
+            cuda::DeviceBuffer od = poisoned(size_t(n_tok) * rows);
+            cuda::DeviceBuffer scratch(cuda::matmul_scratch_bytes(cols, n_tok), "scratch");
+            cuda::matmul(w.m, xd.as<float>(), n_tok, od.as<float>(), rows, {scratch.data(), scratch.bytes()},
+                         nullptr);
+            const std::vector<float> out = to_host<float>(od, size_t(n_tok) * rows);
+            // fp16 weights and activations: 11 significant bits each.
+            const double worst = check_product(t, gguf, rows, cols, x, n_tok, out, rows, 2e-3);
+            MESSAGE(t.name << " " << n_tok << " tokens: largest error / sum|w x| = " << worst);
+        }
     }
 }
 
@@ -251,10 +256,12 @@ TEST_CASE("cuda rope + KV store and attention: several sequences, GQA, windows, 
     for (const int head_dim : {64, 128, 32}) {
         CAPTURE(head_dim);
         cuda::AttentionShape shape{8, 2, head_dim, head_dim == 32 ? 16 : head_dim};
-        const int n_layer = 2, n_ctx = 700, kv_dim = shape.n_head_kv * head_dim, q_dim = shape.n_head * head_dim;
+        const int n_layer = 2, n_ctx = 700, kv_dim = shape.n_head_kv * head_dim,
+                  q_dim = shape.n_head * head_dim;
         const int layer = 1;
         std::vector<double> inv_freq(shape.n_rot / 2);
-        for (size_t i = 0; i < inv_freq.size(); ++i) inv_freq[i] = std::pow(10000.0, -2.0 * double(i) / shape.n_rot);
+        for (size_t i = 0; i < inv_freq.size(); ++i)
+            inv_freq[i] = std::pow(10000.0, -2.0 * double(i) / shape.n_rot);
         // Two sequences with their own caches; their histories are random fp16 rows already in the cache.
         struct Seq {
             int n_past, window;
@@ -289,15 +296,16 @@ TEST_CASE("cuda rope + KV store and attention: several sequences, GQA, windows, 
         const std::vector<float> v = random_floats(size_t(n_tok) * kv_dim, rng);
         cuda::DeviceBuffer qd = to_device(q), knew = to_device(k), vnew = to_device(v), rd = to_device(rows);
         cuda::DeviceBuffer fd = to_device(inv_freq);
-        cuda::rope_kv_store(qd.as<float>(), knew.as<float>(), vnew.as<float>(), rd.as<cuda::KvRow>(), n_tok, layer,
-                            shape, fd.as<double>(), nullptr);
+        cuda::rope_kv_store(qd.as<float>(), knew.as<float>(), vnew.as<float>(), rd.as<cuda::KvRow>(), n_tok,
+                            layer, shape, fd.as<double>(), nullptr);
         const int max_kv = n_ctx;
-        cuda::DeviceBuffer scratch(sizeof(float) * std::max<size_t>(1, cuda::attention_scratch_floats(shape, n_tok, max_kv)),
-                                   "scratch");
+        cuda::DeviceBuffer scratch(
+            sizeof(float) * std::max<size_t>(1, cuda::attention_scratch_floats(shape, n_tok, max_kv)),
+            "scratch");
         cuda::DeviceBuffer od = poisoned(size_t(n_tok) * q_dim);
         const float scale = 1.0f / std::sqrt(float(head_dim));
-        cuda::attention(qd.as<float>(), rd.as<cuda::KvRow>(), n_tok, layer, shape, scale, max_kv, od.as<float>(),
-                        scratch.as<float>(), nullptr);
+        cuda::attention(qd.as<float>(), rd.as<cuda::KvRow>(), n_tok, layer, shape, scale, max_kv,
+                        od.as<float>(), scratch.as<float>(), nullptr);
         const std::vector<float> q_rot = to_host<float>(qd, q.size());
         const std::vector<float> out = to_host<float>(od, q.size());
 
@@ -307,8 +315,10 @@ TEST_CASE("cuda rope + KV store and attention: several sequences, GQA, windows, 
             Seq& s = seqs[tok_seq[t]];
             std::vector<float> qt(q.begin() + t * q_dim, q.begin() + (t + 1) * q_dim);
             std::vector<float> kt(k.begin() + t * kv_dim, k.begin() + (t + 1) * kv_dim);
-            cpu::rope(qt.data(), 1, q_dim, shape.n_head, head_dim, shape.n_rot, inv_freq.data(), rows[t].pos, 0, 1);
-            cpu::rope(kt.data(), 1, kv_dim, shape.n_head_kv, head_dim, shape.n_rot, inv_freq.data(), rows[t].pos, 0, 1);
+            cpu::rope(qt.data(), 1, q_dim, shape.n_head, head_dim, shape.n_rot, inv_freq.data(), rows[t].pos,
+                      0, 1);
+            cpu::rope(kt.data(), 1, kv_dim, shape.n_head_kv, head_dim, shape.n_rot, inv_freq.data(),
+                      rows[t].pos, 0, 1);
             for (int i = 0; i < q_dim; ++i)
                 if (!(std::fabs(q_rot[t * q_dim + i] - qt[i]) <= 1e-5f * (1 + std::fabs(qt[i])))) ++bad_q;
             const size_t off = (size_t(layer) * n_ctx + rows[t].pos) * kv_dim;
@@ -333,13 +343,15 @@ TEST_CASE("cuda rope + KV store and attention: several sequences, GQA, windows, 
             const Seq& s = seqs[tok_seq[t]];
             const int64_t window = s.window;
             // cpu::attention attends positions up to pos0 + t for query t: one query at pos0 = pos.
-            cpu::attention(q_rot.data() + t * q_dim, 1, rows[t].pos, s.k.data() + size_t(layer) * n_ctx * kv_dim,
+            cpu::attention(q_rot.data() + t * q_dim, 1, rows[t].pos,
+                           s.k.data() + size_t(layer) * n_ctx * kv_dim,
                            s.v.data() + size_t(layer) * n_ctx * kv_dim, true, shape.n_head, shape.n_head_kv,
                            head_dim, scale, window, want.data(), scores.data(), 1);
             for (int i = 0; i < q_dim; ++i)
                 if (!(std::fabs(out[t * q_dim + i] - want[i]) <= 2e-4f * (1 + std::fabs(want[i])))) {
                     if (++bad_out <= 3)
-                        MESSAGE("token " << t << " dim " << i << ": want " << want[i] << " got " << out[t * q_dim + i]);
+                        MESSAGE("token " << t << " dim " << i << ": want " << want[i] << " got "
+                                         << out[t * q_dim + i]);
                 }
         }
         CHECK(bad_q == 0);

@@ -12,24 +12,31 @@
 
 namespace kinfer::cuda_test {
 
-inline constexpr GgmlType kDeviceTypes[] = {
-    GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_K, GgmlType::Q2_K, GgmlType::Q3_K,
-    GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::F16,  GgmlType::BF16, GgmlType::F32};
+inline constexpr GgmlType kDeviceTypes[] = {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::Q4_0,
+                                            GgmlType::Q5_K, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_1,
+                                            GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::F16,  GgmlType::BF16,
+                                            GgmlType::F32};
 
 // Byte offsets of a block's fp16 scale fields.
 inline std::vector<int> half_fields(GgmlType type) {
     switch (type) {
         case GgmlType::Q4_0:
         case GgmlType::Q5_0:
-        case GgmlType::Q8_0: return {0};
+        case GgmlType::Q8_0:
+            return {0};
         case GgmlType::Q4_1:
         case GgmlType::Q5_1:
         case GgmlType::Q4_K:
-        case GgmlType::Q5_K: return {0, 2};
-        case GgmlType::Q2_K: return {80, 82};
-        case GgmlType::Q3_K: return {108};
-        case GgmlType::Q6_K: return {208};
-        default: return {};
+        case GgmlType::Q5_K:
+            return {0, 2};
+        case GgmlType::Q2_K:
+            return {80, 82};
+        case GgmlType::Q3_K:
+            return {108};
+        case GgmlType::Q6_K:
+            return {208};
+        default:
+            return {};
     }
 }
 

@@ -1,6 +1,6 @@
-// GPU kernel timings for the CUDA backend (run on the device; prints a table). Each matvec case cycles through
-// enough copies of the weight that nothing stays in L2, times with CUDA events over many launches and reports
-// the median; GB/s counts the weight bytes read (activations and outputs are < 1% of them).
+// GPU kernel timings for the CUDA backend (run on the device; prints a table). Each matvec case cycles
+// through enough copies of the weight that nothing stays in L2, times with CUDA events over many launches and
+// reports the median; GB/s counts the weight bytes read (activations and outputs are < 1% of them).
 //
 //   kinfer_cuda_bench [--quick]
 #include <cuda_runtime.h>
@@ -86,12 +86,16 @@ void bench_matvec(GgmlType type, int64_t rows, int64_t cols, bool quick) {
     std::vector<float> x(size_t(16) * cols);
     for (float& v : x) v = std::normal_distribution<float>(0, 1)(rng);
     cuda::DeviceBuffer xd(x.size() * 4, "x"), od(size_t(16) * rows * 4, "out");
+    cuda::DeviceBuffer xp(size_t(16) * cuda::activation_floats(cols) * 4, "x prepared");
     cuda::copy_to_device(xd.data(), x.data(), x.size() * 4);
-    std::printf("%-5s %6lldx%-6lld %7.1f MB |", t.name, (long long)rows, (long long)cols, double(bytes) / 1e6);
+    cuda::prepare_activation(xd.as<float>(), 16, cols, xp.as<float>(), nullptr);
+    std::printf("%-5s %6lldx%-6lld %7.1f MB |", t.name, (long long)rows, (long long)cols,
+                double(bytes) / 1e6);
     for (int nt : {1, 2, 4, 8, 16}) {
         if (quick && nt > 1 && nt != 8) continue;
         const double ms = median_ms(quick ? 5 : 15, [&] {
-            for (int c = 0; c < copies; ++c) cuda::matvec(m[c], xd.as<float>(), nt, od.as<float>(), rows, nullptr);
+            for (int c = 0; c < copies; ++c)
+                cuda::matvec(m[c], xp.as<float>(), nt, od.as<float>(), rows, nullptr);
         });
         const double us = ms * 1e3 / copies;
         std::printf(" nt=%-2d %7.1f us %6.0f GB/s |", nt, us, double(bytes) / (us * 1e-6) / 1e9);
@@ -111,10 +115,12 @@ void bench_prefill(GgmlType type, int64_t rows, int64_t cols, int n_tok) {
     cuda::copy_to_device(xd.data(), x.data(), x.size() * 4);
     cuda::DeviceBuffer scratch(cuda::matmul_scratch_bytes(cols, n_tok), "scratch");
     const double ms = median_ms(10, [&] {
-        cuda::matmul(m, xd.as<float>(), n_tok, od.as<float>(), rows, {scratch.data(), scratch.bytes()}, nullptr);
+        cuda::matmul(m, xd.as<float>(), n_tok, od.as<float>(), rows, {scratch.data(), scratch.bytes()},
+                     nullptr);
     });
     std::printf("prefill %-5s %lldx%lld x %d tokens: %8.1f us  %6.1f TFLOP/s\n", t.name, (long long)rows,
-                (long long)cols, n_tok, ms * 1e3, 2.0 * double(rows) * double(cols) * n_tok / (ms * 1e-3) / 1e12);
+                (long long)cols, n_tok, ms * 1e3,
+                2.0 * double(rows) * double(cols) * n_tok / (ms * 1e-3) / 1e12);
 }
 
 void bench_attention(int n_ctx_filled) {
@@ -131,17 +137,19 @@ void bench_attention(int n_ctx_filled) {
     row.v = v.as<uint16_t>();
     row.layer_elems = int64_t(n_ctx) * kv_dim;
     row.pos = n_ctx_filled - 1;
-    cuda::DeviceBuffer rd(sizeof row, "row"), q(size_t(4) * shape.n_head * 128, "q"), o(size_t(4) * shape.n_head * 128, "o");
+    cuda::DeviceBuffer rd(sizeof row, "row"), q(size_t(4) * shape.n_head * 128, "q"),
+        o(size_t(4) * shape.n_head * 128, "o");
     cuda::copy_to_device(rd.data(), &row, sizeof row);
     cudaMemset(q.data(), 0, q.bytes());
-    cuda::DeviceBuffer scratch(4 * std::max<size_t>(1, cuda::attention_scratch_floats(shape, 1, n_ctx)), "scratch");
+    cuda::DeviceBuffer scratch(4 * std::max<size_t>(1, cuda::attention_scratch_floats(shape, 1, n_ctx)),
+                               "scratch");
     const double ms = median_ms(20, [&] {
         cuda::attention(q.as<float>(), rd.as<cuda::KvRow>(), 1, 0, shape, 0.088f, n_ctx, o.as<float>(),
                         scratch.as<float>(), nullptr);
     });
     const double bytes = 2.0 * n_ctx_filled * kv_dim * 2;
-    std::printf("attention decode, %5d positions: %7.1f us  %6.0f GB/s (K+V of one layer)\n", n_ctx_filled, ms * 1e3,
-                bytes / (ms * 1e-3) / 1e9);
+    std::printf("attention decode, %5d positions: %7.1f us  %6.0f GB/s (K+V of one layer)\n", n_ctx_filled,
+                ms * 1e3, bytes / (ms * 1e-3) / 1e9);
 }
 
 }  // namespace
@@ -156,9 +164,9 @@ int main(int argc, char** argv) {
     std::printf("GPU: %s (sm_%d%d)\n", info.name.c_str(), info.sm_major, info.sm_minor);
     std::printf("device-to-device copy: %.0f GB/s (read + write)\n", copy_bandwidth());
     std::printf("\nmatvec, weight bytes / time:\n");
-    for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_K,
-                          GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
-                          GgmlType::F16, GgmlType::BF16})
+    for (GgmlType type :
+         {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_K, GgmlType::Q2_K,
+          GgmlType::Q3_K, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::F16, GgmlType::BF16})
         bench_matvec(type, 14336, 4096, quick);
     for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0}) {
         bench_matvec(type, 4096, 4096, quick);

@@ -53,10 +53,10 @@ __device__ __forceinline__ void load_halves(const uint16_t* p, float (&out)[DPL]
 
 // partial (n_splits > 1): per (row, head, split) head_dim floats of unnormalised output, then max and sum.
 template <int DPL>
-__global__ void __launch_bounds__(kThreads) attention_kernel(const float* __restrict__ q, const KvRow* __restrict__ rows,
-                                                             int layer, int n_head, int n_head_kv, float scale,
-                                                             int chunk, float* __restrict__ out,
-                                                             float* __restrict__ partial) {
+__global__ void __launch_bounds__(kThreads)
+    attention_kernel(const float* __restrict__ q, const KvRow* __restrict__ rows, int layer, int n_head,
+                     int n_head_kv, float scale, int chunk, float* __restrict__ out,
+                     float* __restrict__ partial) {
     constexpr int HD = DPL * kLanesPerPos;
     const int split = blockIdx.x, head = blockIdx.y, t = blockIdx.z, n_splits = gridDim.x;
     const KvRow row = rows[t];
@@ -152,7 +152,8 @@ __global__ void combine_kernel(const float* __restrict__ partial, int n_head, in
     }
 }
 
-// Splits so that about two blocks per SM are busy, each split at least 64 positions.
+// Splits so that about eight blocks per SM are busy (one block's positions are a serial online-softmax
+// chain, so many short chains beat a few long ones), each split at least 64 positions.
 int choose_splits(const AttentionShape& shape, int n_tokens, int max_kv) {
     static const int n_sm = [] {
         int dev = 0, n = 0;
@@ -160,17 +161,17 @@ int choose_splits(const AttentionShape& shape, int n_tokens, int max_kv) {
         cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
         return n > 0 ? n : 100;
     }();
-    const int by_fill = ceil_div(2 * n_sm, std::max(1, n_tokens * shape.n_head));
+    const int by_fill = ceil_div(8 * n_sm, std::max(1, n_tokens * shape.n_head));
     const int by_len = ceil_div(std::max(1, max_kv), 64);
     return std::max(1, std::min(by_fill, by_len));
 }
 
 template <int DPL>
-void launch(const float* q, const KvRow* rows, int n_tokens, int layer, const AttentionShape& shape, float scale,
-            int n_splits, int chunk, float* out, float* scratch, cudaStream_t s) {
+void launch(const float* q, const KvRow* rows, int n_tokens, int layer, const AttentionShape& shape,
+            float scale, int n_splits, int chunk, float* out, float* scratch, cudaStream_t s) {
     const dim3 grid(n_splits, shape.n_head, n_tokens);
-    attention_kernel<DPL><<<grid, kThreads, 0, s>>>(q, rows, layer, shape.n_head, shape.n_head_kv, scale, chunk, out,
-                                                    scratch);
+    attention_kernel<DPL>
+        <<<grid, kThreads, 0, s>>>(q, rows, layer, shape.n_head, shape.n_head_kv, scale, chunk, out, scratch);
 }
 
 }  // namespace
@@ -180,8 +181,9 @@ size_t attention_scratch_floats(const AttentionShape& shape, int n_tokens, int m
     return n_splits > 1 ? size_t(n_tokens) * shape.n_head * n_splits * (shape.head_dim + 2) : 0;
 }
 
-void attention(const float* q_dev, const KvRow* rows_dev, int n_tokens, int layer, const AttentionShape& shape,
-               float scale, int max_kv, float* out_dev, float* scratch_dev, Stream stream) {
+void attention(const float* q_dev, const KvRow* rows_dev, int n_tokens, int layer,
+               const AttentionShape& shape, float scale, int max_kv, float* out_dev, float* scratch_dev,
+               Stream stream) {
     if (n_tokens <= 0) return;
     if (shape.n_head_kv <= 0 || shape.n_head % shape.n_head_kv != 0)
         throw Error("internal error: attention with " + std::to_string(shape.n_head) + " heads over " +
@@ -190,12 +192,30 @@ void attention(const float* q_dev, const KvRow* rows_dev, int n_tokens, int laye
     const int chunk = ceil_div(std::max(1, max_kv), n_splits);
     const cudaStream_t s = as_stream(stream);
     switch (shape.head_dim) {
-        case 16: launch<2>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev, s); break;
-        case 32: launch<4>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev, s); break;
-        case 64: launch<8>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev, s); break;
-        case 96: launch<12>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev, s); break;
-        case 128: launch<16>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev, s); break;
-        case 256: launch<32>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev, s); break;
+        case 16:
+            launch<2>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev,
+                      s);
+            break;
+        case 32:
+            launch<4>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev,
+                      s);
+            break;
+        case 64:
+            launch<8>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev,
+                      s);
+            break;
+        case 96:
+            launch<12>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev,
+                       s);
+            break;
+        case 128:
+            launch<16>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev,
+                       s);
+            break;
+        case 256:
+            launch<32>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev,
+                       s);
+            break;
         default:
             throw UsageError("the CUDA backend supports head_dim 16, 32, 64, 96, 128 or 256, not " +
                              std::to_string(shape.head_dim));

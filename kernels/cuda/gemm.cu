@@ -44,7 +44,8 @@ __global__ void dequant_f16_kernel(const uint8_t* __restrict__ w, int64_t row_by
 }
 
 __global__ void to_f16_kernel(const float* __restrict__ x, int64_t n, __half* __restrict__ out) {
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+         i += int64_t(gridDim.x) * blockDim.x)
         out[i] = __float2half_rn(x[i]);
 }
 
@@ -66,40 +67,46 @@ int64_t slice_rows(int64_t cols) {
 
 }  // namespace
 
-void dequantize_to_f16(const DeviceMatrix& w, int64_t first_row, int64_t n_rows, void* out_dev, Stream stream) {
+void dequantize_to_f16(const DeviceMatrix& w, int64_t first_row, int64_t n_rows, void* out_dev,
+                       Stream stream) {
     if (n_rows <= 0) return;
     const int n_groups = static_cast<int>(w.cols / kGroupElems);
     const int n_records = static_cast<int>(ceil_div<int64_t>(w.cols, kRecordElems));
     const int64_t threads = n_rows * n_groups;
     with_layout(w.type, [&](auto layout) {
         using L = decltype(layout);
-        dequant_f16_kernel<L><<<static_cast<unsigned>(ceil_div<int64_t>(threads, 256)), 256, 0, as_stream(stream)>>>(
-            static_cast<const uint8_t*>(w.data), int64_t(w.row_bytes), first_row, n_rows, n_groups, n_records,
-            static_cast<__half*>(out_dev));
+        dequant_f16_kernel<L>
+            <<<static_cast<unsigned>(ceil_div<int64_t>(threads, 256)), 256, 0, as_stream(stream)>>>(
+                static_cast<const uint8_t*>(w.data), int64_t(w.row_bytes), first_row, n_rows, n_groups,
+                n_records, static_cast<__half*>(out_dev));
     });
     check_launch("dequantize_to_f16");
 }
 
 size_t matmul_scratch_bytes(int64_t max_cols, int n_tokens) {
+    const size_t decode =
+        sizeof(float) * size_t(std::min(n_tokens, kMaxMatvecTokens) * activation_floats(max_cols));
+    if (n_tokens <= kMaxMatvecTokens) return decode;
     const int64_t x_elems = (int64_t(n_tokens) * max_cols + 127) / 128 * 128;
-    return sizeof(__half) * size_t(x_elems + slice_rows(max_cols) * max_cols);
+    return std::max(decode, sizeof(__half) * size_t(x_elems + slice_rows(max_cols) * max_cols));
 }
 
 void matmul(const DeviceMatrix& w, const float* x_dev, int n_tokens, float* out_dev, int64_t out_stride,
             const GemmScratch& scratch, Stream stream) {
     if (n_tokens <= 0) return;
-    if (n_tokens <= kMaxMatvecTokens) {
-        matvec(w, x_dev, n_tokens, out_dev, out_stride, stream);
-        return;
-    }
     if (scratch.bytes < matmul_scratch_bytes(w.cols, n_tokens))
         throw Error("internal error: matmul scratch too small for " + std::to_string(n_tokens) + " tokens");
+    if (n_tokens <= kMaxMatvecTokens) {
+        prepare_activation(x_dev, n_tokens, w.cols, static_cast<float*>(scratch.data), stream);
+        matvec(w, static_cast<const float*>(scratch.data), n_tokens, out_dev, out_stride, stream);
+        return;
+    }
     const cudaStream_t s = as_stream(stream);
     const int64_t x_elems = (int64_t(n_tokens) * w.cols + 127) / 128 * 128;
     __half* xh = static_cast<__half*>(scratch.data);
     __half* wh = xh + x_elems;
-    to_f16_kernel<<<static_cast<unsigned>(std::min<int64_t>(ceil_div<int64_t>(n_tokens * w.cols, 256), 4096)), 256, 0,
-                    s>>>(x_dev, n_tokens * w.cols, xh);
+    to_f16_kernel<<<static_cast<unsigned>(std::min<int64_t>(ceil_div<int64_t>(n_tokens * w.cols, 256), 4096)),
+                    256, 0, s>>>(x_dev, n_tokens * w.cols, xh);
     check_launch("matmul to_f16");
     const std::lock_guard<std::mutex> lock(g_blas_mutex);
     cublasHandle_t h = blas_handle();
@@ -113,9 +120,10 @@ void matmul(const DeviceMatrix& w, const float* x_dev, int n_tokens, float* out_
         // A = the slice as K x n (lda K), B = x as K x n_tokens (ldb K).
         const cublasStatus_t st = cublasGemmEx(
             h, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), n_tokens, static_cast<int>(w.cols), &one, wh,
-            CUDA_R_16F, static_cast<int>(w.cols), xh, CUDA_R_16F, static_cast<int>(w.cols), &zero, out_dev + r0,
-            CUDA_R_32F, static_cast<int>(out_stride), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-        if (st != CUBLAS_STATUS_SUCCESS) throw Error("CUDA: cublasGemmEx failed (status " + std::to_string(int(st)) + ")");
+            CUDA_R_16F, static_cast<int>(w.cols), xh, CUDA_R_16F, static_cast<int>(w.cols), &zero,
+            out_dev + r0, CUDA_R_32F, static_cast<int>(out_stride), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+        if (st != CUBLAS_STATUS_SUCCESS)
+            throw Error("CUDA: cublasGemmEx failed (status " + std::to_string(int(st)) + ")");
     }
 }
 

@@ -16,14 +16,17 @@ namespace kinfer::cuda {
 
 using Stream = void*;
 
-// ---- device memory -----------------------------------------------------------------------------------------
+// ---- device memory
+// -----------------------------------------------------------------------------------------
 
 // Device memory that frees itself. Allocation failures throw Error naming `what` and the sizes.
 class DeviceBuffer {
   public:
     DeviceBuffer() = default;
     DeviceBuffer(size_t bytes, const std::string& what);
-    DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), bytes_(o.bytes_) { o.ptr_ = nullptr, o.bytes_ = 0; }
+    DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), bytes_(o.bytes_) {
+        o.ptr_ = nullptr, o.bytes_ = 0;
+    }
     DeviceBuffer& operator=(DeviceBuffer&& o) noexcept;
     DeviceBuffer(const DeviceBuffer&) = delete;
     DeviceBuffer& operator=(const DeviceBuffer&) = delete;
@@ -49,7 +52,8 @@ void copy_to_device(void* dst_dev, const void* src, size_t bytes, Stream stream 
 void copy_to_host(void* dst, const void* src_dev, size_t bytes, Stream stream = nullptr);  // waits
 void synchronize(Stream stream = nullptr);
 
-// ---- weights -----------------------------------------------------------------------------------------------
+// ---- weights
+// -----------------------------------------------------------------------------------------------
 
 // A weight matrix on the device: `rows` rows of `cols` elements, repacked, row r at data + r * row_bytes.
 struct DeviceMatrix {
@@ -67,15 +71,23 @@ uint64_t device_matrix_bytes(const TypeTraits& type, int64_t rows, int64_t cols,
 DeviceMatrix upload_matrix(const TypeTraits& type, const void* gguf_rows, int64_t rows, int64_t cols,
                            void* dst_dev, const std::string& name);
 
-// ---- matrix products ---------------------------------------------------------------------------------------
+// ---- matrix products
+// ---------------------------------------------------------------------------------------
 
 // The most tokens matvec handles in one pass over the weights.
 inline constexpr int kMaxMatvecTokens = 16;
 
-// out_dev[t * out_stride + r] = sum_i W[r][i] * x_dev[t * W.cols + i] for t < n_tokens (1..16), reading W once:
-// fused dequantization with float activations, 16-byte loads, several rows per block sharing the activation.
-void matvec(const DeviceMatrix& w, const float* x_dev, int n_tokens, float* out_dev, int64_t out_stride,
-            Stream stream);
+// matvec reads activations in a permuted layout (coalesced 16-byte loads for its thread-per-group mapping):
+// activation_floats(cols) floats per token. prepare_activation writes n_tokens rows of x (cols floats each,
+// contiguous) in that layout; weights that share an input (wq/wk/wv, gate/up) share one prepared activation.
+int64_t activation_floats(int64_t cols);
+void prepare_activation(const float* x_dev, int n_tokens, int64_t cols, float* out_dev, Stream stream);
+
+// out_dev[t * out_stride + r] = sum_i W[r][i] * x[t][i] for t < n_tokens (1..16), x prepared by
+// prepare_activation, reading W once: fused dequantization with float activations, 16-byte loads, several
+// rows per block sharing each activation load.
+void matvec(const DeviceMatrix& w, const float* x_prepared_dev, int n_tokens, float* out_dev,
+            int64_t out_stride, Stream stream);
 
 // Scratch for matmul's prefill path; sized with matmul_scratch_bytes.
 struct GemmScratch {
@@ -85,20 +97,24 @@ struct GemmScratch {
 // Scratch bytes matmul needs for up to n_tokens tokens against matrices of at most max_cols columns.
 size_t matmul_scratch_bytes(int64_t max_cols, int n_tokens);
 
-// Any number of tokens: up to 16 through matvec; more: W dequantized to fp16 in row slices inside `scratch`,
+// Any number of tokens, x plain (not prepared): up to 16 prepared into `scratch` and through matvec; more: W
+// dequantized to fp16 in row slices inside `scratch`,
 // x rounded to fp16 and a cuBLAS fp16 x fp16 -> fp32 product per slice.
 void matmul(const DeviceMatrix& w, const float* x_dev, int n_tokens, float* out_dev, int64_t out_stride,
             const GemmScratch& scratch, Stream stream);
 
 // out_dev[r * cols .. ] = row r of W as fp16 (tests; matmul's prefill path).
-void dequantize_to_f16(const DeviceMatrix& w, int64_t first_row, int64_t n_rows, void* out_dev, Stream stream);
+void dequantize_to_f16(const DeviceMatrix& w, int64_t first_row, int64_t n_rows, void* out_dev,
+                       Stream stream);
 
-// ---- small fused ops -----------------------------------------------------------------------------------------
+// ---- small fused ops
+// -----------------------------------------------------------------------------------------
 
 // out[t] = table row ids_dev[t], dequantized (ids must be valid rows).
 void embed(const DeviceMatrix& table, const int32_t* ids_dev, int n_tokens, float* out_dev, Stream stream);
 
-// If residual_dev: x += residual first (written back to x). Then out = x / rms(x) * w, row by row (out may be x).
+// If residual_dev: x += residual first (written back to x). Then out = x / rms(x) * w, row by row (out may be
+// x).
 void rmsnorm(float* x_dev, const float* residual_dev, const float* w_dev, float eps, int n_rows, int n,
              float* out_dev, Stream stream);
 
@@ -109,7 +125,8 @@ void swiglu(const float* gate_dev, const float* up_dev, int64_t n, float* out_de
 void add(float* x_dev, const float* y_dev, int64_t n, Stream stream);
 
 // Where each token of a step reads and writes its sequence's KV cache (device memory, one per token). The
-// cache of a sequence is fp16, per layer [n_ctx][n_head_kv * head_dim]; layer l starts at k + l * layer_elems.
+// cache of a sequence is fp16, per layer [n_ctx][n_head_kv * head_dim]; layer l starts at k + l *
+// layer_elems.
 struct KvRow {
     uint16_t* k = nullptr;
     uint16_t* v = nullptr;
@@ -135,7 +152,8 @@ size_t attention_scratch_floats(const AttentionShape& shape, int n_tokens, int m
 // reads KV head h / (n_head / n_head_kv). The positions are split across blocks (flash-decoding) when the
 // rows alone would not fill the GPU; max_kv bounds pos + 1 - first over the rows (a CUDA graph passes n_ctx).
 // head_dim must be one of 16, 32, 64, 96, 128, 256.
-void attention(const float* q_dev, const KvRow* rows_dev, int n_tokens, int layer, const AttentionShape& shape,
-               float scale, int max_kv, float* out_dev, float* scratch_dev, Stream stream);
+void attention(const float* q_dev, const KvRow* rows_dev, int n_tokens, int layer,
+               const AttentionShape& shape, float scale, int max_kv, float* out_dev, float* scratch_dev,
+               Stream stream);
 
 }  // namespace kinfer::cuda

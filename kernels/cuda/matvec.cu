@@ -3,7 +3,15 @@
 // groups per step so that 2 * R 16-byte loads per thread are in flight; each activation value loaded feeds R
 // rows. Per sub-group of 16 the thread forms sum(v * x) and sum(x) and applies the sub-group's scale and
 // offset once (kernels/cuda/repacked.hpp), so an element costs one byte permute and one FMA per token.
+//
+// The activation is read in a permuted layout (prepare_activation) in which a warp's 32 groups are
+// interleaved by float4: lane l's float4 j of a sub-group sits next to lane l+1's, so each 16-byte activation
+// load of the warp is one contiguous 512-byte access. Read in plain order, every lane's 16 bytes lay in a
+// different 128-byte line and the L1 needed 32 passes per load: it bounded the kernel at a third of HBM
+// speed.
 #include <cuda_runtime.h>
+
+#include <algorithm>
 
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/kernels.hpp"
@@ -17,23 +25,30 @@ using namespace repacked;
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 
+// Where element e of a token's activation lies in the permuted layout: chunks of 32 groups (1024 elements);
+// inside a chunk, float4 j (0..7) of group l (0..31) at float (j * 32 + l) * 4.
+__host__ __device__ inline int64_t activation_offset(int64_t e) {
+    const int64_t g = e / kGroupElems, i = e % kGroupElems;
+    return (g / 32) * 1024 + ((i / 4) * 32 + g % 32) * 4 + i % 4;
+}
+
 template <class L, int NT, int R>
-__device__ __forceinline__ void accumulate_group(const typename L::G (&grp)[R], int g, const float* __restrict__ x,
-                                                 int64_t x_stride, int n_tok, float (&acc)[R][NT]) {
+__device__ __forceinline__ void accumulate_group(const typename L::G (&grp)[R], int g,
+                                                 const float* __restrict__ x, int64_t x_stride, int n_tok,
+                                                 float (&acc)[R][NT]) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
         float v[R][16];
 #pragma unroll
         for (int r = 0; r < R; ++r) L::values(grp[r], h, v[r]);
-        const float* xg = x + static_cast<int64_t>(g) * kGroupElems + 16 * h;
+        const float* xg = x + activation_offset(g * kGroupElems + 16 * h);
 #pragma unroll
         for (int t = 0; t < NT; ++t) {
             if (t >= n_tok) break;
-            const float4* xp = reinterpret_cast<const float4*>(xg + t * x_stride);
             float xs[16];
 #pragma unroll
             for (int i = 0; i < 4; ++i) {
-                const float4 f = __ldg(xp + i);
+                const float4 f = __ldg(reinterpret_cast<const float4*>(xg + t * x_stride + i * 128));
                 xs[4 * i] = f.x, xs[4 * i + 1] = f.y, xs[4 * i + 2] = f.z, xs[4 * i + 3] = f.w;
             }
             float s[R];
@@ -58,10 +73,10 @@ __device__ __forceinline__ void accumulate_group(const typename L::G (&grp)[R], 
 }
 
 template <class L, int NT, int R>
-__global__ void __launch_bounds__(kThreads) matvec_kernel(const uint8_t* __restrict__ w, int64_t row_bytes,
-                                                          int n_rows, int n_groups, int n_records,
-                                                          const float* __restrict__ x, int64_t x_stride, int n_tok,
-                                                          float* __restrict__ out, int64_t out_stride) {
+__global__ void __launch_bounds__(kThreads)
+    matvec_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int n_rows, int n_groups, int n_records,
+                  const float* __restrict__ x, int64_t x_stride, int n_tok, float* __restrict__ out,
+                  int64_t out_stride) {
     const int row0 = blockIdx.x * R;
     const uint8_t* rows[R];
 #pragma unroll
@@ -105,18 +120,41 @@ __global__ void __launch_bounds__(kThreads) matvec_kernel(const uint8_t* __restr
     }
 }
 
+__global__ void permute_kernel(const float* __restrict__ x, int64_t cols, int64_t padded, int n_tok,
+                               float* __restrict__ out) {
+    const int64_t n = cols * n_tok;
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+         i += int64_t(gridDim.x) * blockDim.x) {
+        const int64_t t = i / cols, e = i % cols;
+        out[t * padded + activation_offset(e)] = x[i];
+    }
+}
+
 template <class L, int NT>
-void launch(const DeviceMatrix& w, const float* x, int n_tok, float* out, int64_t out_stride, cudaStream_t s) {
+void launch(const DeviceMatrix& w, const float* x, int n_tok, float* out, int64_t out_stride,
+            cudaStream_t s) {
     constexpr int R = NT <= 2 ? 4 : 2;
     const int n_groups = static_cast<int>(w.cols / kGroupElems);
     const int n_records = static_cast<int>(ceil_div<int64_t>(w.cols, kRecordElems));
     const unsigned blocks = static_cast<unsigned>(ceil_div<int64_t>(w.rows, R));
-    matvec_kernel<L, NT, R><<<blocks, kThreads, 0, s>>>(static_cast<const uint8_t*>(w.data),
-                                                        static_cast<int64_t>(w.row_bytes), static_cast<int>(w.rows),
-                                                        n_groups, n_records, x, w.cols, n_tok, out, out_stride);
+    matvec_kernel<L, NT, R><<<blocks, kThreads, 0, s>>>(
+        static_cast<const uint8_t*>(w.data), static_cast<int64_t>(w.row_bytes), static_cast<int>(w.rows),
+        n_groups, n_records, x, activation_floats(w.cols), n_tok, out, out_stride);
 }
 
 }  // namespace
+
+int64_t activation_floats(int64_t cols) {
+    return ceil_div<int64_t>(cols, 1024) * 1024;
+}
+
+void prepare_activation(const float* x_dev, int n_tokens, int64_t cols, float* out_dev, Stream stream) {
+    if (n_tokens <= 0) return;
+    const int64_t n = cols * n_tokens;
+    permute_kernel<<<static_cast<unsigned>(std::min<int64_t>(ceil_div<int64_t>(n, 256), 4096)), 256, 0,
+                     as_stream(stream)>>>(x_dev, cols, activation_floats(cols), n_tokens, out_dev);
+    check_launch("prepare_activation");
+}
 
 void matvec(const DeviceMatrix& w, const float* x_dev, int n_tokens, float* out_dev, int64_t out_stride,
             Stream stream) {

@@ -27,8 +27,8 @@ DeviceBuffer::DeviceBuffer(size_t bytes, const std::string& what) : bytes_(bytes
         cudaGetLastError();  // clear the sticky-free allocation error
         size_t free_b = 0, total_b = 0;
         cudaMemGetInfo(&free_b, &total_b);
-        throw Error("CUDA: cannot allocate " + gib(bytes) + " for " + what + " (" + gib(free_b) + " free of " +
-                    gib(total_b) + "): " + cudaGetErrorString(err));
+        throw Error("CUDA: cannot allocate " + gib(bytes) + " for " + what + " (" + gib(free_b) +
+                    " free of " + gib(total_b) + "): " + cudaGetErrorString(err));
     }
 }
 
@@ -57,17 +57,20 @@ void ensure_fits(uint64_t bytes, const std::string& what) {
         cudaDeviceProp prop{};
         cudaGetDevice(&dev);
         cudaGetDeviceProperties(&prop, dev);
-        throw Error(what + " needs " + gib(bytes) + " of GPU memory, but " + prop.name + " has " + gib(free_b) +
-                    " free of " + gib(total_b) + " (use a smaller quantization or --device cpu)");
+        throw Error(what + " needs " + gib(bytes) + " of GPU memory, but " + prop.name + " has " +
+                    gib(free_b) + " free of " + gib(total_b) +
+                    " (use a smaller quantization or --device cpu)");
     }
 }
 
 void copy_to_device(void* dst_dev, const void* src, size_t bytes, Stream stream) {
-    check_cuda(cudaMemcpyAsync(dst_dev, src, bytes, cudaMemcpyHostToDevice, as_stream(stream)), "copy to device");
+    check_cuda(cudaMemcpyAsync(dst_dev, src, bytes, cudaMemcpyHostToDevice, as_stream(stream)),
+               "copy to device");
 }
 
 void copy_to_host(void* dst, const void* src_dev, size_t bytes, Stream stream) {
-    check_cuda(cudaMemcpyAsync(dst, src_dev, bytes, cudaMemcpyDeviceToHost, as_stream(stream)), "copy to host");
+    check_cuda(cudaMemcpyAsync(dst, src_dev, bytes, cudaMemcpyDeviceToHost, as_stream(stream)),
+               "copy to host");
     check_cuda(cudaStreamSynchronize(as_stream(stream)), "copy to host");
 }
 

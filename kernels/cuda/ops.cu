@@ -16,8 +16,8 @@ using namespace repacked;
 
 // One block per token, threads over the row's 32-element groups.
 template <class L>
-__global__ void embed_kernel(const uint8_t* __restrict__ table, int64_t row_bytes, int n_groups, int n_records,
-                             const int32_t* __restrict__ ids, float* __restrict__ out) {
+__global__ void embed_kernel(const uint8_t* __restrict__ table, int64_t row_bytes, int n_groups,
+                             int n_records, const int32_t* __restrict__ ids, float* __restrict__ out) {
     const int t = blockIdx.x;
     const uint8_t* row = table + static_cast<int64_t>(ids[t]) * row_bytes;
     float* o = out + static_cast<int64_t>(t) * n_groups * kGroupElems;
@@ -69,22 +69,25 @@ __global__ void rmsnorm_kernel(float* __restrict__ x, const float* __restrict__ 
 }
 
 __global__ void swiglu_kernel(const float* gate, const float* __restrict__ up, int64_t n, float* out) {
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+         i += int64_t(gridDim.x) * blockDim.x) {
         const float g = gate[i];
         out[i] = g / (1.0f + __expf(-g)) * up[i];
     }
 }
 
 __global__ void add_kernel(float* x, const float* __restrict__ y, int64_t n) {
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+         i += int64_t(gridDim.x) * blockDim.x)
         x[i] += y[i];
 }
 
 // One block per token. The angles of the token's position are computed once (double, as the CPU does) into
 // shared memory; then threads go over the (head, pair) of q and k, and over v.
-__global__ void rope_kv_kernel(float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
-                               const KvRow* __restrict__ rows, int layer, int n_head, int n_head_kv, int head_dim,
-                               int n_rot, const double* __restrict__ inv_freq) {
+__global__ void rope_kv_kernel(float* __restrict__ q, const float* __restrict__ k,
+                               const float* __restrict__ v, const KvRow* __restrict__ rows, int layer,
+                               int n_head, int n_head_kv, int head_dim, int n_rot,
+                               const double* __restrict__ inv_freq) {
     extern __shared__ float cs[];  // cos[n_rot / 2], sin[n_rot / 2]
     const int t = blockIdx.x;
     const KvRow row = rows[t];
@@ -100,7 +103,8 @@ __global__ void rope_kv_kernel(float* __restrict__ q, const float* __restrict__ 
     float* qt = q + static_cast<int64_t>(t) * n_head * head_dim;
     const float* kt = k + static_cast<int64_t>(t) * kv_dim;
     const float* vt = v + static_cast<int64_t>(t) * kv_dim;
-    const int64_t cache_off = static_cast<int64_t>(layer) * row.layer_elems + static_cast<int64_t>(row.pos) * kv_dim;
+    const int64_t cache_off =
+        static_cast<int64_t>(layer) * row.layer_elems + static_cast<int64_t>(row.pos) * kv_dim;
     __half2* kc = reinterpret_cast<__half2*>(row.k + cache_off);
     __half2* vc = reinterpret_cast<__half2*>(row.v + cache_off);
     const int q_pairs = n_head * half_dim, k_pairs = n_head_kv * half_dim;
@@ -108,7 +112,8 @@ __global__ void rope_kv_kernel(float* __restrict__ q, const float* __restrict__ 
         const bool is_q = j < q_pairs;
         const int jj = is_q ? j : j - q_pairs;
         const int i = jj % half_dim;
-        const float2 in = is_q ? reinterpret_cast<const float2*>(qt)[jj] : reinterpret_cast<const float2*>(kt)[jj];
+        const float2 in =
+            is_q ? reinterpret_cast<const float2*>(qt)[jj] : reinterpret_cast<const float2*>(kt)[jj];
         float2 r = in;
         if (i < n_pairs) {
             const float c = cs[i], s = cs[n_pairs + i];
@@ -139,8 +144,8 @@ void embed(const DeviceMatrix& table, const int32_t* ids_dev, int n_tokens, floa
     with_layout(table.type, [&](auto layout) {
         using L = decltype(layout);
         embed_kernel<L><<<n_tokens, 128, 0, as_stream(stream)>>>(static_cast<const uint8_t*>(table.data),
-                                                                 int64_t(table.row_bytes), n_groups, n_records,
-                                                                 ids_dev, out_dev);
+                                                                 int64_t(table.row_bytes), n_groups,
+                                                                 n_records, ids_dev, out_dev);
     });
     check_launch("embed");
 }
@@ -168,9 +173,9 @@ void rope_kv_store(float* q_dev, const float* k_dev, const float* v_dev, const K
                    int layer, const AttentionShape& shape, const double* inv_freq_dev, Stream stream) {
     if (n_tokens <= 0) return;
     const size_t shared = sizeof(float) * size_t(shape.n_rot);
-    rope_kv_kernel<<<n_tokens, 256, shared, as_stream(stream)>>>(q_dev, k_dev, v_dev, rows_dev, layer, shape.n_head,
-                                                                 shape.n_head_kv, shape.head_dim, shape.n_rot,
-                                                                 inv_freq_dev);
+    rope_kv_kernel<<<n_tokens, 256, shared, as_stream(stream)>>>(q_dev, k_dev, v_dev, rows_dev, layer,
+                                                                 shape.n_head, shape.n_head_kv,
+                                                                 shape.head_dim, shape.n_rot, inv_freq_dev);
     check_launch("rope_kv_store");
 }
 

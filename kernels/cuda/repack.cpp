@@ -15,7 +15,8 @@ namespace {
 
 using namespace repacked;
 
-// ---- writing the bit planes --------------------------------------------------------------------------------
+// ---- writing the bit planes
+// --------------------------------------------------------------------------------
 
 // 16 bytes: byte i = code[i] | code[16 + i] << 4 (codes' low nibbles).
 void put_nibbles(const uint8_t* codes, uint8_t* dst) {
@@ -222,17 +223,38 @@ Packer packer(GgmlType type) {
         p.tail = L::kTail;
     });
     switch (type) {
-        case GgmlType::Q4_0: p.pack = pack_q4_0; break;
-        case GgmlType::Q4_1: p.pack = pack_q4_1; break;
-        case GgmlType::Q5_0: p.pack = pack_q5_0; break;
-        case GgmlType::Q5_1: p.pack = pack_q5_1; break;
-        case GgmlType::Q8_0: p.pack = pack_q8_0; break;
-        case GgmlType::Q2_K: p.pack = pack_q2_k; break;
-        case GgmlType::Q3_K: p.pack = pack_q3_k; break;
-        case GgmlType::Q4_K: p.pack = pack_q4_k; break;
-        case GgmlType::Q5_K: p.pack = pack_q5_k; break;
-        case GgmlType::Q6_K: p.pack = pack_q6_k; break;
-        default: break;
+        case GgmlType::Q4_0:
+            p.pack = pack_q4_0;
+            break;
+        case GgmlType::Q4_1:
+            p.pack = pack_q4_1;
+            break;
+        case GgmlType::Q5_0:
+            p.pack = pack_q5_0;
+            break;
+        case GgmlType::Q5_1:
+            p.pack = pack_q5_1;
+            break;
+        case GgmlType::Q8_0:
+            p.pack = pack_q8_0;
+            break;
+        case GgmlType::Q2_K:
+            p.pack = pack_q2_k;
+            break;
+        case GgmlType::Q3_K:
+            p.pack = pack_q3_k;
+            break;
+        case GgmlType::Q4_K:
+            p.pack = pack_q4_k;
+            break;
+        case GgmlType::Q5_K:
+            p.pack = pack_q5_k;
+            break;
+        case GgmlType::Q6_K:
+            p.pack = pack_q6_k;
+            break;
+        default:
+            break;
     }
     return p;
 }

@@ -3,7 +3,8 @@
 // row is repacked (kernels/cuda/repack.cpp) into records of 256 elements whose sizes are multiples of 16
 // bytes, so each thread's loads are 16 bytes wide and aligned, and the scales unpack in a few instructions.
 // The records hold the same bytes as the GGUF blocks (Q3_K gains 2 bytes of padding per 256 elements); what
-// does not fit a 16-byte record goes to a small per-row tail plane after the records (Q2_K's d/dmin, Q6_K's d).
+// does not fit a 16-byte record goes to a small per-row tail plane after the records (Q2_K's d/dmin, Q6_K's
+// d).
 //
 // A thread handles one group of 32 elements (group g of a row: record g / 8, slot g % 8) as two sub-groups of
 // 16. For quantized types every element of sub-group h is w = a[h] * v + b[h], where v is built from the
@@ -185,13 +186,14 @@ struct RowPos {
 template <int kRecord, int kTail>
 KINFER_HOST_DEVICE inline RowPos row_pos(const uint8_t* row, int n_records, int g) {
     const int r = g / kGroupsPerRecord;
-    return {row + static_cast<int64_t>(r) * kRecord, row + static_cast<int64_t>(n_records) * kRecord + r * kTail,
-            g % kGroupsPerRecord};
+    return {row + static_cast<int64_t>(r) * kRecord,
+            row + static_cast<int64_t>(n_records) * kRecord + r * kTail, g % kGroupsPerRecord};
 }
 
-// ---- the layouts, one per type -----------------------------------------------------------------------------
-// Each has: kRecord, kTail (bytes per record and per tail entry), kWords (16-byte words per group),
-// kHasOffset (b may be nonzero), load(row, n_records, g, group), values(group, h, v[16]).
+// ---- the layouts, one per type
+// ----------------------------------------------------------------------------- Each has: kRecord, kTail
+// (bytes per record and per tail entry), kWords (16-byte words per group), kHasOffset (b may be nonzero),
+// load(row, n_records, g, group), values(group, h, v[16]).
 
 struct LayoutQ4_0 {  // [d x8 halves][qs 8 x 16]
     static constexpr int kRecord = 144, kTail = 0, kWords = 1;
@@ -428,7 +430,8 @@ struct LayoutHalf {
 using LayoutF16 = LayoutHalf<false>;
 using LayoutBF16 = LayoutHalf<true>;
 
-// Bytes of one repacked row of `cols` elements (a multiple of 32): the records, the tail plane, padding to 16.
+// Bytes of one repacked row of `cols` elements (a multiple of 32): the records, the tail plane, padding
+// to 16.
 template <class L>
 constexpr int64_t row_bytes_of(int64_t cols) {
     const int64_t n_records = (cols + kRecordElems - 1) / kRecordElems;
@@ -439,20 +442,47 @@ constexpr int64_t row_bytes_of(int64_t cols) {
 template <class F>
 bool with_layout(GgmlType type, F&& f) {
     switch (type) {
-        case GgmlType::Q4_0: f(LayoutQ4_0{}); return true;
-        case GgmlType::Q4_1: f(LayoutQ4_1{}); return true;
-        case GgmlType::Q5_0: f(LayoutQ5_0{}); return true;
-        case GgmlType::Q5_1: f(LayoutQ5_1{}); return true;
-        case GgmlType::Q8_0: f(LayoutQ8_0{}); return true;
-        case GgmlType::Q2_K: f(LayoutQ2_K{}); return true;
-        case GgmlType::Q3_K: f(LayoutQ3_K{}); return true;
-        case GgmlType::Q4_K: f(LayoutQ4_K{}); return true;
-        case GgmlType::Q5_K: f(LayoutQ5_K{}); return true;
-        case GgmlType::Q6_K: f(LayoutQ6_K{}); return true;
-        case GgmlType::F32: f(LayoutF32{}); return true;
-        case GgmlType::F16: f(LayoutF16{}); return true;
-        case GgmlType::BF16: f(LayoutBF16{}); return true;
-        default: return false;
+        case GgmlType::Q4_0:
+            f(LayoutQ4_0{});
+            return true;
+        case GgmlType::Q4_1:
+            f(LayoutQ4_1{});
+            return true;
+        case GgmlType::Q5_0:
+            f(LayoutQ5_0{});
+            return true;
+        case GgmlType::Q5_1:
+            f(LayoutQ5_1{});
+            return true;
+        case GgmlType::Q8_0:
+            f(LayoutQ8_0{});
+            return true;
+        case GgmlType::Q2_K:
+            f(LayoutQ2_K{});
+            return true;
+        case GgmlType::Q3_K:
+            f(LayoutQ3_K{});
+            return true;
+        case GgmlType::Q4_K:
+            f(LayoutQ4_K{});
+            return true;
+        case GgmlType::Q5_K:
+            f(LayoutQ5_K{});
+            return true;
+        case GgmlType::Q6_K:
+            f(LayoutQ6_K{});
+            return true;
+        case GgmlType::F32:
+            f(LayoutF32{});
+            return true;
+        case GgmlType::F16:
+            f(LayoutF16{});
+            return true;
+        case GgmlType::BF16:
+            f(LayoutBF16{});
+            return true;
+        default:
+            return false;
     }
 }
 
