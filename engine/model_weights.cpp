@@ -3,8 +3,8 @@
 #include <set>
 #include <string>
 
-#include "kinfer/error.hpp"
 #include "kernels/reference/type_kernels.hpp"
+#include "kinfer/error.hpp"
 
 namespace kinfer::engine {
 namespace {

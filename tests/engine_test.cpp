@@ -602,10 +602,10 @@ TEST_CASE("generate: end of generation, and reuse of the cached prompt prefix") 
     std::vector<int32_t> longer = prompt;
     for (int32_t id : f.tok->encode(" more words", false, false)) longer.push_back(id);
     const auto r2 = engine::generate(s, *f.tok, longer, greedy(6));
-    CHECK(r2.prompt_reused == int64_t(prompt.size()));
+    CHECK(r2.prompt_cached == int(prompt.size()));
     engine::Session fresh(f.model, {.n_ctx = 64});
     const auto r3 = engine::generate(fresh, *f.tok, longer, greedy(6));
-    CHECK(r3.prompt_reused == 0);
+    CHECK(r3.prompt_cached == 0);
     CHECK(r2.text == r3.text);
     CHECK(max_abs_diff(s.logits(), fresh.logits()) < 1e-5);
 }

@@ -1,4 +1,4 @@
-// `infer quantize` and the recipes behind it (engine/quant_recipe.hpp): which tensor gets which type for each
+// `infer quantize` and the recipes behind it (filetools/quant_recipe.hpp): which tensor gets which type for each
 // file type, checked against the table llama.cpp's llama-quantize produced (tests/fixtures/
 // quantize_recipes.tsv, from scripts/dev/compare_quantize_recipes.sh) and against rules read from
 // llama.cpp's src/llama-quant.cpp; then the command end to end on small synthetic models: types, metadata,
@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/gguf_quantize.hpp"
-#include "engine/quant_recipe.hpp"
-#include "engine/synth_model.hpp"
+#include "filetools/gguf_quantize.hpp"
+#include "filetools/quant_recipe.hpp"
+#include "filetools/synth_model.hpp"
 #include "gguf/gguf_file.hpp"
 #include "infer_cli.hpp"
 #include "kinfer/error.hpp"

@@ -1,11 +1,11 @@
-#include "engine/gguf_quantize.hpp"
+#include "filetools/gguf_quantize.hpp"
 
 #include <filesystem>
 
 #include "gguf/gguf_file.hpp"
 #include "gguf/gguf_writer.hpp"
-#include "kinfer/error.hpp"
 #include "kernels/reference/type_kernels.hpp"
+#include "kinfer/error.hpp"
 
 namespace kinfer {
 namespace {

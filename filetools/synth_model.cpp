@@ -1,4 +1,4 @@
-#include "engine/synth_model.hpp"
+#include "filetools/synth_model.hpp"
 
 #include <cmath>
 #include <cstdio>
