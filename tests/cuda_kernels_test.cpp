@@ -315,10 +315,9 @@ TEST_CASE("cuda rope + KV store and attention: several sequences, GQA, windows, 
             Seq& s = seqs[tok_seq[t]];
             std::vector<float> qt(q.begin() + t * q_dim, q.begin() + (t + 1) * q_dim);
             std::vector<float> kt(k.begin() + t * kv_dim, k.begin() + (t + 1) * kv_dim);
-            cpu::rope(qt.data(), 1, q_dim, shape.n_head, head_dim, shape.n_rot, inv_freq.data(), rows[t].pos,
-                      0, 1);
-            cpu::rope(kt.data(), 1, kv_dim, shape.n_head_kv, head_dim, shape.n_rot, inv_freq.data(),
-                      rows[t].pos, 0, 1);
+            const int64_t pos = rows[t].pos;
+            cpu::rope(qt.data(), 1, q_dim, shape.n_head, head_dim, shape.n_rot, inv_freq.data(), &pos, 1);
+            cpu::rope(kt.data(), 1, kv_dim, shape.n_head_kv, head_dim, shape.n_rot, inv_freq.data(), &pos, 1);
             for (int i = 0; i < q_dim; ++i)
                 if (!(std::fabs(q_rot[t * q_dim + i] - qt[i]) <= 1e-5f * (1 + std::fabs(qt[i])))) ++bad_q;
             const size_t off = (size_t(layer) * n_ctx + rows[t].pos) * kv_dim;

@@ -177,8 +177,12 @@ void launch(const float* q, const KvRow* rows, int n_tokens, int layer, const At
 }  // namespace
 
 size_t attention_scratch_floats(const AttentionShape& shape, int n_tokens, int max_kv) {
-    const int n_splits = choose_splits(shape, n_tokens, max_kv);
-    return n_splits > 1 ? size_t(n_tokens) * shape.n_head * n_splits * (shape.head_dim + 2) : 0;
+    size_t most = 0;  // fewer tokens take more splits: the largest need over 1 .. n_tokens
+    for (int n = 1; n <= n_tokens; ++n) {
+        const int n_splits = choose_splits(shape, n, max_kv);
+        if (n_splits > 1) most = std::max(most, size_t(n) * shape.n_head * n_splits * (shape.head_dim + 2));
+    }
+    return most;
 }
 
 void attention(const float* q_dev, const KvRow* rows_dev, int n_tokens, int layer,

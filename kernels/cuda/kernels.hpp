@@ -48,7 +48,35 @@ class DeviceBuffer {
 // naming what needs them, both sizes and the device.
 void ensure_fits(uint64_t bytes, const std::string& what);
 
+// Raw device memory, zero-filled (KV caches); throws like DeviceBuffer. Null for 0 bytes.
+void* device_alloc_zeroed(size_t bytes, const std::string& what);
+void device_free(void* p) noexcept;
+
+// A stream of its own (non-blocking with respect to the default stream).
+Stream create_stream();
+void destroy_stream(Stream stream) noexcept;
+
+// A captured sequence of launches, replayed with one call: a decode step costs one launch of host work.
+class Graph {
+  public:
+    Graph() = default;
+    Graph(const Graph&) = delete;
+    Graph& operator=(const Graph&) = delete;
+    ~Graph();
+    // Everything enqueued on `stream` between begin and end is recorded instead of run (no synchronous
+    // CUDA calls in between).
+    void begin_capture(Stream stream);
+    void end_capture(Stream stream);
+    bool ready() const { return exec_ != nullptr; }
+    void launch(Stream stream) const;
+
+  private:
+    void* graph_ = nullptr;  // cudaGraph_t
+    void* exec_ = nullptr;   // cudaGraphExec_t
+};
+
 void copy_to_device(void* dst_dev, const void* src, size_t bytes, Stream stream = nullptr);
+void copy_device(void* dst_dev, const void* src_dev, size_t bytes, Stream stream = nullptr);
 void copy_to_host(void* dst, const void* src_dev, size_t bytes, Stream stream = nullptr);  // waits
 void synchronize(Stream stream = nullptr);
 
@@ -121,6 +149,10 @@ void rmsnorm(float* x_dev, const float* residual_dev, const float* w_dev, float 
 // out = silu(gate) * up over n elements (out may be gate).
 void swiglu(const float* gate_dev, const float* up_dev, int64_t n, float* out_dev, Stream stream);
 
+// out[i] = x[rows_dev[i]] for i < n, rows of `cols` floats.
+void gather_rows(const float* x_dev, const int32_t* rows_dev, int n, int64_t cols, float* out_dev,
+                 Stream stream);
+
 // x += y over n elements.
 void add(float* x_dev, const float* y_dev, int64_t n, Stream stream);
 
@@ -145,7 +177,12 @@ struct AttentionShape {
 void rope_kv_store(float* q_dev, const float* k_dev, const float* v_dev, const KvRow* rows_dev, int n_tokens,
                    int layer, const AttentionShape& shape, const double* inv_freq_dev, Stream stream);
 
-// Scratch floats attention needs for n_tokens rows attending to at most max_kv positions.
+// Turns n_rows fp16 key rows (n_head_kv heads each, row_stride elements apart) by delta positions (RoPE
+// angles delta * inv_freq[i]): a context shift re-rotates the keys it moves.
+void rope_shift_keys(uint16_t* k_dev, int64_t n_rows, int64_t row_stride, const AttentionShape& shape,
+                     const double* inv_freq_dev, int64_t delta, Stream stream);
+
+// Scratch floats attention needs for up to n_tokens rows attending to at most max_kv positions.
 size_t attention_scratch_floats(const AttentionShape& shape, int n_tokens, int max_kv);
 
 // Causal attention of q (n_tokens rows, n_head heads) over each row's cache rows first .. pos; query head h

@@ -18,18 +18,23 @@ std::string gib(uint64_t bytes) {
     return buf;
 }
 
-}  // namespace
-
-DeviceBuffer::DeviceBuffer(size_t bytes, const std::string& what) : bytes_(bytes) {
-    if (bytes == 0) return;
-    const cudaError_t err = cudaMalloc(&ptr_, bytes);
+void* allocate_or_throw(size_t bytes, const std::string& what) {
+    void* p = nullptr;
+    const cudaError_t err = cudaMalloc(&p, bytes);
     if (err != cudaSuccess) {
-        cudaGetLastError();  // clear the sticky-free allocation error
+        cudaGetLastError();  // an allocation failure is not sticky; clear it
         size_t free_b = 0, total_b = 0;
         cudaMemGetInfo(&free_b, &total_b);
         throw Error("CUDA: cannot allocate " + gib(bytes) + " for " + what + " (" + gib(free_b) +
                     " free of " + gib(total_b) + "): " + cudaGetErrorString(err));
     }
+    return p;
+}
+
+}  // namespace
+
+DeviceBuffer::DeviceBuffer(size_t bytes, const std::string& what) : bytes_(bytes) {
+    if (bytes) ptr_ = allocate_or_throw(bytes, what);
 }
 
 DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
@@ -63,9 +68,61 @@ void ensure_fits(uint64_t bytes, const std::string& what) {
     }
 }
 
+void* device_alloc_zeroed(size_t bytes, const std::string& what) {
+    if (bytes == 0) return nullptr;
+    void* p = allocate_or_throw(bytes, what);
+    const cudaError_t err = cudaMemset(p, 0, bytes);
+    if (err != cudaSuccess) {
+        cudaFree(p);
+        check_cuda(err, "memset");
+    }
+    return p;
+}
+
+void device_free(void* p) noexcept {
+    if (p) cudaFree(p);
+}
+
+Stream create_stream() {
+    cudaStream_t s = nullptr;
+    check_cuda(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
+    return s;
+}
+
+void destroy_stream(Stream stream) noexcept {
+    if (stream) cudaStreamDestroy(as_stream(stream));
+}
+
+Graph::~Graph() {
+    if (exec_) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_));
+    if (graph_) cudaGraphDestroy(static_cast<cudaGraph_t>(graph_));
+}
+
+void Graph::begin_capture(Stream stream) {
+    check_cuda(cudaStreamBeginCapture(as_stream(stream), cudaStreamCaptureModeThreadLocal), "graph capture");
+}
+
+void Graph::end_capture(Stream stream) {
+    cudaGraph_t g = nullptr;
+    check_cuda(cudaStreamEndCapture(as_stream(stream), &g), "graph capture");
+    graph_ = g;
+    cudaGraphExec_t e = nullptr;
+    check_cuda(cudaGraphInstantiate(&e, g, 0), "graph instantiate");
+    exec_ = e;
+}
+
+void Graph::launch(Stream stream) const {
+    check_cuda(cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec_), as_stream(stream)), "graph launch");
+}
+
 void copy_to_device(void* dst_dev, const void* src, size_t bytes, Stream stream) {
     check_cuda(cudaMemcpyAsync(dst_dev, src, bytes, cudaMemcpyHostToDevice, as_stream(stream)),
                "copy to device");
+}
+
+void copy_device(void* dst_dev, const void* src_dev, size_t bytes, Stream stream) {
+    check_cuda(cudaMemcpyAsync(dst_dev, src_dev, bytes, cudaMemcpyDeviceToDevice, as_stream(stream)),
+               "device copy");
 }
 
 void copy_to_host(void* dst, const void* src_dev, size_t bytes, Stream stream) {

@@ -131,6 +131,35 @@ __global__ void rope_kv_kernel(float* __restrict__ q, const float* __restrict__ 
     }
 }
 
+__global__ void gather_kernel(const float* __restrict__ x, const int32_t* __restrict__ rows, int64_t cols,
+                              float* __restrict__ out) {
+    const float* src = x + static_cast<int64_t>(rows[blockIdx.x]) * cols;
+    float* dst = out + static_cast<int64_t>(blockIdx.x) * cols;
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) dst[i] = src[i];
+}
+
+// One block per key row; the delta's angles once per block.
+__global__ void rope_shift_kernel(__half2* k, int64_t row_stride, int n_head_kv, int head_dim, int n_rot,
+                                  const double* __restrict__ inv_freq, int64_t delta) {
+    extern __shared__ float cs[];
+    const int n_pairs = n_rot / 2, half_dim = head_dim / 2;
+    for (int i = threadIdx.x; i < n_pairs; i += blockDim.x) {
+        double s, c;
+        sincos(double(delta) * inv_freq[i], &s, &c);
+        cs[i] = float(c);
+        cs[n_pairs + i] = float(s);
+    }
+    __syncthreads();
+    __half2* row = k + blockIdx.x * (row_stride / 2);
+    for (int j = threadIdx.x; j < n_head_kv * half_dim; j += blockDim.x) {
+        const int i = j % half_dim;
+        if (i >= n_pairs) continue;
+        const float2 in = __half22float2(row[j]);
+        const float c = cs[i], s = cs[n_pairs + i];
+        row[j] = __floats2half2_rn(in.x * c - in.y * s, in.x * s + in.y * c);
+    }
+}
+
 unsigned elementwise_blocks(int64_t n) {
     return static_cast<unsigned>(std::min<int64_t>(ceil_div<int64_t>(n, 256), 132 * 16));
 }
@@ -161,6 +190,22 @@ void swiglu(const float* gate_dev, const float* up_dev, int64_t n, float* out_de
     if (n <= 0) return;
     swiglu_kernel<<<elementwise_blocks(n), 256, 0, as_stream(stream)>>>(gate_dev, up_dev, n, out_dev);
     check_launch("swiglu");
+}
+
+void gather_rows(const float* x_dev, const int32_t* rows_dev, int n, int64_t cols, float* out_dev,
+                 Stream stream) {
+    if (n <= 0) return;
+    gather_kernel<<<n, 256, 0, as_stream(stream)>>>(x_dev, rows_dev, cols, out_dev);
+    check_launch("gather_rows");
+}
+
+void rope_shift_keys(uint16_t* k_dev, int64_t n_rows, int64_t row_stride, const AttentionShape& shape,
+                     const double* inv_freq_dev, int64_t delta, Stream stream) {
+    if (n_rows <= 0) return;
+    rope_shift_kernel<<<static_cast<unsigned>(n_rows), 128, sizeof(float) * size_t(shape.n_rot),
+                        as_stream(stream)>>>(reinterpret_cast<__half2*>(k_dev), row_stride, shape.n_head_kv,
+                                             shape.head_dim, shape.n_rot, inv_freq_dev, delta);
+    check_launch("rope_shift_keys");
 }
 
 void add(float* x_dev, const float* y_dev, int64_t n, Stream stream) {
