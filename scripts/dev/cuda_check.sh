@@ -31,4 +31,20 @@ if [[ "${SKIP_SANITIZER:-0}" != 1 ]]; then
   [[ $mc != 0 ]] && grep -E "Invalid|at 0x|by thread" "$OUT/memcheck.log" | head -12
 fi
 ./build-cuda/bin/kinfer_cuda_bench ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
+# End to end: a synthetic Mistral-7B file, generation timed by `infer run` (prompt ~500 tokens, 128 new).
+if [[ -n "${E2E_TYPES:-}" ]]; then
+  B=./build-cuda/bin/infer
+  prompt=$(for i in $(seq 1 120); do printf 'the quick brown fox jumps '; done)
+  for ty in $E2E_TYPES; do
+    f=/tmp/synth-$ty.gguf
+    t1=$(date +%s)
+    timeout 300 $B synth -o $f --preset mistral-7b --type $ty > "$OUT/synth-$ty.log" 2>&1 || { echo "synth $ty failed"; tail -3 "$OUT/synth-$ty.log"; continue; }
+    echo "synth $ty: $(( $(date +%s) - t1 )) s, $(du -h $f | cut -f1)"
+    for rep in 1 2; do
+      $B run -m $f --device cuda --raw -p "$prompt" -n 128 --temp 0 > /dev/null 2> "$OUT/run-$ty.log"
+      echo "$ty run $rep: $(grep -E 'load:|prompt:|generate:' "$OUT/run-$ty.log" | tr '\n' ' ')"
+    done
+    rm -f $f
+  done
+fi
 echo "tests rc=$tests_rc"
