@@ -85,26 +85,44 @@ class CudaOps {
 
     void embed(const CudaWeight& table, std::span<const int32_t> ids, Mat out) {
         check(out.rows == int64_t(ids.size()) && out.cols == table.m.cols, "embed shape");
+        flush();
         cuda::embed(table.m, ws_.ids.as<int32_t>(), int(out.rows), out.data, ws_.stream);
     }
 
+    // A pending residual add (x += y) of the same x is fused into the norm; with up to 16 tokens the norm
+    // also writes its output in matvec's layout, so the products after it need no preparation pass.
     void rmsnorm(Mat x, const CudaWeight& w, Mat out) {
         check(x.rows == out.rows && x.cols == out.cols && w.vec, "rmsnorm shape");
-        cuda::rmsnorm(x.data, nullptr, w.vec, c_.rms_eps, int(x.rows), int(x.cols), out.data, ws_.stream);
+        const float* residual = nullptr;
+        if (pending_ && pending_x_.data == x.data && pending_x_.size() == x.size()) {
+            residual = pending_y_.data;
+            pending_ = false;
+        }
+        flush();
+        float* prepared = decode(x.rows) ? ws_.act.as<float>() : nullptr;
+        cuda::rmsnorm(x.data, residual, w.vec, c_.rms_eps, int(x.rows), int(x.cols), out.data, prepared,
+                      ws_.stream);
+        prepared_for_ = prepared ? out.data : nullptr;
     }
 
-    // Up to 16 tokens: the input is prepared once for all the products (matvec); more: cuBLAS per weight.
     void matmuls(Mat x, std::initializer_list<MatmulOut<CudaWeight> > outs) {
-        const bool decode = x.rows <= cuda::kMaxMatvecTokens;
-        if (decode) cuda::prepare_activation(x.data, int(x.rows), x.cols, ws_.act.as<float>(), ws_.stream);
-        for (const auto& o : outs) {
+        flush();
+        check(outs.size() <= 3, "too many products on one input");
+        for (const auto& o : outs)
             check(o.w.m.cols == x.cols && o.out.cols == o.w.m.rows && o.out.rows == x.rows, "matmul shape");
-            if (decode)
-                cuda::matvec(o.w.m, ws_.act.as<float>(), int(x.rows), o.out.data, o.out.cols, ws_.stream);
-            else
+        if (decode(x.rows)) {
+            prepare(x);
+            cuda::MatvecOut mv[3];
+            int n = 0;
+            for (const auto& o : outs) mv[n++] = {&o.w.m, o.out.data, o.out.cols};
+            cuda::matvecs(mv, n, ws_.act.as<float>(), int(x.rows), ws_.stream);
+        } else {
+            for (const auto& o : outs)
                 cuda::matmul(o.w.m, x.data, int(x.rows), o.out.data, o.out.cols,
                              {ws_.gemm.data(), ws_.gemm.bytes()}, ws_.stream);
         }
+        for (const auto& o : outs)
+            if (o.out.data == prepared_for_) prepared_for_ = nullptr;
     }
 
     // RoPE is fused with the cache store: kv_store rotates q and k as it writes k and v.
@@ -112,6 +130,7 @@ class CudaOps {
 
     void kv_store(int64_t layer, Mat k, Mat v) {
         check(k.cols == c_.n_embd_kv() && v.cols == k.cols && v.rows == k.rows, "kv_store shape");
+        flush();
         const Mat q{ws_.q.as<float>(), k.rows, c_.n_head * c_.head_dim};
         cuda::rope_kv_store(q.data, k.data, v.data, ws_.rows.as<cuda::KvRow>(), int(k.rows), int(layer),
                             shape_, inv_freq_, ws_.stream);
@@ -120,31 +139,43 @@ class CudaOps {
     void attention(int64_t layer, Mat q, Mat out) {
         check(q.cols == c_.n_head * c_.head_dim && out.cols == q.cols && out.rows == q.rows,
               "attention shape");
+        flush();
         const float scale = static_cast<float>(1.0 / std::sqrt(double(c_.head_dim)));
         cuda::attention(q.data, ws_.rows.as<cuda::KvRow>(), int(q.rows), int(layer), shape_, scale, max_kv_,
                         out.data, ws_.attn.as<float>(), ws_.stream);
+        if (out.data == prepared_for_) prepared_for_ = nullptr;
     }
 
     void swiglu(Mat gate, Mat up, Mat out) {
-        check(gate.size() == up.size() && out.size() == gate.size(), "swiglu shape");
-        cuda::swiglu(gate.data, up.data, gate.size(), out.data, ws_.stream);
+        check(gate.size() == up.size() && out.size() == gate.size() && gate.cols == out.cols, "swiglu shape");
+        flush();
+        float* prepared = decode(gate.rows) ? ws_.act.as<float>() : nullptr;
+        cuda::swiglu(gate.data, up.data, int(gate.rows), gate.cols, out.data, prepared, ws_.stream);
+        prepared_for_ = prepared ? out.data : nullptr;
     }
 
+    // Deferred: the next op either fuses it (rmsnorm of the same x) or runs it first.
     void add(Mat x, Mat y) {
         check(x.size() == y.size(), "add shape");
-        cuda::add(x.data, y.data, x.size(), ws_.stream);
+        flush();
+        pending_ = true;
+        pending_x_ = x;
+        pending_y_ = y;
     }
 
     void gather_rows(Mat x, std::span<const int32_t> rows, Mat out) {
         check(out.rows == int64_t(rows.size()) && out.cols == x.cols, "gather shape");
+        flush();
         cuda::gather_rows(x.data, ws_.outs.as<int32_t>(), int(out.rows), x.cols, out.data, ws_.stream);
+        if (out.data == prepared_for_) prepared_for_ = nullptr;
     }
 
     // The product into the workspace's logits; forward copies them to the host after the step.
     void logits(const CudaWeight& w, Mat x, float*) {
         check(w.m.cols == x.cols && w.m.rows == c_.n_vocab, "logits shape");
-        if (x.rows <= cuda::kMaxMatvecTokens) {
-            cuda::prepare_activation(x.data, int(x.rows), x.cols, ws_.act.as<float>(), ws_.stream);
+        flush();
+        if (decode(x.rows)) {
+            prepare(x);
             cuda::matvec(w.m, ws_.act.as<float>(), int(x.rows), ws_.logits.as<float>(), w.m.rows, ws_.stream);
         } else {
             cuda::matmul(w.m, x.data, int(x.rows), ws_.logits.as<float>(), w.m.rows,
@@ -152,13 +183,31 @@ class CudaOps {
         }
     }
 
+    // Runs a deferred add.
+    void flush() {
+        if (!pending_) return;
+        pending_ = false;
+        cuda::add(pending_x_.data, pending_y_.data, pending_x_.size(), ws_.stream);
+    }
+
   private:
+    static bool decode(int64_t rows) { return rows <= cuda::kMaxMatvecTokens; }
+    // x in matvec's layout in ws.act, unless it is there already.
+    void prepare(Mat x) {
+        if (prepared_for_ == x.data) return;
+        cuda::prepare_activation(x.data, int(x.rows), x.cols, ws_.act.as<float>(), ws_.stream);
+        prepared_for_ = x.data;
+    }
+
     const ModelConfig& c_;
     const double* inv_freq_;
     CudaWorkspace& ws_;
     int64_t n_;
     int max_kv_;
     cuda::AttentionShape shape_;
+    const float* prepared_for_ = nullptr;  // the matrix whose rows ws.act holds prepared
+    bool pending_ = false;
+    Mat pending_x_, pending_y_;
 };
 
 class CudaBackend final : public Backend {
@@ -254,6 +303,7 @@ class CudaBackend final : public Backend {
                 try {
                     CudaOps ops(c, inv_freq_.as<double>(), ws, n, int(ws.n_ctx));
                     llama_forward(ops, c, weights_, b, logits);
+                    ops.flush();
                 } catch (...) {
                     try {
                         g->end_capture(ws.stream);
@@ -268,6 +318,7 @@ class CudaBackend final : public Backend {
         } else {
             CudaOps ops(c, inv_freq_.as<double>(), ws, n, max_kv);
             llama_forward(ops, c, weights_, b, logits);
+            ops.flush();
         }
         if (n_out > 0)
             cuda::copy_to_host(logits, ws.logits.data(), sizeof(float) * size_t(n_out * c.n_vocab),

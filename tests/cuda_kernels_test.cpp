@@ -236,13 +236,24 @@ TEST_CASE("cuda small ops: rmsnorm (with residual), swiglu, add against the CPU 
     cpu::rmsnorm(xy.data(), w.data(), 1e-5f, n_rows, n, want.data(), 1);
     cuda::DeviceBuffer xd = to_device(x), yd = to_device(y), wd = to_device(w);
     cuda::DeviceBuffer od = poisoned(x.size());
-    cuda::rmsnorm(xd.as<float>(), yd.as<float>(), wd.as<float>(), 1e-5f, n_rows, n, od.as<float>(), nullptr);
+    const size_t prepared_floats = size_t(n_rows) * cuda::activation_floats(n);
+    cuda::DeviceBuffer pd = poisoned(prepared_floats), pref = poisoned(prepared_floats);
+    cuda::rmsnorm(xd.as<float>(), yd.as<float>(), wd.as<float>(), 1e-5f, n_rows, n, od.as<float>(),
+                  pd.as<float>(), nullptr);
     CHECK(close(to_host<float>(od, x.size()), want, 1e-5f) == 0);
+    // The prepared copy is what prepare_activation makes of the output (padding aside).
+    cuda::prepare_activation(od.as<float>(), n_rows, n, pref.as<float>(), nullptr);
+    const std::vector<float> p1 = to_host<float>(pd, prepared_floats),
+                             p2 = to_host<float>(pref, prepared_floats);
+    int differ = 0;
+    for (size_t i = 0; i < p1.size(); ++i)
+        if (!(p1[i] == p2[i]) && !(std::isnan(p1[i]) && std::isnan(p2[i]))) ++differ;
+    CHECK(differ == 0);
     CHECK(close(to_host<float>(xd, x.size()), xy, 0.0f) == 0);
     // swiglu
     cpu::swiglu(x.data(), y.data(), int64_t(x.size()), want.data(), 1);
     cuda::DeviceBuffer gd = to_device(x);
-    cuda::swiglu(gd.as<float>(), yd.as<float>(), int64_t(x.size()), gd.as<float>(), nullptr);
+    cuda::swiglu(gd.as<float>(), yd.as<float>(), n_rows, n, gd.as<float>(), nullptr, nullptr);
     CHECK(close(to_host<float>(gd, x.size()), want, 1e-5f) == 0);
     // add
     cuda::DeviceBuffer ad = to_device(x);

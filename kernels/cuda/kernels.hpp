@@ -117,6 +117,15 @@ void prepare_activation(const float* x_dev, int n_tokens, int64_t cols, float* o
 void matvec(const DeviceMatrix& w, const float* x_prepared_dev, int n_tokens, float* out_dev,
             int64_t out_stride, Stream stream);
 
+// Several products of one prepared activation (wq/wk/wv, gate/up): consecutive outputs of the same type and
+// width run in one launch.
+struct MatvecOut {
+    const DeviceMatrix* w;
+    float* out;
+    int64_t out_stride;
+};
+void matvecs(const MatvecOut* outs, int n_outs, const float* x_prepared_dev, int n_tokens, Stream stream);
+
 // Scratch for matmul's prefill path; sized with matmul_scratch_bytes.
 struct GemmScratch {
     void* data = nullptr;
@@ -142,12 +151,13 @@ void dequantize_to_f16(const DeviceMatrix& w, int64_t first_row, int64_t n_rows,
 void embed(const DeviceMatrix& table, const int32_t* ids_dev, int n_tokens, float* out_dev, Stream stream);
 
 // If residual_dev: x += residual first (written back to x). Then out = x / rms(x) * w, row by row (out may be
-// x).
+// x); if prepared_dev, the rows also in matvec's activation layout (activation_floats(n) per row).
 void rmsnorm(float* x_dev, const float* residual_dev, const float* w_dev, float eps, int n_rows, int n,
-             float* out_dev, Stream stream);
+             float* out_dev, float* prepared_dev, Stream stream);
 
-// out = silu(gate) * up over n elements (out may be gate).
-void swiglu(const float* gate_dev, const float* up_dev, int64_t n, float* out_dev, Stream stream);
+// out = silu(gate) * up over n_rows rows of `cols` (out may be gate); if prepared_dev, also in matvec's layout.
+void swiglu(const float* gate_dev, const float* up_dev, int n_rows, int64_t cols, float* out_dev,
+            float* prepared_dev, Stream stream);
 
 // out[i] = x[rows_dev[i]] for i < n, rows of `cols` floats.
 void gather_rows(const float* x_dev, const int32_t* rows_dev, int n, int64_t cols, float* out_dev,

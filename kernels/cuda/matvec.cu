@@ -13,6 +13,7 @@
 
 #include <algorithm>
 
+#include "kernels/cuda/activation_layout.cuh"
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/kernels.hpp"
 #include "kernels/cuda/repacked.hpp"
@@ -22,15 +23,8 @@ namespace {
 
 using namespace repacked;
 
-constexpr int kThreads = 128;
+constexpr int kThreads = 64;  // 2 warps: with K = 4096, two groups per thread, both loaded up front
 constexpr int kWarps = kThreads / 32;
-
-// Where element e of a token's activation lies in the permuted layout: chunks of 32 groups (1024 elements);
-// inside a chunk, float4 j (0..7) of group l (0..31) at float (j * 32 + l) * 4.
-__host__ __device__ inline int64_t activation_offset(int64_t e) {
-    const int64_t g = e / kGroupElems, i = e % kGroupElems;
-    return (g / 32) * 1024 + ((i / 4) * 32 + g % 32) * 4 + i % 4;
-}
 
 template <class L, int NT, int R>
 __device__ __forceinline__ void accumulate_group(const typename L::G (&grp)[R], int g,
@@ -72,12 +66,33 @@ __device__ __forceinline__ void accumulate_group(const typename L::G (&grp)[R], 
     }
 }
 
+// Up to three matrices of one type and width reading the same activation (wq/wk/wv, gate/up) in one launch:
+// blocks [first_block of part i, first_block of part i+1) work on part i.
+struct MatvecPart {
+    const uint8_t* w;
+    int64_t row_bytes;
+    float* out;
+    int64_t out_stride;
+    int n_rows;
+    int first_block;
+};
+struct MatvecParts {
+    MatvecPart p[3];
+    int n;
+};
+
 template <class L, int NT, int R>
 __global__ void __launch_bounds__(kThreads)
-    matvec_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int n_rows, int n_groups, int n_records,
-                  const float* __restrict__ x, int64_t x_stride, int n_tok, float* __restrict__ out,
-                  int64_t out_stride) {
-    const int row0 = blockIdx.x * R;
+    matvec_kernel(const MatvecParts parts, int n_groups, int n_records, const float* __restrict__ x,
+                  int64_t x_stride, int n_tok) {
+    // Constant indices only: a run-time index would copy the parameters to local memory.
+    MatvecPart me = parts.p[0];
+    if (parts.n > 1 && int(blockIdx.x) >= parts.p[1].first_block) me = parts.p[1];
+    if (parts.n > 2 && int(blockIdx.x) >= parts.p[2].first_block) me = parts.p[2];
+    const uint8_t* w = me.w;
+    const int64_t row_bytes = me.row_bytes;
+    const int n_rows = me.n_rows;
+    const int row0 = (int(blockIdx.x) - me.first_block) * R;
     const uint8_t* rows[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) rows[r] = w + static_cast<int64_t>(min(row0 + r, n_rows - 1)) * row_bytes;
@@ -116,7 +131,7 @@ __global__ void __launch_bounds__(kThreads)
         float s = 0.0f;
 #pragma unroll
         for (int i = 0; i < kWarps; ++i) s += partial[i][threadIdx.x];
-        if (row0 + r < n_rows && t < n_tok) out[t * out_stride + row0 + r] = s;
+        if (row0 + r < n_rows && t < n_tok) me.out[t * me.out_stride + row0 + r] = s;
     }
 }
 
@@ -131,15 +146,26 @@ __global__ void permute_kernel(const float* __restrict__ x, int64_t cols, int64_
 }
 
 template <class L, int NT>
-void launch(const DeviceMatrix& w, const float* x, int n_tok, float* out, int64_t out_stride,
-            cudaStream_t s) {
+void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, cudaStream_t s) {
     constexpr int R = NT <= 2 ? 4 : 2;
-    const int n_groups = static_cast<int>(w.cols / kGroupElems);
-    const int n_records = static_cast<int>(ceil_div<int64_t>(w.cols, kRecordElems));
-    const unsigned blocks = static_cast<unsigned>(ceil_div<int64_t>(w.rows, R));
-    matvec_kernel<L, NT, R><<<blocks, kThreads, 0, s>>>(
-        static_cast<const uint8_t*>(w.data), static_cast<int64_t>(w.row_bytes), static_cast<int>(w.rows),
-        n_groups, n_records, x, activation_floats(w.cols), n_tok, out, out_stride);
+    const DeviceMatrix& w0 = *outs[0].w;
+    MatvecParts parts{};
+    parts.n = n_outs;
+    int blocks = 0;
+    for (int i = 0; i < n_outs; ++i) {
+        const DeviceMatrix& w = *outs[i].w;
+        parts.p[i] = {static_cast<const uint8_t*>(w.data),
+                      int64_t(w.row_bytes),
+                      outs[i].out,
+                      outs[i].out_stride,
+                      int(w.rows),
+                      blocks};
+        blocks += int(ceil_div<int64_t>(w.rows, R));
+    }
+    const int n_groups = static_cast<int>(w0.cols / kGroupElems);
+    const int n_records = static_cast<int>(ceil_div<int64_t>(w0.cols, kRecordElems));
+    matvec_kernel<L, NT, R>
+        <<<blocks, kThreads, 0, s>>>(parts, n_groups, n_records, x, activation_floats(w0.cols), n_tok);
 }
 
 }  // namespace
@@ -156,26 +182,39 @@ void prepare_activation(const float* x_dev, int n_tokens, int64_t cols, float* o
     check_launch("prepare_activation");
 }
 
-void matvec(const DeviceMatrix& w, const float* x_dev, int n_tokens, float* out_dev, int64_t out_stride,
-            Stream stream) {
+void matvecs(const MatvecOut* outs, int n_outs, const float* x_prepared_dev, int n_tokens, Stream stream) {
     if (n_tokens < 1 || n_tokens > kMaxMatvecTokens)
         throw Error("internal error: matvec of " + std::to_string(n_tokens) + " tokens (1..16)");
     const cudaStream_t s = as_stream(stream);
-    const bool known = with_layout(w.type, [&](auto layout) {
-        using L = decltype(layout);
-        if (n_tokens == 1)
-            launch<L, 1>(w, x_dev, n_tokens, out_dev, out_stride, s);
-        else if (n_tokens == 2)
-            launch<L, 2>(w, x_dev, n_tokens, out_dev, out_stride, s);
-        else if (n_tokens <= 4)
-            launch<L, 4>(w, x_dev, n_tokens, out_dev, out_stride, s);
-        else if (n_tokens <= 8)
-            launch<L, 8>(w, x_dev, n_tokens, out_dev, out_stride, s);
-        else
-            launch<L, 16>(w, x_dev, n_tokens, out_dev, out_stride, s);
-    });
-    if (!known) throw Error(std::string("internal error: matvec on a type without device layout"));
-    check_launch("matvec");
+    // One launch per run of up to three consecutive outputs of the same type and width.
+    for (int i = 0; i < n_outs;) {
+        int n = 1;
+        while (i + n < n_outs && n < 3 && outs[i + n].w->type == outs[i].w->type &&
+               outs[i + n].w->cols == outs[i].w->cols)
+            ++n;
+        const bool known = with_layout(outs[i].w->type, [&](auto layout) {
+            using L = decltype(layout);
+            if (n_tokens == 1)
+                launch<L, 1>(outs + i, n, x_prepared_dev, n_tokens, s);
+            else if (n_tokens == 2)
+                launch<L, 2>(outs + i, n, x_prepared_dev, n_tokens, s);
+            else if (n_tokens <= 4)
+                launch<L, 4>(outs + i, n, x_prepared_dev, n_tokens, s);
+            else if (n_tokens <= 8)
+                launch<L, 8>(outs + i, n, x_prepared_dev, n_tokens, s);
+            else
+                launch<L, 16>(outs + i, n, x_prepared_dev, n_tokens, s);
+        });
+        if (!known) throw Error("internal error: matvec on a type without device layout");
+        check_launch("matvec");
+        i += n;
+    }
+}
+
+void matvec(const DeviceMatrix& w, const float* x_prepared_dev, int n_tokens, float* out_dev,
+            int64_t out_stride, Stream stream) {
+    const MatvecOut o{&w, out_dev, out_stride};
+    matvecs(&o, 1, x_prepared_dev, n_tokens, stream);
 }
 
 }  // namespace kinfer::cuda

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "kernels/cuda/activation_layout.cuh"
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/kernels.hpp"
 #include "kernels/cuda/repacked.hpp"
@@ -52,7 +53,8 @@ __device__ float block_sum(float v) {
 }
 
 __global__ void rmsnorm_kernel(float* __restrict__ x, const float* __restrict__ residual,
-                               const float* __restrict__ w, float eps, int n, float* out) {
+                               const float* __restrict__ w, float eps, int n, float* out, float* prepared,
+                               int64_t prepared_stride) {
     float* xr = x + static_cast<int64_t>(blockIdx.x) * n;
     float ss = 0.0f;
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
@@ -65,14 +67,22 @@ __global__ void rmsnorm_kernel(float* __restrict__ x, const float* __restrict__ 
     }
     const float scale = rsqrtf(block_sum(ss) / float(n) + eps);
     float* o = out + static_cast<int64_t>(blockIdx.x) * n;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = (xr[i] * scale) * w[i];
+    float* pr = prepared ? prepared + blockIdx.x * prepared_stride : nullptr;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const float v = (xr[i] * scale) * w[i];
+        o[i] = v;
+        if (pr) pr[activation_offset(i)] = v;
+    }
 }
 
-__global__ void swiglu_kernel(const float* gate, const float* __restrict__ up, int64_t n, float* out) {
+__global__ void swiglu_kernel(const float* gate, const float* __restrict__ up, int64_t n, int64_t cols,
+                              float* out, float* prepared, int64_t prepared_stride) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
          i += int64_t(gridDim.x) * blockDim.x) {
         const float g = gate[i];
-        out[i] = g / (1.0f + __expf(-g)) * up[i];
+        const float v = g / (1.0f + __expf(-g)) * up[i];
+        out[i] = v;
+        if (prepared) prepared[(i / cols) * prepared_stride + activation_offset(i % cols)] = v;
     }
 }
 
@@ -180,15 +190,19 @@ void embed(const DeviceMatrix& table, const int32_t* ids_dev, int n_tokens, floa
 }
 
 void rmsnorm(float* x_dev, const float* residual_dev, const float* w_dev, float eps, int n_rows, int n,
-             float* out_dev, Stream stream) {
+             float* out_dev, float* prepared_dev, Stream stream) {
     if (n_rows <= 0) return;
-    rmsnorm_kernel<<<n_rows, 256, 0, as_stream(stream)>>>(x_dev, residual_dev, w_dev, eps, n, out_dev);
+    rmsnorm_kernel<<<n_rows, 256, 0, as_stream(stream)>>>(x_dev, residual_dev, w_dev, eps, n, out_dev,
+                                                          prepared_dev, activation_floats(n));
     check_launch("rmsnorm");
 }
 
-void swiglu(const float* gate_dev, const float* up_dev, int64_t n, float* out_dev, Stream stream) {
+void swiglu(const float* gate_dev, const float* up_dev, int n_rows, int64_t cols, float* out_dev,
+            float* prepared_dev, Stream stream) {
+    const int64_t n = int64_t(n_rows) * cols;
     if (n <= 0) return;
-    swiglu_kernel<<<elementwise_blocks(n), 256, 0, as_stream(stream)>>>(gate_dev, up_dev, n, out_dev);
+    swiglu_kernel<<<elementwise_blocks(n), 256, 0, as_stream(stream)>>>(
+        gate_dev, up_dev, n, cols, out_dev, prepared_dev, activation_floats(cols));
     check_launch("swiglu");
 }
 
