@@ -117,6 +117,10 @@ void prepare_activation(const float* x_dev, int n_tokens, int64_t cols, float* o
 void matvec(const DeviceMatrix& w, const float* x_prepared_dev, int n_tokens, float* out_dev,
             int64_t out_stride, Stream stream);
 
+// The most blocks a matvec launch uses (a persistent grid: 8 per multiprocessor). Reads the device once;
+// call it before capturing a graph.
+int matvec_grid_limit();
+
 // Several products of one prepared activation (wq/wk/wv, gate/up): consecutive outputs of the same type and
 // width run in one launch.
 struct MatvecOut {
@@ -155,7 +159,8 @@ void embed(const DeviceMatrix& table, const int32_t* ids_dev, int n_tokens, floa
 void rmsnorm(float* x_dev, const float* residual_dev, const float* w_dev, float eps, int n_rows, int n,
              float* out_dev, float* prepared_dev, Stream stream);
 
-// out = silu(gate) * up over n_rows rows of `cols` (out may be gate); if prepared_dev, also in matvec's layout.
+// out = silu(gate) * up over n_rows rows of `cols` (out may be gate); if prepared_dev, also in matvec's
+// layout.
 void swiglu(const float* gate_dev, const float* up_dev, int n_rows, int64_t cols, float* out_dev,
             float* prepared_dev, Stream stream);
 

@@ -31,6 +31,16 @@ if [[ "${SKIP_SANITIZER:-0}" != 1 ]]; then
   [[ $mc != 0 ]] && grep -E "Invalid|at 0x|by thread" "$OUT/memcheck.log" | head -12
 fi
 ./build-cuda/bin/kinfer_cuda_bench ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
+if [[ -n "${PROFILE:-}" ]]; then
+  echo "--- one-tile-per-block matvec (KINFER_CUDA_MATVEC=simple):"
+  KINFER_CUDA_MATVEC=simple ./build-cuda/bin/kinfer_cuda_bench --quick 2>&1 | grep -E "^q|^f|^b" | head -14
+  timeout 120 ncu --clock-control none -k regex:matvec --launch-skip 30 --launch-count 1 --section SpeedOfLight \
+    --section WarpStateStats --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis \
+    ./build-cuda/bin/kinfer_cuda_bench --matvec-only > "$OUT/ncu.txt" 2>&1
+  grep -E "Duration|Memory Throughput|DRAM Throughput|Compute \(SM\)|Achieved Occupancy|Registers Per|Stall|Warp Cycles|Issued Ipc|Eligible" "$OUT/ncu.txt" | head -30
+  obj=$(find build-cuda -name 'matvec.cu.o' | head -1)
+  cuobjdump -sass "$obj" > "$OUT/matvec_sass.txt" 2>&1 || true
+fi
 # End to end: a synthetic Mistral-7B file, generation timed by `infer run` (prompt ~500 tokens, 128 new).
 if [[ -n "${E2E_TYPES:-}" ]]; then
   B=./build-cuda/bin/infer
