@@ -216,7 +216,6 @@ class CudaBackend final : public Backend {
         const cuda::DeviceInfo info = cuda::query_devices();
         if (info.count == 0) throw Error("--device cuda: " + info.reason);
         device_name_ = info.name;
-        cuda::matvec_grid_limit();  // device queries happen here, not inside a graph capture
         upload(progress);
     }
 

@@ -117,10 +117,6 @@ void prepare_activation(const float* x_dev, int n_tokens, int64_t cols, float* o
 void matvec(const DeviceMatrix& w, const float* x_prepared_dev, int n_tokens, float* out_dev,
             int64_t out_stride, Stream stream);
 
-// The most blocks a matvec launch uses (a persistent grid: 8 per multiprocessor). Reads the device once;
-// call it before capturing a graph.
-int matvec_grid_limit();
-
 // Several products of one prepared activation (wq/wk/wv, gate/up): consecutive outputs of the same type and
 // width run in one launch.
 struct MatvecOut {

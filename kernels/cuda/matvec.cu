@@ -12,8 +12,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <string>
 
 #include "kernels/cuda/activation_layout.cuh"
 #include "kernels/cuda/cuda_check.cuh"
@@ -147,103 +145,6 @@ __global__ void permute_kernel(const float* __restrict__ x, int64_t cols, int64_
     }
 }
 
-// The same work with a persistent grid: each block walks tiles (R rows) with a stride of the grid, and each
-// thread loads its next group (of this tile or the next) before computing the current one, so memory and
-// arithmetic overlap within every warp instead of a whole wave of blocks loading, then all computing.
-template <int R>
-__device__ __forceinline__ void select_tile(const MatvecParts& parts, int tile, MatvecPart& me, int& row0) {
-    me = parts.p[0];
-    if (parts.n > 1 && tile >= parts.p[1].first_block) me = parts.p[1];
-    if (parts.n > 2 && tile >= parts.p[2].first_block) me = parts.p[2];
-    row0 = (tile - me.first_block) * R;
-}
-
-template <class L, int R>
-__device__ __forceinline__ void load_tile_group(const MatvecPart& me, int row0, int n_records, int g,
-                                                typename L::G (&grp)[R]) {
-#pragma unroll
-    for (int r = 0; r < R; ++r)
-        L::load(me.w + static_cast<int64_t>(min(row0 + r, me.n_rows - 1)) * me.row_bytes, n_records, g,
-                grp[r]);
-}
-
-template <class L, int NT, int R>
-__global__ void __launch_bounds__(kThreads)
-    matvec_persistent_kernel(const MatvecParts parts, int n_tiles, int n_groups, int n_records,
-                             const float* __restrict__ x, int64_t x_stride, int n_tok) {
-    __shared__ float partial[kWarps][R * NT];
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    const int items = (n_groups + kThreads - 1) / kThreads;  // per thread and tile, the same for all threads
-    int tile = blockIdx.x, k = 0;
-    MatvecPart me;
-    int row0;
-    select_tile<R>(parts, tile, me, row0);
-    typename L::G cur[R];
-    if (int(threadIdx.x) < n_groups) load_tile_group<L, R>(me, row0, n_records, threadIdx.x, cur);
-    float acc[R][NT];
-#pragma unroll
-    for (int r = 0; r < R; ++r)
-#pragma unroll
-        for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
-    while (true) {
-        int ntile = tile, nk = k + 1;
-        if (nk == items) nk = 0, ntile += gridDim.x;
-        MatvecPart nme = me;
-        int nrow0 = row0;
-        if (ntile != tile && ntile < n_tiles) select_tile<R>(parts, ntile, nme, nrow0);
-        typename L::G nxt[R];
-        const int ng = threadIdx.x + nk * kThreads;
-        if (ntile < n_tiles && ng < n_groups) load_tile_group<L, R>(nme, nrow0, n_records, ng, nxt);
-        const int g = threadIdx.x + k * kThreads;
-        if (g < n_groups) accumulate_group<L, NT, R>(cur, g, x, x_stride, n_tok, acc);
-        if (nk == 0) {  // the tile is done: reduce over the block and write its rows
-#pragma unroll
-            for (int r = 0; r < R; ++r)
-#pragma unroll
-                for (int t = 0; t < NT; ++t) {
-                    const float sum = warp_sum(acc[r][t]);
-                    if (lane == 0) partial[warp][r * NT + t] = sum;
-                    acc[r][t] = 0.0f;
-                }
-            __syncthreads();
-            if (threadIdx.x < R * NT) {
-                const int r = threadIdx.x / NT, t = threadIdx.x % NT;
-                float sum = 0.0f;
-#pragma unroll
-                for (int i = 0; i < kWarps; ++i) sum += partial[i][threadIdx.x];
-                if (row0 + r < me.n_rows && t < n_tok) me.out[t * me.out_stride + row0 + r] = sum;
-            }
-            __syncthreads();
-            if (ntile >= n_tiles) break;
-            me = nme;
-            row0 = nrow0;
-        }
-#pragma unroll
-        for (int r = 0; r < R; ++r) cur[r] = nxt[r];
-        tile = ntile;
-        k = nk;
-    }
-}
-
-int resident_blocks() {
-    static const int n = [] {
-        int dev = 0, sms = 0;
-        cudaGetDevice(&dev);
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-        return (sms > 0 ? sms : 100) * 8;
-    }();
-    return n;
-}
-
-// KINFER_CUDA_MATVEC=simple selects the one-tile-per-block kernel (for comparisons).
-bool use_simple() {
-    static const bool simple = [] {
-        const char* v = std::getenv("KINFER_CUDA_MATVEC");
-        return v && std::string(v) == "simple";
-    }();
-    return simple;
-}
-
 template <class L, int NT>
 void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, cudaStream_t s) {
     constexpr int R = NT <= 2 ? 4 : 2;
@@ -263,21 +164,11 @@ void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, cudaSt
     }
     const int n_groups = static_cast<int>(w0.cols / kGroupElems);
     const int n_records = static_cast<int>(ceil_div<int64_t>(w0.cols, kRecordElems));
-    if (use_simple()) {
-        matvec_kernel<L, NT, R>
-            <<<blocks, kThreads, 0, s>>>(parts, n_groups, n_records, x, activation_floats(w0.cols), n_tok);
-        return;
-    }
-    const int grid = std::min(blocks, resident_blocks());
-    matvec_persistent_kernel<L, NT, R>
-        <<<grid, kThreads, 0, s>>>(parts, blocks, n_groups, n_records, x, activation_floats(w0.cols), n_tok);
+    matvec_kernel<L, NT, R>
+        <<<blocks, kThreads, 0, s>>>(parts, n_groups, n_records, x, activation_floats(w0.cols), n_tok);
 }
 
 }  // namespace
-
-int matvec_grid_limit() {
-    return resident_blocks();
-}
 
 int64_t activation_floats(int64_t cols) {
     return ceil_div<int64_t>(cols, 1024) * 1024;

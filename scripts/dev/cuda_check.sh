@@ -32,8 +32,6 @@ if [[ "${SKIP_SANITIZER:-0}" != 1 ]]; then
 fi
 ./build-cuda/bin/kinfer_cuda_bench ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
 if [[ -n "${PROFILE:-}" ]]; then
-  echo "--- one-tile-per-block matvec (KINFER_CUDA_MATVEC=simple):"
-  KINFER_CUDA_MATVEC=simple ./build-cuda/bin/kinfer_cuda_bench --quick 2>&1 | grep -E "^q|^f|^b" | head -14
   timeout 120 ncu --clock-control none -k regex:matvec --launch-skip 30 --launch-count 1 --section SpeedOfLight \
     --section WarpStateStats --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis \
     ./build-cuda/bin/kinfer_cuda_bench --matvec-only > "$OUT/ncu.txt" 2>&1
