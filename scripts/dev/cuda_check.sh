@@ -2,8 +2,10 @@
 # One device call: build with CUDA on the device's cores, run the GPU tests, compute-sanitizer (memcheck and
 # racecheck) on them, and the kernel benchmark; a short table comes last. Run from the repository root (or a
 # copy of it) on the GPU machine:  scripts/dev/cuda_check.sh [deps-dir]
-# deps-dir (optional): headers/CMake files the device image lacks (doctest, xsimd), laid out as
-# include/ and lib/cmake/ (see the lead-in of the device call in NOTES).
+# deps-dir (optional): what the device image lacks, copied from a Debian machine with the project's packages:
+#   mkdir -p D/include D/lib/cmake && cp -r /usr/include/{doctest,xsimd} D/include && cp -r /usr/lib/cmake/doctest D/lib/cmake
+# Environment: BENCH_ARGS (e.g. --quick), SKIP_SANITIZER=1, PROFILE=1 (ncu on one matvec, SASS to $OUT),
+# E2E_TYPES="Q4_K_M Q8_0" (synthesize Mistral-7B files and time `infer run --device cuda`).
 set -uo pipefail
 DEPS=${1:-}
 OUT=${OUT:-/tmp/cuda_check_out}
