@@ -30,6 +30,9 @@
 
 #if defined(__CUDACC__)
 #include <cuda_fp16.h>
+#define KINFER_UNROLL _Pragma("unroll")
+#else
+#define KINFER_UNROLL  // host compilers unroll on their own; g++ warns about the CUDA pragma
 #endif
 
 namespace kinfer::cuda::repacked {
@@ -137,7 +140,7 @@ KINFER_HOST_DEVICE inline float code_plus_32768(uint32_t word) {
 
 // v[4k + m] = base + code of byte m of codes[k].
 KINFER_HOST_DEVICE inline void codes_to_v128(const uint32_t codes[4], float v[16]) {
-#pragma unroll
+    KINFER_UNROLL
     for (int k = 0; k < 4; ++k) {
         v[4 * k + 0] = code_plus_128<0>(codes[k]);
         v[4 * k + 1] = code_plus_128<1>(codes[k]);
@@ -147,7 +150,7 @@ KINFER_HOST_DEVICE inline void codes_to_v128(const uint32_t codes[4], float v[16
 }
 
 KINFER_HOST_DEVICE inline void codes_to_v32768(const uint32_t codes[4], float v[16]) {
-#pragma unroll
+    KINFER_UNROLL
     for (int k = 0; k < 4; ++k) {
         v[4 * k + 0] = code_plus_32768<0>(codes[k]);
         v[4 * k + 1] = code_plus_32768<1>(codes[k]);
