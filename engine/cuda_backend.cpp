@@ -214,7 +214,7 @@ class CudaBackend final : public Backend {
   public:
     CudaBackend(const Model& model, const LoadProgress& progress) : model_(model) {
         const cuda::DeviceInfo info = cuda::query_devices();
-        if (info.count == 0) throw Error("--device cuda: " + info.reason);
+        if (info.count == 0) throw Error("--device cuda: " + info.reason + "; use --device cpu");
         device_name_ = info.name;
         upload(progress);
     }
