@@ -48,8 +48,8 @@ class Terminal:
 
 
 class Pane:
-    def __init__(self, terminal, name, command):
-        self.t, self.name = terminal, name
+    def __init__(self, terminal, name, command, status_file):
+        self.t, self.name, self.status_file = terminal, name, status_file
         terminal.tmux("new-session", "-d", "-s", name, "-x", "120", "-y", "40", command)
         terminal.tmux("set-option", "-t", name, "remain-on-exit", "on")
 
@@ -98,10 +98,13 @@ class Pane:
         self.t.tmux("send-keys", "-t", self.name, *names)
 
     def exit_status(self):
-        def dead():
-            return self.t.tmux("display", "-p", "-t", self.name, "#{pane_dead}#{pane_dead_status}").strip()
-        self.wait(lambda: len(dead()) > 1, "the program to end")
-        status = int(dead()[1:])
+        def written():
+            if not os.path.exists(self.status_file):
+                return ""
+            with open(self.status_file) as f:
+                return f.read().strip()
+        self.wait(lambda: written() != "", "the program to end")
+        status = int(written())
         if status != 0:
             print(self.screen())
         return status
@@ -111,18 +114,23 @@ class Pane:
 SANITIZER_ENV = {k: v for k, v in os.environ.items() if k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")}
 
 
-def chat_command(infer, model, folder, out, env, flags):
+def start_chat(term, name, infer, model, folder, env, flags):
+    """A pane running `infer chat FLAGS` with stdout to a file; returns the pane and that file. The shell
+    around it ignores Ctrl-C (it is for infer) and writes infer's exit status to a file: tmux itself is
+    sometimes slow to notice that a pane's program ended."""
+    out, status = os.path.join(folder, name + ".out"), os.path.join(folder, name + ".status")
     sanitizers = " ".join("%s=%s" % (k, shlex.quote(v)) for k, v in SANITIZER_ENV.items())
-    return "exec env -i PATH=/usr/bin:/bin HOME=%s OMP_NUM_THREADS=1 TERM=screen %s %s %s chat -m %s %s > %s" % (
-        shlex.quote(folder), sanitizers, env, shlex.quote(infer), shlex.quote(model), flags, shlex.quote(out))
+    command = "trap '' INT; env -i PATH=/usr/bin:/bin HOME=%s OMP_NUM_THREADS=1 TERM=screen %s %s %s chat -m %s %s" \
+              " > %s; echo $? > %s" % (shlex.quote(folder), sanitizers, env, shlex.quote(infer), shlex.quote(model),
+                                      flags, shlex.quote(out), shlex.quote(status))
+    return Pane(term, name, command, status), out
 
 
 def editing_session(term, infer, model, folder):
     """Typing, editing, history, paste, continuation, a bad byte, Ctrl-C at the prompt, Ctrl-D; in the C
     locale, where libedit alone would drop every non-ASCII character."""
-    out = os.path.join(folder, "replies.txt")
     flags = "--temp 0 -n 6 --seed 1 --verbose"
-    pane = Pane(term, "edit", chat_command(infer, model, folder, out, "LANG=C LC_ALL=C", flags))
+    pane, out = start_chat(term, "edit", infer, model, folder, "LANG=C LC_ALL=C", flags)
     pane.wait_prompt(0)
 
     pane.type("你好，请扮演诗人")
@@ -224,10 +232,9 @@ def editing_session(term, infer, model, folder):
 
 def interrupt_session(term, infer, model, folder):
     """Ctrl-C during a reply stops it and the chat goes on; in a UTF-8 locale."""
-    out = os.path.join(folder, "endless.txt")
     # No token limit and a context that shifts: only Ctrl-C ends these replies.
     flags = "--temp 0 -n -1 --ctx 64 --context-shift --verbose"
-    pane = Pane(term, "stop", chat_command(infer, model, folder, out, "LANG=C.UTF-8", flags))
+    pane, out = start_chat(term, "stop", infer, model, folder, "LANG=C.UTF-8", flags)
     pane.wait_prompt(0)
     for n, text in enumerate(["写一首诗 🍂", "再来一首"], start=1):
         pane.type(text)

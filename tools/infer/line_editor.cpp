@@ -172,6 +172,9 @@ LineEditor::Line LineEditor::read(const std::string& prompt) {
     self.prompt = prompt;
     self.bad_byte = -1;
     if (self.paste_mode) std::fputs("\x1b[?2004h", stderr);  // only while we read: a reply is no paste target
+    // Raw mode before the prompt shows (el_gets would set it only at its first read): keys typed as soon as
+    // the prompt appears must not meet the terminal's own line editing, where Ctrl-D would be lost.
+    el_set(self.el, EL_PREP_TERM, 1);
     int count = 0;
     const char* line = el_gets(self.el, &count);
     if (self.paste_mode) std::fputs("\x1b[?2004l", stderr);
