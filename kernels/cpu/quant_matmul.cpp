@@ -2,7 +2,6 @@
 // every type has: dequantize a row with the scalar reference, dot it with each token's float activation.
 #include "kernels/cpu/quant_matmul.hpp"
 
-#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "kernels/cpu/decode_table.hpp"
+#include "kernels/cpu/prefill_table.hpp"
 #include "kernels/cpu/simple_ops.hpp"
 #include "kernels/reference/type_kernels.hpp"
 #include "kinfer/error.hpp"
@@ -115,34 +115,38 @@ const QuantKernels* portable(GgmlType type) {
     return nullptr;
 }
 
-constexpr GgmlType kAllTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0,
+// Every type's kernels at every level, assembled once: the portable path, then each level's own paths where
+// it has them (a level without one keeps the best lower level's).
+struct KernelTables {
+    std::vector<QuantKernels> level[3];
+
+    KernelTables() {
+        const GgmlType types[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0,
                                   GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
                                   GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,
                                   GgmlType::Q6_K, GgmlType::Q8_K};
-
-// The kernels of every type at one level: the portable ones, with each path a SIMD table has replaced.
-const QuantKernels* at_level(GgmlType type, Isa isa) {
-    static const std::array<std::vector<QuantKernels>, 3> levels = [] {
-        std::array<std::vector<QuantKernels>, 3> out;
-        for (int level = 0; level < 3; ++level)
-            for (const GgmlType t : kAllTypes)
-                if (const QuantKernels* p = portable(t)) {
-                    QuantKernels k = *p;
-                    k.isa = Isa(level);
-                    if (const MatmulPath* d = decode_path(t, Isa(level))) k.decode = *d;
-                    out[size_t(level)].push_back(k);
+        for (GgmlType t : types) {
+            QuantKernels k = *portable(t);
+            for (Isa isa : {Isa::Portable, Isa::Avx2, Isa::Avx512}) {
+                k.isa = isa;
+                if (const MatmulPath* p = decode_path(t, isa)) k.decode = *p;
+                if (const MatmulPath* p = prefill_path(t, isa)) {
+                    k.prefill = *p;
+                    k.prefill_min_tokens = kPrefillMinTokens;
                 }
-        return out;
-    }();
-    for (const QuantKernels& k : levels[size_t(isa)])
-        if (k.type == type) return &k;
-    return nullptr;
-}
+                level[int(isa)].push_back(k);
+            }
+        }
+    }
+};
 
 }  // namespace
 
 const QuantKernels& quant_kernels(GgmlType type, Isa isa) {
-    if (const QuantKernels* k = at_level(type, isa)) return *k;
+    static const KernelTables tables;
+    if (isa > detected_isa()) isa = detected_isa();  // never hand out instructions this CPU lacks
+    for (const QuantKernels& k : tables.level[int(isa)])
+        if (k.type == type) return k;
     throw UsageError(std::string("no CPU kernel for tensor type ") + type_name(type));
 }
 
