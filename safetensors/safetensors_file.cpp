@@ -225,7 +225,11 @@ void SafetensorsFile::parse() {
     if (!duplicate.empty()) fail("tensor '" + duplicate + "' appears twice in the header");
     if (!header.is_object()) fail("header is " + std::string(header.type_name()) + ", not a JSON object");
 
-    for (const auto& [name, entry] : header.items()) {
+    for (const auto& item : header.items()) {
+        // named copies, not structured bindings: lambdas below capture them (clang 14 cannot capture
+        // bindings)
+        const std::string& name = item.key();
+        const json& entry = item.value();
         if (name == "__metadata__") {
             if (!entry.is_object()) fail("__metadata__ is not an object of strings");
             for (const auto& [k, v] : entry.items()) {
