@@ -81,6 +81,15 @@ int cmd_perplexity(int argc, char** argv) {
     }
     if (kld && base_path.empty()) throw UsageError("--kl-divergence needs --kl-divergence-base FILE");
     if (!kld && text_path.empty()) throw UsageError("needs -f TEXT (see --help)");
+    // With --kl-divergence the chunks are the base run's: its context size decides.
+    std::unique_ptr<quality::BaseLogitsReader> base;
+    if (kld) {
+        base = std::make_unique<quality::BaseLogitsReader>(base_path);
+        if (mf.ctx_given && mf.options.n_ctx != base->plan().n_ctx && !mf.quiet)
+            log_line("note: --ctx is ignored; " + base_path + " was made with chunks of " +
+                     std::to_string(base->plan().n_ctx) + " tokens");
+        mf.options.n_ctx = base->plan().n_ctx;
+    }
     const int n_ctx = mf.options.n_ctx;
     finish_flags(mf, nullptr);
     const Model model = load_model(mf);
@@ -90,10 +99,8 @@ int cmd_perplexity(int argc, char** argv) {
     const int32_t bos = empty.empty() ? -1 : empty.front();
 
     // Either the chunks of the text, or those of the base run.
-    std::unique_ptr<quality::BaseLogitsReader> base;
     quality::ChunkPlan plan;
     if (kld) {
-        base = std::make_unique<quality::BaseLogitsReader>(base_path);
         if (base->n_vocab() != n_vocab)
             throw FormatError(base_path + ": saved with a vocabulary of " + std::to_string(base->n_vocab()) +
                               " tokens, but " + mf.path + " has " + std::to_string(n_vocab));
@@ -106,7 +113,7 @@ int cmd_perplexity(int argc, char** argv) {
     if (plan.n_ctx > model.n_ctx())
         throw UsageError("chunks of " + std::to_string(plan.n_ctx) +
                          " tokens do not fit in the model's context of " + std::to_string(model.n_ctx()) +
-                         " (use a smaller --ctx)");
+                         " (the model was trained with " + std::to_string(model.n_ctx_train()) + ")");
     std::unique_ptr<quality::BaseLogitsWriter> writer;
     if (!kld && !base_path.empty())
         writer = std::make_unique<quality::BaseLogitsWriter>(base_path, plan, n_vocab);
