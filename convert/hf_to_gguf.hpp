@@ -5,13 +5,13 @@
 // (model.layers.N.self_attn.q_proj.weight -> blk.N.attn_q.weight, ...). The Q and K projections' rows are
 // permuted from transformers' rotate-half RoPE layout to the interleaved pairs GGUF's llama RoPE expects.
 // Weights are read from the mapped safetensors row by row and written as the file type asks (F32, F16, BF16,
-// or a quantized mix chosen by engine/quant_recipe.hpp), so memory stays small whatever the model's size.
+// or a quantized mix chosen by filetools/quant_recipe.hpp), so memory stays small whatever the model's size.
 #include <string>
 #include <vector>
 
 #include "convert/hf_config.hpp"
-#include "engine/quant_recipe.hpp"
-#include "engine/row_stream.hpp"
+#include "filetools/quant_recipe.hpp"
+#include "filetools/row_stream.hpp"
 
 namespace kinfer::convert {
 

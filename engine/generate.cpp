@@ -42,7 +42,7 @@ GenerateResult generate(Session& session, const tokenizer::Tokenizer& tok, std::
     session.truncate(reuse);
     session.forward(prompt.subspan(size_t(reuse)));
     result.prompt_tokens = n_prompt;
-    result.prompt_reused = reuse;
+    result.prompt_cached = int(reuse);
     result.prompt_seconds = seconds_since(t_prompt);
 
     // Positions a context shift keeps: the BOS token, plus n_keep (or the whole prompt).

@@ -13,43 +13,16 @@
 
 #include "engine/sampler.hpp"
 #include "engine/session.hpp"
+#include "kinfer/options.hpp"
 #include "tokenizer/tokenizer.hpp"
 
 namespace kinfer::engine {
 
-struct GenerateOptions {
-    int64_t max_tokens = 256;  // tokens to generate at most; < 0: no limit (until EOS or a full context)
-    SamplerOptions sampling;
-    std::vector<std::string> stop;  // stop strings: generation ends before the first one to appear
-    bool context_shift = false;     // on a full context: drop the oldest half (after n_keep) and go on
-    int64_t n_keep = 0;             // positions kept by a context shift, after the BOS token (if any);
-                                    // < 0: the whole prompt
-    const std::atomic<bool>* interrupt = nullptr;  // checked before each token; true: stop (Ctrl-C)
-};
-
-enum class StopReason {
-    EndOfGeneration,  // the model produced EOS (or another end-of-generation token)
-    MaxTokens,        // max_tokens were generated
-    StopString,       // a stop string appeared (it is not part of the text)
-    ContextFull,      // the context is full and context shifting is off
-    Interrupted,      // *interrupt became true
-    Callback,         // the text callback returned false
-};
-
-struct GenerateResult {
-    std::string text;  // everything passed to the callback, in one string
-    StopReason stop_reason = StopReason::EndOfGeneration;
-    std::string message;           // why it stopped, for ContextFull (a sentence for the user), else ""
-    int64_t prompt_tokens = 0;     // tokens in the prompt
-    int64_t prompt_reused = 0;     // of those, found in the cache (not evaluated again)
-    int64_t generated_tokens = 0;  // tokens sampled (the end-of-generation token not counted)
-    int64_t context_shifts = 0;
-    double prompt_seconds = 0.0;    // evaluating the prompt
-    double generate_seconds = 0.0;  // sampling and evaluating the generated tokens
-};
-
-// Receives text as it becomes final; return false to stop generating.
-using TextCallback = std::function<bool(std::string_view)>;
+// One definition each, shared with the public API (include/kinfer/options.hpp).
+using kinfer::GenerateOptions;
+using kinfer::GenerateResult;
+using kinfer::StopReason;
+using kinfer::TextCallback;
 
 // Runs `prompt` (non-empty) in `session`, then generates. Throws UsageError when the prompt does not fit
 // in the context (with a message saying so), or for invalid options.

@@ -8,19 +8,11 @@
 #include <span>
 #include <vector>
 
+#include "kinfer/options.hpp"
+
 namespace kinfer::engine {
 
-struct SamplerOptions {
-    float temperature = 0.8f;        // <= 0: greedy
-    int32_t top_k = 40;              // keep the k most likely tokens; <= 0: off
-    float top_p = 0.95f;             // keep the smallest set whose probability reaches p; >= 1: off
-    float min_p = 0.05f;             // drop tokens less likely than min_p * the top probability; <= 0: off
-    float repeat_penalty = 1.0f;     // divide positive (multiply negative) logits of recent tokens; 1: off
-    float frequency_penalty = 0.0f;  // subtract count * this from recent tokens' logits
-    float presence_penalty = 0.0f;   // subtract this once from every recent token's logit
-    int32_t penalty_last_n = 64;     // the window of recent tokens the penalties look at; 0: off, -1: all
-    uint64_t seed = 0;               // PRNG seed
-};
+using kinfer::SamplerOptions;  // include/kinfer/options.hpp: one definition for the API and the engine
 
 // A candidate token during sampling.
 struct TokenCandidate {

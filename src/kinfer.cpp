@@ -1,6 +1,6 @@
-// The public API (include/kinfer/kinfer.hpp) on top of engine/ and tokenizer/. Thin: conversions between
-// the public option structs and the engine's, the prompt-tokenization rules (exactly one BOS), and
-// ownership (a Session keeps its Model alive).
+// The public API (include/kinfer/kinfer.hpp) on top of engine/ and tokenizer/. Thin: the engine uses the
+// public option types (include/kinfer/options.hpp) itself; what is here is the prompt-tokenization rules
+// (exactly one BOS), UTF-8 checks of user text, and ownership (a Session keeps its Model alive).
 #include "kinfer/kinfer.hpp"
 
 #include <algorithm>
@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 
+#include "engine/batch_decoder.hpp"
 #include "engine/generate.hpp"
 #include "engine/model.hpp"
 #include "engine/sampler.hpp"
@@ -19,43 +20,11 @@
 namespace kinfer {
 namespace {
 
-engine::SamplerOptions to_engine(const SamplerOptions& o) {
-    engine::SamplerOptions e;
-    e.temperature = o.temperature;
-    e.top_k = o.top_k;
-    e.top_p = o.top_p;
-    e.min_p = o.min_p;
-    e.repeat_penalty = o.repeat_penalty;
-    e.frequency_penalty = o.frequency_penalty;
-    e.presence_penalty = o.presence_penalty;
-    e.penalty_last_n = o.penalty_last_n;
-    e.seed = o.seed;
-    return e;
-}
-
 bool same(const SamplerOptions& a, const SamplerOptions& b) {
     return a.temperature == b.temperature && a.top_k == b.top_k && a.top_p == b.top_p && a.min_p == b.min_p &&
            a.repeat_penalty == b.repeat_penalty && a.frequency_penalty == b.frequency_penalty &&
            a.presence_penalty == b.presence_penalty && a.penalty_last_n == b.penalty_last_n &&
            a.seed == b.seed;
-}
-
-StopReason to_public(engine::StopReason r) {
-    switch (r) {
-        case engine::StopReason::EndOfGeneration:
-            return StopReason::EndOfGeneration;
-        case engine::StopReason::MaxTokens:
-            return StopReason::MaxTokens;
-        case engine::StopReason::StopString:
-            return StopReason::StopString;
-        case engine::StopReason::ContextFull:
-            return StopReason::ContextFull;
-        case engine::StopReason::Interrupted:
-            return StopReason::Interrupted;
-        case engine::StopReason::Callback:
-            return StopReason::Callback;
-    }
-    return StopReason::EndOfGeneration;
 }
 
 void check_utf8(std::string_view text, const char* what) {
@@ -157,6 +126,9 @@ Model Model::load(const std::string& path, const ModelOptions& options) {
     engine::LoadOptions lo;
     lo.device = options.device == Device::Cuda ? engine::Device::Cuda : engine::Device::Cpu;
     lo.n_threads = options.threads;
+    lo.memory_limit = options.memory_limit;
+    if (options.progress)
+        lo.progress = [&options](const char* stage, double fraction) { options.progress(stage, fraction); };
     impl->model = engine::Model::load(path, lo);
     const auto& file = impl->model->file();
     const auto& config = impl->model->config();
@@ -233,6 +205,10 @@ int32_t Model::eos_id() const {
 bool Model::is_end_of_generation(int32_t id) const {
     return impl_->tok && impl_->tok->is_eog(id);
 }
+std::string Model::backend() const {
+    return impl_->model->backend().describe();
+}
+
 const ModelOptions& Model::options() const {
     return impl_->options;
 }
@@ -269,25 +245,8 @@ struct Session::Impl {
 
     GenerateResult generate(std::span<const int32_t> prompt, const GenerateOptions& o,
                             const TextCallback& cb) {
-        engine::GenerateOptions e;
-        e.max_tokens = o.max_tokens;
-        e.sampling = to_engine(o.sampling);
-        e.stop = o.stop;
-        e.context_shift = o.context_shift;
-        e.n_keep = o.n_keep;
-        e.interrupt = o.interrupt;
-        for (const auto& s : e.stop) check_utf8(s, "stop string");
-        const engine::GenerateResult r = engine::generate(session, model.impl_->tokenizer(), prompt, e, cb);
-        GenerateResult out;
-        out.text = r.text;
-        out.stop_reason = to_public(r.stop_reason);
-        out.message = r.message;
-        out.prompt_tokens = static_cast<int>(r.prompt_tokens);
-        out.prompt_cached = static_cast<int>(r.prompt_reused);
-        out.generated_tokens = static_cast<int>(r.generated_tokens);
-        out.prompt_seconds = r.prompt_seconds;
-        out.generate_seconds = r.generate_seconds;
-        return out;
+        for (const auto& s : o.stop) check_utf8(s, "stop string");
+        return engine::generate(session, model.impl_->tokenizer(), prompt, o, cb);
     }
 };
 
@@ -312,7 +271,7 @@ int32_t Session::sample(const SamplerOptions& options) {
     const auto logits = impl_->session.logits();
     if (logits.empty()) throw UsageError("sample: no logits yet (feed tokens first)");
     if (!impl_->sampler || !same(options, impl_->sampler_options)) {
-        impl_->sampler.emplace(to_engine(options), impl_->session.n_vocab());
+        impl_->sampler.emplace(options, impl_->session.n_vocab());
         impl_->sampler_options = options;
     }
     return impl_->sampler->sample(logits, impl_->session.tokens());
@@ -366,6 +325,34 @@ void Session::reset() {
 }
 const Model& Session::model() const {
     return impl_->model;
+}
+
+// ---- BatchDecoder --------------------------------------------------------------------------------------
+
+struct BatchDecoder::Impl {
+    Model model;  // keeps the model alive
+    engine::BatchDecoder decoder;
+    std::vector<engine::SequenceInput> inputs;
+
+    Impl(const Model& m, int max_tokens) : model(m), decoder(m.impl_->model, max_tokens) {}
+};
+
+BatchDecoder::BatchDecoder(const Model& model, int max_tokens) {
+    if (max_tokens < 1) throw UsageError("batch size must be >= 1, got " + std::to_string(max_tokens));
+    impl_ = std::make_unique<Impl>(model, max_tokens);
+}
+BatchDecoder::~BatchDecoder() = default;
+BatchDecoder::BatchDecoder(BatchDecoder&&) noexcept = default;
+BatchDecoder& BatchDecoder::operator=(BatchDecoder&&) noexcept = default;
+
+void BatchDecoder::decode(std::span<const BatchInput> inputs) {
+    impl_->inputs.clear();
+    for (size_t i = 0; i < inputs.size(); ++i) {
+        Session* s = inputs[i].session;
+        if (!s || !s->impl_) throw UsageError("batch: input " + std::to_string(i) + " has no session");
+        impl_->inputs.push_back({&s->impl_->session, inputs[i].tokens});
+    }
+    impl_->decoder.decode(impl_->inputs);
 }
 
 }  // namespace kinfer

@@ -29,6 +29,7 @@
 
 #include "kinfer/error.hpp"
 #include "kinfer/export.hpp"
+#include "kinfer/options.hpp"
 
 namespace kinfer {
 
@@ -42,58 +43,10 @@ struct ModelOptions {
     KvType kv_type = KvType::F16;
     std::string chat_template;  // template family to use instead of the file's ("" = the file's)
     std::function<void(std::string_view)> log;  // receives warnings (one line each); null: silent
-};
-
-struct SamplerOptions {
-    float temperature = 0.8f;        // <= 0: greedy (the most likely token, after penalties)
-    int32_t top_k = 40;              // keep the k most likely tokens; <= 0: off
-    float top_p = 0.95f;             // keep the smallest set of tokens whose probability reaches p; 1: off
-    float min_p = 0.05f;             // drop tokens less likely than min_p times the most likely; 0: off
-    float repeat_penalty = 1.0f;     // > 1 discourages tokens seen in the last penalty_last_n; 1: off
-    float frequency_penalty = 0.0f;  // subtracted once per occurrence in the window
-    float presence_penalty = 0.0f;   // subtracted once if present in the window
-    int32_t penalty_last_n = 64;     // penalty window in tokens; 0: off; -1: the whole context
-    uint64_t seed = 0;               // the same seed, model and input give the same tokens
-};
-
-struct GenerateOptions {
-    int max_tokens = 256;  // stop after this many tokens; < 0: no limit
-    SamplerOptions sampling;
-    std::vector<std::string> stop;  // stop strings: the text ends right before the first one produced
-    bool context_shift = false;     // when the context is full, drop the oldest half and go on
-                                    // (default: stop with StopReason::ContextFull)
-    int n_keep = 0;                 // tokens (after BOS) a context shift never drops; -1: the whole prompt
-    const std::atomic<bool>* interrupt = nullptr;  // polled before each token: set it to stop (e.g. Ctrl-C)
-};
-
-enum class StopReason {
-    EndOfGeneration,  // the model ended its answer (EOS)
-    MaxTokens,        // GenerateOptions::max_tokens reached
-    StopString,       // a stop string was produced (it is cut from the text)
-    ContextFull,      // no room left in the context (see GenerateResult::message)
-    Interrupted,      // *GenerateOptions::interrupt became true
-    Callback,         // the text callback returned false
-};
-KINFER_API const char* to_string(StopReason reason);
-
-struct GenerateResult {
-    std::string text;  // the whole completion (what the callback received, concatenated)
-    StopReason stop_reason = StopReason::EndOfGeneration;
-    std::string message;          // for ContextFull: a sentence explaining it
-    int prompt_tokens = 0;        // prompt length in tokens
-    int prompt_cached = 0;        // prompt tokens found in the session's cache and not evaluated again
-    int generated_tokens = 0;     // tokens generated (EOS excluded)
-    double prompt_seconds = 0;    // time evaluating the prompt
-    double generate_seconds = 0;  // time generating
-};
-
-// Called with each piece of text as soon as it is final (whole UTF-8 characters, stop strings held back
-// until they are ruled out). Return false to stop generation.
-using TextCallback = std::function<bool(std::string_view text)>;
-
-struct ChatMessage {
-    std::string role;  // "system", "user" or "assistant"
-    std::string content;
+    // Reports slow preparation at load (a GPU upload, weight repacking): a stage name and the fraction
+    // done, ending with 1.0 for each stage. Null: nothing reported.
+    std::function<void(std::string_view stage, double fraction)> progress;
+    uint64_t memory_limit = 0;  // bytes the weights may take on the device; 0: the device's memory
 };
 
 class KINFER_API Model {
@@ -134,6 +87,7 @@ class KINFER_API Model {
     int32_t eos_id() const;
     bool is_end_of_generation(int32_t id) const;
     std::string description() const;  // e.g. "llama, 32 layers, n_embd 4096, q4_K/q6_K, 4.37 GB"
+    std::string backend() const;      // what runs it, e.g. "cpu (avx512, 2 threads)"
     const ModelOptions& options() const;
 
     ~Model();
@@ -147,6 +101,7 @@ class KINFER_API Model {
     explicit Model(std::shared_ptr<const Impl> impl);
     std::shared_ptr<const Impl> impl_;
     friend class Session;
+    friend class BatchDecoder;
 };
 
 class KINFER_API Session {
@@ -198,6 +153,45 @@ class KINFER_API Session {
     Session& operator=(Session&&) noexcept;
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+    friend class BatchDecoder;
+};
+
+// New tokens for one session, for BatchDecoder::decode.
+struct BatchInput {
+    Session* session;
+    std::span<const int32_t> tokens;  // evaluated after what the session holds (at least one)
+};
+
+// Steps several sessions of one model together: their new tokens go through the model in one forward step,
+// so each weight is read once for all of them. Decoding is memory-bound, so k sequences decoded together
+// cost about what one does (how a server serves many clients from one model). Use it from one thread at a
+// time; the sessions must not be used elsewhere during decode().
+//
+//     kinfer::BatchDecoder batch(model);
+//     batch.decode({{&alice, alice_prompt}, {&bob, {next_bob_token}}});
+//     int32_t a = alice.sample(options), b = bob.sample(options);   // each session's logits() are its own
+class KINFER_API BatchDecoder {
+  public:
+    // Steps of at most max_tokens tokens in all (a longer input is spread over several steps).
+    explicit BatchDecoder(const Model& model, int max_tokens = 512);
+
+    // Evaluates each input's tokens after what its session holds; afterwards each session's logits() are
+    // those of its last new token. Throws UsageError, changing no session, when a session appears twice,
+    // belongs to another model, or an input is empty, has an id outside the vocabulary or does not fit.
+    void decode(std::span<const BatchInput> inputs);
+    void decode(std::initializer_list<BatchInput> inputs) {
+        decode(std::span<const BatchInput>(inputs.begin(), inputs.size()));
+    }
+
+    ~BatchDecoder();
+    BatchDecoder(BatchDecoder&&) noexcept;
+    BatchDecoder& operator=(BatchDecoder&&) noexcept;
+    BatchDecoder(const BatchDecoder&) = delete;
+    BatchDecoder& operator=(const BatchDecoder&) = delete;
 
   private:
     struct Impl;

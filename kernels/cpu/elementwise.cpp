@@ -6,7 +6,8 @@
 namespace kinfer::cpu {
 
 void swiglu(const float* gate, const float* up, int64_t n, float* out, int n_threads) {
-#pragma omp parallel for num_threads(n_threads) if (n_threads > 1 && n > 4096) schedule(static)
+#pragma omp parallel for num_threads(n_threads) if (n_threads > 1 && n >= kMinParallelElements) \
+    schedule(static)
     for (int64_t i = 0; i < n; ++i) {
         const float g = gate[i];
         out[i] = g / (1.0f + std::exp(-g)) * up[i];
@@ -14,7 +15,8 @@ void swiglu(const float* gate, const float* up, int64_t n, float* out, int n_thr
 }
 
 void add(float* x, const float* y, int64_t n, int n_threads) {
-#pragma omp parallel for num_threads(n_threads) if (n_threads > 1 && n > 4096) schedule(static)
+#pragma omp parallel for num_threads(n_threads) if (n_threads > 1 && n >= kMinParallelElements) \
+    schedule(static)
     for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 

@@ -3,17 +3,19 @@
 // and instruction set) at model load and then called per op.
 //
 // Shape: W has n_rows rows of n_in elements (row r at w + r * row_bytes, ggml blocks); x has n_tokens rows of
-// n_in floats; out[t * out_stride + r] = sum_i W[r][i] * x[t][i]. Every kernel reads each weight byte once per
-// call, whatever n_tokens is: decoding k sequences together costs about what one costs (memory-bound).
+// n_in floats; out[t * out_stride + r] = sum_i W[r][i] * x[t][i]. Every kernel reads each weight byte once
+// per call, whatever n_tokens is: decoding k sequences together costs about what one costs (memory-bound).
 //
 // Two paths per type, because the two regimes want different trade-offs:
 // - decode (few tokens, memory-bound): keeps the activation precise (float, or two 8-bit terms), so its logit
 //   error stays at or below half of llama.cpp's (which rounds activations to 8 bits);
-// - prefill (many tokens, arithmetic-bound): may round activations to 8 bits as llama.cpp does, for integer dot
+// - prefill (many tokens, arithmetic-bound): may round activations to 8 bits as llama.cpp does, for
+// integer dot
 //   products (AVX2 maddubs, AVX-512 VNNI), tiled so each weight block is reused across many tokens.
-// A call first prepares the activation once (`prepare`: into the path's own format, e.g. int8 blocks) — weights
-// whose paths share `act_format` (wq/wk/wv, gate/up) share one prepared activation — then splits rows
-// [0, n_rows) across threads, each calling `rows` on its own range (multiples of `row_block`, except the last).
+// A call first prepares the activation once (`prepare`: into the path's own format, e.g. int8 blocks) —
+// weights whose paths share `act_format` (wq/wk/wv, gate/up) share one prepared activation — then splits rows
+// [0, n_rows) across threads, each calling `rows` on its own range (multiples of `row_block`, except the
+// last).
 #include <cstddef>
 #include <cstdint>
 
@@ -51,7 +53,9 @@ struct QuantKernels {
     MatmulPath prefill;
     int64_t prefill_min_tokens = 32;  // n_tokens at or above this use the prefill path
 
-    const MatmulPath& path(int64_t n_tokens) const { return n_tokens >= prefill_min_tokens ? prefill : decode; }
+    const MatmulPath& path(int64_t n_tokens) const {
+        return n_tokens >= prefill_min_tokens ? prefill : decode;
+    }
 };
 
 // The kernels for `type` at instruction level `isa` (a type without a fast kernel at that level gets the

@@ -8,7 +8,8 @@ void rope(float* x, int64_t n_rows, size_t row_stride, int64_t n_heads, int64_t 
           const double* inv_freq, const int64_t* pos, int n_threads) {
     constexpr int64_t kMaxPairs = 512;  // ModelConfig caps n_rot at 1024
     const int64_t n_pairs = n_rot / 2;
-#pragma omp parallel for num_threads(n_threads) if (n_threads > 1 && n_rows > 1) schedule(static)
+#pragma omp parallel for num_threads( \
+    n_threads) if (n_threads > 1 && n_rows * n_heads * n_rot >= kMinParallelElements / 4) schedule(static)
     for (int64_t t = 0; t < n_rows; ++t) {
         // Angles in double: exact-minded, and computed once per row for all heads.
         float cos_t[kMaxPairs], sin_t[kMaxPairs];
