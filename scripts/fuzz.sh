@@ -10,7 +10,7 @@ shift || true
 
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKINFER_FUZZ=ON \
   -DKINFER_SANITIZE=ON -DKINFER_CUDA=OFF -DKINFER_BUILD_TESTS=OFF -DKINFER_BUILD_BENCH=OFF >/dev/null
-cmake --build build-fuzz -j"$(nproc)" --target gguf_reader_fuzz make_gguf_seeds
+cmake --build build-fuzz -j"$(nproc)" --target gguf_reader_fuzz safetensors_reader_fuzz make_gguf_seeds
 
 seeds=build-fuzz/seeds
 corpus=build-fuzz/corpus

@@ -4,6 +4,8 @@ namespace kinfer::cli {
 
 int cmd_inspect(int argc, char** argv);
 int cmd_quantize(int argc, char** argv);
+int cmd_convert(int argc, char** argv);
+int cmd_perplexity(int argc, char** argv);
 int cmd_synth(int argc, char** argv);
 int cmd_run(int argc, char** argv);
 int cmd_chat(int argc, char** argv);

@@ -24,6 +24,8 @@ const Command kCommands[] = {
     {"inspect", kinfer::cli::cmd_inspect, "print a GGUF file's metadata and tensor table"},
     {"quantize", kinfer::cli::cmd_quantize,
      "convert an F32/F16/BF16 model to Q4_0 ... Q6_K, Q4_K_M, F16, BF16"},
+    {"perplexity", kinfer::cli::cmd_perplexity, "perplexity of a text, KL-divergence against a base model"},
+    {"convert", kinfer::cli::cmd_convert, "convert a Hugging Face Mistral/Llama checkpoint to GGUF"},
     {"synth", kinfer::cli::cmd_synth, "write a Llama/Mistral GGUF with seeded random weights"},
     {"tokenize", kinfer::cli::cmd_tokenize, "text to token ids with a model's tokenizer"},
 };
