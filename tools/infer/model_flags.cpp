@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <random>
 
@@ -12,7 +13,8 @@ namespace kinfer::cli {
 
 std::string model_flags_help() {
     return "model:\n"
-           "  -m, --model FILE      the GGUF model (required)\n"
+           "  -m, --model FILE      the GGUF model (default: kinfer's demo model, models/kjv-q8_0.gguf,\n"
+           "                        a small model trained on the King James Bible)\n"
            "  --ctx N               context size in tokens (default 4096, capped at the model's own)\n"
            "  --kv-type f16|f32     KV cache storage (default f16)\n"
            "  -t, --threads N       CPU threads (default: all cores, or OMP_NUM_THREADS)\n"
@@ -135,7 +137,13 @@ bool parse_generation_flag(ArgReader& args, GenerationFlags& f) {
 }
 
 void finish_flags(ModelFlags& model, GenerationFlags* gen) {
-    if (model.path.empty()) throw UsageError("missing -m MODEL (see --help)");
+    if (model.path.empty()) {
+        // The demo model that ships with kinfer, so that a first command streams real text.
+        model.path = KINFER_DEFAULT_MODEL;
+        if (!std::filesystem::exists(model.path))
+            throw UsageError("missing -m MODEL (see --help; the demo model " + model.path + " is not there)");
+        if (!model.quiet) log_line("no -m given: using the demo model " + model.path);
+    }
     if (model.verbose && model.quiet) throw UsageError("--verbose and --quiet do not go together");
     if (!model.quiet)
         model.options.log = [](std::string_view line) { log_line("warning: " + std::string(line)); };
