@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs kinfer's build dependencies from Debian 12 packages (run as root or with sudo available).
 set -euo pipefail
-pkgs=(build-essential cmake ninja-build doctest-dev libxsimd-dev libbenchmark-dev libedit-dev clang libclang-rt-14-dev python3)
+pkgs=(build-essential cmake ninja-build doctest-dev libxsimd-dev libbenchmark-dev libedit-dev nlohmann-json3-dev clang libclang-rt-14-dev python3)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -26,6 +26,7 @@ const Command kCommands[] = {
      "convert an F32/F16/BF16 model to Q4_0 ... Q6_K, Q4_K_M, F16, BF16"},
     {"synth", kinfer::cli::cmd_synth, "write a Llama/Mistral GGUF with seeded random weights"},
     {"tokenize", kinfer::cli::cmd_tokenize, "text to token ids with a model's tokenizer"},
+    {"bench", kinfer::cli::cmd_bench, "tokens per second (prompt, generation), as llama-bench measures them"},
 };
 
 void print_usage(FILE* out) {
