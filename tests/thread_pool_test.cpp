@@ -72,6 +72,27 @@ TEST_CASE("thread pool: parallel_for covers the range once in contiguous chunks"
             if (n >= min_chunk) CHECK(smallest.load() >= min_chunk);
         }
     }
+    // Aligned chunks: every chunk starts at a multiple of 8, only the last one may be shorter.
+    for (int64_t n : {1, 7, 8, 9, 100, 1003}) {
+        CAPTURE(n);
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        std::mutex m;
+        std::vector<std::pair<int64_t, int64_t>> ranges;
+        pool.parallel_for(
+            n,
+            [&](int64_t begin, int64_t end, int) {
+                for (int64_t i = begin; i < end; ++i) hits[size_t(i)].fetch_add(1);
+                std::lock_guard lock(m);
+                ranges.emplace_back(begin, end);
+            },
+            16, 8);
+        for (int64_t i = 0; i < n; ++i) CHECK(hits[size_t(i)].load() == 1);
+        for (auto [begin, end] : ranges) {
+            CHECK(begin % 8 == 0);
+            CHECK(begin < end);
+            CHECK((end == n || end - begin >= 16));
+        }
+    }
     // More threads than items: one item per chunk.
     ThreadPool wide(8);
     CHECK(wide.chunk_count(3) == 3);

@@ -13,7 +13,8 @@
 // - Tasks are claimed dynamically, one at a time, so a thread the OS has descheduled (a busy machine) or
 //   that started late only means the others take more tasks; the caller never waits for a worker that has
 //   not claimed anything. parallel_for() splits a range into about kChunksPerThread chunks per thread of
-//   near-equal size (any count, divisible by the thread count or not).
+//   near-equal size (any count, divisible by the thread count or not): small enough that a thread the OS
+//   preempts holds back little work.
 // - Waiting spins only briefly (Options::spin_us, checking the clock), then sleeps on a futex: workers
 //   between ops and the caller waiting for the last task do not burn a core that another process needs.
 // - The first exception a task throws is rethrown by run() after all claimed tasks have finished; the
@@ -40,7 +41,7 @@ class ThreadPool {
         // within microseconds, so a short spin keeps their dispatch cheap; longer gaps cost a futex wake.
         int spin_us = 50;
     };
-    static constexpr int64_t kChunksPerThread = 4;
+    static constexpr int64_t kChunksPerThread = 8;
 
     // n_threads in all, counting the calling thread; <= 0 means std::thread::hardware_concurrency().
     explicit ThreadPool(int n_threads = 0) : ThreadPool(n_threads, Options{}) {}
@@ -60,16 +61,22 @@ class ThreadPool {
             const_cast<void*>(static_cast<const void*>(&fn)));
     }
 
-    // Calls fn(begin, end, thread) on consecutive chunks that together cover [0, n) once. Chunks hold at
-    // least min_chunk items (except when n itself is smaller).
+    // Calls fn(begin, end, thread) on consecutive non-empty chunks that together cover [0, n) once.
+    // Chunks hold at least min_chunk items (unless n is smaller), and start at multiples of `align` (e.g.
+    // the rows a kernel processes together; only the last chunk may hold a partial group).
     template <class F>
-    void parallel_for(int64_t n, F&& fn, int64_t min_chunk = 1) {
+    void parallel_for(int64_t n, F&& fn, int64_t min_chunk = 1, int64_t align = 1) {
         if (n <= 0) return;
-        const int64_t n_chunks = chunk_count(n, min_chunk);
-        run(n_chunks, [&](int64_t c, int thread) { fn(n * c / n_chunks, n * (c + 1) / n_chunks, thread); });
+        align = align < 1 ? 1 : align;
+        const int64_t groups = (n + align - 1) / align;
+        const int64_t n_chunks = chunk_count(groups, (min_chunk + align - 1) / align);
+        run(n_chunks, [&](int64_t c, int thread) {
+            const int64_t begin = groups * c / n_chunks * align, end = groups * (c + 1) / n_chunks * align;
+            fn(begin, end < n ? end : n, thread);
+        });
     }
 
-    // How many chunks parallel_for() makes of n items.
+    // How many chunks parallel_for() makes of n items (or groups of `align` items).
     int64_t chunk_count(int64_t n, int64_t min_chunk = 1) const;
 
   private:
