@@ -8,8 +8,9 @@
 #include <random>
 #include <vector>
 
-#include "kernels/quant_types.hpp"
+#include "gguf/ggml_type.hpp"
 #include "kernels/quantize_rows.hpp"
+#include "kernels/reference/type_kernels.hpp"
 
 namespace {
 
@@ -37,7 +38,7 @@ void BM_QuantizeRow(benchmark::State& state) {
     const std::vector<float> x = weights(n);
     std::vector<uint8_t> q(kinfer::row_bytes(t, n));
     for (auto _ : state) {
-        t.quantize_row(x.data(), q.data(), n);
+        kinfer::ref::quantize_fn(t)(x.data(), q.data(), n);
         benchmark::DoNotOptimize(q.data());
     }
     state.SetLabel(t.name);
@@ -49,10 +50,10 @@ void BM_DequantizeRow(benchmark::State& state) {
     const int64_t n = 4096;
     const std::vector<float> x = weights(n);
     std::vector<uint8_t> q(kinfer::row_bytes(t, n));
-    t.quantize_row(x.data(), q.data(), n);
+    kinfer::ref::quantize_fn(t)(x.data(), q.data(), n);
     std::vector<float> y(static_cast<size_t>(n));
     for (auto _ : state) {
-        t.dequantize_row(q.data(), y.data(), n);
+        kinfer::ref::dequantize_fn(t)(q.data(), y.data(), n);
         benchmark::DoNotOptimize(y.data());
     }
     state.SetLabel(t.name);

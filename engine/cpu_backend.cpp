@@ -1,5 +1,7 @@
 #include "engine/cpu_backend.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -7,6 +9,7 @@
 #include <string>
 
 #include "engine/kv_cache.hpp"
+#include "engine/llama_graph.hpp"
 #include "kernels/cpu/simple_ops.hpp"
 #include "kernels/fp16.hpp"
 #include "kinfer/error.hpp"
@@ -19,106 +22,255 @@ void check(bool ok, const char* what) {
     if (!ok) throw Error(std::string("internal error: cpu backend: ") + what);
 }
 
+// A stretch of the batch: consecutive tokens of one sequence at consecutive positions. Attention and RoPE
+// run per run (a run's queries see the cache up to their own position).
+struct Run {
+    int64_t first = 0, count = 0;
+    int64_t pos0 = 0;
+    KvCache* cache = nullptr;
+};
+
+struct CpuWorkspace final : Workspace {
+    std::vector<float> x, xn, q, k, v, att, proj, gate, up;  // n_batch rows each
+    std::vector<float> attn_scratch;                         // n_threads rows of n_ctx scores
+    std::vector<uint8_t> act[3];                             // prepared activations, one per input format
+    std::vector<Run> runs;
+};
+
+float* ptr(std::vector<float>& v) {
+    return v.data();
+}
+
+// The generic graph's ops for one step of one batch.
+class CpuOps {
+  public:
+    using Weight = CpuWeight;
+
+    CpuOps(const CpuBackend& be, const ModelConfig& c, const std::vector<double>& inv_freq, CpuWorkspace& ws,
+           const Batch& b)
+        : be_(be), c_(c), inv_freq_(inv_freq), ws_(ws), b_(b), n_threads_(be.n_threads()) {
+        ws.runs.clear();
+        for (int64_t t = 0; t < b.size(); ++t) {
+            KvCache* cache = b.caches[size_t(b.seq[size_t(t)])];
+            const int64_t p = b.pos[size_t(t)];
+            check(p >= 0 && p < cache->n_ctx(), "position outside the cache");
+            if (!ws.runs.empty() && ws.runs.back().cache == cache &&
+                ws.runs.back().pos0 + ws.runs.back().count == p)
+                ++ws.runs.back().count;
+            else
+                ws.runs.push_back(Run{t, 1, p, cache});
+        }
+    }
+
+    LlamaMats mats(int64_t n) {
+        const int64_t q_dim = c_.n_head * c_.head_dim;
+        return {{ptr(ws_.x), n, c_.n_embd},      {ptr(ws_.xn), n, c_.n_embd},     {ptr(ws_.q), n, q_dim},
+                {ptr(ws_.k), n, c_.n_embd_kv()}, {ptr(ws_.v), n, c_.n_embd_kv()}, {ptr(ws_.att), n, q_dim},
+                {ptr(ws_.proj), n, c_.n_embd},   {ptr(ws_.gate), n, c_.n_ff},     {ptr(ws_.up), n, c_.n_ff}};
+    }
+
+    void embed(const CpuWeight& table, std::span<const int32_t> ids, Mat out) {
+        check(out.rows == int64_t(ids.size()) && out.cols == table.n_in, "embed shape");
+        for (int64_t t = 0; t < out.rows; ++t)
+            table.dequantize(table.data + size_t(ids[size_t(t)]) * table.row_bytes, out.data + t * out.cols,
+                             out.cols);
+    }
+
+    void rmsnorm(Mat x, const CpuWeight& w, Mat out) {
+        check(x.rows == out.rows && x.cols == out.cols && w.n_in == x.cols, "rmsnorm shape");
+        cpu::rmsnorm(x.data, w.f32(), c_.rms_eps, x.rows, x.cols, out.data, n_threads_);
+    }
+
+    // Every output of one input: the input is prepared once per activation format, and all products run
+    // in one parallel region (each thread takes its share of every weight's rows).
+    void matmuls(Mat x, std::initializer_list<MatmulOut<CpuWeight>> outs) {
+        check(outs.size() <= 3, "too many products on one input");
+        const cpu::MatmulPath* paths[3];
+        const void* acts[3];
+        int formats[3];
+        int n_formats = 0;
+        int64_t work = 0;
+        size_t i = 0;
+        for (const auto& o : outs) {
+            check(o.w.n_in == x.cols && o.out.cols == o.w.n_out && o.out.rows == x.rows, "matmul shape");
+            const cpu::MatmulPath& p = o.w.kernels->path(x.rows);
+            paths[i] = &p;
+            int f = 0;
+            while (f < n_formats && formats[f] != p.act_format) ++f;
+            if (f == n_formats) {
+                std::vector<uint8_t>& buf = ws_.act[n_formats];
+                check(p.act_bytes(x.cols, x.rows) <= buf.size(), "activation buffer");
+                p.prepare(x.data, x.cols, x.rows, buf.data());
+                formats[n_formats++] = p.act_format;
+            }
+            acts[i] = ws_.act[f].data();
+            work += o.w.n_out * o.w.n_in * x.rows;
+            ++i;
+        }
+        const bool parallel = n_threads_ > 1 && work >= cpu::kMinParallelWork;
+#pragma omp parallel num_threads(n_threads_) if (parallel)
+        {
+            const int nt = omp_get_num_threads(), it = omp_get_thread_num();
+            size_t j = 0;
+            for (const auto& o : outs) {
+                const cpu::MatmulPath& p = *paths[j];
+                const int64_t n_blocks = (o.w.n_out + p.row_block - 1) / p.row_block;
+                const int64_t r0 = std::min(n_blocks * it / nt * p.row_block, o.w.n_out);
+                const int64_t r1 = std::min(n_blocks * (it + 1) / nt * p.row_block, o.w.n_out);
+                if (r0 < r1)
+                    p.rows(o.w.data, o.w.row_bytes, o.w.n_in, acts[j], x.rows, r0, r1, o.out.data,
+                           o.out.cols);
+                ++j;
+            }
+        }
+    }
+
+    void rope(Mat q, Mat k) {
+        check(q.cols == c_.n_head * c_.head_dim && k.cols == c_.n_embd_kv() && q.rows == k.rows,
+              "rope shape");
+        const int64_t* pos = b_.pos.data();
+        cpu::rope(q.data, q.rows, size_t(q.cols), c_.n_head, c_.head_dim, c_.n_rot, inv_freq_.data(), pos,
+                  n_threads_);
+        cpu::rope(k.data, k.rows, size_t(k.cols), c_.n_head_kv, c_.head_dim, c_.n_rot, inv_freq_.data(), pos,
+                  n_threads_);
+    }
+
+    void kv_store(int64_t layer, Mat k, Mat v) {
+        check(k.cols == c_.n_embd_kv() && v.cols == k.cols && v.rows == k.rows, "kv_store shape");
+        for (const Run& r : ws_.runs) {
+            KvCache& cache = *r.cache;
+            const size_t rb = cache.row_bytes();
+            auto* kd = static_cast<uint8_t*>(cache.k(layer)) + size_t(r.pos0) * rb;
+            auto* vd = static_cast<uint8_t*>(cache.v(layer)) + size_t(r.pos0) * rb;
+            for (int64_t t = 0; t < r.count; ++t) {
+                cpu::store_row(k.data + (r.first + t) * k.cols, kd + size_t(t) * rb, k.cols, cache.is_f16());
+                cpu::store_row(v.data + (r.first + t) * v.cols, vd + size_t(t) * rb, v.cols, cache.is_f16());
+            }
+        }
+    }
+
+    void attention(int64_t layer, Mat q, Mat out) {
+        check(q.cols == c_.n_head * c_.head_dim && out.cols == q.cols && out.rows == q.rows,
+              "attention shape");
+        const float scale = static_cast<float>(1.0 / std::sqrt(double(c_.head_dim)));
+        for (const Run& r : ws_.runs) {
+            const KvCache& cache = *r.cache;
+            check(size_t(r.pos0 + r.count) * size_t(n_threads_) <= ws_.attn_scratch.size(),
+                  "attention context");
+            cpu::attention(q.data + r.first * q.cols, r.count, r.pos0, cache.k(layer), cache.v(layer),
+                           cache.is_f16(), c_.n_head, c_.n_head_kv, c_.head_dim, scale, c_.sliding_window,
+                           out.data + r.first * out.cols, ws_.attn_scratch.data(), n_threads_);
+        }
+    }
+
+    void swiglu(Mat gate, Mat up, Mat out) {
+        check(gate.size() == up.size() && out.size() == gate.size(), "swiglu shape");
+        cpu::swiglu(gate.data, up.data, gate.size(), out.data, n_threads_);
+    }
+
+    void add(Mat x, Mat y) {
+        check(x.size() == y.size(), "add shape");
+        cpu::add(x.data, y.data, x.size(), n_threads_);
+    }
+
+    void gather_rows(Mat x, std::span<const int32_t> rows, Mat out) {
+        check(out.rows == int64_t(rows.size()) && out.cols == x.cols, "gather shape");
+        for (size_t i = 0; i < rows.size(); ++i)
+            std::memmove(out.data + int64_t(i) * out.cols, x.data + int64_t(rows[i]) * x.cols,
+                         sizeof(float) * size_t(x.cols));
+    }
+
+    void logits(const CpuWeight& w, Mat x, float* host) {
+        matmuls(x, {MatmulOut<CpuWeight>{w, Mat{host, x.rows, w.n_out}}});
+    }
+
+  private:
+    const CpuBackend& be_;
+    const ModelConfig& c_;
+    const std::vector<double>& inv_freq_;
+    CpuWorkspace& ws_;
+    const Batch& b_;
+    int n_threads_;
+};
+
+CpuWeight cpu_weight(const gguf::TensorView* t, cpu::Isa isa) {
+    CpuWeight w;
+    w.data = t->data;
+    w.row_bytes = t->row_bytes();
+    w.n_in = int64_t(t->ne[0]);
+    w.n_out = t->n_dims >= 2 ? int64_t(t->ne[1]) : 1;
+    w.dequantize = ref::dequantize_fn(*t->type);
+    if (t->n_dims >= 2) w.kernels = &cpu::quant_kernels(t->type->type, isa);
+    return w;
+}
+
 }  // namespace
 
-std::unique_ptr<Backend> create_backend(const Model& model, const BackendShape& shape) {
-    switch (model.device()) {
-        case Device::Cpu:
-            return std::make_unique<CpuBackend>(model, shape);
-        case Device::Cuda:
-            break;
-    }
-    throw Error("CUDA backend not available yet; use --device cpu");
+CpuBackend::CpuBackend(const Model& model, cpu::Isa isa)
+    : model_(model), isa_(isa), n_threads_(model.n_threads()) {
+    weights_ = model.weights().map([&](const gguf::TensorView* t) { return cpu_weight(t, isa); });
 }
 
-CpuBackend::CpuBackend(const Model& model, const BackendShape& shape)
-    : model_(model), n_threads_(model.n_threads()) {
-    const ModelConfig& c = model.config();
-    row_scratch_width_ = std::max({c.n_embd, c.n_ff, c.n_head * c.head_dim});
-    row_scratch_.resize(static_cast<size_t>(n_threads_) * static_cast<size_t>(row_scratch_width_));
-    attn_scratch_.resize(static_cast<size_t>(n_threads_) * static_cast<size_t>(shape.n_ctx));
+std::string CpuBackend::describe() const {
+    return std::string("cpu (") + cpu::isa_name(isa_) + ", " + std::to_string(n_threads_) +
+           (n_threads_ == 1 ? " thread)" : " threads)");
 }
 
-void* CpuBackend::allocate(size_t bytes) {
+void* CpuBackend::allocate(size_t bytes) const {
     void* p = std::calloc(std::max<size_t>(bytes, 1), 1);
     if (!p)
         throw Error("out of memory allocating " + std::to_string(bytes >> 20) + " MiB for the cpu backend");
     return p;
 }
 
-void CpuBackend::release(void* p) noexcept {
+void CpuBackend::release(void* p) const noexcept {
     std::free(p);
 }
 
-void CpuBackend::copy_to_host(void* host_dst, const void* src, size_t bytes) {
-    std::memcpy(host_dst, src, bytes);
-}
-
-void CpuBackend::embed(const gguf::TensorView& table, std::span<const int32_t> ids, Mat out) {
-    check(out.rows == int64_t(ids.size()) && out.cols == int64_t(table.ne[0]), "embed shape");
-    cpu::embed_rows(*table.type, table.data, table.row_bytes(), out.cols, ids.data(), out.rows, out.data,
-                    n_threads_);
-}
-
-void CpuBackend::rmsnorm(Mat x, const gguf::TensorView& w, float eps, Mat out) {
-    check(x.rows == out.rows && x.cols == out.cols && int64_t(w.ne[0]) == x.cols, "rmsnorm shape");
-    cpu::rmsnorm(x.data, reinterpret_cast<const float*>(w.data), eps, x.rows, x.cols, out.data, n_threads_);
-}
-
-void CpuBackend::matmul(const gguf::TensorView& w, Mat x, Mat out) {
-    check(int64_t(w.ne[0]) == x.cols && int64_t(w.ne[1]) == out.cols && x.rows == out.rows, "matmul shape");
-    check(x.cols <= row_scratch_width_, "matmul scratch");
-    cpu::matmul(*w.type, w.data, w.row_bytes(), out.cols, x.cols, x.data, x.rows, out.data,
-                row_scratch_.data(), n_threads_);
-}
-
-void CpuBackend::rope(Mat q, Mat k, int64_t pos0) {
+std::unique_ptr<Workspace> CpuBackend::create_workspace(int64_t n_batch, int64_t n_ctx) const {
     const ModelConfig& c = model_.config();
-    check(q.cols == c.n_head * c.head_dim && k.cols == c.n_embd_kv() && q.rows == k.rows, "rope shape");
-    const double* inv_freq = model_.rope_inv_freq().data();
-    cpu::rope(q.data, q.rows, size_t(q.cols), c.n_head, c.head_dim, c.n_rot, inv_freq, pos0, 1, n_threads_);
-    cpu::rope(k.data, k.rows, size_t(k.cols), c.n_head_kv, c.head_dim, c.n_rot, inv_freq, pos0, 1,
-              n_threads_);
+    auto ws = std::make_unique<CpuWorkspace>();
+    ws->n_batch = n_batch;
+    ws->n_ctx = n_ctx;
+    const auto rows = [&](std::vector<float>& v, int64_t cols) { v.resize(size_t(n_batch * cols)); };
+    rows(ws->x, c.n_embd);
+    rows(ws->xn, c.n_embd);
+    rows(ws->q, c.n_head * c.head_dim);
+    rows(ws->k, c.n_embd_kv());
+    rows(ws->v, c.n_embd_kv());
+    rows(ws->att, c.n_head * c.head_dim);
+    rows(ws->proj, c.n_embd);
+    rows(ws->gate, c.n_ff);
+    rows(ws->up, c.n_ff);
+    ws->attn_scratch.resize(size_t(n_threads_) * size_t(n_ctx));
+    // The largest prepared activation any product of a step can need (act_bytes grows with n_tokens).
+    size_t act_bytes = 0;
+    const auto need = [&](const CpuWeight& w) {
+        if (!w.kernels) return;
+        for (const cpu::MatmulPath* p : {&w.kernels->decode, &w.kernels->prefill})
+            act_bytes = std::max(act_bytes, p->act_bytes(w.n_in, n_batch));
+    };
+    need(weights_.output);
+    for (const auto& l : weights_.layers)
+        for (const CpuWeight* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) need(*w);
+    for (auto& a : ws->act) a.resize(act_bytes);
+    ws->runs.reserve(size_t(n_batch));
+    return ws;
 }
 
-void CpuBackend::kv_store(KvCache& cache, int64_t layer, Mat k, Mat v, int64_t pos0) {
-    check(k.cols == cache.n_embd_kv() && v.cols == k.cols && v.rows == k.rows, "kv_store shape");
-    check(pos0 >= 0 && pos0 + k.rows <= cache.n_ctx(), "kv_store position");
-    auto* kd = static_cast<uint8_t*>(cache.k(layer)) + size_t(pos0) * cache.row_bytes();
-    auto* vd = static_cast<uint8_t*>(cache.v(layer)) + size_t(pos0) * cache.row_bytes();
-    for (int64_t t = 0; t < k.rows; ++t) {
-        cpu::store_row(k.data + t * k.cols, kd + size_t(t) * cache.row_bytes(), k.cols, cache.is_f16());
-        cpu::store_row(v.data + t * v.cols, vd + size_t(t) * cache.row_bytes(), v.cols, cache.is_f16());
-    }
+void CpuBackend::forward(Workspace& ws, const Batch& batch, float* logits) const {
+    auto& cws = static_cast<CpuWorkspace&>(ws);
+    check(batch.size() >= 1 && batch.size() <= ws.n_batch, "batch size");
+    CpuOps ops(*this, model_.config(), model_.rope_inv_freq(), cws, batch);
+    llama_forward(ops, model_.config(), weights_, batch, logits);
 }
 
-void CpuBackend::attention(const KvCache& cache, int64_t layer, Mat q, int64_t pos0, Mat out) {
-    const ModelConfig& c = model_.config();
-    check(q.cols == c.n_head * c.head_dim && out.cols == q.cols && out.rows == q.rows, "attention shape");
-    check(
-        pos0 + q.rows <= cache.n_ctx() && size_t(pos0 + q.rows) * size_t(n_threads_) <= attn_scratch_.size(),
-        "attention context");
-    const float scale = static_cast<float>(1.0 / std::sqrt(double(c.head_dim)));
-    cpu::attention(q.data, q.rows, pos0, cache.k(layer), cache.v(layer), cache.is_f16(), c.n_head,
-                   c.n_head_kv, c.head_dim, scale, c.sliding_window, out.data, attn_scratch_.data(),
-                   n_threads_);
-}
-
-void CpuBackend::swiglu(Mat gate, Mat up, Mat out) {
-    check(gate.size() == up.size() && out.size() == gate.size(), "swiglu shape");
-    cpu::swiglu(gate.data, up.data, gate.size(), out.data, n_threads_);
-}
-
-void CpuBackend::add(Mat x, Mat y) {
-    check(x.size() == y.size(), "add shape");
-    cpu::add(x.data, y.data, x.size(), n_threads_);
-}
-
-void CpuBackend::kv_shift(KvCache& cache, int64_t keep, int64_t discard, int64_t n_past) {
+void CpuBackend::kv_shift(Workspace&, KvCache& cache, int64_t keep, int64_t discard, int64_t n_past) const {
     check(keep >= 0 && discard > 0 && keep + discard <= n_past && n_past <= cache.n_ctx(), "kv_shift range");
     const ModelConfig& c = model_.config();
     const int64_t n_move = n_past - keep - discard;
     const size_t rb = cache.row_bytes();
+    const int64_t back = -discard;
     std::vector<float> row(static_cast<size_t>(cache.n_embd_kv()));  // once per shift, not per token
     for (int64_t l = 0; l < cache.n_layer(); ++l) {
         auto* k = static_cast<uint8_t*>(cache.k(l));
@@ -136,7 +288,7 @@ void CpuBackend::kv_shift(KvCache& cache, int64_t keep, int64_t discard, int64_t
                 std::memcpy(row.data(), kp, rb);
             }
             cpu::rope(row.data(), 1, row.size(), c.n_head_kv, c.head_dim, c.n_rot,
-                      model_.rope_inv_freq().data(), -discard, 0, 1);
+                      model_.rope_inv_freq().data(), &back, 1);
             cpu::store_row(row.data(), kp, cache.n_embd_kv(), cache.is_f16());
         }
     }

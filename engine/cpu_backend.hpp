@@ -1,39 +1,51 @@
 #pragma once
-// The CPU backend: activations in host memory, weights read in place from the mapping through the
-// kernels in kernels/cpu/. Owns the per-thread scratch rows its kernels need, sized once at creation,
-// so a forward step allocates nothing.
+// The CPU backend: weights read in place from the mapping, each with its kernels resolved once at load
+// (kernels/cpu/quant_matmul: by type and instruction set); activations in host memory; the generic llama
+// graph (engine/llama_graph.hpp) run over CpuOps. A step allocates nothing: its workspace is sized once.
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "engine/backend.hpp"
 #include "engine/model.hpp"
+#include "engine/model_weights.hpp"
+#include "kernels/cpu/quant_matmul.hpp"
+#include "kernels/reference/type_kernels.hpp"
 
 namespace kinfer::engine {
 
+// One weight as the CPU kernels see it.
+struct CpuWeight {
+    const uint8_t* data = nullptr;  // in the mapping
+    size_t row_bytes = 0;
+    int64_t n_in = 0;                            // elements per row
+    int64_t n_out = 0;                           // rows
+    const cpu::QuantKernels* kernels = nullptr;  // matrix products (null for vectors)
+    ref::DequantizeRowFn dequantize = nullptr;   // reading single rows (embeddings) and norm vectors
+    const float* f32() const { return reinterpret_cast<const float*>(data); }
+};
+
 class CpuBackend final : public Backend {
   public:
-    CpuBackend(const Model& model, const BackendShape& shape);
+    CpuBackend(const Model& model, cpu::Isa isa);
 
-    const char* name() const override { return "cpu"; }
-    void* allocate(size_t bytes) override;
-    void release(void* p) noexcept override;
-    void copy_to_host(void* host_dst, const void* src, size_t bytes) override;
+    std::string describe() const override;
+    void* allocate(size_t bytes) const override;
+    void release(void* p) const noexcept override;
+    std::unique_ptr<Workspace> create_workspace(int64_t n_batch, int64_t n_ctx) const override;
+    void forward(Workspace& ws, const Batch& batch, float* logits) const override;
+    void kv_shift(Workspace& ws, KvCache& cache, int64_t keep, int64_t discard,
+                  int64_t n_past) const override;
 
-    void embed(const gguf::TensorView& table, std::span<const int32_t> ids, Mat out) override;
-    void rmsnorm(Mat x, const gguf::TensorView& w, float eps, Mat out) override;
-    void matmul(const gguf::TensorView& w, Mat x, Mat out) override;
-    void rope(Mat q, Mat k, int64_t pos0) override;
-    void kv_store(KvCache& cache, int64_t layer, Mat k, Mat v, int64_t pos0) override;
-    void attention(const KvCache& cache, int64_t layer, Mat q, int64_t pos0, Mat out) override;
-    void swiglu(Mat gate, Mat up, Mat out) override;
-    void add(Mat x, Mat y) override;
-    void kv_shift(KvCache& cache, int64_t keep, int64_t discard, int64_t n_past) override;
+    const ModelTensors<CpuWeight>& weights() const { return weights_; }
+    cpu::Isa isa() const { return isa_; }
+    int n_threads() const { return n_threads_; }
 
   private:
     const Model& model_;
+    cpu::Isa isa_;
     int n_threads_;
-    std::vector<float> row_scratch_;   // n_threads rows of the widest matmul input
-    std::vector<float> attn_scratch_;  // n_threads rows of n_ctx attention scores
-    int64_t row_scratch_width_ = 0;
+    ModelTensors<CpuWeight> weights_;
 };
 
 }  // namespace kinfer::engine

@@ -4,6 +4,7 @@
 
 #include "gguf/gguf_file.hpp"
 #include "gguf/gguf_writer.hpp"
+#include "kernels/reference/type_kernels.hpp"
 #include "kinfer/error.hpp"
 
 namespace kinfer {
@@ -95,7 +96,7 @@ QuantizeSummary quantize_gguf(const gguf::GgufFile& in, const std::string& out_p
             const TypeTraits& src = *t.type;
             const uint64_t row_len = t.ne[0], src_row = t.row_bytes();
             const auto fill = [&](uint64_t row, float* values) {
-                src.dequantize_row(t.data + row * src_row, values, static_cast<int64_t>(row_len));
+                ref::dequantize_fn(src)(t.data + row * src_row, values, static_cast<int64_t>(row_len));
             };
             stream_tensor_rows_reporting(out, dst, row_len, t.n_rows(), fill, ev, progress);
         }

@@ -10,7 +10,7 @@ namespace kinfer::engine {
 
 class KvCache {
   public:
-    KvCache(Backend& backend, KvType type, int64_t n_layer, int64_t n_ctx, int64_t n_embd_kv);
+    KvCache(const Backend& backend, KvType type, int64_t n_layer, int64_t n_ctx, int64_t n_embd_kv);
 
     KvType type() const { return type_; }
     bool is_f16() const { return type_ == KvType::F16; }

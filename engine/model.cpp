@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstring>
 
-#include "kernels/cuda/cuda_info.hpp"
 #include "kinfer/error.hpp"
 
 namespace kinfer::engine {
@@ -22,13 +21,6 @@ Model::Model(gguf::GgufFile file, const LoadOptions& options)
     : file_(std::move(file)), device_(options.device) {
     if (options.n_threads < 0)
         throw UsageError("thread count must be >= 0, got " + std::to_string(options.n_threads));
-    if (device_ == Device::Cuda) {
-        const cuda::DeviceInfo info = cuda::query_devices();
-        throw Error(
-            "CUDA backend not available yet" +
-            (info.count == 0 ? " (" + info.reason + ")" : std::string(" (device found: ") + info.name + ")") +
-            "; use --device cpu");
-    }
     n_threads_ = options.n_threads > 0 ? options.n_threads : std::max(1, omp_get_max_threads());
     config_ = read_model_config(file_);
     weights_ = bind_model_weights(file_, config_);
@@ -48,6 +40,9 @@ Model::Model(gguf::GgufFile file, const LoadOptions& options)
         }
         rope_inv_freq_[static_cast<size_t>(i)] = f;
     }
+    for (const gguf::TensorView& t : file_.tensors()) weight_bytes_ += t.n_bytes;
+    memory_limit_ = options.memory_limit;
+    backend_ = create_backend(*this, options.progress);
 }
 
 }  // namespace kinfer::engine

@@ -1,6 +1,7 @@
 #pragma once
-// A loaded model: the mapped GGUF file, its hyperparameters and weight views. Immutable after load, so
-// any number of sessions (on any threads) may share one through std::shared_ptr<const Model>.
+// A loaded model: the mapped GGUF file, its hyperparameters, weight views, and the backend that runs it
+// (made once here, with the device's copy of the weights). Immutable after load, so any number of sessions
+// (on any threads) may share one through std::shared_ptr<const Model>.
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,7 +15,9 @@ namespace kinfer::engine {
 
 struct LoadOptions {
     Device device = Device::Cpu;
-    int n_threads = 0;  // CPU threads per session; 0 = OpenMP's default (all cores, or OMP_NUM_THREADS)
+    int n_threads = 0;          // CPU threads per step; 0 = OpenMP's default (all cores, or OMP_NUM_THREADS)
+    uint64_t memory_limit = 0;  // bytes of device memory the weights may take; 0: the device's size
+    LoadProgress progress;      // reports slow preparation (uploads, repacking); may be null
 };
 
 class Model {
@@ -32,6 +35,11 @@ class Model {
     // RoPE angle per position for each rotated pair i < n_rot / 2:
     // freq_scale * base^(-2i / n_rot) / rope_freqs[i], in double.
     const std::vector<double>& rope_inv_freq() const { return rope_inv_freq_; }
+    // Bytes of all weight tensors (what one decode step reads).
+    uint64_t weight_bytes() const { return weight_bytes_; }
+    uint64_t memory_limit() const { return memory_limit_; }
+    // The backend that runs this model; shared by its sessions.
+    const Backend& backend() const { return *backend_; }
 
     Model(gguf::GgufFile file, const LoadOptions& options);  // use load() / from_file()
 
@@ -42,6 +50,9 @@ class Model {
     Device device_;
     int n_threads_;
     std::vector<double> rope_inv_freq_;
+    uint64_t weight_bytes_ = 0;
+    uint64_t memory_limit_ = 0;
+    std::unique_ptr<Backend> backend_;  // last: built from everything above
 };
 
 }  // namespace kinfer::engine

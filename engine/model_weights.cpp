@@ -3,6 +3,7 @@
 #include <set>
 #include <string>
 
+#include "kernels/reference/type_kernels.hpp"
 #include "kinfer/error.hpp"
 
 namespace kinfer::engine {
@@ -87,7 +88,7 @@ class Binder {
         } else if (need_f32 && t.type->type != GgmlType::F32) {
             problems_.push_back("tensor " + std::string(t.name) + " has type " + t.type->name +
                                 ", expected f32");
-        } else if (!t.type->dequantize_row) {
+        } else if (!ref::dequantize_fn(*t.type)) {
             problems_.push_back("tensor " + std::string(t.name) + " has type " + t.type->name +
                                 ", which kinfer cannot read yet");
         }

@@ -8,25 +8,50 @@
 
 namespace kinfer::engine {
 
-struct LayerWeights {
-    const gguf::TensorView* attn_norm;  // [n_embd] f32
-    const gguf::TensorView* wq;         // [n_embd -> n_head * head_dim]
-    const gguf::TensorView* wk;         // [n_embd -> n_embd_kv]
-    const gguf::TensorView* wv;         // [n_embd -> n_embd_kv]
-    const gguf::TensorView* wo;         // [n_head * head_dim -> n_embd]
-    const gguf::TensorView* ffn_norm;   // [n_embd] f32
-    const gguf::TensorView* w_gate;     // [n_embd -> n_ff]
-    const gguf::TensorView* w_up;       // [n_embd -> n_ff]
-    const gguf::TensorView* w_down;     // [n_ff -> n_embd]
+// The tensors of one layer, as any backend holds them: W is a file view here, a backend's own handle
+// (kernels resolved, device pointer) in the backends.
+template <class W>
+struct LayerTensors {
+    W attn_norm;  // [n_embd] f32
+    W wq;         // [n_embd -> n_head * head_dim]
+    W wk;         // [n_embd -> n_embd_kv]
+    W wv;         // [n_embd -> n_embd_kv]
+    W wo;         // [n_head * head_dim -> n_embd]
+    W ffn_norm;   // [n_embd] f32
+    W w_gate;     // [n_embd -> n_ff]
+    W w_up;       // [n_embd -> n_ff]
+    W w_down;     // [n_ff -> n_embd]
+
+    // The same layer with every tensor mapped through f.
+    template <class F>
+    auto map(F&& f) const -> LayerTensors<decltype(f(attn_norm))> {
+        return {f(attn_norm), f(wq), f(wk), f(wv), f(wo), f(ffn_norm), f(w_gate), f(w_up), f(w_down)};
+    }
 };
 
-struct ModelWeights {
-    const gguf::TensorView* token_embd;   // [n_embd, n_vocab]: one row per token, any readable type
-    const gguf::TensorView* output_norm;  // [n_embd] f32
-    const gguf::TensorView* output;       // [n_embd -> n_vocab]; == token_embd when the embeddings are tied
-    const gguf::TensorView* rope_freqs;   // [n_rot / 2] f32 per-frequency divisors (Llama 3), or null
-    bool tied_embeddings = false;         // output.weight absent: the LM head reuses token_embd
-    std::vector<LayerWeights> layers;
+template <class W>
+struct ModelTensors {
+    W token_embd;   // [n_embd, n_vocab]: one row per token, any readable type
+    W output_norm;  // [n_embd] f32
+    W output;       // [n_embd -> n_vocab]; the same tensor as token_embd when the embeddings are tied
+    std::vector<LayerTensors<W>> layers;
+
+    template <class F>
+    auto map(F&& f) const -> ModelTensors<decltype(f(token_embd))> {
+        ModelTensors<decltype(f(token_embd))> out{f(token_embd), f(output_norm), f(output), {}};
+        out.layers.reserve(layers.size());
+        for (const auto& l : layers) out.layers.push_back(l.map(f));
+        return out;
+    }
+};
+
+using LayerWeights = LayerTensors<const gguf::TensorView*>;
+
+// The model's tensors as views into the mapped file.
+struct ModelWeights : ModelTensors<const gguf::TensorView*> {
+    const gguf::TensorView* rope_freqs =
+        nullptr;                   // [n_rot / 2] f32 per-frequency divisors (Llama 3), or null
+    bool tied_embeddings = false;  // output.weight absent: the LM head reuses token_embd
 };
 
 // Finds every tensor the llama graph needs and checks it. Throws FormatError when tensors are missing

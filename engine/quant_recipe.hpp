@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "kernels/quant_types.hpp"
+#include "gguf/ggml_type.hpp"
 
 namespace kinfer::gguf {
 class GgufFile;

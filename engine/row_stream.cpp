@@ -9,12 +9,13 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/reference/type_kernels.hpp"
 #include "kinfer/error.hpp"
 
 namespace kinfer {
 void stream_tensor_rows(gguf::GgufWriter& writer, const TypeTraits& dst, uint64_t row_len, uint64_t n_rows,
                         const RowFill& fill, const RowsDone& rows_done, uint64_t chunk_bytes) {
-    if (!dst.quantize_row)
+    if (!ref::quantize_fn(dst))
         throw Error(std::string("kinfer cannot write tensors of type ") + dst.name + " yet");
     if (row_len == 0 || row_len % dst.block_elems != 0)
         throw Error("row length " + std::to_string(row_len) + " does not split into " + dst.name +
@@ -38,8 +39,8 @@ void stream_tensor_rows(gguf::GgufWriter& writer, const TypeTraits& dst, uint64_
             for (int64_t r = 0; r < static_cast<int64_t>(count); ++r) {
                 try {
                     fill(first + static_cast<uint64_t>(r), row.get());
-                    dst.quantize_row(row.get(), buf.data() + static_cast<uint64_t>(r) * out_row,
-                                     static_cast<int64_t>(row_len));
+                    ref::quantize_fn(dst)(row.get(), buf.data() + static_cast<uint64_t>(r) * out_row,
+                                          static_cast<int64_t>(row_len));
                 } catch (...) {
 #pragma omp critical(kinfer_row_stream_error)
                     if (!error) error = std::current_exception();

@@ -11,8 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "gguf/ggml_type.hpp"
 #include "gguf/gguf_writer.hpp"
-#include "kernels/quant_types.hpp"
 
 namespace kinfer {
 

@@ -17,14 +17,16 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& optio
         throw UsageError("batch size must be at least 1, got " + std::to_string(options.n_batch));
     n_ctx_ = std::min(options.n_ctx, c.n_ctx_train);
     const int64_t n_batch = std::min(options.n_batch, n_ctx_);
-    backend_ = create_backend(*model_, BackendShape{n_batch, n_ctx_});
-    cache_ = std::make_unique<KvCache>(*backend_, options.kv_type, c.n_layer, n_ctx_, c.n_embd_kv());
-    act_ = std::make_unique<Activations>(*backend_, c, n_batch);
+    cache_ = std::make_unique<KvCache>(model_->backend(), options.kv_type, c.n_layer, n_ctx_, c.n_embd_kv());
+    ws_ = model_->backend().create_workspace(n_batch, n_ctx_);
     tokens_.reserve(static_cast<size_t>(n_ctx_));
     logits_.resize(static_cast<size_t>(c.n_vocab));
+    pos_.reserve(size_t(n_batch));
+    seq_.assign(size_t(n_batch), 0);
+    outputs_.reserve(size_t(n_batch));
 }
 
-std::span<const float> Session::forward(std::span<const int32_t> tokens, bool all_logits) {
+void Session::check_input(std::span<const int32_t> tokens) const {
     const int64_t n = static_cast<int64_t>(tokens.size());
     const int64_t n_vocab = model_->config().n_vocab;
     if (n == 0) throw UsageError("forward: no tokens");
@@ -35,24 +37,35 @@ std::span<const float> Session::forward(std::span<const int32_t> tokens, bool al
     if (n_past() + n > n_ctx_)
         throw UsageError("context full: " + std::to_string(n_past()) + " tokens in the cache + " +
                          std::to_string(n) + " new > context size " + std::to_string(n_ctx_));
+}
 
+void Session::append_evaluated(std::span<const int32_t> tokens, bool exact) {
+    tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
+    if (exact) n_reusable_ = n_past();
+}
+
+std::span<const float> Session::forward(std::span<const int32_t> tokens, bool all_logits) {
+    check_input(tokens);
+    const int64_t n = static_cast<int64_t>(tokens.size());
+    const int64_t n_vocab = model_->config().n_vocab;
     if (all_logits && logits_.size() < size_t(n * n_vocab)) logits_.resize(size_t(n * n_vocab));
     have_logits_ = false;
     const bool exact = n_reusable_ == n_past();
+    KvCache* const caches[] = {cache_.get()};
     for (int64_t done = 0; done < n;) {
-        const int64_t step = std::min(act_->n_batch, n - done);
+        const int64_t step = std::min(ws_->n_batch, n - done);
         const bool last = done + step == n;
-        const int64_t n_out = all_logits ? step : (last ? 1 : 0);
-        act_->reserve_logits(*backend_, n_out);
-        const std::span<const int32_t> chunk = tokens.subspan(size_t(done), size_t(step));
-        llama_forward(*backend_, *model_, *cache_, *act_, chunk, n_past(), n_out);
-        tokens_.insert(tokens_.end(), chunk.begin(), chunk.end());
-        if (n_out > 0) {
-            float* dst = logits_.data() + (all_logits ? size_t(done * n_vocab) : 0);
-            backend_->copy_to_host(dst, act_->logits.data(), sizeof(float) * size_t(n_out * n_vocab));
+        pos_.clear();
+        outputs_.clear();
+        for (int64_t t = 0; t < step; ++t) {
+            pos_.push_back(n_past() + t);
+            if (all_logits || (last && t == step - 1)) outputs_.push_back(int32_t(t));
         }
+        const std::span<const int32_t> chunk = tokens.subspan(size_t(done), size_t(step));
+        const Batch batch{chunk, pos_, std::span<const int32_t>(seq_.data(), size_t(step)), caches, outputs_};
+        model_->backend().forward(*ws_, batch, logits_.data() + (all_logits ? size_t(done * n_vocab) : 0));
+        append_evaluated(chunk, exact);
         done += step;
-        if (exact) n_reusable_ = n_past();
     }
     have_logits_ = true;
     last_logits_row_ = all_logits ? n - 1 : 0;
@@ -79,7 +92,7 @@ int64_t Session::shift_context(int64_t n_keep) {
     n_keep = std::clamp<int64_t>(n_keep, 0, n_past());
     const int64_t n_discard = (n_past() - n_keep) / 2;
     if (n_discard <= 0) return 0;
-    backend_->kv_shift(*cache_, n_keep, n_discard, n_past());
+    model_->backend().kv_shift(*ws_, *cache_, n_keep, n_discard, n_past());
     tokens_.erase(tokens_.begin() + n_keep, tokens_.begin() + n_keep + n_discard);
     n_reusable_ = std::min(n_reusable_, n_keep);
     return n_discard;

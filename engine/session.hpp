@@ -1,7 +1,8 @@
 #pragma once
-// One conversation with a model: its KV cache, the tokens in it, its backend and activation buffers,
-// all preallocated at creation for the session's context. Not thread-safe itself; many sessions may
-// share one Model from different threads.
+// One conversation with a model: its KV cache, the tokens in it, and a workspace of the model's backend
+// for its own steps, all preallocated at creation for the session's context. Not thread-safe itself; many
+// sessions may share one Model from different threads. Several sessions can also be stepped together in
+// one forward step (engine/batch_decoder.hpp), which is how a server decodes its clients.
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -9,7 +10,6 @@
 
 #include "engine/backend.hpp"
 #include "engine/kv_cache.hpp"
-#include "engine/llama_graph.hpp"
 #include "engine/model.hpp"
 
 namespace kinfer::engine {
@@ -52,18 +52,28 @@ class Session {
     const Model& model() const { return *model_; }
     const std::shared_ptr<const Model>& model_ptr() const { return model_; }
     const KvCache& cache() const { return *cache_; }
+    int64_t n_batch() const { return ws_->n_batch; }
+
+    // Throws UsageError when `tokens` cannot follow what the session holds: empty, an id outside the
+    // vocabulary, or more than the remaining context.
+    void check_input(std::span<const int32_t> tokens) const;
 
   private:
+    friend class BatchDecoder;
+    // Records that `tokens` were evaluated (their keys and values are in the cache).
+    void append_evaluated(std::span<const int32_t> tokens, bool exact);
+
     std::shared_ptr<const Model> model_;
     int64_t n_ctx_;
-    std::unique_ptr<Backend> backend_;  // declared before the buffers it owns: destroyed after them
     std::unique_ptr<KvCache> cache_;
-    std::unique_ptr<Activations> act_;
+    std::unique_ptr<Workspace> ws_;
     std::vector<int32_t> tokens_;
     std::vector<float> logits_;  // host copy: the last forward's logits (1 or n rows)
+    std::vector<int64_t> pos_;   // per step: the batch's positions, sequence ids and output rows
+    std::vector<int32_t> seq_, outputs_;
     bool have_logits_ = false;
-    int64_t last_logits_row_ = 0;
-    int64_t n_reusable_ = 0;  // row of logits_ holding the last token
+    int64_t last_logits_row_ = 0;  // row of logits_ holding the last token
+    int64_t n_reusable_ = 0;
 };
 
 }  // namespace kinfer::engine

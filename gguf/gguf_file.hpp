@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "gguf/gguf_value.hpp"
-#include "kernels/quant_types.hpp"
+#include "gguf/ggml_type.hpp"
 #include "kinfer/error.hpp"
 
 namespace kinfer::gguf {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "gguf/gguf_value.hpp"
-#include "kernels/quant_types.hpp"
+#include "gguf/ggml_type.hpp"
 
 namespace kinfer::gguf {
 

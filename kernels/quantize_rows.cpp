@@ -3,6 +3,7 @@
 #include <string>
 
 #include "kinfer/error.hpp"
+#include "kernels/reference/type_kernels.hpp"
 
 namespace kinfer {
 namespace {
@@ -35,21 +36,21 @@ void for_each_chunk(const TypeTraits& type, int64_t n_elems, Fn&& fn) {
 }  // namespace
 
 void quantize_rows(const TypeTraits& type, const float* in, void* out, int64_t n_rows, int64_t row_len) {
-    if (type.quantize_row == nullptr)
+    if (ref::quantize_fn(type) == nullptr)
         throw UsageError(std::string("cannot quantize to tensor type ") + type.name);
     check_shape(type, "quantize_rows", n_rows, row_len);
     auto* bytes = static_cast<uint8_t*>(out);
     for_each_chunk(type, n_rows * row_len, [&](int64_t start, int64_t len) {
-        type.quantize_row(in + start, bytes + row_bytes(type, static_cast<uint64_t>(start)), len);
+        ref::quantize_fn(type)(in + start, bytes + row_bytes(type, static_cast<uint64_t>(start)), len);
     });
 }
 
 void dequantize_rows(const TypeTraits& type, const void* in, float* out, int64_t n_rows, int64_t row_len) {
-    if (type.dequantize_row == nullptr) throw UsageError(std::string("cannot read tensor type ") + type.name);
+    if (ref::dequantize_fn(type) == nullptr) throw UsageError(std::string("cannot read tensor type ") + type.name);
     check_shape(type, "dequantize_rows", n_rows, row_len);
     const auto* bytes = static_cast<const uint8_t*>(in);
     for_each_chunk(type, n_rows * row_len, [&](int64_t start, int64_t len) {
-        type.dequantize_row(bytes + row_bytes(type, static_cast<uint64_t>(start)), out + start, len);
+        ref::dequantize_fn(type)(bytes + row_bytes(type, static_cast<uint64_t>(start)), out + start, len);
     });
 }
 

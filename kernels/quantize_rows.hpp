@@ -3,7 +3,7 @@
 // table. Used by the quantize command and by tests; not a per-token hot path.
 #include <cstdint>
 
-#include "kernels/quant_types.hpp"
+#include "gguf/ggml_type.hpp"
 
 namespace kinfer {
 

@@ -615,6 +615,7 @@ TEST_CASE("generate: end of generation, and reuse of the cached prompt prefix") 
 #include <random>
 
 #include "kernels/cpu/simple_ops.hpp"
+#include "kernels/reference/type_kernels.hpp"
 
 TEST_CASE("cpu kernels: a team of threads computes exactly what one thread does") {
     std::mt19937 rng(3);
@@ -627,7 +628,7 @@ TEST_CASE("cpu kernels: a team of threads computes exactly what one thread does"
     for (auto& v : x) v = uni(rng);
     std::vector<uint8_t> w(row_bytes(q8, n_in) * n_rows);
     for (int64_t r = 0; r < n_rows; ++r)
-        q8.quantize_row(&wf[size_t(r * n_in)], &w[row_bytes(q8, n_in) * r], n_in);
+        ref::quantize_fn(q8)(&wf[size_t(r * n_in)], &w[row_bytes(q8, n_in) * r], n_in);
 
     std::vector<float> scratch(size_t(4 * n_in)), one(size_t(n_tokens * n_rows)), team(one.size());
     cpu::matmul(q8, w.data(), row_bytes(q8, n_in), n_rows, n_in, x.data(), n_tokens, one.data(),
@@ -639,7 +640,7 @@ TEST_CASE("cpu kernels: a team of threads computes exactly what one thread does"
     std::vector<float> row(static_cast<size_t>(n_in));
     double worst = 0;
     for (int64_t r = 0; r < n_rows; ++r) {
-        q8.dequantize_row(&w[row_bytes(q8, n_in) * r], row.data(), n_in);
+        ref::dequantize_fn(q8)(&w[row_bytes(q8, n_in) * r], row.data(), n_in);
         for (int64_t t = 0; t < n_tokens; ++t) {
             double want = 0;
             for (int64_t i = 0; i < n_in; ++i) want += double(row[size_t(i)]) * x[size_t(t * n_in + i)];

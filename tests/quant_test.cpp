@@ -14,11 +14,12 @@
 
 #include "kernels/blocks.hpp"
 #include "kernels/fp16.hpp"
-#include "kernels/quant_types.hpp"
+#include "gguf/ggml_type.hpp"
 #include "kernels/quantize_rows.hpp"
 #include "kernels/reference/vec_dot.hpp"
 #include "kinfer/error.hpp"
 #include "tests/quant_test_data.hpp"
+#include "kernels/reference/type_kernels.hpp"
 
 using namespace kinfer;
 
@@ -45,13 +46,13 @@ uint32_t read_u32(const uint8_t* p) {
 std::vector<float> dequantize(const TypeTraits& t, const std::vector<uint8_t>& blocks) {
     const int64_t n = static_cast<int64_t>(blocks.size() / t.block_bytes * t.block_elems);
     std::vector<float> out(static_cast<size_t>(n));
-    t.dequantize_row(blocks.data(), out.data(), n);
+    ref::dequantize_fn(t)(blocks.data(), out.data(), n);
     return out;
 }
 
 std::vector<float> quantize_roundtrip(const TypeTraits& t, const std::vector<float>& x) {
     std::vector<uint8_t> q(row_bytes(t, x.size()));
-    t.quantize_row(x.data(), q.data(), static_cast<int64_t>(x.size()));
+    ref::quantize_fn(t)(x.data(), q.data(), static_cast<int64_t>(x.size()));
     return dequantize(t, q);
 }
 
@@ -85,8 +86,8 @@ TEST_CASE("quant: block structs match the type table") {
     for (const std::string name : kQuantNames) {
         const TypeTraits* t = find_type_by_name(name);
         REQUIRE(t != nullptr);
-        CHECK(static_cast<bool>(t->dequantize_row));
-        CHECK(static_cast<bool>(t->quantize_row));
+        CHECK(static_cast<bool>(ref::dequantize_fn(*t)));
+        CHECK(static_cast<bool>(ref::quantize_fn(*t)));
     }
 }
 
@@ -112,7 +113,7 @@ TEST_CASE("quant: dequantization is bit-exact with llama.cpp") {
         REQUIRE(file.size() == 24 + n_blocks * t->block_bytes + n * 4);
 
         std::vector<float> out(n);
-        t->dequantize_row(&file[24], out.data(), static_cast<int64_t>(n));
+        ref::dequantize_fn(*t)(&file[24], out.data(), static_cast<int64_t>(n));
         const uint8_t* expected = &file[24 + n_blocks * t->block_bytes];
         size_t mismatches = 0;
         for (uint64_t i = 0; i < n; ++i) {
@@ -317,7 +318,7 @@ TEST_CASE("quant: quantizers round-trip with bounded error") {
 TEST_CASE("quant: q8_K block sums") {
     const std::vector<float> x = quant_test::student_t3(2 * QK_K, 3);
     std::vector<BlockQ8_K> b(2);
-    type_traits(GgmlType::Q8_K).quantize_row(x.data(), b.data(), 2 * QK_K);
+    ref::quantize_fn(type_traits(GgmlType::Q8_K))(x.data(), b.data(), 2 * QK_K);
     for (const BlockQ8_K& blk : b) {
         for (int g = 0; g < 16; ++g) {
             int sum = 0;
@@ -407,7 +408,7 @@ TEST_CASE("quant: quantizers write llama.cpp's bytes") {
         CAPTURE(t->name);
         CAPTURE(dist);
         std::vector<uint8_t> ours(size);
-        t->quantize_row(data[dist].data(), ours.data(), n);
+        ref::quantize_fn(*t)(data[dist].data(), ours.data(), n);
         size_t differing_blocks = 0;
         for (size_t b = 0; b < size; b += t->block_bytes)
             differing_blocks += std::memcmp(&ours[b], &file[pos + b], t->block_bytes) != 0;
@@ -430,7 +431,7 @@ TEST_CASE("quant: quantize_rows / dequantize_rows equal the row functions") {
         std::vector<uint8_t> par(row_bytes(t, rows * len)), ser(par.size());
         quantize_rows(t, x.data(), par.data(), rows, len);
         for (int64_t r = 0; r < rows; ++r)
-            t.quantize_row(x.data() + r * len, ser.data() + row_bytes(t, r * len), len);
+            ref::quantize_fn(t)(x.data() + r * len, ser.data() + row_bytes(t, r * len), len);
         CHECK(par == ser);
         std::vector<float> y(x.size());
         dequantize_rows(t, par.data(), y.data(), rows, len);
@@ -455,7 +456,7 @@ TEST_CASE("quant: reference vec_dot equals dequantize-then-dot") {
             const std::vector<float> w = quant_test::student_t3(n, 5);
             const std::vector<float> x = quant_test::gaussian(n, 6);
             std::vector<uint8_t> q(row_bytes(t, n));
-            t.quantize_row(w.data(), q.data(), n);
+            ref::quantize_fn(t)(w.data(), q.data(), n);
             const std::vector<float> wd = dequantize(t, q);
             double expect = 0, scale = 0;
             for (int64_t i = 0; i < n; ++i) {

@@ -20,6 +20,7 @@
 #include "gguf/gguf_file.hpp"
 #include "infer_cli.hpp"
 #include "kinfer/error.hpp"
+#include "kernels/reference/type_kernels.hpp"
 
 using namespace kinfer;
 using kinfer_test::run_infer_cli;
@@ -84,7 +85,7 @@ std::vector<float> tensor_floats(const gguf::TensorView& t) {
     std::vector<float> v(t.n_elements());
     const uint64_t rb = t.row_bytes();
     for (uint64_t r = 0; r < t.n_rows(); ++r)
-        t.type->dequantize_row(t.data + r * rb, v.data() + r * t.ne[0], t.ne[0]);
+        ref::dequantize_fn(*t.type)(t.data + r * rb, v.data() + r * t.ne[0], t.ne[0]);
     return v;
 }
 

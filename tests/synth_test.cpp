@@ -15,6 +15,7 @@
 #include "gguf/gguf_writer.hpp"
 #include "infer_cli.hpp"
 #include "kinfer/error.hpp"
+#include "kernels/reference/type_kernels.hpp"
 
 using namespace kinfer;
 using kinfer_test::run_infer_cli;
@@ -30,7 +31,7 @@ const std::string kSmall = "--preset tiny --vocab none --n-vocab 512 --n-layer 2
 std::vector<float> tensor_floats(const gguf::TensorView& t) {
     std::vector<float> v(t.n_elements());
     for (uint64_t r = 0; r < t.n_rows(); ++r)
-        t.type->dequantize_row(t.data + r * t.row_bytes(), v.data() + r * t.ne[0], t.ne[0]);
+        ref::dequantize_fn(*t.type)(t.data + r * t.row_bytes(), v.data() + r * t.ne[0], t.ne[0]);
     return v;
 }
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "gguf/gguf_file.hpp"
-#include "kernels/quant_types.hpp"
+#include "gguf/ggml_type.hpp"
 
 namespace kinfer::test {
 

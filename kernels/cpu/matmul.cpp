@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include "kernels/cpu/simple_ops.hpp"
+#include "kernels/reference/type_kernels.hpp"
 
 namespace kinfer::cpu {
 
@@ -29,7 +30,7 @@ void matmul(const TypeTraits& type, const uint8_t* w, size_t row_bytes, int64_t 
         float* row = scratch + static_cast<size_t>(omp_get_thread_num()) * static_cast<size_t>(n_in);
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < n_rows; ++r) {
-            type.dequantize_row(w + static_cast<size_t>(r) * row_bytes, row, n_in);
+            ref::dequantize_fn(type)(w + static_cast<size_t>(r) * row_bytes, row, n_in);
             for (int64_t t = 0; t < n_tokens; ++t) out[t * n_rows + r] = dot(row, x + t * n_in, n_in);
         }
     }
@@ -39,7 +40,7 @@ void embed_rows(const TypeTraits& type, const uint8_t* table, size_t row_bytes, 
                 const int32_t* ids, int64_t n_tokens, float* out, int n_threads) {
 #pragma omp parallel for num_threads(n_threads) if (n_threads > 1 && n_tokens > 1) schedule(static)
     for (int64_t t = 0; t < n_tokens; ++t)
-        type.dequantize_row(table + static_cast<size_t>(ids[t]) * row_bytes, out + t * n_embd, n_embd);
+        ref::dequantize_fn(type)(table + static_cast<size_t>(ids[t]) * row_bytes, out + t * n_embd, n_embd);
 }
 
 }  // namespace kinfer::cpu

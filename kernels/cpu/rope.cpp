@@ -5,16 +5,16 @@
 namespace kinfer::cpu {
 
 void rope(float* x, int64_t n_rows, size_t row_stride, int64_t n_heads, int64_t head_dim, int64_t n_rot,
-          const double* inv_freq, int64_t pos0, int64_t pos_step, int n_threads) {
+          const double* inv_freq, const int64_t* pos, int n_threads) {
     constexpr int64_t kMaxPairs = 512;  // ModelConfig caps n_rot at 1024
     const int64_t n_pairs = n_rot / 2;
 #pragma omp parallel for num_threads(n_threads) if (n_threads > 1 && n_rows > 1) schedule(static)
     for (int64_t t = 0; t < n_rows; ++t) {
         // Angles in double: exact-minded, and computed once per row for all heads.
         float cos_t[kMaxPairs], sin_t[kMaxPairs];
-        const double pos = double(pos0 + t * pos_step);
+        const double p = double(pos[t]);
         for (int64_t i = 0; i < n_pairs; ++i) {
-            const double theta = pos * inv_freq[i];
+            const double theta = p * inv_freq[i];
             cos_t[i] = static_cast<float>(std::cos(theta));
             sin_t[i] = static_cast<float>(std::sin(theta));
         }

@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/quant_types.hpp"
+#include "gguf/ggml_type.hpp"
 
 namespace kinfer::cpu {
 
@@ -32,9 +32,9 @@ void rmsnorm(const float* x, const float* w, float eps, int64_t n_rows, int64_t 
 
 // Rotary position embedding, GGUF/llama convention: within each head, adjacent pairs (x[2i], x[2i+1]) for
 // i < n_rot/2 turn by angle pos * inv_freq[i]; dims past n_rot are untouched. Row t (of n_rows, each
-// n_heads * head_dim floats at `row_stride` apart) has position pos0 + t * pos_step.
+// n_heads * head_dim floats at `row_stride` apart) has position pos[t].
 void rope(float* x, int64_t n_rows, size_t row_stride, int64_t n_heads, int64_t head_dim, int64_t n_rot,
-          const double* inv_freq, int64_t pos0, int64_t pos_step, int n_threads);
+          const double* inv_freq, const int64_t* pos, int n_threads);
 
 // Causal attention of n_tokens queries at positions pos0.. against a layer's KV cache. q and out are
 // [n_tokens][n_head * head_dim]; k and v are [n_ctx][n_head_kv * head_dim] of fp16 (kv_f16) or float, with

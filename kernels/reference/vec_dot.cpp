@@ -3,11 +3,12 @@
 #include <string>
 
 #include "kinfer/error.hpp"
+#include "kernels/reference/type_kernels.hpp"
 
 namespace kinfer::ref {
 
 float vec_dot(const TypeTraits& type, const void* row, const float* x, int64_t n) {
-    if (type.dequantize_row == nullptr)
+    if (ref::dequantize_fn(type) == nullptr)
         throw UsageError(std::string("vec_dot: cannot read tensor type ") + type.name);
     if (n < 0 || n % type.block_elems != 0)
         throw UsageError("vec_dot: " + std::to_string(n) + " elements is not a whole number of " + type.name +
@@ -19,7 +20,7 @@ float vec_dot(const TypeTraits& type, const void* row, const float* x, int64_t n
     double sum = 0;
     for (int64_t start = 0; start < n; start += kChunk) {
         const int64_t len = n - start < kChunk ? n - start : kChunk;
-        type.dequantize_row(bytes + row_bytes(type, static_cast<uint64_t>(start)), buf, len);
+        ref::dequantize_fn(type)(bytes + row_bytes(type, static_cast<uint64_t>(start)), buf, len);
         for (int64_t i = 0; i < len; ++i)
             sum += static_cast<double>(buf[i]) * static_cast<double>(x[start + i]);
     }

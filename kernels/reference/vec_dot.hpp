@@ -3,7 +3,7 @@
 // (CPU SIMD, CUDA) is tested against.
 #include <cstdint>
 
-#include "kernels/quant_types.hpp"
+#include "gguf/ggml_type.hpp"
 
 namespace kinfer::ref {
 

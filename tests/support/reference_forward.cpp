@@ -5,6 +5,7 @@
 #include <string>
 
 #include "kinfer/error.hpp"
+#include "kernels/reference/type_kernels.hpp"
 
 // Where each convention comes from (llama.cpp, read for facts only):
 // - layer structure: src/models/llama.cpp (pre-norm RMSNorm, residual after attention and after the FFN,
@@ -95,14 +96,14 @@ RefConfig read_ref_config(const gguf::GgufFile& f) {
 }
 
 std::vector<double> dequantize_row_f64(const gguf::TensorView& t, uint64_t row) {
-    if (!t.type->dequantize_row)
+    if (!ref::dequantize_fn(*t.type))
         throw Error("reference forward: no scalar dequantizer for type " + std::string(t.type->name) +
                     " (tensor " + std::string(t.name) + ")");
     if (row >= t.n_rows())
         throw Error("reference forward: row " + std::to_string(row) + " out of range in " +
                     std::string(t.name));
     std::vector<float> f(t.ne[0]);
-    t.type->dequantize_row(t.row(row), f.data(), int64_t(t.ne[0]));
+    ref::dequantize_fn(*t.type)(t.row(row), f.data(), int64_t(t.ne[0]));
     return {f.begin(), f.end()};
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 // A float64 reference forward pass of a llama-architecture GGUF model, for tests only. It is the truth that
 // both kinfer's engine and llama.cpp are measured against, so it is written to be obviously right rather than
-// fast: weights are dequantized with the scalar reference of the type table (type_traits(t).dequantize_row),
+// fast: weights are dequantized with the scalar reference (ref::dequantize_fn(type)),
 // every activation is a double, and each step of the layer is a separate plain loop.
 //
 // Conventions (checked against llama.cpp's llm_build_llama and ggml's CPU rope, see the .cpp):
@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "gguf/gguf_file.hpp"
+#include "kernels/reference/type_kernels.hpp"
 
 namespace kinfer::testing {
 

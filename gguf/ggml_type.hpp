@@ -1,6 +1,7 @@
 #pragma once
-// The one table of ggml tensor types: id, name, block geometry, and the scalar reference (de)quantizers.
-// Everything that needs to know how big a row of type T is, or how to read it, asks here.
+// The one table of ggml tensor formats as GGUF stores them: id, name, block geometry. Everything that needs
+// to know how big a row of type T is asks here; how to compute with a type is the kernels' business
+// (kernels/reference/type_kernels.hpp for the scalar reference, kernels/cpu, kernels/cuda).
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -47,18 +48,11 @@ enum class GgmlType : uint32_t {
     Q2_0 = 42,
 };
 
-// Reads `n` elements (a multiple of the block size) from consecutive blocks into floats.
-using DequantizeRowFn = void (*)(const void* blocks, float* out, int64_t n);
-// Writes `n` floats (a multiple of the block size) as consecutive blocks.
-using QuantizeRowFn = void (*)(const float* in, void* blocks, int64_t n);
-
 struct TypeTraits {
     GgmlType type;
-    const char* name;                // ggml's spelling: "f32", "q4_K", ...
-    uint32_t block_elems;            // elements per block (1 for plain types)
-    uint32_t block_bytes;            // bytes per block
-    DequantizeRowFn dequantize_row;  // null where kinfer cannot read the type yet
-    QuantizeRowFn quantize_row;      // null where kinfer cannot write the type
+    const char* name;      // ggml's spelling: "f32", "q4_K", ...
+    uint32_t block_elems;  // elements per block (1 for plain types)
+    uint32_t block_bytes;  // bytes per block
 };
 
 // Traits for a raw type id from a file; null for ids ggml does not define.
