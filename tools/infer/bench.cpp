@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "kernels/cpu/quant_matmul.hpp"
 #include "tools/infer/args.hpp"
 #include "tools/infer/bandwidth_probe.hpp"
 #include "tools/infer/bench_models.hpp"
