@@ -34,14 +34,18 @@ while (($#)); do
     *) echo "compare-llamacpp.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+log() { echo "compare-llamacpp: $*" >&2; }
 [ -x "$infer" ] || { echo "compare-llamacpp.sh: $infer not found: build it first (cmake --build build --target infer)" >&2; exit 1; }
 [ -n "$llama_bench" ] || llama_bench=$("$root/bench/build-llama-bench.sh" | tail -n 1)
 [ -x "$llama_bench" ] || { echo "compare-llamacpp.sh: no llama-bench at $llama_bench" >&2; exit 1; }
 
+load=$(cut -d' ' -f1 /proc/loadavg)
+if python3 -c "import sys; sys.exit(0 if $load > 0.5 else 1)"; then
+  log "warning: load average $load: other processes will distort both tools' numbers"
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$dir"
-log() { echo "compare-llamacpp: $*" >&2; }
 
 # The same files `infer bench --all-types` uses (and `infer synth` writes).
 for type in $types; do
@@ -54,7 +58,7 @@ done
 
 # The read bandwidth, measured once.
 bw=$("$infer" bench -m "$dir/$preset-$(set -- $types; echo "$1").gguf" -p 0 -n 1 -r 1 --no-warmup -t "$threads" -o jsonl 2>/dev/null |
-  python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["mem_read_gbps"])')
+  python3 -c 'import json,sys; print("%.2f" % json.loads(sys.stdin.readline())["mem_read_gbps"])')
 log "memory read bandwidth $bw GB/s"
 
 kinfer_cmd="infer bench -m FILE -t $threads -p $n_prompt -n $n_gen -r 1 --no-bandwidth -o jsonl"

@@ -22,10 +22,9 @@ namespace {
 
 constexpr const char* kDefaultVocab = KINFER_DATA_DIR "/vocab/mistral-v0.3-vocab.gguf";
 
-// The SIMD path of the CPU kernels in use. The one line to change when the dispatcher lands:
-// return kinfer::cpu::isa_name(kinfer::cpu::active_isa());
+// The instruction-set path of the CPU kernels in use (KINFER_CPU_ISA may force a lower one).
 std::string cpu_kernel_path() {
-    return "reference";
+    return cpu::isa_name(cpu::active_isa());
 }
 
 std::string help_text() {
