@@ -76,9 +76,47 @@ void BM_OmpStream(benchmark::State& state) {
     state.SetBytesProcessed(state.iterations() * kStreamFloats * int64_t(sizeof(float)));
 }
 
+// The decode pattern: many ops in a row, each a 1 MiB slice (about 50 us on one core), as a token's matvecs.
+constexpr int64_t kOpFloats = int64_t(1) << 18;
+
+void BM_PoolOps(benchmark::State& state) {
+    const int threads = static_cast<int>(state.range(0));
+    ThreadPool pool(threads);
+    const float* data = stream_data().data();
+    std::vector<float> partial(size_t(threads) * 16);
+    for (auto _ : state) {
+        for (int64_t op = 0; op < kStreamFloats / kOpFloats; ++op)
+            pool.parallel_for(kOpFloats, [&](int64_t b, int64_t e, int t) {
+                partial[size_t(t) * 16] += sum_range(data + op * kOpFloats + b, e - b);
+            });
+        benchmark::DoNotOptimize(partial.data());
+    }
+    state.SetBytesProcessed(state.iterations() * kStreamFloats * int64_t(sizeof(float)));
+}
+
+void BM_OmpOps(benchmark::State& state) {
+    const int threads = static_cast<int>(state.range(0));
+    const float* data = stream_data().data();
+    std::vector<float> partial(size_t(threads) * 16);
+    const int64_t n_chunks = threads * ThreadPool::kChunksPerThread;
+    for (auto _ : state) {
+        for (int64_t op = 0; op < kStreamFloats / kOpFloats; ++op) {
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+            for (int64_t c = 0; c < n_chunks; ++c) {
+                const int64_t b = kOpFloats * c / n_chunks, e = kOpFloats * (c + 1) / n_chunks;
+                partial[size_t(omp_get_thread_num()) * 16] += sum_range(data + op * kOpFloats + b, e - b);
+            }
+        }
+        benchmark::DoNotOptimize(partial.data());
+    }
+    state.SetBytesProcessed(state.iterations() * kStreamFloats * int64_t(sizeof(float)));
+}
+
 BENCHMARK(BM_PoolDispatch)->Arg(1)->Arg(2)->Arg(4)->UseRealTime();
 BENCHMARK(BM_OmpDispatch)->Arg(1)->Arg(2)->Arg(4)->UseRealTime();
 BENCHMARK(BM_PoolStream)->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK(BM_OmpStream)->Arg(1)->Arg(2)->UseRealTime();
+BENCHMARK(BM_PoolOps)->Arg(1)->Arg(2)->UseRealTime();
+BENCHMARK(BM_OmpOps)->Arg(1)->Arg(2)->UseRealTime();
 
 }  // namespace

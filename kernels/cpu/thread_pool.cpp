@@ -54,7 +54,9 @@ void futex_wake_all(std::atomic<uint32_t>& word) {
 #endif
 }
 
-// Polls `ready` for about spin_us microseconds; true as soon as it holds.
+// Polls `ready` for about spin_us microseconds; true as soon as it holds. Between rounds of polling it
+// yields: on a machine with more runnable threads than cores, the thread we wait for may be queued behind
+// us on this very core.
 template <class Ready>
 bool spin_until(Ready ready, int spin_us) {
     if (ready()) return true;
@@ -65,6 +67,7 @@ bool spin_until(Ready ready, int spin_us) {
             cpu_relax();
         }
         if (std::chrono::steady_clock::now() >= deadline) return ready();
+        std::this_thread::yield();
     }
 }
 

@@ -15,8 +15,9 @@
 //   not claimed anything. parallel_for() splits a range into about kChunksPerThread chunks per thread of
 //   near-equal size (any count, divisible by the thread count or not): small enough that a thread the OS
 //   preempts holds back little work.
-// - Waiting spins only briefly (Options::spin_us, checking the clock), then sleeps on a futex: workers
-//   between ops and the caller waiting for the last task do not burn a core that another process needs.
+// - Waiting spins only briefly (Options::spin_us, checking the clock, yielding the core between rounds of
+//   polling), then sleeps on a futex: workers between ops and the caller waiting for the last task do not
+//   burn a core that another process needs.
 // - The first exception a task throws is rethrown by run() after all claimed tasks have finished; the
 //   tasks not yet started are skipped.
 // - A run() from inside a task (nested) executes its tasks serially on that thread. run() calls from
