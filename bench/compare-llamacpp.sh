@@ -75,6 +75,7 @@ for type in $types; do
   done
 done
 
+[ -f "$out" ] || printf '# Benchmark results\n\nWritten by bench/compare-llamacpp.sh, newest last.\n' >"$out"
 cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
 kernels=$(python3 -c 'import json,sys; print(json.loads(sys.stdin.readline()).get("cpu_kernels","?"))' \
   < <(grep -m1 ' kinfer ' "$work/results.txt" | cut -d' ' -f3-))

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu/quant_matmul.hpp"
@@ -279,7 +280,7 @@ int cmd_bench(int argc, char** argv) {
     BenchEnvironment env;
     env.cpu_info = cpu_model_name();
     env.cpu_kernels = device == Device::Cpu ? cpu_kernel_path() : "cuda";
-    progress_line("CPU kernels: " + env.cpu_kernels);
+    progress_line(device == Device::Cpu ? "CPU kernels: " + env.cpu_kernels : "backend: CUDA");
     bool has_generation = false;
     for (const auto& t : tests) has_generation = has_generation || (t.n_gen > 0 && t.n_prompt == 0);
     if (probe && has_generation && device == Device::Cpu) {
@@ -298,10 +299,11 @@ int cmd_bench(int argc, char** argv) {
     size_t index = 0;
     BenchPrinter printer(format, env);
     std::vector<BenchResult> results;
-    printer.begin();
+    bool begun = false;  // the header comes once the first model has loaded: a load error prints no table
     for (const auto& info : infos) {
         for (int t : threads) {
             BenchInstance instance(info, device, t, max_tokens);
+            if (!std::exchange(begun, true)) printer.begin();
             for (const auto& test : tests) {
                 ++index;
                 const std::string where = "[" + std::to_string(index) + "/" + std::to_string(total) + "] " +
