@@ -28,6 +28,7 @@ const Command kCommands[] = {
     {"convert", kinfer::cli::cmd_convert, "convert a Hugging Face Mistral/Llama checkpoint to GGUF"},
     {"synth", kinfer::cli::cmd_synth, "write a Llama/Mistral GGUF with seeded random weights"},
     {"tokenize", kinfer::cli::cmd_tokenize, "text to token ids with a model's tokenizer"},
+    {"bench", kinfer::cli::cmd_bench, "tokens per second (prompt, generation), as llama-bench measures them"},
 };
 
 void print_usage(FILE* out) {

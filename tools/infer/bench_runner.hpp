@@ -1,0 +1,36 @@
+#pragma once
+// Runs `infer bench` tests on one model the way llama-bench does: pp tests evaluate a prompt of random
+// valid token ids in one feed, tg tests feed random tokens one at a time, pg tests do both; the context is
+// first filled with n_depth tokens (not timed); each repetition starts from an empty context.
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "kinfer/kinfer.hpp"
+#include "tools/infer/bench_report.hpp"
+
+namespace kinfer::cli {
+
+// Reads the facts of a model file (type, size, parameters, bytes read per token). Throws FormatError.
+BenchModelInfo read_bench_model_info(const std::string& path);
+
+struct BenchRunOptions {
+    int repetitions = 5;
+    bool warmup = true;                                // one untimed run of the test first
+    std::function<void(const std::string&)> progress;  // "warmup", "rep 2/5": where the test is
+};
+
+// One model loaded with one device and thread count; tests run on it one after the other.
+class BenchInstance {
+  public:
+    BenchInstance(const BenchModelInfo& info, Device device, int threads, int max_tokens);
+    BenchResult run(const BenchTest& test, const BenchRunOptions& options);
+
+  private:
+    BenchModelInfo info_;
+    Device device_;
+    int threads_;
+    Model model_;
+};
+
+}  // namespace kinfer::cli
