@@ -26,6 +26,7 @@ const Command kCommands[] = {
      "convert an F32/F16/BF16 model to Q4_0 ... Q6_K, Q4_K_M, F16, BF16"},
     {"synth", kinfer::cli::cmd_synth, "write a Llama/Mistral GGUF with seeded random weights"},
     {"tokenize", kinfer::cli::cmd_tokenize, "text to token ids with a model's tokenizer"},
+    {"serve", kinfer::cli::cmd_serve, "an OpenAI-compatible HTTP server with continuous batching"},
 };
 
 void print_usage(FILE* out) {
