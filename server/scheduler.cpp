@@ -105,6 +105,7 @@ struct Slot {
     std::optional<engine::StopStringMatcher> matcher;
     std::string piece;  // scratch for decoded text
     Clock::time_point t_start, t_prompt_done;
+    uint64_t last_used = 0;  // when its last request ended (larger: more recent)
 
     Slot(std::shared_ptr<const engine::Model> model, const engine::SessionOptions& o) : session(model, o) {}
 };
@@ -132,6 +133,7 @@ struct Scheduler::Impl {
     Clock::time_point window_start = Clock::now();
     uint64_t window_tokens = 0;
 
+    uint64_t use_counter = 0;
     std::vector<engine::SequenceInput> inputs;
     std::vector<Slot*> input_slots;
 
@@ -274,10 +276,18 @@ void Scheduler::Impl::finish(Slot& s, StopReason reason, const std::string& erro
         if (s.matcher->stopped() && reason != StopReason::Interrupted) reason = StopReason::StopString;
     }
     const auto now = Clock::now();
-    uint64_t prompt_tokens = 0, prompt_cached = 0;
+    GenerateResult& r = s.req->result;  // only this thread writes it
+    {
+        // The scheduler's counts first: whoever sees the request finished also sees them.
+        std::lock_guard lock(mutex);
+        ++stats.finished;
+        if (reason == StopReason::Interrupted) ++stats.cancelled;
+        if (s.decoding) stats.prompt_tokens += uint64_t(r.prompt_tokens - r.prompt_cached);
+        stats.prompt_cached += uint64_t(r.prompt_cached);
+        --stats.busy;
+    }
     {
         std::lock_guard lock(s.req->mutex);
-        GenerateResult& r = s.req->result;
         r.stop_reason = reason;
         if (reason == StopReason::ContextFull)
             r.message = "context full (" + std::to_string(n_ctx) + " tokens): generation stopped";
@@ -287,20 +297,11 @@ void Scheduler::Impl::finish(Slot& s, StopReason reason, const std::string& erro
         } else {
             r.prompt_seconds = seconds_between(s.t_start, now);
         }
-        prompt_tokens = s.decoding ? uint64_t(r.prompt_tokens - r.prompt_cached) : 0;
-        prompt_cached = uint64_t(r.prompt_cached);
         s.req->error = error;
         s.req->finished = true;
         s.req->changed.notify_all();
     }
-    {
-        std::lock_guard lock(mutex);
-        ++stats.finished;
-        if (reason == StopReason::Interrupted) ++stats.cancelled;
-        stats.prompt_tokens += prompt_tokens;
-        stats.prompt_cached += prompt_cached;
-        --stats.busy;
-    }
+    s.last_used = ++use_counter;
     s.stream.reset();
     s.req = nullptr;
     s.sampler.reset();
@@ -311,14 +312,18 @@ void Scheduler::Impl::finish(Slot& s, StopReason reason, const std::string& erro
 
 void Scheduler::Impl::admit(std::shared_ptr<CompletionStream> stream) {
     // The idle slot whose cache shares the longest prefix with the prompt: a follow-up turn of a
-    // conversation lands where that conversation is.
+    // conversation lands where that conversation is. When no slot shares more than a BOS token, the one
+    // idle the longest, so recent conversations stay cached for their next turn.
     const auto& prompt = stream->impl_->request.prompt;
     Slot* best = nullptr;
     int64_t best_reuse = -1;
     for (auto& slot : slots) {
         if (slot->stream) continue;
         const int64_t reuse = engine::reusable_prefix(slot->session, prompt);
-        if (reuse > best_reuse) best = slot.get(), best_reuse = reuse;
+        const int64_t score = reuse > 1 ? reuse : 0;
+        const int64_t best_score = best_reuse > 1 ? best_reuse : 0;
+        if (!best || score > best_score || (score == best_score && slot->last_used < best->last_used))
+            best = slot.get(), best_reuse = reuse;
     }
     Slot& s = *best;
     s.stream = std::move(stream);

@@ -295,6 +295,9 @@ void HttpServer::Impl::routes() {
         } else {
             e.message = "bad request (HTTP " + std::to_string(res.status) + ")";
         }
+        // A request httplib could not read (malformed, too large, too slow) ends the connection: a client
+        // must not hold a server thread by failing again and again on the same keep-alive connection.
+        if (res.status != 404) res.set_header("Connection", "close");
         send_error(res, e);
         return httplib::Server::HandlerResponse::Handled;
     }));
@@ -324,7 +327,7 @@ HttpServer::HttpServer(Scheduler& scheduler, HttpOptions options)
     m.server.set_payload_max_length(m.options.max_body);
     m.server.set_read_timeout(m.options.timeout_seconds, 0);
     m.server.set_write_timeout(m.options.timeout_seconds, 0);
-    m.server.set_keep_alive_timeout(5);
+    m.server.set_keep_alive_timeout(2);
     m.routes();
 }
 
