@@ -13,7 +13,6 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import OpenAI from "openai";
 
 const args = process.argv.slice(2);
 const arg = (name, fallback) => {
@@ -28,6 +27,15 @@ const BROWSER = !args.includes("--no-browser");
 if (!INFER || !VOCAB) {
   console.error("usage: node serve_test.mjs --infer PATH --vocab PATH [--hostile N] [--only NAME]");
   process.exit(2);
+}
+// The clients are installed by `npm ci --prefix tests/server` (scripts/test.sh does it).
+let OpenAI;
+try {
+  OpenAI = (await import("openai")).default;
+  await import("playwright-core");
+} catch (e) {
+  console.error("serve_test: the npm packages are missing: run `npm ci --prefix tests/server` (" + e.message + ")");
+  process.exit(1);
 }
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "kinfer-serve-"));
 const MODEL = path.join(work, "tiny.gguf");
