@@ -158,8 +158,10 @@ Scheduler::Scheduler(const Model& model, const SchedulerOptions& options)
         throw UsageError("scheduler: batch_tokens (" + std::to_string(options.batch_tokens) +
                          ") must be at least the number of slots (" + std::to_string(options.slots) + ")");
     if (options.prefill_chunk < 1)
-        throw UsageError("scheduler: prefill_chunk must be >= 1, got " + std::to_string(options.prefill_chunk));
-    if (options.n_ctx < 0) throw UsageError("scheduler: n_ctx must be >= 0, got " + std::to_string(options.n_ctx));
+        throw UsageError("scheduler: prefill_chunk must be >= 1, got " +
+                         std::to_string(options.prefill_chunk));
+    if (options.n_ctx < 0)
+        throw UsageError("scheduler: n_ctx must be >= 0, got " + std::to_string(options.n_ctx));
     m.tok = &ModelAccess::tokenizer(model);
     const auto& em = ModelAccess::engine_model(model);
     m.n_ctx = std::min(options.n_ctx > 0 ? options.n_ctx : model.n_ctx(), model.n_ctx_train());
@@ -215,8 +217,8 @@ std::shared_ptr<CompletionStream> Scheduler::submit(CompletionRequest request) {
     const auto& prompt = request.prompt;
     if (prompt.empty()) throw UsageError("empty prompt: nothing to generate from");
     if (int64_t(prompt.size()) > m.n_ctx)
-        throw UsageError("the prompt is " + std::to_string(prompt.size()) + " tokens, longer than the context of " +
-                         std::to_string(m.n_ctx) + " tokens");
+        throw UsageError("the prompt is " + std::to_string(prompt.size()) +
+                         " tokens, longer than the context of " + std::to_string(m.n_ctx) + " tokens");
     for (const int32_t id : prompt)
         if (id < 0 || id >= m.model.n_vocab())
             throw UsageError("prompt token id " + std::to_string(id) + " is outside the vocabulary (" +
@@ -333,7 +335,8 @@ void Scheduler::Impl::admit(std::shared_ptr<CompletionStream> stream) {
     s.n_fed = size_t(best_reuse);
     s.decoding = false;
     s.sampler.emplace(o.sampling, s.session.n_vocab());
-    s.decoder.emplace(*tok, tokenizer::StreamingOptions{.strip_leading_space = s.req->request.strip_leading_space});
+    s.decoder.emplace(*tok,
+                      tokenizer::StreamingOptions{.strip_leading_space = s.req->request.strip_leading_space});
     s.matcher.emplace(o.stop);
     s.t_start = Clock::now();
     std::lock_guard lock(s.req->mutex);
@@ -428,7 +431,8 @@ void Scheduler::Impl::run() {
             const auto& prompt = slot->req->request.prompt;
             const int64_t take =
                 std::min<int64_t>({int64_t(prompt.size() - slot->n_fed), options.prefill_chunk, room});
-            inputs.push_back({&slot->session, std::span<const int32_t>(prompt).subspan(slot->n_fed, size_t(take))});
+            inputs.push_back(
+                {&slot->session, std::span<const int32_t>(prompt).subspan(slot->n_fed, size_t(take))});
             input_slots.push_back(slot.get());
             room -= take;
         }

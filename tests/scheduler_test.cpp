@@ -46,8 +46,10 @@ GenerateResult finish(CompletionStream& stream, std::string text = {}) {
 
 TEST_CASE("scheduler: requests decoded together give the text each gives alone (greedy)") {
     const Model model = load_vocab_model();
-    const char* texts[] = {"Hello", "The capital of France is", "1 2 3 4 5", "Once upon a time, in a land",
-                           "def main():", "Bonjour, je", "What is", "中文和emoji 🙂"};
+    const char* texts[] = {"Hello",       "The capital of France is",
+                           "1 2 3 4 5",   "Once upon a time, in a land",
+                           "def main():", "Bonjour, je",
+                           "What is",     "中文和emoji 🙂"};
     std::vector<std::vector<int32_t>> prompts;
     std::vector<GenerateResult> expected;
     for (const char* t : texts) {
@@ -154,7 +156,8 @@ TEST_CASE("scheduler: cancel frees the slot at once; a full queue refuses; bad r
     CHECK(scheduler.stats().cancelled == 3);
 
     CHECK_THROWS_AS(scheduler.submit({.prompt = {}, .options = greedy(3)}), UsageError);
-    CHECK_THROWS_AS(scheduler.submit({.prompt = std::vector<int32_t>(513, 1), .options = greedy(3)}), UsageError);
+    CHECK_THROWS_AS(scheduler.submit({.prompt = std::vector<int32_t>(513, 1), .options = greedy(3)}),
+                    UsageError);
     CHECK_THROWS_AS(scheduler.submit({.prompt = {1, 99999999}, .options = greedy(3)}), UsageError);
     GenerateOptions bad = greedy(3);
     bad.stop = {""};

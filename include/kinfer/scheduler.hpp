@@ -25,11 +25,11 @@
 namespace kinfer {
 
 struct SchedulerOptions {
-    int slots = 4;             // completions decoded together (each holds a Session)
-    int n_ctx = 0;             // context of each slot in tokens; 0: the model's n_ctx()
-    int max_queued = 64;       // requests waiting for a slot; past this submit() throws QueueFullError
-    int batch_tokens = 512;    // tokens per forward step, all slots together (>= slots)
-    int prefill_chunk = 128;   // prompt tokens of one slot per step: keeps other slots' streams moving
+    int slots = 4;            // completions decoded together (each holds a Session)
+    int n_ctx = 0;            // context of each slot in tokens; 0: the model's n_ctx()
+    int max_queued = 64;      // requests waiting for a slot; past this submit() throws QueueFullError
+    int batch_tokens = 512;   // tokens per forward step, all slots together (>= slots)
+    int prefill_chunk = 128;  // prompt tokens of one slot per step: keeps other slots' streams moving
 };
 
 // submit() found the queue full: try again later (a server answers 503 with Retry-After).
@@ -39,8 +39,8 @@ class KINFER_API QueueFullError : public Error {
 };
 
 struct CompletionRequest {
-    std::vector<int32_t> prompt;  // non-empty, at most the slot context (a BOS is not added)
-    GenerateOptions options;      // `interrupt` and `context_shift` do not apply (cancel(); ContextFull)
+    std::vector<int32_t> prompt;       // non-empty, at most the slot context (a BOS is not added)
+    GenerateOptions options;           // `interrupt` and `context_shift` do not apply (cancel(); ContextFull)
     bool strip_leading_space = false;  // drop the word-start space of the first token (chat replies)
 };
 
@@ -72,18 +72,18 @@ class KINFER_API CompletionStream {
 
 struct SchedulerStats {
     int slots = 0;
-    int busy = 0;    // slots with a request
-    int queued = 0;  // requests waiting for a slot
-    uint64_t requests = 0;           // accepted by submit()
-    uint64_t rejected = 0;           // refused because the queue was full
-    uint64_t finished = 0;           // completed (cancelled ones included)
+    int busy = 0;           // slots with a request
+    int queued = 0;         // requests waiting for a slot
+    uint64_t requests = 0;  // accepted by submit()
+    uint64_t rejected = 0;  // refused because the queue was full
+    uint64_t finished = 0;  // completed (cancelled ones included)
     uint64_t cancelled = 0;
-    uint64_t prompt_tokens = 0;      // prompt tokens evaluated (cached prefixes excluded)
-    uint64_t prompt_cached = 0;      // prompt tokens reused from a slot's cache
+    uint64_t prompt_tokens = 0;  // prompt tokens evaluated (cached prefixes excluded)
+    uint64_t prompt_cached = 0;  // prompt tokens reused from a slot's cache
     uint64_t generated_tokens = 0;
-    uint64_t steps = 0;              // batched forward steps
-    double busy_seconds = 0;         // time spent in forward steps and sampling
-    double tokens_per_second = 0;    // generated tokens per second over the last few seconds
+    uint64_t steps = 0;            // batched forward steps
+    double busy_seconds = 0;       // time spent in forward steps and sampling
+    double tokens_per_second = 0;  // generated tokens per second over the last few seconds
 };
 
 class KINFER_API Scheduler {

@@ -1,10 +1,10 @@
 // `infer serve`: an OpenAI-compatible HTTP server over the continuous-batching Scheduler
 // (include/kinfer/scheduler.hpp). The routes are in serve_http.cpp, the API shapes in serve_openai.cpp,
 // the chat page in serve_page.cpp.
+#include <pthread.h>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
-#include <pthread.h>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -28,7 +28,8 @@ std::string help_text() {
                "  POST /tokenize {\"content\": TEXT}, /detokenize {\"tokens\": [IDS]}\n"
                "  GET  /   a chat page (multi-turn, streaming, stop button, tokens/s)\n"
                "Up to --parallel requests are decoded together in one batched step (continuous batching);\n"
-               "long prompts are evaluated in chunks between the other streams' steps; a follow-up turn of a\n"
+               "long prompts are evaluated in chunks between the other streams' steps; a follow-up turn of "
+               "a\n"
                "conversation reuses its slot's KV cache. Further requests wait in a queue; when it is full\n"
                "the answer is 503 with Retry-After. A client that disconnects frees its slot at once.\n\n"
                "server:\n"

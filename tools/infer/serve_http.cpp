@@ -17,9 +17,17 @@ namespace {
 using Clock = std::chrono::system_clock;
 
 bool is_known_path(const std::string& path) {
-    static const char* const known[] = {"/",          "/health",   "/metrics",  "/v1/models",
-                                        "/v1/chat/completions", "/v1/completions", "/tokenize", "/detokenize",
-                                        "/chat/completions", "/completions", "/models"};
+    static const char* const known[] = {"/",
+                                        "/health",
+                                        "/metrics",
+                                        "/v1/models",
+                                        "/v1/chat/completions",
+                                        "/v1/completions",
+                                        "/tokenize",
+                                        "/detokenize",
+                                        "/chat/completions",
+                                        "/completions",
+                                        "/models"};
     for (const char* k : known)
         if (path == k) return true;
     return false;
@@ -120,7 +128,8 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
             state->text.clear();
             const bool finished = state->stream->wait(state->text, std::chrono::milliseconds(1000));
             if (!state->text.empty()) {
-                if (!send(stream_chunk(state->call, state->header, state->text, false, nullptr))) return false;
+                if (!send(stream_chunk(state->call, state->header, state->text, false, nullptr)))
+                    return false;
             } else if (!finished) {
                 // A comment line: SSE clients ignore it; a client that left is noticed by the failed write.
                 static const char ping[] = ": keep-alive\n\n";
@@ -153,8 +162,8 @@ std::string HttpServer::Impl::metrics() {
     const auto metric = [&](const char* name, const char* type, const char* help, double value) {
         char line[64];
         std::snprintf(line, sizeof line, "%.17g", value);
-        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
-               line + "\n";
+        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name +
+               " " + line + "\n";
     };
     metric("kinfer_requests_total", "counter", "Completion requests accepted.", double(s.requests));
     metric("kinfer_requests_rejected_total", "counter", "Completion requests refused: queue full (503).",
@@ -167,16 +176,19 @@ std::string HttpServer::Impl::metrics() {
            double(s.prompt_cached));
     metric("kinfer_generated_tokens_total", "counter", "Tokens generated.", double(s.generated_tokens));
     metric("kinfer_forward_steps_total", "counter", "Batched forward steps.", double(s.steps));
-    metric("kinfer_busy_seconds_total", "counter", "Seconds spent in forward steps and sampling.", s.busy_seconds);
+    metric("kinfer_busy_seconds_total", "counter", "Seconds spent in forward steps and sampling.",
+           s.busy_seconds);
     metric("kinfer_slots", "gauge", "Slots (requests decoded together).", s.slots);
     metric("kinfer_slots_busy", "gauge", "Slots serving a request.", s.busy);
     metric("kinfer_queue_length", "gauge", "Requests waiting for a slot.", s.queued);
     metric("kinfer_tokens_per_second", "gauge", "Generated tokens per second, recent.", s.tokens_per_second);
-    out += "# HELP kinfer_http_responses_total HTTP responses by status.\n"
-           "# TYPE kinfer_http_responses_total counter\n";
+    out +=
+        "# HELP kinfer_http_responses_total HTTP responses by status.\n"
+        "# TYPE kinfer_http_responses_total counter\n";
     std::lock_guard lock(status_mutex);
     for (const auto& [status, n] : responses_by_status)
-        out += "kinfer_http_responses_total{status=\"" + std::to_string(status) + "\"} " + std::to_string(n) + "\n";
+        out += "kinfer_http_responses_total{status=\"" + std::to_string(status) + "\"} " + std::to_string(n) +
+               "\n";
     return out;
 }
 
@@ -190,7 +202,8 @@ void HttpServer::Impl::routes() {
             } catch (const ApiError& e) {
                 send_error(res, e);
             } catch (const std::exception& e) {
-                send_error(res, {500, std::string("internal error: ") + e.what(), "server_error", "internal_error"});
+                send_error(
+                    res, {500, std::string("internal error: ") + e.what(), "server_error", "internal_error"});
             }
         };
     };
@@ -227,11 +240,12 @@ void HttpServer::Impl::routes() {
         res.set_content(metrics(), "text/plain; version=0.0.4");
     });
     const auto models = [this](const httplib::Request&, httplib::Response& res) {
-        const json m = {{"id", options.model_name},
-                        {"object", "model"},
-                        {"created", 0},
-                        {"owned_by", "kinfer"},
-                        {"meta", {{"n_ctx", scheduler.slot_context()}, {"n_vocab", scheduler.model().n_vocab()}}}};
+        const json m = {
+            {"id", options.model_name},
+            {"object", "model"},
+            {"created", 0},
+            {"owned_by", "kinfer"},
+            {"meta", {{"n_ctx", scheduler.slot_context()}, {"n_vocab", scheduler.model().n_vocab()}}}};
         res.set_content(dump({{"object", "list"}, {"data", json::array({m})}}), "application/json");
     };
     server.Get("/v1/models", models);
@@ -247,60 +261,66 @@ void HttpServer::Impl::routes() {
     server.Post("/v1/completions", complete);
     server.Post("/completions", complete);
     server.Post("/tokenize", guarded([this](const httplib::Request& req, httplib::Response& res) {
-        const json body = parse_body(req.body);
-        const auto it = body.find("content");
-        if (it == body.end() || !it->is_string()) throw ApiError{400, "'content' must be a string"};
-        const auto special = body.find("add_special");
-        if (special != body.end() && !special->is_boolean()) throw ApiError{400, "'add_special' must be a boolean"};
-        try {
-            const auto ids = scheduler.model().tokenize(it->get<std::string>(),
-                                                        special != body.end() && special->get<bool>(), false);
-            res.set_content(dump({{"tokens", ids}}), "application/json");
-        } catch (const UsageError& e) {
-            throw ApiError{400, e.what()};
-        }
-    }));
-    server.Post("/detokenize", guarded([this](const httplib::Request& req, httplib::Response& res) {
-        const json body = parse_body(req.body);
-        const auto it = body.find("tokens");
-        if (it == body.end() || !it->is_array()) throw ApiError{400, "'tokens' must be an array of token ids"};
-        std::vector<int32_t> ids;
-        const int n_vocab = scheduler.model().n_vocab();
-        for (const auto& t : *it) {
-            if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= n_vocab)
-                throw ApiError{400, "'tokens' must hold token ids in [0, " + std::to_string(n_vocab) + ")"};
-            ids.push_back(int32_t(t.get<int64_t>()));
-        }
-        res.set_content(dump({{"content", scheduler.model().detokenize(ids)}}), "application/json");
-    }));
+                    const json body = parse_body(req.body);
+                    const auto it = body.find("content");
+                    if (it == body.end() || !it->is_string())
+                        throw ApiError{400, "'content' must be a string"};
+                    const auto special = body.find("add_special");
+                    if (special != body.end() && !special->is_boolean())
+                        throw ApiError{400, "'add_special' must be a boolean"};
+                    try {
+                        const auto ids = scheduler.model().tokenize(
+                            it->get<std::string>(), special != body.end() && special->get<bool>(), false);
+                        res.set_content(dump({{"tokens", ids}}), "application/json");
+                    } catch (const UsageError& e) {
+                        throw ApiError{400, e.what()};
+                    }
+                }));
+    server.Post(
+        "/detokenize", guarded([this](const httplib::Request& req, httplib::Response& res) {
+            const json body = parse_body(req.body);
+            const auto it = body.find("tokens");
+            if (it == body.end() || !it->is_array())
+                throw ApiError{400, "'tokens' must be an array of token ids"};
+            std::vector<int32_t> ids;
+            const int n_vocab = scheduler.model().n_vocab();
+            for (const auto& t : *it) {
+                if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= n_vocab)
+                    throw ApiError{400,
+                                   "'tokens' must hold token ids in [0, " + std::to_string(n_vocab) + ")"};
+                ids.push_back(int32_t(t.get<int64_t>()));
+            }
+            res.set_content(dump({{"content", scheduler.model().detokenize(ids)}}), "application/json");
+        }));
 
     // Whatever httplib answers by itself (no route, a body over the limit, a malformed request line) gets
     // OpenAI's error body too; a known path with the wrong method is 405, not 404.
-    server.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
-                                                                     httplib::Response& res) {
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-        ApiError e{res.status, "", "invalid_request_error", ""};
-        if (res.status == 404 && is_known_path(req.path)) {
-            e.status = 405;
-            res.set_header("Allow", allowed_methods(req.path));
-            e.message = req.method + " is not allowed on " + req.path + " (use " + allowed_methods(req.path) + ")";
-            e.code = "method_not_allowed";
-        } else if (res.status == 404) {
-            e.message = "no such route: " + req.method + " " + req.path.substr(0, 200);
-            e.type = "not_found_error";
-            e.code = "not_found";
-        } else if (res.status == 413) {
-            e.message = "the request body is larger than the limit";
-            e.code = "request_too_large";
-        } else {
-            e.message = "bad request (HTTP " + std::to_string(res.status) + ")";
-        }
-        // A request httplib could not read (malformed, too large, too slow) ends the connection: a client
-        // must not hold a server thread by failing again and again on the same keep-alive connection.
-        if (res.status != 404) res.set_header("Connection", "close");
-        send_error(res, e);
-        return httplib::Server::HandlerResponse::Handled;
-    }));
+    server.set_error_handler(
+        httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+            if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+            ApiError e{res.status, "", "invalid_request_error", ""};
+            if (res.status == 404 && is_known_path(req.path)) {
+                e.status = 405;
+                res.set_header("Allow", allowed_methods(req.path));
+                e.message = req.method + " is not allowed on " + req.path + " (use " +
+                            allowed_methods(req.path) + ")";
+                e.code = "method_not_allowed";
+            } else if (res.status == 404) {
+                e.message = "no such route: " + req.method + " " + req.path.substr(0, 200);
+                e.type = "not_found_error";
+                e.code = "not_found";
+            } else if (res.status == 413) {
+                e.message = "the request body is larger than the limit";
+                e.code = "request_too_large";
+            } else {
+                e.message = "bad request (HTTP " + std::to_string(res.status) + ")";
+            }
+            // A request httplib could not read (malformed, too large, too slow) ends the connection: a client
+            // must not hold a server thread by failing again and again on the same keep-alive connection.
+            if (res.status != 404) res.set_header("Connection", "close");
+            send_error(res, e);
+            return httplib::Server::HandlerResponse::Handled;
+        }));
     server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
         std::string what = "unknown";
         try {

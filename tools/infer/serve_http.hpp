@@ -12,12 +12,12 @@ namespace kinfer::cli::serve {
 
 struct HttpOptions {
     std::string host = "127.0.0.1";
-    int port = 8080;                   // 0: any free port
-    std::string api_key;               // non-empty: requests need "Authorization: Bearer KEY"
-    std::string model_name;            // what /v1/models and responses call the model
-    size_t max_body = 1 << 20;         // larger bodies get 413
-    int timeout_seconds = 15;          // reading a request / writing to a client
-    int http_threads = 0;              // connections served at once; 0: from the scheduler's size
+    int port = 8080;            // 0: any free port
+    std::string api_key;        // non-empty: requests need "Authorization: Bearer KEY"
+    std::string model_name;     // what /v1/models and responses call the model
+    size_t max_body = 1 << 20;  // larger bodies get 413
+    int timeout_seconds = 15;   // reading a request / writing to a client
+    int http_threads = 0;       // connections served at once; 0: from the scheduler's size
 };
 
 class HttpServer {

@@ -6,7 +6,7 @@
 namespace kinfer::cli::serve {
 namespace {
 
-constexpr int kMaxDepth = 32;         // JSON nesting a request may have (OpenAI's bodies need 4)
+constexpr int kMaxDepth = 32;          // JSON nesting a request may have (OpenAI's bodies need 4)
 constexpr size_t kMaxStopStrings = 4;  // as OpenAI
 
 [[noreturn]] void bad(const std::string& message, const std::string& code = "invalid_request") {
@@ -29,8 +29,8 @@ double number(const json& body, const char* name, double lo, double hi, double f
     if (!v->is_number()) bad(std::string("'") + name + "' must be a number, got " + type_name(*v));
     const double x = v->get<double>();
     if (!std::isfinite(x) || x < lo || x > hi)
-        bad(std::string("'") + name + "' must be in [" + json(lo).dump() + ", " + json(hi).dump() + "], got " +
-            v->dump());
+        bad(std::string("'") + name + "' must be in [" + json(lo).dump() + ", " + json(hi).dump() +
+            "], got " + v->dump());
     return x;
 }
 
@@ -57,7 +57,8 @@ std::string message_content(const json& content, size_t i) {
     const std::string where = "messages[" + std::to_string(i) + "].content";
     if (content.is_null()) return "";
     if (content.is_string()) return content.get<std::string>();
-    if (!content.is_array()) bad("'" + where + "' must be a string or an array of text parts, got " + type_name(content));
+    if (!content.is_array())
+        bad("'" + where + "' must be a string or an array of text parts, got " + type_name(content));
     std::string text;
     for (size_t k = 0; k < content.size(); ++k) {
         const json& part = content[k];
@@ -88,7 +89,8 @@ std::vector<ChatMessage> chat_messages(const json& body) {
         std::string r = role->get<std::string>();
         if (r == "developer") r = "system";  // OpenAI's newer name for it
         if (r != "system" && r != "user" && r != "assistant")
-            bad("'" + where + ".role' must be system, user or assistant, got " + role->dump(-1, ' ', false, json::error_handler_t::replace).substr(0, 40),
+            bad("'" + where + ".role' must be system, user or assistant, got " +
+                    role->dump(-1, ' ', false, json::error_handler_t::replace).substr(0, 40),
                 "invalid_role");
         if (msg.find("content") == msg.end()) bad("'" + where + ".content' is required");
         out.push_back({r, message_content(msg["content"], i)});
@@ -103,7 +105,8 @@ std::vector<std::string> stop_strings(const json& body) {
     if (s->is_string()) {
         out.push_back(s->get<std::string>());
     } else if (s->is_array()) {
-        if (s->size() > kMaxStopStrings) bad("'stop' holds at most 4 strings, got " + std::to_string(s->size()));
+        if (s->size() > kMaxStopStrings)
+            bad("'stop' holds at most 4 strings, got " + std::to_string(s->size()));
         for (const auto& x : *s) {
             if (!x.is_string()) bad("'stop' must be a string or an array of strings");
             out.push_back(x.get<std::string>());
@@ -153,13 +156,15 @@ json parse_body(std::string_view body) {
     const json::parser_callback_t limit_depth = [](int depth, json::parse_event_t event, json&) {
         if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
             depth >= kMaxDepth)
-            throw ApiError{400, "the JSON body is nested deeper than " + std::to_string(kMaxDepth) + " levels",
+            throw ApiError{400,
+                           "the JSON body is nested deeper than " + std::to_string(kMaxDepth) + " levels",
                            "invalid_request_error", "invalid_json"};
         return true;
     };
     try {
         json j = json::parse(body.begin(), body.end(), limit_depth);
-        if (!j.is_object()) bad("the request body must be a JSON object, got " + type_name(j), "invalid_json");
+        if (!j.is_object())
+            bad("the request body must be a JSON object, got " + type_name(j), "invalid_json");
         return j;
     } catch (const json::exception& e) {
         bad(std::string("the request body is not valid JSON: ") + e.what(), "invalid_json");
@@ -247,7 +252,8 @@ json full_response(const CompletionCall& call, const ResponseHeader& h, const Ge
 
 json stream_chunk(const CompletionCall& call, const ResponseHeader& h, std::string_view text, bool first,
                   const char* finish) {
-    json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish ? json(finish) : json(nullptr)}};
+    json choice = {
+        {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish ? json(finish) : json(nullptr)}};
     if (call.endpoint == Endpoint::Chat) {
         json delta = json::object();
         if (first) delta["role"] = "assistant";
