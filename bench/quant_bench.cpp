@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "gguf/ggml_type.hpp"
-#include "kernels/quantize_rows.hpp"
+#include "filetools/quantize_rows.hpp"
 #include "kernels/reference/type_kernels.hpp"
 
 namespace {

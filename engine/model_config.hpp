@@ -29,7 +29,6 @@ struct ModelConfig {
                                  // 0 = unlimited (Mistral v0.1 files set 4096)
 
     int64_t n_embd_kv() const { return n_head_kv * head_dim; }  // width of one K (or V) row in the cache
-    int64_t n_gqa() const { return n_head / n_head_kv; }        // query heads sharing one KV head
 };
 
 // Reads and validates the hyperparameters. Throws FormatError naming the file and the key at fault

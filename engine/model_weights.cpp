@@ -10,19 +10,8 @@ namespace kinfer::engine {
 namespace {
 
 std::string shape_string(std::initializer_list<int64_t> ne) {
-    std::string s = "[";
-    bool first = true;
-    for (int64_t n : ne) {
-        s += (first ? "" : ", ") + std::to_string(n);
-        first = false;
-    }
-    return s + "]";
-}
-
-std::string shape_string(const gguf::TensorView& t) {
-    std::string s = "[";
-    for (uint32_t d = 0; d < t.n_dims; ++d) s += (d ? ", " : "") + std::to_string(t.ne[d]);
-    return s + "]";
+    std::vector<uint64_t> u(ne.begin(), ne.end());
+    return gguf::shape_string(u);
 }
 
 // Looks tensors up by name, collecting every problem so that one error lists them all.
@@ -83,7 +72,7 @@ class Binder {
         size_t d = 0;
         for (int64_t n : ne) same = same && static_cast<int64_t>(t.ne[d++]) == n;
         if (!same) {
-            problems_.push_back("tensor " + std::string(t.name) + " has shape " + shape_string(t) +
+            problems_.push_back("tensor " + std::string(t.name) + " has shape " + gguf::shape_string(t) +
                                 ", expected " + shape_string(ne));
         } else if (need_f32 && t.type->type != GgmlType::F32) {
             problems_.push_back("tensor " + std::string(t.name) + " has type " + t.type->name +

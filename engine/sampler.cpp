@@ -111,8 +111,26 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
         return candidates_[best].id;
     }
 
-    sampling::top_k(candidates_, o.top_k);  // also sorts
-    sampling::softmax(candidates_);
+    const bool top_k_on = o.top_k > 0 && size_t(o.top_k) < candidates_.size();
+    if (top_k_on) {
+        sampling::top_k(candidates_, o.top_k);  // a partial sort of the k best
+        sampling::softmax(candidates_);
+    } else {
+        // No full sort of the vocabulary: min-p keeps the tokens with p >= min_p * max p, a set that does
+        // not depend on order, so filter first and sort only the survivors (top-p needs them sorted; both
+        // filters keep a prefix of the sorted list, so their order does not matter).
+        sampling::softmax(candidates_);
+        if (o.min_p > 0.0f) {
+            float max_p = 0.0f;
+            for (const auto& t : candidates_) max_p = std::max(max_p, t.p);
+            const float threshold = max_p * o.min_p;
+            const auto end = std::partition(candidates_.begin(), candidates_.end(),
+                                            [&](const TokenCandidate& t) { return t.p >= threshold; });
+            candidates_.resize(size_t(end - candidates_.begin()));
+        }
+        // With neither top-p nor min-p there is nothing to cut, and the draw needs no order.
+        if (o.min_p > 0.0f || o.top_p < 1.0f) sampling::top_k(candidates_, 0);  // sort what is left
+    }
     sampling::top_p(candidates_, o.top_p);
     sampling::min_p(candidates_, o.min_p);
     for (auto& t : candidates_) t.logit /= o.temperature;

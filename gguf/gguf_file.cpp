@@ -12,9 +12,7 @@
 
 namespace kinfer::gguf {
 
-// ---- byte ownership
-// -----------------------------------------------------------------------------------------
-
+// ---- byte ownership --------------------------------------------------------------------------------------
 class MappedBytes {
   public:
     virtual ~MappedBytes() = default;
@@ -239,9 +237,7 @@ std::string quoted(std::string_view s) {
 
 }  // namespace
 
-// ---- parsing
-// ------------------------------------------------------------------------------------------------
-
+// ---- parsing ---------------------------------------------------------------------------------------------
 GgufFile GgufFile::open(const std::string& path) {
     GgufFile f;
     f.path_ = path;
@@ -391,9 +387,7 @@ void GgufFile::parse() {
     }
 }
 
-// ---- lookups
-// ------------------------------------------------------------------------------------------------
-
+// ---- lookups ---------------------------------------------------------------------------------------------
 const Value* GgufFile::find(std::string_view key) const {
     auto it = kv_index_.find(key);
     return it == kv_index_.end() ? nullptr : &kvs_[it->second].value;
@@ -425,5 +419,11 @@ void throw_missing_key(const std::string& path, std::string_view key) {
     throw FormatError(path + ": missing metadata key '" + std::string(key) + "'");
 }
 }  // namespace detail
+
+std::string shape_string(std::span<const uint64_t> ne) {
+    std::string s = "[";
+    for (size_t d = 0; d < ne.size(); ++d) s += (d ? ", " : "") + std::to_string(ne[d]);
+    return s + "]";
+}
 
 }  // namespace kinfer::gguf

@@ -13,8 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "gguf/gguf_value.hpp"
 #include "gguf/ggml_type.hpp"
+#include "gguf/gguf_value.hpp"
 #include "kinfer/error.hpp"
 
 namespace kinfer::gguf {
@@ -37,6 +37,12 @@ struct TensorView {
     uint64_t row_bytes() const { return n_bytes / n_rows(); }
     const uint8_t* row(uint64_t i) const { return data + i * row_bytes(); }
 };
+
+// "[4096, 32000]": the sizes in `ne`, the one way every message and table writes a shape.
+std::string shape_string(std::span<const uint64_t> ne);
+inline std::string shape_string(const TensorView& t) {
+    return shape_string(std::span<const uint64_t>(t.ne.data(), t.n_dims ? t.n_dims : 1));
+}
 
 struct KeyValue {
     std::string_view key;

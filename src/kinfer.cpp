@@ -140,6 +140,9 @@ Model Model::load(const std::string& path, const ModelOptions& options) {
     engine::LoadOptions lo;
     lo.device = options.device == Device::Cuda ? engine::Device::Cuda : engine::Device::Cpu;
     lo.n_threads = options.threads;
+    lo.memory_limit = options.memory_limit;
+    if (options.progress)
+        lo.progress = [&options](const char* stage, double fraction) { options.progress(stage, fraction); };
     impl->model = engine::Model::load(path, lo);
     const auto& file = impl->model->file();
     const auto& config = impl->model->config();
@@ -216,6 +219,10 @@ int32_t Model::eos_id() const {
 bool Model::is_end_of_generation(int32_t id) const {
     return impl_->tok && impl_->tok->is_eog(id);
 }
+std::string Model::backend() const {
+    return impl_->model->backend().describe();
+}
+
 const ModelOptions& Model::options() const {
     return impl_->options;
 }

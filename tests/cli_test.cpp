@@ -59,11 +59,11 @@ Output infer(const std::vector<std::string>& args, const std::string* input = nu
     return o;
 }
 
-#define REQUIRE_MODEL_FILE(path)                                                \
-    const std::string& path = kinfer::test::vocab_model_path();                 \
-    if (path.empty()) {                                                         \
+#define REQUIRE_MODEL_FILE(path)                                                 \
+    const std::string& path = kinfer::test::vocab_model_path();                  \
+    if (path.empty()) {                                                          \
         FAIL("committed test data missing: data/vocab/mistral-v0.3-vocab.gguf"); \
-        return;                                                                 \
+        return;                                                                  \
     }
 
 // What the library generates for the same request (the CLI must print exactly this).
@@ -267,6 +267,34 @@ TEST_CASE("cli: infer logits writes raw float32 or JSON") {
     const size_t at = j.out.find("\n[") + 2;
     CHECK(std::strtof(j.out.c_str() + at, nullptr) == want[2 * 32768]);
     CHECK(std::count(j.out.begin(), j.out.end(), '[') == 3);  // tokens, logits, one row
+}
+
+TEST_CASE("cli: infer logits --batch N steps the tokens; --compare measures the error against a reference") {
+    REQUIRE_MODEL_FILE(path);
+    const std::string one_step = kinfer::test::temp_path("logits-one.f32");
+    const std::string tokens = "1,1014,1032,1040,1050,1060,1070";
+    REQUIRE(infer({"logits", "-m", path, "--tokens", tokens, "--all", "-o", one_step, "--quiet"}).status ==
+            0);
+    // --batch 1 is the decode path: the same logits within float tolerance (7 rows, all of them compared).
+    const Output d =
+        infer({"logits", "-m", path, "--tokens", tokens, "--all", "--batch", "1", "--compare", one_step});
+    CHECK(d.status == 0);
+    CHECK(d.out.find("over 7 positions; top-1 same at 7/7") != std::string::npos);
+    const size_t at = d.out.find("max rel err ", d.out.rfind("\nmax rel err") + 1);
+    REQUIRE(at != std::string::npos);
+    CHECK(std::strtod(d.out.c_str() + at + 12, nullptr) < 1e-4);
+    // --batch 3 without --all: only the last position, still the same.
+    const std::string last = kinfer::test::temp_path("logits-last.f32");
+    REQUIRE(infer({"logits", "-m", path, "--tokens", tokens, "--batch", "3", "-o", last, "--quiet"}).status ==
+            0);
+    CHECK(slurp(last).size() == 32768 * 4);
+    CHECK(slurp(last) == slurp(one_step).substr(6 * 32768 * 4));
+    // A reference of the wrong shape is an error that says what it expected.
+    const Output bad = infer({"logits", "-m", path, "--tokens", "1,2", "--all", "--compare", one_step});
+    CHECK(bad.status != 0);
+    CHECK(bad.err.find("expected 65536 (2 x 32768)") != std::string::npos);
+    std::remove(one_step.c_str());
+    std::remove(last.c_str());
 }
 
 TEST_CASE("cli: Ctrl-C stops a chat reply, not the session") {

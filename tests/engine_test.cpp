@@ -464,11 +464,11 @@ const VocabFixture& vocab_fixture() {
     return f;
 }
 
-#define REQUIRE_VOCAB(f)                                                        \
-    const VocabFixture& f = vocab_fixture();                                    \
-    if (!f.ok) {                                                                \
+#define REQUIRE_VOCAB(f)                                                         \
+    const VocabFixture& f = vocab_fixture();                                     \
+    if (!f.ok) {                                                                 \
         FAIL("committed test data missing: data/vocab/mistral-v0.3-vocab.gguf"); \
-        return;                                                                 \
+        return;                                                                  \
     }
 
 engine::GenerateOptions greedy(int64_t n) {
@@ -618,36 +618,29 @@ TEST_CASE("generate: end of generation, and reuse of the cached prompt prefix") 
 #include "kernels/reference/type_kernels.hpp"
 
 TEST_CASE("cpu kernels: a team of threads computes exactly what one thread does") {
+    // A model large enough that its products start a team (above cpu::kMinParallelWork), loaded with 1 and
+    // with 3 threads (a count that divides no row count here): the same logits, bit for bit.
+    TinyLlamaSpec spec;
+    spec.n_embd = 512;
+    spec.n_ff = 1056;
+    spec.n_head = 8;
+    spec.n_head_kv = 2;
+    spec.n_vocab = 1000;
+    spec.weight_type = GgmlType::Q8_0;
+    const TinyLlama m = kinfer::test::build_tiny_llama(spec);
+    REQUIRE(spec.n_embd * spec.n_ff * 8 >= cpu::kMinParallelWork);
+    engine::LoadOptions one_thread, team;
+    one_thread.n_threads = 1;
+    team.n_threads = 3;
+    const auto m1 = load(m, one_thread), m3 = load(m, team);
+    engine::Session s1(m1, {.n_ctx = 64}), s3(m3, {.n_ctx = 64});
+    const std::vector<int32_t> prompt = {1, 17, 230, 999, 5, 64, 300, 2};
+    const auto l1 = s1.forward(prompt, true);
+    const auto l3 = s3.forward(prompt, true);
+    REQUIRE(l1.size() == l3.size());
+    CHECK(std::equal(l1.begin(), l1.end(), l3.begin()));
     std::mt19937 rng(3);
     std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
-    const int64_t n_rows = 1000, n_in = 544, n_tokens = 3;  // 1.6M multiply-adds: above the threshold
-    REQUIRE(n_rows * n_in * n_tokens >= cpu::kMinParallelWork);
-    const TypeTraits& q8 = type_traits(GgmlType::Q8_0);
-    std::vector<float> wf(size_t(n_rows * n_in)), x(size_t(n_tokens * n_in));
-    for (auto& v : wf) v = uni(rng);
-    for (auto& v : x) v = uni(rng);
-    std::vector<uint8_t> w(row_bytes(q8, n_in) * n_rows);
-    for (int64_t r = 0; r < n_rows; ++r)
-        ref::quantize_fn(q8)(&wf[size_t(r * n_in)], &w[row_bytes(q8, n_in) * r], n_in);
-
-    std::vector<float> scratch(size_t(4 * n_in)), one(size_t(n_tokens * n_rows)), team(one.size());
-    cpu::matmul(q8, w.data(), row_bytes(q8, n_in), n_rows, n_in, x.data(), n_tokens, one.data(),
-                scratch.data(), 1);
-    cpu::matmul(q8, w.data(), row_bytes(q8, n_in), n_rows, n_in, x.data(), n_tokens, team.data(),
-                scratch.data(), 4);
-    CHECK(one == team);
-    // and both are the float64 product of the dequantized weights
-    std::vector<float> row(static_cast<size_t>(n_in));
-    double worst = 0;
-    for (int64_t r = 0; r < n_rows; ++r) {
-        ref::dequantize_fn(q8)(&w[row_bytes(q8, n_in) * r], row.data(), n_in);
-        for (int64_t t = 0; t < n_tokens; ++t) {
-            double want = 0;
-            for (int64_t i = 0; i < n_in; ++i) want += double(row[size_t(i)]) * x[size_t(t * n_in + i)];
-            worst = std::max(worst, std::abs(want - one[size_t(t * n_rows + r)]));
-        }
-    }
-    CHECK(worst < 1e-4);
 
     // attention: 40 queries over 300 cached positions, GQA 4:1
     const int64_t n_head = 8, n_head_kv = 2, hd = 64, pos0 = 260, nq = 40, n_ctx = pos0 + nq;
@@ -663,4 +656,22 @@ TEST_CASE("cpu kernels: a team of threads computes exactly what one thread does"
                        a4.data(), ascratch.data(), 4);
         CHECK(a1 == a4);
     }
+}
+
+TEST_CASE("engine: a model that does not fit the device fails at load, naming both sizes") {
+    TinyLlamaSpec spec;
+    const TinyLlama m = kinfer::test::build_tiny_llama(spec);
+    engine::LoadOptions opts;
+    opts.memory_limit = 1000;  // bytes: far less than the weights
+    try {
+        load(m, opts);
+        FAIL("loaded a model larger than the memory limit");
+    } catch (const Error& e) {
+        const std::string msg = e.what();
+        CHECK(msg.find("tiny.gguf") != std::string::npos);
+        CHECK(msg.find("weights need") != std::string::npos);
+        CHECK(msg.find("0.00 GiB of memory (the memory limit given)") != std::string::npos);
+    }
+    opts.memory_limit = 1ull << 40;  // plenty
+    CHECK(load(m, opts)->backend().describe().rfind("cpu (", 0) == 0);
 }

@@ -25,9 +25,7 @@ using namespace kinfer::gguf;
 
 namespace {
 
-// ---- helpers
-// ------------------------------------------------------------------------------------------------
-
+// ---- helpers ---------------------------------------------------------------------------------------------
 // Builds GGUF bytes field by field, for files the writer refuses to produce.
 struct Raw {
     std::vector<uint8_t> b;
@@ -201,9 +199,7 @@ SmallFile small_file() {
 
 }  // namespace
 
-// ---- a file written by llama.cpp's own Python writer
-// --------------------------------------------------------
-
+// ---- a file written by llama.cpp's own Python writer -----------------------------------------------------
 TEST_CASE("gguf: parses llama.cpp's ggml-vocab-llama-spm.gguf") {
     const std::string path = KINFER_DATA_DIR "/vocab/ggml-vocab-llama-spm.gguf";
     if (!std::filesystem::exists(path)) {
@@ -252,9 +248,7 @@ TEST_CASE("gguf: parses llama.cpp's ggml-vocab-llama-spm.gguf") {
     CHECK(f.metadata().front().offset == 24);  // right after the 24-byte header
 }
 
-// ---- writer -> reader round trips
-// ---------------------------------------------------------------------------
-
+// ---- writer -> reader round trips ------------------------------------------------------------------------
 TEST_CASE("gguf: every metadata value type round-trips in order") {
     GgufWriter w;
     w.add_u8("u8", 255);
@@ -576,9 +570,7 @@ TEST_CASE("gguf: version 2 files parse; the data section of a tensorless file ma
     CHECK(unpadded.data_offset() <= unpadded.file_size());
 }
 
-// ---- one malformed file per validation rule
-// ------------------------------------------------------------------
-
+// ---- one malformed file per validation rule --------------------------------------------------------------
 TEST_CASE("gguf: bad magic, big-endian and unsupported versions") {
     Raw ok;
     ok.header(0, 0);
@@ -801,9 +793,7 @@ TEST_CASE("gguf: claimed counts never turn into big allocations (sparse 8 GiB fi
     }
 }
 
-// ---- exhaustive corruption sweeps
-// ----------------------------------------------------------------------------
-
+// ---- exhaustive corruption sweeps ------------------------------------------------------------------------
 TEST_CASE("gguf: a file truncated at every byte offset gives FormatError or a clean parse") {
     const SmallFile sf = small_file();
     const GgufFile whole = GgufFile::from_bytes(sf.bytes);
@@ -907,9 +897,7 @@ TEST_CASE("gguf: opening a missing or non-regular file is an Error naming the pa
     std::filesystem::remove(empty);
 }
 
-// ---- writer misuse
-// -------------------------------------------------------------------------------------------
-
+// ---- writer misuse ---------------------------------------------------------------------------------------
 TEST_CASE("gguf writer: a huge alignment is padded in one step") {
     // Found by the fuzzer: a tensorless file declaring alignment 2^29 made the writer pad byte by byte.
     GgufWriter w;

@@ -11,7 +11,11 @@
 // What is asserted, per type and prompt:
 //   1. the C++ reference agrees with the numpy one (1e-6 of the spread) and llama.cpp's recorded logits sit
 //      within llama.cpp's recorded error of it: the truth is the truth both sides were measured against;
-//   2. kinfer's error is at most llama.cpp's, and at most kMaxKinferRelErr;
+//   2. fidelity per path (the rule of the foundation issue): positions kinfer evaluated one token per step
+//      (the decode path: greedy continuations, a 1-token prompt) have at most half of llama.cpp's error and
+//      at most kMaxKinferRelErr; positions evaluated in a step of several tokens (the prompt, where fast
+//      prefill kernels may round activations to 8 bits as llama.cpp does) at most llama.cpp's error, and
+//      at most kMaxKinferRelErr on the exact (portable) path;
 //   3. kinfer's top-1 equals llama.cpp's at every position, except where llama.cpp itself leaves the exact
 //      top-1: llama.cpp rounds activations to 8 bits inside quantized matmuls (error ~1% of the spread, see
 //      the fixtures), which on these random models flips a near tie at 0-3% of positions. There kinfer must
@@ -32,6 +36,7 @@
 #include <vector>
 
 #include "gguf/gguf_file.hpp"
+#include "kernels/cpu/quant_matmul.hpp"
 #include "kinfer/kinfer.hpp"
 #include "tests/support/golden_fixture.hpp"
 #include "tests/support/reference_forward.hpp"
@@ -143,7 +148,7 @@ KinferRun run_kinfer(const kinfer::Model& model, const GoldenPrompt& p) {
 }
 
 struct Summary {
-    double kinfer_err = 0, llama_err = 0;
+    double kinfer_err = 0, decode_err = 0, llama_err = 0;
     int positions = 0, top1_same = 0, llama_off = 0, greedy_same = 0, greedy_total = 0;
 };
 
@@ -200,7 +205,8 @@ void check_prompt(const GoldenPrompt& p, const ReferenceForward& ref, const kinf
         check_reference(p.positions[size_t(rows[r])], truth[r]);
     }
 
-    double kinfer_err = 0;
+    double kinfer_err = 0, decode_err = 0;  // over all positions; over the decode path's
+    const size_t n_batched = p.tokens.size() > 1 ? p.tokens.size() : 0;  // prompt positions in one step
     auto truth_row = [&](size_t i) -> const std::vector<double>* {
         const auto it = std::find(kinfer_rows.begin(), kinfer_rows.end(), int64_t(i));
         return it == kinfer_rows.end() ? nullptr : &k_truth[size_t(it - kinfer_rows.begin())];
@@ -211,7 +217,9 @@ void check_prompt(const GoldenPrompt& p, const ReferenceForward& ref, const kinf
         const auto* truth_i = truth_row(i);
         if (truth_i) {
             const auto& t = *truth_i;
-            kinfer_err = std::max(kinfer_err, relative_logit_error(run.logits[i], t));
+            const double err = relative_logit_error(run.logits[i], t);
+            kinfer_err = std::max(kinfer_err, err);
+            if (i >= n_batched) decode_err = std::max(decode_err, err);
             // 3 and 4: kinfer picks the exact top-1 (it could differ only within kinfer's own error of a
             // tie, which never happens on these fixtures).
             CHECK(pick == top1(t));
@@ -235,9 +243,12 @@ void check_prompt(const GoldenPrompt& p, const ReferenceForward& ref, const kinf
     double llama_err = 0;
     for (const auto& pos : p.positions) llama_err = std::max(llama_err, pos.llama_rel_err);
     // 2.
-    CHECK(kinfer_err <= kMaxKinferRelErr);
+    CHECK(decode_err <= kMaxKinferRelErr);
+    CHECK(decode_err <= 0.5 * llama_err);
     CHECK(kinfer_err <= llama_err);
+    if (kinfer::cpu::active_isa() == kinfer::cpu::Isa::Portable) CHECK(kinfer_err <= kMaxKinferRelErr);
     sum.kinfer_err = std::max(sum.kinfer_err, kinfer_err);
+    sum.decode_err = std::max(sum.decode_err, decode_err);
     sum.llama_err = std::max(sum.llama_err, llama_err);
 
     // 4. Where the greedy tokens part, llama.cpp chose a token that is not the exact top-1 (the position is
@@ -308,10 +319,11 @@ void run_golden(const std::string& type) {
         check_prompt(first_steps(p, kGreedySteps), ref, model, sum, !kSanitized || p.tokens.size() == 1);
     }
     if (!kSanitized) CHECK(sum.llama_err == doctest::Approx(fixture.llama_max_rel_err).epsilon(1e-5));
-    MESSAGE(type << ": kinfer max rel err " << sum.kinfer_err << ", llama.cpp " << sum.llama_err
-                 << "; top-1 = llama.cpp's at " << sum.top1_same << "/" << sum.positions << " positions ("
-                 << sum.llama_off << " where llama.cpp leaves the exact top-1); greedy tokens identical "
-                 << sum.greedy_same << "/" << sum.greedy_total);
+    MESSAGE(type << ": kinfer max rel err " << sum.kinfer_err << " (decode path " << sum.decode_err
+                 << "), llama.cpp " << sum.llama_err << "; top-1 = llama.cpp's at " << sum.top1_same << "/"
+                 << sum.positions << " positions (" << sum.llama_off
+                 << " where llama.cpp leaves the exact top-1); greedy tokens identical " << sum.greedy_same
+                 << "/" << sum.greedy_total);
 }
 
 }  // namespace

@@ -23,9 +23,7 @@ using namespace kinfer::gguf;
 
 namespace {
 
-// ---- running the binary
-// --------------------------------------------------------------------------------------
-
+// ---- running the binary ----------------------------------------------------------------------------------
 using RunResult = kinfer_test::CliResult;
 
 std::filesystem::path temp_path(const std::string& name) {
@@ -54,9 +52,7 @@ std::string line_with(const std::string& text, std::initializer_list<std::string
     return "";
 }
 
-// ---- a minimal JSON parser (RFC 8259 syntax; numbers as double)
-// ----------------------------------------------
-
+// ---- a minimal JSON parser (RFC 8259 syntax; numbers as double) ------------------------------------------
 struct Json {
     enum Kind { Null, Bool, Number, String, Array, Object } kind = Null;
     bool b = false;
@@ -260,9 +256,7 @@ Json parse_json(const std::string& s) {
     return JsonParser(s).document();
 }
 
-// ---- the file under inspection
-// -------------------------------------------------------------------------------
-
+// ---- the file under inspection ---------------------------------------------------------------------------
 struct TestFile {
     std::filesystem::path path;
     std::vector<uint8_t> bytes;

@@ -15,7 +15,7 @@
 #include "kernels/blocks.hpp"
 #include "kernels/fp16.hpp"
 #include "gguf/ggml_type.hpp"
-#include "kernels/quantize_rows.hpp"
+#include "filetools/quantize_rows.hpp"
 #include "kernels/reference/vec_dot.hpp"
 #include "kinfer/error.hpp"
 #include "tests/quant_test_data.hpp"

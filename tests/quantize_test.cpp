@@ -1,5 +1,5 @@
-// `infer quantize` and the recipes behind it (engine/quant_recipe.hpp): which tensor gets which type for each
-// file type, checked against the table llama.cpp's llama-quantize produced (tests/fixtures/
+// `infer quantize` and the recipes behind it (filetools/quant_recipe.hpp): which tensor gets which type for
+// each file type, checked against the table llama.cpp's llama-quantize produced (tests/fixtures/
 // quantize_recipes.tsv, from scripts/dev/compare_quantize_recipes.sh) and against rules read from
 // llama.cpp's src/llama-quant.cpp; then the command end to end on small synthetic models: types, metadata,
 // values after a round trip, refusals and fallbacks.
@@ -14,13 +14,13 @@
 #include <string>
 #include <vector>
 
-#include "engine/gguf_quantize.hpp"
-#include "engine/quant_recipe.hpp"
-#include "engine/synth_model.hpp"
+#include "filetools/gguf_quantize.hpp"
+#include "filetools/quant_recipe.hpp"
+#include "filetools/synth_model.hpp"
 #include "gguf/gguf_file.hpp"
 #include "infer_cli.hpp"
-#include "kinfer/error.hpp"
 #include "kernels/reference/type_kernels.hpp"
+#include "kinfer/error.hpp"
 
 using namespace kinfer;
 using kinfer_test::run_infer_cli;
@@ -85,7 +85,7 @@ std::vector<float> tensor_floats(const gguf::TensorView& t) {
     std::vector<float> v(t.n_elements());
     const uint64_t rb = t.row_bytes();
     for (uint64_t r = 0; r < t.n_rows(); ++r)
-        ref::dequantize_fn(*t.type)(t.data + r * rb, v.data() + r * t.ne[0], t.ne[0]);
+        ref::dequantize_fn (*t.type)(t.data + r * rb, v.data() + r * t.ne[0], t.ne[0]);
     return v;
 }
 

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <map>
+#include <random>
 #include <vector>
 
 #include "engine/sampler.hpp"
@@ -180,4 +181,45 @@ TEST_CASE("sampler: bad options and inputs are errors") {
     CHECK_THROWS_AS(s.sample(std::vector<float>{1, 2, 3}, {}), kinfer::UsageError);  // wrong size
     CHECK_THROWS_AS(s.sample(std::vector<float>{1, 2, 3, 4}, std::vector<int32_t>{9}),
                     kinfer::UsageError);  // bad id
+}
+
+TEST_CASE("sampler: with top-k off, min-p/top-p without a full sort draw what the full-sort pipeline draws") {
+    // The reference: sort the whole vocabulary, softmax, top-p, min-p, temperature, softmax, draw with the
+    // sampler's own uniform (top 53 bits of the same mt19937_64 stream).
+    const auto reference = [](std::vector<float> logits, float top_p, float min_p, float temp,
+                              std::mt19937_64& rng) {
+        std::vector<TokenCandidate> c;
+        for (int32_t i = 0; i < int32_t(logits.size()); ++i) c.push_back({i, logits[size_t(i)], 0});
+        sampling::top_k(c, 0);
+        sampling::softmax(c);
+        sampling::top_p(c, top_p);
+        sampling::min_p(c, min_p);
+        for (auto& t : c) t.logit /= temp;
+        sampling::softmax(c);
+        const double u = double(rng() >> 11) * 0x1p-53;
+        double cum = 0;
+        for (const auto& t : c) {
+            cum += t.p;
+            if (u < cum) return t.id;
+        }
+        return c.back().id;
+    };
+    std::mt19937 gen(3);
+    std::normal_distribution<float> normal(0.0f, 3.0f);
+    for (const auto& [top_p, min_p] :
+         std::vector<std::pair<float, float>>{{0.9f, 0.05f}, {1.0f, 0.1f}, {0.5f, 0.0f}, {0.95f, 0.2f}}) {
+        SamplerOptions o;
+        o.top_k = 0;
+        o.top_p = top_p;
+        o.min_p = min_p;
+        o.temperature = 0.9f;
+        o.seed = 11;
+        Sampler sampler(o, 1000);
+        std::mt19937_64 rng(o.seed);
+        for (int step = 0; step < 50; ++step) {
+            std::vector<float> logits(1000);
+            for (auto& l : logits) l = normal(gen);
+            CHECK(sampler.sample(logits, {}) == reference(logits, top_p, min_p, o.temperature, rng));
+        }
+    }
 }

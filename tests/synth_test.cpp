@@ -1,4 +1,4 @@
-// `infer synth` and engine/synth_model.hpp: reproducible files, the tensor tables of the presets (the
+// `infer synth` and filetools/synth_model.hpp: reproducible files, the tensor tables of the presets (the
 // Mistral-7B one checked without writing 4.4 GB), hyperparameter flags, the documented weight scales, the
 // tokenizer copied from a vocabulary file, and the streaming row writer underneath.
 #include <doctest/doctest.h>
@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/row_stream.hpp"
-#include "engine/synth_model.hpp"
+#include "filetools/row_stream.hpp"
+#include "filetools/synth_model.hpp"
 #include "gguf/gguf_file.hpp"
 #include "gguf/gguf_writer.hpp"
 #include "infer_cli.hpp"

@@ -74,7 +74,8 @@ TinyLlama build_tiny_llama(TinyLlamaSpec s) {
         Pending p{name, t.type, {}, std::vector<uint8_t>(row_bytes(t, uint64_t(ne0)) * uint64_t(ne1))};
         p.ne = ne1 == 1 && is_norm ? std::vector<uint64_t>{uint64_t(ne0)}
                                    : std::vector<uint64_t>{uint64_t(ne0), uint64_t(ne1)};
-        for (int64_t r = 0; r < ne1 && ref::quantize_fn(t) && ref::dequantize_fn(t); ++r) {  // else: zero bytes
+        for (int64_t r = 0; r < ne1 && ref::quantize_fn(t) && ref::dequantize_fn(t);
+             ++r) {  // else: zero bytes
             uint8_t* row = p.data.data() + row_bytes(t, uint64_t(ne0)) * uint64_t(r);
             ref::quantize_fn(t)(v.data() + r * ne0, row, ne0);
             ref::dequantize_fn(t)(row, v.data() + r * ne0, ne0);  // the reference sees what the file holds

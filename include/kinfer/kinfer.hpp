@@ -43,6 +43,10 @@ struct ModelOptions {
     KvType kv_type = KvType::F16;
     std::string chat_template;  // template family to use instead of the file's ("" = the file's)
     std::function<void(std::string_view)> log;  // receives warnings (one line each); null: silent
+    // Reports slow preparation at load (a GPU upload, weight repacking): a stage name and the fraction
+    // done, ending with 1.0 for each stage. Null: nothing reported.
+    std::function<void(std::string_view stage, double fraction)> progress;
+    uint64_t memory_limit = 0;  // bytes the weights may take on the device; 0: the device's memory
 };
 
 class KINFER_API Model {
@@ -83,6 +87,7 @@ class KINFER_API Model {
     int32_t eos_id() const;
     bool is_end_of_generation(int32_t id) const;
     std::string description() const;  // e.g. "llama, 32 layers, n_embd 4096, q4_K/q6_K, 4.37 GB"
+    std::string backend() const;      // what runs it, e.g. "cpu (avx512, 2 threads)"
     const ModelOptions& options() const;
 
     ~Model();

@@ -19,17 +19,6 @@ inline constexpr int64_t kMinParallelElements = int64_t(1) << 16;
 // Dot product of two float vectors.
 float dot(const float* a, const float* b, int64_t n);
 
-// out[t * n_rows + r] = dot(row r of W, x[t * n_in ...]) for every token t < n_tokens and row r < n_rows.
-// W holds n_rows rows of n_in elements of `type` (row r starts at w + r * row_bytes) and is read exactly
-// once per call: each row is dequantized into the calling thread's part of `scratch` (n_threads * n_in
-// floats) and dotted with all n_tokens activation rows.
-void matmul(const TypeTraits& type, const uint8_t* w, size_t row_bytes, int64_t n_rows, int64_t n_in,
-            const float* x, int64_t n_tokens, float* out, float* scratch, int n_threads);
-
-// out[t] = table row ids[t] (dequantized); ids must be valid row indices.
-void embed_rows(const TypeTraits& type, const uint8_t* table, size_t row_bytes, int64_t n_embd,
-                const int32_t* ids, int64_t n_tokens, float* out, int n_threads);
-
 // out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w, for n_rows rows of n elements (out may alias x).
 void rmsnorm(const float* x, const float* w, float eps, int64_t n_rows, int64_t n, float* out, int n_threads);
 

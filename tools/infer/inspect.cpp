@@ -31,10 +31,9 @@ std::string fixed4(double x) {
     return buf;
 }
 
-std::string shape_string(const gguf::TensorView& t) {
-    std::string s = "[";
-    for (uint32_t d = 0; d < gguf::kMaxDims; ++d) s += (d ? ", " : "") + std::to_string(t.ne[d]);
-    return s + "]";
+// All four sizes, as llama.cpp's gguf dump shows them.
+std::string all_dims(const gguf::TensorView& t) {
+    return gguf::shape_string(t.ne);
 }
 
 }  // namespace
@@ -102,7 +101,7 @@ int cmd_inspect(int argc, char** argv) {
             out += first ? "\n" : ",\n";
             first = false;
             out += "    {\"index\": " + std::to_string(i++) + ", \"name\": " + gguf::json_string(t.name) +
-                   ", \"type\": \"" + t.type->name + "\", \"shape\": " + shape_string(t) +
+                   ", \"type\": \"" + t.type->name + "\", \"shape\": " + all_dims(t) +
                    ", \"bytes\": " + std::to_string(t.n_bytes) + ", \"offset\": " + std::to_string(t.offset) +
                    ", \"file_offset\": " + std::to_string(file.data_offset() + t.offset) + "}";
         }
@@ -144,7 +143,7 @@ int cmd_inspect(int argc, char** argv) {
         i = 0;
         for (const auto& t : file.tensors())
             std::printf("  %4zu: %-32s %-6s %-28s %12" PRIu64 " bytes  @ %" PRIu64 "\n", i++,
-                        gguf::escape_for_display(t.name).c_str(), t.type->name, shape_string(t).c_str(),
+                        gguf::escape_for_display(t.name).c_str(), t.type->name, all_dims(t).c_str(),
                         t.n_bytes, file.data_offset() + t.offset);
         std::printf("\ntotals by type:\n");
         for (const auto& [name, tt] : totals)

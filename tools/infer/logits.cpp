@@ -1,7 +1,9 @@
 // `infer logits`: raw logits for a token sequence, for debugging and for checks against other engines.
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -15,14 +17,22 @@ namespace kinfer::cli {
 namespace {
 
 const char* kHelp =
-    "usage: infer logits -m MODEL (--tokens ID,ID,... | -p TEXT) [--all] (-o OUT.f32 | --json) [options]\n\n"
-    "Evaluates the tokens in one batch and writes the logits: n_vocab float32 values per position,\n"
-    "little-endian, positions in order; only the last position unless --all.\n\n"
+    "usage: infer logits -m MODEL (--tokens ID,ID,... | -p TEXT) [--all] [--batch N]\n"
+    "                    (-o OUT.f32 | --json | --compare REF.f32) [options]\n\n"
+    "Evaluates the tokens and writes the logits: n_vocab float32 values per position, little-endian,\n"
+    "positions in order; only the last position unless --all.\n\n"
     "  -m, --model FILE      the GGUF model\n"
     "  --tokens LIST         comma-separated token ids, used exactly as given (no BOS is added)\n"
     "  -p, --prompt TEXT     tokenize TEXT instead (with BOS when the model wants it; control-token\n"
     "                        texts such as [INST] are recognised)\n"
     "  --all                 logits of every position, not only the last\n"
+    "  --batch N             evaluate in steps of N tokens (default: all in one step). The kernels a\n"
+    "                        step uses depend on its size: --batch 1 is the decode path (one token per\n"
+    "                        step, activations kept precise), large steps the prefill path\n"
+    "  --compare REF.f32     instead of writing, compare with reference logits of the same shape (e.g.\n"
+    "                        a float64 forward pass saved as float32) and print the largest error per\n"
+    "                        position relative to the reference's spread (max - min), and the top-1\n"
+    "                        agreement\n"
     "  -o, --output FILE     write the raw float32 values to FILE (- for stdout)\n"
     "  --json                print {\"n_vocab\", \"tokens\", \"logits\": [[...], ...]} to stdout instead\n"
     "                        (values printed with 9 significant digits: they read back exactly)\n"
@@ -55,6 +65,42 @@ std::vector<int32_t> parse_token_list(const std::string& s) {
     return ids;
 }
 
+// Prints, per position, max |ours - ref| / (max ref - min ref) and whether the top-1 tokens agree.
+int compare_logits(std::span<const float> ours, size_t n_vocab, const std::string& path) {
+    FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) throw Error("cannot read '" + path + "': " + std::strerror(errno));
+    std::vector<float> ref(ours.size() + 1);
+    const size_t n = std::fread(ref.data(), sizeof(float), ref.size(), f);
+    std::fclose(f);
+    if (n != ours.size())
+        throw UsageError("--compare: " + path + " holds " + std::to_string(n) + " floats" +
+                         (n > ours.size() ? " or more" : "") + ", expected " + std::to_string(ours.size()) +
+                         " (" + std::to_string(ours.size() / n_vocab) + " x " + std::to_string(n_vocab) +
+                         ")");
+    double worst = 0;
+    size_t top1_same = 0;
+    const size_t rows = ours.size() / n_vocab;
+    for (size_t r = 0; r < rows; ++r) {
+        const float* a = ours.data() + r * n_vocab;
+        const float* b = ref.data() + r * n_vocab;
+        double lo = b[0], hi = b[0], diff = 0;
+        size_t ta = 0, tb = 0;
+        for (size_t i = 0; i < n_vocab; ++i) {
+            lo = std::min(lo, double(b[i]));
+            hi = std::max(hi, double(b[i]));
+            diff = std::max(diff, std::abs(double(a[i]) - double(b[i])));
+            if (a[i] > a[ta]) ta = i;
+            if (b[i] > b[tb]) tb = i;
+        }
+        const double err = diff / std::max(hi - lo, 1e-30);
+        worst = std::max(worst, err);
+        top1_same += ta == tb;
+        std::printf("position %zu: max rel err %.3e, top-1 %s\n", r, err, ta == tb ? "same" : "differs");
+    }
+    std::printf("max rel err %.3e over %zu positions; top-1 same at %zu/%zu\n", worst, rows, top1_same, rows);
+    return 0;
+}
+
 }  // namespace
 
 int cmd_logits(int argc, char** argv) {
@@ -62,8 +108,9 @@ int cmd_logits(int argc, char** argv) {
     ModelFlags mf;
     mf.options.n_ctx = 0;
     std::vector<int32_t> tokens;
-    std::string prompt, out_path;
+    std::string prompt, out_path, compare_path;
     bool have_tokens = false, have_prompt = false, all = false, json = false;
+    int batch = 0;
     while (args.next()) {
         if (args.is_help()) {
             std::fputs(kHelp, stdout);
@@ -83,13 +130,18 @@ int cmd_logits(int argc, char** argv) {
             out_path = args.value();
         } else if (args.is("--json")) {
             json = true;
+        } else if (args.is("--batch")) {
+            batch = int(args.int_value(1, 1 << 20));
+        } else if (args.is("--compare")) {
+            compare_path = args.value();
         } else {
             args.unknown();
         }
     }
     if (have_tokens == have_prompt)
         throw UsageError("give exactly one of --tokens LIST and -p TEXT (see --help)");
-    if (json == !out_path.empty()) throw UsageError("give exactly one of -o FILE and --json (see --help)");
+    if (int(json) + int(!out_path.empty()) + int(!compare_path.empty()) != 1)
+        throw UsageError("give exactly one of -o FILE, --json and --compare REF.f32 (see --help)");
     if (have_tokens && tokens.empty()) throw UsageError("--tokens: empty list");
     const int requested_ctx = mf.options.n_ctx;
     mf.options.n_ctx = 1 << 24;  // sized below, once the token count is known
@@ -103,9 +155,21 @@ int cmd_logits(int argc, char** argv) {
         throw UsageError(std::to_string(tokens.size()) + " tokens do not fit in the context of " +
                          std::to_string(std::min(n_ctx, model.n_ctx_train())) + " tokens");
     Session session(model, n_ctx);
-    const std::span<const float> logits = session.feed(tokens, all);
     const size_t n_vocab = size_t(model.n_vocab());
+    std::vector<float> kept;  // the rows asked for, from every step
+    const size_t step = batch > 0 ? size_t(batch) : tokens.size();
+    for (size_t done = 0; done < tokens.size(); done += step) {
+        const auto chunk =
+            std::span<const int32_t>(tokens).subspan(done, std::min(step, tokens.size() - done));
+        const std::span<const float> l = session.feed(chunk, all);
+        if (all)
+            kept.insert(kept.end(), l.begin(), l.end());
+        else if (done + chunk.size() == tokens.size())
+            kept.assign(l.begin(), l.end());
+    }
+    const std::span<const float> logits = kept;
     const size_t rows = logits.size() / n_vocab;
+    if (!compare_path.empty()) return compare_logits(logits, n_vocab, compare_path);
     if (mf.verbose) log_line("logits: " + std::to_string(rows) + " x " + std::to_string(n_vocab));
 
     if (json) {

@@ -1,5 +1,7 @@
 #include "tools/infer/model_flags.hpp"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <random>
@@ -145,19 +147,30 @@ void finish_flags(ModelFlags& model, GenerationFlags* gen) {
 
 Model load_model(const ModelFlags& flags, double* seconds) {
     const auto t0 = std::chrono::steady_clock::now();
-    Model model = Model::load(flags.path, flags.options);
+    ModelOptions options = flags.options;
+    if (!flags.quiet && isatty(STDERR_FILENO)) {
+        // Slow preparation (uploads, repacking) shows a progress line that the next line overwrites.
+        options.progress = [](std::string_view stage, double fraction) {
+            std::fprintf(stderr, "\r%.*s: %3d%%%s", int(stage.size()), stage.data(),
+                         int(fraction * 100 + 0.5), fraction >= 1.0 ? "\n" : "");
+            std::fflush(stderr);
+        };
+    }
+    Model model = Model::load(flags.path, options);
     if (seconds) *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (flags.verbose) log_line("model: " + model.description());
+    if (flags.verbose) log_line("backend: " + model.backend());
     if (flags.ctx_given && flags.options.n_ctx > model.n_ctx_train() && !flags.quiet)
         log_line("warning: --ctx " + std::to_string(flags.options.n_ctx) +
                  " is capped at the model's context of " + std::to_string(model.n_ctx_train()) + " tokens");
     return model;
 }
 
-void print_timings(const GenerateResult& r, double load_seconds) {
+void print_timings(const GenerateResult& r, double load_seconds, const std::string& backend) {
     char line[200];
     if (load_seconds >= 0) {
-        std::snprintf(line, sizeof line, "load:     %.2f s", load_seconds);
+        std::snprintf(line, sizeof line, "load:     %.2f s%s%s", load_seconds, backend.empty() ? "" : ", ",
+                      backend.c_str());
         log_line(line);
     }
     const int evaluated = r.prompt_tokens - r.prompt_cached;

@@ -37,7 +37,7 @@ void finish_flags(ModelFlags& model, GenerationFlags* gen);
 // Loads the model; *seconds receives the time it took. Prints the description to stderr with --verbose.
 Model load_model(const ModelFlags& flags, double* seconds = nullptr);
 // "load: S s" (when load_seconds >= 0), "prompt: N tokens in S s, R tokens/s" and "generate: ..." on stderr.
-void print_timings(const GenerateResult& r, double load_seconds = -1);
+void print_timings(const GenerateResult& r, double load_seconds = -1, const std::string& backend = "");
 
 // Logging to stderr (never stdout).
 void log_line(const std::string& line);

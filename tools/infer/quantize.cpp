@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <string>
 
-#include "engine/gguf_quantize.hpp"
+#include "filetools/gguf_quantize.hpp"
 #include "gguf/gguf_file.hpp"
 #include "tools/infer/args.hpp"
 #include "tools/infer/commands.hpp"

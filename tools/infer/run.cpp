@@ -128,7 +128,7 @@ int cmd_run(int argc, char** argv) {
         if (r.stop_reason == StopReason::ContextFull) log_line("infer: " + r.message);
         if (r.stop_reason == StopReason::Interrupted) log_line("infer: interrupted");
         if (mf.verbose) log_line(std::string("stop: ") + to_string(r.stop_reason));
-        print_timings(r, load_seconds);
+        print_timings(r, load_seconds, model.backend());
     }
     return r.stop_reason == StopReason::Interrupted ? 130 : 0;
 }

@@ -6,7 +6,7 @@
 #include <optional>
 #include <string>
 
-#include "engine/synth_model.hpp"
+#include "filetools/synth_model.hpp"
 #include "gguf/gguf_file.hpp"
 #include "tools/infer/args.hpp"
 #include "tools/infer/commands.hpp"

@@ -1,5 +1,7 @@
 #include "tools/infer/tensor_progress.hpp"
 
+#include "gguf/gguf_file.hpp"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -75,9 +77,7 @@ std::string format_bytes(uint64_t bytes) {
 }
 
 std::string format_shape(const std::array<uint64_t, 4>& ne, uint32_t n_dims) {
-    std::string s = "[";
-    for (uint32_t d = 0; d < std::max<uint32_t>(n_dims, 1); ++d) s += (d ? ", " : "") + std::to_string(ne[d]);
-    return s + "]";
+    return gguf::shape_string(std::span<const uint64_t>(ne.data(), std::max<uint32_t>(n_dims, 1)));
 }
 
 }  // namespace kinfer::cli

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "engine/row_stream.hpp"
+#include "filetools/row_stream.hpp"
 
 namespace kinfer::cli {
 

@@ -2,15 +2,15 @@
 // Synthetic Llama/Mistral-architecture models: the tensor table and metadata of a real model, with seeded
 // random weights scaled like a trained network's, for tests and benchmarks where no real model can be
 // downloaded. The same parameters and seed always give the same bytes; the tensor types follow the same
-// recipes as `infer quantize` (engine/quant_recipe.hpp).
+// recipes as `infer quantize` (filetools/quant_recipe.hpp).
 #include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "engine/quant_recipe.hpp"
-#include "engine/row_stream.hpp"
+#include "filetools/quant_recipe.hpp"
+#include "filetools/row_stream.hpp"
 
 namespace kinfer::gguf {
 class GgufFile;

@@ -1,4 +1,4 @@
-#include "engine/gguf_quantize.hpp"
+#include "filetools/gguf_quantize.hpp"
 
 #include <filesystem>
 

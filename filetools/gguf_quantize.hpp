@@ -1,13 +1,13 @@
 #pragma once
 // Converts a GGUF model with float weights (F32, F16, BF16) to another file type ("Q4_K_M", "F16", ...):
 // copies every metadata key, sets general.file_type and general.quantization_version, and writes each tensor
-// with the type the recipe (engine/quant_recipe.hpp) gives it. Streams tensor by tensor from the mapped
+// with the type the recipe (filetools/quant_recipe.hpp) gives it. Streams tensor by tensor from the mapped
 // input, so memory use does not grow with the model.
 #include <string>
 #include <vector>
 
-#include "engine/quant_recipe.hpp"
-#include "engine/row_stream.hpp"
+#include "filetools/quant_recipe.hpp"
+#include "filetools/row_stream.hpp"
 
 namespace kinfer::gguf {
 class GgufFile;

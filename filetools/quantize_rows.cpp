@@ -1,9 +1,11 @@
-#include "kernels/quantize_rows.hpp"
+#include "filetools/quantize_rows.hpp"
 
+#include <algorithm>
 #include <string>
 
-#include "kinfer/error.hpp"
+#include "filetools/row_stream.hpp"
 #include "kernels/reference/type_kernels.hpp"
+#include "kinfer/error.hpp"
 
 namespace kinfer {
 namespace {
@@ -39,14 +41,22 @@ void quantize_rows(const TypeTraits& type, const float* in, void* out, int64_t n
     if (ref::quantize_fn(type) == nullptr)
         throw UsageError(std::string("cannot quantize to tensor type ") + type.name);
     check_shape(type, "quantize_rows", n_rows, row_len);
+    if (n_rows == 0 || row_len == 0) return;
+    // The same driver that writes model files, with memory for source and sink.
     auto* bytes = static_cast<uint8_t*>(out);
-    for_each_chunk(type, n_rows * row_len, [&](int64_t start, int64_t len) {
-        ref::quantize_fn(type)(in + start, bytes + row_bytes(type, static_cast<uint64_t>(start)), len);
-    });
+    const uint64_t out_row = row_bytes(type, uint64_t(row_len));
+    convert_rows(
+        type, uint64_t(row_len), uint64_t(n_rows),
+        [&](uint64_t r, float* row) { std::copy_n(in + r * uint64_t(row_len), row_len, row); },
+        [&](uint64_t first, std::span<const uint8_t> chunk) {
+            std::copy(chunk.begin(), chunk.end(), bytes + first * out_row);
+        },
+        {}, std::max<uint64_t>(out_row, 1u << 20));
 }
 
 void dequantize_rows(const TypeTraits& type, const void* in, float* out, int64_t n_rows, int64_t row_len) {
-    if (ref::dequantize_fn(type) == nullptr) throw UsageError(std::string("cannot read tensor type ") + type.name);
+    if (ref::dequantize_fn(type) == nullptr)
+        throw UsageError(std::string("cannot read tensor type ") + type.name);
     check_shape(type, "dequantize_rows", n_rows, row_len);
     const auto* bytes = static_cast<const uint8_t*>(in);
     for_each_chunk(type, n_rows * row_len, [&](int64_t start, int64_t len) {

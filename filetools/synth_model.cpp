@@ -1,4 +1,4 @@
-#include "engine/synth_model.hpp"
+#include "filetools/synth_model.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -10,9 +10,7 @@
 namespace kinfer {
 namespace {
 
-// ---- random numbers
-// ----------------------------------------------------------------------------------------
-
+// ---- random numbers --------------------------------------------------------------------------------------
 constexpr uint64_t kGolden = 0x9e3779b97f4a7c15ull;
 
 // splitmix64's output function: a bijective 64-bit mix, so mix(base + i * kGolden) is a counter-based stream
@@ -37,9 +35,7 @@ inline float gaussish(uint64_t r) {
     return (static_cast<float>(s) + 2.0f) * (1.7320508f / 65536.0f) - 2.0f * 1.7320508f;
 }
 
-// ---- model layout
-// ------------------------------------------------------------------------------------------
-
+// ---- model layout ----------------------------------------------------------------------------------------
 // Scales that keep activations in a sane range through every layer (see `infer synth --help`): projections
 // into a layer preserve the variance of their (normalized) input, the two projections back into the residual
 // stream are scaled down by sqrt(2 * n_layer) so the stream grows only slowly with depth, and the output

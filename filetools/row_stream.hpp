@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -30,6 +31,16 @@ constexpr uint64_t kDefaultChunkBytes = 32ull << 20;
 void stream_tensor_rows(gguf::GgufWriter& writer, const TypeTraits& dst, uint64_t row_len, uint64_t n_rows,
                         const RowFill& fill, const RowsDone& rows_done = {},
                         uint64_t chunk_bytes = kDefaultChunkBytes);
+
+// Receives each finished chunk of output rows, in order, on a thread of its own (the next chunk is computed
+// meanwhile); `first_row` is the chunk's first row.
+using ChunkSink = std::function<void(uint64_t first_row, std::span<const uint8_t> bytes)>;
+
+// The one quantizing driver behind stream_tensor_rows and quantize_rows: rows from `fill`, converted to
+// `dst` on all cores, handed to `sink` chunk by chunk.
+void convert_rows(const TypeTraits& dst, uint64_t row_len, uint64_t n_rows, const RowFill& fill,
+                  const ChunkSink& sink, const RowsDone& rows_done = {},
+                  uint64_t chunk_bytes = kDefaultChunkBytes);
 
 // What a model-writing tool reports, once per tensor and (for big tensors) as chunks finish.
 struct TensorProgress {

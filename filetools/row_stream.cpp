@@ -1,4 +1,4 @@
-#include "engine/row_stream.hpp"
+#include "filetools/row_stream.hpp"
 
 #include <omp.h>
 
@@ -15,6 +15,14 @@
 namespace kinfer {
 void stream_tensor_rows(gguf::GgufWriter& writer, const TypeTraits& dst, uint64_t row_len, uint64_t n_rows,
                         const RowFill& fill, const RowsDone& rows_done, uint64_t chunk_bytes) {
+    convert_rows(
+        dst, row_len, n_rows, fill,
+        [&writer](uint64_t, std::span<const uint8_t> bytes) { writer.write_tensor_chunk(bytes); }, rows_done,
+        chunk_bytes);
+}
+
+void convert_rows(const TypeTraits& dst, uint64_t row_len, uint64_t n_rows, const RowFill& fill,
+                  const ChunkSink& sink, const RowsDone& rows_done, uint64_t chunk_bytes) {
     if (!ref::quantize_fn(dst))
         throw Error(std::string("kinfer cannot write tensors of type ") + dst.name + " yet");
     if (row_len == 0 || row_len % dst.block_elems != 0)
@@ -49,7 +57,7 @@ void stream_tensor_rows(gguf::GgufWriter& writer, const TypeTraits& dst, uint64_
         }
         if (pending.valid()) pending.get();
         if (error) std::rethrow_exception(error);
-        pending = std::async(std::launch::async, [&writer, &buf] { writer.write_tensor_chunk(buf); });
+        pending = std::async(std::launch::async, [&sink, &buf, first] { sink(first, buf); });
         cur ^= 1;
         if (rows_done) {
             // report once the chunk is on its way; the count is what has been computed

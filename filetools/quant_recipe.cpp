@@ -1,4 +1,4 @@
-#include "engine/quant_recipe.hpp"
+#include "filetools/quant_recipe.hpp"
 
 #include <algorithm>
 #include <cctype>

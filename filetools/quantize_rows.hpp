@@ -1,6 +1,7 @@
 #pragma once
-// Whole-tensor (de)quantization on all cores (OpenMP), with the scalar reference row functions of the type
-// table. Used by the quantize command and by tests; not a per-token hot path.
+// Whole-tensor (de)quantization in memory on all cores (OpenMP), with the scalar reference row functions.
+// Quantizing goes through the same driver as writing model files (filetools/row_stream.hpp). For tools,
+// tests and benchmarks; not a per-token hot path.
 #include <cstdint>
 
 #include "gguf/ggml_type.hpp"
