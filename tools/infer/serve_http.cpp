@@ -344,6 +344,12 @@ HttpServer::HttpServer(Scheduler& scheduler, HttpOptions options)
                             ? m.options.http_threads
                             : scheduler.options().slots + scheduler.options().max_queued + 16;
     m.server.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
+    // httplib's default also sets SO_REUSEPORT, which lets a second server bind the same port and take
+    // half of its connections: only SO_REUSEADDR here, so a port in use is an error.
+    m.server.set_socket_options([](int sock) {
+        int yes = 1;
+        setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     m.server.set_payload_max_length(m.options.max_body);
     m.server.set_read_timeout(m.options.timeout_seconds, 0);
     m.server.set_write_timeout(m.options.timeout_seconds, 0);
