@@ -5,8 +5,8 @@
 #include <string>
 
 #include "engine/cpu_backend.hpp"
+#include "engine/cuda_backend.hpp"
 #include "engine/model.hpp"
-#include "kernels/cuda/cuda_info.hpp"
 #include "kinfer/error.hpp"
 
 namespace kinfer::engine {
@@ -41,13 +41,9 @@ std::unique_ptr<Backend> create_backend(const Model& model, const LoadProgress& 
             return be;
         }
         case Device::Cuda:
-            break;
+            return make_cuda_backend(model, progress);
     }
-    const cuda::DeviceInfo info = cuda::query_devices();
-    throw Error(
-        "CUDA backend not available yet" +
-        (info.count == 0 ? " (" + info.reason + ")" : std::string(" (device found: ") + info.name + ")") +
-        "; use --device cpu");
+    throw Error("unknown device");
 }
 
 }  // namespace kinfer::engine

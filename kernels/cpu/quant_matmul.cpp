@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/prefill_table.hpp"
 #include "kernels/cpu/simple_ops.hpp"
 #include "kernels/reference/type_kernels.hpp"
 #include "kinfer/error.hpp"
@@ -113,11 +114,37 @@ const QuantKernels* portable(GgmlType type) {
     return nullptr;
 }
 
+// Every type's kernels at every level, assembled once: the portable path, then each level's own paths where
+// it has them (a level without one keeps the best lower level's).
+struct KernelTables {
+    std::vector<QuantKernels> level[3];
+
+    KernelTables() {
+        const GgmlType types[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q4_0,
+                                  GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
+                                  GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,
+                                  GgmlType::Q6_K, GgmlType::Q8_K};
+        for (GgmlType t : types) {
+            QuantKernels k = *portable(t);
+            for (Isa isa : {Isa::Portable, Isa::Avx2, Isa::Avx512}) {
+                k.isa = isa;
+                if (const MatmulPath* p = prefill_path(t, isa)) {
+                    k.prefill = *p;
+                    k.prefill_min_tokens = kPrefillMinTokens;
+                }
+                level[int(isa)].push_back(k);
+            }
+        }
+    }
+};
+
 }  // namespace
 
 const QuantKernels& quant_kernels(GgmlType type, Isa isa) {
-    (void)isa;  // SIMD tables are added per level; every level falls back to the portable one
-    if (const QuantKernels* k = portable(type)) return *k;
+    static const KernelTables tables;
+    if (isa > detected_isa()) isa = detected_isa();  // never hand out instructions this CPU lacks
+    for (const QuantKernels& k : tables.level[int(isa)])
+        if (k.type == type) return k;
     throw UsageError(std::string("no CPU kernel for tensor type ") + type_name(type));
 }
 

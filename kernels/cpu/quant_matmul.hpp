@@ -9,8 +9,8 @@
 // Two paths per type, because the two regimes want different trade-offs:
 // - decode (few tokens, memory-bound): keeps the activation precise (float, or two 8-bit terms), so its logit
 //   error stays at or below half of llama.cpp's (which rounds activations to 8 bits);
-// - prefill (many tokens, arithmetic-bound): may round activations to 8 bits as llama.cpp does, for integer
-// dot
+// - prefill (many tokens, arithmetic-bound): may round activations to 8 bits as llama.cpp does, for
+// integer dot
 //   products (AVX2 maddubs, AVX-512 VNNI), tiled so each weight block is reused across many tokens.
 // A call first prepares the activation once (`prepare`: into the path's own format, e.g. int8 blocks) —
 // weights whose paths share `act_format` (wq/wk/wv, gate/up) share one prepared activation — then splits rows

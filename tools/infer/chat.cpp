@@ -9,6 +9,7 @@
 #include "tools/infer/interrupt.hpp"
 #include "tools/infer/line_reader.hpp"
 #include "tools/infer/model_flags.hpp"
+#include "tools/infer/user_text.hpp"
 
 namespace kinfer::cli {
 namespace {
@@ -16,23 +17,31 @@ namespace {
 std::string help_text() {
     return std::string(
                "usage: infer chat -m MODEL [--system TEXT] [options]\n\n"
-               "A conversation with an instruct model. Type a message and press Enter; the reply streams to\n"
-               "stdout. The conversation is kept: each turn is rendered with the model's chat template and "
-               "the\n"
-               "earlier turns are not evaluated again (their KV cache is reused).\n"
+               "A conversation with an instruct model. Type a message and press Enter; the reply\n"
+               "streams to stdout. The conversation is kept: each turn is rendered with the model's\n"
+               "chat template and the earlier turns are not evaluated again (their KV cache is reused).\n"
                "  exit, quit, bye, or Ctrl-D   leave\n"
-               "  Ctrl-C                       stop the reply being written (the session goes on; a second\n"
-               "                               Ctrl-C before the reply stops ends the program)\n"
-               "When stdin is a terminal the input line can be edited, with history (up/down arrows); the\n"
-               "prompt and the echo go to stderr, so stdout holds only the replies, one per turn, each\n"
-               "followed by a newline. When stdin is not a terminal (a pipe or a file), each input line is "
-               "a\n"
-               "user message and nothing else is printed: scripted conversations work.\n"
-               "When the conversation outgrows the context, the oldest turns are left out (the system "
-               "message\n"
-               "stays) and a note says so on stderr.\n\n") +
+               "  Ctrl-C                       stop the reply being written (the session goes on; a\n"
+               "                               second Ctrl-C before the reply stops ends the program);\n"
+               "                               at the prompt: drop the line being typed\n"
+               "Messages are UTF-8 text in any language. When stdin is a terminal the line can be\n"
+               "edited (arrows, Backspace, Home/End; ~/.editrc is read), with history (up/down arrows);\n"
+               "the prompt and the echo go to stderr, so stdout holds only the replies, one per turn,\n"
+               "each followed by a newline. The terminal must send UTF-8; its locale need not say so\n"
+               "(when LANG is unset, C or POSIX, the input is read as UTF-8 all the same).\n"
+               "Multi-line messages: text pasted into the terminal arrives whole, newlines included\n"
+               "(terminals with bracketed paste: nearly all), and Enter sends it. To type one by hand,\n"
+               "end a line with a backslash: the message goes on on the next line (prompt \"... \"). This\n"
+               "holds for piped input too.\n"
+               "When stdin is not a terminal (a pipe or a file), each input line is a user message and\n"
+               "nothing else is printed: scripted conversations work.\n"
+               "Input that is not valid UTF-8 is not sent: a note on stderr says where it is, and the\n"
+               "chat goes on with the next message.\n"
+               "When the conversation outgrows the context, the oldest turns are left out (the system\n"
+               "message stays) and a note says so on stderr.\n\n") +
            model_flags_help() + "\n" + kGenerationFlagsHelp + "\n" + kLogFlagsHelp +
-           "  (with --verbose, each turn's token counts and speed go to stderr)\n\n"
+           "  (with --verbose, each turn's user text exactly as the model gets it, as a JSON string, its\n"
+           "  prompt size in tokens, and the turn's token counts and speed go to stderr)\n\n"
            "example:\n"
            "  infer chat -m mistral-7b-instruct.gguf --system \"You are terse.\" --temp 0.7\n"
            "  printf 'Hi!\\nWhat did I just say?\\n' | infer chat -m mistral-7b-instruct.gguf --temp 0\n";
@@ -63,21 +72,27 @@ int cmd_chat(int argc, char** argv) {
             args.unknown();
         }
     }
+    require_utf8(gf.system, "--system");
+    for (const std::string& stop : gf.options.stop) require_utf8(stop, "--stop " + quoted(stop));
     finish_flags(mf, &gf);
     const Model model = load_model(mf);
     if (!model.has_chat_template() && !mf.quiet)
         log_line("warning: the model names no chat template; using " + model.chat_template_name() +
                  " (choose one with --chat-template)");
-    if (mf.verbose)
+    if (mf.verbose) {
         log_line("chat template: " + model.chat_template_name() + ", seed " +
                  std::to_string(gf.options.sampling.seed));
+        if (!gf.system.empty()) log_line("system: " + quoted(gf.system));
+        if (!gf.options.stop.empty()) log_line("stop: " + quoted_list(gf.options.stop));
+    }
 
     std::atomic<bool>& interrupted = install_interrupt_handler();
     gf.options.interrupt = &interrupted;
-    LineReader reader;
+    LineReader reader(interrupted);
+    if (!reader.note().empty() && !mf.quiet) log_line(reader.note());
     if (reader.interactive() && !mf.quiet)
         log_line("chat with " + model.description() +
-                 "\n(exit, quit, bye or Ctrl-D to leave; Ctrl-C stops a reply)");
+                 "\n(exit, quit, bye or Ctrl-D to leave; Ctrl-C stops a reply; a line ending in \\ goes on)");
 
     Session session(model);
     std::vector<ChatMessage> history;
@@ -85,14 +100,21 @@ int cmd_chat(int argc, char** argv) {
     const size_t first_turn = history.size();
 
     for (;;) {
-        const std::optional<std::string> input = reader.read("> ");
-        if (interrupted.load()) {  // Ctrl-C at the prompt: drop the line, ask again
+        const UserInput input = reader.read();
+        if (input.kind == UserInput::Kind::Interrupted) {  // Ctrl-C at the prompt: drop the line, ask again
             clear_interrupt();
             if (reader.interactive()) std::fputc('\n', stderr);
             continue;
         }
-        if (!input) break;  // end of input (Ctrl-D)
-        const std::string text = trim(*input);
+        if (input.kind == UserInput::Kind::End) {  // Ctrl-D or the end of the script
+            if (reader.interactive()) std::fputc('\n', stderr);
+            break;
+        }
+        if (!input.problem.empty()) {
+            log_line("infer chat: message not sent: " + input.problem);
+            continue;
+        }
+        const std::string text = trim(input.text);
         if (text.empty()) continue;
         if (is_exit_command(text)) break;
 
@@ -108,6 +130,10 @@ int cmd_chat(int argc, char** argv) {
         if (dropped && !mf.quiet)
             log_line("note: the conversation outgrew the context of " + std::to_string(session.n_ctx()) +
                      " tokens; left out the oldest " + std::to_string(dropped) + " exchange(s)");
+        if (mf.verbose)
+            log_line("user: " + quoted(text) + " (" + std::to_string(count_characters(text)) +
+                     " characters, " + std::to_string(text.size()) + " bytes; the prompt is " +
+                     std::to_string(prompt.size()) + " tokens)");
         if (int64_t(prompt.size()) >= session.n_ctx()) {
             log_line("infer chat: this message is " + std::to_string(prompt.size()) +
                      " tokens with the template, too long for the context of " +

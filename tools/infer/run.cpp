@@ -14,6 +14,7 @@
 #include "tools/infer/commands.hpp"
 #include "tools/infer/interrupt.hpp"
 #include "tools/infer/model_flags.hpp"
+#include "tools/infer/user_text.hpp"
 
 namespace kinfer::cli {
 namespace {
@@ -28,7 +29,8 @@ std::string help_text() {
                "generation tokens/s) go to stderr. Never interactive: stdin is read only for -f -.\n\n"
                "Prompt:\n"
                "  -p, --prompt TEXT     the prompt\n"
-               "  -f, --file FILE       read the prompt from FILE (- for stdin)\n"
+               "  -f, --file FILE       read the prompt from FILE (- for stdin); a UTF-8 byte order\n"
+               "                        mark at its start is dropped\n"
                "  --raw                 use the prompt as is: no chat template (control-token texts such as\n"
                "                        [INST] are still recognised, and BOS is added unless the text "
                "starts\n"
@@ -36,7 +38,9 @@ std::string help_text() {
                "By default the prompt becomes the user message of the model's chat template (with --system "
                "as\n"
                "the system message) when the file has a template or --chat-template names one; a model\n"
-               "without a template gets the raw prompt.\n\n") +
+               "without a template gets the raw prompt. The prompt, --system and --stop texts must be\n"
+               "UTF-8 (any language); --verbose echoes them on stderr as JSON strings, as the model\n"
+               "gets them.\n\n") +
            model_flags_help() + "\n" + kGenerationFlagsHelp + "\n" + kLogFlagsHelp +
            "\nExit status: 0 on success (also when the context filled up: a message says so on stderr);\n"
            "1 when the model cannot be used (missing, not GGUF, unsupported architecture or tensor type);\n"
@@ -88,8 +92,13 @@ int cmd_run(int argc, char** argv) {
     if (!have_prompt && prompt_file.empty()) throw UsageError("missing -p PROMPT or -f FILE (see --help)");
     if (gf.raw && !gf.system.empty())
         throw UsageError("--system needs the chat template; it does not go with --raw");
+    if (!prompt_file.empty()) prompt = without_bom(read_prompt_file(prompt_file));
+    require_utf8(prompt, !have_prompt ? (prompt_file == "-" ? std::string("the prompt on stdin (-f -)")
+                                                            : "the prompt file " + prompt_file)
+                                      : "the prompt (-p)");
+    require_utf8(gf.system, "--system");
+    for (const std::string& stop : gf.options.stop) require_utf8(stop, "--stop " + quoted(stop));
     finish_flags(mf, &gf);
-    if (!prompt_file.empty()) prompt = read_prompt_file(prompt_file);
 
     double load_seconds = 0;
     const Model model = load_model(mf, &load_seconds);
@@ -101,6 +110,9 @@ int cmd_run(int argc, char** argv) {
     const std::vector<int32_t> tokens =
         templated ? model.chat_prompt(messages) : model.tokenize(prompt, true, true);
     if (mf.verbose) {
+        if (!gf.system.empty()) log_line("system: " + quoted(gf.system));
+        log_line((templated ? "user: " : "text: ") + quoted(prompt));
+        if (!gf.options.stop.empty()) log_line("stop: " + quoted_list(gf.options.stop));
         log_line("prompt: " + std::to_string(tokens.size()) + " tokens" +
                  (templated ? ", chat template " + model.chat_template_name() : ", raw"));
         log_line("seed: " + std::to_string(gf.options.sampling.seed));

@@ -11,6 +11,7 @@
 #include "tools/infer/args.hpp"
 #include "tools/infer/commands.hpp"
 #include "tools/infer/tensor_progress.hpp"
+#include "tools/infer/user_text.hpp"
 
 namespace kinfer::cli {
 namespace {
@@ -112,6 +113,7 @@ int cmd_synth(int argc, char** argv) {
             vocab_path = args.value();
         } else if (args.is("--name")) {
             o.name = args.value();
+            require_utf8(*o.name, "--name");  // GGUF strings are UTF-8
         } else if (args.is("--n-embd")) {
             o.n_embd = u32();
         } else if (args.is("--n-layer")) {

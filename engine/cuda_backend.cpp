@@ -1,0 +1,425 @@
+#include "engine/cuda_backend.hpp"
+
+#include "kinfer/error.hpp"
+
+#if !KINFER_WITH_CUDA
+
+namespace kinfer::engine {
+
+std::unique_ptr<Backend> make_cuda_backend(const Model&, const LoadProgress&) {
+    throw Error("kinfer was built without CUDA (KINFER_CUDA=OFF or no nvcc); use --device cpu");
+}
+
+}  // namespace kinfer::engine
+
+#else
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/kv_cache.hpp"
+#include "engine/llama_graph.hpp"
+#include "engine/model.hpp"
+#include "kernels/cuda/cuda_info.hpp"
+#include "kernels/cuda/kernels.hpp"
+#include "kernels/reference/type_kernels.hpp"
+
+namespace kinfer::engine {
+namespace {
+
+void check(bool ok, const char* what) {
+    if (!ok) throw Error(std::string("internal error: cuda backend: ") + what);
+}
+
+// One weight on the device: a repacked matrix, or a float vector (norms).
+struct CudaWeight {
+    cuda::DeviceMatrix m;
+    const float* vec = nullptr;
+};
+
+size_t align256(size_t n) {
+    return (n + 255) / 256 * 256;
+}
+
+struct CudaWorkspace final : Workspace {
+    cuda::Stream stream = nullptr;
+    cuda::DeviceBuffer x, xn, q, k, v, att, proj, gate, up;  // n_batch rows each
+    cuda::DeviceBuffer act;                                  // prepared activation for matvec
+    cuda::DeviceBuffer gemm;                                 // prefill product scratch
+    cuda::DeviceBuffer attn;                                 // flash-decoding partials
+    cuda::DeviceBuffer ids, rows, outs;                      // the step's inputs on the device
+    cuda::DeviceBuffer logits;                               // n_batch rows of n_vocab
+    std::vector<cuda::KvRow> host_rows;
+    std::vector<int32_t> host_ids, host_outs;
+    // Decode-step graphs by (tokens, outputs): their launches bake in this workspace's buffers.
+    std::map<std::pair<int64_t, int64_t>, std::unique_ptr<cuda::Graph> > graphs;
+    ~CudaWorkspace() override { cuda::destroy_stream(stream); }
+};
+
+class CudaBackend;
+
+// The generic graph's ops on the device; the step's inputs (ids, KV rows, output rows) are already there.
+class CudaOps {
+  public:
+    using Weight = CudaWeight;
+
+    CudaOps(const ModelConfig& c, const double* inv_freq_dev, CudaWorkspace& ws, int64_t n, int max_kv)
+        : c_(c),
+          inv_freq_(inv_freq_dev),
+          ws_(ws),
+          n_(n),
+          max_kv_(max_kv),
+          shape_{int(c.n_head), int(c.n_head_kv), int(c.head_dim), int(c.n_rot)} {}
+
+    LlamaMats mats(int64_t n) {
+        const int64_t q_dim = c_.n_head * c_.head_dim;
+        auto m = [&](const cuda::DeviceBuffer& b, int64_t cols) { return Mat{b.as<float>(), n, cols}; };
+        return {m(ws_.x, c_.n_embd),      m(ws_.xn, c_.n_embd),     m(ws_.q, q_dim),
+                m(ws_.k, c_.n_embd_kv()), m(ws_.v, c_.n_embd_kv()), m(ws_.att, q_dim),
+                m(ws_.proj, c_.n_embd),   m(ws_.gate, c_.n_ff),     m(ws_.up, c_.n_ff)};
+    }
+
+    void embed(const CudaWeight& table, std::span<const int32_t> ids, Mat out) {
+        check(out.rows == int64_t(ids.size()) && out.cols == table.m.cols, "embed shape");
+        flush();
+        cuda::embed(table.m, ws_.ids.as<int32_t>(), int(out.rows), out.data, ws_.stream);
+    }
+
+    // A pending residual add (x += y) of the same x is fused into the norm; with up to 16 tokens the norm
+    // also writes its output in matvec's layout, so the products after it need no preparation pass.
+    void rmsnorm(Mat x, const CudaWeight& w, Mat out) {
+        check(x.rows == out.rows && x.cols == out.cols && w.vec, "rmsnorm shape");
+        const float* residual = nullptr;
+        if (pending_ && pending_x_.data == x.data && pending_x_.size() == x.size()) {
+            residual = pending_y_.data;
+            pending_ = false;
+        }
+        flush();
+        float* prepared = decode(x.rows) ? ws_.act.as<float>() : nullptr;
+        cuda::rmsnorm(x.data, residual, w.vec, c_.rms_eps, int(x.rows), int(x.cols), out.data, prepared,
+                      ws_.stream);
+        prepared_for_ = prepared ? out.data : nullptr;
+    }
+
+    void matmuls(Mat x, std::initializer_list<MatmulOut<CudaWeight> > outs) {
+        flush();
+        check(outs.size() <= 3, "too many products on one input");
+        for (const auto& o : outs)
+            check(o.w.m.cols == x.cols && o.out.cols == o.w.m.rows && o.out.rows == x.rows, "matmul shape");
+        if (decode(x.rows)) {
+            prepare(x);
+            cuda::MatvecOut mv[3];
+            int n = 0;
+            for (const auto& o : outs) mv[n++] = {&o.w.m, o.out.data, o.out.cols};
+            cuda::matvecs(mv, n, ws_.act.as<float>(), int(x.rows), ws_.stream);
+        } else {
+            for (const auto& o : outs)
+                cuda::matmul(o.w.m, x.data, int(x.rows), o.out.data, o.out.cols,
+                             {ws_.gemm.data(), ws_.gemm.bytes()}, ws_.stream);
+        }
+        for (const auto& o : outs)
+            if (o.out.data == prepared_for_) prepared_for_ = nullptr;
+    }
+
+    // RoPE is fused with the cache store: kv_store rotates q and k as it writes k and v.
+    void rope(Mat q, Mat k) { check(q.rows == k.rows && q.rows == n_, "rope shape"); }
+
+    void kv_store(int64_t layer, Mat k, Mat v) {
+        check(k.cols == c_.n_embd_kv() && v.cols == k.cols && v.rows == k.rows, "kv_store shape");
+        flush();
+        const Mat q{ws_.q.as<float>(), k.rows, c_.n_head * c_.head_dim};
+        cuda::rope_kv_store(q.data, k.data, v.data, ws_.rows.as<cuda::KvRow>(), int(k.rows), int(layer),
+                            shape_, inv_freq_, ws_.stream);
+    }
+
+    void attention(int64_t layer, Mat q, Mat out) {
+        check(q.cols == c_.n_head * c_.head_dim && out.cols == q.cols && out.rows == q.rows,
+              "attention shape");
+        flush();
+        const float scale = static_cast<float>(1.0 / std::sqrt(double(c_.head_dim)));
+        cuda::attention(q.data, ws_.rows.as<cuda::KvRow>(), int(q.rows), int(layer), shape_, scale, max_kv_,
+                        out.data, ws_.attn.as<float>(), ws_.stream);
+        if (out.data == prepared_for_) prepared_for_ = nullptr;
+    }
+
+    void swiglu(Mat gate, Mat up, Mat out) {
+        check(gate.size() == up.size() && out.size() == gate.size() && gate.cols == out.cols, "swiglu shape");
+        flush();
+        float* prepared = decode(gate.rows) ? ws_.act.as<float>() : nullptr;
+        cuda::swiglu(gate.data, up.data, int(gate.rows), gate.cols, out.data, prepared, ws_.stream);
+        prepared_for_ = prepared ? out.data : nullptr;
+    }
+
+    // Deferred: the next op either fuses it (rmsnorm of the same x) or runs it first.
+    void add(Mat x, Mat y) {
+        check(x.size() == y.size(), "add shape");
+        flush();
+        pending_ = true;
+        pending_x_ = x;
+        pending_y_ = y;
+    }
+
+    void gather_rows(Mat x, std::span<const int32_t> rows, Mat out) {
+        check(out.rows == int64_t(rows.size()) && out.cols == x.cols, "gather shape");
+        flush();
+        cuda::gather_rows(x.data, ws_.outs.as<int32_t>(), int(out.rows), x.cols, out.data, ws_.stream);
+        if (out.data == prepared_for_) prepared_for_ = nullptr;
+    }
+
+    // The product into the workspace's logits; forward copies them to the host after the step.
+    void logits(const CudaWeight& w, Mat x, float*) {
+        check(w.m.cols == x.cols && w.m.rows == c_.n_vocab, "logits shape");
+        flush();
+        if (decode(x.rows)) {
+            prepare(x);
+            cuda::matvec(w.m, ws_.act.as<float>(), int(x.rows), ws_.logits.as<float>(), w.m.rows, ws_.stream);
+        } else {
+            cuda::matmul(w.m, x.data, int(x.rows), ws_.logits.as<float>(), w.m.rows,
+                         {ws_.gemm.data(), ws_.gemm.bytes()}, ws_.stream);
+        }
+    }
+
+    // Runs a deferred add.
+    void flush() {
+        if (!pending_) return;
+        pending_ = false;
+        cuda::add(pending_x_.data, pending_y_.data, pending_x_.size(), ws_.stream);
+    }
+
+  private:
+    static bool decode(int64_t rows) { return rows <= cuda::kMaxMatvecTokens; }
+    // x in matvec's layout in ws.act, unless it is there already.
+    void prepare(Mat x) {
+        if (prepared_for_ == x.data) return;
+        cuda::prepare_activation(x.data, int(x.rows), x.cols, ws_.act.as<float>(), ws_.stream);
+        prepared_for_ = x.data;
+    }
+
+    const ModelConfig& c_;
+    const double* inv_freq_;
+    CudaWorkspace& ws_;
+    int64_t n_;
+    int max_kv_;
+    cuda::AttentionShape shape_;
+    const float* prepared_for_ = nullptr;  // the matrix whose rows ws.act holds prepared
+    bool pending_ = false;
+    Mat pending_x_, pending_y_;
+};
+
+class CudaBackend final : public Backend {
+  public:
+    CudaBackend(const Model& model, const LoadProgress& progress) : model_(model) {
+        const cuda::DeviceInfo info = cuda::query_devices();
+        if (info.count == 0) throw Error("--device cuda: " + info.reason);
+        device_name_ = info.name;
+        upload(progress);
+    }
+
+    std::string describe() const override { return "cuda (" + device_name_ + ")"; }
+
+    void* allocate(size_t bytes) const override { return cuda::device_alloc_zeroed(bytes, "the KV cache"); }
+    void release(void* p) const noexcept override { cuda::device_free(p); }
+
+    std::unique_ptr<Workspace> create_workspace(int64_t n_batch, int64_t n_ctx) const override {
+        const ModelConfig& c = model_.config();
+        auto ws = std::make_unique<CudaWorkspace>();
+        ws->n_batch = n_batch;
+        ws->n_ctx = n_ctx;
+        ws->stream = cuda::create_stream();
+        const auto floats = [&](int64_t cols) {
+            return cuda::DeviceBuffer(sizeof(float) * size_t(n_batch * cols), "activations");
+        };
+        const int64_t q_dim = c.n_head * c.head_dim;
+        ws->x = floats(c.n_embd);
+        ws->xn = floats(c.n_embd);
+        ws->q = floats(q_dim);
+        ws->k = floats(c.n_embd_kv());
+        ws->v = floats(c.n_embd_kv());
+        ws->att = floats(q_dim);
+        ws->proj = floats(c.n_embd);
+        ws->gate = floats(c.n_ff);
+        ws->up = floats(c.n_ff);
+        ws->logits = floats(c.n_vocab);
+        const int64_t max_cols = std::max({c.n_embd, c.n_ff, q_dim});
+        const int n_decode = int(std::min<int64_t>(n_batch, cuda::kMaxMatvecTokens));
+        ws->act = cuda::DeviceBuffer(sizeof(float) * size_t(n_decode * cuda::activation_floats(max_cols)),
+                                     "activations");
+        if (n_batch > cuda::kMaxMatvecTokens)
+            ws->gemm =
+                cuda::DeviceBuffer(cuda::matmul_scratch_bytes(max_cols, int(n_batch)), "matmul scratch");
+        const cuda::AttentionShape shape{int(c.n_head), int(c.n_head_kv), int(c.head_dim), int(c.n_rot)};
+        ws->attn = cuda::DeviceBuffer(
+            sizeof(float) *
+                std::max<size_t>(1, cuda::attention_scratch_floats(shape, int(n_batch), int(n_ctx))),
+            "attention scratch");
+        ws->ids = cuda::DeviceBuffer(sizeof(int32_t) * size_t(n_batch), "token ids");
+        ws->outs = cuda::DeviceBuffer(sizeof(int32_t) * size_t(n_batch), "output rows");
+        ws->rows = cuda::DeviceBuffer(sizeof(cuda::KvRow) * size_t(n_batch), "kv rows");
+        return ws;
+    }
+
+    void forward(Workspace& base, const Batch& b, float* logits) const override {
+        auto& ws = static_cast<CudaWorkspace&>(base);
+        const ModelConfig& c = model_.config();
+        const int64_t n = b.size();
+        check(n >= 1 && n <= ws.n_batch, "batch size");
+        // The step's inputs, in one copy each.
+        ws.host_rows.resize(size_t(n));
+        ws.host_ids.assign(b.tokens.begin(), b.tokens.end());
+        ws.host_outs.assign(b.outputs.begin(), b.outputs.end());
+        int max_kv = 1;
+        for (int64_t t = 0; t < n; ++t) {
+            KvCache* cache = b.caches[size_t(b.seq[size_t(t)])];
+            if (!cache->is_f16())
+                throw UsageError("the CUDA backend keeps the KV cache in fp16 (kv type f16)");
+            const int64_t p = b.pos[size_t(t)];
+            check(p >= 0 && p < cache->n_ctx() && cache->n_ctx() <= ws.n_ctx, "position outside the cache");
+            cuda::KvRow& r = ws.host_rows[size_t(t)];
+            r.k = static_cast<uint16_t*>(cache->k(0));
+            r.v = static_cast<uint16_t*>(cache->v(0));
+            r.layer_elems = int64_t(cache->layer_bytes() / 2);
+            r.pos = int32_t(p);
+            r.first = c.sliding_window > 0 ? int32_t(std::max<int64_t>(0, p - c.sliding_window + 1)) : 0;
+            max_kv = std::max(max_kv, r.pos + 1 - r.first);
+        }
+        cuda::copy_to_device(ws.ids.data(), ws.host_ids.data(), sizeof(int32_t) * size_t(n), ws.stream);
+        cuda::copy_to_device(ws.rows.data(), ws.host_rows.data(), sizeof(cuda::KvRow) * size_t(n), ws.stream);
+        const int64_t n_out = int64_t(b.outputs.size());
+        if (n_out > 0)
+            cuda::copy_to_device(ws.outs.data(), ws.host_outs.data(), sizeof(int32_t) * size_t(n_out),
+                                 ws.stream);
+
+        if (n <= cuda::kMaxMatvecTokens) {
+            // Decode: one graph per (tokens, outputs), attention sized for the whole context so that the
+            // launches never change.
+            auto& graph = ws.graphs[{n, n_out}];
+            if (!graph) {
+                auto g = std::make_unique<cuda::Graph>();
+                g->begin_capture(ws.stream);
+                try {
+                    CudaOps ops(c, inv_freq_.as<double>(), ws, n, int(ws.n_ctx));
+                    llama_forward(ops, c, weights_, b, logits);
+                    ops.flush();
+                } catch (...) {
+                    try {
+                        g->end_capture(ws.stream);
+                    } catch (...) {
+                    }
+                    throw;
+                }
+                g->end_capture(ws.stream);
+                graph = std::move(g);
+            }
+            graph->launch(ws.stream);
+        } else {
+            CudaOps ops(c, inv_freq_.as<double>(), ws, n, max_kv);
+            llama_forward(ops, c, weights_, b, logits);
+            ops.flush();
+        }
+        if (n_out > 0)
+            cuda::copy_to_host(logits, ws.logits.data(), sizeof(float) * size_t(n_out * c.n_vocab),
+                               ws.stream);
+        else
+            cuda::synchronize(ws.stream);
+    }
+
+    void kv_shift(Workspace& base, KvCache& cache, int64_t keep, int64_t discard,
+                  int64_t n_past) const override {
+        auto& ws = static_cast<CudaWorkspace&>(base);
+        check(keep >= 0 && discard > 0 && keep + discard <= n_past && n_past <= cache.n_ctx(),
+              "kv_shift range");
+        const ModelConfig& c = model_.config();
+        const int64_t n_move = n_past - keep - discard;
+        const size_t rb = cache.row_bytes();
+        if (n_move <= 0) return;
+        // Overlapping device copies are undefined: move through a scratch buffer.
+        cuda::DeviceBuffer tmp(size_t(n_move) * rb, "context shift");
+        const cuda::AttentionShape shape{int(c.n_head), int(c.n_head_kv), int(c.head_dim), int(c.n_rot)};
+        for (int64_t l = 0; l < cache.n_layer(); ++l) {
+            for (void* base_ptr : {cache.k(l), cache.v(l)}) {
+                auto* p = static_cast<uint8_t*>(base_ptr);
+                cuda::copy_device(tmp.data(), p + size_t(keep + discard) * rb, size_t(n_move) * rb,
+                                  ws.stream);
+                cuda::copy_device(p + size_t(keep) * rb, tmp.data(), size_t(n_move) * rb, ws.stream);
+            }
+            cuda::rope_shift_keys(static_cast<uint16_t*>(cache.k(l)) + size_t(keep) * cache.n_embd_kv(),
+                                  n_move, cache.n_embd_kv(), shape, inv_freq_.as<double>(), -discard,
+                                  ws.stream);
+        }
+        cuda::synchronize(ws.stream);
+    }
+
+  private:
+    void upload(const LoadProgress& progress) {
+        const ModelWeights& mw = model_.weights();
+        // Every distinct tensor once (tied embeddings share one), at 256-byte aligned offsets of one arena.
+        std::vector<const gguf::TensorView*> tensors;
+        auto note = [&](const gguf::TensorView* t) {
+            if (t && std::find(tensors.begin(), tensors.end(), t) == tensors.end()) tensors.push_back(t);
+            return 0;
+        };
+        mw.map(note);
+        std::map<const gguf::TensorView*, size_t> offset;
+        size_t total = 0;
+        for (const gguf::TensorView* t : tensors) {
+            offset[t] = total;
+            total += align256(bytes_of(*t));
+        }
+        cuda::ensure_fits(total, model_.file().path() + ": the model's weights");
+        arena_ = cuda::DeviceBuffer(total, "the model's weights");
+        std::map<const gguf::TensorView*, CudaWeight> done;
+        size_t uploaded = 0;
+        for (const gguf::TensorView* t : tensors) {
+            auto* dst = arena_.as<uint8_t>() + offset[t];
+            CudaWeight w;
+            const std::string name(t->name);
+            if (t->n_rows() == 1) {  // a vector (norm): floats
+                std::vector<float> f(t->ne[0]);
+                const auto deq = ref::dequantize_fn(*t->type);
+                if (!deq) throw FormatError(name + ": tensor type " + t->type->name + " cannot be read");
+                deq(t->data, f.data(), int64_t(f.size()));
+                cuda::copy_to_device(dst, f.data(), f.size() * sizeof(float));
+                w.vec = reinterpret_cast<const float*>(dst);
+            } else {
+                w.m = cuda::upload_matrix(*t->type, t->data, int64_t(t->n_rows()), int64_t(t->ne[0]), dst,
+                                          name);
+            }
+            done[t] = w;
+            uploaded += bytes_of(*t);
+            if (progress) progress("uploading weights to the GPU", double(uploaded) / double(total));
+        }
+        cuda::synchronize();
+        weights_ = mw.map([&](const gguf::TensorView* t) { return done.at(t); });
+        // RoPE frequencies for the kernels.
+        const std::vector<double>& f = model_.rope_inv_freq();
+        inv_freq_ = cuda::DeviceBuffer(sizeof(double) * std::max<size_t>(1, f.size()), "rope frequencies");
+        cuda::copy_to_device(inv_freq_.data(), f.data(), sizeof(double) * f.size());
+        cuda::synchronize();
+        if (progress) progress("uploading weights to the GPU", 1.0);
+    }
+
+    static size_t bytes_of(const gguf::TensorView& t) {
+        if (t.n_rows() == 1) return sizeof(float) * t.ne[0];
+        return cuda::device_matrix_bytes(*t.type, int64_t(t.n_rows()), int64_t(t.ne[0]), std::string(t.name));
+    }
+
+    const Model& model_;
+    std::string device_name_;
+    cuda::DeviceBuffer arena_;
+    cuda::DeviceBuffer inv_freq_;
+    ModelTensors<CudaWeight> weights_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(const Model& model, const LoadProgress& progress) {
+    return std::make_unique<CudaBackend>(model, progress);
+}
+
+}  // namespace kinfer::engine
+
+#endif  // KINFER_WITH_CUDA

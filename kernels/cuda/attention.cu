@@ -1,0 +1,235 @@
+// Attention over the fp16 KV cache, one query row at a time (decode, and prefill rows alike), split across
+// the sequence (flash-decoding): block (split, head, row) runs an online softmax over its slice of positions
+// with 16 groups of 8 lanes, each group on its own positions and each lane on head_dim / 8 dimensions; the
+// groups merge in shared memory, and the splits in a second small kernel when there is more than one.
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/cuda/cuda_check.cuh"
+#include "kernels/cuda/kernels.hpp"
+
+namespace kinfer::cuda {
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kLanesPerPos = 8;
+constexpr int kPosGroups = kThreads / kLanesPerPos;  // 16
+constexpr int kMaxHeadDim = 256;
+
+// DPL halves starting at p (aligned to 2 * DPL bytes, or 8 when DPL is a multiple of 4) as floats.
+template <int DPL>
+__device__ __forceinline__ void load_halves(const uint16_t* p, float (&out)[DPL]) {
+    if constexpr (DPL % 8 == 0) {
+#pragma unroll
+        for (int i = 0; i < DPL / 8; ++i) {
+            const uint4 u = *reinterpret_cast<const uint4*>(p + 8 * i);
+            const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w[j]));
+                out[8 * i + 2 * j] = f.x;
+                out[8 * i + 2 * j + 1] = f.y;
+            }
+        }
+    } else if constexpr (DPL % 4 == 0) {
+#pragma unroll
+        for (int i = 0; i < DPL / 4; ++i) {
+            const uint2 u = *reinterpret_cast<const uint2*>(p + 4 * i);
+            const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&u.x));
+            const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&u.y));
+            out[4 * i] = a.x, out[4 * i + 1] = a.y, out[4 * i + 2] = b.x, out[4 * i + 3] = b.y;
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < DPL / 2; ++i) {
+            const float2 f = __half22float2(*reinterpret_cast<const __half2*>(p + 2 * i));
+            out[2 * i] = f.x, out[2 * i + 1] = f.y;
+        }
+    }
+}
+
+// partial (n_splits > 1): per (row, head, split) head_dim floats of unnormalised output, then max and sum.
+template <int DPL>
+__global__ void __launch_bounds__(kThreads)
+    attention_kernel(const float* __restrict__ q, const KvRow* __restrict__ rows, int layer, int n_head,
+                     int n_head_kv, float scale, int chunk, float* __restrict__ out,
+                     float* __restrict__ partial) {
+    constexpr int HD = DPL * kLanesPerPos;
+    const int split = blockIdx.x, head = blockIdx.y, t = blockIdx.z, n_splits = gridDim.x;
+    const KvRow row = rows[t];
+    const int kv_head = head / (n_head / n_head_kv);
+    const int kv_dim = n_head_kv * HD;
+    const int p_begin = row.first + split * chunk;
+    const int p_end = min(row.pos + 1, p_begin + chunk);
+
+    const int lane = threadIdx.x % kLanesPerPos, pg = threadIdx.x / kLanesPerPos;
+    float qv[DPL];
+    const float* qh = q + (static_cast<int64_t>(t) * n_head + head) * HD + lane * DPL;
+#pragma unroll
+    for (int i = 0; i < DPL; ++i) qv[i] = qh[i] * scale;
+
+    const int64_t base = static_cast<int64_t>(layer) * row.layer_elems + kv_head * HD + lane * DPL;
+    const uint16_t* kb = row.k + base;
+    const uint16_t* vb = row.v + base;
+    float m = -INFINITY, l = 0.0f, acc[DPL];
+#pragma unroll
+    for (int i = 0; i < DPL; ++i) acc[i] = 0.0f;
+    // Every lane runs the same iterations (the shuffles need the whole warp); positions past the end idle.
+    for (int p0 = p_begin; p0 < p_end; p0 += kPosGroups) {
+        const int p = p0 + pg;
+        const bool valid = p < p_end;
+        float kf[DPL], vf[DPL];
+        if (valid) {
+            load_halves<DPL>(kb + static_cast<int64_t>(p) * kv_dim, kf);
+            load_halves<DPL>(vb + static_cast<int64_t>(p) * kv_dim, vf);
+        }
+        float s = 0.0f;
+        if (valid) {
+#pragma unroll
+            for (int i = 0; i < DPL; ++i) s = fmaf(qv[i], kf[i], s);
+        }
+#pragma unroll
+        for (int o = kLanesPerPos / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (valid) {
+            const float m_new = fmaxf(m, s);
+            const float c = __expf(m - m_new), e = __expf(s - m_new);
+            l = l * c + e;
+#pragma unroll
+            for (int i = 0; i < DPL; ++i) acc[i] = fmaf(acc[i], c, e * vf[i]);
+            m = m_new;
+        }
+    }
+
+    __shared__ float s_m[kPosGroups], s_l[kPosGroups];
+    __shared__ float s_acc[kPosGroups][HD];
+    if (lane == 0) s_m[pg] = m, s_l[pg] = l;
+#pragma unroll
+    for (int i = 0; i < DPL; ++i) s_acc[pg][lane * DPL + i] = acc[i];
+    __syncthreads();
+    float big = -INFINITY;
+#pragma unroll
+    for (int i = 0; i < kPosGroups; ++i) big = fmaxf(big, s_m[i]);
+    for (int d = threadIdx.x; d < HD; d += kThreads) {
+        float sum_l = 0.0f, o = 0.0f;
+        if (big != -INFINITY) {
+#pragma unroll
+            for (int i = 0; i < kPosGroups; ++i) {
+                const float w = __expf(s_m[i] - big);  // 0 for groups that saw no position
+                sum_l += s_l[i] * w;
+                o += s_acc[i][d] * w;
+            }
+        }
+        if (n_splits == 1) {
+            out[(static_cast<int64_t>(t) * n_head + head) * HD + d] = sum_l > 0.0f ? o / sum_l : 0.0f;
+        } else {
+            float* pp = partial + ((static_cast<int64_t>(t) * n_head + head) * n_splits + split) * (HD + 2);
+            pp[d] = o;
+            if (d == 0) pp[HD] = big, pp[HD + 1] = sum_l;
+        }
+    }
+}
+
+// Merges the splits of one (row, head): block (head, row), threads over dims.
+__global__ void combine_kernel(const float* __restrict__ partial, int n_head, int n_splits, int head_dim,
+                               float* __restrict__ out) {
+    const int head = blockIdx.x, t = blockIdx.y;
+    const float* pp = partial + (static_cast<int64_t>(t) * n_head + head) * n_splits * (head_dim + 2);
+    float big = -INFINITY;
+    for (int s = 0; s < n_splits; ++s) big = fmaxf(big, pp[s * (head_dim + 2) + head_dim]);
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+        float sum_l = 0.0f, o = 0.0f;
+        if (big != -INFINITY)
+            for (int s = 0; s < n_splits; ++s) {
+                const float* ps = pp + s * (head_dim + 2);
+                const float w = __expf(ps[head_dim] - big);
+                sum_l += ps[head_dim + 1] * w;
+                o += ps[d] * w;
+            }
+        out[(static_cast<int64_t>(t) * n_head + head) * head_dim + d] = sum_l > 0.0f ? o / sum_l : 0.0f;
+    }
+}
+
+// Splits so that about eight blocks per SM are busy (one block's positions are a serial online-softmax
+// chain, so many short chains beat a few long ones), each split at least 64 positions.
+int choose_splits(const AttentionShape& shape, int n_tokens, int max_kv) {
+    static const int n_sm = [] {
+        int dev = 0, n = 0;
+        cudaGetDevice(&dev);
+        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
+        return n > 0 ? n : 100;
+    }();
+    const int by_fill = ceil_div(8 * n_sm, std::max(1, n_tokens * shape.n_head));
+    const int by_len = ceil_div(std::max(1, max_kv), 64);
+    return std::max(1, std::min(by_fill, by_len));
+}
+
+template <int DPL>
+void launch(const float* q, const KvRow* rows, int n_tokens, int layer, const AttentionShape& shape,
+            float scale, int n_splits, int chunk, float* out, float* scratch, cudaStream_t s) {
+    const dim3 grid(n_splits, shape.n_head, n_tokens);
+    attention_kernel<DPL>
+        <<<grid, kThreads, 0, s>>>(q, rows, layer, shape.n_head, shape.n_head_kv, scale, chunk, out, scratch);
+}
+
+}  // namespace
+
+size_t attention_scratch_floats(const AttentionShape& shape, int n_tokens, int max_kv) {
+    size_t most = 0;  // fewer tokens take more splits: the largest need over 1 .. n_tokens
+    for (int n = 1; n <= n_tokens; ++n) {
+        const int n_splits = choose_splits(shape, n, max_kv);
+        if (n_splits > 1) most = std::max(most, size_t(n) * shape.n_head * n_splits * (shape.head_dim + 2));
+    }
+    return most;
+}
+
+void attention(const float* q_dev, const KvRow* rows_dev, int n_tokens, int layer,
+               const AttentionShape& shape, float scale, int max_kv, float* out_dev, float* scratch_dev,
+               Stream stream) {
+    if (n_tokens <= 0) return;
+    if (shape.n_head_kv <= 0 || shape.n_head % shape.n_head_kv != 0)
+        throw Error("internal error: attention with " + std::to_string(shape.n_head) + " heads over " +
+                    std::to_string(shape.n_head_kv) + " KV heads");
+    const int n_splits = choose_splits(shape, n_tokens, max_kv);
+    const int chunk = ceil_div(std::max(1, max_kv), n_splits);
+    const cudaStream_t s = as_stream(stream);
+    switch (shape.head_dim) {
+        case 16:
+            launch<2>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev,
+                      s);
+            break;
+        case 32:
+            launch<4>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev,
+                      s);
+            break;
+        case 64:
+            launch<8>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev,
+                      s);
+            break;
+        case 96:
+            launch<12>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev,
+                       s);
+            break;
+        case 128:
+            launch<16>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev,
+                       s);
+            break;
+        case 256:
+            launch<32>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev,
+                       s);
+            break;
+        default:
+            throw UsageError("the CUDA backend supports head_dim 16, 32, 64, 96, 128 or 256, not " +
+                             std::to_string(shape.head_dim));
+    }
+    check_launch("attention");
+    if (n_splits > 1) {
+        combine_kernel<<<dim3(shape.n_head, n_tokens), std::min(shape.head_dim, kMaxHeadDim), 0, s>>>(
+            scratch_dev, shape.n_head, n_splits, shape.head_dim, out_dev);
+        check_launch("attention combine");
+    }
+}
+
+}  // namespace kinfer::cuda

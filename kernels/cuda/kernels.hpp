@@ -1,0 +1,207 @@
+#pragma once
+// The CUDA kernels behind the CUDA backend, as host-side launchers that plain C++ code can call (no CUDA
+// headers here). Pointers named *_dev are device memory; every launcher enqueues on `stream` (a
+// cudaStream_t; null = the default stream) and returns without waiting. Shapes are the caller's contract
+// (the backend checks them once per model); launch failures throw kinfer::Error naming the kernel.
+//
+// Activations are row-major float matrices, one row per token. Weights are DeviceMatrix: GGUF rows repacked
+// into the layout of kernels/cuda/repacked.hpp by upload_matrix.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "gguf/ggml_type.hpp"
+
+namespace kinfer::cuda {
+
+using Stream = void*;
+
+// ---- device memory
+// -----------------------------------------------------------------------------------------
+
+// Device memory that frees itself. Allocation failures throw Error naming `what` and the sizes.
+class DeviceBuffer {
+  public:
+    DeviceBuffer() = default;
+    DeviceBuffer(size_t bytes, const std::string& what);
+    DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), bytes_(o.bytes_) {
+        o.ptr_ = nullptr, o.bytes_ = 0;
+    }
+    DeviceBuffer& operator=(DeviceBuffer&& o) noexcept;
+    DeviceBuffer(const DeviceBuffer&) = delete;
+    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+    ~DeviceBuffer();
+
+    void* data() const { return ptr_; }
+    template <class T>
+    T* as() const {
+        return static_cast<T*>(ptr_);
+    }
+    size_t bytes() const { return bytes_; }
+
+  private:
+    void* ptr_ = nullptr;
+    size_t bytes_ = 0;
+};
+
+// Throws Error when `bytes` more do not fit in the free memory of the current device (cudaMemGetInfo),
+// naming what needs them, both sizes and the device.
+void ensure_fits(uint64_t bytes, const std::string& what);
+
+// Raw device memory, zero-filled (KV caches); throws like DeviceBuffer. Null for 0 bytes.
+void* device_alloc_zeroed(size_t bytes, const std::string& what);
+void device_free(void* p) noexcept;
+
+// A stream of its own (non-blocking with respect to the default stream).
+Stream create_stream();
+void destroy_stream(Stream stream) noexcept;
+
+// A captured sequence of launches, replayed with one call: a decode step costs one launch of host work.
+class Graph {
+  public:
+    Graph() = default;
+    Graph(const Graph&) = delete;
+    Graph& operator=(const Graph&) = delete;
+    ~Graph();
+    // Everything enqueued on `stream` between begin and end is recorded instead of run (no synchronous
+    // CUDA calls in between).
+    void begin_capture(Stream stream);
+    void end_capture(Stream stream);
+    bool ready() const { return exec_ != nullptr; }
+    void launch(Stream stream) const;
+
+  private:
+    void* graph_ = nullptr;  // cudaGraph_t
+    void* exec_ = nullptr;   // cudaGraphExec_t
+};
+
+void copy_to_device(void* dst_dev, const void* src, size_t bytes, Stream stream = nullptr);
+void copy_device(void* dst_dev, const void* src_dev, size_t bytes, Stream stream = nullptr);
+void copy_to_host(void* dst, const void* src_dev, size_t bytes, Stream stream = nullptr);  // waits
+void synchronize(Stream stream = nullptr);
+
+// ---- weights
+// -----------------------------------------------------------------------------------------------
+
+// A weight matrix on the device: `rows` rows of `cols` elements, repacked, row r at data + r * row_bytes.
+struct DeviceMatrix {
+    GgmlType type = GgmlType::F32;
+    int64_t rows = 0, cols = 0;
+    uint64_t row_bytes = 0;
+    const void* data = nullptr;
+};
+
+// Device bytes upload_matrix needs for a rows x cols matrix of `type` (throws UsageError naming `name` for a
+// type or shape the GPU cannot read).
+uint64_t device_matrix_bytes(const TypeTraits& type, int64_t rows, int64_t cols, const std::string& name);
+
+// Repacks GGUF rows on the host (all cores) and copies them to dst_dev (device_matrix_bytes bytes). Waits.
+DeviceMatrix upload_matrix(const TypeTraits& type, const void* gguf_rows, int64_t rows, int64_t cols,
+                           void* dst_dev, const std::string& name);
+
+// ---- matrix products
+// ---------------------------------------------------------------------------------------
+
+// The most tokens matvec handles in one pass over the weights.
+inline constexpr int kMaxMatvecTokens = 16;
+
+// matvec reads activations in a permuted layout (coalesced 16-byte loads for its thread-per-group mapping):
+// activation_floats(cols) floats per token. prepare_activation writes n_tokens rows of x (cols floats each,
+// contiguous) in that layout; weights that share an input (wq/wk/wv, gate/up) share one prepared activation.
+int64_t activation_floats(int64_t cols);
+void prepare_activation(const float* x_dev, int n_tokens, int64_t cols, float* out_dev, Stream stream);
+
+// out_dev[t * out_stride + r] = sum_i W[r][i] * x[t][i] for t < n_tokens (1..16), x prepared by
+// prepare_activation, reading W once: fused dequantization with float activations, 16-byte loads, several
+// rows per block sharing each activation load.
+void matvec(const DeviceMatrix& w, const float* x_prepared_dev, int n_tokens, float* out_dev,
+            int64_t out_stride, Stream stream);
+
+// Several products of one prepared activation (wq/wk/wv, gate/up): consecutive outputs of the same type and
+// width run in one launch.
+struct MatvecOut {
+    const DeviceMatrix* w;
+    float* out;
+    int64_t out_stride;
+};
+void matvecs(const MatvecOut* outs, int n_outs, const float* x_prepared_dev, int n_tokens, Stream stream);
+
+// Scratch for matmul's prefill path; sized with matmul_scratch_bytes.
+struct GemmScratch {
+    void* data = nullptr;
+    size_t bytes = 0;
+};
+// Scratch bytes matmul needs for up to n_tokens tokens against matrices of at most max_cols columns.
+size_t matmul_scratch_bytes(int64_t max_cols, int n_tokens);
+
+// Any number of tokens, x plain (not prepared): up to 16 prepared into `scratch` and through matvec; more: W
+// dequantized to fp16 in row slices inside `scratch`,
+// x rounded to fp16 and a cuBLAS fp16 x fp16 -> fp32 product per slice.
+void matmul(const DeviceMatrix& w, const float* x_dev, int n_tokens, float* out_dev, int64_t out_stride,
+            const GemmScratch& scratch, Stream stream);
+
+// out_dev[r * cols .. ] = row r of W as fp16 (tests; matmul's prefill path).
+void dequantize_to_f16(const DeviceMatrix& w, int64_t first_row, int64_t n_rows, void* out_dev,
+                       Stream stream);
+
+// ---- small fused ops
+// -----------------------------------------------------------------------------------------
+
+// out[t] = table row ids_dev[t], dequantized (ids must be valid rows).
+void embed(const DeviceMatrix& table, const int32_t* ids_dev, int n_tokens, float* out_dev, Stream stream);
+
+// If residual_dev: x += residual first (written back to x). Then out = x / rms(x) * w, row by row (out may be
+// x); if prepared_dev, the rows also in matvec's activation layout (activation_floats(n) per row).
+void rmsnorm(float* x_dev, const float* residual_dev, const float* w_dev, float eps, int n_rows, int n,
+             float* out_dev, float* prepared_dev, Stream stream);
+
+// out = silu(gate) * up over n_rows rows of `cols` (out may be gate); if prepared_dev, also in matvec's
+// layout.
+void swiglu(const float* gate_dev, const float* up_dev, int n_rows, int64_t cols, float* out_dev,
+            float* prepared_dev, Stream stream);
+
+// out[i] = x[rows_dev[i]] for i < n, rows of `cols` floats.
+void gather_rows(const float* x_dev, const int32_t* rows_dev, int n, int64_t cols, float* out_dev,
+                 Stream stream);
+
+// x += y over n elements.
+void add(float* x_dev, const float* y_dev, int64_t n, Stream stream);
+
+// Where each token of a step reads and writes its sequence's KV cache (device memory, one per token). The
+// cache of a sequence is fp16, per layer [n_ctx][n_head_kv * head_dim]; layer l starts at k + l *
+// layer_elems.
+struct KvRow {
+    uint16_t* k = nullptr;
+    uint16_t* v = nullptr;
+    int64_t layer_elems = 0;
+    int32_t pos = 0;    // the token's position: its K/V go to row pos; it attends to rows first .. pos
+    int32_t first = 0;  // first visible row (sliding window; 0 = all)
+};
+
+struct AttentionShape {
+    int n_head = 0, n_head_kv = 0, head_dim = 0, n_rot = 0;
+};
+
+// RoPE (GGUF/llama convention, angles pos * inv_freq[i] in double) on q (n_tokens rows of n_head heads, in
+// place) and k (n_head_kv heads), then k and v stored as fp16 at each token's row of layer `layer`.
+// inv_freq_dev: n_rot / 2 doubles.
+void rope_kv_store(float* q_dev, const float* k_dev, const float* v_dev, const KvRow* rows_dev, int n_tokens,
+                   int layer, const AttentionShape& shape, const double* inv_freq_dev, Stream stream);
+
+// Turns n_rows fp16 key rows (n_head_kv heads each, row_stride elements apart) by delta positions (RoPE
+// angles delta * inv_freq[i]): a context shift re-rotates the keys it moves.
+void rope_shift_keys(uint16_t* k_dev, int64_t n_rows, int64_t row_stride, const AttentionShape& shape,
+                     const double* inv_freq_dev, int64_t delta, Stream stream);
+
+// Scratch floats attention needs for up to n_tokens rows attending to at most max_kv positions.
+size_t attention_scratch_floats(const AttentionShape& shape, int n_tokens, int max_kv);
+
+// Causal attention of q (n_tokens rows, n_head heads) over each row's cache rows first .. pos; query head h
+// reads KV head h / (n_head / n_head_kv). The positions are split across blocks (flash-decoding) when the
+// rows alone would not fill the GPU; max_kv bounds pos + 1 - first over the rows (a CUDA graph passes n_ctx).
+// head_dim must be one of 16, 32, 64, 96, 128, 256.
+void attention(const float* q_dev, const KvRow* rows_dev, int n_tokens, int layer,
+               const AttentionShape& shape, float scale, int max_kv, float* out_dev, float* scratch_dev,
+               Stream stream);
+
+}  // namespace kinfer::cuda

@@ -1,0 +1,220 @@
+// Decode matrix-vector products: fused dequantization x float activations, reading each weight byte once for
+// up to 16 tokens. A block of 4 warps owns R rows; its threads stride over the rows' 32-element groups, two
+// groups per step so that 2 * R 16-byte loads per thread are in flight; each activation value loaded feeds R
+// rows. Per sub-group of 16 the thread forms sum(v * x) and sum(x) and applies the sub-group's scale and
+// offset once (kernels/cuda/repacked.hpp), so an element costs one byte permute and one FMA per token.
+//
+// The activation is read in a permuted layout (prepare_activation) in which a warp's 32 groups are
+// interleaved by float4: lane l's float4 j of a sub-group sits next to lane l+1's, so each 16-byte activation
+// load of the warp is one contiguous 512-byte access. Read in plain order, every lane's 16 bytes lay in a
+// different 128-byte line and the L1 needed 32 passes per load: it bounded the kernel at a third of HBM
+// speed.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "kernels/cuda/activation_layout.cuh"
+#include "kernels/cuda/cuda_check.cuh"
+#include "kernels/cuda/kernels.hpp"
+#include "kernels/cuda/repacked.hpp"
+
+namespace kinfer::cuda {
+namespace {
+
+using namespace repacked;
+
+constexpr int kThreads = 64;  // 2 warps: with K = 4096, two groups per thread, both loaded up front
+constexpr int kWarps = kThreads / 32;
+
+template <class L, int NT, int R>
+__device__ __forceinline__ void accumulate_group(const typename L::G (&grp)[R], int g,
+                                                 const float* __restrict__ x, int64_t x_stride, int n_tok,
+                                                 float (&acc)[R][NT]) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        float v[R][16];
+#pragma unroll
+        for (int r = 0; r < R; ++r) L::values(grp[r], h, v[r]);
+        const float* xg = x + activation_offset(g * kGroupElems + 16 * h);
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+            if (t >= n_tok) break;
+            float xs[16];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const float4 f = __ldg(reinterpret_cast<const float4*>(xg + t * x_stride + i * 128));
+                xs[4 * i] = f.x, xs[4 * i + 1] = f.y, xs[4 * i + 2] = f.z, xs[4 * i + 3] = f.w;
+            }
+            float s[R];
+#pragma unroll
+            for (int r = 0; r < R; ++r) s[r] = 0.0f;
+            float xsum = 0.0f;
+#pragma unroll
+            for (int i = 0; i < 16; ++i) {
+                if constexpr (L::kHasOffset) xsum += xs[i];
+#pragma unroll
+                for (int r = 0; r < R; ++r) s[r] = fmaf(v[r][i], xs[i], s[r]);
+            }
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+                if constexpr (L::kHasOffset)
+                    acc[r][t] += fmaf(grp[r].a[h], s[r], grp[r].b[h] * xsum);
+                else
+                    acc[r][t] += grp[r].a[h] * s[r];
+            }
+        }
+    }
+}
+
+// Up to three matrices of one type and width reading the same activation (wq/wk/wv, gate/up) in one launch:
+// blocks [first_block of part i, first_block of part i+1) work on part i.
+struct MatvecPart {
+    const uint8_t* w;
+    int64_t row_bytes;
+    float* out;
+    int64_t out_stride;
+    int n_rows;
+    int first_block;
+};
+struct MatvecParts {
+    MatvecPart p[3];
+    int n;
+};
+
+template <class L, int NT, int R>
+__global__ void __launch_bounds__(kThreads)
+    matvec_kernel(const MatvecParts parts, int n_groups, int n_records, const float* __restrict__ x,
+                  int64_t x_stride, int n_tok) {
+    // Constant indices only: a run-time index would copy the parameters to local memory.
+    MatvecPart me = parts.p[0];
+    if (parts.n > 1 && int(blockIdx.x) >= parts.p[1].first_block) me = parts.p[1];
+    if (parts.n > 2 && int(blockIdx.x) >= parts.p[2].first_block) me = parts.p[2];
+    const uint8_t* w = me.w;
+    const int64_t row_bytes = me.row_bytes;
+    const int n_rows = me.n_rows;
+    const int row0 = (int(blockIdx.x) - me.first_block) * R;
+    const uint8_t* rows[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) rows[r] = w + static_cast<int64_t>(min(row0 + r, n_rows - 1)) * row_bytes;
+
+    float acc[R][NT];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
+
+    for (int g = threadIdx.x; g < n_groups; g += 2 * kThreads) {
+        const int g2 = g + kThreads;
+        typename L::G a[R], b[R];
+#pragma unroll
+        for (int r = 0; r < R; ++r) L::load(rows[r], n_records, g, a[r]);
+        if (g2 < n_groups) {
+#pragma unroll
+            for (int r = 0; r < R; ++r) L::load(rows[r], n_records, g2, b[r]);
+        }
+        accumulate_group<L, NT, R>(a, g, x, x_stride, n_tok, acc);
+        if (g2 < n_groups) accumulate_group<L, NT, R>(b, g2, x, x_stride, n_tok, acc);
+    }
+
+    __shared__ float partial[kWarps][R * NT];
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+            const float s = warp_sum(acc[r][t]);
+            if (lane == 0) partial[warp][r * NT + t] = s;
+        }
+    __syncthreads();
+    if (threadIdx.x < R * NT) {
+        const int r = threadIdx.x / NT, t = threadIdx.x % NT;
+        float s = 0.0f;
+#pragma unroll
+        for (int i = 0; i < kWarps; ++i) s += partial[i][threadIdx.x];
+        if (row0 + r < n_rows && t < n_tok) me.out[t * me.out_stride + row0 + r] = s;
+    }
+}
+
+__global__ void permute_kernel(const float* __restrict__ x, int64_t cols, int64_t padded, int n_tok,
+                               float* __restrict__ out) {
+    const int64_t n = cols * n_tok;
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+         i += int64_t(gridDim.x) * blockDim.x) {
+        const int64_t t = i / cols, e = i % cols;
+        out[t * padded + activation_offset(e)] = x[i];
+    }
+}
+
+template <class L, int NT>
+void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, cudaStream_t s) {
+    constexpr int R = NT <= 2 ? 4 : 2;
+    const DeviceMatrix& w0 = *outs[0].w;
+    MatvecParts parts{};
+    parts.n = n_outs;
+    int blocks = 0;
+    for (int i = 0; i < n_outs; ++i) {
+        const DeviceMatrix& w = *outs[i].w;
+        parts.p[i] = {static_cast<const uint8_t*>(w.data),
+                      int64_t(w.row_bytes),
+                      outs[i].out,
+                      outs[i].out_stride,
+                      int(w.rows),
+                      blocks};
+        blocks += int(ceil_div<int64_t>(w.rows, R));
+    }
+    const int n_groups = static_cast<int>(w0.cols / kGroupElems);
+    const int n_records = static_cast<int>(ceil_div<int64_t>(w0.cols, kRecordElems));
+    matvec_kernel<L, NT, R>
+        <<<blocks, kThreads, 0, s>>>(parts, n_groups, n_records, x, activation_floats(w0.cols), n_tok);
+}
+
+}  // namespace
+
+int64_t activation_floats(int64_t cols) {
+    return ceil_div<int64_t>(cols, 1024) * 1024;
+}
+
+void prepare_activation(const float* x_dev, int n_tokens, int64_t cols, float* out_dev, Stream stream) {
+    if (n_tokens <= 0) return;
+    const int64_t n = cols * n_tokens;
+    permute_kernel<<<static_cast<unsigned>(std::min<int64_t>(ceil_div<int64_t>(n, 256), 4096)), 256, 0,
+                     as_stream(stream)>>>(x_dev, cols, activation_floats(cols), n_tokens, out_dev);
+    check_launch("prepare_activation");
+}
+
+void matvecs(const MatvecOut* outs, int n_outs, const float* x_prepared_dev, int n_tokens, Stream stream) {
+    if (n_tokens < 1 || n_tokens > kMaxMatvecTokens)
+        throw Error("internal error: matvec of " + std::to_string(n_tokens) + " tokens (1..16)");
+    const cudaStream_t s = as_stream(stream);
+    // One launch per run of up to three consecutive outputs of the same type and width.
+    for (int i = 0; i < n_outs;) {
+        int n = 1;
+        while (i + n < n_outs && n < 3 && outs[i + n].w->type == outs[i].w->type &&
+               outs[i + n].w->cols == outs[i].w->cols)
+            ++n;
+        const bool known = with_layout(outs[i].w->type, [&](auto layout) {
+            using L = decltype(layout);
+            if (n_tokens == 1)
+                launch<L, 1>(outs + i, n, x_prepared_dev, n_tokens, s);
+            else if (n_tokens == 2)
+                launch<L, 2>(outs + i, n, x_prepared_dev, n_tokens, s);
+            else if (n_tokens <= 4)
+                launch<L, 4>(outs + i, n, x_prepared_dev, n_tokens, s);
+            else if (n_tokens <= 8)
+                launch<L, 8>(outs + i, n, x_prepared_dev, n_tokens, s);
+            else
+                launch<L, 16>(outs + i, n, x_prepared_dev, n_tokens, s);
+        });
+        if (!known) throw Error("internal error: matvec on a type without device layout");
+        check_launch("matvec");
+        i += n;
+    }
+}
+
+void matvec(const DeviceMatrix& w, const float* x_prepared_dev, int n_tokens, float* out_dev,
+            int64_t out_stride, Stream stream) {
+    const MatvecOut o{&w, out_dev, out_stride};
+    matvecs(&o, 1, x_prepared_dev, n_tokens, stream);
+}
+
+}  // namespace kinfer::cuda

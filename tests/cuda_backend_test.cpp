@@ -1,0 +1,131 @@
+// The CUDA backend end to end on tiny random models: the logits of prompts, decode steps (CUDA graphs),
+// batches of several sequences and a context shift match the CPU backend's. Skips without a GPU.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <span>
+#include <vector>
+
+#include "engine/batch_decoder.hpp"
+#include "engine/model.hpp"
+#include "engine/session.hpp"
+#include "kernels/cuda/cuda_info.hpp"
+#include "kinfer/error.hpp"
+#include "tests/tiny_llama.hpp"
+
+using namespace kinfer;
+
+namespace {
+
+std::shared_ptr<const engine::Model> tiny(GgmlType type, engine::Device device, int64_t window = 0) {
+    test::TinyLlamaSpec spec;
+    spec.n_embd = 256;
+    spec.n_ff = 512;
+    spec.n_head = 8;
+    spec.n_head_kv = 2;
+    spec.n_layer = 3;
+    spec.n_vocab = 160;
+    spec.sliding_window = window;
+    spec.weight_type = type;
+    spec.embd_type = type;
+    spec.seed = 3 + uint64_t(type);
+    static std::vector<std::vector<uint8_t>> keep;  // the models' bytes outlive the models
+    keep.push_back(test::build_tiny_llama(spec).bytes);
+    engine::LoadOptions opts;
+    opts.device = device;
+    opts.n_threads = 2;
+    return engine::Model::from_file(gguf::GgufFile::from_bytes(keep.back(), "tiny.gguf"), opts);
+}
+
+// max |a - b| / (max b - min b), row by row of n_vocab.
+double rel_err(std::span<const float> a, std::span<const float> b) {
+    REQUIRE(a.size() == b.size());
+    double diff = 0, lo = 1e30, hi = -1e30;
+    for (size_t i = 0; i < a.size(); ++i) {
+        diff = std::max(diff, std::abs(double(a[i]) - double(b[i])));
+        lo = std::min(lo, double(b[i]));
+        hi = std::max(hi, double(b[i]));
+    }
+    return diff / std::max(hi - lo, 1e-30);
+}
+
+bool have_gpu() {
+    const cuda::DeviceInfo info = cuda::query_devices();
+    if (info.count == 0) MESSAGE("skipping GPU test: " << info.reason);
+    return info.count > 0;
+}
+
+}  // namespace
+
+TEST_CASE("cuda backend: prompts and decode steps give the CPU backend's logits, every weight type") {
+    if (!have_gpu()) {
+        CHECK_THROWS_AS(tiny(GgmlType::Q8_0, engine::Device::Cuda), Error);
+        return;
+    }
+    const GgmlType types[] = {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_K,
+                              GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
+                              GgmlType::F16,  GgmlType::BF16, GgmlType::F32};
+    std::mt19937 rng(1);
+    for (GgmlType type : types) {
+        CAPTURE(type_name(type));
+        const auto cpu = tiny(type, engine::Device::Cpu);
+        const auto gpu = tiny(type, engine::Device::Cuda);
+        std::uniform_int_distribution<int32_t> tok(0, int32_t(cpu->config().n_vocab) - 1);
+        engine::Session a(cpu, {.n_ctx = 96, .n_batch = 32}), b(gpu, {.n_ctx = 96, .n_batch = 32});
+        // A 40-token prompt (two steps: cuBLAS, then matvec), then single tokens (graphs), then 3 at once.
+        std::vector<int32_t> prompt(40);
+        for (auto& t : prompt) t = tok(rng);
+        double worst_prefill = rel_err(b.forward(prompt, true), a.forward(prompt, true));
+        double worst_decode = 0;
+        for (int step = 0; step < 6; ++step) {
+            const std::vector<int32_t> in(step == 5 ? 3 : 1, tok(rng));
+            const auto want = a.forward(in);
+            worst_decode = std::max(worst_decode, rel_err(b.forward(in), want));
+        }
+        MESSAGE(type_name(type) << ": prefill error " << worst_prefill << ", decode error " << worst_decode);
+        CHECK(worst_prefill <= 5e-3);
+        CHECK(worst_decode <= 1e-3);
+    }
+}
+
+TEST_CASE("cuda backend: several sequences in one step, a sliding window and a context shift") {
+    if (!have_gpu()) return;
+    const auto cpu = tiny(GgmlType::Q4_K, engine::Device::Cpu, 24);
+    const auto gpu = tiny(GgmlType::Q4_K, engine::Device::Cuda, 24);
+    std::mt19937 rng(2);
+    std::uniform_int_distribution<int32_t> tok(0, int32_t(cpu->config().n_vocab) - 1);
+    const int k = 5;
+    std::vector<engine::Session> cs, gs;
+    cs.reserve(k);
+    gs.reserve(k);
+    for (int s = 0; s < k; ++s) {
+        cs.emplace_back(cpu, engine::SessionOptions{.n_ctx = 64, .n_batch = 16});
+        gs.emplace_back(gpu, engine::SessionOptions{.n_ctx = 64, .n_batch = 16});
+    }
+    engine::BatchDecoder decoder(gpu, 16);
+    double worst = 0;
+    for (int round = 0; round < 8; ++round) {
+        std::vector<std::vector<int32_t>> ins(k);
+        std::vector<engine::SequenceInput> inputs;
+        for (int s = 0; s < k; ++s) {
+            ins[size_t(s)].resize(round == 0 ? size_t(2 + s * 3) : 1);
+            for (auto& t : ins[size_t(s)]) t = tok(rng);
+            inputs.push_back({&gs[size_t(s)], ins[size_t(s)]});
+        }
+        decoder.decode(inputs);
+        for (int s = 0; s < k; ++s) {
+            const auto want = cs[size_t(s)].forward(ins[size_t(s)]);
+            worst = std::max(worst, rel_err(gs[size_t(s)].logits(), want));
+        }
+    }
+    MESSAGE("batched decode error " << worst);
+    CHECK(worst <= 1e-3);
+    // Context shift on one sequence, then one more token.
+    CHECK(cs[4].shift_context(4) == gs[4].shift_context(4));
+    const std::vector<int32_t> one = {tok(rng)};
+    const double shifted = rel_err(gs[4].forward(one), cs[4].forward(one));
+    MESSAGE("after a context shift: error " << shifted);
+    CHECK(shifted <= 1e-3);
+}

@@ -1,0 +1,380 @@
+// The CUDA kernels against the scalar references, on random data with odd sizes, every type the GPU reads.
+// The repacking (host code) is checked on every build with CUDA; the kernels run where a GPU is present and
+// skip with a message elsewhere (CI has nvcc but no GPU).
+#include <doctest/doctest.h>
+
+#if KINFER_WITH_CUDA
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gguf/ggml_type.hpp"
+#include "kernels/cpu/simple_ops.hpp"
+#include "kernels/cuda/cuda_info.hpp"
+#include "kernels/cuda/kernels.hpp"
+#include "kernels/cuda/repack.hpp"
+#include "kernels/fp16.hpp"
+#include "kernels/reference/type_kernels.hpp"
+#include "kinfer/error.hpp"
+#include "tests/cuda_test_data.hpp"
+
+using namespace kinfer;
+
+TEST_CASE("cuda repack: every type's device layout dequantizes exactly as the reference") {
+    std::mt19937 rng(11);
+    for (const GgmlType type : cuda_test::kDeviceTypes) {
+        const TypeTraits& t = type_traits(type);
+        // An odd number of rows; for 32-element types a last record that is only partly used.
+        const int64_t cols = t.block_elems == 256 ? 768 : 352;
+        const int64_t rows = 3;
+        CAPTURE(t.name);
+        const std::vector<uint8_t> gguf = cuda_test::random_rows(t, rows, cols, rng);
+        const uint64_t rb = cuda::repacked_row_bytes(t, cols, "test");
+        CHECK(rb % 16 == 0);
+        std::vector<uint8_t> packed(rb * rows);
+        cuda::repack_rows(t, gguf.data(), rows, cols, packed.data(), "test");
+        for (int64_t r = 0; r < rows; ++r) {
+            std::vector<float> want(cols), got(cols);
+            ref::dequantize_fn(t)(gguf.data() + r * row_bytes(t, cols), want.data(), cols);
+            cuda::dequantize_repacked_row(type, packed.data() + r * rb, cols, got.data());
+            float max_abs = 0;
+            for (float w : want) max_abs = std::max(max_abs, std::fabs(w));
+            int bad = 0;
+            for (int64_t i = 0; i < cols; ++i)
+                if (!(std::fabs(got[i] - want[i]) <= 3e-5f * max_abs) && ++bad <= 3)
+                    MESSAGE("row " << r << " element " << i << ": want " << want[i] << " got " << got[i]);
+            CHECK(bad == 0);
+        }
+    }
+}
+
+TEST_CASE("cuda repack: unsupported types and shapes are refused with the tensor's name") {
+    CHECK_THROWS_WITH_AS(cuda::repacked_row_bytes(type_traits(GgmlType::IQ2_XS), 256, "blk.0.attn_q.weight"),
+                         doctest::Contains("blk.0.attn_q.weight"), UsageError);
+    CHECK_THROWS_WITH_AS(cuda::repacked_row_bytes(type_traits(GgmlType::F16), 100, "output.weight"),
+                         doctest::Contains("multiple of 32"), UsageError);
+}
+
+namespace {
+
+bool have_gpu() {
+    const cuda::DeviceInfo info = cuda::query_devices();
+    if (info.count == 0) MESSAGE("skipping GPU test: " << info.reason);
+    return info.count > 0;
+}
+
+template <class T>
+cuda::DeviceBuffer to_device(const std::vector<T>& v) {
+    cuda::DeviceBuffer b(v.size() * sizeof(T), "test data");
+    cuda::copy_to_device(b.data(), v.data(), v.size() * sizeof(T));
+    return b;
+}
+
+template <class T>
+std::vector<T> to_host(const cuda::DeviceBuffer& b, size_t n) {
+    std::vector<T> v(n);
+    cuda::copy_to_host(v.data(), b.data(), n * sizeof(T));
+    return v;
+}
+
+// Output buffers start as NaN so that an element a kernel fails to write shows up.
+cuda::DeviceBuffer poisoned(size_t n_floats) {
+    return to_device(std::vector<float>(n_floats, NAN));
+}
+
+std::vector<float> random_floats(size_t n, std::mt19937& rng, float scale = 1.0f) {
+    std::normal_distribution<float> dist(0.0f, scale);
+    std::vector<float> v(n);
+    for (float& x : v) x = dist(rng);
+    return v;
+}
+
+struct UploadedMatrix {
+    cuda::DeviceBuffer mem;
+    cuda::DeviceMatrix m;
+};
+
+UploadedMatrix upload(const TypeTraits& t, const std::vector<uint8_t>& gguf, int64_t rows, int64_t cols) {
+    UploadedMatrix u;
+    u.mem = cuda::DeviceBuffer(cuda::device_matrix_bytes(t, rows, cols, "test"), "test matrix");
+    u.m = cuda::upload_matrix(t, gguf.data(), rows, cols, u.mem.data(), "test");
+    return u;
+}
+
+// Checks a product out[t * stride + r] against the double-precision reference dot product; the error bound
+// is relative to sum |w_i x_i| (the scale the rounding errors live on). Returns the largest relative error.
+double check_product(const TypeTraits& t, const std::vector<uint8_t>& gguf, int64_t rows, int64_t cols,
+                     const std::vector<float>& x, int n_tok, const std::vector<float>& out, int64_t stride,
+                     double tolerance) {
+    double worst = 0;
+    int bad = 0;
+    std::vector<float> w(cols);
+    for (int64_t r = 0; r < rows; ++r) {
+        const uint8_t* row = gguf.data() + r * row_bytes(t, cols);
+        ref::dequantize_fn(t)(row, w.data(), cols);
+        for (int tok = 0; tok < n_tok; ++tok) {
+            const float* xt = x.data() + tok * cols;
+            double want = 0, mag = 0;
+            for (int64_t i = 0; i < cols; ++i) {
+                want += double(w[i]) * double(xt[i]);
+                mag += std::fabs(double(w[i]) * double(xt[i]));
+            }
+            const double got = out[tok * stride + r];
+            const double rel = std::fabs(got - want) / (mag + 1e-30);
+            worst = std::max(worst, std::isnan(got) ? 1e9 : rel);
+            if (!(rel <= tolerance) && ++bad <= 3)
+                MESSAGE(t.name << " row " << r << " token " << tok << ": want " << want << " got " << got);
+        }
+    }
+    CHECK(bad == 0);
+    return worst;
+}
+
+}  // namespace
+
+TEST_CASE("cuda matvec: every type, 1..16 tokens, odd sizes, against the double reference") {
+    if (!have_gpu()) return;
+    std::mt19937 rng(5);
+    for (const GgmlType type : cuda_test::kDeviceTypes) {
+        const TypeTraits& t = type_traits(type);
+        CAPTURE(t.name);
+        // Odd row counts (blocks with rows past the end) and, for 32-element types, a partial last record.
+        const int64_t cols = t.block_elems == 256 ? 1280 : 1312;
+        const int64_t rows = 37;
+        const std::vector<uint8_t> gguf = cuda_test::random_rows(t, rows, cols, rng);
+        UploadedMatrix w = upload(t, gguf, rows, cols);
+        double worst = 0;
+        for (int n_tok : {1, 2, 3, 5, 8, 13, 16}) {
+            const std::vector<float> x = random_floats(size_t(n_tok) * cols, rng);
+            cuda::DeviceBuffer xd = to_device(x);
+            cuda::DeviceBuffer xp = poisoned(size_t(n_tok) * cuda::activation_floats(cols));
+            cuda::prepare_activation(xd.as<float>(), n_tok, cols, xp.as<float>(), nullptr);
+            const int64_t stride = rows + 3;  // outputs at a stride wider than the rows
+            cuda::DeviceBuffer od = poisoned(size_t(n_tok) * stride);
+            cuda::matvec(w.m, xp.as<float>(), n_tok, od.as<float>(), stride, nullptr);
+            const std::vector<float> out = to_host<float>(od, size_t(n_tok) * stride);
+            worst = std::max(worst, check_product(t, gguf, rows, cols, x, n_tok, out, stride, 1e-4));
+        }
+        MESSAGE(t.name << ": largest error / sum|w x| = " << worst);
+    }
+}
+
+TEST_CASE("cuda matmul: prefill through fp16 tiles and cuBLAS, against the double reference") {
+    if (!have_gpu()) return;
+    std::mt19937 rng(6);
+    for (const GgmlType type :
+         {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::F32}) {
+        const TypeTraits& t = type_traits(type);
+        CAPTURE(t.name);
+        const int64_t cols = 768, rows = 45;
+        for (const int n_tok : {37, 3}) {  // the cuBLAS path, and matmul's own matvec path
+            const std::vector<uint8_t> gguf = cuda_test::random_rows(t, rows, cols, rng);
+            UploadedMatrix w = upload(t, gguf, rows, cols);
+            const std::vector<float> x = random_floats(size_t(n_tok) * cols, rng);
+            cuda::DeviceBuffer xd = to_device(x);
+            cuda::DeviceBuffer od = poisoned(size_t(n_tok) * rows);
+            cuda::DeviceBuffer scratch(cuda::matmul_scratch_bytes(cols, n_tok), "scratch");
+            cuda::matmul(w.m, xd.as<float>(), n_tok, od.as<float>(), rows, {scratch.data(), scratch.bytes()},
+                         nullptr);
+            const std::vector<float> out = to_host<float>(od, size_t(n_tok) * rows);
+            // fp16 weights and activations: 11 significant bits each.
+            const double worst = check_product(t, gguf, rows, cols, x, n_tok, out, rows, 2e-3);
+            MESSAGE(t.name << " " << n_tok << " tokens: largest error / sum|w x| = " << worst);
+        }
+    }
+}
+
+TEST_CASE("cuda embed: table rows of every type, as the reference dequantizes them") {
+    if (!have_gpu()) return;
+    std::mt19937 rng(7);
+    for (const GgmlType type : cuda_test::kDeviceTypes) {
+        const TypeTraits& t = type_traits(type);
+        CAPTURE(t.name);
+        const int64_t cols = t.block_elems == 256 ? 512 : 352, rows = 11;
+        const std::vector<uint8_t> gguf = cuda_test::random_rows(t, rows, cols, rng);
+        UploadedMatrix w = upload(t, gguf, rows, cols);
+        const std::vector<int32_t> ids = {3, 0, 10, 3, 7};
+        cuda::DeviceBuffer idd = to_device(ids);
+        cuda::DeviceBuffer od = poisoned(ids.size() * cols);
+        cuda::embed(w.m, idd.as<int32_t>(), int(ids.size()), od.as<float>(), nullptr);
+        const std::vector<float> out = to_host<float>(od, ids.size() * cols);
+        int bad = 0;
+        std::vector<float> want(cols);
+        for (size_t i = 0; i < ids.size(); ++i) {
+            ref::dequantize_fn(t)(gguf.data() + ids[i] * row_bytes(t, cols), want.data(), cols);
+            float max_abs = 0;
+            for (float v : want) max_abs = std::max(max_abs, std::fabs(v));
+            for (int64_t j = 0; j < cols; ++j)
+                if (!(std::fabs(out[i * cols + j] - want[j]) <= 3e-5f * max_abs)) ++bad;
+        }
+        CHECK(bad == 0);
+    }
+}
+
+TEST_CASE("cuda small ops: rmsnorm (with residual), swiglu, add against the CPU kernels") {
+    if (!have_gpu()) return;
+    std::mt19937 rng(8);
+    const int n_rows = 5, n = 1000;
+    const std::vector<float> x = random_floats(size_t(n_rows) * n, rng, 3.0f);
+    const std::vector<float> y = random_floats(size_t(n_rows) * n, rng);
+    const std::vector<float> w = random_floats(n, rng);
+    auto close = [](const std::vector<float>& a, const std::vector<float>& b, float tol) {
+        int bad = 0;
+        for (size_t i = 0; i < a.size(); ++i)
+            if (!(std::fabs(a[i] - b[i]) <= tol * (1.0f + std::fabs(b[i])))) ++bad;
+        return bad;
+    };
+    // rmsnorm with the residual fused: x <- x + y, out = norm(x)
+    std::vector<float> xy(x.size());
+    for (size_t i = 0; i < x.size(); ++i) xy[i] = x[i] + y[i];
+    std::vector<float> want(x.size());
+    cpu::rmsnorm(xy.data(), w.data(), 1e-5f, n_rows, n, want.data(), 1);
+    cuda::DeviceBuffer xd = to_device(x), yd = to_device(y), wd = to_device(w);
+    cuda::DeviceBuffer od = poisoned(x.size());
+    const size_t prepared_floats = size_t(n_rows) * cuda::activation_floats(n);
+    cuda::DeviceBuffer pd = poisoned(prepared_floats), pref = poisoned(prepared_floats);
+    cuda::rmsnorm(xd.as<float>(), yd.as<float>(), wd.as<float>(), 1e-5f, n_rows, n, od.as<float>(),
+                  pd.as<float>(), nullptr);
+    CHECK(close(to_host<float>(od, x.size()), want, 1e-5f) == 0);
+    // The prepared copy is what prepare_activation makes of the output (padding aside).
+    cuda::prepare_activation(od.as<float>(), n_rows, n, pref.as<float>(), nullptr);
+    const std::vector<float> p1 = to_host<float>(pd, prepared_floats),
+                             p2 = to_host<float>(pref, prepared_floats);
+    int differ = 0;
+    for (size_t i = 0; i < p1.size(); ++i)
+        if (!(p1[i] == p2[i]) && !(std::isnan(p1[i]) && std::isnan(p2[i]))) ++differ;
+    CHECK(differ == 0);
+    CHECK(close(to_host<float>(xd, x.size()), xy, 0.0f) == 0);
+    // swiglu
+    cpu::swiglu(x.data(), y.data(), int64_t(x.size()), want.data(), 1);
+    cuda::DeviceBuffer gd = to_device(x);
+    cuda::swiglu(gd.as<float>(), yd.as<float>(), n_rows, n, gd.as<float>(), nullptr, nullptr);
+    CHECK(close(to_host<float>(gd, x.size()), want, 1e-5f) == 0);
+    // add
+    cuda::DeviceBuffer ad = to_device(x);
+    cuda::add(ad.as<float>(), yd.as<float>(), int64_t(x.size()), nullptr);
+    CHECK(close(to_host<float>(ad, x.size()), xy, 0.0f) == 0);
+}
+
+TEST_CASE("cuda rope + KV store and attention: several sequences, GQA, windows, against the CPU kernels") {
+    if (!have_gpu()) return;
+    std::mt19937 rng(9);
+    for (const int head_dim : {64, 128, 32}) {
+        CAPTURE(head_dim);
+        cuda::AttentionShape shape{8, 2, head_dim, head_dim == 32 ? 16 : head_dim};
+        const int n_layer = 2, n_ctx = 700, kv_dim = shape.n_head_kv * head_dim,
+                  q_dim = shape.n_head * head_dim;
+        const int layer = 1;
+        std::vector<double> inv_freq(shape.n_rot / 2);
+        for (size_t i = 0; i < inv_freq.size(); ++i)
+            inv_freq[i] = std::pow(10000.0, -2.0 * double(i) / shape.n_rot);
+        // Two sequences with their own caches; their histories are random fp16 rows already in the cache.
+        struct Seq {
+            int n_past, window;
+            std::vector<uint16_t> k, v;  // [n_layer][n_ctx][kv_dim]
+        };
+        std::vector<Seq> seqs = {{650, 0, {}, {}}, {5, 0, {}, {}}, {300, 100, {}, {}}};
+        for (Seq& s : seqs) {
+            const std::vector<float> kf = random_floats(size_t(n_layer) * n_ctx * kv_dim, rng);
+            const std::vector<float> vf = random_floats(size_t(n_layer) * n_ctx * kv_dim, rng);
+            for (float f : kf) s.k.push_back(fp32_to_fp16(f));
+            for (float f : vf) s.v.push_back(fp32_to_fp16(f));
+        }
+        std::vector<cuda::DeviceBuffer> kd, vd;
+        for (Seq& s : seqs) kd.push_back(to_device(s.k)), vd.push_back(to_device(s.v));
+        // The step: 2 tokens of seq 0, 1 of seq 1, 3 of seq 2 (a prefill chunk with a sliding window).
+        const std::vector<int> tok_seq = {0, 0, 1, 2, 2, 2};
+        const int n_tok = int(tok_seq.size());
+        std::vector<cuda::KvRow> rows;
+        std::vector<int> next(seqs.size());
+        for (size_t i = 0; i < seqs.size(); ++i) next[i] = seqs[i].n_past;
+        for (int s : tok_seq) {
+            cuda::KvRow r;
+            r.k = kd[s].as<uint16_t>();
+            r.v = vd[s].as<uint16_t>();
+            r.layer_elems = int64_t(n_ctx) * kv_dim;
+            r.pos = next[s]++;
+            r.first = seqs[s].window > 0 ? std::max(0, r.pos - seqs[s].window + 1) : 0;
+            rows.push_back(r);
+        }
+        const std::vector<float> q = random_floats(size_t(n_tok) * q_dim, rng);
+        const std::vector<float> k = random_floats(size_t(n_tok) * kv_dim, rng);
+        const std::vector<float> v = random_floats(size_t(n_tok) * kv_dim, rng);
+        cuda::DeviceBuffer qd = to_device(q), knew = to_device(k), vnew = to_device(v), rd = to_device(rows);
+        cuda::DeviceBuffer fd = to_device(inv_freq);
+        cuda::rope_kv_store(qd.as<float>(), knew.as<float>(), vnew.as<float>(), rd.as<cuda::KvRow>(), n_tok,
+                            layer, shape, fd.as<double>(), nullptr);
+        const int max_kv = n_ctx;
+        cuda::DeviceBuffer scratch(
+            sizeof(float) * std::max<size_t>(1, cuda::attention_scratch_floats(shape, n_tok, max_kv)),
+            "scratch");
+        cuda::DeviceBuffer od = poisoned(size_t(n_tok) * q_dim);
+        const float scale = 1.0f / std::sqrt(float(head_dim));
+        cuda::attention(qd.as<float>(), rd.as<cuda::KvRow>(), n_tok, layer, shape, scale, max_kv,
+                        od.as<float>(), scratch.as<float>(), nullptr);
+        const std::vector<float> q_rot = to_host<float>(qd, q.size());
+        const std::vector<float> out = to_host<float>(od, q.size());
+
+        // CPU: rotate, store into host copies of the caches, attend row by row.
+        int bad_q = 0, bad_kv = 0, bad_out = 0;
+        for (int t = 0; t < n_tok; ++t) {
+            Seq& s = seqs[tok_seq[t]];
+            std::vector<float> qt(q.begin() + t * q_dim, q.begin() + (t + 1) * q_dim);
+            std::vector<float> kt(k.begin() + t * kv_dim, k.begin() + (t + 1) * kv_dim);
+            const int64_t pos = rows[t].pos;
+            cpu::rope(qt.data(), 1, q_dim, shape.n_head, head_dim, shape.n_rot, inv_freq.data(), &pos, 1);
+            cpu::rope(kt.data(), 1, kv_dim, shape.n_head_kv, head_dim, shape.n_rot, inv_freq.data(), &pos, 1);
+            for (int i = 0; i < q_dim; ++i)
+                if (!(std::fabs(q_rot[t * q_dim + i] - qt[i]) <= 1e-5f * (1 + std::fabs(qt[i])))) ++bad_q;
+            const size_t off = (size_t(layer) * n_ctx + rows[t].pos) * kv_dim;
+            for (int i = 0; i < kv_dim; ++i) {
+                s.k[off + i] = fp32_to_fp16(kt[i]);
+                s.v[off + i] = fp32_to_fp16(v[t * kv_dim + i]);
+            }
+        }
+        // The device caches now hold what the CPU stored (bit for bit, up to a rounding tie of the rotation).
+        for (size_t i = 0; i < seqs.size(); ++i) {
+            const std::vector<uint16_t> kdev = to_host<uint16_t>(kd[i], seqs[i].k.size());
+            const std::vector<uint16_t> vdev = to_host<uint16_t>(vd[i], seqs[i].v.size());
+            for (size_t j = 0; j < kdev.size(); ++j) {
+                if (std::fabs(fp16_to_fp32(kdev[j]) - fp16_to_fp32(seqs[i].k[j])) >
+                    1e-3f * (1 + std::fabs(fp16_to_fp32(seqs[i].k[j]))))
+                    ++bad_kv;
+                if (vdev[j] != seqs[i].v[j]) ++bad_kv;
+            }
+        }
+        std::vector<float> want(q_dim), scores(n_ctx);
+        for (int t = 0; t < n_tok; ++t) {
+            const Seq& s = seqs[tok_seq[t]];
+            const int64_t window = s.window;
+            // cpu::attention attends positions up to pos0 + t for query t: one query at pos0 = pos.
+            cpu::attention(q_rot.data() + t * q_dim, 1, rows[t].pos,
+                           s.k.data() + size_t(layer) * n_ctx * kv_dim,
+                           s.v.data() + size_t(layer) * n_ctx * kv_dim, true, shape.n_head, shape.n_head_kv,
+                           head_dim, scale, window, want.data(), scores.data(), 1);
+            for (int i = 0; i < q_dim; ++i)
+                if (!(std::fabs(out[t * q_dim + i] - want[i]) <= 2e-4f * (1 + std::fabs(want[i])))) {
+                    if (++bad_out <= 3)
+                        MESSAGE("token " << t << " dim " << i << ": want " << want[i] << " got "
+                                         << out[t * q_dim + i]);
+                }
+        }
+        CHECK(bad_q == 0);
+        CHECK(bad_kv == 0);
+        CHECK(bad_out == 0);
+    }
+}
+
+TEST_CASE("cuda memory: a model that does not fit is refused with the sizes") {
+    if (!have_gpu()) return;
+    CHECK_THROWS_WITH_AS(cuda::ensure_fits(uint64_t(1) << 50, "model test.gguf"),
+                         doctest::Contains("model test.gguf needs 1048576.00 GiB"), Error);
+    CHECK_NOTHROW(cuda::ensure_fits(uint64_t(1) << 20, "a little"));
+}
+
+#endif  // KINFER_WITH_CUDA
