@@ -143,6 +143,7 @@ struct Scheduler::Impl {
     void finish(Slot& s, StopReason reason, const std::string& error = {});
     void emit(Slot& s, const std::string& text);
     void after_token(Slot& s);
+    void step(bool decode);
     void count_tokens(uint64_t n);
 };
 
@@ -370,6 +371,53 @@ void Scheduler::Impl::after_token(Slot& s) {
     s.next_token = id;
 }
 
+// One batched forward step over the decoding slots (decode = true: one token each) or the slots still
+// evaluating their prompt (a chunk each, at most batch_tokens in all); then sampling where a slot's
+// logits are fresh.
+void Scheduler::Impl::step(bool decode) {
+    inputs.clear();
+    input_slots.clear();
+    int64_t room = options.batch_tokens;
+    for (auto& slot : slots) {
+        if (!slot->stream || slot->decoding != decode || room <= 0) continue;
+        if (decode) {
+            inputs.push_back({&slot->session, std::span<const int32_t>(&slot->next_token, 1)});
+            room -= 1;
+        } else {
+            const auto& prompt = slot->req->request.prompt;
+            const int64_t take =
+                std::min<int64_t>({int64_t(prompt.size() - slot->n_fed), options.prefill_chunk, room});
+            inputs.push_back(
+                {&slot->session, std::span<const int32_t>(prompt).subspan(slot->n_fed, size_t(take))});
+            room -= take;
+        }
+        input_slots.push_back(slot.get());
+    }
+    if (inputs.empty()) return;
+
+    const auto t0 = Clock::now();
+    try {
+        batch->decode(inputs);
+    } catch (const std::exception& e) {
+        // Checked at submit(), so this is an engine failure: the requests of this step end with it.
+        for (Slot* s : input_slots) finish(*s, StopReason::EndOfGeneration, e.what());
+        return;
+    }
+    for (size_t i = 0; i < input_slots.size(); ++i) {
+        Slot& s = *input_slots[i];
+        if (!s.decoding) {
+            s.n_fed += inputs[i].tokens.size();
+            if (s.n_fed < s.req->request.prompt.size()) continue;  // more chunks to come
+            s.decoding = true;
+            s.t_prompt_done = Clock::now();
+        }
+        after_token(s);
+    }
+    std::lock_guard lock(mutex);
+    ++stats.steps;
+    stats.busy_seconds += seconds_between(t0, Clock::now());
+}
+
 void Scheduler::Impl::run() {
     for (;;) {
         // ---- admit and drop, under the lock ----
@@ -416,49 +464,12 @@ void Scheduler::Impl::run() {
         for (auto& slot : slots)
             if (slot->stream && slot->req->cancelled.load()) finish(*slot, StopReason::Interrupted);
 
-        // ---- one step: a token per decoding slot, prompt chunks in what room is left ----
-        inputs.clear();
-        input_slots.clear();
-        int64_t room = options.batch_tokens;
-        for (auto& slot : slots)
-            if (slot->stream && slot->decoding) {
-                inputs.push_back({&slot->session, std::span<const int32_t>(&slot->next_token, 1)});
-                input_slots.push_back(slot.get());
-                --room;
-            }
-        for (auto& slot : slots) {
-            if (!slot->stream || slot->decoding || room <= 0) continue;
-            const auto& prompt = slot->req->request.prompt;
-            const int64_t take =
-                std::min<int64_t>({int64_t(prompt.size() - slot->n_fed), options.prefill_chunk, room});
-            inputs.push_back(
-                {&slot->session, std::span<const int32_t>(prompt).subspan(slot->n_fed, size_t(take))});
-            input_slots.push_back(slot.get());
-            room -= take;
-        }
-        if (inputs.empty()) continue;
-
-        const auto t0 = Clock::now();
-        try {
-            batch->decode(inputs);
-        } catch (const std::exception& e) {
-            // Checked at submit(), so this is an engine failure: the requests of this step end with it.
-            for (Slot* s : input_slots) finish(*s, StopReason::EndOfGeneration, e.what());
-            continue;
-        }
-        for (size_t i = 0; i < input_slots.size(); ++i) {
-            Slot& s = *input_slots[i];
-            if (!s.decoding) {
-                s.n_fed += inputs[i].tokens.size();
-                if (s.n_fed < s.req->request.prompt.size()) continue;  // more chunks to come
-                s.decoding = true;
-                s.t_prompt_done = Clock::now();
-            }
-            after_token(s);
-        }
-        std::lock_guard lock(mutex);
-        ++stats.steps;
-        stats.busy_seconds += seconds_between(t0, Clock::now());
+        // ---- a decode step (a token per decoding slot), then a step of prompt chunks ----
+        // Kept apart: the engine picks its kernels per step by the step's size (large steps take the
+        // prefill kernels, which round activations differently), so a stream's decode tokens must not
+        // share a step with other streams' prompts or its text would depend on who else is served.
+        step(true);
+        step(false);
     }
 
     // Shutting down: every request still here ends as interrupted.
