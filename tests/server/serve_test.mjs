@@ -158,7 +158,12 @@ async function section(name, fn) {
 
 // ---- the model and the main server ---------------------------------------------------------------------
 
-const synth = spawnSync(INFER, ["synth", "-o", MODEL, "--preset", "tiny", "--vocab", VOCAB, "--quiet"], { encoding: "utf8" });
+// F16 weights: one kernel per weight type whatever a step's size. The quantized types take int8-activation
+// prefill kernels for steps of 16+ tokens, so how much of a prompt a slot's cache holds, or whether it is
+// evaluated with others, can move a random model's logits across its many near-ties (the engine's
+// numerics, not the scheduler's: the scheduler never mixes decode tokens with prompts in a step).
+const synth = spawnSync(INFER, ["synth", "-o", MODEL, "--preset", "tiny", "--type", "F16", "--vocab", VOCAB, "--quiet"],
+                        { encoding: "utf8" });
 assert.equal(synth.status, 0, "infer synth failed: " + synth.stderr);
 const main = await startServer(["--parallel", "8", "--queue", "32", "--timeout", "3"]);
 const openai = client(main);
@@ -262,8 +267,6 @@ await section("curl: raw Server-Sent Events, UTF-8 never split; tokenize/detoken
 });
 
 // Greedy expected texts of the good requests, each served alone.
-// Prompts of more than 16 tokens: served alone they take the engine's prefill kernels too (a step's size
-// picks its kernels), so alone and together compute the same thing.
 const goodPrompts = Array.from({ length: 16 }, (_, i) =>
   `Story number ${i}: tell me about the ${["cat", "dog", "sea", "sky"][i % 4]} that lived by the old river, in a few words.`);
 const alone = [];
