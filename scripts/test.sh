@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 
+# The server test's clients (tests/server: the openai package, playwright-core), as locked.
+npm ci --prefix tests/server --no-audit --no-fund --loglevel=error
+
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKINFER_BUILD_TESTS=ON
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure

@@ -13,6 +13,7 @@
 #include "engine/model.hpp"
 #include "engine/sampler.hpp"
 #include "engine/session.hpp"
+#include "src/model_access.hpp"
 #include "tokenizer/chat_template.hpp"
 #include "tokenizer/tokenizer.hpp"
 #include "tokenizer/utf8.hpp"
@@ -109,6 +110,19 @@ struct Model::Impl {
         return templ().apply(m, add_generation_prompt);
     }
 };
+
+const std::shared_ptr<const engine::Model>& ModelAccess::engine_model(const Model& m) {
+    return m.impl_->model;
+}
+const tokenizer::Tokenizer& ModelAccess::tokenizer(const Model& m) {
+    return m.impl_->tokenizer();
+}
+engine::KvType ModelAccess::kv_type(const Model& m) {
+    return m.impl_->options.kv_type == KvType::F32 ? engine::KvType::F32 : engine::KvType::F16;
+}
+void ModelAccess::check_utf8(std::string_view text, const char* what) {
+    kinfer::check_utf8(text, what);
+}
 
 Model::Model(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;

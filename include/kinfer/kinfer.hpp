@@ -102,6 +102,7 @@ class KINFER_API Model {
     std::shared_ptr<const Impl> impl_;
     friend class Session;
     friend class BatchDecoder;
+    friend struct ModelAccess;  // the library's own parts (src/model_access.hpp)
 };
 
 class KINFER_API Session {

@@ -1,8 +1,11 @@
 // `infer inspect FILE [--json]`: the header, every metadata key, the tensor table and per-type totals.
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "gguf/gguf_file.hpp"
 #include "tools/infer/args.hpp"
@@ -24,12 +27,6 @@ struct TypeTotal {
     uint64_t tensors = 0, elements = 0, bytes = 0;
     double bits_per_weight() const { return elements ? 8.0 * double(bytes) / double(elements) : 0.0; }
 };
-
-std::string fixed4(double x) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.4f", x);
-    return buf;
-}
 
 // All four sizes, as llama.cpp's gguf dump shows them.
 std::string all_dims(const gguf::TensorView& t) {
@@ -73,52 +70,53 @@ int cmd_inspect(int argc, char** argv) {
     const double bpw = total_elems ? 8.0 * double(total_bytes) / double(total_elems) : 0.0;
 
     if (json) {
-        std::string out = "{\n  \"path\": " + gguf::json_string(path) +
-                          ",\n  \"version\": " + std::to_string(file.version()) +
-                          ",\n  \"file_size\": " + std::to_string(file.file_size()) +
-                          ",\n  \"alignment\": " + std::to_string(file.alignment()) +
-                          ",\n  \"data_offset\": " + std::to_string(file.data_offset()) +
-                          ",\n  \"metadata\": [";
-        bool first = true;
+        // Keys in the order of the text output (ordered_json); metadata values are rendered by the GGUF
+        // module (the same abbreviation of long arrays, invalid UTF-8 as U+FFFD) and read back here.
+        using nlohmann::ordered_json;
+        const auto rounded4 = [](double x) { return std::round(x * 1e4) / 1e4; };
+        ordered_json doc = {{"path", path},
+                            {"version", file.version()},
+                            {"file_size", file.file_size()},
+                            {"alignment", file.alignment()},
+                            {"data_offset", file.data_offset()}};
+        ordered_json metadata = ordered_json::array();
         for (const auto& kv : file.metadata()) {
-            out += first ? "\n" : ",\n";
-            first = false;
             std::string type = gguf::value_type_name(kv.value.type());
+            ordered_json entry = {{"key", kv.key}};
             if (kv.value.is_array()) {
                 type += "[" + std::string(gguf::value_type_name(kv.value.as_array().type)) + "]";
-                out += "    {\"key\": " + gguf::json_string(kv.key) + ", \"type\": \"" + type +
-                       "\", \"count\": " + std::to_string(kv.value.as_array().count) +
-                       ", \"value\": " + gguf::to_json(kv.value, max_items) + "}";
+                entry["type"] = type;
+                entry["count"] = kv.value.as_array().count;
             } else {
-                out += "    {\"key\": " + gguf::json_string(kv.key) + ", \"type\": \"" + type +
-                       "\", \"value\": " + gguf::to_json(kv.value, max_items) + "}";
+                entry["type"] = type;
             }
+            entry["value"] = ordered_json::parse(gguf::to_json(kv.value, max_items));
+            metadata.push_back(std::move(entry));
         }
-        out += "\n  ],\n  \"tensors\": [";
-        first = true;
+        doc["metadata"] = std::move(metadata);
+        ordered_json tensors = ordered_json::array();
         size_t i = 0;
-        for (const auto& t : file.tensors()) {
-            out += first ? "\n" : ",\n";
-            first = false;
-            out += "    {\"index\": " + std::to_string(i++) + ", \"name\": " + gguf::json_string(t.name) +
-                   ", \"type\": \"" + t.type->name + "\", \"shape\": " + all_dims(t) +
-                   ", \"bytes\": " + std::to_string(t.n_bytes) + ", \"offset\": " + std::to_string(t.offset) +
-                   ", \"file_offset\": " + std::to_string(file.data_offset() + t.offset) + "}";
-        }
-        out += "\n  ],\n  \"totals\": {";
-        first = true;
-        for (const auto& [name, tt] : totals) {
-            out += first ? "\n" : ",\n";
-            first = false;
-            out += "    \"" + name + "\": {\"tensors\": " + std::to_string(tt.tensors) +
-                   ", \"elements\": " + std::to_string(tt.elements) +
-                   ", \"bytes\": " + std::to_string(tt.bytes) +
-                   ", \"bits_per_weight\": " + fixed4(tt.bits_per_weight()) + "}";
-        }
-        out += "\n  },\n  \"tensor_count\": " + std::to_string(file.tensors().size()) +
-               ",\n  \"parameters\": " + std::to_string(total_elems) +
-               ",\n  \"tensor_bytes\": " + std::to_string(total_bytes) +
-               ",\n  \"bits_per_weight\": " + fixed4(bpw) + "\n}\n";
+        for (const auto& t : file.tensors())
+            tensors.push_back({{"index", i++},
+                               {"name", t.name},
+                               {"type", t.type->name},
+                               {"shape", t.ne},
+                               {"bytes", t.n_bytes},
+                               {"offset", t.offset},
+                               {"file_offset", file.data_offset() + t.offset}});
+        doc["tensors"] = std::move(tensors);
+        ordered_json by_type = ordered_json::object();
+        for (const auto& [name, tt] : totals)
+            by_type[name] = {{"tensors", tt.tensors},
+                             {"elements", tt.elements},
+                             {"bytes", tt.bytes},
+                             {"bits_per_weight", rounded4(tt.bits_per_weight())}};
+        doc["totals"] = std::move(by_type);
+        doc["tensor_count"] = file.tensors().size();
+        doc["parameters"] = total_elems;
+        doc["tensor_bytes"] = total_bytes;
+        doc["bits_per_weight"] = rounded4(bpw);
+        const std::string out = doc.dump(2, ' ', false, ordered_json::error_handler_t::replace) + "\n";
         std::fputs(out.c_str(), stdout);
         return 0;
     }

@@ -29,6 +29,7 @@ const Command kCommands[] = {
     {"synth", kinfer::cli::cmd_synth, "write a Llama/Mistral GGUF with seeded random weights"},
     {"tokenize", kinfer::cli::cmd_tokenize, "text to token ids with a model's tokenizer"},
     {"bench", kinfer::cli::cmd_bench, "tokens per second (prompt, generation), as llama-bench measures them"},
+    {"serve", kinfer::cli::cmd_serve, "an OpenAI-compatible HTTP server with continuous batching"},
 };
 
 void print_usage(FILE* out) {

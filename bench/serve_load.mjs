@@ -1,0 +1,92 @@
+// Load test for `infer serve` (or any OpenAI-compatible server, e.g. llama.cpp's llama-server, for a side
+// by side): for each concurrency level, that many clients stream chat completions back to back, bounded
+// in requests and in time. Reports aggregate decode tokens/s, tokens/s per stream, and time to first
+// token p50/p99. Loopback only; no npm packages needed (Node's fetch).
+//
+//   infer serve -m MODEL --parallel 8 &
+//   node bench/serve_load.mjs --url http://127.0.0.1:8080 --streams 1,8 --requests 16 --max-tokens 128
+//
+// Options: --url U (default http://127.0.0.1:8080), --streams LIST (default 1,8), --requests N per level
+// (default 16), --max-tokens N (default 128), --seconds S per level (default 120), --api-key KEY.
+const args = process.argv.slice(2);
+const arg = (name, fallback) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : fallback;
+};
+const url = new URL(arg("--url", "http://127.0.0.1:8080"));
+if (!["127.0.0.1", "localhost", "[::1]"].includes(url.hostname)) {
+  console.error("serve_load: loopback servers only (127.0.0.1, localhost, [::1])");
+  process.exit(2);
+}
+const levels = arg("--streams", "1,8").split(",").map(Number);
+const requests = Number(arg("--requests", "16"));
+const maxTokens = Number(arg("--max-tokens", "128"));
+const seconds = Number(arg("--seconds", "120"));
+const apiKey = arg("--api-key", "");
+
+const topics = ["the sea", "a mountain village", "an old clock", "the first snow", "a lost letter",
+                "a lighthouse keeper", "a city at night", "a garden in spring"];
+
+async function one(i) {
+  const t0 = performance.now();
+  const res = await fetch(new URL("/v1/chat/completions", url), {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...(apiKey ? { Authorization: "Bearer " + apiKey } : {}) },
+    body: JSON.stringify({
+      messages: [{ role: "user", content: `Write a long story about ${topics[i % topics.length]}.` }],
+      max_tokens: maxTokens, temperature: 0.8, seed: i, stream: true, stream_options: { include_usage: true },
+      ignore_eos: true,
+    }),
+  });
+  if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+  const decoder = new TextDecoder();
+  let buffer = "", first = 0, tokens = 0, chunks = 0;
+  for await (const part of res.body) {
+    buffer += decoder.decode(part, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const line = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      if (!line.startsWith("data: ") || line === "data: [DONE]") continue;
+      const j = JSON.parse(line.slice(6));
+      if (j.usage) tokens = j.usage.completion_tokens;
+      if (j.choices?.[0]?.delta?.content) {
+        chunks++;
+        if (!first) first = performance.now();
+      }
+    }
+  }
+  const t1 = performance.now();
+  return { ttft: (first || t1) - t0, tokens: tokens || chunks, decodeMs: t1 - (first || t1) };
+}
+
+const percentile = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : NaN;
+};
+
+const summary = [];
+for (const streams of levels) {
+  const deadline = performance.now() + seconds * 1000;
+  let next = 0;
+  const results = [];
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: streams }, async () => {
+    while (next < requests && performance.now() < deadline) results.push(await one(next++));
+  }));
+  const wall = (performance.now() - t0) / 1000;
+  const tokens = results.reduce((a, r) => a + r.tokens, 0);
+  const perStream = results.map((r) => (r.decodeMs > 0 ? (r.tokens - 1) / (r.decodeMs / 1000) : 0));
+  const row = {
+    streams, requests: results.length, tokens, seconds: +wall.toFixed(2),
+    aggregate_tokens_per_s: +(tokens / wall).toFixed(1),
+    per_stream_tokens_per_s_p50: +percentile(perStream, 50).toFixed(1),
+    ttft_ms_p50: +percentile(results.map((r) => r.ttft), 50).toFixed(0),
+    ttft_ms_p99: +percentile(results.map((r) => r.ttft), 99).toFixed(0),
+  };
+  summary.push(row);
+  console.log(JSON.stringify(row));
+}
+if (summary.length > 1)
+  console.log(`aggregate speedup ${summary.at(-1).streams} vs ${summary[0].streams} streams: ` +
+              (summary.at(-1).aggregate_tokens_per_s / summary[0].aggregate_tokens_per_s).toFixed(2) + "x");

@@ -1,0 +1,179 @@
+// The continuous-batching Scheduler (include/kinfer/scheduler.hpp) without HTTP: requests decoded
+// together give the text each gives alone; a long prompt in chunks does not hold up other streams; a
+// follow-up prompt reuses its slot's cache; cancel frees a slot; a full queue refuses.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "kinfer/scheduler.hpp"
+#include "tests/tiny_llama.hpp"
+
+using namespace kinfer;
+using namespace std::chrono_literals;
+
+namespace {
+
+Model load_vocab_model() {
+    const std::string& path = test::vocab_model_path();
+    REQUIRE_MESSAGE(!path.empty(), "data/vocab/mistral-v0.3-vocab.gguf is missing");
+    return Model::load(path, {.threads = 1, .n_ctx = 512});
+}
+
+GenerateOptions greedy(int max_tokens) {
+    GenerateOptions o;
+    o.max_tokens = max_tokens;
+    o.sampling.temperature = 0;
+    return o;
+}
+
+GenerateResult alone(const Model& model, const std::vector<int32_t>& prompt, const GenerateOptions& o) {
+    Session s(model, 512);
+    return s.generate(prompt, o);
+}
+
+GenerateResult finish(CompletionStream& stream, std::string text = {}) {
+    const auto t0 = std::chrono::steady_clock::now();
+    while (!stream.wait(text, 100ms)) REQUIRE(std::chrono::steady_clock::now() - t0 < 60s);
+    CHECK(stream.error().empty());
+    const GenerateResult r = stream.result();
+    CHECK(text == r.text);  // what wait() handed out is the whole text
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("scheduler: requests decoded together give the text each gives alone (greedy)") {
+    const Model model = load_vocab_model();
+    const char* texts[] = {"Hello",       "The capital of France is",
+                           "1 2 3 4 5",   "Once upon a time, in a land",
+                           "def main():", "Bonjour, je",
+                           "What is",     "中文和emoji 🙂"};
+    std::vector<std::vector<int32_t>> prompts;
+    std::vector<GenerateResult> expected;
+    for (const char* t : texts) {
+        prompts.push_back(model.tokenize(t));
+        expected.push_back(alone(model, prompts.back(), greedy(20)));
+    }
+    Scheduler scheduler(model, {.slots = 3, .max_queued = 16, .prefill_chunk = 4});
+    std::vector<std::shared_ptr<CompletionStream>> streams;
+    for (const auto& p : prompts) streams.push_back(scheduler.submit({.prompt = p, .options = greedy(20)}));
+    for (size_t i = 0; i < streams.size(); ++i) {
+        CAPTURE(texts[i]);
+        const GenerateResult r = finish(*streams[i]);
+        CHECK(r.text == expected[i].text);
+        CHECK(r.stop_reason == expected[i].stop_reason);
+        CHECK(r.generated_tokens == expected[i].generated_tokens);
+        CHECK(r.prompt_tokens == int(prompts[i].size()));
+    }
+    const SchedulerStats st = scheduler.stats();
+    CHECK(st.requests == streams.size());
+    CHECK(st.finished == streams.size());
+    CHECK(st.busy == 0);
+    CHECK(st.generated_tokens >= 20);
+}
+
+TEST_CASE("scheduler: stop strings and max_tokens end a request as generate() ends it") {
+    const Model model = load_vocab_model();
+    const auto prompt = model.tokenize("Once upon a time");
+    const GenerateResult full = alone(model, prompt, greedy(16));
+    REQUIRE(full.text.size() > 8);
+    GenerateOptions o = greedy(16);
+    o.stop = {full.text.substr(full.text.size() / 2, 3)};
+    const GenerateResult expected = alone(model, prompt, o);
+    REQUIRE(expected.stop_reason == StopReason::StopString);
+    Scheduler scheduler(model, {.slots = 2});
+    const GenerateResult r = finish(*scheduler.submit({.prompt = prompt, .options = o}));
+    CHECK(r.text == expected.text);
+    CHECK(r.stop_reason == StopReason::StopString);
+    const GenerateResult none = finish(*scheduler.submit({.prompt = prompt, .options = greedy(0)}));
+    CHECK(none.text.empty());
+    CHECK(none.stop_reason == StopReason::MaxTokens);
+}
+
+TEST_CASE("scheduler: a long prompt in chunks does not hold up a stream decoding beside it") {
+    const Model model = load_vocab_model();
+    std::vector<int32_t> long_prompt = model.tokenize("x");
+    while (long_prompt.size() < 480) long_prompt.push_back(1000 + int32_t(long_prompt.size() % 500));
+    const auto short_prompt = model.tokenize("Hello");
+    Scheduler scheduler(model, {.slots = 2, .prefill_chunk = 8});
+    auto a = scheduler.submit({.prompt = short_prompt, .options = greedy(4)});
+    auto b = scheduler.submit({.prompt = long_prompt, .options = greedy(1)});
+    // b's prompt takes 60 steps of 8 tokens; a needs 5 steps and must not wait for them.
+    const GenerateResult ra = finish(*a);
+    CHECK_FALSE(b->finished());
+    CHECK(ra.text == alone(model, short_prompt, greedy(4)).text);
+    const GenerateResult rb = finish(*b);
+    CHECK(rb.text == alone(model, long_prompt, greedy(1)).text);
+    CHECK(scheduler.stats().steps >= 60);
+}
+
+TEST_CASE("scheduler: a follow-up prompt reuses the KV cache of its conversation") {
+    const Model model = load_vocab_model();
+    Scheduler scheduler(model, {.slots = 2});
+    std::vector<int32_t> turn1 = model.chat_prompt({{"user", "Hi there"}});
+    const GenerateResult r1 = finish(*scheduler.submit({.prompt = turn1, .options = greedy(6)}));
+    CHECK(r1.prompt_cached == 0);
+    // Another conversation in between takes the other slot.
+    finish(*scheduler.submit({.prompt = model.tokenize("Something else entirely"), .options = greedy(3)}));
+    const std::vector<int32_t> turn2 =
+        model.chat_prompt({{"user", "Hi there"}, {"assistant", r1.text}, {"user", "And then?"}});
+    const GenerateResult r2 = finish(*scheduler.submit({.prompt = turn2, .options = greedy(6)}));
+    CHECK(r2.prompt_cached >= int(turn1.size()));
+    CHECK(r2.text == alone(model, turn2, greedy(6)).text);
+    CHECK(scheduler.stats().prompt_cached >= turn1.size());
+}
+
+TEST_CASE("scheduler: cancel frees the slot at once; a full queue refuses; bad requests are refused") {
+    const Model model = load_vocab_model();
+    Scheduler scheduler(model, {.slots = 1, .max_queued = 1});
+    const auto prompt = model.tokenize("Tell me a long story");
+    auto running = scheduler.submit({.prompt = prompt, .options = greedy(-1)});
+    auto waiting = scheduler.submit({.prompt = prompt, .options = greedy(3)});
+    CHECK_THROWS_AS(scheduler.submit({.prompt = prompt, .options = greedy(3)}), QueueFullError);
+    CHECK(scheduler.stats().rejected == 1);
+
+    std::string text;
+    while (text.empty()) running->wait(text, 100ms);  // it is generating
+    running->cancel();
+    const GenerateResult r = finish(*running, text);
+    CHECK(r.stop_reason == StopReason::Interrupted);
+    CHECK(r.generated_tokens < 500);
+    const GenerateResult w = finish(*waiting);  // got the slot
+    CHECK(w.stop_reason == StopReason::MaxTokens);
+    CHECK(w.generated_tokens == 3);
+
+    // A queued request that is cancelled never runs.
+    auto first = scheduler.submit({.prompt = prompt, .options = greedy(-1)});
+    auto queued = scheduler.submit({.prompt = prompt, .options = greedy(3)});
+    queued->cancel();
+    first->cancel();
+    CHECK(finish(*queued).generated_tokens == 0);
+    CHECK(finish(*first).stop_reason == StopReason::Interrupted);
+    const auto t0 = std::chrono::steady_clock::now();
+    while (scheduler.stats().busy != 0) REQUIRE(std::chrono::steady_clock::now() - t0 < 5s);
+    CHECK(scheduler.stats().cancelled == 3);
+
+    CHECK_THROWS_AS(scheduler.submit({.prompt = {}, .options = greedy(3)}), UsageError);
+    CHECK_THROWS_AS(scheduler.submit({.prompt = std::vector<int32_t>(513, 1), .options = greedy(3)}),
+                    UsageError);
+    CHECK_THROWS_AS(scheduler.submit({.prompt = {1, 99999999}, .options = greedy(3)}), UsageError);
+    GenerateOptions bad = greedy(3);
+    bad.stop = {""};
+    CHECK_THROWS_AS(scheduler.submit({.prompt = prompt, .options = bad}), UsageError);
+    CHECK_THROWS_AS(Scheduler(model, {.slots = 0}), UsageError);
+    CHECK_THROWS_AS(Scheduler(model, {.slots = 8, .batch_tokens = 4}), UsageError);
+}
+
+TEST_CASE("scheduler: streams outlive their scheduler; destroying it interrupts what runs") {
+    const Model model = load_vocab_model();
+    std::shared_ptr<CompletionStream> stream;
+    {
+        Scheduler scheduler(model, {.slots = 1});
+        stream = scheduler.submit({.prompt = model.tokenize("Hello"), .options = greedy(-1)});
+    }
+    CHECK(stream->finished());
+    CHECK(stream->result().stop_reason == StopReason::Interrupted);
+    stream->cancel();  // no scheduler any more: nothing happens
+}
