@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <optional>
 
-#include "engine/synth_model.hpp"
+#include "filetools/synth_model.hpp"
 #include "gguf/gguf_file.hpp"
 #include "kinfer/error.hpp"
 #include "tools/infer/tensor_progress.hpp"

@@ -6,7 +6,7 @@
 #include <random>
 #include <vector>
 
-#include "engine/quant_recipe.hpp"
+#include "filetools/quant_recipe.hpp"
 #include "gguf/gguf_file.hpp"
 
 namespace kinfer::cli {
