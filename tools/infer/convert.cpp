@@ -13,12 +13,7 @@ namespace kinfer::cli {
 namespace {
 
 std::string help_text() {
-    std::string types;
-    for (const auto& f : file_types()) {
-        char line[160];
-        std::snprintf(line, sizeof line, "  %-7s %s\n", f.name, f.summary);
-        types += line;
-    }
+    const std::string types = file_type_help();
     return "usage: infer convert MODEL_DIR OUT.gguf [--type TYPE] [--name NAME] [--quiet]\n\n"
            "Converts a Hugging Face MistralForCausalLM / LlamaForCausalLM folder to a GGUF file that kinfer\n"
            "and llama.cpp load (architecture \"llama\"). MODEL_DIR holds config.json, the weights\n"

@@ -14,12 +14,7 @@ namespace kinfer::cli {
 namespace {
 
 std::string help_text() {
-    std::string types;
-    for (const auto& f : file_types()) {
-        char line[160];
-        std::snprintf(line, sizeof line, "  %-7s %s\n", f.name, f.summary);
-        types += line;
-    }
+    const std::string types = file_type_help();
     return "usage: infer quantize IN.gguf OUT.gguf TYPE [--quiet]\n"
            "       infer quantize --dry-run IN.gguf [OUT.gguf] TYPE\n\n"
            "Converts a model whose weights are F32, F16 or BF16 to TYPE. Every metadata key is copied;\n"

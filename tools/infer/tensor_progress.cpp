@@ -8,6 +8,16 @@
 
 namespace kinfer::cli {
 
+std::string file_type_help() {
+    std::string types;
+    for (const auto& f : file_types()) {
+        char line[160];
+        std::snprintf(line, sizeof line, "  %-7s %s\n", f.name, f.summary);
+        types += line;
+    }
+    return types;
+}
+
 TensorProgressPrinter::TensorProgressPrinter(bool show_from, bool quiet)
     : show_from_(show_from), quiet_(quiet), tty_(isatty(STDERR_FILENO) != 0) {}
 

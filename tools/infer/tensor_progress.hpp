@@ -6,9 +6,13 @@
 #include <cstdint>
 #include <string>
 
+#include "filetools/quant_recipe.hpp"
 #include "filetools/row_stream.hpp"
 
 namespace kinfer::cli {
+
+// One line per file type ("  Q4_K_M  ..."), for the --help of the commands that write them.
+std::string file_type_help();
 
 class TensorProgressPrinter {
   public:
