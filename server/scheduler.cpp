@@ -6,6 +6,7 @@
 #include "kinfer/scheduler.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -103,7 +104,8 @@ struct Slot {
     std::optional<engine::Sampler> sampler;
     std::optional<tokenizer::StreamingDecoder> decoder;
     std::optional<engine::StopStringMatcher> matcher;
-    std::string piece;  // scratch for decoded text
+    std::string piece;                 // scratch for decoded text
+    std::vector<float> masked_logits;  // ignore_eos: the logits with end-of-generation tokens removed
     Clock::time_point t_start, t_prompt_done;
     uint64_t last_used = 0;  // when its last request ended (larger: more recent)
 
@@ -118,6 +120,7 @@ struct Scheduler::Impl {
     const tokenizer::Tokenizer* tok;
     int n_ctx;
     std::vector<std::unique_ptr<Slot>> slots;
+    std::vector<int32_t> eog_ids;  // the vocabulary's end-of-generation tokens (masked for ignore_eos)
     std::optional<engine::BatchDecoder> batch;
 
     mutable std::mutex mutex;  // guards queue, stats, stop
@@ -164,6 +167,8 @@ Scheduler::Scheduler(const Model& model, const SchedulerOptions& options)
     if (options.n_ctx < 0)
         throw UsageError("scheduler: n_ctx must be >= 0, got " + std::to_string(options.n_ctx));
     m.tok = &ModelAccess::tokenizer(model);
+    for (int32_t id = 0; id < model.n_vocab(); ++id)
+        if (m.tok->is_eog(id)) m.eog_ids.push_back(id);
     const auto& em = ModelAccess::engine_model(model);
     m.n_ctx = std::min(options.n_ctx > 0 ? options.n_ctx : model.n_ctx(), model.n_ctx_train());
     engine::SessionOptions so{.n_ctx = m.n_ctx, .kv_type = ModelAccess::kv_type(model), .n_batch = 1};
@@ -351,7 +356,13 @@ void Scheduler::Impl::after_token(Slot& s) {
     const GenerateOptions& o = s.req->request.options;
     GenerateResult& r = s.req->result;  // generated_tokens is only written by this thread
     if (o.max_tokens >= 0 && r.generated_tokens >= o.max_tokens) return finish(s, StopReason::MaxTokens);
-    const int32_t id = s.sampler->sample(s.session.logits(), s.session.tokens());
+    std::span<const float> logits = s.session.logits();
+    if (s.req->request.ignore_eos) {
+        s.masked_logits.assign(logits.begin(), logits.end());  // capacity kept: no allocation per token
+        for (const int32_t eog : eog_ids) s.masked_logits[size_t(eog)] = -INFINITY;
+        logits = s.masked_logits;
+    }
+    const int32_t id = s.sampler->sample(logits, s.session.tokens());
     if (tok->is_eog(id)) return finish(s, StopReason::EndOfGeneration);
     {
         std::lock_guard lock(s.req->mutex);

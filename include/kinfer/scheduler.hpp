@@ -42,6 +42,7 @@ struct CompletionRequest {
     std::vector<int32_t> prompt;       // non-empty, at most the slot context (a BOS is not added)
     GenerateOptions options;           // `interrupt` and `context_shift` do not apply (cancel(); ContextFull)
     bool strip_leading_space = false;  // drop the word-start space of the first token (chat replies)
+    bool ignore_eos = false;  // never sample an end-of-generation token: run to max_tokens (load tests)
 };
 
 // One submitted request's output: the scheduler's thread appends text, any one other thread reads it.

@@ -1,7 +1,8 @@
 // `infer serve` end to end, on loopback, with clients nobody here wrote: the official `openai` package,
 // curl for the raw Server-Sent Events, and the chat page in headless Chromium (playwright-core). Also
 // 16 concurrent greedy streams = each alone, hostile and malformed requests mixed with good ones, slow
-// clients, 20 clients disconnecting mid-stream, the queue limit (503) and the API key (401).
+// clients, 20 clients disconnecting mid-stream, clients dropping non-stream requests, the queue limit (503) and
+// the API key (401).
 //
 //   node serve_test.mjs --infer build/bin/infer --vocab data/vocab/mistral-v0.3-vocab.gguf
 //        [--hostile 500] [--only NAME] [--no-browser]
@@ -375,6 +376,45 @@ await section("20 clients disconnect mid-stream; their slots come back", async (
   assert.equal((await metric(main, "kinfer_requests_cancelled_total")) - before, 20);
   const after = await openai.chat.completions.create(greedy(goodPrompts[3], 8));
   assert.equal(after.choices[0].message.content, alone[3]);
+});
+
+await section("a client that drops a non-stream request frees its slot (or queue place) at once", async () => {
+  // One slot, a context of 2048: the running request would take seconds to generate its 2000 tokens.
+  const solo = await startServer(["--parallel", "1", "--ctx", "2048"]);
+  try {
+    const long = { model: "tiny", prompt: "Once", max_tokens: 2000, ignore_eos: true, temperature: 0 };
+    const send = (controller) => fetch(solo.base + "/v1/completions", {
+      method: "POST", headers: { "Content-Type": "application/json" }, signal: controller.signal,
+      body: JSON.stringify(long),
+    }).catch((e) => { if (e.name !== "AbortError") throw e; });
+    const until = async (what, ok, ms = 5000) => {
+      const t0 = Date.now();
+      for (;;) {
+        const h = (await json(solo, "GET", "/health")).body;
+        if (ok(h)) return Date.now() - t0;
+        assert.ok(Date.now() - t0 < ms, `${what}: ${JSON.stringify(h)} after ${ms} ms`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    const running = new AbortController(), queued = new AbortController();
+    const a = send(running);
+    await until("the first request runs", (h) => h.slots_busy === 1);
+    const b = send(queued);
+    await until("the second request waits", (h) => h.queued === 1);
+    queued.abort();
+    const queueMs = await until("the dropped queued request leaves the queue", (h) => h.queued === 0 && h.slots_busy === 1, 1000);
+    running.abort();
+    const slotMs = await until("the dropped running request frees its slot", (h) => h.slots_busy === 0, 1000);
+    await Promise.all([a, b]);
+    assert.equal(await metric(solo, "kinfer_requests_cancelled_total"), 2);
+    const generated = await metric(solo, "kinfer_generated_tokens_total");
+    assert.ok(generated < 2000, `the dropped request ran on to ${generated} tokens`);
+    const r = await client(solo).completions.create({ model: "tiny", prompt: "Once", max_tokens: 3, temperature: 0 });
+    assert.equal(r.usage.completion_tokens, 3);
+    if (process.env.SERVE_TEST_DEBUG) console.log("queue freed in", queueMs, "ms, slot in", slotMs, "ms, after", generated, "tokens");
+  } finally {
+    await stopServer(solo);
+  }
 });
 
 await section("queue full -> 503 with Retry-After; API key -> 401", async () => {

@@ -48,7 +48,8 @@ std::string help_text() {
                "  (--ctx is the context of each slot)\n\n") +
            model_flags_help() + "\n" + kLogFlagsHelp +
            "\nSampling follows each request (temperature, top_p, seed, stop, presence/frequency_penalty,\n"
-           "max_tokens; llama.cpp's top_k, min_p, repeat_penalty too); OpenAI's defaults apply otherwise.\n\n"
+           "max_tokens; llama.cpp's top_k, min_p, repeat_penalty, ignore_eos too); OpenAI's defaults apply\n"
+           "otherwise.\n\n"
            "example:\n"
            "  infer serve -m mistral-7b-instruct.gguf --parallel 8\n"
            "  curl -N localhost:8080/v1/chat/completions -d '{\"messages\":[{\"role\":\"user\",\n"

@@ -10,11 +10,16 @@
 
 #include "tools/infer/serve_openai.hpp"
 #include "tools/infer/serve_page.hpp"
+#include "tools/infer/serve_peer.hpp"
 
 namespace kinfer::cli::serve {
 namespace {
 
 using Clock = std::chrono::system_clock;
+using SteadyClock = std::chrono::steady_clock;
+
+// How often a request that is waiting for text checks whether its client is still connected.
+constexpr std::chrono::milliseconds kPeerCheck{50};
 
 bool is_known_path(const std::string& path) {
     static const char* const known[] = {"/",
@@ -93,8 +98,19 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
     const ResponseHeader h = header(ep);
 
     if (!call.stream) {
+        // Waiting for the whole answer, look at the connection now and then: a client that gave up frees
+        // its slot at once (nothing else would notice it before the response is written).
+        const PeerWatch peer(req);
         std::string text;
-        while (!stream->wait(text, std::chrono::milliseconds(1000))) text.clear();
+        while (!stream->wait(text, kPeerCheck)) {
+            text.clear();
+            if (peer.gone()) {
+                stream->cancel();
+                res.status = 499;  // nginx's "client closed request": only /metrics sees it
+                res.set_content("client gone", "text/plain");
+                return;
+            }
+        }
         if (const std::string err = stream->error(); !err.empty())
             throw ApiError{500, "generation failed: " + err, "server_error", "internal_error"};
         res.set_content(dump(full_response(call, h, stream->result())), "application/json");
@@ -106,10 +122,12 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
         CompletionCall call;
         ResponseHeader header;
         std::shared_ptr<CompletionStream> stream;
+        PeerWatch peer;
         bool started = false;
         std::string text;
+        SteadyClock::time_point last_write = SteadyClock::now();
     };
-    auto state = std::make_shared<State>(State{std::move(call), h, stream});
+    auto state = std::make_shared<State>(State{std::move(call), h, stream, PeerWatch(req)});
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");
     res.set_chunked_content_provider(
@@ -117,6 +135,7 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
         [state](size_t, httplib::DataSink& sink) {
             const auto send = [&](const json& j) {
                 const std::string event = "data: " + dump(j) + "\n\n";
+                state->last_write = SteadyClock::now();
                 return sink.write(event.data(), event.size());
             };
             if (!state->started) {
@@ -126,13 +145,17 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
                     return send(stream_chunk(state->call, state->header, "", true, nullptr));
             }
             state->text.clear();
-            const bool finished = state->stream->wait(state->text, std::chrono::milliseconds(1000));
+            const bool finished = state->stream->wait(state->text, kPeerCheck);
             if (!state->text.empty()) {
                 if (!send(stream_chunk(state->call, state->header, state->text, false, nullptr)))
                     return false;
             } else if (!finished) {
-                // A comment line: SSE clients ignore it; a client that left is noticed by the failed write.
+                // Nothing new (a long prompt, a queue, a slow model): a client that left is noticed by
+                // looking at the connection, and a comment line now and then keeps proxies from timing out.
+                if (state->peer.gone()) return false;
+                if (SteadyClock::now() - state->last_write < std::chrono::seconds(1)) return true;
                 static const char ping[] = ": keep-alive\n\n";
+                state->last_write = SteadyClock::now();
                 return sink.write(ping, sizeof ping - 1);
             }
             if (!finished) return true;

@@ -206,6 +206,7 @@ CompletionCall parse_completion(const json& body, Endpoint endpoint, const Model
         s.seed = std::random_device{}();
     }
     o.stop = stop_strings(body);
+    call.request.ignore_eos = boolean(body, "ignore_eos", false);  // llama.cpp's extension (load tests)
 
     try {
         if (endpoint == Endpoint::Chat) {
