@@ -7,7 +7,11 @@
 //   node bench/serve_load.mjs --url http://127.0.0.1:8080 --streams 1,8 --requests 16 --max-tokens 128
 //
 // Options: --url U (default http://127.0.0.1:8080), --streams LIST (default 1,8), --requests N per level
-// (default 16), --max-tokens N (default 128), --seconds S per level (default 120), --api-key KEY.
+// (default 16), --max-tokens N (default 128), --seconds S per level (default 120), --temperature T (default
+// 0.8; 0: greedy; each request seeded by its number), --warmup N (requests before the first level, not
+// counted: page faults and first-call costs stay out of the numbers; default 1), --api-key KEY.
+// Every request asks for exactly max-tokens (ignore_eos), so servers are compared on the same work.
+// Output: one JSON object a line per level, then the speedup of the last level over the first.
 const args = process.argv.slice(2);
 const arg = (name, fallback) => {
   const i = args.indexOf(name);
@@ -23,18 +27,24 @@ const requests = Number(arg("--requests", "16"));
 const maxTokens = Number(arg("--max-tokens", "128"));
 const seconds = Number(arg("--seconds", "120"));
 const apiKey = arg("--api-key", "");
+const temperature = Number(arg("--temperature", "0.8"));
+const warmup = Number(arg("--warmup", "1"));
+for (const [name, v] of [["--requests", requests], ["--max-tokens", maxTokens], ["--seconds", seconds],
+                         ["--temperature", temperature], ["--warmup", warmup], ...levels.map((l) => ["--streams", l])])
+  if (!Number.isFinite(v) || v < 0) { console.error(`serve_load: ${name} needs a number >= 0`); process.exit(2); }
 
 const topics = ["the sea", "a mountain village", "an old clock", "the first snow", "a lost letter",
                 "a lighthouse keeper", "a city at night", "a garden in spring"];
 
-async function one(i) {
+async function one(i, max_tokens = maxTokens) {
   const t0 = performance.now();
   const res = await fetch(new URL("/v1/chat/completions", url), {
+    signal: AbortSignal.timeout(seconds * 1000 + 60000),
     method: "POST",
     headers: { "Content-Type": "application/json", ...(apiKey ? { Authorization: "Bearer " + apiKey } : {}) },
     body: JSON.stringify({
       messages: [{ role: "user", content: `Write a long story about ${topics[i % topics.length]}.` }],
-      max_tokens: maxTokens, temperature: 0.8, seed: i, stream: true, stream_options: { include_usage: true },
+      max_tokens, temperature, seed: i, stream: true, stream_options: { include_usage: true },
       ignore_eos: true,
     }),
   });
@@ -64,6 +74,8 @@ const percentile = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : NaN;
 };
+
+for (let i = 0; i < warmup; i++) await one(1000 + i, 8);
 
 const summary = [];
 for (const streams of levels) {
