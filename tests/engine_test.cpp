@@ -3,6 +3,7 @@
 // context shift.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -615,6 +616,7 @@ TEST_CASE("generate: end of generation, and reuse of the cached prompt prefix") 
 #include <random>
 
 #include "kernels/cpu/simple_ops.hpp"
+#include "kernels/fp16.hpp"
 #include "kernels/reference/type_kernels.hpp"
 
 TEST_CASE("cpu kernels: a team of threads computes exactly what one thread does") {
@@ -674,4 +676,56 @@ TEST_CASE("engine: a model that does not fit the device fails at load, naming bo
     }
     opts.memory_limit = 1ull << 40;  // plenty
     CHECK(load(m, opts)->backend().describe().rfind("cpu (", 0) == 0);
+}
+
+TEST_CASE("cpu kernels: attention over an fp16 KV cache matches a double-precision reference") {
+    // Decode (one query) and a few queries at once, a sliding window, GQA 3:1, head sizes that are not a
+    // multiple of 8 and one above the kernel's 256-element conversion chunk; subnormal halves included.
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+    for (const int64_t hd : {int64_t(36), int64_t(64), int64_t(300)}) {
+        const int64_t n_head = 6, n_head_kv = 2, group = n_head / n_head_kv, pos0 = 45, nq = 3;
+        const int64_t n_ctx = pos0 + nq, kv_stride = n_head_kv * hd, q_stride = n_head * hd;
+        std::vector<float> q(size_t(nq * q_stride));
+        std::vector<uint16_t> k(size_t(n_ctx * kv_stride)), v(k.size());
+        for (auto& e : q) e = uni(rng);
+        for (size_t i = 0; i < k.size(); ++i) {
+            // Every 13th value tiny: fp16 subnormals.
+            k[i] = fp32_to_fp16(i % 13 == 0 ? uni(rng) * 1e-6f : uni(rng));
+            v[i] = fp32_to_fp16(i % 13 == 5 ? uni(rng) * 1e-6f : uni(rng));
+        }
+        const float scale = float(1.0 / std::sqrt(double(hd)));
+        for (const int64_t window : {int64_t(0), int64_t(9)}) {
+            for (const int64_t n : {int64_t(1), nq}) {
+                std::vector<float> out(static_cast<size_t>(n * q_stride)),
+                    scratch(static_cast<size_t>(n_ctx));
+                cpu::attention(q.data(), n, pos0, k.data(), v.data(), true, n_head, n_head_kv, hd, scale,
+                               window, out.data(), scratch.data(), 1);
+                for (int64_t t = 0; t < n; ++t)
+                    for (int64_t h = 0; h < n_head; ++h) {
+                        const int64_t p = pos0 + t,
+                                      first = window > 0 ? std::max<int64_t>(0, p - window + 1) : 0;
+                        const int64_t off = (h / group) * hd;
+                        std::vector<double> w;
+                        double mx = -INFINITY, sum = 0;
+                        for (int64_t j = first; j <= p; ++j) {
+                            double s = 0;
+                            for (int64_t d = 0; d < hd; ++d)
+                                s += double(q[size_t(t * q_stride + h * hd + d)]) *
+                                     fp16_to_fp32(k[size_t(j * kv_stride + off + d)]);
+                            w.push_back(s * scale);
+                            mx = std::max(mx, w.back());
+                        }
+                        for (auto& e : w) sum += (e = std::exp(e - mx));
+                        for (int64_t d = 0; d < hd; ++d) {
+                            double o = 0;
+                            for (int64_t j = first; j <= p; ++j)
+                                o += w[size_t(j - first)] / sum *
+                                     fp16_to_fp32(v[size_t(j * kv_stride + off + d)]);
+                            REQUIRE(std::fabs(out[size_t(t * q_stride + h * hd + d)] - o) < 1e-5);
+                        }
+                    }
+            }
+        }
+    }
 }

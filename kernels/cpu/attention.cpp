@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 
 #include "kernels/cpu/simple_ops.hpp"
@@ -10,13 +11,21 @@
 namespace kinfer::cpu {
 namespace {
 
+// A head's row of keys or values as floats: a copy for fp16 (converted without branches, so the loop
+// vectorizes: per-element branches made the conversion most of the cost of decoding attention), the row
+// itself for float.
 template <class KV>
-float load(const KV* p, int64_t i) {
-    if constexpr (sizeof(KV) == 2)
-        return fp16_to_fp32(p[i]);
-    else
-        return p[i];
+const float* row_as_float(const KV* p, int64_t n, float* buf) {
+    if constexpr (sizeof(KV) == 2) {
+        for (int64_t i = 0; i < n; ++i) buf[i] = fp16_to_fp32_branchless(p[i]);
+        return buf;
+    } else {
+        return p;
+    }
 }
+
+// Head rows longer than this are converted in pieces (no model has heads near this size).
+constexpr int64_t kRowChunk = 256;
 
 template <class KV>
 void attention_impl(const float* q, int64_t n_tokens, int64_t pos0, const KV* k, const KV* v, int64_t n_head,
@@ -39,17 +48,25 @@ void attention_impl(const float* q, int64_t n_tokens, int64_t pos0, const KV* k,
                 const int64_t kv_off = (h / group) * head_dim;
 
                 float max_score = -INFINITY;
+                alignas(64) float row[kRowChunk];
                 for (int64_t j = first; j <= p; ++j) {
                     const KV* kj = k + j * kv_stride + kv_off;
                     float s = 0.0f;
                     if constexpr (sizeof(KV) == 4) {
                         s = dot(qh, reinterpret_cast<const float*>(kj), head_dim);
                     } else {
+                        // Eight lanes, each summing every eighth product in order (the fp16 path's
+                        // rounding, whatever the head size).
                         float acc[8] = {};
-                        int64_t d = 0;
-                        for (; d + 8 <= head_dim; d += 8)
-                            for (int l = 0; l < 8; ++l) acc[l] += qh[d + l] * load(kj, d + l);
-                        for (int l = 0; d < head_dim; ++d, ++l) acc[l] += qh[d] * load(kj, d);
+                        for (int64_t c = 0; c < head_dim; c += kRowChunk) {
+                            const int64_t n = std::min(kRowChunk, head_dim - c);
+                            const float* kf = row_as_float(kj + c, n, row);
+                            const float* qc = qh + c;
+                            int64_t d = 0;
+                            for (; d + 8 <= n; d += 8)
+                                for (int l = 0; l < 8; ++l) acc[l] += qc[d + l] * kf[d + l];
+                            for (int l = 0; d < n; ++d, ++l) acc[l] += qc[d] * kf[d];
+                        }
                         s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
                     }
                     s *= scale;
@@ -68,7 +85,11 @@ void attention_impl(const float* q, int64_t n_tokens, int64_t pos0, const KV* k,
                 for (int64_t j = first; j <= p; ++j) {
                     const float w = scores[j] * inv_sum;
                     const KV* vj = v + j * kv_stride + kv_off;
-                    for (int64_t d = 0; d < head_dim; ++d) o[d] += w * load(vj, d);
+                    for (int64_t c = 0; c < head_dim; c += kRowChunk) {
+                        const int64_t n = std::min(kRowChunk, head_dim - c);
+                        const float* vf = row_as_float(vj + c, n, row);
+                        for (int64_t d = 0; d < n; ++d) o[c + d] += w * vf[d];
+                    }
                 }
             }
         }
