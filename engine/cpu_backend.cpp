@@ -17,6 +17,9 @@
 namespace kinfer::engine {
 namespace {
 
+// Multiply-adds of a decode step's attention, all sequences together, from which a team shares them out.
+constexpr int64_t kMinSharedAttentionWork = int64_t(1) << 16;
+
 void check(bool ok, const char* what) {
     // Shape mismatches are engine bugs, not user errors; they still must not corrupt memory.
     if (!ok) throw Error(std::string("internal error: cpu backend: ") + what);
@@ -153,14 +156,34 @@ class CpuOps {
         check(q.cols == c_.n_head * c_.head_dim && out.cols == q.cols && out.rows == q.rows,
               "attention shape");
         const float scale = static_cast<float>(1.0 / std::sqrt(double(c_.head_dim)));
-        for (const Run& r : ws_.runs) {
+        const size_t scratch_per_thread = ws_.attn_scratch.size() / size_t(n_threads_);
+        for (const Run& r : ws_.runs)
+            check(size_t(r.pos0 + r.count) <= scratch_per_thread, "attention context");
+        const auto one = [&](const Run& r, float* scratch, int threads) {
             const KvCache& cache = *r.cache;
-            check(size_t(r.pos0 + r.count) * size_t(n_threads_) <= ws_.attn_scratch.size(),
-                  "attention context");
             cpu::attention(q.data + r.first * q.cols, r.count, r.pos0, cache.k(layer), cache.v(layer),
                            cache.is_f16(), c_.n_head, c_.n_head_kv, c_.head_dim, scale, c_.sliding_window,
-                           out.data + r.first * out.cols, ws_.attn_scratch.data(), n_threads_);
+                           out.data + r.first * out.cols, scratch, threads);
+        };
+        // A decode step of many sequences (a server's batch): each one's attention is too small for a team
+        // of its own and would run on one thread while the others wait, so the team shares out the
+        // sequences instead, one thread each (the same arithmetic as alone: results do not change).
+        int64_t work = 0;
+        bool all_small = ws_.runs.size() > 1;
+        for (const Run& r : ws_.runs) {
+            const int64_t w = r.count * c_.n_head * (r.pos0 + r.count) * c_.head_dim;
+            all_small = all_small && w < cpu::kMinParallelWork;
+            work += w;
         }
+        if (all_small && n_threads_ > 1 && work >= kMinSharedAttentionWork) {
+            const int64_t n_runs = int64_t(ws_.runs.size());
+#pragma omp parallel for num_threads(n_threads_) schedule(dynamic, 1)
+            for (int64_t i = 0; i < n_runs; ++i)
+                one(ws_.runs[size_t(i)],
+                    ws_.attn_scratch.data() + size_t(omp_get_thread_num()) * scratch_per_thread, 1);
+            return;
+        }
+        for (const Run& r : ws_.runs) one(r, ws_.attn_scratch.data(), n_threads_);
     }
 
     void swiglu(Mat gate, Mat up, Mat out) {

@@ -113,6 +113,43 @@ TEST_CASE("batch: k ragged sequences stepped together get the logits each gets a
     }
 }
 
+TEST_CASE("batch: a decode step of many sequences with long contexts (attention shared out) = each alone") {
+    // Eight sequences of 70+ positions, one token each per step, three threads: together their attention
+    // is enough work for the team, each one's alone is not, so the team takes whole sequences.
+    const auto model = tiny_model(GgmlType::Q8_0, 3);
+    std::mt19937 rng(5);
+    std::uniform_int_distribution<int32_t> tok(0, int32_t(model->config().n_vocab) - 1);
+    const int k = 8;
+    std::vector<std::vector<int32_t>> prompts(k), next(k);
+    for (int s = 0; s < k; ++s) {
+        prompts[size_t(s)].resize(size_t(70 + s));
+        for (auto& t : prompts[size_t(s)]) t = tok(rng);
+        next[size_t(s)] = {tok(rng), tok(rng), tok(rng)};
+    }
+    std::vector<engine::Session> sessions;
+    sessions.reserve(size_t(k));
+    for (int s = 0; s < k; ++s) sessions.emplace_back(model, engine::SessionOptions{.n_ctx = 96});
+    // Every prompt in one step: its tokens take the prefill kernels, as each prompt alone does.
+    engine::BatchDecoder decoder(model, 1024);
+    std::vector<engine::SequenceInput> inputs;
+    for (int s = 0; s < k; ++s) inputs.push_back({&sessions[size_t(s)], prompts[size_t(s)]});
+    decoder.decode(inputs);
+    for (int step = 0; step < 3; ++step) {
+        for (int s = 0; s < k; ++s)
+            inputs[size_t(s)].tokens = std::span(next[size_t(s)]).subspan(size_t(step), 1);
+        decoder.decode(inputs);
+        for (int s = 0; s < k; ++s) {
+            CAPTURE(s);
+            engine::Session alone(model, {.n_ctx = 96});
+            alone.forward(prompts[size_t(s)]);
+            std::span<const float> want;
+            for (int i = 0; i <= step; ++i)
+                want = alone.forward(std::span(next[size_t(s)]).subspan(size_t(i), 1));
+            CHECK(rel_err(sessions[size_t(s)].logits(), want) <= 1e-5);
+        }
+    }
+}
+
 TEST_CASE("batch: bad inputs throw and leave every session unchanged") {
     const auto model = tiny_model(GgmlType::Q8_0, 1);
     const auto other = tiny_model(GgmlType::Q8_0, 1);
