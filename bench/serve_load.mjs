@@ -58,6 +58,9 @@ async function one(i, max_tokens = maxTokens) {
       const line = buffer.slice(0, end);
       buffer = buffer.slice(end + 2);
       if (!line.startsWith("data: ") || line === "data: [DONE]") continue;
+      // Parsed only until the first text and for the usage: the client shares the machine with the
+      // server, so it does as little per token as it can.
+      if (first && !line.includes('"usage"')) { chunks++; continue; }
       const j = JSON.parse(line.slice(6));
       if (j.usage) tokens = j.usage.completion_tokens;
       if (j.choices?.[0]?.delta?.content) {
