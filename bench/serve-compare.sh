@@ -22,6 +22,8 @@
 #   --temperature T      0: greedy [0]               --seconds S    time bound of a level [120]
 #   --port N             first port tried (the next free one is used) [18500]
 #   --out DIR            where logs and results go [a new directory under /tmp]
+# The environment goes to both servers: `infer serve` runs OpenMP passive by itself (see its --help), llama-server
+# only with OMP_WAIT_POLICY=passive set here (the table's header says which).
 # Bounded: each server must be ready within 300 s, each load run ends within 2*seconds + 120 s; servers
 # are stopped (TERM, then KILL) when the script exits in any way.
 set -euo pipefail
@@ -110,7 +112,8 @@ start_server() {
 servers=(kinfer)
 [ "$llama" = none ] || servers+=(llama-server)
 echo "serve-compare: $(basename "$model"), $threads threads, $parallel slots of $ctx tokens, $requests requests of" \
-  "$max_tokens tokens per level, temperature $temperature, $rounds round(s); logs in $out" >&2
+  "$max_tokens tokens per level, temperature $temperature, $rounds round(s), OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}" \
+  "(infer serve: passive unless set); logs in $out" >&2
 for round in $(seq "$rounds"); do
   for name in "${servers[@]}"; do
     p="$(free_port)"

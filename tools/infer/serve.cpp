@@ -2,12 +2,15 @@
 // (include/kinfer/scheduler.hpp). The routes are in serve_http.cpp, the API shapes in serve_openai.cpp,
 // the chat page in serve_page.cpp.
 #include <pthread.h>
+#include <unistd.h>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tools/infer/args.hpp"
 #include "tools/infer/commands.hpp"
@@ -31,7 +34,11 @@ std::string help_text() {
                "long prompts are evaluated in chunks between the other streams' steps; a follow-up turn of "
                "a\n"
                "conversation reuses its slot's KV cache. Further requests wait in a queue; when it is full\n"
-               "the answer is 503 with Retry-After. A client that disconnects frees its slot at once.\n\n"
+               "the answer is 503 with Retry-After. A client that disconnects frees its slot at once.\n"
+               "OpenMP's idle threads sleep rather than spin (the server restarts itself with\n"
+               "OMP_WAIT_POLICY=passive unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set): they would starve "
+               "the\n"
+               "HTTP threads and the clients that share the cores.\n\n"
                "server:\n"
                "  --host ADDR           address to listen on (default 127.0.0.1: this machine only)\n"
                "  --port N              port (default 8080; 0: any free port, printed on stderr)\n"
@@ -64,6 +71,28 @@ std::string read_key_file(const std::string& path) {
     while (!key.empty() && (key.back() == '\r' || key.back() == ' ' || key.back() == '\t')) key.pop_back();
     if (key.empty()) throw UsageError("--api-key-file: " + path + " has an empty first line");
     return key;
+}
+
+// OpenMP's threads spin between parallel regions by default (libgomp: for a long while), which pays off
+// when they own the cores. A server shares them with its HTTP threads and, on a small machine, with its
+// clients: spinning team threads then starve the very threads that carry each token out, and every
+// barrier waits for a team member the OS has parked (measured on 2 cores: a single stream 5-10x slower).
+// The wait policy is read once when libgomp loads, so unless the user chose one, `infer serve` restarts
+// itself (same process id, same arguments) with OMP_WAIT_POLICY=passive: idle team threads sleep.
+void exec_with_passive_openmp() {
+    if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
+    std::vector<std::string> args;
+    {
+        std::ifstream in("/proc/self/cmdline", std::ios::binary);
+        for (std::string arg; std::getline(in, arg, '\0');) args.push_back(arg);
+    }
+    if (args.empty()) return;
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv.data());
+    unsetenv("OMP_WAIT_POLICY");  // exec failed (no /proc): carry on as we are
 }
 
 std::string file_name(const std::string& path) {
@@ -113,6 +142,7 @@ int cmd_serve(int argc, char** argv) {
         }
     }
     finish_flags(mf, nullptr);
+    exec_with_passive_openmp();  // after the flags: --help and bad flags need no restart
     if (!key_file.empty()) {
         if (!http.api_key.empty()) throw UsageError("give --api-key or --api-key-file, not both");
         http.api_key = read_key_file(key_file);
