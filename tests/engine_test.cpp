@@ -615,6 +615,7 @@ TEST_CASE("generate: end of generation, and reuse of the cached prompt prefix") 
 #include <random>
 
 #include "kernels/cpu/simple_ops.hpp"
+#include "kernels/cpu/thread_pool.hpp"
 #include "kernels/reference/type_kernels.hpp"
 
 TEST_CASE("cpu kernels: a team of threads computes exactly what one thread does") {
@@ -648,12 +649,14 @@ TEST_CASE("cpu kernels: a team of threads computes exactly what one thread does"
     std::vector<float> q(size_t(nq * n_head * hd)), k(size_t(n_ctx * n_head_kv * hd)), v(k.size());
     for (auto* vec : {&q, &k, &v})
         for (auto& e : *vec) e = uni(rng);
-    std::vector<float> ascratch(size_t(4 * n_ctx)), a1(q.size()), a4(q.size());
+    cpu::ThreadPool pool4(4);
+    std::vector<float> ascratch(cpu::attention_scratch_floats(n_head, n_head_kv, n_ctx, 4)), a1(q.size()),
+        a4(q.size());
     for (int64_t window : {int64_t(0), int64_t(17)}) {
         cpu::attention(q.data(), nq, pos0, k.data(), v.data(), false, n_head, n_head_kv, hd, 0.125f, window,
-                       a1.data(), ascratch.data(), 1);
+                       a1.data(), ascratch.data(), nullptr);
         cpu::attention(q.data(), nq, pos0, k.data(), v.data(), false, n_head, n_head_kv, hd, 0.125f, window,
-                       a4.data(), ascratch.data(), 4);
+                       a4.data(), ascratch.data(), &pool4);
         CHECK(a1 == a4);
     }
 }
