@@ -41,7 +41,8 @@ std::string help_text() {
            "generates (feeds) tokens one at a time; pp+tg does both. Each repetition starts from an empty\n"
            "context, filled first with -d tokens (not timed); a warmup run comes first. Results go to "
            "stdout\n"
-           "as tests finish (mean ± standard deviation over the repetitions), progress to stderr.\n\n"
+           "as tests finish (mean ± standard deviation over the repetitions), progress to stderr, with each\n"
+           "model's load time and the process's peak resident memory (RSS) against file + KV cache size.\n\n"
            "For generation, GB/s is the weight bytes read per second (every weight is read once per token)\n"
            "and % bw its share of the machine's memory read bandwidth, measured once at the start by a read\n"
            "probe (all hardware threads streaming a buffer much larger than the caches).\n\n"
@@ -303,6 +304,10 @@ int cmd_bench(int argc, char** argv) {
     for (const auto& info : infos) {
         for (int t : threads) {
             BenchInstance instance(info, device, t, max_tokens);
+            char line[200];
+            std::snprintf(line, sizeof line, "loaded %s in %.2f s (%d threads)", info.path.c_str(),
+                          instance.load_seconds(), t);
+            progress_line(line);
             if (!std::exchange(begun, true)) printer.begin();
             for (const auto& test : tests) {
                 ++index;
@@ -315,6 +320,17 @@ int cmd_bench(int argc, char** argv) {
                 options.progress = [&](const std::string& what) { progress_line(where + what); };
                 results.push_back(instance.run(test, options));
                 printer.row(results.back());
+            }
+            // The memory target: the mapped weights plus the KV cache, and little else.
+            if (device == Device::Cpu) {
+                const double gib = double(1u << 30), rss = double(peak_rss_bytes());
+                const double kv = double(info.kv_bytes_per_token) * max_tokens,
+                             budget = double(info.size_bytes) + kv;
+                std::snprintf(line, sizeof line,
+                              "peak RSS %.2f GiB = %.1f%% of file %.2f GiB + KV cache %.3f GiB (%d tokens)",
+                              rss / gib, 100.0 * rss / budget, double(info.size_bytes) / gib, kv / gib,
+                              max_tokens);
+                progress_line(line);
             }
         }
     }

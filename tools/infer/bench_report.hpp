@@ -12,12 +12,13 @@ namespace kinfer::cli {
 // What is known about a model file before running it.
 struct BenchModelInfo {
     std::string path;
-    std::string model_type;        // "llama 7B": architecture and size class, as llama-bench's first words
-    std::string file_type;         // "Q4_K_M" (general.file_type), or the main tensor type when not given
-    uint64_t size_bytes = 0;       // all tensor data
-    uint64_t n_params = 0;         // all tensor elements
-    uint64_t bytes_per_token = 0;  // weight bytes one generated token reads (all but the embedding table)
-    int64_t n_ctx_train = 0;       // <arch>.context_length; 0 if not given
+    std::string model_type;           // "llama 7B": architecture and size class, as llama-bench's first words
+    std::string file_type;            // "Q4_K_M" (general.file_type), or the main tensor type when not given
+    uint64_t size_bytes = 0;          // all tensor data
+    uint64_t n_params = 0;            // all tensor elements
+    uint64_t bytes_per_token = 0;     // weight bytes one generated token reads (all but the embedding table)
+    int64_t n_ctx_train = 0;          // <arch>.context_length; 0 if not given
+    uint64_t kv_bytes_per_token = 0;  // the KV cache (fp16, as the bench loads it) per context position
 };
 
 struct BenchTest {
