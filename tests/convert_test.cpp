@@ -380,13 +380,13 @@ TEST_CASE("convert: current config.json style (rope_parameters, dtype, head_dim,
 
 TEST_CASE(
     "convert: head_dim != hidden_size / num_attention_heads converts and runs like the float64 reference") {
-    // Mistral-Nemo-style config: an explicit head_dim (12) with 2 heads on a hidden size of 16, so Q is 24
-    // wide, K/V (one KV head) 12, and o_proj maps 24 back to 16. transformers is not available here (the
-    // checkpoint is synthetic), so the truth is our float64 reference forward (tests/support), which follows
-    // llama.cpp's graph with key_length as the head size.
+    // Mistral-Nemo-style config: an explicit head_dim (16, a size the CUDA kernels take too) with 2 heads
+    // on a hidden size of 16, so Q is 32 wide, K/V (one KV head) 16, and o_proj maps 32 back to 16.
+    // transformers is not available here (the checkpoint is synthetic), so the truth is our float64 reference
+    // forward (tests/support), which follows llama.cpp's graph with key_length as the head size.
     ScratchDir dir("convert_head_dim");
     SynthCheckpoint c;
-    c.config["head_dim"] = 12;
+    c.config["head_dim"] = 16;
     c.config["num_key_value_heads"] = 1;
     std::mt19937 rng(11);
     std::normal_distribution<float> nd(0.0f, 0.4f);
@@ -396,26 +396,26 @@ TEST_CASE(
         return test::st_tensor(name, "F32", shape, v);
     };
     for (auto& t : c.tensors) {
-        if (t.name == "model.layers.0.self_attn.q_proj.weight") t = random_f32(t.name, {24, 16});
-        if (t.name == "model.layers.0.self_attn.k_proj.weight") t = random_f32(t.name, {12, 16});
-        if (t.name == "model.layers.0.self_attn.v_proj.weight") t = random_f32(t.name, {12, 16});
-        if (t.name == "model.layers.0.self_attn.o_proj.weight") t = random_f32(t.name, {16, 24});
+        if (t.name == "model.layers.0.self_attn.q_proj.weight") t = random_f32(t.name, {32, 16});
+        if (t.name == "model.layers.0.self_attn.k_proj.weight") t = random_f32(t.name, {16, 16});
+        if (t.name == "model.layers.0.self_attn.v_proj.weight") t = random_f32(t.name, {16, 16});
+        if (t.name == "model.layers.0.self_attn.o_proj.weight") t = random_f32(t.name, {16, 32});
     }
     c.write(dir / "m");
     const std::string out = (dir / "m.gguf").string();
     convert::ConvertOptions opt;
     opt.ftype = FileType::ALL_F32;
     const auto sum = convert::convert_hf_to_gguf((dir / "m").string(), out, opt);
-    CHECK(sum.config.head_dim == 12);
+    CHECK(sum.config.head_dim == 16);
     const auto f = gguf::GgufFile::open(out);
-    CHECK(f.get<uint32_t>("llama.attention.key_length") == 12);
-    CHECK(f.get<uint32_t>("llama.attention.value_length") == 12);
-    CHECK(f.get<uint32_t>("llama.rope.dimension_count") == 12);
-    CHECK(f.tensor("blk.0.attn_q.weight").ne[1] == 24);
-    CHECK(f.tensor("blk.0.attn_output.weight").ne[0] == 24);
+    CHECK(f.get<uint32_t>("llama.attention.key_length") == 16);
+    CHECK(f.get<uint32_t>("llama.attention.value_length") == 16);
+    CHECK(f.get<uint32_t>("llama.rope.dimension_count") == 16);
+    CHECK(f.tensor("blk.0.attn_q.weight").ne[1] == 32);
+    CHECK(f.tensor("blk.0.attn_output.weight").ne[0] == 32);
 
     const testing::ReferenceForward ref(f);
-    REQUIRE(ref.config().head_dim == 12);
+    REQUIRE(ref.config().head_dim == 16);
     const std::vector<int32_t> ids = {1, 264, 262, 40, 7, 263, 100, 5, 261};
     const auto truth = ref.logits(ids);
     const Model model = Model::load(out, {.threads = 2, .kv_type = KvType::F32});
