@@ -22,8 +22,9 @@
 #   --temperature T      0: greedy [0]               --seconds S    time bound of a level [120]
 #   --port N             first port tried (the next free one is used) [18500]
 #   --out DIR            where logs and results go [a new directory under /tmp]
-# The environment goes to both servers: `infer serve` runs OpenMP passive by itself (see its --help), llama-server
-# only with OMP_WAIT_POLICY=passive set here (the table's header says which).
+# The environment goes to both servers. llama-server's CPU threads are OpenMP's (libgomp), which spin when idle
+# and, on a small machine, starve the HTTP threads and the load client: OMP_WAIT_POLICY=passive set here stops
+# that (the header line says which); kinfer's own thread pool spins 50 us at most.
 # Bounded: each server must be ready within 300 s, each load run ends within 2*seconds + 120 s; servers
 # are stopped (TERM, then KILL) when the script exits in any way.
 set -euo pipefail
@@ -68,7 +69,13 @@ mkdir -p "$out"
 results="$out/results.jsonl"
 : > "$results"
 
-server_pid=""
+server_pid="" load_pid=""
+stop_load() {
+  [ -n "$load_pid" ] || return 0
+  kill -TERM "$load_pid" 2> /dev/null || true
+  wait "$load_pid" 2> /dev/null || true
+  load_pid=""
+}
 stop_server() {
   [ -n "$server_pid" ] || return 0
   kill -TERM "$server_pid" 2> /dev/null || true
@@ -77,7 +84,7 @@ stop_server() {
   wait "$server_pid" 2> /dev/null || true
   server_pid=""
 }
-trap stop_server EXIT
+trap 'stop_load; stop_server' EXIT
 trap 'exit 130' INT TERM
 
 port_busy() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null; }
@@ -112,18 +119,21 @@ start_server() {
 servers=(kinfer)
 [ "$llama" = none ] || servers+=(llama-server)
 echo "serve-compare: $(basename "$model"), $threads threads, $parallel slots of $ctx tokens, $requests requests of" \
-  "$max_tokens tokens per level, temperature $temperature, $rounds round(s), OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}" \
-  "(infer serve: passive unless set); logs in $out" >&2
+  "$max_tokens tokens per level, temperature $temperature, $rounds round(s), OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset};" \
+  "logs in $out" >&2
 for round in $(seq "$rounds"); do
   for name in "${servers[@]}"; do
     p="$(free_port)"
     log="$out/$name-$round.log"
     echo "serve-compare: round $round: $name on port $p" >&2
     start_server "$name" "$p" "$log"
+    # In the background and waited for: a signal to this script then ends the run at once (see the traps).
     timeout $((2 * seconds + 120)) node "$here/serve_load.mjs" --url "http://127.0.0.1:$p" --streams "1,$parallel" \
       --requests "$requests" --max-tokens "$max_tokens" --seconds "$seconds" --temperature "$temperature" \
-      > "$out/$name-$round.load" 2>> "$log" ||
-      { echo "serve-compare: the load run against $name failed:" >&2; tail -5 "$log" >&2; exit 1; }
+      > "$out/$name-$round.load" 2>> "$log" &
+    load_pid=$!
+    wait "$load_pid" || { echo "serve-compare: the load run against $name failed:" >&2; tail -5 "$log" >&2; exit 1; }
+    load_pid=""
     grep '^{' "$out/$name-$round.load" | sed "s/^{/{\"server\":\"$name\",\"round\":$round,/" >> "$results"
     sed 's/^/  /' "$out/$name-$round.load" >&2
     stop_server

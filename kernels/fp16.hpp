@@ -24,19 +24,6 @@ inline float fp16_to_fp32(uint16_t h) {
     return std::bit_cast<float>(bits);
 }
 
-// The same exact conversion with selects instead of branches, so that a loop of them vectorizes (hot
-// loops over fp16 data: the KV cache). Subnormal halves are rebuilt by subtracting two normal floats
-// (exact), so the result does not depend on a denormals-are-zero mode.
-inline float fp16_to_fp32_branchless(uint16_t h) {
-    const uint32_t em = static_cast<uint32_t>(h & 0x7fffu) << 13;  // exponent, mantissa at float's places
-    const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-    uint32_t bits = em + (112u << 23);                      // rebias the exponent: 15 -> 127
-    bits = em >= 0x0f800000u ? bits + (112u << 23) : bits;  // inf / NaN: exponent 255, payload kept
-    const float sub = std::bit_cast<float>(em + (113u << 23)) - std::bit_cast<float>(113u << 23);
-    bits = em < 0x00800000u ? std::bit_cast<uint32_t>(sub) : bits;  // zero, subnormals: mant * 2^-24
-    return std::bit_cast<float>(bits | sign);
-}
-
 // Round-to-nearest-even, overflow to inf, NaN stays NaN.
 inline uint16_t fp32_to_fp16(float f) {
     const uint32_t x = std::bit_cast<uint32_t>(f);

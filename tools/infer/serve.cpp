@@ -2,7 +2,6 @@
 // (include/kinfer/scheduler.hpp). The routes are in serve_http.cpp, the API shapes in serve_openai.cpp,
 // the chat page in serve_page.cpp.
 #include <pthread.h>
-#include <unistd.h>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -10,7 +9,6 @@
 #include <sstream>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "tools/infer/args.hpp"
 #include "tools/infer/commands.hpp"
@@ -73,28 +71,6 @@ std::string read_key_file(const std::string& path) {
     return key;
 }
 
-// OpenMP's threads spin between parallel regions by default (libgomp: for a long while), which pays off
-// when they own the cores. A server shares them with its HTTP threads and, on a small machine, with its
-// clients: spinning team threads then starve the very threads that carry each token out, and every
-// barrier waits for a team member the OS has parked (measured on 2 cores: a single stream 5-10x slower).
-// The wait policy is read once when libgomp loads, so unless the user chose one, `infer serve` restarts
-// itself (same process id, same arguments) with OMP_WAIT_POLICY=passive: idle team threads sleep.
-void exec_with_passive_openmp() {
-    if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
-    std::vector<std::string> args;
-    {
-        std::ifstream in("/proc/self/cmdline", std::ios::binary);
-        for (std::string arg; std::getline(in, arg, '\0');) args.push_back(arg);
-    }
-    if (args.empty()) return;
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    execv("/proc/self/exe", argv.data());
-    unsetenv("OMP_WAIT_POLICY");  // exec failed (no /proc): carry on as we are
-}
-
 std::string file_name(const std::string& path) {
     const size_t slash = path.find_last_of('/');
     return slash == std::string::npos ? path : path.substr(slash + 1);
@@ -142,7 +118,6 @@ int cmd_serve(int argc, char** argv) {
         }
     }
     finish_flags(mf, nullptr);
-    exec_with_passive_openmp();  // after the flags: --help and bad flags need no restart
     if (!key_file.empty()) {
         if (!http.api_key.empty()) throw UsageError("give --api-key or --api-key-file, not both");
         http.api_key = read_key_file(key_file);
