@@ -17,7 +17,7 @@ namespace {
 
 // Rows read ahead: a head's slice of a cache row is a few cache lines at a stride of the whole row
 // (n_head_kv heads), which the hardware prefetchers follow poorly across pages.
-constexpr int64_t kPrefetchRows = 8;
+constexpr int64_t kPrefetchRows = 16;
 constexpr int64_t kOutputBlock = 32;  // cache rows per block of the output pass
 
 template <class KV>
@@ -109,14 +109,22 @@ void attend_block(const AttnTask& a) {
 template <class KV>
 void attend(const AttnTask& a) {
     switch (a.n_heads) {
-        case 1: return attend_block<KV, 1>(a);
-        case 2: return attend_block<KV, 2>(a);
-        case 3: return attend_block<KV, 3>(a);
-        case 4: return attend_block<KV, 4>(a);
-        case 5: return attend_block<KV, 5>(a);
-        case 6: return attend_block<KV, 6>(a);
-        case 7: return attend_block<KV, 7>(a);
-        default: return attend_block<KV, 8>(a);
+        case 1:
+            return attend_block<KV, 1>(a);
+        case 2:
+            return attend_block<KV, 2>(a);
+        case 3:
+            return attend_block<KV, 3>(a);
+        case 4:
+            return attend_block<KV, 4>(a);
+        case 5:
+            return attend_block<KV, 5>(a);
+        case 6:
+            return attend_block<KV, 6>(a);
+        case 7:
+            return attend_block<KV, 7>(a);
+        default:
+            return attend_block<KV, 8>(a);
     }
 }
 
