@@ -4,6 +4,7 @@
 // array) and jsonl (one object per line).
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,12 +29,25 @@ struct BenchTest {
     std::string name() const;  // "pp512", "tg128", "pp512+tg128", with " @ d512" when n_depth > 0
 };
 
+// --perplexity: the model's quality on a text, against a base model (quality/perplexity.hpp's measures).
+struct BenchQuality {
+    std::string text_path;
+    std::string base_path, base_type;  // the KL-divergence base and its file type ("F16")
+    bool is_base = false;              // this model is the base: KLD 0, same top 100% by definition
+    int n_ctx = 0, n_chunk = 0;        // the chunks scored
+    uint64_t n_tokens = 0;             // scored tokens
+    double ppl = 0, ppl_err = 0;       // perplexity and its uncertainty (as infer perplexity prints them)
+    double kld = 0, kld_err = 0;       // mean KL-divergence from the base, nats per token
+    double same_top = 0;               // fraction of scored tokens where the most likely token is the base's
+};
+
 struct BenchResult {
     BenchModelInfo model;
     std::string backend;  // "CPU", "CUDA"
     int threads = 0;
     BenchTest test;
-    std::vector<double> samples_ns;  // one per repetition
+    std::vector<double> samples_ns;       // one per repetition
+    std::optional<BenchQuality> quality;  // with --perplexity
     double avg_ns() const;
     double stddev_ns() const;
     std::vector<double> samples_ts() const;  // tokens per second of each repetition
