@@ -80,7 +80,7 @@ void attend_block(const AttnTask& a) {
     }
 
     // output: blocks of rows (their V slices stay in L1), each register-wide slice of the head dimension
-    // summed over the block in registers, then added to the output once per block
+    // carried through the block in registers; the sum runs over j in order, as a plain loop would
     for (int h = 0; h < NB; ++h)
         for (int64_t d = 0; d < hd; ++d) a.out[h * hd + d] = 0.0f;
     for (int64_t j0 = 0; j0 < n; j0 += kOutputBlock) {
@@ -88,15 +88,12 @@ void attend_block(const AttnTask& a) {
         for (int64_t j = j1; j < j1 + kOutputBlock && j < n; ++j) prefetch_row(v + j * a.kv_stride, hd);
         for (int64_t d = 0; d < dv; d += W) {
             R acc[NB];
-            for (int h = 0; h < NB; ++h) acc[h] = V::zero();
+            for (int h = 0; h < NB; ++h) acc[h] = V::load(a.out + h * hd + d);
             for (int64_t j = j0; j < j1; ++j) {
                 const R vv = V::load(v + j * a.kv_stride + d);
                 for (int h = 0; h < NB; ++h) acc[h] = V::fma(V::set1(sc[h * n + j]), vv, acc[h]);
             }
-            for (int h = 0; h < NB; ++h) {
-                float* o = a.out + h * hd + d;
-                V::store(o, V::add(V::load(o), acc[h]));
-            }
+            for (int h = 0; h < NB; ++h) V::store(a.out + h * hd + d, acc[h]);
         }
         for (int64_t d = dv; d < hd; ++d)
             for (int64_t j = j0; j < j1; ++j) {
