@@ -71,7 +71,7 @@ __global__ void rmsnorm_kernel(float* __restrict__ x, const float* __restrict__ 
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         const float v = (xr[i] * scale) * w[i];
         o[i] = v;
-        if (pr) pr[activation_offset(i)] = v;
+        if (pr) prepare_group(v, i / 32, n, pr);  // n % 32 == 0: whole warps per group
     }
 }
 
@@ -82,7 +82,7 @@ __global__ void swiglu_kernel(const float* gate, const float* __restrict__ up, i
         const float g = gate[i];
         const float v = g / (1.0f + __expf(-g)) * up[i];
         out[i] = v;
-        if (prepared) prepared[(i / cols) * prepared_stride + activation_offset(i % cols)] = v;
+        if (prepared) prepare_group(v, (i % cols) / 32, cols, prepared + (i / cols) * prepared_stride);
     }
 }
 
@@ -192,6 +192,8 @@ void embed(const DeviceMatrix& table, const int32_t* ids_dev, int n_tokens, floa
 void rmsnorm(float* x_dev, const float* residual_dev, const float* w_dev, float eps, int n_rows, int n,
              float* out_dev, float* prepared_dev, Stream stream) {
     if (n_rows <= 0) return;
+    if (prepared_dev && n % 32 != 0)
+        throw Error("internal error: rmsnorm prepared for matvec needs n % 32 == 0");
     rmsnorm_kernel<<<n_rows, 256, 0, as_stream(stream)>>>(x_dev, residual_dev, w_dev, eps, n, out_dev,
                                                           prepared_dev, activation_floats(n));
     check_launch("rmsnorm");
@@ -201,6 +203,8 @@ void swiglu(const float* gate_dev, const float* up_dev, int n_rows, int64_t cols
             float* prepared_dev, Stream stream) {
     const int64_t n = int64_t(n_rows) * cols;
     if (n <= 0) return;
+    if (prepared_dev && cols % 32 != 0)
+        throw Error("internal error: swiglu prepared for matvec needs cols % 32 == 0");
     swiglu_kernel<<<elementwise_blocks(n), 256, 0, as_stream(stream)>>>(
         gate_dev, up_dev, n, cols, out_dev, prepared_dev, activation_floats(cols));
     check_launch("swiglu");
