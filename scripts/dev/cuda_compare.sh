@@ -5,6 +5,7 @@
 #   scripts/dev/cuda_compare.sh measure [deps-dir]           synthesizes the Mistral-7B files (TYPES, default
 #       "Q4_K_M Q6_K Q8_0") and runs `llama-bench` and `infer bench --device cuda` alternately on each:
 #       pp512 + tg128 (-r 3), then tg128 at depth 4096
+# deps-dir: doctest, xsimd, cpp-httplib (with libbrotli) the device image lacks, copied from a Debian machine.
 # LLAMA_TGZ: llama.cpp's source without .git/build/models (tar czf). Logs and tables go to $OUT.
 set -uo pipefail
 OUT=${OUT:-/tmp/cuda_compare_out}
@@ -16,7 +17,8 @@ KB=/tmp/kinfer-build
 build_kinfer() {
   local deps=${1:-}
   local extra=()
-  [[ -n "$deps" ]] && extra+=(-Ddoctest_DIR="$deps/lib/cmake/doctest" -DKINFER_XSIMD_INCLUDE="$deps/include")
+  [[ -n "$deps" ]] && extra+=(-Ddoctest_DIR="$deps/lib/cmake/doctest" -DKINFER_XSIMD_INCLUDE="$deps/include" -DKINFER_HTTPLIB_INCLUDE="$deps/include"
+    -DKINFER_HTTPLIB="$deps/lib/libcpp-httplib.so") && export LD_LIBRARY_PATH="$deps/lib:${LD_LIBRARY_PATH:-}"
   cmake -S . -B $KB -G Ninja -DCMAKE_BUILD_TYPE=Release -DKINFER_BUILD_TESTS=ON -DKINFER_BUILD_BENCH=OFF \
     -DKINFER_CUDA=ON "${extra[@]}" > "$OUT/kinfer-cmake.log" 2>&1 &&
     cmake --build $KB -j16 --target kinfer_tests kinfer_cuda_bench infer > "$OUT/kinfer-build.log" 2>&1
@@ -36,7 +38,8 @@ case $phase in
     lpid=$!
     build_kinfer "$deps" || { grep -E "error" -A3 "$OUT/kinfer-build.log" | head -40; }
     echo "kinfer build after $(($(date +%s) - t0)) s"
-    $KB/bin/kinfer_tests -tc='cuda*' 2>&1 | tee "$OUT/tests.log" | grep -E "largest|ERROR|FAILED|test cases|assertions" | head -40
+    $KB/bin/kinfer_tests -tc='cuda*' -s 2>&1 > "$OUT/tests.log"
+    grep -E "prefill error|ERROR|FAILED|test cases|assertions" "$OUT/tests.log" | head -40
     if [[ -z "${SKIP_SANITIZER:-}" ]]; then
       timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 $KB/bin/kinfer_tests -tc='cuda matvec*,cuda small*' \
         > "$OUT/memcheck.log" 2>&1
@@ -45,7 +48,7 @@ case $phase in
         > "$OUT/racecheck.log" 2>&1
       echo "racecheck rc=$?: $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$OUT/racecheck.log" | tail -1)"
     fi
-    for v in 0 1; do
+    for v in ${VARIANTS:-0 1}; do
       echo "matvec variant $v:"
       KINFER_MATVEC_VARIANT=$v $KB/bin/kinfer_cuda_bench --quick 2>&1 | tee "$OUT/bench-$v.log" | grep -E "q4_K|q6_K|q8_0|attention|prefill" | head -12
     done
@@ -54,6 +57,7 @@ case $phase in
     ;;
   measure)
     deps=${1:-}
+    [[ -n "$deps" ]] && export LD_LIBRARY_PATH="$deps/lib:${LD_LIBRARY_PATH:-}"
     [[ -x $KB/bin/infer ]] || build_kinfer "$deps"
     [[ -x $LL/build/bin/llama-bench ]] || { echo "no llama-bench (machine not warm?)"; }
     nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader
