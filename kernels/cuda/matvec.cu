@@ -132,6 +132,7 @@ template <class L, int NT, int R, int MinBlocks>
 __global__ void __launch_bounds__(kThreads, MinBlocks)
     matvec_kernel(const MatvecParts parts, int n_groups, int n_records, const float* __restrict__ x,
                   int64_t x_stride, int q_off, int s_off, int n_tok) {
+    wait_for_producer();
     // Constant indices only: a run-time index would copy the parameters to local memory.
     MatvecPart me = parts.p[0];
     if (parts.n > 1 && int(blockIdx.x) >= parts.p[1].first_block) me = parts.p[1];
@@ -192,6 +193,7 @@ __global__ void __launch_bounds__(kThreads, MinBlocks)
 // Warps over groups (cols % 32 == 0, so each warp's 32 elements are one group of one token).
 __global__ void prepare_kernel(const float* __restrict__ x, int64_t cols, int64_t stride, int n_tok,
                                float* __restrict__ out) {
+    wait_for_producer();
     const int64_t n = cols * n_tok;
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
          i += int64_t(gridDim.x) * blockDim.x) {
@@ -228,9 +230,9 @@ void launch_rows(const MatvecOut* outs, int n_outs, const float* x, int n_tok, c
     }
     const int n_groups = static_cast<int>(w0.cols / kGroupElems);
     const int n_records = static_cast<int>(ceil_div<int64_t>(w0.cols, kRecordElems));
-    matvec_kernel<L, NT, R, MinBlocks><<<blocks, kThreads, 0, s>>>(
-        parts, n_groups, n_records, x, activation_floats(w0.cols), int(activation_q_offset(w0.cols)),
-        int(activation_scale_offset(w0.cols)), n_tok);
+    launch_kernel(matvec_kernel<L, NT, R, MinBlocks>, blocks, kThreads, 0, s, parts, n_groups, n_records, x,
+                  activation_floats(w0.cols), int(activation_q_offset(w0.cols)),
+                  int(activation_scale_offset(w0.cols)), n_tok);
 }
 
 template <class L, int NT>
@@ -257,8 +259,8 @@ void prepare_activation(const float* x_dev, int n_tokens, int64_t cols, float* o
     if (n_tokens <= 0) return;
     if (cols % 32 != 0) throw Error("internal error: prepare_activation needs cols % 32 == 0");
     const int64_t n = cols * n_tokens;
-    prepare_kernel<<<static_cast<unsigned>(std::min<int64_t>(ceil_div<int64_t>(n, 256), 4096)), 256, 0,
-                     as_stream(stream)>>>(x_dev, cols, activation_floats(cols), n_tokens, out_dev);
+    launch_kernel(prepare_kernel, static_cast<unsigned>(std::min<int64_t>(ceil_div<int64_t>(n, 256), 4096)),
+                  256, 0, as_stream(stream), x_dev, cols, activation_floats(cols), n_tokens, out_dev);
     check_launch("prepare_activation");
 }
 

@@ -55,6 +55,7 @@ __device__ float block_sum(float v) {
 __global__ void rmsnorm_kernel(float* __restrict__ x, const float* __restrict__ residual,
                                const float* __restrict__ w, float eps, int n, float* out, float* prepared,
                                int64_t prepared_stride) {
+    wait_for_producer();
     float* xr = x + static_cast<int64_t>(blockIdx.x) * n;
     float ss = 0.0f;
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
@@ -77,6 +78,7 @@ __global__ void rmsnorm_kernel(float* __restrict__ x, const float* __restrict__ 
 
 __global__ void swiglu_kernel(const float* gate, const float* __restrict__ up, int64_t n, int64_t cols,
                               float* out, float* prepared, int64_t prepared_stride) {
+    wait_for_producer();
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
          i += int64_t(gridDim.x) * blockDim.x) {
         const float g = gate[i];
@@ -87,6 +89,7 @@ __global__ void swiglu_kernel(const float* gate, const float* __restrict__ up, i
 }
 
 __global__ void add_kernel(float* x, const float* __restrict__ y, int64_t n) {
+    wait_for_producer();
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
          i += int64_t(gridDim.x) * blockDim.x)
         x[i] += y[i];
@@ -99,6 +102,7 @@ __global__ void rope_kv_kernel(float* __restrict__ q, const float* __restrict__ 
                                int n_head, int n_head_kv, int head_dim, int n_rot,
                                const double* __restrict__ inv_freq) {
     extern __shared__ float cs[];  // cos[n_rot / 2], sin[n_rot / 2]
+    wait_for_producer();
     const int t = blockIdx.x;
     const KvRow row = rows[t];
     const int n_pairs = n_rot / 2, half_dim = head_dim / 2;
@@ -194,8 +198,8 @@ void rmsnorm(float* x_dev, const float* residual_dev, const float* w_dev, float 
     if (n_rows <= 0) return;
     if (prepared_dev && n % 32 != 0)
         throw Error("internal error: rmsnorm prepared for matvec needs n % 32 == 0");
-    rmsnorm_kernel<<<n_rows, 256, 0, as_stream(stream)>>>(x_dev, residual_dev, w_dev, eps, n, out_dev,
-                                                          prepared_dev, activation_floats(n));
+    launch_kernel(rmsnorm_kernel, n_rows, 256, 0, as_stream(stream), x_dev, residual_dev, w_dev, eps, n,
+                  out_dev, prepared_dev, activation_floats(n));
     check_launch("rmsnorm");
 }
 
@@ -205,8 +209,8 @@ void swiglu(const float* gate_dev, const float* up_dev, int n_rows, int64_t cols
     if (n <= 0) return;
     if (prepared_dev && cols % 32 != 0)
         throw Error("internal error: swiglu prepared for matvec needs cols % 32 == 0");
-    swiglu_kernel<<<elementwise_blocks(n), 256, 0, as_stream(stream)>>>(
-        gate_dev, up_dev, n, cols, out_dev, prepared_dev, activation_floats(cols));
+    launch_kernel(swiglu_kernel, elementwise_blocks(n), 256, 0, as_stream(stream), gate_dev, up_dev, n, cols,
+                  out_dev, prepared_dev, activation_floats(cols));
     check_launch("swiglu");
 }
 
@@ -228,7 +232,7 @@ void rope_shift_keys(uint16_t* k_dev, int64_t n_rows, int64_t row_stride, const 
 
 void add(float* x_dev, const float* y_dev, int64_t n, Stream stream) {
     if (n <= 0) return;
-    add_kernel<<<elementwise_blocks(n), 256, 0, as_stream(stream)>>>(x_dev, y_dev, n);
+    launch_kernel(add_kernel, elementwise_blocks(n), 256, 0, as_stream(stream), x_dev, y_dev, n);
     check_launch("add");
 }
 
@@ -236,9 +240,8 @@ void rope_kv_store(float* q_dev, const float* k_dev, const float* v_dev, const K
                    int layer, const AttentionShape& shape, const double* inv_freq_dev, Stream stream) {
     if (n_tokens <= 0) return;
     const size_t shared = sizeof(float) * size_t(shape.n_rot);
-    rope_kv_kernel<<<n_tokens, 256, shared, as_stream(stream)>>>(q_dev, k_dev, v_dev, rows_dev, layer,
-                                                                 shape.n_head, shape.n_head_kv,
-                                                                 shape.head_dim, shape.n_rot, inv_freq_dev);
+    launch_kernel(rope_kv_kernel, n_tokens, 256, shared, as_stream(stream), q_dev, k_dev, v_dev, rows_dev,
+                  layer, shape.n_head, shape.n_head_kv, shape.head_dim, shape.n_rot, inv_freq_dev);
     check_launch("rope_kv_store");
 }
 

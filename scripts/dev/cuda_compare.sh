@@ -40,6 +40,8 @@ case $phase in
     echo "kinfer build after $(($(date +%s) - t0)) s"
     $KB/bin/kinfer_tests -tc='cuda*' -s 2>&1 > "$OUT/tests.log"
     grep -E "prefill error|ERROR|FAILED|test cases|assertions" "$OUT/tests.log" | head -40
+    echo "with KINFER_PDL=1:"
+    KINFER_PDL=1 $KB/bin/kinfer_tests -tc='cuda*' 2>&1 | grep -E "ERROR|test cases|assertions" | head -10
     if [[ -z "${SKIP_SANITIZER:-}" ]]; then
       timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 $KB/bin/kinfer_tests -tc='cuda matvec*,cuda small*' \
         > "$OUT/memcheck.log" 2>&1
@@ -57,6 +59,7 @@ case $phase in
     ;;
   measure)
     deps=${1:-}
+    t0=$(date +%s)
     [[ -n "$deps" ]] && export LD_LIBRARY_PATH="$deps/lib:${LD_LIBRARY_PATH:-}"
     [[ -x $KB/bin/infer ]] || build_kinfer "$deps"
     [[ -x $LL/build/bin/llama-bench ]] || { echo "no llama-bench (machine not warm?)"; }
@@ -66,13 +69,17 @@ case $phase in
       t1=$(date +%s)
       $KB/bin/infer synth -o $f --preset mistral-7b --type $ty > "$OUT/synth-$ty.log" 2>&1 || { echo "synth $ty failed"; tail -3 "$OUT/synth-$ty.log"; continue; }
       echo "== $ty $(du -h $f | cut -f1) (synth $(($(date +%s) - t1)) s)"
-      for rep in 1 2; do
+      # Alternating; kinfer once without and once with programmatic dependent launch (KINFER_PDL).
+      for pdl in 0 1; do
         $LL/build/bin/llama-bench -m $f -ngl 99 -p 512 -n 128 -r 3 -o md 2>/dev/null | grep -E "pp512|tg128" | sed "s/^/llama.cpp: /"
-        $KB/bin/infer bench -m $f --device cuda -p 512 -n 128 -r 3 2>&1 | grep -E "pp512|tg128|GB/s" | sed "s/^/kinfer:    /"
+        KINFER_PDL=$pdl $KB/bin/infer bench -m $f --device cuda --no-bandwidth -p 512 -n 128 -r 3 2>&1 | grep -E "pp512|tg128|GB/s" | sed "s/^/kinfer pdl=$pdl: /"
       done
       $LL/build/bin/llama-bench -m $f -ngl 99 -p 0 -n 128 -d 4096 -r 3 -o md 2>/dev/null | grep -E "tg128" | sed "s/^/llama.cpp: /"
-      $KB/bin/infer bench -m $f --device cuda -p 0 -n 128 -d 4096 -r 3 2>&1 | grep -E "tg128|GB/s" | sed "s/^/kinfer:    /"
+      for pdl in 0 1; do
+        KINFER_PDL=$pdl $KB/bin/infer bench -m $f --device cuda --no-bandwidth -p 0 -n 128 -d 4096 -r 3 2>&1 | grep -E "tg128|GB/s" | sed "s/^/kinfer pdl=$pdl: /"
+      done
       rm -f $f
+      echo "($(($(date +%s) - t0)) s)"
     done
     ;;
 esac
