@@ -43,10 +43,10 @@ case $phase in
     echo "with KINFER_PDL=1:"
     KINFER_PDL=1 $KB/bin/kinfer_tests -tc='cuda*' 2>&1 | grep -E "ERROR|test cases|assertions" | head -10
     if [[ -z "${SKIP_SANITIZER:-}" ]]; then
-      timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 $KB/bin/kinfer_tests -tc='cuda matvec*,cuda small*' \
+      timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 $KB/bin/kinfer_tests -tc='cuda matvec*,cuda small*,cuda rope*' \
         > "$OUT/memcheck.log" 2>&1
       echo "memcheck rc=$?: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"
-      timeout 100 compute-sanitizer --tool racecheck --error-exitcode 9 $KB/bin/kinfer_tests -tc='cuda small*,cuda matvec*' \
+      timeout 100 compute-sanitizer --tool racecheck --error-exitcode 9 $KB/bin/kinfer_tests -tc='cuda small*,cuda matvec*,cuda rope*' \
         > "$OUT/racecheck.log" 2>&1
       echo "racecheck rc=$?: $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$OUT/racecheck.log" | tail -1)"
     fi
