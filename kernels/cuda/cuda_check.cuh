@@ -28,13 +28,14 @@ __host__ __device__ constexpr T ceil_div(T a, T b) {
     return (a + b - 1) / b;
 }
 
-// Programmatic dependent launch (KINFER_PDL=1, read once): a kernel launched through launch_kernel may start
-// while the kernel before it in the stream finishes, hiding the launch gap between the many small kernels of
-// a decode step; every such kernel calls wait_for_producer() before it touches memory.
+// Programmatic dependent launch (on unless KINFER_PDL=0, read once): a kernel launched through launch_kernel
+// may start while the kernel before it in the stream finishes, hiding part of the launch gap between the many
+// small kernels of a decode step (+1-2% tg128 on an H200); every such kernel calls wait_for_producer() before
+// it touches memory.
 inline bool pdl_enabled() {
     static const bool on = [] {
         const char* e = std::getenv("KINFER_PDL");
-        return e && e[0] == '1';
+        return !(e && e[0] == '0');
     }();
     return on;
 }
