@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/cpu/prefill_attention.hpp"
 #include "kernels/cpu/simple_ops.hpp"
 #include "kernels/fp16.hpp"
 
@@ -80,6 +81,13 @@ void attention_impl(const float* q, int64_t n_tokens, int64_t pos0, const KV* k,
 void attention(const float* q, int64_t n_tokens, int64_t pos0, const void* k, const void* v, bool kv_f16,
                int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, int64_t window, float* out,
                float* scratch, int n_threads) {
+    // Prompts: the tiled path (prefill_attention.hpp), which reuses each converted key across many queries.
+    const PromptAttention prompt{q,      n_tokens,  pos0,     k,     v,      kv_f16,
+                                 n_head, n_head_kv, head_dim, scale, window, out};
+    if (n_tokens >= kPromptAttentionMinTokens && prompt_attention_supported(prompt)) {
+        prompt_attention(prompt, n_threads);
+        return;
+    }
     if (kv_f16)
         attention_impl(q, n_tokens, pos0, static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v),
                        n_head, n_head_kv, head_dim, scale, window, out, scratch, n_threads);
