@@ -12,6 +12,7 @@
 
 #include "kernels/cpu/prefill_attention.hpp"
 #include "kernels/cpu/simple_ops.hpp"
+#include "kernels/cpu/thread_pool.hpp"
 #include "kernels/fp16.hpp"
 
 using namespace kinfer;
@@ -64,6 +65,7 @@ TEST_CASE(
         {50, 13, 4, 4, 128, 17, true},  // no grouping, a sliding window shorter than the prompt
         {9, 200, 3, 1, 24, 70, false},  // odd head count, window inside the prefix
     };
+    cpu::ThreadPool pool(3);
     std::mt19937 rng(11);
     std::normal_distribution<float> normal(0.0f, 1.0f);
     for (const Case& c : cases) {
@@ -96,9 +98,9 @@ TEST_CASE(
         if (!cpu::prompt_attention_supported(a)) continue;  // a CPU without AVX2: cpu::attention's own path
         std::vector<float> out1(q.size(), NAN), out3(q.size(), NAN);
         a.out = out1.data();
-        cpu::prompt_attention(a, 1);
+        cpu::prompt_attention(a, nullptr);
         a.out = out3.data();
-        cpu::prompt_attention(a, 3);
+        cpu::prompt_attention(a, &pool);
         CHECK(out1 == out3);
         double worst = 0;
         for (size_t i = 0; i < want.size(); ++i) {
@@ -107,10 +109,11 @@ TEST_CASE(
         }
         CHECK(worst < 2e-5);  // outputs are weighted means of N(0,1) values: float rounding only
 
-        // cpu::attention routes prompts here and agrees with its per-query path (scratch for 4 threads).
-        std::vector<float> scratch(size_t(4 * n_ctx)), via(q.size());
+        // cpu::attention routes prompts here (at the AVX2 and AVX-512 levels alike).
+        std::vector<float> scratch(cpu::attention_scratch_floats(c.n_head, c.n_head_kv, n_ctx, 3)),
+            via(q.size());
         cpu::attention(q.data(), c.n_tokens, c.pos0, a.k, a.v, c.f16, c.n_head, c.n_head_kv, c.head_dim,
-                       scale, c.window, via.data(), scratch.data(), 2);
+                       scale, c.window, via.data(), scratch.data(), &pool);
         CHECK(via == out1);
     }
 }

@@ -3,14 +3,13 @@
 // dispatch to above the portable one.
 #include "kernels/cpu/prefill_attention.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "kernels/cpu/quant_matmul.hpp"
+#include "kernels/cpu/thread_pool.hpp"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -228,8 +227,9 @@ void run_task(const PromptAttention& a, int64_t task) {
 
 }  // namespace
 
-bool prompt_attention_supported(const PromptAttention& a) {
-    return active_isa() >= Isa::Avx2 && a.head_dim % 8 == 0 && a.n_head_kv > 0 && a.n_head % a.n_head_kv == 0;
+bool prompt_attention_supported(const PromptAttention& a, Isa isa) {
+    return isa >= Isa::Avx2 && detected_isa() >= Isa::Avx2 && a.head_dim % 8 == 0 && a.n_head_kv > 0 &&
+           a.n_head % a.n_head_kv == 0;
 }
 
 int64_t prompt_attention_tasks(const PromptAttention& a) {
@@ -243,10 +243,12 @@ void prompt_attention_task(const PromptAttention& a, int64_t task) {
         run_task<float>(a, task);
 }
 
-void prompt_attention(const PromptAttention& a, int n_threads) {
+void prompt_attention(const PromptAttention& a, ThreadPool* pool) {
     const int64_t n = prompt_attention_tasks(a);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads) if (n_threads > 1 && n > 1)
-    for (int64_t task = 0; task < n; ++task) prompt_attention_task(a, task);
+    if (pool && pool->size() > 1 && n > 1)
+        pool->run(n, [&](int64_t task, int) { prompt_attention_task(a, task); });
+    else
+        for (int64_t task = 0; task < n; ++task) prompt_attention_task(a, task);
 }
 
 }  // namespace kinfer::cpu
@@ -260,14 +262,14 @@ void prompt_attention(const PromptAttention& a, int n_threads) {
 #else  // not x86-64
 
 namespace kinfer::cpu {
-bool prompt_attention_supported(const PromptAttention&) {
+bool prompt_attention_supported(const PromptAttention&, Isa) {
     return false;
 }
 int64_t prompt_attention_tasks(const PromptAttention&) {
     return 0;
 }
 void prompt_attention_task(const PromptAttention&, int64_t) {}
-void prompt_attention(const PromptAttention&, int) {}
+void prompt_attention(const PromptAttention&, ThreadPool*) {}
 }  // namespace kinfer::cpu
 
 #endif

@@ -10,7 +10,11 @@
 // reads KV head h / (n_head / n_head_kv); the query at position p sees max(0, p - window + 1) .. p.
 #include <cstdint>
 
+#include "kernels/cpu/quant_matmul.hpp"
+
 namespace kinfer::cpu {
+
+class ThreadPool;
 
 // Token counts from which cpu::attention takes this path (below, the per-query path is as fast).
 inline constexpr int64_t kPromptAttentionMinTokens = 8;
@@ -27,9 +31,8 @@ struct PromptAttention {
     float* out;
 };
 
-// Whether prompt_attention can run `a` on this CPU (AVX2+FMA+F16C at the active level, head_dim a
-// multiple of 8).
-bool prompt_attention_supported(const PromptAttention& a);
+// Whether prompt_attention can run `a` at level `isa` (AVX2+FMA+F16C, on this CPU; head_dim a multiple of 8).
+bool prompt_attention_supported(const PromptAttention& a, Isa isa = active_isa());
 
 // The independent tasks of `a` (each writes its own rows of out), and one task on the calling thread
 // (thread-safe; scratch per thread grows once, then never allocates). Tasks are numbered so that the
@@ -37,7 +40,7 @@ bool prompt_attention_supported(const PromptAttention& a);
 int64_t prompt_attention_tasks(const PromptAttention& a);
 void prompt_attention_task(const PromptAttention& a, int64_t task);
 
-// All tasks on n_threads threads (OpenMP, dynamic).
-void prompt_attention(const PromptAttention& a, int n_threads);
+// All tasks on `pool` (null: the calling thread). The result does not depend on the thread count.
+void prompt_attention(const PromptAttention& a, ThreadPool* pool);
 
 }  // namespace kinfer::cpu
