@@ -93,9 +93,15 @@ void check_product(const QuantKernels& k, const MatmulPath& p, const Matrix& m, 
                 REQUIRE(got == kUntouched);
                 continue;
             }
+            // the activation's rounding step per block: max|x| / levels
+            const bool int16 = p.act_format == kActI16K;
+            const bool i8x2 =
+                p.act_format == kActI8x2K || p.act_format == kActI8x2KPerm || p.act_format >= kActI8x2B;
+            const int64_t block = int16 ? kInt16Block : (p.act_format >= kActI8x2B ? 32 : 256);
+            const double levels = int16 ? 32767.0 : 127.0 * 128.0;
             double exact = 0, magnitude = 0, rounding = 0;
-            for (int64_t b = 0; b < m.n_in; b += kInt16Block) {
-                const int64_t e = std::min(m.n_in, b + kInt16Block);
+            for (int64_t b = 0; b < m.n_in; b += block) {
+                const int64_t e = std::min(m.n_in, b + block);
                 double amax = 0, wsum = 0;
                 for (int64_t i = b; i < e; ++i) {
                     const double w = m.deq[size_t(r * m.n_in + i)], xi = x[size_t(t * m.n_in + i)];
@@ -104,10 +110,9 @@ void check_product(const QuantKernels& k, const MatmulPath& p, const Matrix& m, 
                     amax = std::max(amax, std::fabs(xi));
                     wsum += std::fabs(w);
                 }
-                rounding += wsum * amax / 32767 / 2 * 1.001;
+                rounding += wsum * amax / levels / 2 * 1.001;
             }
-            const bool int16 = p.act_format == kActI16K;
-            const double err = std::fabs(double(got) - exact) - (int16 ? rounding : 0.0);
+            const double err = std::fabs(double(got) - exact) - (int16 || i8x2 ? rounding : 0.0);
             const double rel = magnitude > 0 ? err / magnitude : err;
             stats.max_rel = std::max(stats.max_rel, rel);
             stats.max_raw = std::max(stats.max_raw, std::fabs(double(got) - exact) / magnitude);
@@ -137,13 +142,20 @@ TEST_CASE("cpu decode path: every type and instruction set against float64") {
         for (const GgmlType type : kTypes) {
             const QuantKernels& k = quant_kernels(type, isa);
             REQUIRE(k.type == type);
-            // the default (float) path, and the int16 one where the type has it
+            // the default path, the float one, the two-int8-term one and the int16 one where the type has
+            // them
             const MatmulPath* int16 = decode_path_int16(type, isa);
             if (int16) CHECK(int16->act_format == kActI16K);
-            for (const MatmulPath* p : {&k.decode, int16}) {
-                if (!p) continue;
-                const std::string what = std::string(type_name(type)) + " " + isa_name(isa) +
-                                         (p->act_format == kActI16K ? " int16" : "");
+            const MatmulPath* i8x2 = decode_path_i8x2(type, isa);
+            if (i8x2) CHECK(bool(k.decode.rows == i8x2->rows));  // the default where it exists
+            const MatmulPath* fl = isa == Isa::Portable ? nullptr : decode_path_float(type, isa);
+            for (const MatmulPath* p : {&k.decode, fl, i8x2, int16}) {
+                if (!p || (p != &k.decode && p->rows == k.decode.rows)) continue;
+                const char* kind =
+                    p->act_format == kActI16K
+                        ? " int16"
+                        : (p == i8x2 || p->rows == (i8x2 ? i8x2->rows : nullptr) ? " i8x2" : " float");
+                const std::string what = std::string(type_name(type)) + " " + isa_name(isa) + kind;
                 CAPTURE(what);
                 std::mt19937 rng(1234 + unsigned(type));
                 ErrorStats stats;

@@ -4,6 +4,21 @@
 namespace kinfer::cpu {
 
 const MatmulPath* decode_path(GgmlType type, Isa isa) {
+    if (const MatmulPath* p = decode_path_i8x2(type, isa)) return p;
+    return decode_path_float(type, isa);
+}
+
+const MatmulPath* decode_path_i8x2(GgmlType type, Isa isa) {
+#if defined(__x86_64__)
+    if (isa >= Isa::Avx512) return decode_path_i8x2_avx512(type);
+#else
+    (void)type;
+    (void)isa;
+#endif
+    return nullptr;
+}
+
+const MatmulPath* decode_path_float(GgmlType type, Isa isa) {
 #if defined(__x86_64__)
     if (isa >= Isa::Avx512)
         if (const MatmulPath* p = decode_path_avx512(type)) return p;

@@ -32,9 +32,21 @@ inline constexpr int kActFloat = 0;
 // act_format of the int16 k-quant paths (layout in decode_kernels.inl).
 inline constexpr int kActI16K = 0x10;
 
-// The fastest decode path for `type` at a level at or below `isa`, or nullptr where only the portable
-// reference exists.
+// act_formats of the two-int8-term paths (decode_i8x2_avx512.cpp): k-quants in block order, k-quants with
+// the groups of 32 in Q4_K's nibble order, and the legacy types (kActI8x2B + the type's weight offset).
+inline constexpr int kActI8x2K = 0x20;
+inline constexpr int kActI8x2KPerm = 0x21;
+inline constexpr int kActI8x2B = 0x100;
+
+// The default decode path for `type` at a level at or below `isa` (the two-int8-term path where it exists,
+// else the float one), or nullptr where only the portable reference exists.
 const MatmulPath* decode_path(GgmlType type, Isa isa);
+
+// The float-activation decode path (every type but Q8_K), or nullptr at Portable.
+const MatmulPath* decode_path_float(GgmlType type, Isa isa);
+
+// The two-int8-term decode path (Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 on AVX-512 VNNI), or nullptr.
+const MatmulPath* decode_path_i8x2(GgmlType type, Isa isa);
 
 // The int16-activation decode path of a k-quant at a level at or below `isa`, or nullptr.
 const MatmulPath* decode_path_int16(GgmlType type, Isa isa);
@@ -44,5 +56,6 @@ const MatmulPath* decode_path_avx2(GgmlType type);
 const MatmulPath* decode_path_avx512(GgmlType type);
 const MatmulPath* decode_path_int16_avx2(GgmlType type);
 const MatmulPath* decode_path_int16_avx512(GgmlType type);
+const MatmulPath* decode_path_i8x2_avx512(GgmlType type);
 
 }  // namespace kinfer::cpu

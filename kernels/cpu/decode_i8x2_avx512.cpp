@@ -1,0 +1,474 @@
+// The "two int8 terms" decode path on AVX-512 VNNI (see decode_table.hpp for why and how exact): the
+// activation x of each block is rounded to (d / 128) * (128 * q1 + q2) with d = max|x| / 127, q1 = round(x /
+// d) and q2 = round((x / d - q1) * 128), both int8 (|q2| <= 64): ~15 bits, 1/128 of llama.cpp's 8-bit step.
+// The weights' small unsigned codes go straight into vpdpbusd (u8 x s8 -> int32) against q1 and q2; per
+// 4-element int32 lane the two sums combine exactly as 128 * (w . q1) + (w . q2), then are converted to float
+// and scaled by the group / block scales. Offsets and mins (Q4_K's -dmin * m, Q6_K's -32, Q4_0's -8, Q8_0's
+// +128 from reading signed codes as w ^ 0x80) multiply sums of the rounded activation, computed exactly when
+// it is prepared, so the only rounding is the activation's. Weights are read in the GGUF layout as is.
+//
+// This file alone is built with -mavx512f/bw/vl/vnni (CMakeLists.txt) and only runs where detected_isa()
+// allows it. Nothing here has external linkage except decode_path_i8x2_avx512.
+#include "kernels/cpu/decode_table.hpp"
+
+#if defined(__x86_64__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/blocks.hpp"
+
+namespace kinfer::cpu {
+namespace {
+
+// ---- prepared activations --------------------------------------------------------------------------------
+// Per token, contiguous (so a token's bytes do not depend on which tokens share the call):
+//
+// k-quants (kActI8x2K, kActI8x2KPerm), blocks of 256, nb = n_in / 256:
+//   int8 q1[n_in] | int8 q2[n_in] | float dx[nb] | float s16[nb][16] | float s32[nb][16]
+//   dx = d / 128 of the block; s16[g] = dx * sum of (128 q1 + q2) over group g of 16; s32 the same over
+//   groups of 32 (lanes 8..15 zero). The Perm format stores the groups of 32 of each block in the order
+//   0 2 1 3 4 6 5 7 (how Q4_K / Q5_K hold their nibbles); s32 stays in group order.
+// legacy types (kActI8x2B*), blocks of 32, n_pad = n_in rounded up to 64 (zeros past n_in):
+//   int8 q1[n_pad] | int8 q2[n_pad] | float dxv[n_pad / 4] | float off[n_pad / 4]
+//   per 64 elements 16 lanes of 4 elements each: dxv = the lane's block's dx, off = kOff * dx * sum of the
+//   lane's (128 q1 + q2): what an offset of -kOff per weight costs.
+
+constexpr int kPermK4[8] = {0, 2, 1, 3, 4, 6, 5, 7};
+
+// Rounds 16 floats to q1, q2 (stored as bytes) with v = x * id, and returns 128 * q1 + q2 per lane.
+inline __m512i round16(const float* x, __m512 id, int8_t* q1, int8_t* q2) {
+    const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(x), id);
+    const __m512 r1 = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 r2 = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_sub_ps(v, r1), _mm512_set1_ps(128.0f)),
+                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512i i1 = _mm512_cvtps_epi32(r1), i2 = _mm512_cvtps_epi32(r2);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q1), _mm512_cvtsepi32_epi8(i1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q2), _mm512_cvtsepi32_epi8(i2));
+    return _mm512_add_epi32(_mm512_slli_epi32(i1, 7), i2);
+}
+
+// 127 / max|x| over n elements (0 for an all-zero block).
+inline float inv_step(const float* x, int n) {
+    __m512 m = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+    const float amax = _mm512_reduce_max_ps(m);
+    return amax > 0 ? 127.0f / amax : 0.0f;
+}
+
+size_t k_token_bytes(int64_t n_in) {
+    return size_t(n_in) * 2 + size_t(n_in / 256) * (4 + 64 + 64);
+}
+
+size_t k_act_bytes(int64_t n_in, int64_t n_tokens) {
+    return k_token_bytes(n_in) * size_t(n_tokens);
+}
+
+struct KTok {
+    const int8_t *q1, *q2;
+    const float *dx, *s16, *s32;
+};
+
+inline KTok k_token(const void* act, int64_t n_in, int64_t t) {
+    const auto* base = static_cast<const uint8_t*>(act) + size_t(t) * k_token_bytes(n_in);
+    const int64_t nb = n_in / 256;
+    const auto* dx = reinterpret_cast<const float*>(base + 2 * size_t(n_in));
+    return KTok{reinterpret_cast<const int8_t*>(base), reinterpret_cast<const int8_t*>(base) + n_in, dx,
+                dx + nb, dx + nb + 16 * nb};
+}
+
+template <bool kPerm>
+void k_prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
+    const int64_t nb = n_in / 256;
+    for (int64_t t = 0; t < n_tokens; ++t) {
+        auto* base = static_cast<uint8_t*>(act) + size_t(t) * k_token_bytes(n_in);
+        auto* q1 = reinterpret_cast<int8_t*>(base);
+        int8_t* q2 = q1 + n_in;
+        auto* dx = reinterpret_cast<float*>(base + 2 * size_t(n_in));
+        float* s16 = dx + nb;
+        float* s32 = s16 + 16 * nb;
+        for (int64_t b = 0; b < nb; ++b) {
+            const float* xb = x + t * n_in + b * 256;
+            const float id = inv_step(xb, 256);
+            const float step = id > 0 ? 1.0f / id / 128.0f : 0.0f;
+            dx[b] = step;
+            int32_t sum16[16];
+            for (int g = 0; g < 16; ++g) {
+                // group g of 16 goes to the place its group of 32 has in the stored order
+                const int at = kPerm ? 32 * kPermK4[g / 2] + 16 * (g % 2) : 16 * g;
+                sum16[g] = _mm512_reduce_add_epi32(
+                    round16(xb + 16 * g, _mm512_set1_ps(id), q1 + b * 256 + at, q2 + b * 256 + at));
+            }
+            for (int g = 0; g < 16; ++g) {
+                s16[16 * b + g] = step * float(sum16[g]);
+                s32[16 * b + g] = g < 8 ? step * float(sum16[2 * g] + sum16[2 * g + 1]) : 0.0f;
+            }
+        }
+    }
+}
+
+size_t b_token_bytes(int64_t n_in) {
+    const size_t n_pad = size_t((n_in + 63) / 64 * 64);
+    return 2 * n_pad + 2 * n_pad;  // q1, q2, then n_pad / 4 floats twice
+}
+
+size_t b_act_bytes(int64_t n_in, int64_t n_tokens) {
+    return b_token_bytes(n_in) * size_t(n_tokens);
+}
+
+struct BTok {
+    const int8_t *q1, *q2;
+    const float *dxv, *off;
+};
+
+inline BTok b_token(const void* act, int64_t n_in, int64_t t) {
+    const int64_t n_pad = (n_in + 63) / 64 * 64;
+    const auto* base = static_cast<const uint8_t*>(act) + size_t(t) * b_token_bytes(n_in);
+    const auto* q1 = reinterpret_cast<const int8_t*>(base);
+    const auto* dxv = reinterpret_cast<const float*>(base + 2 * n_pad);
+    return BTok{q1, q1 + n_pad, dxv, dxv + n_pad / 4};
+}
+
+template <int kOff>
+void b_prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
+    const int64_t n_pad = (n_in + 63) / 64 * 64;
+    for (int64_t t = 0; t < n_tokens; ++t) {
+        auto* base = static_cast<uint8_t*>(act) + size_t(t) * b_token_bytes(n_in);
+        auto* q1 = reinterpret_cast<int8_t*>(base);
+        int8_t* q2 = q1 + n_pad;
+        auto* dxv = reinterpret_cast<float*>(base + 2 * n_pad);
+        float* off = dxv + n_pad / 4;
+        for (int64_t b = 0; b < n_pad / 32; ++b) {
+            float* dl = dxv + 8 * b;
+            float* ol = off + 8 * b;
+            if (b * 32 >= n_in) {  // the padding block of an odd block count
+                std::memset(q1 + 32 * b, 0, 32);
+                std::memset(q2 + 32 * b, 0, 32);
+                for (int l = 0; l < 8; ++l) dl[l] = ol[l] = 0.0f;
+                continue;
+            }
+            const float* xb = x + t * n_in + b * 32;
+            const float id = inv_step(xb, 32);
+            const float step = id > 0 ? 1.0f / id / 128.0f : 0.0f;
+            alignas(64) int32_t lane[16];
+            for (int h = 0; h < 2; ++h) {
+                const __m512i c =
+                    round16(xb + 16 * h, _mm512_set1_ps(id), q1 + 32 * b + 16 * h, q2 + 32 * b + 16 * h);
+                _mm512_store_si512(lane, c);
+                for (int l = 0; l < 4; ++l)
+                    ol[4 * h + l] = float(kOff) * step *
+                                    float(lane[4 * l] + lane[4 * l + 1] + lane[4 * l + 2] + lane[4 * l + 3]);
+            }
+            for (int l = 0; l < 8; ++l) dl[l] = step;
+        }
+    }
+}
+
+// ---- shared pieces ---------------------------------------------------------------------------------------
+
+// 128 * (w . q1) + (w . q2) per 4-element lane: exact in int32 (|w| <= 255, |q1| <= 127, |q2| <= 64).
+inline __m512i dot2(__m512i w, const int8_t* q1, const int8_t* q2) {
+    __m512i a = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(q1));
+    a = _mm512_slli_epi32(a, 7);
+    return _mm512_dpbusd_epi32(a, w, _mm512_loadu_si512(q2));
+}
+
+inline __m512i bytes(int8_t b) {
+    return _mm512_set1_epi8(b);
+}
+
+inline __m512i lane_index(int a0, int a1, int a2, int a3) {  // four lanes each of a0, a1, a2, a3
+    return _mm512_setr_epi32(a0, a0, a0, a0, a1, a1, a1, a1, a2, a2, a2, a2, a3, a3, a3, a3);
+}
+
+inline __m512i half_index(int a, int b) {  // eight lanes of a, eight of b
+    return _mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b);
+}
+
+inline __m512i shift_halves(int a, int b) {  // 16-bit shift counts: a in the low 256 bits, b in the high
+    return _mm512_inserti64x4(_mm512_set1_epi16(int16_t(a)), _mm256_set1_epi16(int16_t(b)), 1);
+}
+
+inline float half_to_float(uint16_t h) {
+    return _cvtsh_ss(h);
+}
+
+// ---- k-quant decoders: four weight vectors of 64 u8 codes per 256-element block, in the prepared order,
+// their per-lane float scales, and the vector (16 lanes) the block's s16 or s32 sums are multiplied by and
+// subtracted. ----
+
+struct UQ4_K {
+    static constexpr size_t kBytes = sizeof(BlockQ4_K);
+    static constexpr int kSums = 32;
+    static constexpr bool kPerm = true;
+    // Scale and min codes (kinfer::unpack_scale_min_k4), as float: lanes 0..7 d * sc, lanes 8..15 dmin * m.
+    static __m512 scales_mins(const uint8_t* s, uint16_t d, uint16_t dmin) {
+        uint32_t w0, w1, w2;
+        std::memcpy(&w0, s, 4);
+        std::memcpy(&w1, s + 4, 4);
+        std::memcpy(&w2, s + 8, 4);
+        const __m128i codes =
+            _mm_setr_epi32(int(w0 & 0x3f3f3f3fu), int((w2 & 0x0f0f0f0fu) | ((w0 >> 2) & 0x30303030u)),
+                           int(w1 & 0x3f3f3f3fu), int(((w2 >> 4) & 0x0f0f0f0fu) | ((w1 >> 2) & 0x30303030u)));
+        const __m512 f = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(codes));
+        const __m512 dd = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(half_to_float(d)),
+                                               _mm512_set1_ps(half_to_float(dmin)));
+        return _mm512_mul_ps(f, dd);
+    }
+    static void scale_vectors(__m512 f, __m512* sc, __m512& off) {
+        // vector j holds groups (4 (j / 2) + j % 2) and (+ 2) in its halves
+        sc[0] = _mm512_permutexvar_ps(half_index(0, 2), f);
+        sc[1] = _mm512_permutexvar_ps(half_index(1, 3), f);
+        sc[2] = _mm512_permutexvar_ps(half_index(4, 6), f);
+        sc[3] = _mm512_permutexvar_ps(half_index(5, 7), f);
+        off = _mm512_maskz_permutexvar_ps(
+            0x00FF, _mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 0, 0, 0, 0, 0, 0, 0, 0), f);
+    }
+    static void unpack(const uint8_t* p, __m512i* w, __m512* sc, __m512& off) {
+        const auto* b = reinterpret_cast<const BlockQ4_K*>(p);
+        const __m512i a = _mm512_loadu_si512(b->qs), c = _mm512_loadu_si512(b->qs + 64);
+        const __m512i m = bytes(0x0F);
+        w[0] = _mm512_and_si512(a, m);
+        w[1] = _mm512_and_si512(_mm512_srli_epi16(a, 4), m);
+        w[2] = _mm512_and_si512(c, m);
+        w[3] = _mm512_and_si512(_mm512_srli_epi16(c, 4), m);
+        scale_vectors(scales_mins(b->scales, b->d, b->dmin), sc, off);
+    }
+};
+
+struct UQ5_K {
+    static constexpr size_t kBytes = sizeof(BlockQ5_K);
+    static constexpr int kSums = 32;
+    static constexpr bool kPerm = true;
+    static void unpack(const uint8_t* p, __m512i* w, __m512* sc, __m512& off) {
+        const auto* b = reinterpret_cast<const BlockQ5_K*>(p);
+        const __m512i a = _mm512_loadu_si512(b->qs), c = _mm512_loadu_si512(b->qs + 64);
+        const __m512i h = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qh)));
+        const __m512i m = bytes(0x0F), one = bytes(1);
+        // bit g of qh[l] is the 5th bit of element l of group g
+        auto high = [&](int ga, int gb) {
+            return _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(h, shift_halves(ga, gb)), one), 4);
+        };
+        w[0] = _mm512_or_si512(_mm512_and_si512(a, m), high(0, 2));
+        w[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a, 4), m), high(1, 3));
+        w[2] = _mm512_or_si512(_mm512_and_si512(c, m), high(4, 6));
+        w[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(c, 4), m), high(5, 7));
+        UQ4_K::scale_vectors(UQ4_K::scales_mins(b->scales, b->d, b->dmin), sc, off);
+    }
+};
+
+struct UQ6_K {
+    static constexpr size_t kBytes = sizeof(BlockQ6_K);
+    static constexpr int kSums = 16;
+    static constexpr bool kPerm = false;
+    static void unpack(const uint8_t* p, __m512i* w, __m512* sc, __m512& off) {
+        const auto* b = reinterpret_cast<const BlockQ6_K*>(p);
+        const __m512i m = bytes(0x0F), three = bytes(3);
+        for (int half = 0; half < 2; ++half) {
+            // half h: ql[64 h + l] holds elements 128 h + l (low nibble) and + 64 (high nibble); their top
+            // two bits are bits 2 s of qh[32 h + l % 32], s = (element % 128) / 32
+            const __m512i l = _mm512_loadu_si512(b->ql + 64 * half);
+            const __m512i h = _mm512_broadcast_i64x4(
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qh + 32 * half)));
+            const __m512i hl = _mm512_and_si512(_mm512_srlv_epi16(h, shift_halves(0, 2)), three);
+            const __m512i hh = _mm512_and_si512(_mm512_srlv_epi16(h, shift_halves(4, 6)), three);
+            w[2 * half] = _mm512_or_si512(_mm512_and_si512(l, m), _mm512_slli_epi16(hl, 4));
+            w[2 * half + 1] =
+                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m), _mm512_slli_epi16(hh, 4));
+        }
+        const __m512 dl = _mm512_mul_ps(_mm512_set1_ps(half_to_float(b->d)),
+                                        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                            _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales)))));
+        // vector j, lane l: elements 64 j + 4 l .. + 3, group 4 j + l / 4
+        sc[0] = _mm512_permutexvar_ps(lane_index(0, 1, 2, 3), dl);
+        sc[1] = _mm512_permutexvar_ps(lane_index(4, 5, 6, 7), dl);
+        sc[2] = _mm512_permutexvar_ps(lane_index(8, 9, 10, 11), dl);
+        sc[3] = _mm512_permutexvar_ps(lane_index(12, 13, 14, 15), dl);
+        off = _mm512_mul_ps(dl, _mm512_set1_ps(32.0f));  // codes are q - 32
+    }
+};
+
+// Rows [r0, r1), tokens in passes of 8, 4, 2, 1; a token's sums are formed in the same order in every pass,
+// so its result does not depend on which tokens share the call.
+template <class U, int TT>
+void k_row(const uint8_t* row, int64_t nb, const KTok* tok, float* out, int64_t out_stride) {
+    __m512 acc[TT];
+    for (int t = 0; t < TT; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = row + size_t(b) * U::kBytes;
+        _mm_prefetch(reinterpret_cast<const char*>(blk + 1024), _MM_HINT_T0);
+        __m512i w[4];
+        __m512 sc[4], off;
+        U::unpack(blk, w, sc, off);
+        const int64_t e = b * 256;
+#pragma GCC unroll 8
+        for (int t = 0; t < TT; ++t) {
+            __m512 s = _mm512_mul_ps(_mm512_cvtepi32_ps(dot2(w[0], tok[t].q1 + e, tok[t].q2 + e)), sc[0]);
+#pragma GCC unroll 3
+            for (int j = 1; j < 4; ++j)
+                s = _mm512_fmadd_ps(
+                    _mm512_cvtepi32_ps(dot2(w[j], tok[t].q1 + e + 64 * j, tok[t].q2 + e + 64 * j)), sc[j], s);
+            acc[t] = _mm512_fmadd_ps(s, _mm512_set1_ps(tok[t].dx[b]), acc[t]);
+            const float* sums = U::kSums == 16 ? tok[t].s16 : tok[t].s32;
+            acc[t] = _mm512_fnmadd_ps(off, _mm512_loadu_ps(sums + 16 * b), acc[t]);
+        }
+    }
+    for (int t = 0; t < TT; ++t) out[t * out_stride] = _mm512_reduce_add_ps(acc[t]);
+}
+
+template <class U>
+void k_rows(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int64_t n_tokens, int64_t r0,
+            int64_t r1, float* out, int64_t out_stride) {
+    const int64_t nb = n_in / 256;
+    for (int64_t t0 = 0; t0 < n_tokens;) {
+        const int64_t left = n_tokens - t0;
+        const int tt = left >= 8 ? 8 : (left >= 4 ? 4 : (left >= 2 ? 2 : 1));
+        KTok tok[8];
+        for (int t = 0; t < tt; ++t) tok[t] = k_token(act, n_in, t0 + t);
+        for (int64_t r = r0; r < r1; ++r) {
+            const uint8_t* row = w + size_t(r) * row_bytes;
+            float* o = out + t0 * out_stride + r;
+            switch (tt) {
+                case 8:
+                    k_row<U, 8>(row, nb, tok, o, out_stride);
+                    break;
+                case 4:
+                    k_row<U, 4>(row, nb, tok, o, out_stride);
+                    break;
+                case 2:
+                    k_row<U, 2>(row, nb, tok, o, out_stride);
+                    break;
+                default:
+                    k_row<U, 1>(row, nb, tok, o, out_stride);
+            }
+        }
+        t0 += tt;
+    }
+}
+
+// ---- legacy decoders: one weight vector of 64 u8 codes per two 32-element blocks, and the 16-lane vector
+// of the blocks' scales (lanes 0..7 the first block's). A missing second block (odd block count) reads the
+// first again with scale 0 (its activation is zero padding). ----
+
+inline __m512 pair_scales(uint16_t da, uint16_t db, bool has_b) {
+    return _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(half_to_float(da)),
+                                _mm512_set1_ps(has_b ? half_to_float(db) : 0.0f));
+}
+
+struct UQ8_0 {
+    static constexpr size_t kBytes = sizeof(BlockQ8_0);
+    static constexpr int kOff = 128;  // signed codes read as w ^ 0x80 = w + 128
+    static __m512i unpack(const uint8_t* pa, const uint8_t* pb, bool has_b, __m512& d) {
+        const auto* a = reinterpret_cast<const BlockQ8_0*>(pa);
+        const auto* b = reinterpret_cast<const BlockQ8_0*>(pb);
+        d = pair_scales(a->d, b->d, has_b);
+        const __m512i q = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs))),
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs)), 1);
+        return _mm512_xor_si512(q, bytes(int8_t(0x80)));
+    }
+};
+
+struct UQ4_0 {
+    static constexpr size_t kBytes = sizeof(BlockQ4_0);
+    static constexpr int kOff = 8;
+    static __m512i unpack(const uint8_t* pa, const uint8_t* pb, bool has_b, __m512& d) {
+        const auto* a = reinterpret_cast<const BlockQ4_0*>(pa);
+        const auto* b = reinterpret_cast<const BlockQ4_0*>(pb);
+        d = pair_scales(a->d, b->d, has_b);
+        // 128-bit quarters a, a, b, b; the second and fourth take the high nibbles
+        const __m512i q = _mm512_inserti64x4(
+            _mm512_castsi256_si512(
+                _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a->qs)))),
+            _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs))), 1);
+        return _mm512_and_si512(_mm512_srlv_epi64(q, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)), bytes(0x0F));
+    }
+};
+
+template <class U, int TT>
+void b_row(const uint8_t* row, int64_t nb, const BTok* tok, float* out, int64_t out_stride) {
+    __m512 acc[TT];
+    for (int t = 0; t < TT; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b += 2) {
+        const uint8_t* pa = row + size_t(b) * U::kBytes;
+        const bool has_b = b + 1 < nb;
+        _mm_prefetch(reinterpret_cast<const char*>(pa + 512), _MM_HINT_T0);
+        __m512 d;
+        const __m512i w = U::unpack(pa, has_b ? pa + U::kBytes : pa, has_b, d);
+        const int64_t e = b * 32;
+#pragma GCC unroll 8
+        for (int t = 0; t < TT; ++t) {
+            const __m512 c = _mm512_cvtepi32_ps(dot2(w, tok[t].q1 + e, tok[t].q2 + e));
+            const __m512 x =
+                _mm512_fmsub_ps(c, _mm512_loadu_ps(tok[t].dxv + e / 4), _mm512_loadu_ps(tok[t].off + e / 4));
+            acc[t] = _mm512_fmadd_ps(x, d, acc[t]);
+        }
+    }
+    for (int t = 0; t < TT; ++t) out[t * out_stride] = _mm512_reduce_add_ps(acc[t]);
+}
+
+template <class U>
+void b_rows(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int64_t n_tokens, int64_t r0,
+            int64_t r1, float* out, int64_t out_stride) {
+    const int64_t nb = n_in / 32;
+    for (int64_t t0 = 0; t0 < n_tokens;) {
+        const int64_t left = n_tokens - t0;
+        const int tt = left >= 8 ? 8 : (left >= 4 ? 4 : (left >= 2 ? 2 : 1));
+        BTok tok[8];
+        for (int t = 0; t < tt; ++t) tok[t] = b_token(act, n_in, t0 + t);
+        for (int64_t r = r0; r < r1; ++r) {
+            const uint8_t* row = w + size_t(r) * row_bytes;
+            float* o = out + t0 * out_stride + r;
+            switch (tt) {
+                case 8:
+                    b_row<U, 8>(row, nb, tok, o, out_stride);
+                    break;
+                case 4:
+                    b_row<U, 4>(row, nb, tok, o, out_stride);
+                    break;
+                case 2:
+                    b_row<U, 2>(row, nb, tok, o, out_stride);
+                    break;
+                default:
+                    b_row<U, 1>(row, nb, tok, o, out_stride);
+            }
+        }
+        t0 += tt;
+    }
+}
+
+template <class U>
+constexpr MatmulPath k_path() {
+    return MatmulPath{U::kPerm ? kActI8x2KPerm : kActI8x2K, k_act_bytes, k_prepare<U::kPerm>, k_rows<U>, 1};
+}
+
+template <class U>
+constexpr MatmulPath b_path() {
+    return MatmulPath{kActI8x2B + U::kOff, b_act_bytes, b_prepare<U::kOff>, b_rows<U>, 1};
+}
+
+}  // namespace
+
+const MatmulPath* decode_path_i8x2_avx512(GgmlType type) {
+    static constexpr MatmulPath kQ4_K = k_path<UQ4_K>(), kQ5_K = k_path<UQ5_K>(), kQ6_K = k_path<UQ6_K>(),
+                                kQ8_0 = b_path<UQ8_0>(), kQ4_0 = b_path<UQ4_0>();
+    switch (type) {
+        case GgmlType::Q4_K:
+            return &kQ4_K;
+        case GgmlType::Q5_K:
+            return &kQ5_K;
+        case GgmlType::Q6_K:
+            return &kQ6_K;
+        case GgmlType::Q8_0:
+            return &kQ8_0;
+        case GgmlType::Q4_0:
+            return &kQ4_0;
+        default:
+            return nullptr;
+    }
+}
+
+}  // namespace kinfer::cpu
+#endif
