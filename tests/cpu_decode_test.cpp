@@ -147,7 +147,9 @@ TEST_CASE("cpu decode path: every type and instruction set against float64") {
             const MatmulPath* int16 = decode_path_int16(type, isa);
             if (int16) CHECK(int16->act_format == kActI16K);
             const MatmulPath* i8x2 = decode_path_i8x2(type, isa);
-            if (i8x2) CHECK(bool(k.decode.rows == i8x2->rows));  // the default where it exists
+            if (i8x2)
+                CHECK(bool(k.decode.rows == i8x2->rows) !=
+                      float_decode_forced());  // the default where it exists
             const MatmulPath* fl = isa == Isa::Portable ? nullptr : decode_path_float(type, isa);
             for (const MatmulPath* p : {&k.decode, fl, i8x2, int16}) {
                 if (!p || (p != &k.decode && p->rows == k.decode.rows)) continue;
@@ -233,4 +235,36 @@ TEST_CASE("cpu decode path: KINFER_CPU_ISA names and levels") {
     // every level at or below the detected one resolves every type to kernels of that level
     for (int level = 0; level <= int(detected_isa()); ++level)
         for (const GgmlType type : kTypes) CHECK(quant_kernels(type, Isa(level)).isa == Isa(level));
+}
+
+TEST_CASE("cpu decode path: a token's result does not depend on the tokens or rows sharing the call") {
+    // The engine's batch decoding relies on it (tests/batch_test.cpp): a token decoded with 1..15 others and
+    // with rows split unevenly across threads gets the bits it gets alone, on every path of every level.
+    std::mt19937 rng(99);
+    for (int level = 1; level <= int(detected_isa()); ++level)
+        for (const GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q8_0,
+                                    GgmlType::Q4_0, GgmlType::Q3_K}) {
+            const Isa isa = Isa(level);
+            const MatmulPath& p = quant_kernels(type, isa).decode;
+            CAPTURE(std::string(type_name(type)) + " " + isa_name(isa));
+            const int64_t n_in = type_traits(type).block_elems == 256 ? 768 : 352, n_rows = 11;
+            const Matrix m = random_matrix(type, n_rows, n_in, rng);
+            const int64_t n_tokens = 15;
+            const std::vector<float> x = random_activation(n_tokens, n_in, rng);
+            std::vector<float> alone(size_t(n_tokens * n_rows));
+            std::vector<uint8_t> act(p.act_bytes(n_in, n_tokens));
+            for (int64_t t = 0; t < n_tokens; ++t) {
+                p.prepare(x.data() + t * n_in, n_in, 1, act.data());
+                p.rows(m.bytes.data(), m.row_bytes, n_in, act.data(), 1, 0, n_rows, alone.data() + t * n_rows,
+                       n_rows);
+            }
+            for (int64_t count = 2; count <= n_tokens; count += 3) {
+                p.prepare(x.data(), n_in, count, act.data());
+                std::vector<float> out(size_t(count * n_rows));
+                // three "threads" with odd row ranges
+                for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, 3}, {3, 10}, {10, n_rows}})
+                    p.rows(m.bytes.data(), m.row_bytes, n_in, act.data(), count, r0, r1, out.data(), n_rows);
+                for (int64_t i = 0; i < count * n_rows; ++i) REQUIRE(out[size_t(i)] == alone[size_t(i)]);
+            }
+        }
 }

@@ -53,6 +53,7 @@ inline constexpr int kActI8x2B = 0x100;
 // else the float one), or nullptr where only the portable reference exists. The environment variable
 // KINFER_CPU_DECODE=float (read once per process) makes the float path the default for every type.
 const MatmulPath* decode_path(GgmlType type, Isa isa);
+bool float_decode_forced();  // KINFER_CPU_DECODE=float
 
 // The float-activation decode path (every type but Q8_K), or nullptr at Portable.
 const MatmulPath* decode_path_float(GgmlType type, Isa isa);
