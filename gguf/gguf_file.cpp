@@ -1,72 +1,12 @@
 #include "gguf/gguf_file.hpp"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <sstream>
 
 namespace kinfer::gguf {
 
-// ---- byte ownership --------------------------------------------------------------------------------------
-class MappedBytes {
-  public:
-    virtual ~MappedBytes() = default;
-    const uint8_t* data = nullptr;
-    uint64_t size = 0;
-};
-
 namespace {
-
-class FileMapping final : public MappedBytes {
-  public:
-    explicit FileMapping(const std::string& path) {
-        fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd_ < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
-        struct stat st {};
-        if (::fstat(fd_, &st) != 0) {
-            const int e = errno;
-            ::close(fd_);
-            throw Error(path + ": cannot stat: " + std::strerror(e));
-        }
-        if (!S_ISREG(st.st_mode)) {
-            ::close(fd_);
-            throw Error(path + ": not a regular file");
-        }
-        size = static_cast<uint64_t>(st.st_size);
-        if (size > 0) {
-            void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd_, 0);
-            if (p == MAP_FAILED) {
-                const int e = errno;
-                ::close(fd_);
-                throw Error(path + ": cannot mmap: " + std::strerror(e));
-            }
-            data = static_cast<const uint8_t*>(p);
-        }
-    }
-    ~FileMapping() override {
-        if (data) ::munmap(const_cast<uint8_t*>(data), size);
-        if (fd_ >= 0) ::close(fd_);
-    }
-
-  private:
-    int fd_ = -1;
-};
-
-class HeapBytes final : public MappedBytes {
-  public:
-    explicit HeapBytes(std::span<const uint8_t> bytes) : copy_(bytes.begin(), bytes.end()) {
-        data = copy_.data();
-        size = copy_.size();
-    }
-
-  private:
-    std::vector<uint8_t> copy_;
-};
 
 // Nested arrays deeper than this are refused: real files use depth 1, and unbounded recursion would let a
 // hostile file overflow the stack.
@@ -241,7 +181,7 @@ std::string quoted(std::string_view s) {
 GgufFile GgufFile::open(const std::string& path) {
     GgufFile f;
     f.path_ = path;
-    f.bytes_ = std::make_unique<FileMapping>(path);
+    f.bytes_ = FileBytes::map(path);
     f.parse();
     return f;
 }
@@ -249,7 +189,7 @@ GgufFile GgufFile::open(const std::string& path) {
 GgufFile GgufFile::from_bytes(std::span<const uint8_t> bytes, std::string name) {
     GgufFile f;
     f.path_ = std::move(name);
-    f.bytes_ = std::make_unique<HeapBytes>(bytes);
+    f.bytes_ = FileBytes::copy(bytes);
     f.parse();
     return f;
 }
@@ -259,8 +199,8 @@ GgufFile& GgufFile::operator=(GgufFile&&) noexcept = default;
 GgufFile::~GgufFile() = default;
 
 void GgufFile::parse() {
-    base_ = bytes_->data;
-    size_ = bytes_->size;
+    base_ = bytes_.data();
+    size_ = bytes_.size();
     Cursor c(base_, size_, path_);
 
     const uint32_t magic = c.read<uint32_t>("magic");

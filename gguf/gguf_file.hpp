@@ -11,7 +11,9 @@
 #include <string_view>
 #include <type_traits>
 #include <unordered_map>
+
 #include <vector>
+#include "gguf/file_bytes.hpp"
 
 #include "gguf/ggml_type.hpp"
 #include "gguf/gguf_value.hpp"
@@ -49,8 +51,6 @@ struct KeyValue {
     Value value;
     uint64_t offset;  // file offset of the key's length field (for messages)
 };
-
-class MappedBytes;  // owns the bytes (an mmap, or a heap copy for in-memory parsing)
 
 class GgufFile {
   public:
@@ -94,7 +94,7 @@ class GgufFile {
     void parse();
 
     std::string path_;
-    std::unique_ptr<MappedBytes> bytes_;
+    FileBytes bytes_;  // an mmap, or a heap copy for in-memory parsing
     const uint8_t* base_ = nullptr;
     uint64_t size_ = 0;
     uint32_t version_ = 0;

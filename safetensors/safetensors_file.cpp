@@ -1,13 +1,7 @@
 #include "safetensors/safetensors_file.hpp"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <unordered_set>
@@ -82,60 +76,7 @@ std::string Tensor::shape_string() const {
     return s + "]";
 }
 
-// ---- byte ownership
-// ------------------------------------------------------------------------------------------
-
-class FileBytes {
-  public:
-    virtual ~FileBytes() = default;
-    const uint8_t* data = nullptr;
-    uint64_t size = 0;
-};
-
 namespace {
-
-class FileMapping final : public FileBytes {
-  public:
-    explicit FileMapping(const std::string& path) {
-        fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd_ < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
-        struct stat st {};
-        if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
-            const int e = errno;
-            ::close(fd_);
-            throw Error(path +
-                        (e ? ": cannot stat: " + std::string(std::strerror(e)) : ": not a regular file"));
-        }
-        size = static_cast<uint64_t>(st.st_size);
-        if (size > 0) {
-            void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd_, 0);
-            if (p == MAP_FAILED) {
-                const int e = errno;
-                ::close(fd_);
-                throw Error(path + ": cannot mmap: " + std::strerror(e));
-            }
-            data = static_cast<const uint8_t*>(p);
-        }
-    }
-    ~FileMapping() override {
-        if (data) ::munmap(const_cast<uint8_t*>(data), size);
-        if (fd_ >= 0) ::close(fd_);
-    }
-
-  private:
-    int fd_ = -1;
-};
-
-class HeapBytes final : public FileBytes {
-  public:
-    explicit HeapBytes(std::span<const uint8_t> bytes) : copy_(bytes.begin(), bytes.end()) {
-        data = copy_.data();
-        size = copy_.size();
-    }
-
-  private:
-    std::vector<uint8_t> copy_;
-};
 
 const DTypeInfo* find_dtype(std::string_view name) {
     for (const auto& d : kDTypes)
@@ -162,7 +103,7 @@ SafetensorsFile::~SafetensorsFile() = default;
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
     SafetensorsFile f;
     f.path_ = path;
-    f.bytes_ = std::make_unique<FileMapping>(path);
+    f.bytes_ = FileBytes::map(path);
     f.parse();
     return f;
 }
@@ -170,14 +111,14 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
 SafetensorsFile SafetensorsFile::from_bytes(std::span<const uint8_t> bytes, std::string name) {
     SafetensorsFile f;
     f.path_ = std::move(name);
-    f.bytes_ = std::make_unique<HeapBytes>(bytes);
+    f.bytes_ = FileBytes::copy(bytes);
     f.parse();
     return f;
 }
 
 void SafetensorsFile::parse() {
-    base_ = bytes_->data;
-    size_ = bytes_->size;
+    base_ = bytes_.data();
+    size_ = bytes_.size();
     const auto fail = [&](const std::string& what) -> void {
         throw FormatError(path_ + ": invalid safetensors file: " + what);
     };

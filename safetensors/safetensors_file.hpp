@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "gguf/file_bytes.hpp"
 #include "kinfer/error.hpp"
 
 namespace kinfer::safetensors {
@@ -41,8 +42,6 @@ struct Tensor {
     std::string shape_string() const;  // "[4096, 1024]"
 };
 
-class FileBytes;  // owns the bytes (an mmap, or a heap copy for in-memory parsing)
-
 class SafetensorsFile {
   public:
     // Maps and validates `path`. Throws FormatError naming the file (and the tensor, where one is at
@@ -71,7 +70,7 @@ class SafetensorsFile {
     void parse();
 
     std::string path_;
-    std::unique_ptr<FileBytes> bytes_;
+    FileBytes bytes_;  // an mmap, or a heap copy for in-memory parsing
     const uint8_t* base_ = nullptr;
     uint64_t size_ = 0;
     uint64_t data_offset_ = 0;
