@@ -210,18 +210,25 @@ struct UQ4_K {
     static constexpr int kSums = 32;
     static constexpr bool kPerm = true;
     // Scale and min codes (kinfer::unpack_scale_min_k4), as float: lanes 0..7 d * sc, lanes 8..15 dmin * m.
-    static __m512 scales_mins(const uint8_t* s, uint16_t d, uint16_t dmin) {
-        uint32_t w0, w1, w2;
-        std::memcpy(&w0, s, 4);
-        std::memcpy(&w1, s + 4, 4);
-        std::memcpy(&w2, s + 8, 4);
-        const __m128i codes =
-            _mm_setr_epi32(int(w0 & 0x3f3f3f3fu), int((w2 & 0x0f0f0f0fu) | ((w0 >> 2) & 0x30303030u)),
-                           int(w1 & 0x3f3f3f3fu), int(((w2 >> 4) & 0x0f0f0f0fu) | ((w1 >> 2) & 0x30303030u)));
-        const __m512 f = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(codes));
-        const __m512 dd = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(half_to_float(d)),
-                                               _mm512_set1_ps(half_to_float(dmin)));
-        return _mm512_mul_ps(f, dd);
+    // From the block's first 16 bytes (d, dmin, the 12 scale bytes s at 4..15), in one register:
+    // scale j < 4 is s[j] & 63, j >= 4 is (s[j + 4] & 15) | (s[j - 4] >> 6) << 4; min j < 4 is s[j + 4] & 63,
+    // j >= 4 is (s[j + 4] >> 4) | (s[j] >> 6) << 4.
+    static __m512 scales_mins(const uint8_t* p) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+        constexpr char z = char(0x80);  // pshufb: a zero byte
+        // low bits: bytes s[0..3], s[8..11], s[4..7], s[8..11]; the last four take their high nibble
+        const __m128i t =
+            _mm_shuffle_epi8(v, _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
+        const __m128i low =
+            _mm_and_si128(_mm_mask_blend_epi8(0xF000, t, _mm_srli_epi16(t, 4)),
+                          _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15));
+        // high bits of codes 4..7: the top two bits of s[0..3] (scales) and s[4..7] (mins), moved to
+        // bits 4..5
+        const __m128i h =
+            _mm_shuffle_epi8(v, _mm_setr_epi8(z, z, z, z, 4, 5, 6, 7, z, z, z, z, 8, 9, 10, 11));
+        const __m128i codes = _mm_or_si128(low, _mm_and_si128(_mm_srli_epi16(h, 2), _mm_set1_epi8(0x30)));
+        const __m512 dd = _mm512_permutexvar_ps(half_index(0, 1), _mm512_castps128_ps512(_mm_cvtph_ps(v)));
+        return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(codes)), dd);
     }
     static void scale_vectors(__m512 f, __m512* sc, __m512& off) {
         // vector j holds groups (4 (j / 2) + j % 2) and (+ 2) in its halves
@@ -240,7 +247,7 @@ struct UQ4_K {
         w[1] = _mm512_and_si512(_mm512_srli_epi16(a, 4), m);
         w[2] = _mm512_and_si512(c, m);
         w[3] = _mm512_and_si512(_mm512_srli_epi16(c, 4), m);
-        scale_vectors(scales_mins(b->scales, b->d, b->dmin), sc, off);
+        scale_vectors(scales_mins(p), sc, off);
     }
 };
 
@@ -261,7 +268,7 @@ struct UQ5_K {
         w[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a, 4), m), high(1, 3));
         w[2] = _mm512_or_si512(_mm512_and_si512(c, m), high(4, 6));
         w[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(c, 4), m), high(5, 7));
-        UQ4_K::scale_vectors(UQ4_K::scales_mins(b->scales, b->d, b->dmin), sc, off);
+        UQ4_K::scale_vectors(UQ4_K::scales_mins(p), sc, off);
     }
 };
 
