@@ -303,6 +303,66 @@ struct UQ6_K {
     }
 };
 
+// Q2_K / Q3_K: within each half (128 elements, 32 bytes of qs) element 32 s + l sits at bits 2 s of byte
+// l; vector j (elements 64 j ..) takes runs s = 2 (j % 2) and + 1 of half j / 2 from one broadcast load.
+inline __m512i two_bit_codes(const uint8_t* qs, int j) {
+    const __m512i q =
+        _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * (j / 2))));
+    return _mm512_and_si512(_mm512_srlv_epi16(q, shift_halves(4 * (j % 2), 4 * (j % 2) + 2)), bytes(3));
+}
+
+// Per-lane float scales of the four vectors when vector j, lane l covers group 4 j + l / 4 (groups of 16).
+inline void group16_scales(__m512 dl, __m512* sc) {
+    sc[0] = _mm512_permutexvar_ps(lane_index(0, 1, 2, 3), dl);
+    sc[1] = _mm512_permutexvar_ps(lane_index(4, 5, 6, 7), dl);
+    sc[2] = _mm512_permutexvar_ps(lane_index(8, 9, 10, 11), dl);
+    sc[3] = _mm512_permutexvar_ps(lane_index(12, 13, 14, 15), dl);
+}
+
+struct UQ2_K {
+    static constexpr size_t kBytes = sizeof(BlockQ2_K);
+    static constexpr int kSums = 16;
+    static constexpr bool kPerm = false;
+    static void unpack(const uint8_t* p, __m512i* w, __m512* sc, __m512& off) {
+        const auto* b = reinterpret_cast<const BlockQ2_K*>(p);
+        for (int j = 0; j < 4; ++j) w[j] = two_bit_codes(b->qs, j);
+        const __m512i codes =
+            _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales)));
+        group16_scales(_mm512_mul_ps(_mm512_set1_ps(half_to_float(b->d)),
+                                     _mm512_cvtepi32_ps(_mm512_and_si512(codes, _mm512_set1_epi32(15)))),
+                       sc);
+        off = _mm512_mul_ps(_mm512_set1_ps(half_to_float(b->dmin)),
+                            _mm512_cvtepi32_ps(_mm512_srli_epi32(codes, 4)));
+    }
+};
+
+struct UQ3_K {
+    static constexpr size_t kBytes = sizeof(BlockQ3_K);
+    static constexpr int kSums = 16;
+    static constexpr bool kPerm = false;
+    static void unpack(const uint8_t* p, __m512i* w, __m512* sc, __m512& off) {
+        const auto* b = reinterpret_cast<const BlockQ3_K*>(p);
+        // the high bit of element e is bit e / 32 of hmask[e % 32]; codes are low | high << 2, minus 4
+        const __m512i h =
+            _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->hmask)));
+        for (int j = 0; j < 4; ++j) {
+            const __m512i hb =
+                _mm512_and_si512(_mm512_srlv_epi16(h, shift_halves(2 * j, 2 * j + 1)), bytes(1));
+            w[j] = _mm512_or_si512(two_bit_codes(b->qs, j), _mm512_slli_epi16(hb, 2));
+        }
+        const uint8_t* s = b->scales;
+        alignas(64) int32_t code[16];
+        for (int g = 0; g < 16; ++g) {
+            const int low = g < 8 ? (s[g] & 0xF) : (s[g - 8] >> 4);
+            code[g] = (low | (((s[8 + g % 4] >> (2 * (g / 4))) & 3) << 4)) - 32;
+        }
+        const __m512 dl =
+            _mm512_mul_ps(_mm512_set1_ps(half_to_float(b->d)), _mm512_cvtepi32_ps(_mm512_load_si512(code)));
+        group16_scales(dl, sc);
+        off = _mm512_mul_ps(dl, _mm512_set1_ps(4.0f));
+    }
+};
+
 // Rows [r0, r1), tokens in passes of 8, 4, 2, 1; a token's sums are formed in the same order in every pass,
 // so its result does not depend on which tokens share the call.
 template <class U, int TT>
@@ -400,6 +460,29 @@ struct UQ4_0 {
     }
 };
 
+struct UQ5_0 {
+    static constexpr size_t kBytes = sizeof(BlockQ5_0);
+    static constexpr int kOff = 16;
+    static __m512i unpack(const uint8_t* pa, const uint8_t* pb, bool has_b, __m512& d) {
+        const auto* a = reinterpret_cast<const BlockQ5_0*>(pa);
+        const auto* b = reinterpret_cast<const BlockQ5_0*>(pb);
+        d = pair_scales(a->d, b->d, has_b);
+        const __m512i q = _mm512_inserti64x4(
+            _mm512_castsi256_si512(
+                _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a->qs)))),
+            _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs))), 1);
+        const __m512i low =
+            _mm512_and_si512(_mm512_srlv_epi64(q, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)), bytes(0x0F));
+        // bit e of qh is the 5th bit of element e: one mask bit per byte
+        uint32_t ha, hb;
+        std::memcpy(&ha, a->qh, 4);
+        std::memcpy(&hb, b->qh, 4);
+        const __m512i high =
+            _mm512_maskz_mov_epi8(_cvtu64_mask64(uint64_t(ha) | uint64_t(hb) << 32), bytes(0x10));
+        return _mm512_or_si512(low, high);
+    }
+};
+
 template <class U, int TT>
 void b_row(const uint8_t* row, int64_t nb, const BTok* tok, float* out, int64_t out_stride) {
     __m512 acc[TT];
@@ -466,7 +549,8 @@ constexpr MatmulPath b_path() {
 
 const MatmulPath* decode_path_i8x2_avx512(GgmlType type) {
     static constexpr MatmulPath kQ4_K = k_path<UQ4_K>(), kQ5_K = k_path<UQ5_K>(), kQ6_K = k_path<UQ6_K>(),
-                                kQ8_0 = b_path<UQ8_0>(), kQ4_0 = b_path<UQ4_0>();
+                                kQ2_K = k_path<UQ2_K>(), kQ3_K = k_path<UQ3_K>(), kQ8_0 = b_path<UQ8_0>(),
+                                kQ4_0 = b_path<UQ4_0>(), kQ5_0 = b_path<UQ5_0>();
     switch (type) {
         case GgmlType::Q4_K:
             return &kQ4_K;
@@ -478,6 +562,12 @@ const MatmulPath* decode_path_i8x2_avx512(GgmlType type) {
             return &kQ8_0;
         case GgmlType::Q4_0:
             return &kQ4_0;
+        case GgmlType::Q5_0:
+            return &kQ5_0;
+        case GgmlType::Q2_K:
+            return &kQ2_K;
+        case GgmlType::Q3_K:
+            return &kQ3_K;
         default:
             return nullptr;
     }
