@@ -1,7 +1,7 @@
 // The CPU decode path (kernels/cpu/decode_*.cpp) per weight type, one thread: matrix x vector products of
 // 4096 x 4096 and 14336 x 4096 (Mistral-7B's attention and FFN shapes) and 8 tokens at once (batched decode
 // of 8 sequences), the portable reference path beside each SIMD level this CPU has; where the default is
-// the two-int8-term path (AVX-512: Q4_K, Q5_K, Q6_K, Q8_0, Q4_0) the float path beside it (-float), and for
+// the two-int8-term path (AVX-512: the quantized types) the float path beside it (-float), and for
 // the k-quants the int16-activation variant (-int16) (see kernels/cpu/decode_table.hpp).
 // 256 x 4096 stays in L2: the kernels' compute speed without memory in the way. bytes_per_second counts
 // weight bytes read; a decode step is memory-bound when it stays near the machine's read bandwidth.

@@ -242,8 +242,7 @@ TEST_CASE("cpu decode path: a token's result does not depend on the tokens or ro
     // with rows split unevenly across threads gets the bits it gets alone, on every path of every level.
     std::mt19937 rng(99);
     for (int level = 1; level <= int(detected_isa()); ++level)
-        for (const GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q8_0,
-                                    GgmlType::Q4_0, GgmlType::Q3_K}) {
+        for (const GgmlType type : kTypes) {
             const Isa isa = Isa(level);
             const MatmulPath& p = quant_kernels(type, isa).decode;
             CAPTURE(std::string(type_name(type)) + " " + isa_name(isa));

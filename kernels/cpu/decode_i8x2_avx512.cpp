@@ -430,10 +430,29 @@ inline __m512 pair_scales(uint16_t da, uint16_t db, bool has_b) {
                                 _mm512_set1_ps(has_b ? half_to_float(db) : 0.0f));
 }
 
+// The 32 nibbles of two Q4_0-style qs arrays in element order: 128-bit quarters a, a, b, b, the second and
+// fourth taking the high nibbles.
+inline __m512i nibble_pair(const uint8_t* qa, const uint8_t* qb) {
+    const __m512i q = _mm512_inserti64x4(
+        _mm512_castsi256_si512(
+            _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qa)))),
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qb))), 1);
+    return _mm512_and_si512(_mm512_srlv_epi64(q, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)), bytes(0x0F));
+}
+
+// The 5th bits of two Q5_0-style blocks (bit e of qh is element e's), at bit 4 of each byte.
+inline __m512i fifth_bits(const uint8_t* qha, const uint8_t* qhb) {
+    uint32_t ha, hb;
+    std::memcpy(&ha, qha, 4);
+    std::memcpy(&hb, qhb, 4);
+    return _mm512_maskz_mov_epi8(_cvtu64_mask64(uint64_t(ha) | uint64_t(hb) << 32), bytes(0x10));
+}
+
 struct UQ8_0 {
     static constexpr size_t kBytes = sizeof(BlockQ8_0);
     static constexpr int kOff = 128;  // signed codes read as w ^ 0x80 = w + 128
-    static __m512i unpack(const uint8_t* pa, const uint8_t* pb, bool has_b, __m512& d) {
+    static constexpr bool kMin = false;
+    static __m512i unpack(const uint8_t* pa, const uint8_t* pb, bool has_b, __m512& d, __m512&) {
         const auto* a = reinterpret_cast<const BlockQ8_0*>(pa);
         const auto* b = reinterpret_cast<const BlockQ8_0*>(pb);
         d = pair_scales(a->d, b->d, has_b);
@@ -447,39 +466,51 @@ struct UQ8_0 {
 struct UQ4_0 {
     static constexpr size_t kBytes = sizeof(BlockQ4_0);
     static constexpr int kOff = 8;
-    static __m512i unpack(const uint8_t* pa, const uint8_t* pb, bool has_b, __m512& d) {
+    static constexpr bool kMin = false;
+    static __m512i unpack(const uint8_t* pa, const uint8_t* pb, bool has_b, __m512& d, __m512&) {
         const auto* a = reinterpret_cast<const BlockQ4_0*>(pa);
         const auto* b = reinterpret_cast<const BlockQ4_0*>(pb);
         d = pair_scales(a->d, b->d, has_b);
-        // 128-bit quarters a, a, b, b; the second and fourth take the high nibbles
-        const __m512i q = _mm512_inserti64x4(
-            _mm512_castsi256_si512(
-                _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a->qs)))),
-            _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs))), 1);
-        return _mm512_and_si512(_mm512_srlv_epi64(q, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)), bytes(0x0F));
+        return nibble_pair(a->qs, b->qs);
     }
 };
 
 struct UQ5_0 {
     static constexpr size_t kBytes = sizeof(BlockQ5_0);
     static constexpr int kOff = 16;
-    static __m512i unpack(const uint8_t* pa, const uint8_t* pb, bool has_b, __m512& d) {
+    static constexpr bool kMin = false;
+    static __m512i unpack(const uint8_t* pa, const uint8_t* pb, bool has_b, __m512& d, __m512&) {
         const auto* a = reinterpret_cast<const BlockQ5_0*>(pa);
         const auto* b = reinterpret_cast<const BlockQ5_0*>(pb);
         d = pair_scales(a->d, b->d, has_b);
-        const __m512i q = _mm512_inserti64x4(
-            _mm512_castsi256_si512(
-                _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a->qs)))),
-            _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs))), 1);
-        const __m512i low =
-            _mm512_and_si512(_mm512_srlv_epi64(q, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)), bytes(0x0F));
-        // bit e of qh is the 5th bit of element e: one mask bit per byte
-        uint32_t ha, hb;
-        std::memcpy(&ha, a->qh, 4);
-        std::memcpy(&hb, b->qh, 4);
-        const __m512i high =
-            _mm512_maskz_mov_epi8(_cvtu64_mask64(uint64_t(ha) | uint64_t(hb) << 32), bytes(0x10));
-        return _mm512_or_si512(low, high);
+        return _mm512_or_si512(nibble_pair(a->qs, b->qs), fifth_bits(a->qh, b->qh));
+    }
+};
+
+// Q4_1 / Q5_1: x = d * q + m; the prepared sums (kOff = 1) multiply m.
+struct UQ4_1 {
+    static constexpr size_t kBytes = sizeof(BlockQ4_1);
+    static constexpr int kOff = 1;
+    static constexpr bool kMin = true;
+    static __m512i unpack(const uint8_t* pa, const uint8_t* pb, bool has_b, __m512& d, __m512& m) {
+        const auto* a = reinterpret_cast<const BlockQ4_1*>(pa);
+        const auto* b = reinterpret_cast<const BlockQ4_1*>(pb);
+        d = pair_scales(a->d, b->d, has_b);
+        m = pair_scales(a->m, b->m, has_b);
+        return nibble_pair(a->qs, b->qs);
+    }
+};
+
+struct UQ5_1 {
+    static constexpr size_t kBytes = sizeof(BlockQ5_1);
+    static constexpr int kOff = 1;
+    static constexpr bool kMin = true;
+    static __m512i unpack(const uint8_t* pa, const uint8_t* pb, bool has_b, __m512& d, __m512& m) {
+        const auto* a = reinterpret_cast<const BlockQ5_1*>(pa);
+        const auto* b = reinterpret_cast<const BlockQ5_1*>(pb);
+        d = pair_scales(a->d, b->d, has_b);
+        m = pair_scales(a->m, b->m, has_b);
+        return _mm512_or_si512(nibble_pair(a->qs, b->qs), fifth_bits(a->qh, b->qh));
     }
 };
 
@@ -491,15 +522,20 @@ void b_row(const uint8_t* row, int64_t nb, const BTok* tok, float* out, int64_t 
         const uint8_t* pa = row + size_t(b) * U::kBytes;
         const bool has_b = b + 1 < nb;
         _mm_prefetch(reinterpret_cast<const char*>(pa + 512), _MM_HINT_T0);
-        __m512 d;
-        const __m512i w = U::unpack(pa, has_b ? pa + U::kBytes : pa, has_b, d);
+        __m512 d, m = _mm512_setzero_ps();
+        const __m512i w = U::unpack(pa, has_b ? pa + U::kBytes : pa, has_b, d, m);
         const int64_t e = b * 32;
 #pragma GCC unroll 8
         for (int t = 0; t < TT; ++t) {
             const __m512 c = _mm512_cvtepi32_ps(dot2(w, tok[t].q1 + e, tok[t].q2 + e));
-            const __m512 x =
-                _mm512_fmsub_ps(c, _mm512_loadu_ps(tok[t].dxv + e / 4), _mm512_loadu_ps(tok[t].off + e / 4));
-            acc[t] = _mm512_fmadd_ps(x, d, acc[t]);
+            const __m512 sums = _mm512_loadu_ps(tok[t].off + e / 4);
+            if constexpr (U::kMin) {
+                acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(c, _mm512_loadu_ps(tok[t].dxv + e / 4)), d, acc[t]);
+                acc[t] = _mm512_fmadd_ps(m, sums, acc[t]);
+            } else {
+                const __m512 x = _mm512_fmsub_ps(c, _mm512_loadu_ps(tok[t].dxv + e / 4), sums);
+                acc[t] = _mm512_fmadd_ps(x, d, acc[t]);
+            }
         }
     }
     for (int t = 0; t < TT; ++t) out[t * out_stride] = _mm512_reduce_add_ps(acc[t]);
@@ -550,7 +586,8 @@ constexpr MatmulPath b_path() {
 const MatmulPath* decode_path_i8x2_avx512(GgmlType type) {
     static constexpr MatmulPath kQ4_K = k_path<UQ4_K>(), kQ5_K = k_path<UQ5_K>(), kQ6_K = k_path<UQ6_K>(),
                                 kQ2_K = k_path<UQ2_K>(), kQ3_K = k_path<UQ3_K>(), kQ8_0 = b_path<UQ8_0>(),
-                                kQ4_0 = b_path<UQ4_0>(), kQ5_0 = b_path<UQ5_0>();
+                                kQ4_0 = b_path<UQ4_0>(), kQ5_0 = b_path<UQ5_0>(), kQ4_1 = b_path<UQ4_1>(),
+                                kQ5_1 = b_path<UQ5_1>();
     switch (type) {
         case GgmlType::Q4_K:
             return &kQ4_K;
@@ -564,6 +601,10 @@ const MatmulPath* decode_path_i8x2_avx512(GgmlType type) {
             return &kQ4_0;
         case GgmlType::Q5_0:
             return &kQ5_0;
+        case GgmlType::Q4_1:
+            return &kQ4_1;
+        case GgmlType::Q5_1:
+            return &kQ5_1;
         case GgmlType::Q2_K:
             return &kQ2_K;
         case GgmlType::Q3_K:

@@ -6,8 +6,8 @@
 // more take another pass over a tile of 4 rows that is by then in L1/L2.
 //
 // Three activation formats, all implemented, tested and measured (bench/decode_bench.cpp):
-// - two int8 terms (kActI8x2*, decode_i8x2_avx512.cpp), the default on AVX-512 VNNI for Q4_K, Q5_K, Q6_K,
-//   Q8_0 and Q4_0: x rounded per block (256 for the k-quants, 32 for the legacy types) to
+// - two int8 terms (kActI8x2*, decode_i8x2_avx512.cpp), the default on AVX-512 VNNI for Q2_K .. Q6_K,
+//   Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0: x rounded per block (256 for the k-quants, 32 for the legacy types) to
 //   (d / 128) * (128 q1 + q2), d = max|x| / 127, q1 and q2 int8 (~15 bits: step max|x| / 16256, 1/128 of
 //   llama.cpp's q8_K / q8_0 step); the weights' unsigned codes go straight into vpdpbusd against q1 and
 //   q2, offsets and mins multiply exact sums of the rounded x. Why the default: the float path is
@@ -58,7 +58,7 @@ bool float_decode_forced();  // KINFER_CPU_DECODE=float
 // The float-activation decode path (every type but Q8_K), or nullptr at Portable.
 const MatmulPath* decode_path_float(GgmlType type, Isa isa);
 
-// The two-int8-term decode path (Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 on AVX-512 VNNI), or nullptr.
+// The two-int8-term decode path (the k-quants and legacy quantized types on AVX-512 VNNI), or nullptr.
 const MatmulPath* decode_path_i8x2(GgmlType type, Isa isa);
 
 // The int16-activation decode path of a k-quant at a level at or below `isa`, or nullptr.
