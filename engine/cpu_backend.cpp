@@ -1,7 +1,5 @@
 #include "engine/cpu_backend.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -11,6 +9,7 @@
 #include "engine/kv_cache.hpp"
 #include "engine/llama_graph.hpp"
 #include "kernels/cpu/simple_ops.hpp"
+#include "kernels/cpu/thread_pool.hpp"
 #include "kernels/fp16.hpp"
 #include "kinfer/error.hpp"
 
@@ -32,7 +31,7 @@ struct Run {
 
 struct CpuWorkspace final : Workspace {
     std::vector<float> x, xn, q, k, v, att, proj, gate, up;  // n_batch rows each
-    std::vector<float> attn_scratch;                         // n_threads rows of n_ctx scores
+    std::vector<float> attn_scratch;                         // cpu::attention_scratch_floats
     std::vector<uint8_t> act[3];                             // prepared activations, one per input format
     std::vector<Run> runs;
 };
@@ -48,7 +47,7 @@ class CpuOps {
 
     CpuOps(const CpuBackend& be, const ModelConfig& c, const std::vector<double>& inv_freq, CpuWorkspace& ws,
            const Batch& b)
-        : be_(be), c_(c), inv_freq_(inv_freq), ws_(ws), b_(b), n_threads_(be.n_threads()) {
+        : c_(c), inv_freq_(inv_freq), ws_(ws), b_(b), pool_(be.pool()) {
         ws.runs.clear();
         for (int64_t t = 0; t < b.size(); ++t) {
             KvCache* cache = b.caches[size_t(b.seq[size_t(t)])];
@@ -78,23 +77,30 @@ class CpuOps {
 
     void rmsnorm(Mat x, const CpuWeight& w, Mat out) {
         check(x.rows == out.rows && x.cols == out.cols && w.n_in == x.cols, "rmsnorm shape");
-        cpu::rmsnorm(x.data, w.f32(), c_.rms_eps, x.rows, x.cols, out.data, n_threads_);
+        cpu::rmsnorm(x.data, w.f32(), c_.rms_eps, x.rows, x.cols, out.data, pool_);
     }
 
     // Every output of one input: the input is prepared once per activation format, and all products run
-    // in one parallel region (each thread takes its share of every weight's rows).
+    // in one job on the pool. The outputs' rows are laid end to end and cut into chunks of about equal
+    // work; a chunk's edges inside an output are rounded up to that output's row_block, so the chunks tile
+    // every output exactly in multiples of row_block (any row count, any thread count). Threads claim
+    // chunks as they come: one that the OS deschedules holds back a chunk, not a fixed share.
     void matmuls(Mat x, std::initializer_list<MatmulOut<CpuWeight>> outs) {
         check(outs.size() <= 3, "too many products on one input");
-        const cpu::MatmulPath* paths[3];
-        const void* acts[3];
+        struct Product {
+            const cpu::MatmulPath* path;
+            const void* act;
+            const CpuWeight* w;
+            float* out;
+            int64_t row0;  // first row in the laid-out order
+        };
+        Product prods[3];
         int formats[3];
-        int n_formats = 0;
-        int64_t work = 0;
-        size_t i = 0;
+        int n_formats = 0, n_prods = 0;
+        int64_t work = 0, total_rows = 0;
         for (const auto& o : outs) {
             check(o.w.n_in == x.cols && o.out.cols == o.w.n_out && o.out.rows == x.rows, "matmul shape");
             const cpu::MatmulPath& p = o.w.kernels->path(x.rows);
-            paths[i] = &p;
             int f = 0;
             while (f < n_formats && formats[f] != p.act_format) ++f;
             if (f == n_formats) {
@@ -103,26 +109,26 @@ class CpuOps {
                 p.prepare(x.data, x.cols, x.rows, buf.data());
                 formats[n_formats++] = p.act_format;
             }
-            acts[i] = ws_.act[f].data();
+            prods[n_prods++] = Product{&p, ws_.act[f].data(), &o.w, o.out.data, total_rows};
+            total_rows += o.w.n_out;
             work += o.w.n_out * o.w.n_in * x.rows;
-            ++i;
         }
-        const bool parallel = n_threads_ > 1 && work >= cpu::kMinParallelWork;
-#pragma omp parallel num_threads(n_threads_) if (parallel)
-        {
-            const int nt = omp_get_num_threads(), it = omp_get_thread_num();
-            size_t j = 0;
-            for (const auto& o : outs) {
-                const cpu::MatmulPath& p = *paths[j];
-                const int64_t n_blocks = (o.w.n_out + p.row_block - 1) / p.row_block;
-                const int64_t r0 = std::min(n_blocks * it / nt * p.row_block, o.w.n_out);
-                const int64_t r1 = std::min(n_blocks * (it + 1) / nt * p.row_block, o.w.n_out);
+        const auto chunk = [&](int64_t begin, int64_t end, int) {
+            for (int i = 0; i < n_prods; ++i) {
+                const Product& pr = prods[i];
+                const int64_t n_out = pr.w->n_out, rb = pr.path->row_block;
+                const auto edge = [&](int64_t global) {
+                    const int64_t local = std::clamp<int64_t>(global - pr.row0, 0, n_out);
+                    return std::min((local + rb - 1) / rb * rb, n_out);
+                };
+                const int64_t r0 = edge(begin), r1 = edge(end);
                 if (r0 < r1)
-                    p.rows(o.w.data, o.w.row_bytes, o.w.n_in, acts[j], x.rows, r0, r1, o.out.data,
-                           o.out.cols);
-                ++j;
+                    pr.path->rows(pr.w->data, pr.w->row_bytes, pr.w->n_in, pr.act, x.rows, r0, r1, pr.out,
+                                  n_out);
             }
-        }
+        };
+        // Chunks of at least 16 rows: smaller ones would cost more in claiming than they balance.
+        cpu::parallel_range(pool_, work >= cpu::kMinParallelWork, total_rows, chunk, 16);
     }
 
     void rope(Mat q, Mat k) {
@@ -130,9 +136,9 @@ class CpuOps {
               "rope shape");
         const int64_t* pos = b_.pos.data();
         cpu::rope(q.data, q.rows, size_t(q.cols), c_.n_head, c_.head_dim, c_.n_rot, inv_freq_.data(), pos,
-                  n_threads_);
+                  pool_);
         cpu::rope(k.data, k.rows, size_t(k.cols), c_.n_head_kv, c_.head_dim, c_.n_rot, inv_freq_.data(), pos,
-                  n_threads_);
+                  pool_);
     }
 
     void kv_store(int64_t layer, Mat k, Mat v) {
@@ -155,22 +161,23 @@ class CpuOps {
         const float scale = static_cast<float>(1.0 / std::sqrt(double(c_.head_dim)));
         for (const Run& r : ws_.runs) {
             const KvCache& cache = *r.cache;
-            check(size_t(r.pos0 + r.count) * size_t(n_threads_) <= ws_.attn_scratch.size(),
+            check(cpu::attention_scratch_floats(c_.n_head, c_.n_head_kv, r.pos0 + r.count,
+                                                pool_ ? pool_->size() : 1) <= ws_.attn_scratch.size(),
                   "attention context");
             cpu::attention(q.data + r.first * q.cols, r.count, r.pos0, cache.k(layer), cache.v(layer),
                            cache.is_f16(), c_.n_head, c_.n_head_kv, c_.head_dim, scale, c_.sliding_window,
-                           out.data + r.first * out.cols, ws_.attn_scratch.data(), n_threads_);
+                           out.data + r.first * out.cols, ws_.attn_scratch.data(), pool_);
         }
     }
 
     void swiglu(Mat gate, Mat up, Mat out) {
         check(gate.size() == up.size() && out.size() == gate.size(), "swiglu shape");
-        cpu::swiglu(gate.data, up.data, gate.size(), out.data, n_threads_);
+        cpu::swiglu(gate.data, up.data, gate.size(), out.data, pool_);
     }
 
     void add(Mat x, Mat y) {
         check(x.size() == y.size(), "add shape");
-        cpu::add(x.data, y.data, x.size(), n_threads_);
+        cpu::add(x.data, y.data, x.size(), pool_);
     }
 
     void gather_rows(Mat x, std::span<const int32_t> rows, Mat out) {
@@ -185,12 +192,11 @@ class CpuOps {
     }
 
   private:
-    const CpuBackend& be_;
     const ModelConfig& c_;
     const std::vector<double>& inv_freq_;
     CpuWorkspace& ws_;
     const Batch& b_;
-    int n_threads_;
+    cpu::ThreadPool* pool_;
 };
 
 CpuWeight cpu_weight(const gguf::TensorView* t, cpu::Isa isa) {
@@ -209,7 +215,11 @@ CpuWeight cpu_weight(const gguf::TensorView* t, cpu::Isa isa) {
 CpuBackend::CpuBackend(const Model& model, cpu::Isa isa)
     : model_(model), isa_(isa), n_threads_(model.n_threads()) {
     weights_ = model.weights().map([&](const gguf::TensorView* t) { return cpu_weight(t, isa); });
+    // One thread needs no pool: its ops run inline on the caller.
+    if (n_threads_ > 1) pool_ = std::make_unique<cpu::ThreadPool>(n_threads_);
 }
+
+CpuBackend::~CpuBackend() = default;
 
 std::string CpuBackend::describe() const {
     return std::string("cpu (") + cpu::isa_name(isa_) + ", " + std::to_string(n_threads_) +
@@ -242,7 +252,7 @@ std::unique_ptr<Workspace> CpuBackend::create_workspace(int64_t n_batch, int64_t
     rows(ws->proj, c.n_embd);
     rows(ws->gate, c.n_ff);
     rows(ws->up, c.n_ff);
-    ws->attn_scratch.resize(size_t(n_threads_) * size_t(n_ctx));
+    ws->attn_scratch.resize(cpu::attention_scratch_floats(c.n_head, c.n_head_kv, n_ctx, n_threads_));
     // The largest prepared activation any product of a step can need (act_bytes grows with n_tokens).
     size_t act_bytes = 0;
     const auto need = [&](const CpuWeight& w) {
@@ -288,7 +298,7 @@ void CpuBackend::kv_shift(Workspace&, KvCache& cache, int64_t keep, int64_t disc
                 std::memcpy(row.data(), kp, rb);
             }
             cpu::rope(row.data(), 1, row.size(), c.n_head_kv, c.head_dim, c.n_rot,
-                      model_.rope_inv_freq().data(), &back, 1);
+                      model_.rope_inv_freq().data(), &back, nullptr);
             cpu::store_row(row.data(), kp, cache.n_embd_kv(), cache.is_f16());
         }
     }

@@ -2,6 +2,9 @@
 // The CPU backend: weights read in place from the mapping, each with its kernels resolved once at load
 // (kernels/cpu/quant_matmul: by type and instruction set); activations in host memory; the generic llama
 // graph (engine/llama_graph.hpp) run over CpuOps. A step allocates nothing: its workspace is sized once.
+// Threads: one pool per backend (kernels/cpu/thread_pool), alive as long as the model, shared by every
+// workspace; callers on several threads take turns per op (the pool runs one job at a time), so the
+// model never runs more than its thread count of compute threads. One thread: no pool, ops run inline.
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +14,10 @@
 #include "engine/model_weights.hpp"
 #include "kernels/cpu/quant_matmul.hpp"
 #include "kernels/reference/type_kernels.hpp"
+
+namespace kinfer::cpu {
+class ThreadPool;
+}
 
 namespace kinfer::engine {
 
@@ -28,6 +35,7 @@ struct CpuWeight {
 class CpuBackend final : public Backend {
   public:
     CpuBackend(const Model& model, cpu::Isa isa);
+    ~CpuBackend() override;
 
     std::string describe() const override;
     void* allocate(size_t bytes) const override;
@@ -40,12 +48,14 @@ class CpuBackend final : public Backend {
     const ModelTensors<CpuWeight>& weights() const { return weights_; }
     cpu::Isa isa() const { return isa_; }
     int n_threads() const { return n_threads_; }
+    cpu::ThreadPool* pool() const { return pool_.get(); }  // null with one thread
 
   private:
     const Model& model_;
     cpu::Isa isa_;
     int n_threads_;
     ModelTensors<CpuWeight> weights_;
+    std::unique_ptr<cpu::ThreadPool> pool_;
 };
 
 }  // namespace kinfer::engine

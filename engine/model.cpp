@@ -1,10 +1,9 @@
 #include "engine/model.hpp"
 
-#include <omp.h>
-
 #include <cmath>
 #include <cstring>
 
+#include "kernels/cpu/thread_pool.hpp"
 #include "kinfer/error.hpp"
 
 namespace kinfer::engine {
@@ -21,7 +20,7 @@ Model::Model(gguf::GgufFile file, const LoadOptions& options)
     : file_(std::move(file)), device_(options.device) {
     if (options.n_threads < 0)
         throw UsageError("thread count must be >= 0, got " + std::to_string(options.n_threads));
-    n_threads_ = options.n_threads > 0 ? options.n_threads : std::max(1, omp_get_max_threads());
+    n_threads_ = options.n_threads > 0 ? options.n_threads : cpu::default_thread_count();
     config_ = read_model_config(file_);
     weights_ = bind_model_weights(file_, config_);
 

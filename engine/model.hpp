@@ -15,7 +15,8 @@ namespace kinfer::engine {
 
 struct LoadOptions {
     Device device = Device::Cpu;
-    int n_threads = 0;          // CPU threads per step; 0 = OpenMP's default (all cores, or OMP_NUM_THREADS)
+    int n_threads =
+        0;  // CPU threads per step; 0 = cpu::default_thread_count() (OMP_NUM_THREADS, else all CPUs)
     uint64_t memory_limit = 0;  // bytes of device memory the weights may take; 0: the device's size
     LoadProgress progress;      // reports slow preparation (uploads, repacking); may be null
 };

@@ -89,21 +89,32 @@ ModelConfig read_model_config(const gguf::GgufFile& file) {
     c.n_head = keys.integer("attention.head_count", 1, kMaxDim);
     c.n_head_kv = keys.integer("attention.head_count_kv", 1, kMaxDim, c.n_head);
 
-    if (c.n_embd % c.n_head != 0)
-        keys.fail(keys.key("attention.head_count"), "is " + std::to_string(c.n_head) +
-                                                        ", which does not divide embedding_length " +
-                                                        std::to_string(c.n_embd));
-    c.head_dim = c.n_embd / c.n_head;
+    // The head size: llama.attention.key_length when given (Mistral-Nemo-style models have
+    // n_head * head_dim != n_embd: Q/K/V are n_head * head_dim wide, Wo maps that back to n_embd), else
+    // n_embd / n_head as llama.cpp assumes.
+    if (keys.has("attention.key_length")) {
+        c.head_dim = keys.integer("attention.key_length", 1, kMaxDim);
+    } else {
+        if (c.n_embd % c.n_head != 0)
+            keys.fail(keys.key("attention.head_count"),
+                      "is " + std::to_string(c.n_head) + ", which does not divide embedding_length " +
+                          std::to_string(c.n_embd) + " (and no attention.key_length gives the head size)");
+        c.head_dim = c.n_embd / c.n_head;
+    }
+    if (keys.has("attention.value_length") &&
+        keys.integer("attention.value_length", 1, kMaxDim) != c.head_dim)
+        keys.fail(keys.key("attention.value_length"),
+                  "is " + std::to_string(keys.integer("attention.value_length", 1, kMaxDim)) +
+                      ", but the key head size is " + std::to_string(c.head_dim) +
+                      " (different key and value head sizes are not supported)");
+    if (c.n_head * c.head_dim > kMaxDim)
+        keys.fail(keys.key("attention.key_length"), "is " + std::to_string(c.head_dim) + ": head_count * " +
+                                                        "key_length is larger than " +
+                                                        std::to_string(kMaxDim));
     if (c.n_head % c.n_head_kv != 0)
         keys.fail(keys.key("attention.head_count_kv"), "is " + std::to_string(c.n_head_kv) +
                                                            ", which does not divide head_count " +
                                                            std::to_string(c.n_head));
-    for (const char* k : {"attention.key_length", "attention.value_length"}) {
-        if (keys.has(k) && keys.integer(k, 1, kMaxDim) != c.head_dim)
-            keys.fail(keys.key(k), "is " + std::to_string(keys.integer(k, 1, kMaxDim)) +
-                                       ", but embedding_length / head_count = " + std::to_string(c.head_dim) +
-                                       " (separate head sizes are not supported)");
-    }
     c.n_rot = keys.integer("rope.dimension_count", 2, c.head_dim, c.head_dim);
     if (c.n_rot % 2 != 0 || c.n_rot > kMaxRot)
         keys.fail(

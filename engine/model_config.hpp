@@ -20,7 +20,7 @@ struct ModelConfig {
     int64_t n_ff = 0;         // llama.feed_forward_length: hidden width of the SwiGLU FFN
     int64_t n_head = 0;       // llama.attention.head_count: query heads
     int64_t n_head_kv = 0;    // llama.attention.head_count_kv: key/value heads (GQA); defaults to n_head
-    int64_t head_dim = 0;     // n_embd / n_head (llama.attention.key_length must agree when present)
+    int64_t head_dim = 0;     // llama.attention.key_length (= value_length), default n_embd / n_head
     int64_t n_rot = 0;  // llama.rope.dimension_count: dims of each head RoPE rotates; defaults to head_dim
     float rms_eps = 1e-5f;            // llama.attention.layer_norm_rms_epsilon
     float rope_freq_base = 10000.0f;  // llama.rope.freq_base (theta)

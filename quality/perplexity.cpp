@@ -344,4 +344,52 @@ double KldStats::kld_percentile(double fraction) const {
     return (1 - t) * v[i] + t * v[std::min(i + 1, v.size() - 1)];
 }
 
+// ---- whole runs
+// ----------------------------------------------------------------------------------------------
+
+int32_t chunk_bos(const Model& model) {
+    const std::vector<int32_t> empty =
+        model.tokenize("", /*add_bos=*/true);  // BOS only if the model adds one
+    return empty.empty() ? -1 : empty.front();
+}
+
+void score_chunks(Session& session, const ChunkPlan& plan, int n_batch, int32_t bos, NllStats& nll,
+                  BaseLogitsWriter* writer, const ChunkCallback& after_chunk) {
+    const int n_vocab = session.model().n_vocab();
+    const int rows = scored_per_chunk(plan.n_ctx), nv = log_prob_row_u16s(n_vocab);
+    std::vector<float> logits;
+    std::vector<uint16_t> packed(writer ? size_t(rows) * size_t(nv) : 0);
+    for (int c = 0; c < plan.n_chunk; ++c) {
+        chunk_logits(session, plan, c, n_batch, bos, logits);
+        const int32_t* targets = plan.tokens.data() + size_t(c) * size_t(plan.n_ctx) + plan.first + 1;
+        for (int r = 0; r < rows; ++r) {
+            const float* row = logits.data() + size_t(r) * size_t(n_vocab);
+            nll.add(writer
+                        ? compress_log_probs(row, n_vocab, targets[r], packed.data() + size_t(r) * size_t(nv))
+                        : token_nll(row, n_vocab, targets[r]));
+        }
+        if (writer) writer->write_chunk(packed);
+        if (after_chunk) after_chunk(c);
+    }
+}
+
+void compare_chunks(Session& session, const ChunkPlan& plan, int n_batch, int32_t bos, BaseLogitsReader& base,
+                    KldStats& kld, const ChunkCallback& after_chunk) {
+    const int n_vocab = session.model().n_vocab();
+    if (base.n_vocab() != n_vocab)
+        throw FormatError("the base log-probs have a vocabulary of " + std::to_string(base.n_vocab()) +
+                          " tokens, the model " + std::to_string(n_vocab));
+    const int rows = scored_per_chunk(plan.n_ctx), nv = log_prob_row_u16s(n_vocab);
+    std::vector<float> logits;
+    for (int c = 0; c < plan.n_chunk; ++c) {
+        chunk_logits(session, plan, c, n_batch, bos, logits);
+        const int32_t* targets = plan.tokens.data() + size_t(c) * size_t(plan.n_ctx) + plan.first + 1;
+        const auto base_rows = base.read_chunk();
+        for (int r = 0; r < rows; ++r)
+            kld.add(logits.data() + size_t(r) * size_t(n_vocab), base_rows.data() + size_t(r) * size_t(nv),
+                    n_vocab, targets[r]);
+        if (after_chunk) after_chunk(c);
+    }
+}
+
 }  // namespace kinfer::quality

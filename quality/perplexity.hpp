@@ -5,6 +5,7 @@
 // second half is scored: the logits at positions n_ctx/2 .. n_ctx-2 predict the tokens after them. So every
 // scored token has at least n_ctx/2 tokens of context, and chunk results do not depend on each other.
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -118,5 +119,22 @@ struct KldStats {
     double rms_p_diff() const;
     double kld_percentile(double fraction) const;  // of kld_values (sorted copy), interpolated
 };
+
+// ---- whole runs, shared by `infer perplexity` and `infer bench --perplexity` ---------------------------
+// The token each chunk starts with: the model's BOS when its tokenizer adds one (as llama.cpp), else -1.
+int32_t chunk_bos(const Model& model);
+
+// Called after each chunk with its index (0-based).
+using ChunkCallback = std::function<void(int chunk)>;
+
+// Evaluates every chunk of `plan` in `session` (forward calls of at most n_batch tokens) and adds the NLL of
+// each scored token to `nll`; with `writer`, also saves the log-probs (the base of a KL-divergence run).
+void score_chunks(Session& session, const ChunkPlan& plan, int n_batch, int32_t bos, NllStats& nll,
+                  BaseLogitsWriter* writer = nullptr, const ChunkCallback& after_chunk = {});
+
+// Evaluates the first plan.n_chunk chunks of `plan` (the base run's: base.plan(), possibly fewer chunks)
+// and compares each scored token with the base log-probs read from `base`, in `kld`.
+void compare_chunks(Session& session, const ChunkPlan& plan, int n_batch, int32_t bos, BaseLogitsReader& base,
+                    KldStats& kld, const ChunkCallback& after_chunk = {});
 
 }  // namespace kinfer::quality

@@ -1,7 +1,9 @@
 // `infer run`, `infer chat`, `infer logits` as users run them: the real binary, its stdout, stderr and
 // exit status.
 #include <doctest/doctest.h>
+
 #include <sys/wait.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -166,7 +168,8 @@ TEST_CASE("cli: errors are one line on stderr with a non-zero status") {
         cases.push_back({{"-m", path, "-p", "a prompt that is too long for this context", "--ctx", "4"},
                          2,
                          "longer than the context of 4 tokens"});
-        cases.push_back({{"-m", path, "-p", "hi", "--device", "cuda"}, 1, "use --device cpu"});  // no GPU in CI
+        cases.push_back(
+            {{"-m", path, "-p", "hi", "--device", "cuda"}, 1, "use --device cpu"});  // no GPU in CI
         cases.push_back({{"-m", path, "-p", "hi", "--chat-template", "nope"}, 2, "nope"});
     }
     const std::string gpt2 = kinfer::test::temp_path("gpt2.gguf");
@@ -262,11 +265,18 @@ TEST_CASE("cli: infer logits writes raw float32 or JSON") {
 
     const Output j = infer({"logits", "-m", path, "--tokens", "1,1014,1032", "--json", "--kv-type", "f32"});
     CHECK(j.status == 0);
-    CHECK(j.out.rfind("{\"n_vocab\": 32768, \"tokens\": [1,1014,1032], \"logits\": [", 0) == 0);
-    // last position only: its first value, printed with 9 significant digits, reads back exactly
-    const size_t at = j.out.find("\n[") + 2;
-    CHECK(std::strtof(j.out.c_str() + at, nullptr) == want[2 * 32768]);
-    CHECK(std::count(j.out.begin(), j.out.end(), '[') == 3);  // tokens, logits, one row
+    const auto doc = nlohmann::json::parse(j.out);
+    CHECK(doc.size() == 3);
+    CHECK(j.out.rfind("{\"n_vocab\":32768,\"tokens\":[1,1014,1032],\"logits\":[[", 0) == 0);
+    CHECK(doc["n_vocab"] == 32768);
+    CHECK(doc["tokens"] == std::vector<int>{1, 1014, 1032});
+    REQUIRE(doc["logits"].size() == 1);  // the last position only
+    REQUIRE(doc["logits"][0].size() == 32768);
+    // every value reads back to exactly the float the model computed
+    bool exact = true;
+    for (size_t i = 0; i < 32768; ++i)
+        exact = exact && float(doc["logits"][0][i].get<double>()) == want[2 * 32768 + i];
+    CHECK(exact);
 }
 
 TEST_CASE("cli: infer logits --batch N steps the tokens; --compare measures the error against a reference") {

@@ -13,9 +13,11 @@
 
 #include "convert/hf_to_gguf.hpp"
 #include "gguf/gguf_file.hpp"
+#include "kernels/cuda/cuda_info.hpp"
 #include "kernels/fp16.hpp"
 #include "kinfer/kinfer.hpp"
 #include "tests/infer_cli.hpp"
+#include "tests/support/reference_forward.hpp"
 #include "tests/support/safetensors_builder.hpp"
 
 using namespace kinfer;
@@ -374,6 +376,68 @@ TEST_CASE("convert: current config.json style (rope_parameters, dtype, head_dim,
         convert::convert_hf_to_gguf((dir / "m").string(), (dir / "x.gguf").string(), {}),
         doctest::Contains("tensor 'model.norm.weight' is not in model-00001-of-00002.safetensors"),
         FormatError);
+}
+
+TEST_CASE(
+    "convert: head_dim != hidden_size / num_attention_heads converts and runs like the float64 reference") {
+    // Mistral-Nemo-style config: an explicit head_dim (16, a size the CUDA kernels take too) with 2 heads
+    // on a hidden size of 16, so Q is 32 wide, K/V (one KV head) 16, and o_proj maps 32 back to 16.
+    // transformers is not available here (the checkpoint is synthetic), so the truth is our float64 reference
+    // forward (tests/support), which follows llama.cpp's graph with key_length as the head size.
+    ScratchDir dir("convert_head_dim");
+    SynthCheckpoint c;
+    c.config["head_dim"] = 16;
+    c.config["num_key_value_heads"] = 1;
+    std::mt19937 rng(11);
+    std::normal_distribution<float> nd(0.0f, 0.4f);
+    const auto random_f32 = [&](const std::string& name, std::vector<uint64_t> shape) {
+        std::vector<float> v(shape[0] * shape[1]);
+        for (auto& x : v) x = nd(rng);
+        return test::st_tensor(name, "F32", shape, v);
+    };
+    for (auto& t : c.tensors) {
+        if (t.name == "model.layers.0.self_attn.q_proj.weight") t = random_f32(t.name, {32, 16});
+        if (t.name == "model.layers.0.self_attn.k_proj.weight") t = random_f32(t.name, {16, 16});
+        if (t.name == "model.layers.0.self_attn.v_proj.weight") t = random_f32(t.name, {16, 16});
+        if (t.name == "model.layers.0.self_attn.o_proj.weight") t = random_f32(t.name, {16, 32});
+    }
+    c.write(dir / "m");
+    const std::string out = (dir / "m.gguf").string();
+    convert::ConvertOptions opt;
+    opt.ftype = FileType::ALL_F32;
+    const auto sum = convert::convert_hf_to_gguf((dir / "m").string(), out, opt);
+    CHECK(sum.config.head_dim == 16);
+    const auto f = gguf::GgufFile::open(out);
+    CHECK(f.get<uint32_t>("llama.attention.key_length") == 16);
+    CHECK(f.get<uint32_t>("llama.attention.value_length") == 16);
+    CHECK(f.get<uint32_t>("llama.rope.dimension_count") == 16);
+    CHECK(f.tensor("blk.0.attn_q.weight").ne[1] == 32);
+    CHECK(f.tensor("blk.0.attn_output.weight").ne[0] == 32);
+
+    const testing::ReferenceForward ref(f);
+    REQUIRE(ref.config().head_dim == 16);
+    const std::vector<int32_t> ids = {1, 264, 262, 40, 7, 263, 100, 5, 261};
+    const auto truth = ref.logits(ids);
+    const Model model = Model::load(out, {.threads = 2, .kv_type = KvType::F32});
+    const auto check_rows = [&](std::span<const float> got, size_t row, const char* path) {
+        const double err = testing::relative_logit_error(got, truth[row]);
+        INFO(path << ", position " << row << ": max error " << err << " of the logit spread");
+        CHECK(err < 1e-5);
+    };
+    Session prefill(model, 16);
+    const auto all = prefill.feed(ids, /*all_logits=*/true);
+    REQUIRE(all.size() == ids.size() * 265);
+    for (size_t r = 0; r < ids.size(); ++r) check_rows(all.subspan(r * 265, 265), r, "prefill");
+    Session decode(model, 16);
+    for (size_t r = 0; r < ids.size(); ++r)
+        check_rows(decode.feed(std::span<const int32_t>(&ids[r], 1)), r, "decode");
+    if (cuda::query_devices().count > 0) {  // on a GPU machine, the CUDA backend too (fp16 cache)
+        const Model gpu = Model::load(out, {.device = Device::Cuda});
+        Session s(gpu, 16);
+        const auto g = s.feed(ids, true);
+        for (size_t r = 0; r < ids.size(); ++r)
+            CHECK(testing::relative_logit_error(g.subspan(r * 265, 265), truth[r]) < 1e-2);
+    }
 }
 
 TEST_CASE("convert: clear errors for unsupported or inconsistent checkpoints") {

@@ -233,7 +233,7 @@ TEST_CASE("cuda small ops: rmsnorm (with residual), swiglu, add against the CPU 
     std::vector<float> xy(x.size());
     for (size_t i = 0; i < x.size(); ++i) xy[i] = x[i] + y[i];
     std::vector<float> want(x.size());
-    cpu::rmsnorm(xy.data(), w.data(), 1e-5f, n_rows, n, want.data(), 1);
+    cpu::rmsnorm(xy.data(), w.data(), 1e-5f, n_rows, n, want.data(), nullptr);
     cuda::DeviceBuffer xd = to_device(x), yd = to_device(y), wd = to_device(w);
     cuda::DeviceBuffer od = poisoned(x.size());
     const size_t prepared_floats = size_t(n_rows) * cuda::activation_floats(n);
@@ -251,7 +251,7 @@ TEST_CASE("cuda small ops: rmsnorm (with residual), swiglu, add against the CPU 
     CHECK(differ == 0);
     CHECK(close(to_host<float>(xd, x.size()), xy, 0.0f) == 0);
     // swiglu
-    cpu::swiglu(x.data(), y.data(), int64_t(x.size()), want.data(), 1);
+    cpu::swiglu(x.data(), y.data(), int64_t(x.size()), want.data(), nullptr);
     cuda::DeviceBuffer gd = to_device(x);
     cuda::swiglu(gd.as<float>(), yd.as<float>(), n_rows, n, gd.as<float>(), nullptr, nullptr);
     CHECK(close(to_host<float>(gd, x.size()), want, 1e-5f) == 0);
@@ -327,8 +327,10 @@ TEST_CASE("cuda rope + KV store and attention: several sequences, GQA, windows, 
             std::vector<float> qt(q.begin() + t * q_dim, q.begin() + (t + 1) * q_dim);
             std::vector<float> kt(k.begin() + t * kv_dim, k.begin() + (t + 1) * kv_dim);
             const int64_t pos = rows[t].pos;
-            cpu::rope(qt.data(), 1, q_dim, shape.n_head, head_dim, shape.n_rot, inv_freq.data(), &pos, 1);
-            cpu::rope(kt.data(), 1, kv_dim, shape.n_head_kv, head_dim, shape.n_rot, inv_freq.data(), &pos, 1);
+            cpu::rope(qt.data(), 1, q_dim, shape.n_head, head_dim, shape.n_rot, inv_freq.data(), &pos,
+                      nullptr);
+            cpu::rope(kt.data(), 1, kv_dim, shape.n_head_kv, head_dim, shape.n_rot, inv_freq.data(), &pos,
+                      nullptr);
             for (int i = 0; i < q_dim; ++i)
                 if (!(std::fabs(q_rot[t * q_dim + i] - qt[i]) <= 1e-5f * (1 + std::fabs(qt[i])))) ++bad_q;
             const size_t off = (size_t(layer) * n_ctx + rows[t].pos) * kv_dim;
@@ -353,10 +355,10 @@ TEST_CASE("cuda rope + KV store and attention: several sequences, GQA, windows, 
             const Seq& s = seqs[tok_seq[t]];
             const int64_t window = s.window;
             // cpu::attention attends positions up to pos0 + t for query t: one query at pos0 = pos.
-            cpu::attention(q_rot.data() + t * q_dim, 1, rows[t].pos,
-                           s.k.data() + size_t(layer) * n_ctx * kv_dim,
-                           s.v.data() + size_t(layer) * n_ctx * kv_dim, true, shape.n_head, shape.n_head_kv,
-                           head_dim, scale, window, want.data(), scores.data(), 1);
+            cpu::attention_reference(q_rot.data() + t * q_dim, 1, rows[t].pos,
+                                     s.k.data() + size_t(layer) * n_ctx * kv_dim,
+                                     s.v.data() + size_t(layer) * n_ctx * kv_dim, true, shape.n_head,
+                                     shape.n_head_kv, head_dim, scale, window, want.data(), scores.data());
             for (int i = 0; i < q_dim; ++i)
                 if (!(std::fabs(out[t * q_dim + i] - want[i]) <= 2e-4f * (1 + std::fabs(want[i])))) {
                     if (++bad_out <= 3)

@@ -40,7 +40,8 @@ struct Reference {
 
     explicit Reference(const TinyLlama& model) : m(model) {
         const auto& s = m.spec;
-        n_embd = s.n_embd, n_head = s.n_head, n_head_kv = s.n_head_kv, hd = n_embd / n_head;
+        n_embd = s.n_embd, n_head = s.n_head, n_head_kv = s.n_head_kv,
+        hd = s.head_dim ? s.head_dim : n_embd / n_head;
         n_rot = s.n_rot ? s.n_rot : hd, n_ff = s.n_ff, n_vocab = s.n_vocab;
         k_cache.resize(size_t(s.n_layer));
         v_cache.resize(size_t(s.n_layer));
@@ -84,14 +85,14 @@ struct Reference {
         for (int64_t l = 0; l < m.spec.n_layer; ++l) {
             const std::string p = "blk." + std::to_string(l) + ".";
             auto h = rmsnorm(x, p + "attn_norm.weight");
-            auto q = matvec(p + "attn_q.weight", h, n_embd);
+            auto q = matvec(p + "attn_q.weight", h, n_head * hd);
             auto k = matvec(p + "attn_k.weight", h, n_head_kv * hd);
             auto v = matvec(p + "attn_v.weight", h, n_head_kv * hd);
             rope(q, n_head, pos);
             rope(k, n_head_kv, pos);
             k_cache[size_t(l)].push_back(k);
             v_cache[size_t(l)].push_back(v);
-            std::vector<double> att(size_t(n_embd), 0.0);
+            std::vector<double> att(size_t(n_head * hd), 0.0);
             const int64_t first =
                 m.spec.sliding_window > 0 ? std::max<int64_t>(0, pos - m.spec.sliding_window + 1) : 0;
             for (int64_t hh = 0; hh < n_head; ++hh) {
@@ -204,6 +205,13 @@ TEST_CASE("engine: config errors name the key and the file") {
     CHECK(e.find("llama.attention.head_count") != std::string::npos);
 
     spec = {};
+    spec.head_dim = 12;
+    spec.override_ints = {{"llama.attention.value_length", 8}};
+    e = load_error(kinfer::test::build_tiny_llama(spec));
+    CHECK(e.find("llama.attention.value_length") != std::string::npos);
+    CHECK(e.find("different key and value head sizes are not supported") != std::string::npos);
+
+    spec = {};
     spec.override_ints = {{"llama.embedding_length", 0}};
     e = load_error(kinfer::test::build_tiny_llama(spec));
     CHECK(e.find("llama.embedding_length") != std::string::npos);
@@ -281,6 +289,13 @@ TEST_CASE("engine: forward matches a float64 reference") {
         spec.n_head_kv = 2;
         spec.n_layer = 1;
         check_against_reference(spec, engine::KvType::F32, 5e-4);
+    }
+    SUBCASE("head_dim != n_embd / n_head (attention.key_length, as Mistral-Nemo)") {
+        TinyLlamaSpec spec;
+        spec.head_dim = 12;  // 4 heads x 12 = 48 wide Q, Wo maps 48 back to n_embd 32
+        check_against_reference(spec, engine::KvType::F32, 2e-4);
+        spec.head_dim = 4;  // narrower than n_embd / n_head, f16 cache
+        check_against_reference(spec, engine::KvType::F16, 2e-2);
     }
     SUBCASE("sliding window, one KV head") {
         TinyLlamaSpec spec;
@@ -615,6 +630,7 @@ TEST_CASE("generate: end of generation, and reuse of the cached prompt prefix") 
 #include <random>
 
 #include "kernels/cpu/simple_ops.hpp"
+#include "kernels/cpu/thread_pool.hpp"
 #include "kernels/reference/type_kernels.hpp"
 
 TEST_CASE("cpu kernels: a team of threads computes exactly what one thread does") {
@@ -648,12 +664,14 @@ TEST_CASE("cpu kernels: a team of threads computes exactly what one thread does"
     std::vector<float> q(size_t(nq * n_head * hd)), k(size_t(n_ctx * n_head_kv * hd)), v(k.size());
     for (auto* vec : {&q, &k, &v})
         for (auto& e : *vec) e = uni(rng);
-    std::vector<float> ascratch(size_t(4 * n_ctx)), a1(q.size()), a4(q.size());
+    cpu::ThreadPool pool4(4);
+    std::vector<float> ascratch(cpu::attention_scratch_floats(n_head, n_head_kv, n_ctx, 4)), a1(q.size()),
+        a4(q.size());
     for (int64_t window : {int64_t(0), int64_t(17)}) {
         cpu::attention(q.data(), nq, pos0, k.data(), v.data(), false, n_head, n_head_kv, hd, 0.125f, window,
-                       a1.data(), ascratch.data(), 1);
+                       a1.data(), ascratch.data(), nullptr);
         cpu::attention(q.data(), nq, pos0, k.data(), v.data(), false, n_head, n_head_kv, hd, 0.125f, window,
-                       a4.data(), ascratch.data(), 4);
+                       a4.data(), ascratch.data(), &pool4);
         CHECK(a1 == a4);
     }
 }

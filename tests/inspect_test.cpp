@@ -453,3 +453,13 @@ TEST_CASE("inspect: corrupt files exit 1 with the reader's error; bad usage exit
     CHECK(help.status == 0);
     CHECK(help.out.find("usage: infer inspect") == 0);
 }
+
+TEST_CASE("inspect: --json writes f32 values in the fewest digits that read back to the same float") {
+    const std::string path = KINFER_SOURCE_DIR "/models/kjv-q8_0.gguf";
+    REQUIRE_MESSAGE(std::filesystem::exists(path), "the demo model is missing: " << path);
+    const RunResult r = run_infer("inspect --json '" + path + "'");
+    REQUIRE(r.status == 0);
+    // rms_norm_eps 1e-5 as a float is 9.99999975e-06; its shortest exact form is 1e-05.
+    CHECK(r.out.find("\"key\": \"llama.attention.layer_norm_rms_epsilon\",\n      \"type\": \"f32\",\n"
+                     "      \"value\": 1e-05\n") != std::string::npos);
+}

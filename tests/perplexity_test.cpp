@@ -6,12 +6,15 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
 
 #include "convert/hf_to_gguf.hpp"
 #include "kinfer/kinfer.hpp"
 #include "quality/perplexity.hpp"
 #include "tests/infer_cli.hpp"
 #include "tests/support/safetensors_builder.hpp"
+#include "tests/tiny_llama.hpp"
 
 using namespace kinfer;
 using kinfer_test::ScratchDir;
@@ -256,4 +259,93 @@ TEST_CASE("perplexity: the CLI prints llama.cpp's final estimate and the KL-dive
     r = kinfer_test::run_infer_cli("perplexity -m " + q(models().f32) + " -f " + q(text) + " --ctx 512");
     CHECK(r.status == 2);
     CHECK(r.err.find("tokens") != std::string::npos);
+}
+
+TEST_CASE("perplexity: infer bench --perplexity adds PPL, KLD against the most precise file and same top") {
+    ScratchDir dir("ppl_bench");
+    const auto text = dir / "gen.txt";
+    kinfer::test::write_file(text.string(), std::string(kText));
+    const auto q = kinfer_test::shell_quote;
+    const std::string speed = " -p 4 -n 2 -r 1 --no-warmup --no-bandwidth -t 1";
+    auto r = kinfer_test::run_infer_cli("bench -m " + q(models().q8) + " -m " + q(models().f32) + " -m " +
+                                        q(models().q4) + " --perplexity " + q(text) + " --ctx 32" + speed +
+                                        " -o json");
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    CHECK(r.err.find("KL-divergence base: F32") != std::string::npos);  // progress on stderr
+    const auto rows = nlohmann::json::parse(r.out);
+    REQUIRE(rows.size() == 6);  // 3 models x (pp4, tg2)
+    std::map<std::string, nlohmann::json> by_type;
+    for (const auto& row : rows) {
+        CHECK(row["kl_base"] == models().f32);  // the F32 file: the most bits per weight, wherever listed
+        CHECK(row["ppl_ctx"] == 32);
+        by_type[row["file_type"].get<std::string>()] = row;
+    }
+    REQUIRE(by_type.size() == 3);
+    const auto& f32 = by_type["F32"];
+    const auto& q8 = by_type["Q8_0"];
+    const auto& q4 = by_type["Q4_0"];
+    // The base: KLD 0 and the same top token by definition; its PPL is what `infer perplexity` prints.
+    CHECK(f32["kld"] == 0.0);
+    CHECK(f32["same_top_pct"] == 100.0);
+    r = kinfer_test::run_infer_cli("perplexity -m " + q(models().f32) + " -f " + q(text) + " --ctx 32 -t 1");
+    REQUIRE(r.status == 0);
+    CHECK(f32["ppl"].get<double>() == doctest::Approx(std::stod(r.out.substr(22))).epsilon(1e-5));
+    CHECK(f32["ppl_tokens"] == f32["ppl_chunks"].get<int>() * 15);
+    // Quantized files: a KLD that grows with coarser types (hf_tiny is a random model with 16-wide heads:
+    // Q4_0 moves it a lot, KLD about 0.5 and the same top token a third of the time).
+    INFO("q8_0 KLD " << q8["kld"] << ", q4_0 KLD " << q4["kld"]);
+    CHECK(q8["kld"].get<double>() > 1e-6);
+    CHECK(q4["kld"].get<double>() > 2 * q8["kld"].get<double>());
+    CHECK(q4["kld"].get<double>() < 2.0);
+    CHECK(q4["same_top_pct"].get<double>() < 100.0);
+    CHECK(q4["same_top_pct"].get<double>() > 20.0);
+    CHECK(q8["ppl"].get<double>() != f32["ppl"].get<double>());
+
+    // A file against itself (a copy as --kl-base): KLD 0 within the 16-bit log-prob packing, same top 100%.
+    const auto copy = dir / "copy.gguf";
+    std::filesystem::copy_file(models().f32, copy);
+    r = kinfer_test::run_infer_cli("bench -m " + q(models().f32) + " --kl-base " + q(copy) +
+                                   " --perplexity " + q(text) + " --ctx 32" + speed);
+    REQUIRE(r.status == 0);
+    const std::string head =
+        "| type | size | bits/weight | PPL | KLD vs F32 | same top | threads | pp4 t/s |";
+    CHECK(r.out.find(head) != std::string::npos);
+    const size_t row = r.out.find("\n| F32 |", r.out.find(head));
+    REQUIRE(row != std::string::npos);
+    const std::string line = r.out.substr(row + 1, r.out.find('\n', row + 1) - row - 1);
+    INFO(line);
+    std::vector<std::string> cells;
+    for (size_t a = 1, b; (b = line.find('|', a)) != std::string::npos; a = b + 1)
+        cells.push_back(line.substr(a + 1, b - a - 2));
+    REQUIRE(cells.size() >= 7);
+    CHECK(std::fabs(std::stod(cells[4])) < 2e-4);  // KLD
+    CHECK(cells[5] == "100.00 %");
+    CHECK(std::stod(cells[3]) == doctest::Approx(f32["ppl"].get<double>()).epsilon(1e-3));
+
+    // Bad arguments: clear one-line errors before anything is measured.
+    const auto m = " -m " + q(models().f32);
+    struct Case {
+        std::string args, message;
+        int status;
+    };
+    kinfer::test::TinyLlamaSpec other;  // another vocabulary
+    other.n_ctx_train = 64;
+    const auto other_path = (dir / "other.gguf").string();
+    kinfer::test::write_tiny_llama(other, other_path);
+    for (const Case& c : std::vector<Case>{
+             {m + " --ctx 32", "--ctx goes with --perplexity TEXT", 2},
+             {m + " --kl-base " + q(copy), "--kl-base goes with --perplexity TEXT", 2},
+             {" --all-types --perplexity " + q(text), "--perplexity needs real models", 2},
+             {m + " --perplexity " + q(text) + " --ctx 200", "needs at least 400", 2},
+             {m + " --perplexity " + q(dir / "none.txt"), "none.txt: cannot open", 1},
+             {m + " -m " + q(other_path) + " --perplexity " + q(text) + " --ctx 32",
+              "other.gguf: its vocabulary has 96 tokens", 1},
+         }) {
+        CAPTURE(c.args);
+        r = kinfer_test::run_infer_cli("bench" + c.args + speed);
+        CHECK(r.status == c.status);
+        CHECK(r.out.empty());
+        CHECK_MESSAGE(r.err.find(c.message) != std::string::npos, r.err);
+    }
 }

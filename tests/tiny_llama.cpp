@@ -25,7 +25,8 @@ struct Pending {
 TinyLlama build_tiny_llama(TinyLlamaSpec s) {
     TinyLlama m;
     if (s.vocab) s.n_vocab = static_cast<int64_t>(s.vocab->get_array("tokenizer.ggml.tokens").count);
-    const int64_t head_dim = s.n_embd / s.n_head;
+    const int64_t head_dim = s.head_dim ? s.head_dim : s.n_embd / s.n_head;
+    const int64_t q_dim = head_dim * s.n_head;
     const int64_t n_embd_kv = head_dim * s.n_head_kv;
     const auto skipped = [&](const std::string& k, const std::vector<std::string>& list) {
         for (const auto& x : list)
@@ -46,6 +47,7 @@ TinyLlama build_tiny_llama(TinyLlamaSpec s) {
         {a + "attention.head_count_kv", s.n_head_kv},
         {a + "rope.dimension_count", s.n_rot ? s.n_rot : head_dim},
     };
+    if (s.head_dim) ints[a + "attention.key_length"] = ints[a + "attention.value_length"] = s.head_dim;
     if (s.sliding_window > 0) ints[a + "attention.sliding_window"] = s.sliding_window;
     for (const auto& [k, v] : s.override_ints) ints[k] = v;
     for (const auto& [k, v] : ints)
@@ -89,10 +91,10 @@ TinyLlama build_tiny_llama(TinyLlamaSpec s) {
     for (int64_t i = 0; i < s.n_layer; ++i) {
         const std::string p = "blk." + std::to_string(i) + ".";
         add(p + "attn_norm.weight", s.n_embd, 1, true, GgmlType::F32);
-        add(p + "attn_q.weight", s.n_embd, s.n_embd, false, s.weight_type);
+        add(p + "attn_q.weight", s.n_embd, q_dim, false, s.weight_type);
         add(p + "attn_k.weight", s.n_embd, n_embd_kv, false, s.weight_type);
         add(p + "attn_v.weight", s.n_embd, n_embd_kv, false, s.weight_type);
-        add(p + "attn_output.weight", s.n_embd, s.n_embd, false, s.weight_type);
+        add(p + "attn_output.weight", q_dim, s.n_embd, false, s.weight_type);
         add(p + "ffn_norm.weight", s.n_embd, 1, true, GgmlType::F32);
         add(p + "ffn_gate.weight", s.n_embd, s.n_ff, false, s.weight_type);
         add(p + "ffn_up.weight", s.n_embd, s.n_ff, false, s.weight_type);

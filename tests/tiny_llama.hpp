@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "gguf/gguf_file.hpp"
 #include "gguf/ggml_type.hpp"
+#include "gguf/gguf_file.hpp"
 
 namespace kinfer::test {
 
@@ -18,7 +18,8 @@ struct TinyLlamaSpec {
     int64_t n_ff = 48;
     int64_t n_head = 4;
     int64_t n_head_kv = 2;
-    int64_t n_rot = 0;  // 0: the head size
+    int64_t n_rot = 0;     // 0: the head size
+    int64_t head_dim = 0;  // 0: n_embd / n_head; else written as attention.key_length and value_length
     int64_t n_ctx_train = 256;
     float rms_eps = 1e-5f;
     float rope_base = 10000.0f;

@@ -7,8 +7,11 @@
 
 #include "kinfer/error.hpp"
 
+#include <cstdlib>
+
 #if defined(__linux__)
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
@@ -80,8 +83,21 @@ constexpr uint32_t left_of(uint64_t job) {
 
 }  // namespace
 
+int default_thread_count() {
+    if (const char* env = std::getenv("OMP_NUM_THREADS")) {
+        char* end = nullptr;
+        const long n = std::strtol(env, &end, 10);  // "4" or "4,2" (nested levels): the first number
+        if (end != env && n > 0 && n <= 4096 && (*end == 0 || *end == ',')) return static_cast<int>(n);
+    }
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+#endif
+    return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 ThreadPool::ThreadPool(int n_threads, Options options) : options_(options) {
-    if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    if (n_threads <= 0) n_threads = default_thread_count();
     n_threads_ = n_threads;
     workers_.reserve(size_t(n_threads - 1));
     for (int t = 1; t < n_threads; ++t) workers_.emplace_back([this, t] { worker_main(t); });

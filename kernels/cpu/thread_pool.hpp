@@ -35,6 +35,11 @@
 
 namespace kinfer::cpu {
 
+// The thread count used when none is given: OMP_NUM_THREADS when set to a positive number (the variable
+// users of OpenMP programs already know), else the CPUs this process may run on (its affinity mask, so
+// `taskset -c 0` means one).
+int default_thread_count();
+
 class ThreadPool {
   public:
     struct Options {
@@ -44,7 +49,7 @@ class ThreadPool {
     };
     static constexpr int64_t kChunksPerThread = 8;
 
-    // n_threads in all, counting the calling thread; <= 0 means std::thread::hardware_concurrency().
+    // n_threads in all, counting the calling thread; <= 0 means default_thread_count().
     explicit ThreadPool(int n_threads = 0) : ThreadPool(n_threads, Options{}) {}
     ThreadPool(int n_threads, Options options);
     ~ThreadPool();
@@ -110,5 +115,17 @@ class ThreadPool {
     std::exception_ptr error_;
     std::atomic<bool> stop_{false};
 };
+
+// fn(begin, end, thread) over [0, n): through pool->parallel_for() when there is a pool of several threads
+// and `parallel` holds, else in one call on this thread (no pool, one thread, or too little work to share).
+template <class F>
+void parallel_range(ThreadPool* pool, bool parallel, int64_t n, F&& fn, int64_t min_chunk = 1,
+                    int64_t align = 1) {
+    if (n <= 0) return;
+    if (pool && parallel && pool->size() > 1)
+        pool->parallel_for(n, fn, min_chunk, align);
+    else
+        fn(int64_t(0), n, 0);
+}
 
 }  // namespace kinfer::cpu

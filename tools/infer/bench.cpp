@@ -1,6 +1,7 @@
 // `infer bench`: tokens per second of prompt processing and generation, with llama-bench's flags, tests and
 // output formats, so that the two tools' numbers can be compared directly; plus GB/s of weights read and the
 // share of the machine's memory bandwidth for generation, and --all-types (one synthetic 7B per file type).
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -14,6 +15,7 @@
 #include "tools/infer/args.hpp"
 #include "tools/infer/bandwidth_probe.hpp"
 #include "tools/infer/bench_models.hpp"
+#include "tools/infer/bench_quality.hpp"
 #include "tools/infer/bench_report.hpp"
 #include "tools/infer/bench_runner.hpp"
 #include "tools/infer/commands.hpp"
@@ -33,7 +35,8 @@ std::string help_text() {
     std::string types;
     for (const auto& t : all_bench_types()) types += (types.empty() ? "" : ", ") + t;
     return "usage: infer bench -m MODEL [-m MODEL ...] [options]\n"
-           "       infer bench --all-types [--dir DIR] [--types LIST] [options]\n\n"
+           "       infer bench --all-types [--dir DIR] [--types LIST] [options]\n"
+           "       infer bench -m F16.gguf -m Q4_K_M.gguf ... --perplexity TEXT [--ctx N] [--chunks N]\n\n"
            "Measures tokens per second as llama.cpp's llama-bench does, with its flags and output, so the "
            "two\n"
            "can be compared directly. A pp test evaluates a prompt of random token ids in one step; a tg "
@@ -41,7 +44,8 @@ std::string help_text() {
            "generates (feeds) tokens one at a time; pp+tg does both. Each repetition starts from an empty\n"
            "context, filled first with -d tokens (not timed); a warmup run comes first. Results go to "
            "stdout\n"
-           "as tests finish (mean ± standard deviation over the repetitions), progress to stderr.\n\n"
+           "as tests finish (mean ± standard deviation over the repetitions), progress to stderr, with each\n"
+           "model's load time and the process's peak resident memory (RSS) against file + KV cache size.\n\n"
            "For generation, GB/s is the weight bytes read per second (every weight is read once per token)\n"
            "and % bw its share of the machine's memory read bandwidth, measured once at the start by a read\n"
            "probe (all hardware threads streaming a buffer much larger than the caches).\n\n"
@@ -61,6 +65,20 @@ std::string help_text() {
            "                         fields use llama-bench's names (avg_ts, stddev_ts, n_prompt, ...)\n"
            "  --no-warmup            skip the warmup run\n"
            "  --no-bandwidth         skip the read probe (no % bw)\n\n"
+           "Quality (real models, e.g. one checkpoint in several file types):\n"
+           "  --perplexity TEXT      before the speed tests, score every model on TEXT as `infer "
+           "perplexity`\n"
+           "                         does (PPL ± error), and against a base model as `infer perplexity\n"
+           "                         --kl-divergence` does: mean KL-divergence from the base's next-token\n"
+           "                         distribution and how often the most likely token is the same. Adds "
+           "these\n"
+           "                         fields to every output format and prints a per-type table (type, size,\n"
+           "                         bits/weight, PPL, KLD, same top, t/s) after the results\n"
+           "  --kl-base FILE         the base (default: the -m file with the most bits per weight, e.g. "
+           "F16);\n"
+           "                         it need not be one of the -m files\n"
+           "  --ctx N                tokens per chunk (default 512); the text needs at least 2N tokens\n"
+           "  --chunks N             score only the first N chunks (default: all)\n\n"
            "All file types (synthetic models):\n"
            "  --all-types            measure one Mistral-7B-shaped model per file type (" +
            types +
@@ -78,7 +96,9 @@ std::string help_text() {
            "examples:\n"
            "  infer bench -m mistral-7b-q4_k_m.gguf -t 2 -r 3\n"
            "  infer bench -m a.gguf -m b.gguf -p 0 -n 128 -d 0,1024 -o json\n"
-           "  infer bench --all-types -t 2 -p 512 -n 128\n";
+           "  infer bench --all-types -t 2 -p 512 -n 128\n"
+           "  infer bench -m m-f16.gguf -m m-q8_0.gguf -m m-q4_k_m.gguf --perplexity wiki.test.raw --chunks "
+           "20\n";
 }
 
 std::vector<int> int_list(ArgReader& args, int lo, int hi) {
@@ -118,7 +138,8 @@ void progress_line(const std::string& text) {
     std::fprintf(stderr, "infer bench: %s\n", text.c_str());
 }
 
-// The per-type summary of --all-types: one row per model and thread count, one column per test.
+// The per-type summary of --all-types and --perplexity: one row per model and thread count, the quality
+// columns when measured, then one column per test.
 void print_type_table(const std::vector<BenchResult>& results) {
     std::vector<std::string> tests;
     std::map<std::pair<std::string, int>, std::map<std::string, const BenchResult*>> rows;
@@ -130,7 +151,14 @@ void print_type_table(const std::vector<BenchResult>& results) {
         if (!rows.count(key)) order.push_back(key);
         rows[key][test] = &r;
     }
-    std::string head = "\n| type | size | bits/weight | threads |", rule = "| --- | ---: | ---: | ---: |";
+    const bool quality = !results.empty() && results.front().quality.has_value();
+    std::string head = "\n| type | size | bits/weight |", rule = "| --- | ---: | ---: |";
+    if (quality) {
+        head += " PPL | KLD vs " + results.front().quality->base_type + " | same top |";
+        rule += " ---: | ---: | ---: |";
+    }
+    head += " threads |";
+    rule += " ---: |";
     for (const auto& t : tests) {
         head += " " + t + " t/s |";
         rule += " ---: |";
@@ -142,12 +170,21 @@ void print_type_table(const std::vector<BenchResult>& results) {
     std::printf("%s\n%s\n", head.c_str(), rule.c_str());
     for (const auto& key : order) {
         const BenchResult& any = *rows[key].begin()->second;
-        char buf[128];
-        std::snprintf(buf, sizeof buf, "| %s | %s | %.2f | %d |", any.model.file_type.c_str(),
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "| %s | %s | %.2f |", any.model.file_type.c_str(),
                       format_model_size(any.model.size_bytes).c_str(),
-                      8.0 * double(any.model.size_bytes) / double(std::max<uint64_t>(any.model.n_params, 1)),
-                      key.second);
+                      8.0 * double(any.model.size_bytes) / double(std::max<uint64_t>(any.model.n_params, 1)));
         std::string line = buf;
+        if (quality && any.quality) {
+            const BenchQuality& q = *any.quality;
+            if (q.is_base)
+                std::snprintf(buf, sizeof buf, " %.3f ± %.3f | 0 (base) | 100 %% |", q.ppl, q.ppl_err);
+            else
+                std::snprintf(buf, sizeof buf, " %.3f ± %.3f | %.5f ± %.5f | %.2f %% |", q.ppl, q.ppl_err,
+                              q.kld, q.kld_err, 100.0 * q.same_top);
+            line += buf;
+        }
+        line += " " + std::to_string(key.second) + " |";
         for (const auto& t : tests) {
             const auto it = rows[key].find(t);
             const BenchResult* r = it == rows[key].end() ? nullptr : it->second;
@@ -159,6 +196,13 @@ void print_type_table(const std::vector<BenchResult>& results) {
             }
         }
         std::printf("%s\n", line.c_str());
+    }
+    if (quality) {
+        const BenchQuality& q = *results.front().quality;
+        std::printf(
+            "\nPPL: %s, %d chunks of %d tokens (%llu scored per model); KLD and same top: against %s\n",
+            q.text_path.c_str(), q.n_chunk, q.n_ctx, static_cast<unsigned long long>(q.n_tokens),
+            q.base_path.c_str());
     }
 }
 
@@ -175,6 +219,8 @@ int cmd_bench(int argc, char** argv) {
     bool warmup = true, all_types = false, probe = true, types_given = false;
     BenchSynthSpec synth{.dir = default_bench_dir(), .vocab = kDefaultVocab};
     uint64_t probe_bytes = 0;
+    BenchQualityOptions quality;
+    bool ctx_given = false, chunks_given = false;
     constexpr int kMaxTokens = 1 << 20;
     while (args.next()) {
         if (args.is_help()) {
@@ -228,6 +274,16 @@ int cmd_bench(int argc, char** argv) {
         } else if (args.is("--vocab")) {
             synth.vocab = args.value();
             synth.default_vocab = synth.vocab == kDefaultVocab;
+        } else if (args.is("--perplexity")) {
+            quality.text_path = args.value();
+        } else if (args.is("--kl-base")) {
+            quality.base_path = args.value();
+        } else if (args.is("--ctx", "-c")) {
+            quality.n_ctx = static_cast<int>(args.int_value(4, 1 << 24));
+            ctx_given = true;
+        } else if (args.is("--chunks")) {
+            quality.max_chunks = static_cast<int>(args.int_value(1, 1 << 30));
+            chunks_given = true;
         } else if (args.is("--synth-preset")) {  // not in --help: tests use the tiny preset
             synth.preset = args.value();
         } else if (args.is("--synth-n-vocab")) {  // not in --help: the size of the --vocab none vocabulary
@@ -241,6 +297,15 @@ int cmd_bench(int argc, char** argv) {
     if (types_given && !all_types) throw UsageError("--types goes with --all-types");
     if (all_types && !models.empty()) throw UsageError("give either -m MODEL or --all-types, not both");
     if (!all_types && models.empty()) throw UsageError("missing -m MODEL or --all-types (see --help)");
+    const bool measure_quality = !quality.text_path.empty();
+    if (!measure_quality && (ctx_given || chunks_given || !quality.base_path.empty()))
+        throw UsageError(std::string(ctx_given      ? "--ctx"
+                                     : chunks_given ? "--chunks"
+                                                    : "--kl-base") +
+                         " goes with --perplexity TEXT");
+    if (measure_quality && all_types)
+        throw UsageError(
+            "--perplexity needs real models (-m FILE ...); the --all-types models have random weights");
     if (prompts.empty()) prompts = {512};
     if (gens.empty()) gens = {128};
     if (depths.empty()) depths = {0};
@@ -277,6 +342,14 @@ int cmd_bench(int argc, char** argv) {
                              std::to_string(infos.back().n_ctx_train));
     }
 
+    // Quality first: a bad text or a mismatched base fails before minutes of speed tests.
+    std::map<std::string, BenchQuality> qualities;
+    if (measure_quality) {
+        quality.device = device;
+        quality.threads = *std::max_element(threads.begin(), threads.end());
+        qualities = measure_bench_quality(infos, quality, progress_line);
+    }
+
     BenchEnvironment env;
     env.cpu_info = cpu_model_name();
     env.cpu_kernels = device == Device::Cpu ? cpu_kernel_path() : "cuda";
@@ -303,6 +376,10 @@ int cmd_bench(int argc, char** argv) {
     for (const auto& info : infos) {
         for (int t : threads) {
             BenchInstance instance(info, device, t, max_tokens);
+            char line[200];
+            std::snprintf(line, sizeof line, "loaded %s in %.2f s (%d threads)", info.path.c_str(),
+                          instance.load_seconds(), t);
+            progress_line(line);
             if (!std::exchange(begun, true)) printer.begin();
             for (const auto& test : tests) {
                 ++index;
@@ -314,12 +391,24 @@ int cmd_bench(int argc, char** argv) {
                 options.warmup = warmup;
                 options.progress = [&](const std::string& what) { progress_line(where + what); };
                 results.push_back(instance.run(test, options));
+                if (measure_quality) results.back().quality = qualities.at(info.path);
                 printer.row(results.back());
+            }
+            // The memory target: the mapped weights plus the KV cache, and little else.
+            if (device == Device::Cpu) {
+                const double gib = double(1u << 30), rss = double(peak_rss_bytes());
+                const double kv = double(info.kv_bytes_per_token) * max_tokens,
+                             budget = double(info.size_bytes) + kv;
+                std::snprintf(line, sizeof line,
+                              "peak RSS %.2f GiB = %.1f%% of file %.2f GiB + KV cache %.3f GiB (%d tokens)",
+                              rss / gib, 100.0 * rss / budget, double(info.size_bytes) / gib, kv / gib,
+                              max_tokens);
+                progress_line(line);
             }
         }
     }
     printer.end();
-    if (all_types && format == BenchFormat::Markdown) print_type_table(results);
+    if ((all_types || measure_quality) && format == BenchFormat::Markdown) print_type_table(results);
     return 0;
 }
 

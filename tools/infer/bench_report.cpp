@@ -52,6 +52,20 @@ nlohmann::ordered_json fields(const BenchResult& r, const BenchEnvironment& env)
     j["mem_read_gbps"] =
         env.mem_read_gbps > 0 ? nlohmann::ordered_json(env.mem_read_gbps) : nlohmann::ordered_json();
     j["bandwidth_pct"] = pct >= 0 ? nlohmann::ordered_json(pct) : nlohmann::ordered_json();
+    if (r.quality) {  // --perplexity; no llama-bench equivalent
+        const BenchQuality& q = *r.quality;
+        j["ppl"] = q.ppl;
+        j["ppl_err"] = q.ppl_err;
+        j["kld"] = q.kld;
+        j["kld_err"] = q.kld_err;
+        j["same_top_pct"] = 100.0 * q.same_top;
+        j["kl_base"] = q.base_path;
+        j["kl_base_type"] = q.base_type;
+        j["ppl_text"] = q.text_path;
+        j["ppl_ctx"] = q.n_ctx;
+        j["ppl_chunks"] = q.n_chunk;
+        j["ppl_tokens"] = q.n_tokens;
+    }
     return j;
 }
 

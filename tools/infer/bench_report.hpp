@@ -4,6 +4,7 @@
 // array) and jsonl (one object per line).
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,12 +13,13 @@ namespace kinfer::cli {
 // What is known about a model file before running it.
 struct BenchModelInfo {
     std::string path;
-    std::string model_type;        // "llama 7B": architecture and size class, as llama-bench's first words
-    std::string file_type;         // "Q4_K_M" (general.file_type), or the main tensor type when not given
-    uint64_t size_bytes = 0;       // all tensor data
-    uint64_t n_params = 0;         // all tensor elements
-    uint64_t bytes_per_token = 0;  // weight bytes one generated token reads (all but the embedding table)
-    int64_t n_ctx_train = 0;       // <arch>.context_length; 0 if not given
+    std::string model_type;           // "llama 7B": architecture and size class, as llama-bench's first words
+    std::string file_type;            // "Q4_K_M" (general.file_type), or the main tensor type when not given
+    uint64_t size_bytes = 0;          // all tensor data
+    uint64_t n_params = 0;            // all tensor elements
+    uint64_t bytes_per_token = 0;     // weight bytes one generated token reads (all but the embedding table)
+    int64_t n_ctx_train = 0;          // <arch>.context_length; 0 if not given
+    uint64_t kv_bytes_per_token = 0;  // the KV cache (fp16, as the bench loads it) per context position
 };
 
 struct BenchTest {
@@ -27,12 +29,25 @@ struct BenchTest {
     std::string name() const;  // "pp512", "tg128", "pp512+tg128", with " @ d512" when n_depth > 0
 };
 
+// --perplexity: the model's quality on a text, against a base model (quality/perplexity.hpp's measures).
+struct BenchQuality {
+    std::string text_path;
+    std::string base_path, base_type;  // the KL-divergence base and its file type ("F16")
+    bool is_base = false;              // this model is the base: KLD 0, same top 100% by definition
+    int n_ctx = 0, n_chunk = 0;        // the chunks scored
+    uint64_t n_tokens = 0;             // scored tokens
+    double ppl = 0, ppl_err = 0;       // perplexity and its uncertainty (as infer perplexity prints them)
+    double kld = 0, kld_err = 0;       // mean KL-divergence from the base, nats per token
+    double same_top = 0;               // fraction of scored tokens where the most likely token is the base's
+};
+
 struct BenchResult {
     BenchModelInfo model;
     std::string backend;  // "CPU", "CUDA"
     int threads = 0;
     BenchTest test;
-    std::vector<double> samples_ns;  // one per repetition
+    std::vector<double> samples_ns;       // one per repetition
+    std::optional<BenchQuality> quality;  // with --perplexity
     double avg_ns() const;
     double stddev_ns() const;
     std::vector<double> samples_ts() const;  // tokens per second of each repetition

@@ -1,5 +1,7 @@
 #include "tools/infer/bench_runner.hpp"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <map>
@@ -50,15 +52,32 @@ BenchModelInfo read_bench_model_info(const std::string& path) {
     const std::string arch = file.get_or<std::string>("general.architecture", "?");
     info.model_type = model_type_label(arch, info.n_params);
     info.n_ctx_train = file.get_or<int64_t>(arch + ".context_length", 0);
+    const int64_t n_layer = file.get_or<int64_t>(arch + ".block_count", 0);
+    const int64_t n_embd = file.get_or<int64_t>(arch + ".embedding_length", 0);
+    const int64_t n_head = file.get_or<int64_t>(arch + ".attention.head_count", 0);
+    const int64_t n_head_kv = file.get_or<int64_t>(arch + ".attention.head_count_kv", n_head);
+    const int64_t head_dim =
+        file.get_or<int64_t>(arch + ".attention.key_length", n_head > 0 ? n_embd / n_head : 0);
+    if (n_layer > 0 && n_head_kv > 0 && head_dim > 0)
+        info.kv_bytes_per_token =
+            2 * uint64_t(n_layer) * uint64_t(n_head_kv * head_dim) * 2;  // K and V, fp16
     return info;
 }
 
+uint64_t peak_rss_bytes() {
+    rusage usage{};
+    if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+    return uint64_t(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
 BenchInstance::BenchInstance(const BenchModelInfo& info, Device device, int threads, int max_tokens)
-    : info_(info),
-      device_(device),
-      threads_(threads),
-      model_(
-          Model::load(info.path, {.device = device, .threads = threads, .n_ctx = std::max(max_tokens, 1)})) {
+    : info_(info), device_(device), threads_(threads), model_([&] {
+          const auto t0 = std::chrono::steady_clock::now();
+          Model m = Model::load(info.path,
+                                {.device = device, .threads = threads, .n_ctx = std::max(max_tokens, 1)});
+          load_seconds_ = seconds_since(t0);
+          return m;
+      }()) {
     if (max_tokens > model_.n_ctx_train())
         throw UsageError(info.path + ": the tests need a context of " + std::to_string(max_tokens) +
                          " tokens (depth + prompt + generated), the model's is " +

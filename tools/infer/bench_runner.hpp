@@ -25,12 +25,17 @@ class BenchInstance {
   public:
     BenchInstance(const BenchModelInfo& info, Device device, int threads, int max_tokens);
     BenchResult run(const BenchTest& test, const BenchRunOptions& options);
+    double load_seconds() const { return load_seconds_; }
 
   private:
     BenchModelInfo info_;
     Device device_;
     int threads_;
+    double load_seconds_ = 0;
     Model model_;
 };
+
+// The process's peak resident memory so far (getrusage), in bytes; 0 where unknown.
+uint64_t peak_rss_bytes();
 
 }  // namespace kinfer::cli

@@ -1,7 +1,10 @@
 // `infer inspect FILE [--json]`: the header, every metadata key, the tensor table and per-type totals.
+#include <algorithm>
+#include <charconv>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <string>
 
@@ -31,6 +34,63 @@ struct TypeTotal {
 // All four sizes, as llama.cpp's gguf dump shows them.
 std::string all_dims(const gguf::TensorView& t) {
     return gguf::shape_string(t.ne);
+}
+
+using nlohmann::ordered_json;
+
+ordered_json float_json(double x, bool is_f32) {
+    if (!std::isfinite(x)) return nullptr;  // JSON has no inf / nan
+    if (!is_f32) return x;
+    // The fewest digits that read back to the same float: 0.1f is shown as 0.1, not 0.10000000149011612.
+    char buf[32];
+    const auto end = std::to_chars(buf, buf + sizeof buf - 1, float(x)).ptr;
+    *end = '\0';
+    return std::strtod(buf, nullptr);
+}
+
+ordered_json value_json(const gguf::Value& v, size_t max_items);
+
+// Element i of an array, whatever its element type.
+ordered_json array_item(const gguf::Array& a, uint64_t i, size_t max_items) {
+    switch (a.type) {
+        case gguf::ValueType::STRING:
+        case gguf::ValueType::ARRAY:
+            return value_json(a.items[i], max_items);
+        case gguf::ValueType::BOOL:
+            return a.scalar_at<bool>(i);
+        case gguf::ValueType::F32:
+        case gguf::ValueType::F64:
+            return float_json(a.scalar_at<double>(i), a.type == gguf::ValueType::F32);
+        case gguf::ValueType::U64:
+            return a.scalar_at<uint64_t>(i);
+        default:
+            return a.scalar_at<int64_t>(i);
+    }
+}
+
+// A metadata value as JSON; arrays longer than max_items (> 0) end with a "... N more" string.
+ordered_json value_json(const gguf::Value& v, size_t max_items) {
+    switch (v.type()) {
+        case gguf::ValueType::ARRAY: {
+            const gguf::Array& a = v.as_array();
+            const uint64_t shown = max_items == 0 ? a.count : std::min<uint64_t>(a.count, max_items);
+            ordered_json out = ordered_json::array();
+            for (uint64_t i = 0; i < shown; ++i) out.push_back(array_item(a, i, max_items));
+            if (shown < a.count) out.push_back("... " + std::to_string(a.count - shown) + " more");
+            return out;
+        }
+        case gguf::ValueType::STRING:
+            return std::string(v.as_string());  // invalid UTF-8 becomes U+FFFD when dumped
+        case gguf::ValueType::BOOL:
+            return std::get<bool>(v.v);
+        case gguf::ValueType::F32:
+        case gguf::ValueType::F64:
+            return float_json(v.as_f64(), v.type() == gguf::ValueType::F32);
+        case gguf::ValueType::U64:
+            return v.as_u64();
+        default:
+            return v.as_i64();
+    }
 }
 
 }  // namespace
@@ -70,9 +130,7 @@ int cmd_inspect(int argc, char** argv) {
     const double bpw = total_elems ? 8.0 * double(total_bytes) / double(total_elems) : 0.0;
 
     if (json) {
-        // Keys in the order of the text output (ordered_json); metadata values are rendered by the GGUF
-        // module (the same abbreviation of long arrays, invalid UTF-8 as U+FFFD) and read back here.
-        using nlohmann::ordered_json;
+        // Keys in the order of the text output (ordered_json); long arrays abbreviated as in the text.
         const auto rounded4 = [](double x) { return std::round(x * 1e4) / 1e4; };
         ordered_json doc = {{"path", path},
                             {"version", file.version()},
@@ -90,7 +148,7 @@ int cmd_inspect(int argc, char** argv) {
             } else {
                 entry["type"] = type;
             }
-            entry["value"] = ordered_json::parse(gguf::to_json(kv.value, max_items));
+            entry["value"] = value_json(kv.value, max_items);
             metadata.push_back(std::move(entry));
         }
         doc["metadata"] = std::move(metadata);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -35,7 +36,7 @@ const char* kHelp =
     "                        agreement\n"
     "  -o, --output FILE     write the raw float32 values to FILE (- for stdout)\n"
     "  --json                print {\"n_vocab\", \"tokens\", \"logits\": [[...], ...]} to stdout instead\n"
-    "                        (values printed with 9 significant digits: they read back exactly)\n"
+    "                        (each value in the fewest digits that read back to the same float)\n"
     "  --ctx N               context size (default: the number of tokens)\n"
     "  --kv-type f16|f32     KV cache storage (default f16)\n"
     "  -t, --threads N       CPU threads\n"
@@ -173,19 +174,15 @@ int cmd_logits(int argc, char** argv) {
     if (mf.verbose) log_line("logits: " + std::to_string(rows) + " x " + std::to_string(n_vocab));
 
     if (json) {
-        std::string out = "{\"n_vocab\": " + std::to_string(n_vocab) + ", \"tokens\": [";
-        for (size_t i = 0; i < tokens.size(); ++i) out += (i ? "," : "") + std::to_string(tokens[i]);
-        out += "], \"logits\": [";
-        char num[32];
-        for (size_t r = 0; r < rows; ++r) {
-            out += r ? ",\n[" : "\n[";
-            for (size_t i = 0; i < n_vocab; ++i) {
-                std::snprintf(num, sizeof num, "%s%.9g", i ? "," : "", double(logits[r * n_vocab + i]));
-                out += num;
-            }
-            out += "]";
-        }
-        out += "]}\n";
+        // Numbers as float (not double): each is written in the fewest digits that read back to the same
+        // float; keys in the order given; NaN / infinity (a broken model) become null.
+        using FloatJson = nlohmann::basic_json<nlohmann::ordered_map, std::vector, std::string, bool, int64_t,
+                                               uint64_t, float>;
+        FloatJson doc = {{"n_vocab", n_vocab}, {"tokens", tokens}, {"logits", FloatJson::array()}};
+        for (size_t r = 0; r < rows; ++r)
+            doc["logits"].push_back(std::vector<float>(logits.begin() + ptrdiff_t(r * n_vocab),
+                                                       logits.begin() + ptrdiff_t((r + 1) * n_vocab)));
+        const std::string out = doc.dump() + "\n";
         std::fwrite(out.data(), 1, out.size(), stdout);
         return 0;
     }

@@ -94,9 +94,8 @@ int cmd_perplexity(int argc, char** argv) {
     finish_flags(mf, nullptr);
     const Model model = load_model(mf);
     const int n_vocab = model.n_vocab();
-    // llama.cpp puts BOS first in every chunk when the model adds one: tokenizing "" tells.
-    const std::vector<int32_t> empty = model.tokenize("", /*add_bos=*/true);
-    const int32_t bos = empty.empty() ? -1 : empty.front();
+    const int32_t bos =
+        quality::chunk_bos(model);  // llama.cpp starts every chunk with BOS when the model adds one
 
     // Either the chunks of the text, or those of the base run.
     quality::ChunkPlan plan;
@@ -119,7 +118,6 @@ int cmd_perplexity(int argc, char** argv) {
         writer = std::make_unique<quality::BaseLogitsWriter>(base_path, plan, n_vocab);
 
     const int rows = quality::scored_per_chunk(plan.n_ctx);
-    const int nv = quality::log_prob_row_u16s(n_vocab);
     if (!mf.quiet)
         log_line("perplexity: " + std::to_string(plan.n_chunk) + " chunks of " + std::to_string(plan.n_ctx) +
                  " tokens, " + std::to_string(rows) + " scored per chunk" +
@@ -127,29 +125,11 @@ int cmd_perplexity(int argc, char** argv) {
                   : writer ? ", saving log-probs to " + base_path
                            : ""));
     Session session(model, plan.n_ctx);
-    std::vector<float> logits;
-    std::vector<uint16_t> packed(writer ? size_t(rows) * nv : 0);
     quality::NllStats nll;
     quality::KldStats kl;
     const double t0 = now_seconds();
-    for (int c = 0; c < plan.n_chunk; ++c) {
-        quality::chunk_logits(session, plan, c, n_batch, bos, logits);
-        const int32_t* targets = plan.tokens.data() + size_t(c) * plan.n_ctx + plan.first + 1;
-        if (kld) {
-            const auto base_rows = base->read_chunk();
-            for (int r = 0; r < rows; ++r)
-                kl.add(logits.data() + size_t(r) * n_vocab, base_rows.data() + size_t(r) * nv, n_vocab,
-                       targets[r]);
-        } else {
-            for (int r = 0; r < rows; ++r) {
-                const float* row = logits.data() + size_t(r) * n_vocab;
-                nll.add(writer ? quality::compress_log_probs(row, n_vocab, targets[r],
-                                                             packed.data() + size_t(r) * nv)
-                               : quality::token_nll(row, n_vocab, targets[r]));
-            }
-            if (writer) writer->write_chunk(packed);
-        }
-        if (mf.quiet) continue;
+    const auto progress = [&](int c) {
+        if (mf.quiet) return;
         if (c == 0) {
             const double per = now_seconds() - t0;
             std::fprintf(stderr, "perplexity: %.2f s per chunk, about %.1f s in all\n", per,
@@ -167,7 +147,11 @@ int cmd_perplexity(int argc, char** argv) {
             if (c + 1 == plan.n_chunk) std::fputc('\n', stderr);
         }
         std::fflush(stderr);
-    }
+    };
+    if (kld)
+        quality::compare_chunks(session, plan, n_batch, bos, *base, kl, progress);
+    else
+        quality::score_chunks(session, plan, n_batch, bos, nll, writer.get(), progress);
     if (writer) writer->finish();
 
     if (!kld) {

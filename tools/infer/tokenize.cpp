@@ -14,6 +14,7 @@
 #include "tokenizer/utf8.hpp"
 #include "tools/infer/args.hpp"
 #include "tools/infer/commands.hpp"
+#include "tools/infer/user_text.hpp"
 
 namespace kinfer::cli {
 namespace {
@@ -111,7 +112,7 @@ int cmd_tokenize(int argc, char** argv) {
         for (size_t i = 0; i < out.size(); ++i) s += (i ? ", " : "") + std::to_string(out[i]);
         s += "]\n";
     } else {
-        for (int32_t id : out) s += std::to_string(id) + "\t" + gguf::json_string(tok.token_text(id)) + "\n";
+        for (int32_t id : out) s += std::to_string(id) + "\t" + cli::quoted(tok.token_text(id)) + "\n";
     }
     std::fwrite(s.data(), 1, s.size(), stdout);
     return 0;

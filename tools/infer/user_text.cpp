@@ -2,7 +2,8 @@
 
 #include <cstdio>
 
-#include "gguf/gguf_value.hpp"
+#include <nlohmann/json.hpp>
+
 #include "kinfer/error.hpp"
 #include "tokenizer/utf8.hpp"
 
@@ -33,12 +34,13 @@ size_t count_characters(std::string_view text) {
 }
 
 std::string quoted(std::string_view text) {
-    return gguf::json_string(text);
+    // UTF-8 kept as is; bytes that are not UTF-8 become U+FFFD instead of an exception.
+    return nlohmann::json(std::string(text)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string quoted_list(const std::vector<std::string>& texts) {
-    std::string out = "[";
-    for (size_t i = 0; i < texts.size(); ++i) out += (i ? ", " : "") + quoted(texts[i]);
+    std::string out = "[";  // ", " between items, as a person reads it
+    for (size_t i = 0; i < texts.size(); ++i) out += (i ? ", " : "") + cli::quoted(texts[i]);
     return out + "]";
 }
 
