@@ -181,6 +181,17 @@ inline __m512i dot2(__m512i w, const int8_t* q1, const int8_t* q2) {
     return _mm512_dpbusd_epi32(a, w, _mm512_loadu_si512(q2));
 }
 
+// Every cache line of the weights kPrefetchBytes ahead of the bytes [p, p + n) about to be read: the
+// kernels stall on the weights' DRAM latency otherwise (perf: half the cycles on the first use of a load).
+// Measured (one thread, 14336 x 4096, busy machine, rough) against no software prefetch: Q4_0 5.2 -> 2.9 ms,
+// Q8_0 6.2-7.0 -> 4.4-5.3, Q4_K 2.3-3.0 -> 2.3-2.4, Q6_K within noise; 2 and 8 KiB ahead no better.
+constexpr size_t kPrefetchBytes = 4096;
+inline void prefetch_ahead(const uint8_t* p, size_t n) {
+    const uintptr_t first = (reinterpret_cast<uintptr_t>(p) + kPrefetchBytes) & ~uintptr_t(63);
+    const uintptr_t last = reinterpret_cast<uintptr_t>(p) + kPrefetchBytes + n;
+    for (uintptr_t a = first; a < last; a += 64) _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0);
+}
+
 inline __m512i bytes(int8_t b) {
     return _mm512_set1_epi8(b);
 }
@@ -380,7 +391,7 @@ void k_tile(const uint8_t* w, size_t row_bytes, int nr, int64_t nb, const KTok* 
         const int64_t e = b * 256;
         for (int i = 0; i < nr; ++i) {
             const uint8_t* blk = w + size_t(i) * row_bytes + size_t(b) * U::kBytes;
-            _mm_prefetch(reinterpret_cast<const char*>(blk + 1024), _MM_HINT_T0);
+            prefetch_ahead(blk, U::kBytes);
             __m512i wv[4];
             __m512 sc[4], off;
             U::unpack(blk, wv, sc, off);
@@ -559,7 +570,7 @@ void b_tile(const uint8_t* w, size_t row_bytes, int nr, int64_t nb, const BTok* 
         const bool has_b = b + 1 < nb;
         for (int i = 0; i < nr; ++i) {
             const uint8_t* pa = w + size_t(i) * row_bytes + size_t(b) * U::kBytes;
-            _mm_prefetch(reinterpret_cast<const char*>(pa + 512), _MM_HINT_T0);
+            prefetch_ahead(pa, 2 * U::kBytes);
             __m512 d, m = _mm512_setzero_ps();
             const __m512i wv = U::unpack(pa, has_b ? pa + U::kBytes : pa, has_b, d, m);
 #pragma GCC unroll 8
