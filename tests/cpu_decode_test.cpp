@@ -4,10 +4,11 @@
 // activations with a few large outliers, odd row counts, row sub-ranges, an output stride wider than the row
 // count, several row lengths and 1..17 tokens per call.
 //
-// The bound: |out - exact| <= kRelTol * sum_i |w_i * x_i| per output. The decode path keeps the activation
-// in float, so only float32 summation error is left (measured: ~1e-7 of sum|w*x|). Rounding the activation
-// to 8 bits as llama.cpp does costs ~1e-3 of sum|w*x| on the same data (measured below as a sanity check of
-// the bound's meaning), so the bound is a few hundred times tighter than that.
+// The bound: |out - exact| <= kRelTol * sum_i |w_i * x_i| per output, plus, for paths that round the
+// activation (two int8 terms per 32 or 256 elements, int16 per 256), the worst case of that rounding:
+// sum_i |w_i| * step_i / 2. The float path keeps the activation in float, so only float32 summation error
+// is left (measured: ~1e-7 of sum|w*x|). Rounding the activation to 8 bits as llama.cpp does costs ~1e-3 of
+// sum|w*x| on the same data (measured below as a sanity check of the bound's meaning).
 #include <doctest/doctest.h>
 
 #include <algorithm>
