@@ -16,9 +16,9 @@
 //   measured (one thread, 14336 x 4096 from DRAM, CPU time, busy 2-core machine, rough) in GB/s of weights:
 //   Q4_K 12-16, Q5_K 13, Q6_K 13-15, Q8_0 13, Q4_0 11, Q4_1 11, Q5_0 12, Q5_1 10, Q2_K 10, Q3_K 5 (float:
 //   Q4_K 4.4, Q6_K 3.3, Q8_0 7.5, Q4_0 4.8). 8 tokens in one call cost ~4-5x one token for the k-quants
-//   (float: ~2.4x, from a slower start), about the float path's cost for the legacy types. Its error:
-//   measured <= 1e-4 of sum|w*x| beyond float summation (tests/cpu_decode_test.cpp bounds it by the
-//   rounding's worst case); the golden models' logits err by <= 3.8e-4 of the spread on the decode path (the
+//   (float: ~2.4x, from a slower start), about the float path's cost for the legacy types. Its error
+//   stays within the worst case of the rounding, sum |w| * step / 2 (tests/cpu_decode_test.cpp, random data
+//   with outliers); the golden models' logits err by <= 3.8e-4 of the spread on the decode path (the
 //   float path's ~2.8e-4 floor comes from the rest of the forward pass; llama.cpp: 1.3e-2 to 2.1e-2). The
 //   rounding is discontinuous, so x differing in its last bits can move a logit by ~1e-5 of the spread, and a
 //   tie closer than the error can flip: once on the golden Q6_K model (gap 3.3e-5 of the spread, error there
