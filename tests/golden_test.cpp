@@ -368,8 +368,7 @@ void run_golden(const std::string& type) {
     REQUIRE(ref.config().n_head_kv == 2);
     kinfer::ModelOptions options;
     options.n_ctx = 256;
-    // One thread: the golden numbers do not depend on it, and on a machine shared with other jobs OpenMP
-    // threads that spin-wait for each other slow a decode step from milliseconds to a good part of a second.
+    // One thread: the golden numbers do not depend on it, and the suite runs on small shared machines.
     options.threads = 1;
     const auto model = kinfer::Model::load(path, options);
     Summary sum;
