@@ -172,7 +172,7 @@ TEST_CASE("api: chat turns reuse the cache and give the same reply as recomputin
 TEST_CASE("api: several sessions on one model run concurrently and match running alone") {
     REQUIRE_MODEL_FILE(path);
     kinfer::ModelOptions o = two_threads();
-    o.threads = 1;  // threads of our own; OpenMP teams would only oversubscribe the CI's two cores
+    o.threads = 1;  // threads of our own; pool threads would only oversubscribe the CI's two cores
     const kinfer::Model model = kinfer::Model::load(path, o);
     const std::vector<std::string> prompts = {"The sky is", "In 1905, Einstein",
                                               "def main():", "Bonjour, je"};

@@ -46,7 +46,7 @@ Output infer(const std::vector<std::string>& args, const std::string* input = nu
         in = kinfer::test::temp_path("in");
         std::ofstream(in, std::ios::binary) << *input;
     }
-    // One thread: the suite runs on small shared CI machines, where OpenMP teams only oversubscribe.
+    // One thread: the suite runs on small shared CI machines, where more threads only oversubscribe.
     std::string cmd = "OMP_NUM_THREADS=1 timeout 120 " + quote(KINFER_INFER_BIN);
     for (const auto& a : args) cmd += " " + quote(a);
     cmd += " <" + quote(in) + " >" + quote(out) + " 2>" + quote(err);

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <new>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "engine/model.hpp"
@@ -166,5 +167,45 @@ TEST_CASE("cpu backend: a decode step allocates nothing, on one thread and on a 
         counting = false;
         CHECK(seen == 1);
         CHECK(allocations.load() == 0);
+    }
+}
+
+TEST_CASE("cpu backend: sessions on several threads share the model's pool and get what they get alone") {
+    // Products above kMinParallelWork, so every step really uses the pool; 3 threads (dividing no row count).
+    test::TinyLlamaSpec spec;
+    spec.n_embd = 512;
+    spec.n_ff = 1280;
+    spec.n_head = 8;
+    spec.n_head_kv = 2;
+    spec.n_vocab = 1000;
+    spec.weight_type = GgmlType::Q4_K;
+    const test::TinyLlama m = test::build_tiny_llama(spec);
+    REQUIRE(spec.n_embd * spec.n_ff >= cpu::kMinParallelWork / 4);
+    const auto load = [&](int threads) {
+        engine::LoadOptions opts;
+        opts.n_threads = threads;
+        return engine::Model::from_file(gguf::GgufFile::from_bytes(m.bytes, "tiny.gguf"), opts);
+    };
+    const auto shared = load(3), alone = load(1);
+    const auto decode = [](const std::shared_ptr<const engine::Model>& model, int32_t first) {
+        engine::Session s(model, {.n_ctx = 32});
+        std::vector<float> out;
+        const std::vector<int32_t> prompt = {1, first, 7, 300, 42, 5, 999, 64};  // a step of 8 tokens, then decode
+        s.forward(prompt);
+        for (int32_t id = first; id < first + 6; ++id) {
+            const auto l = s.forward(std::span<const int32_t>(&id, 1));
+            out.insert(out.end(), l.begin(), l.end());
+        }
+        return out;
+    };
+    std::vector<float> want[3], got[3];
+    for (int i = 0; i < 3; ++i) want[i] = decode(alone, 10 + 100 * i);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 3; ++i) threads.emplace_back([&, i] { got[i] = decode(shared, 10 + 100 * i); });
+    for (auto& t : threads) t.join();
+    for (int i = 0; i < 3; ++i) {
+        CAPTURE(i);
+        REQUIRE(got[i].size() == want[i].size());
+        CHECK(std::equal(got[i].begin(), got[i].end(), want[i].begin()));
     }
 }

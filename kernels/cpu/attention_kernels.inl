@@ -15,6 +15,17 @@
 namespace kinfer::cpu {
 namespace {
 
+// Rows read ahead: a head's slice of a cache row is a few cache lines at a stride of the whole row
+// (n_head_kv heads), which the hardware prefetchers follow poorly across pages.
+constexpr int64_t kPrefetchRows = 16;
+constexpr int64_t kOutputBlock = 32;  // cache rows per block of the output pass
+
+template <class KV>
+inline void prefetch_row(const KV* row, int64_t n) {
+    const auto* p = reinterpret_cast<const char*>(row);
+    for (int64_t b = 0; b < n * int64_t(sizeof(KV)); b += 64) __builtin_prefetch(p + b);
+}
+
 template <class KV, int NB>
 void attend_block(const AttnTask& a) {
     using R = typename V::R;
@@ -28,6 +39,7 @@ void attend_block(const AttnTask& a) {
     // scores
     for (int64_t j = 0; j < n; ++j) {
         const KV* kj = k + j * a.kv_stride;
+        if (j + kPrefetchRows < n) prefetch_row(kj + kPrefetchRows * a.kv_stride, hd);
         R acc[NB];
         for (int h = 0; h < NB; ++h) acc[h] = V::zero();
         for (int64_t d = 0; d < dv; d += W) {
@@ -67,38 +79,49 @@ void attend_block(const AttnTask& a) {
         for (int64_t j = nv; j < n; ++j) s[j] *= inv;
     }
 
-    // output
+    // output: blocks of rows (their V slices stay in L1), each register-wide slice of the head dimension
+    // carried through the block in registers; the sum runs over j in order, as a plain loop would
     for (int h = 0; h < NB; ++h)
         for (int64_t d = 0; d < hd; ++d) a.out[h * hd + d] = 0.0f;
-    for (int64_t j = 0; j < n; ++j) {
-        const KV* vj = v + j * a.kv_stride;
-        R p[NB];
-        for (int h = 0; h < NB; ++h) p[h] = V::set1(sc[h * n + j]);
+    for (int64_t j0 = 0; j0 < n; j0 += kOutputBlock) {
+        const int64_t j1 = j0 + kOutputBlock < n ? j0 + kOutputBlock : n;
+        for (int64_t j = j1; j < j1 + kOutputBlock && j < n; ++j) prefetch_row(v + j * a.kv_stride, hd);
         for (int64_t d = 0; d < dv; d += W) {
-            const R vv = V::load(vj + d);
-            for (int h = 0; h < NB; ++h) {
-                float* o = a.out + h * hd + d;
-                V::store(o, V::fma(p[h], vv, V::load(o)));
+            R acc[NB];
+            for (int h = 0; h < NB; ++h) acc[h] = V::load(a.out + h * hd + d);
+            for (int64_t j = j0; j < j1; ++j) {
+                const R vv = V::load(v + j * a.kv_stride + d);
+                for (int h = 0; h < NB; ++h) acc[h] = V::fma(V::set1(sc[h * n + j]), vv, acc[h]);
             }
+            for (int h = 0; h < NB; ++h) V::store(a.out + h * hd + d, acc[h]);
         }
-        for (int64_t d = dv; d < hd; ++d) {
-            const float x = V::to_f32(vj[d]);
-            for (int h = 0; h < NB; ++h) a.out[h * hd + d] += sc[h * n + j] * x;
-        }
+        for (int64_t d = dv; d < hd; ++d)
+            for (int64_t j = j0; j < j1; ++j) {
+                const float x = V::to_f32(v[j * a.kv_stride + d]);
+                for (int h = 0; h < NB; ++h) a.out[h * hd + d] += sc[h * n + j] * x;
+            }
     }
 }
 
 template <class KV>
 void attend(const AttnTask& a) {
     switch (a.n_heads) {
-        case 1: return attend_block<KV, 1>(a);
-        case 2: return attend_block<KV, 2>(a);
-        case 3: return attend_block<KV, 3>(a);
-        case 4: return attend_block<KV, 4>(a);
-        case 5: return attend_block<KV, 5>(a);
-        case 6: return attend_block<KV, 6>(a);
-        case 7: return attend_block<KV, 7>(a);
-        default: return attend_block<KV, 8>(a);
+        case 1:
+            return attend_block<KV, 1>(a);
+        case 2:
+            return attend_block<KV, 2>(a);
+        case 3:
+            return attend_block<KV, 3>(a);
+        case 4:
+            return attend_block<KV, 4>(a);
+        case 5:
+            return attend_block<KV, 5>(a);
+        case 6:
+            return attend_block<KV, 6>(a);
+        case 7:
+            return attend_block<KV, 7>(a);
+        default:
+            return attend_block<KV, 8>(a);
     }
 }
 

@@ -58,6 +58,7 @@ __global__ void __launch_bounds__(kThreads)
                      int n_head_kv, float scale, int chunk, float* __restrict__ out,
                      float* __restrict__ partial) {
     constexpr int HD = DPL * kLanesPerPos;
+    wait_for_producer();
     const int split = blockIdx.x, head = blockIdx.y, t = blockIdx.z, n_splits = gridDim.x;
     const KvRow row = rows[t];
     const int kv_head = head / (n_head / n_head_kv);
@@ -78,13 +79,20 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int i = 0; i < DPL; ++i) acc[i] = 0.0f;
     // Every lane runs the same iterations (the shuffles need the whole warp); positions past the end idle.
+    // The next position's K and V are loaded before this one's are used: one memory latency per iteration
+    // was what bounded the loop.
+    float kf[DPL], vf[DPL];
+    if (p_begin + pg < p_end) {
+        load_halves<DPL>(kb + static_cast<int64_t>(p_begin + pg) * kv_dim, kf);
+        load_halves<DPL>(vb + static_cast<int64_t>(p_begin + pg) * kv_dim, vf);
+    }
     for (int p0 = p_begin; p0 < p_end; p0 += kPosGroups) {
         const int p = p0 + pg;
         const bool valid = p < p_end;
-        float kf[DPL], vf[DPL];
-        if (valid) {
-            load_halves<DPL>(kb + static_cast<int64_t>(p) * kv_dim, kf);
-            load_halves<DPL>(vb + static_cast<int64_t>(p) * kv_dim, vf);
+        float kn[DPL], vn[DPL];
+        if (p + kPosGroups < p_end) {
+            load_halves<DPL>(kb + static_cast<int64_t>(p + kPosGroups) * kv_dim, kn);
+            load_halves<DPL>(vb + static_cast<int64_t>(p + kPosGroups) * kv_dim, vn);
         }
         float s = 0.0f;
         if (valid) {
@@ -101,6 +109,8 @@ __global__ void __launch_bounds__(kThreads)
             for (int i = 0; i < DPL; ++i) acc[i] = fmaf(acc[i], c, e * vf[i]);
             m = m_new;
         }
+#pragma unroll
+        for (int i = 0; i < DPL; ++i) kf[i] = kn[i], vf[i] = vn[i];
     }
 
     __shared__ float s_m[kPosGroups], s_l[kPosGroups];
@@ -135,6 +145,7 @@ __global__ void __launch_bounds__(kThreads)
 // Merges the splits of one (row, head): block (head, row), threads over dims.
 __global__ void combine_kernel(const float* __restrict__ partial, int n_head, int n_splits, int head_dim,
                                float* __restrict__ out) {
+    wait_for_producer();
     const int head = blockIdx.x, t = blockIdx.y;
     const float* pp = partial + (static_cast<int64_t>(t) * n_head + head) * n_splits * (head_dim + 2);
     float big = -INFINITY;
@@ -152,7 +163,7 @@ __global__ void combine_kernel(const float* __restrict__ partial, int n_head, in
     }
 }
 
-// Splits so that about eight blocks per SM are busy (one block's positions are a serial online-softmax
+// Splits so that about sixteen blocks per SM are busy (one block's positions are a serial online-softmax
 // chain, so many short chains beat a few long ones), each split at least 64 positions.
 int choose_splits(const AttentionShape& shape, int n_tokens, int max_kv) {
     static const int n_sm = [] {
@@ -161,7 +172,7 @@ int choose_splits(const AttentionShape& shape, int n_tokens, int max_kv) {
         cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
         return n > 0 ? n : 100;
     }();
-    const int by_fill = ceil_div(8 * n_sm, std::max(1, n_tokens * shape.n_head));
+    const int by_fill = ceil_div(16 * n_sm, std::max(1, n_tokens * shape.n_head));
     const int by_len = ceil_div(std::max(1, max_kv), 64);
     return std::max(1, std::min(by_fill, by_len));
 }
@@ -170,8 +181,8 @@ template <int DPL>
 void launch(const float* q, const KvRow* rows, int n_tokens, int layer, const AttentionShape& shape,
             float scale, int n_splits, int chunk, float* out, float* scratch, cudaStream_t s) {
     const dim3 grid(n_splits, shape.n_head, n_tokens);
-    attention_kernel<DPL>
-        <<<grid, kThreads, 0, s>>>(q, rows, layer, shape.n_head, shape.n_head_kv, scale, chunk, out, scratch);
+    launch_kernel(attention_kernel<DPL>, grid, kThreads, 0, s, q, rows, layer, shape.n_head, shape.n_head_kv,
+                  scale, chunk, out, scratch);
 }
 
 }  // namespace
@@ -226,8 +237,8 @@ void attention(const float* q_dev, const KvRow* rows_dev, int n_tokens, int laye
     }
     check_launch("attention");
     if (n_splits > 1) {
-        combine_kernel<<<dim3(shape.n_head, n_tokens), std::min(shape.head_dim, kMaxHeadDim), 0, s>>>(
-            scratch_dev, shape.n_head, n_splits, shape.head_dim, out_dev);
+        launch_kernel(combine_kernel, dim3(shape.n_head, n_tokens), std::min(shape.head_dim, kMaxHeadDim), 0,
+                      s, scratch_dev, shape.n_head, n_splits, shape.head_dim, out_dev);
         check_launch("attention combine");
     }
 }

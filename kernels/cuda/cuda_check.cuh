@@ -2,7 +2,9 @@
 // Error checks for CUDA calls and launches: every failure becomes a kinfer::Error naming what failed.
 #include <cuda_runtime.h>
 
+#include <cstdlib>
 #include <string>
+#include <utility>
 
 #include "kinfer/error.hpp"
 
@@ -24,6 +26,46 @@ inline cudaStream_t as_stream(void* s) {
 template <class T>
 __host__ __device__ constexpr T ceil_div(T a, T b) {
     return (a + b - 1) / b;
+}
+
+// Programmatic dependent launch (on unless KINFER_PDL=0, read once): a kernel launched through launch_kernel
+// may start while the kernel before it in the stream finishes, hiding part of the launch gap between the many
+// small kernels of a decode step (+1-2% tg128 on an H200); every such kernel calls wait_for_producer() before
+// it touches memory.
+inline bool pdl_enabled() {
+    static const bool on = [] {
+        const char* e = std::getenv("KINFER_PDL");
+        return !(e && e[0] == '0');
+    }();
+    return on;
+}
+
+template <class... KArgs, class... Args>
+void launch_kernel(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t shared, cudaStream_t s,
+                   Args&&... args) {
+    if (!pdl_enabled()) {
+        kernel<<<grid, block, shared, s>>>(std::forward<Args>(args)...);
+        return;
+    }
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = shared;
+    cfg.stream = s;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    check_cuda(cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...), "launch");
+}
+
+// Waits until the previous kernel of the stream has completed and its writes are visible (a no-op when
+// launched without programmatic dependence).
+__device__ inline void wait_for_producer() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
 }
 
 __device__ inline float warp_sum(float v) {

@@ -1,14 +1,17 @@
-// Decode matrix-vector products: fused dequantization x float activations, reading each weight byte once for
-// up to 16 tokens. A block of 4 warps owns R rows; its threads stride over the rows' 32-element groups, two
-// groups per step so that 2 * R 16-byte loads per thread are in flight; each activation value loaded feeds R
-// rows. Per sub-group of 16 the thread forms sum(v * x) and sum(x) and applies the sub-group's scale and
-// offset once (kernels/cuda/repacked.hpp), so an element costs one byte permute and one FMA per token.
+// Decode matrix-vector products: fused dequantization x activation, reading each weight byte once for up to
+// 16 tokens. A block of 2 warps owns R rows; its threads stride over the rows' 32-element groups, two groups
+// per step so that 2 * R 16-byte weight loads per thread are in flight; each activation load feeds R rows.
 //
-// The activation is read in a permuted layout (prepare_activation) in which a warp's 32 groups are
-// interleaved by float4: lane l's float4 j of a sub-group sits next to lane l+1's, so each 16-byte activation
-// load of the warp is one contiguous 512-byte access. Read in plain order, every lane's 16 bytes lay in a
-// different 128-byte line and the L1 needed 32 passes per load: it bounded the kernel at a third of HBM
-// speed.
+// Quantized weights meet the activation's two int8 terms (kernels/cuda/activation_layout.cuh): per sub-group
+// of 16 the thread takes the codes straight from the repacked words (kernels/cuda/repacked.hpp) and forms
+// sum(code * q1) and sum(code * q2) with 8 dp4a (4 elements each), then applies the scales once:
+// a * s2 * (254 * I1 + I2) + (b + base * a) * sum(x). That is ~1.5 instructions per weight where the float
+// path (a byte permute and an FMA per weight, per token) needed 4.3 and bounded the kernel by issue; the
+// activation error is 1/64516 of the group's largest value, 254 times below llama.cpp's single q8_1 term.
+// Float weights (F32/F16/BF16) keep the float path over the permuted float copy.
+//
+// The float copy is permuted so that a warp's 32 groups are interleaved by float4 and each 16-byte load of
+// the warp is one contiguous 512-byte access; the int8 terms are interleaved the same way by 16 bytes.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -66,6 +69,49 @@ __device__ __forceinline__ void accumulate_group(const typename L::G (&grp)[R], 
     }
 }
 
+// d = a.u32 . b.s32 (four byte products) + c: the codes are unsigned (Q8_0's reach 255), the activation
+// signed.
+__device__ __forceinline__ int dp4a_us(uint32_t a, uint32_t b, int c) {
+    int d;
+    asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+}
+
+template <class L, int NT, int R>
+__device__ __forceinline__ void accumulate_group_q(const typename L::G (&grp)[R], int g,
+                                                   const uint8_t* __restrict__ x, int64_t x_stride_bytes,
+                                                   int q_off, int s_off, int n_tok, float (&acc)[R][NT]) {
+    const int qo = q_off + (g >> 5) * 2048 + (g & 31) * 16;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        uint32_t c[R][4];
+        float bint[R];
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            L::codes(grp[r], h, c[r]);
+            bint[r] = fmaf(float(L::kCodeBase), grp[r].a[h], grp[r].b[h]);
+        }
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+            if (t >= n_tok) break;
+            const uint8_t* xt = x + t * x_stride_bytes;
+            const uint4 x1 = __ldg(reinterpret_cast<const uint4*>(xt + qo + 512 * h));
+            const uint4 x2 = __ldg(reinterpret_cast<const uint4*>(xt + qo + 1024 + 512 * h));
+            const float4 sc = __ldg(reinterpret_cast<const float4*>(xt + s_off) + g);
+            const float xsum = h ? sc.z : sc.y;
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+                int i1 = dp4a_us(c[r][0], x1.x, 0), i2 = dp4a_us(c[r][0], x2.x, 0);
+                i1 = dp4a_us(c[r][1], x1.y, i1), i2 = dp4a_us(c[r][1], x2.y, i2);
+                i1 = dp4a_us(c[r][2], x1.z, i1), i2 = dp4a_us(c[r][2], x2.z, i2);
+                i1 = dp4a_us(c[r][3], x1.w, i1), i2 = dp4a_us(c[r][3], x2.w, i2);
+                const float d = float(i1 * 254 + i2) * sc.x;
+                acc[r][t] += fmaf(grp[r].a[h], d, bint[r] * xsum);
+            }
+        }
+    }
+}
+
 // Up to three matrices of one type and width reading the same activation (wq/wk/wv, gate/up) in one launch:
 // blocks [first_block of part i, first_block of part i+1) work on part i.
 struct MatvecPart {
@@ -81,10 +127,11 @@ struct MatvecParts {
     int n;
 };
 
-template <class L, int NT, int R>
-__global__ void __launch_bounds__(kThreads)
+template <class L, int NT, int R, int MinBlocks>
+__global__ void __launch_bounds__(kThreads, MinBlocks)
     matvec_kernel(const MatvecParts parts, int n_groups, int n_records, const float* __restrict__ x,
-                  int64_t x_stride, int n_tok) {
+                  int64_t x_stride, int q_off, int s_off, int n_tok) {
+    wait_for_producer();
     // Constant indices only: a run-time index would copy the parameters to local memory.
     MatvecPart me = parts.p[0];
     if (parts.n > 1 && int(blockIdx.x) >= parts.p[1].first_block) me = parts.p[1];
@@ -112,8 +159,15 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
             for (int r = 0; r < R; ++r) L::load(rows[r], n_records, g2, b[r]);
         }
-        accumulate_group<L, NT, R>(a, g, x, x_stride, n_tok, acc);
-        if (g2 < n_groups) accumulate_group<L, NT, R>(b, g2, x, x_stride, n_tok, acc);
+        if constexpr (L::kHasOffset) {  // quantized: int8 path
+            const auto* xb = reinterpret_cast<const uint8_t*>(x);
+            accumulate_group_q<L, NT, R>(a, g, xb, 4 * x_stride, q_off, s_off, n_tok, acc);
+            if (g2 < n_groups)
+                accumulate_group_q<L, NT, R>(b, g2, xb, 4 * x_stride, q_off, s_off, n_tok, acc);
+        } else {
+            accumulate_group<L, NT, R>(a, g, x, x_stride, n_tok, acc);
+            if (g2 < n_groups) accumulate_group<L, NT, R>(b, g2, x, x_stride, n_tok, acc);
+        }
     }
 
     __shared__ float partial[kWarps][R * NT];
@@ -135,19 +189,20 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
-__global__ void permute_kernel(const float* __restrict__ x, int64_t cols, int64_t padded, int n_tok,
+// Warps over groups (cols % 32 == 0, so each warp's 32 elements are one group of one token).
+__global__ void prepare_kernel(const float* __restrict__ x, int64_t cols, int64_t stride, int n_tok,
                                float* __restrict__ out) {
+    wait_for_producer();
     const int64_t n = cols * n_tok;
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
          i += int64_t(gridDim.x) * blockDim.x) {
         const int64_t t = i / cols, e = i % cols;
-        out[t * padded + activation_offset(e)] = x[i];
+        prepare_group(x[i], e / 32, cols, out + t * stride);
     }
 }
 
-template <class L, int NT>
-void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, cudaStream_t s) {
-    constexpr int R = NT <= 2 ? 4 : 2;
+template <class L, int NT, int R, int MinBlocks>
+void launch_rows(const MatvecOut* outs, int n_outs, const float* x, int n_tok, cudaStream_t s) {
     const DeviceMatrix& w0 = *outs[0].w;
     MatvecParts parts{};
     parts.n = n_outs;
@@ -164,21 +219,35 @@ void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, cudaSt
     }
     const int n_groups = static_cast<int>(w0.cols / kGroupElems);
     const int n_records = static_cast<int>(ceil_div<int64_t>(w0.cols, kRecordElems));
-    matvec_kernel<L, NT, R>
-        <<<blocks, kThreads, 0, s>>>(parts, n_groups, n_records, x, activation_floats(w0.cols), n_tok);
+    launch_kernel(matvec_kernel<L, NT, R, MinBlocks>, blocks, kThreads, 0, s, parts, n_groups, n_records, x,
+                  activation_floats(w0.cols), int(activation_q_offset(w0.cols)),
+                  int(activation_scale_offset(w0.cols)), n_tok);
+}
+
+template <class L, int NT>
+void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, cudaStream_t s) {
+    // One token: 4 rows per block (2 rows with a 64-register cap for more warps measured the same).
+    if constexpr (NT == 1) {
+        launch_rows<L, 1, 4, 8>(outs, n_outs, x, n_tok, s);
+    } else if constexpr (NT == 2) {
+        launch_rows<L, 2, 4, 8>(outs, n_outs, x, n_tok, s);
+    } else {
+        launch_rows<L, NT, 2, 8>(outs, n_outs, x, n_tok, s);
+    }
 }
 
 }  // namespace
 
 int64_t activation_floats(int64_t cols) {
-    return ceil_div<int64_t>(cols, 1024) * 1024;
+    return activation_padded(cols) / 8 * 13;  // floats, int8 terms, scales (activation_layout.cuh)
 }
 
 void prepare_activation(const float* x_dev, int n_tokens, int64_t cols, float* out_dev, Stream stream) {
     if (n_tokens <= 0) return;
+    if (cols % 32 != 0) throw Error("internal error: prepare_activation needs cols % 32 == 0");
     const int64_t n = cols * n_tokens;
-    permute_kernel<<<static_cast<unsigned>(std::min<int64_t>(ceil_div<int64_t>(n, 256), 4096)), 256, 0,
-                     as_stream(stream)>>>(x_dev, cols, activation_floats(cols), n_tokens, out_dev);
+    launch_kernel(prepare_kernel, static_cast<unsigned>(std::min<int64_t>(ceil_div<int64_t>(n, 256), 4096)),
+                  256, 0, as_stream(stream), x_dev, cols, activation_floats(cols), n_tokens, out_dev);
     check_launch("prepare_activation");
 }
 

@@ -180,6 +180,19 @@ struct Group {
     float a[2], b[2];
 };
 
+// The values of sub-group h of a quantized layout: its codes (each byte below 128, or any byte with
+// kCodeBase 32768) with kCodeBase added. The int8 matvec path reads the codes themselves (w = a * code +
+// b + kCodeBase * a).
+template <class L>
+KINFER_HOST_DEVICE inline void values_of(const typename L::G& o, int h, float v[16]) {
+    uint32_t c[4];
+    L::codes(o, h, c);
+    if constexpr (L::kCodeBase == 128)
+        codes_to_v128(c, v);
+    else
+        codes_to_v32768(c, v);
+}
+
 // Geometry shared by every layout: where record `g / 8` starts and where the tail entry of that record is.
 struct RowPos {
     const uint8_t* rec;   // the record holding the group
@@ -209,11 +222,12 @@ struct LayoutQ4_0 {  // [d x8 halves][qs 8 x 16]
         o.a[0] = o.a[1] = d;
         o.b[0] = o.b[1] = -136.0f * d;  // w = d * (c - 8) = d * v - 136 d
     }
-    KINFER_HOST_DEVICE static void values(const G& o, int h, float v[16]) {
-        uint32_t c[4];
+    static constexpr int kCodeBase = 128;
+    KINFER_HOST_DEVICE static void codes(const G& o, int h, uint32_t c[4]) {
+        KINFER_UNROLL
         for (int k = 0; k < 4; ++k) c[k] = nibbles(o.q[0], k, h);
-        codes_to_v128(c, v);
     }
+    KINFER_HOST_DEVICE static void values(const G& o, int h, float v[16]) { values_of<LayoutQ4_0>(o, h, v); }
 };
 
 struct LayoutQ4_1 {  // [d x8][m x8][qs 8 x 16]
@@ -228,6 +242,8 @@ struct LayoutQ4_1 {  // [d x8][m x8][qs 8 x 16]
         o.a[0] = o.a[1] = d;
         o.b[0] = o.b[1] = m - 128.0f * d;
     }
+    static constexpr int kCodeBase = 128;
+    KINFER_HOST_DEVICE static void codes(const G& o, int h, uint32_t c[4]) { LayoutQ4_0::codes(o, h, c); }
     KINFER_HOST_DEVICE static void values(const G& o, int h, float v[16]) { LayoutQ4_0::values(o, h, v); }
 };
 
@@ -243,11 +259,12 @@ struct LayoutQ5_0 {  // [d x8][qh 8 x 4][qs 8 x 16]; q1.w[0] holds the group's e
         o.a[0] = o.a[1] = d;
         o.b[0] = o.b[1] = -144.0f * d;  // w = d * (c - 16)
     }
-    KINFER_HOST_DEVICE static void values(const G& o, int h, float v[16]) {
-        uint32_t c[4];
+    static constexpr int kCodeBase = 128;
+    KINFER_HOST_DEVICE static void codes(const G& o, int h, uint32_t c[4]) {
+        KINFER_UNROLL
         for (int k = 0; k < 4; ++k) c[k] = nibbles(o.q[0], k, h) | extra_bit(o.q[1].w[0], k, h, 4);
-        codes_to_v128(c, v);
     }
+    KINFER_HOST_DEVICE static void values(const G& o, int h, float v[16]) { values_of<LayoutQ5_0>(o, h, v); }
 };
 
 struct LayoutQ5_1 {  // [d x8][m x8][qh 8 x 4][qs 8 x 16]
@@ -263,6 +280,8 @@ struct LayoutQ5_1 {  // [d x8][m x8][qh 8 x 4][qs 8 x 16]
         o.a[0] = o.a[1] = d;
         o.b[0] = o.b[1] = m - 128.0f * d;
     }
+    static constexpr int kCodeBase = 128;
+    KINFER_HOST_DEVICE static void codes(const G& o, int h, uint32_t c[4]) { LayoutQ5_0::codes(o, h, c); }
     KINFER_HOST_DEVICE static void values(const G& o, int h, float v[16]) { LayoutQ5_0::values(o, h, v); }
 };
 
@@ -277,6 +296,11 @@ struct LayoutQ8_0 {  // [d x8][qs 8 x 32], code = q + 128
         const float d = half_to_float(load2(p.rec + 2 * p.slot));
         o.a[0] = o.a[1] = d;
         o.b[0] = o.b[1] = -32896.0f * d;  // v = 32768 + q + 128
+    }
+    static constexpr int kCodeBase = 32768;
+    KINFER_HOST_DEVICE static void codes(const G& o, int h, uint32_t c[4]) {
+        KINFER_UNROLL
+        for (int k = 0; k < 4; ++k) c[k] = o.q[h].w[k];
     }
     KINFER_HOST_DEVICE static void values(const G& o, int h, float v[16]) { codes_to_v32768(o.q[h].w, v); }
 };
@@ -297,11 +321,12 @@ struct LayoutQ2_K {
             o.b[h] = -128.0f * o.a[h] - dmin * static_cast<float>(sm >> 4);
         }
     }
-    KINFER_HOST_DEVICE static void values(const G& o, int h, float v[16]) {
-        uint32_t c[4];
+    static constexpr int kCodeBase = 128;
+    KINFER_HOST_DEVICE static void codes(const G& o, int h, uint32_t c[4]) {
+        KINFER_UNROLL
         for (int k = 0; k < 4; ++k) c[k] = two_bits(o.q[0].w[h], k, 0);
-        codes_to_v128(c, v);
     }
+    KINFER_HOST_DEVICE static void values(const G& o, int h, float v[16]) { values_of<LayoutQ2_K>(o, h, v); }
 };
 
 // Q3_K: [lo nibbles of the 16 six-bit scale codes (8 bytes) | their top 2 bits (32 bits) | d | pad 2]
@@ -324,19 +349,23 @@ struct LayoutQ3_K {
             o.b[h] = -132.0f * o.a[h];
         }
     }
-    KINFER_HOST_DEVICE static void values(const G& o, int h, float v[16]) {
-        uint32_t c[4];
+    static constexpr int kCodeBase = 128;
+    KINFER_HOST_DEVICE static void codes(const G& o, int h, uint32_t c[4]) {
+        KINFER_UNROLL
         for (int k = 0; k < 4; ++k) c[k] = two_bits(o.q[0].w[h], k, 0) | extra_bit(o.q[0].w[2], k, h, 2);
-        codes_to_v128(c, v);
     }
+    KINFER_HOST_DEVICE static void values(const G& o, int h, float v[16]) { values_of<LayoutQ3_K>(o, h, v); }
 };
 
 // Q4_K / Q5_K meta (16 bytes): d, dmin, top 2 bits of group j's scale (bits 4j, 4j+1) and min (4j+2, 4j+3),
 // then byte j = low nibble of scale | low nibble of min << 4.
-KINFER_HOST_DEVICE inline void kquant_scale_min(const uint8_t* meta, int j, float& a, float& b) {
-    const float d = half_to_float(load2(meta)), dmin = half_to_float(load2(meta + 2));
-    const uint32_t hi = load4(meta + 4) >> (4 * j);
-    const uint32_t lo = meta[8 + j];
+// One 16-byte load of the meta (the 8 threads of a record share it through L1).
+KINFER_HOST_DEVICE inline void kquant_scale_min(const uint8_t* meta_ptr, int j, float& a, float& b) {
+    const Words4 meta = load16(meta_ptr);
+    const float d = half_to_float(static_cast<uint16_t>(meta.w[0] & 0xffffu));
+    const float dmin = half_to_float(static_cast<uint16_t>(meta.w[0] >> 16));
+    const uint32_t hi = meta.w[1] >> (4 * j);
+    const uint32_t lo = ((j < 4 ? meta.w[2] : meta.w[3]) >> (8 * (j & 3))) & 0xffu;
     const float sc = static_cast<float>((lo & 15) | ((hi & 3) << 4));
     const float mn = static_cast<float>((lo >> 4) | ((hi & 12) << 2));
     a = d * sc;
@@ -354,6 +383,8 @@ struct LayoutQ4_K {  // [meta 16][qs 8 x 16]
         o.a[1] = o.a[0];
         o.b[1] = o.b[0];
     }
+    static constexpr int kCodeBase = 128;
+    KINFER_HOST_DEVICE static void codes(const G& o, int h, uint32_t c[4]) { LayoutQ4_0::codes(o, h, c); }
     KINFER_HOST_DEVICE static void values(const G& o, int h, float v[16]) { LayoutQ4_0::values(o, h, v); }
 };
 
@@ -369,6 +400,8 @@ struct LayoutQ5_K {  // [meta 16][qh 8 x 4][qs 8 x 16]
         o.a[1] = o.a[0];
         o.b[1] = o.b[0];
     }
+    static constexpr int kCodeBase = 128;
+    KINFER_HOST_DEVICE static void codes(const G& o, int h, uint32_t c[4]) { LayoutQ5_0::codes(o, h, c); }
     KINFER_HOST_DEVICE static void values(const G& o, int h, float v[16]) { LayoutQ5_0::values(o, h, v); }
 };
 
@@ -388,11 +421,12 @@ struct LayoutQ6_K {
             o.b[h] = -160.0f * o.a[h];
         }
     }
-    KINFER_HOST_DEVICE static void values(const G& o, int h, float v[16]) {
-        uint32_t c[4];
+    static constexpr int kCodeBase = 128;
+    KINFER_HOST_DEVICE static void codes(const G& o, int h, uint32_t c[4]) {
+        KINFER_UNROLL
         for (int k = 0; k < 4; ++k) c[k] = nibbles(o.q[0], k, h) | two_bits(o.q[1].w[h], k, 4);
-        codes_to_v128(c, v);
     }
+    KINFER_HOST_DEVICE static void values(const G& o, int h, float v[16]) { values_of<LayoutQ6_K>(o, h, v); }
 };
 
 // Float types: records of 256 values in element order; a = 1, b = 0.

@@ -3,7 +3,9 @@
 # racecheck) on them, and the kernel benchmark; a short table comes last. Run from the repository root (or a
 # copy of it) on the GPU machine:  scripts/dev/cuda_check.sh [deps-dir]
 # deps-dir (optional): what the device image lacks, copied from a Debian machine with the project's packages:
-#   mkdir -p D/include D/lib/cmake && cp -r /usr/include/{doctest,xsimd} D/include && cp -r /usr/lib/cmake/doctest D/lib/cmake
+#   mkdir -p D/include D/lib/cmake && cp -r /usr/include/{doctest,xsimd,brotli,openssl,httplib.h,zlib.h,zconf.h} D/include &&
+#   cp /usr/include/x86_64-linux-gnu/openssl/* D/include/openssl && cp -r /usr/lib/cmake/doctest D/lib/cmake &&
+#   cp -a /usr/lib/x86_64-linux-gnu/{libcpp-httplib,libbrotli}*.so* D/lib   (infer serve links cpp-httplib)
 # Environment: BENCH_ARGS (e.g. --quick), SKIP_SANITIZER=1, PROFILE=1 (ncu on one matvec, SASS to $OUT),
 # E2E_TYPES="Q4_K_M Q8_0" (synthesize Mistral-7B files and time `infer run --device cuda`).
 set -uo pipefail
@@ -12,7 +14,9 @@ OUT=${OUT:-/tmp/cuda_check_out}
 mkdir -p "$OUT"
 extra=()
 if [[ -n "$DEPS" ]]; then
-  extra+=(-Ddoctest_DIR="$DEPS/lib/cmake/doctest" -DKINFER_XSIMD_INCLUDE="$DEPS/include")
+  extra+=(-Ddoctest_DIR="$DEPS/lib/cmake/doctest" -DKINFER_XSIMD_INCLUDE="$DEPS/include"
+    -DKINFER_HTTPLIB_INCLUDE="$DEPS/include" -DKINFER_HTTPLIB="$DEPS/lib/libcpp-httplib.so")
+  export LD_LIBRARY_PATH="$DEPS/lib:${LD_LIBRARY_PATH:-}"
 fi
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv,noheader || true
 g++ --version | head -1
