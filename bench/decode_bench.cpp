@@ -1,7 +1,8 @@
 // The CPU decode path (kernels/cpu/decode_*.cpp) per weight type, one thread: matrix x vector products of
 // 4096 x 4096 and 14336 x 4096 (Mistral-7B's attention and FFN shapes) and 8 tokens at once (batched decode
-// of 8 sequences), the portable reference path beside each SIMD level this CPU has, and for the k-quants
-// the int16-activation variant (-int16) beside the default float one (see kernels/cpu/decode_table.hpp).
+// of 8 sequences), the portable reference path beside each SIMD level this CPU has; where the default is
+// the two-int8-term path (AVX-512: the quantized types) the float path beside it (-float), and for
+// the k-quants the int16-activation variant (-int16) (see kernels/cpu/decode_table.hpp).
 // 256 x 4096 stays in L2: the kernels' compute speed without memory in the way. bytes_per_second counts
 // weight bytes read; a decode step is memory-bound when it stays near the machine's read bandwidth.
 //   ./build/bin/kinfer_bench --benchmark_filter=Decode
@@ -53,11 +54,23 @@ const std::vector<uint8_t>& weights(GgmlType type, int64_t n_rows, int64_t n_in)
     return cache.back().second;
 }
 
-void BM_Decode(benchmark::State& state, GgmlType type, Isa isa, bool int16, int64_t n_rows,
+enum class Variant { Default, Float, Int16 };
+
+const kinfer::cpu::MatmulPath* variant_path(GgmlType type, Isa isa, Variant v) {
+    switch (v) {
+        case Variant::Float:
+            return isa == Isa::Portable ? nullptr : kinfer::cpu::decode_path_float(type, isa);
+        case Variant::Int16:
+            return kinfer::cpu::decode_path_int16(type, isa);
+        default:
+            return &kinfer::cpu::quant_kernels(type, isa).decode;
+    }
+}
+
+void BM_Decode(benchmark::State& state, GgmlType type, Isa isa, Variant variant, int64_t n_rows,
                int64_t n_tokens) {
     const int64_t n_in = 4096;
-    const auto& p =
-        int16 ? *kinfer::cpu::decode_path_int16(type, isa) : kinfer::cpu::quant_kernels(type, isa).decode;
+    const auto& p = *variant_path(type, isa, variant);
     const std::vector<uint8_t>& w = weights(type, n_rows, n_in);
     const size_t row_bytes = w.size() / size_t(n_rows);
     std::vector<float> x(size_t(n_in * n_tokens), 0.5f), out(size_t(n_rows * n_tokens));
@@ -75,19 +88,24 @@ void BM_Decode(benchmark::State& state, GgmlType type, Isa isa, bool int16, int6
 const bool kRegistered = [] {
     for (const GgmlType type : kTypes)
         for (int level = 0; level <= int(kinfer::cpu::detected_isa()); ++level)
-            for (const bool int16 : {false, true})
+            for (const Variant v : {Variant::Default, Variant::Float, Variant::Int16})
                 for (const int64_t n_rows : {int64_t(256), int64_t(4096), int64_t(14336)})
                     for (const int64_t n_tokens : {int64_t(1), int64_t(8)}) {
                         const Isa isa = Isa(level);
-                        if (int16 && !kinfer::cpu::decode_path_int16(type, isa)) continue;
+                        const auto* p = variant_path(type, isa, v);
+                        // the float variant only where it is not the default
+                        if (!p || (v == Variant::Float &&
+                                   p->rows == variant_path(type, isa, Variant::Default)->rows))
+                            continue;
+                        const char* suffix =
+                            v == Variant::Int16 ? "-int16" : (v == Variant::Float ? "-float" : "");
                         if (isa == Isa::Portable && n_tokens > 1)
                             continue;  // the reference is slow enough once
                         const std::string name = std::string("Decode/") + kinfer::type_name(type) + "/" +
-                                                 kinfer::cpu::isa_name(isa) + (int16 ? "-int16" : "") + "/" +
+                                                 kinfer::cpu::isa_name(isa) + suffix + "/" +
                                                  std::to_string(n_rows) +
                                                  "x4096/tokens:" + std::to_string(n_tokens);
-                        benchmark::RegisterBenchmark(name.c_str(), BM_Decode, type, isa, int16, n_rows,
-                                                     n_tokens)
+                        benchmark::RegisterBenchmark(name.c_str(), BM_Decode, type, isa, v, n_rows, n_tokens)
                             ->Unit(benchmark::kMillisecond)
                             ->UseRealTime();
                     }

@@ -1,5 +1,7 @@
 // The prefill matrix product, 512 tokens x 4096 rows x 4096 inputs (a Mistral-7B projection over a pp512
-// prompt), per type and instruction level, one thread; FLOP counter = 2 * tokens * rows * inputs / s:
+// prompt), per type and instruction level, one thread, and at the best level the feed-forward shapes
+// (shape 1: 14336 rows x 4096 inputs, gate/up; shape 2: 4096 rows x 14336 inputs, down);
+// FLOP counter = 2 * tokens * rows * inputs / s:
 //   ./build/bin/kinfer_bench --benchmark_filter=Prefill
 // Level 0 is the portable path (dequantize to float + float dots), the others the 8-bit tiled kernels.
 #include <benchmark/benchmark.h>
@@ -25,7 +27,8 @@ constexpr GgmlType kTypes[] = {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, G
 void BM_PrefillMatmul(benchmark::State& state) {
     const GgmlType type = kTypes[state.range(0)];
     const auto isa = kinfer::cpu::Isa(state.range(1));
-    const int64_t n_tokens = state.range(2), n_rows = 4096, n_in = 4096;
+    const int64_t n_tokens = state.range(2), shape = state.range(3);
+    const int64_t n_rows = shape == 1 ? 14336 : 4096, n_in = shape == 2 ? 14336 : 4096;
     if (isa > kinfer::cpu::detected_isa()) {
         state.SkipWithError("instruction level not supported by this CPU");
         return;
@@ -64,11 +67,13 @@ void BM_PrefillMatmul(benchmark::State& state) {
 
 void prefill_args(benchmark::internal::Benchmark* b) {
     for (int t = 0; t < int(std::size(kTypes)); ++t)
-        for (int isa = 0; isa <= 2; ++isa) b->Args({t, isa, 512});
+        for (int isa = 0; isa <= 2; ++isa) b->Args({t, isa, 512, 0});
+    for (int t = 0; t < 4; ++t)  // Q4_K, Q6_K, Q8_0, Q4_0
+        for (int shape : {1, 2}) b->Args({t, 2, 512, shape});
     // Short prompts, where unpacking the weight tile is paid over fewer tokens (prefill_min_tokens).
     for (int t = 0; t < int(std::size(kTypes)); ++t)
         for (int isa = 1; isa <= 2; ++isa)
-            for (int tokens : {8, 16, 32, 64}) b->Args({t, isa, tokens});
+            for (int tokens : {8, 16, 32, 64}) b->Args({t, isa, tokens, 0});
 }
 
 BENCHMARK(BM_PrefillMatmul)->Apply(prefill_args)->Unit(benchmark::kMillisecond)->UseRealTime();

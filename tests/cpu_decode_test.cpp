@@ -4,10 +4,11 @@
 // activations with a few large outliers, odd row counts, row sub-ranges, an output stride wider than the row
 // count, several row lengths and 1..17 tokens per call.
 //
-// The bound: |out - exact| <= kRelTol * sum_i |w_i * x_i| per output. The decode path keeps the activation
-// in float, so only float32 summation error is left (measured: ~1e-7 of sum|w*x|). Rounding the activation
-// to 8 bits as llama.cpp does costs ~1e-3 of sum|w*x| on the same data (measured below as a sanity check of
-// the bound's meaning), so the bound is a few hundred times tighter than that.
+// The bound: |out - exact| <= kRelTol * sum_i |w_i * x_i| per output, plus, for paths that round the
+// activation (two int8 terms per 32 or 256 elements, int16 per 256), the worst case of that rounding:
+// sum_i |w_i| * step_i / 2. The float path keeps the activation in float, so only float32 summation error
+// is left (measured: ~1e-7 of sum|w*x|). Rounding the activation to 8 bits as llama.cpp does costs ~1e-3 of
+// sum|w*x| on the same data (measured below as a sanity check of the bound's meaning).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -93,9 +94,15 @@ void check_product(const QuantKernels& k, const MatmulPath& p, const Matrix& m, 
                 REQUIRE(got == kUntouched);
                 continue;
             }
+            // the activation's rounding step per block: max|x| / levels
+            const bool int16 = p.act_format == kActI16K;
+            const bool i8x2 =
+                p.act_format == kActI8x2K || p.act_format == kActI8x2KPerm || p.act_format >= kActI8x2B;
+            const int64_t block = int16 ? kInt16Block : (p.act_format >= kActI8x2B ? 32 : 256);
+            const double levels = int16 ? 32767.0 : 127.0 * 128.0;
             double exact = 0, magnitude = 0, rounding = 0;
-            for (int64_t b = 0; b < m.n_in; b += kInt16Block) {
-                const int64_t e = std::min(m.n_in, b + kInt16Block);
+            for (int64_t b = 0; b < m.n_in; b += block) {
+                const int64_t e = std::min(m.n_in, b + block);
                 double amax = 0, wsum = 0;
                 for (int64_t i = b; i < e; ++i) {
                     const double w = m.deq[size_t(r * m.n_in + i)], xi = x[size_t(t * m.n_in + i)];
@@ -104,10 +111,9 @@ void check_product(const QuantKernels& k, const MatmulPath& p, const Matrix& m, 
                     amax = std::max(amax, std::fabs(xi));
                     wsum += std::fabs(w);
                 }
-                rounding += wsum * amax / 32767 / 2 * 1.001;
+                rounding += wsum * amax / levels / 2 * 1.001;
             }
-            const bool int16 = p.act_format == kActI16K;
-            const double err = std::fabs(double(got) - exact) - (int16 ? rounding : 0.0);
+            const double err = std::fabs(double(got) - exact) - (int16 || i8x2 ? rounding : 0.0);
             const double rel = magnitude > 0 ? err / magnitude : err;
             stats.max_rel = std::max(stats.max_rel, rel);
             stats.max_raw = std::max(stats.max_raw, std::fabs(double(got) - exact) / magnitude);
@@ -137,13 +143,22 @@ TEST_CASE("cpu decode path: every type and instruction set against float64") {
         for (const GgmlType type : kTypes) {
             const QuantKernels& k = quant_kernels(type, isa);
             REQUIRE(k.type == type);
-            // the default (float) path, and the int16 one where the type has it
+            // the default path, the float one, the two-int8-term one and the int16 one where the type has
+            // them
             const MatmulPath* int16 = decode_path_int16(type, isa);
             if (int16) CHECK(int16->act_format == kActI16K);
-            for (const MatmulPath* p : {&k.decode, int16}) {
-                if (!p) continue;
-                const std::string what = std::string(type_name(type)) + " " + isa_name(isa) +
-                                         (p->act_format == kActI16K ? " int16" : "");
+            const MatmulPath* i8x2 = decode_path_i8x2(type, isa);
+            if (i8x2)
+                CHECK(bool(k.decode.rows == i8x2->rows) !=
+                      float_decode_forced());  // the default where it exists
+            const MatmulPath* fl = isa == Isa::Portable ? nullptr : decode_path_float(type, isa);
+            for (const MatmulPath* p : {&k.decode, fl, i8x2, int16}) {
+                if (!p || (p != &k.decode && p->rows == k.decode.rows)) continue;
+                const char* kind =
+                    p->act_format == kActI16K
+                        ? " int16"
+                        : (p == i8x2 || p->rows == (i8x2 ? i8x2->rows : nullptr) ? " i8x2" : " float");
+                const std::string what = std::string(type_name(type)) + " " + isa_name(isa) + kind;
                 CAPTURE(what);
                 std::mt19937 rng(1234 + unsigned(type));
                 ErrorStats stats;
@@ -221,4 +236,35 @@ TEST_CASE("cpu decode path: KINFER_CPU_ISA names and levels") {
     // every level at or below the detected one resolves every type to kernels of that level
     for (int level = 0; level <= int(detected_isa()); ++level)
         for (const GgmlType type : kTypes) CHECK(quant_kernels(type, Isa(level)).isa == Isa(level));
+}
+
+TEST_CASE("cpu decode path: a token's result does not depend on the tokens or rows sharing the call") {
+    // The engine's batch decoding relies on it (tests/batch_test.cpp): a token decoded with 1..15 others and
+    // with rows split unevenly across threads gets the bits it gets alone, on every path of every level.
+    std::mt19937 rng(99);
+    for (int level = 1; level <= int(detected_isa()); ++level)
+        for (const GgmlType type : kTypes) {
+            const Isa isa = Isa(level);
+            const MatmulPath& p = quant_kernels(type, isa).decode;
+            CAPTURE(std::string(type_name(type)) + " " + isa_name(isa));
+            const int64_t n_in = type_traits(type).block_elems == 256 ? 768 : 352, n_rows = 11;
+            const Matrix m = random_matrix(type, n_rows, n_in, rng);
+            const int64_t n_tokens = 15;
+            const std::vector<float> x = random_activation(n_tokens, n_in, rng);
+            std::vector<float> alone(size_t(n_tokens * n_rows));
+            std::vector<uint8_t> act(p.act_bytes(n_in, n_tokens));
+            for (int64_t t = 0; t < n_tokens; ++t) {
+                p.prepare(x.data() + t * n_in, n_in, 1, act.data());
+                p.rows(m.bytes.data(), m.row_bytes, n_in, act.data(), 1, 0, n_rows, alone.data() + t * n_rows,
+                       n_rows);
+            }
+            for (int64_t count = 2; count <= n_tokens; count += 3) {
+                p.prepare(x.data(), n_in, count, act.data());
+                std::vector<float> out(size_t(count * n_rows));
+                // three "threads" with odd row ranges
+                for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, 3}, {3, 10}, {10, n_rows}})
+                    p.rows(m.bytes.data(), m.row_bytes, n_in, act.data(), count, r0, r1, out.data(), n_rows);
+                for (int64_t i = 0; i < count * n_rows; ++i) REQUIRE(out[size_t(i)] == alone[size_t(i)]);
+            }
+        }
 }

@@ -251,7 +251,7 @@ TEST_CASE("cpu prefill: error at or below llama.cpp's activation rounding on eve
 }
 
 TEST_CASE("cpu prefill: a long prompt crosses the token chunks") {
-    const Product p(GgmlType::Q4_K, 21, 256, 300, 99);
+    const Product p(GgmlType::Q4_K, 21, 256, 530, 99);  // over 512 tokens: both levels chunk
     for (int level = int(cpu::Isa::Avx2); level <= int(cpu::detected_isa()); ++level) {
         const cpu::MatmulPath* path = cpu::prefill_path(GgmlType::Q4_K, cpu::Isa(level));
         REQUIRE(path != nullptr);

@@ -277,7 +277,10 @@ TEST_CASE("engine: forward matches a float64 reference") {
         spec.weight_type = GgmlType::Q8_0;
         spec.embd_type = GgmlType::Q4_0;
         spec.n_ff = 64;
-        check_against_reference(spec, engine::KvType::F32, 2e-4);
+        // 14 tokens take the decode path, which on AVX-512 rounds activations to two int8 terms per 32
+        // (~15 bits, kernels/cpu/decode_table.hpp): measured 2.1e-4 there, 5e-7 with KINFER_CPU_DECODE=float
+        // (8-bit activations as llama.cpp's would cost ~128x the 15-bit rounding). The k-quant case's bound.
+        check_against_reference(spec, engine::KvType::F32, 5e-4);
     }
     SUBCASE("k-quants (q4_K, q6_K embeddings), 256-wide") {
         TinyLlamaSpec spec;

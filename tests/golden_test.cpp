@@ -13,17 +13,21 @@
 //   1. the C++ reference agrees with the numpy one (1e-6 of the spread) and llama.cpp's recorded logits sit
 //      within llama.cpp's recorded error of it: the truth is the truth both sides were measured against;
 //   2. fidelity per path (the rule of the foundation issue): on the decode path, at most half of
-//      llama.cpp's error (the largest of the type) and at most kMaxKinferRelErr; the prompt in one step (where fast prefill kernels
-//      round activations to 8 bits, as llama.cpp does in both cases) at most llama.cpp's error, and at most
-//      kMaxKinferRelErr on the exact (portable) path; there its top-1 may leave the exact one only at a
-//      near tie, within twice its own error;
+//      llama.cpp's error (the largest of the type) and at most kMaxKinferRelErr; the prompt in one step
+//      (where fast prefill kernels round activations to 8 bits, as llama.cpp does in both cases) at most
+//      llama.cpp's error, and at most kMaxKinferRelErr on the exact (portable) path; there its top-1 may
+//      leave the exact one only at a near tie, within twice its own error;
 //   3. on the decode path, kinfer's top-1 equals llama.cpp's at every position, except where llama.cpp itself
-//   leaves the exact
-//      top-1: llama.cpp rounds activations to 8 bits inside quantized matmuls (error ~1% of the spread, see
-//      the fixtures), which on these random models flips a near tie at 0-3% of positions. There kinfer must
-//      pick the exact top-1, and the gap llama.cpp got wrong must be within twice its recorded error;
-//   4. the greedy continuations are identical, or part exactly at such a position; after it kinfer still
-//      picks the exact top-1 at every step (3 applies along kinfer's own path);
+//      leaves the exact top-1: llama.cpp rounds activations to 8 bits inside quantized matmuls (error ~1% of
+//      the spread, see the fixtures), which on these random models flips a near tie at 0-3% of positions.
+//      There kinfer must pick the exact top-1, and the gap llama.cpp got wrong must be within twice its
+//      recorded error. kinfer's decode path picks the exact top-1 everywhere except at a near tie within
+//      twice its own error at that position: its fast kernels round activations to ~15 bits (two int8
+//      terms, kernels/cpu/decode_table.hpp), ~0.03% of the spread, measured to flip one tie on Q6_K (gap
+//      3.3e-5 of the spread where its error was 1.7e-4; llama.cpp's error there is 2e-2);
+//   4. the greedy continuations are identical, or part exactly at such a position (llama.cpp's or kinfer's
+//      near tie); after it kinfer still picks the exact top-1 at every step (3 applies along kinfer's own
+//      path);
 //   5. Session::generate at temperature 0 produces the same 32 tokens as argmax over Session::feed (the
 //      prompt in one step, as generate feeds it).
 #include <doctest/doctest.h>
@@ -162,7 +166,7 @@ std::vector<std::vector<float>> run_kinfer_prompt(const kinfer::Model& model, co
 
 struct Summary {
     double decode_err = 0, prefill_err = 0, llama_err = 0;
-    int prefill_near_ties = 0;
+    int prefill_near_ties = 0, decode_near_ties = 0;
     int positions = 0, top1_same = 0, llama_off = 0, greedy_same = 0, greedy_total = 0;
 };
 
@@ -224,6 +228,10 @@ void check_prompt(const GoldenPrompt& p, const ReferenceForward& ref, const kinf
         const auto it = std::find(kinfer_rows.begin(), kinfer_rows.end(), int64_t(i));
         return it == kinfer_rows.end() ? nullptr : &k_truth[size_t(it - kinfer_rows.begin())];
     };
+    std::vector<size_t> decode_near_tie;  // positions where kinfer's decode pick is not the exact top-1
+    auto near_tie = [&](size_t i) {
+        return std::find(decode_near_tie.begin(), decode_near_tie.end(), i) != decode_near_tie.end();
+    };
     for (size_t i = 0; i < run.sequence.size(); ++i) {
         INFO("position " << i);
         const int32_t pick = top1(run.logits[i]);
@@ -231,9 +239,18 @@ void check_prompt(const GoldenPrompt& p, const ReferenceForward& ref, const kinf
         if (truth_i) {
             const auto& t = *truth_i;
             decode_err = std::max(decode_err, relative_logit_error(run.logits[i], t));
-            // 3 and 4: kinfer picks the exact top-1 (it could differ only within kinfer's own error of a
-            // tie, which never happens on these fixtures).
-            CHECK(pick == top1(t));
+            // 3 and 4: kinfer picks the exact top-1, or leaves it at a near tie within twice its own error
+            // there (the decode path's integer rounding of activations, see the comment at the top).
+            const int32_t best = top1(t);
+            if (pick != best) {
+                const double gap = (t[best] - t[pick]) / spread(t),
+                             err = relative_logit_error(run.logits[i], t);
+                MESSAGE("decode path near tie at position " << i << ": gap " << gap
+                                                            << " of the spread, error " << err);
+                CHECK(gap <= 2 * err + 1e-9);
+                ++sum.decode_near_ties;
+                decode_near_tie.push_back(i);
+            }
         }
         if (i >= common) continue;
         ++sum.positions;
@@ -243,6 +260,7 @@ void check_prompt(const GoldenPrompt& p, const ReferenceForward& ref, const kinf
             ++sum.top1_same;
             continue;
         }
+        if (near_tie(i)) continue;  // kinfer's own near tie, checked above
         // Allowed only where llama.cpp leaves the exact top-1 by no more than its own recorded error.
         ++sum.llama_off;
         REQUIRE(truth_i);  // every disagreement has its truth row
@@ -290,7 +308,7 @@ void check_prompt(const GoldenPrompt& p, const ReferenceForward& ref, const kinf
         REQUIRE(part < common);
         const auto r = size_t(std::find(rows.begin(), rows.end(), int64_t(part)) - rows.begin());
         REQUIRE(r < rows.size());
-        CHECK(p.greedy[same] != top1(truth[r]));
+        CHECK((p.greedy[same] != top1(truth[r]) || near_tie(part)));
     }
     sum.greedy_same += int(same);
     sum.greedy_total += int(p.greedy.size());
@@ -364,8 +382,8 @@ void run_golden(const std::string& type) {
     MESSAGE(type << ": kinfer max rel err: decode path " << sum.decode_err << ", prompt in one step "
                  << sum.prefill_err << " (" << sum.prefill_near_ties << " near ties); llama.cpp "
                  << sum.llama_err << "; top-1 = llama.cpp's at " << sum.top1_same << "/" << sum.positions
-                 << " positions (" << sum.llama_off
-                 << " where llama.cpp leaves the exact top-1); greedy tokens identical " << sum.greedy_same
+                 << " positions (" << sum.llama_off << " where llama.cpp leaves the exact top-1, "
+                 << sum.decode_near_ties << " decode near ties); greedy tokens identical " << sum.greedy_same
                  << "/" << sum.greedy_total);
 }
 

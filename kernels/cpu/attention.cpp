@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/cpu/attention_kernel.hpp"
+#include "kernels/cpu/prefill_attention.hpp"
 #include "kernels/cpu/simple_ops.hpp"
 #include "kernels/cpu/thread_pool.hpp"
 #include "kernels/fp16.hpp"
@@ -109,6 +110,13 @@ size_t attention_scratch_floats(int64_t n_head, int64_t n_head_kv, int64_t n_ctx
 void attention(const float* q, int64_t n_tokens, int64_t pos0, const void* k, const void* v, bool kv_f16,
                int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, int64_t window, float* out,
                float* scratch, ThreadPool* pool, Isa isa) {
+    // Prompts: the tiled path (prefill_attention.hpp), which reuses each converted key across many queries.
+    const PromptAttention prompt{q,      n_tokens,  pos0,     k,     v,      kv_f16,
+                                 n_head, n_head_kv, head_dim, scale, window, out};
+    if (n_tokens >= kPromptAttentionMinTokens && prompt_attention_supported(prompt, isa)) {
+        prompt_attention(prompt, pool);
+        return;
+    }
     const AttendFns& fns = attend_fns(isa);
     const AttendFn fn = kv_f16 ? fns.f16 : fns.f32;
     const int64_t group = n_head / n_head_kv;

@@ -1,9 +1,36 @@
 // Picks the decode kernels of a weight type for an instruction-set level (see decode_table.hpp).
 #include "kernels/cpu/decode_table.hpp"
 
+#include <cstdlib>
+#include <cstring>
+
 namespace kinfer::cpu {
 
+bool float_decode_forced() {
+    static const bool forced = [] {
+        const char* env = std::getenv("KINFER_CPU_DECODE");
+        return env && std::strcmp(env, "float") == 0;
+    }();
+    return forced;
+}
+
 const MatmulPath* decode_path(GgmlType type, Isa isa) {
+    if (!float_decode_forced())
+        if (const MatmulPath* p = decode_path_i8x2(type, isa)) return p;
+    return decode_path_float(type, isa);
+}
+
+const MatmulPath* decode_path_i8x2(GgmlType type, Isa isa) {
+#if defined(__x86_64__)
+    if (isa >= Isa::Avx512) return decode_path_i8x2_avx512(type);
+#else
+    (void)type;
+    (void)isa;
+#endif
+    return nullptr;
+}
+
+const MatmulPath* decode_path_float(GgmlType type, Isa isa) {
 #if defined(__x86_64__)
     if (isa >= Isa::Avx512)
         if (const MatmulPath* p = decode_path_avx512(type)) return p;

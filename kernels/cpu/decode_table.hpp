@@ -5,23 +5,36 @@
 // call and decoded in registers; 1..kMaxTokensPerPass tokens (8 on AVX-512, 4 on AVX2) share each decode,
 // more take another pass over a tile of 4 rows that is by then in L1/L2.
 //
-// Two activation formats, both implemented, tested and measured (bench/decode_bench.cpp):
-// - float (kActFloat), the decode path of every type: each weight is decoded to exactly the float the
-//   reference dequantizer gives and multiplied in with FMA, so the only error is float32 summation:
-//   measured <= 3e-7 of sum|w*x| (llama.cpp rounds x to 8 bits: q8_0 per 32 elements for the legacy types,
-//   ~3.6e-4 of sum|w*x| on the tests' data, and q8_K per 256 for the k-quants, ~1.9e-3). A token's result
-//   also does not depend on which other tokens share the call beyond float rounding (~1e-7), which the
-//   engine's batch tests rely on (a sequence decoded in a batch gets its logits alone to 1e-5).
+// Three activation formats, all implemented, tested and measured (bench/decode_bench.cpp):
+// - two int8 terms (kActI8x2*, decode_i8x2_avx512.cpp), the default on AVX-512 VNNI for Q2_K .. Q6_K,
+//   Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0: x rounded per block (256 for the k-quants, 32 for the legacy types) to
+//   (d / 128) * (128 q1 + q2), d = max|x| / 127, q1 and q2 int8 (~15 bits: step max|x| / 16256, 1/128 of
+//   llama.cpp's q8_K / q8_0 step); the weights' unsigned codes go straight into vpdpbusd against q1 and
+//   q2, offsets and mins multiply exact sums of the rounded x. Why the default: the float path is
+//   compute-bound at ~4.4 GB/s of weights per core on this Zen 4 (2 FMAs and an int->float conversion per
+//   16 weights), far below the ~15 GB/s per core that 2 threads need to reach memory bandwidth; this path
+//   measured (one thread, 14336 x 4096 from DRAM, CPU time, busy 2-core machine, rough) in GB/s of weights:
+//   Q4_K 12-16, Q5_K 13, Q6_K 13-15, Q8_0 13, Q4_0 11, Q4_1 11, Q5_0 12, Q5_1 10, Q2_K 10, Q3_K 5 (float:
+//   Q4_K 4.4, Q6_K 3.3, Q8_0 7.5, Q4_0 4.8). 8 tokens in one call cost ~4-5x one token for the k-quants
+//   (float: ~2.4x, from a slower start), about the float path's cost for the legacy types. Its error
+//   stays within the worst case of the rounding, sum |w| * step / 2 (tests/cpu_decode_test.cpp, random data
+//   with outliers); the golden models' logits err by <= 3.8e-4 of the spread on the decode path (the
+//   float path's ~2.8e-4 floor comes from the rest of the forward pass; llama.cpp: 1.3e-2 to 2.1e-2). The
+//   rounding is discontinuous, so x differing in its last bits can move a logit by ~1e-5 of the spread, and a
+//   tie closer than the error can flip: once on the golden Q6_K model (gap 3.3e-5 of the spread, error there
+//   1.7e-4), which the golden test allows as a near tie within the path's own error. A token's result does
+//   not depend on which tokens share the call: its sums are formed in the same order in every pass
+//   (tests/batch_test.cpp: a sequence decoded in a batch gets its logits alone to 1e-5).
+// - float (kActFloat, decode_path_float), every type, the default elsewhere and the opt-in fallback
+//   (KINFER_CPU_DECODE=float): each weight is decoded to exactly the float the reference dequantizer gives
+//   and multiplied in with FMA, so the only error is float32 summation: measured <= 3e-7 of sum|w*x|
+//   (llama.cpp rounds x to 8 bits: q8_0 per 32 elements for the legacy types, ~3.6e-4 of sum|w*x| on the
+//   tests' data, and q8_K per 256 for the k-quants, ~1.9e-3).
 // - int16 (kActI16K, decode_path_int16), for the k-quants: their group scales are small integers, folded
 //   into int16 weight codes, so a 256-element super-block is summed in int32 by vpdpwssd (AVX-512 VNNI) /
-//   pmaddwd (AVX2) against x rounded to int16 per super-block: 1 instruction per 32 weights per token
-//   instead of 2 FMAs, and no int->float conversion per weight. It measured ~1.2-1.5x the float path's
-//   speed on one core of a busy machine, at the cost of rounding x: at most max|x| / 65534 per element
-//   over its super-block, 1/258 of llama.cpp's q8_K (~6e-6 of sum|w*x| on the tests' data). That rounding
-//   is discontinuous: 1e-7 differences in x (a token computed in a different batch) can move results by
-//   ~1e-5, and on the golden Q6_K model it flipped one near-tie that the float path and llama.cpp get
-//   right. So float is the default; the int16 path is there for the engine to opt into (e.g. when the
-//   float path is measured compute-bound on a machine with more bandwidth per core).
+//   pmaddwd (AVX2) against x rounded to int16 per super-block. It measured ~1.2-1.5x the float path's
+//   speed (the two-int8-term path: 2.7-3.9x), with x rounded to max|x| / 65534 per element. Kept for the
+//   AVX2 level to opt into and for comparison.
 #include "gguf/ggml_type.hpp"
 #include "kernels/cpu/quant_matmul.hpp"
 
@@ -32,9 +45,23 @@ inline constexpr int kActFloat = 0;
 // act_format of the int16 k-quant paths (layout in decode_kernels.inl).
 inline constexpr int kActI16K = 0x10;
 
-// The fastest decode path for `type` at a level at or below `isa`, or nullptr where only the portable
-// reference exists.
+// act_formats of the two-int8-term paths (decode_i8x2_avx512.cpp): k-quants in block order, k-quants with
+// the groups of 32 in Q4_K's nibble order, and the legacy types (kActI8x2B + the type's weight offset).
+inline constexpr int kActI8x2K = 0x20;
+inline constexpr int kActI8x2KPerm = 0x21;
+inline constexpr int kActI8x2B = 0x100;
+
+// The default decode path for `type` at a level at or below `isa` (the two-int8-term path where it exists,
+// else the float one), or nullptr where only the portable reference exists. The environment variable
+// KINFER_CPU_DECODE=float (read once per process) makes the float path the default for every type.
 const MatmulPath* decode_path(GgmlType type, Isa isa);
+bool float_decode_forced();  // KINFER_CPU_DECODE=float
+
+// The float-activation decode path (every type but Q8_K), or nullptr at Portable.
+const MatmulPath* decode_path_float(GgmlType type, Isa isa);
+
+// The two-int8-term decode path (the k-quants and legacy quantized types on AVX-512 VNNI), or nullptr.
+const MatmulPath* decode_path_i8x2(GgmlType type, Isa isa);
 
 // The int16-activation decode path of a k-quant at a level at or below `isa`, or nullptr.
 const MatmulPath* decode_path_int16(GgmlType type, Isa isa);
@@ -44,5 +71,6 @@ const MatmulPath* decode_path_avx2(GgmlType type);
 const MatmulPath* decode_path_avx512(GgmlType type);
 const MatmulPath* decode_path_int16_avx2(GgmlType type);
 const MatmulPath* decode_path_int16_avx512(GgmlType type);
+const MatmulPath* decode_path_i8x2_avx512(GgmlType type);
 
 }  // namespace kinfer::cpu
