@@ -59,11 +59,12 @@ std::vector<double> reference(const Case& c, const std::vector<float>& q, const 
 TEST_CASE(
     "cpu prompt attention: matches float64 on odd shapes, windows, fp16 and float caches, any threads") {
     const Case cases[] = {
-        {37, 0, 8, 2, 64, 0, true},     // GQA 4:1, tokens not a multiple of the tile
-        {37, 0, 8, 2, 64, 0, false},    // float cache
-        {21, 90, 6, 3, 40, 0, true},    // a cached prefix over a chunk boundary; head size 5 x 8
-        {50, 13, 4, 4, 128, 17, true},  // no grouping, a sliding window shorter than the prompt
-        {9, 200, 3, 1, 24, 70, false},  // odd head count, window inside the prefix
+        {37, 0, 8, 2, 64, 0, true},      // GQA 4:1, tokens not a multiple of the tile
+        {37, 0, 8, 2, 64, 0, false},     // float cache
+        {21, 90, 6, 3, 40, 0, true},     // a cached prefix over a chunk boundary; head size 5 x 8
+        {50, 13, 4, 4, 128, 17, true},   // no grouping, a sliding window shorter than the prompt
+        {19, 200, 3, 1, 24, 70, false},  // odd head count, window inside the prefix
+        {9, 200, 3, 1, 24, 70, true},    // below the routing threshold: this path still works
     };
     cpu::ThreadPool pool(3);
     std::mt19937 rng(11);
@@ -109,7 +110,9 @@ TEST_CASE(
         }
         CHECK(worst < 2e-5);  // outputs are weighted means of N(0,1) values: float rounding only
 
-        // cpu::attention routes prompts here (at the AVX2 and AVX-512 levels alike).
+        // cpu::attention routes prompts of kPromptAttentionMinTokens or more here (at the AVX2 and AVX-512
+        // levels alike).
+        if (c.n_tokens < cpu::kPromptAttentionMinTokens) continue;
         std::vector<float> scratch(cpu::attention_scratch_floats(c.n_head, c.n_head_kv, n_ctx, 3)),
             via(q.size());
         cpu::attention(q.data(), c.n_tokens, c.pos0, a.k, a.v, c.f16, c.n_head, c.n_head_kv, c.head_dim,

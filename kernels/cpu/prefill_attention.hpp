@@ -10,14 +10,19 @@
 // reads KV head h / (n_head / n_head_kv); the query at position p sees max(0, p - window + 1) .. p.
 #include <cstdint>
 
+#include "kernels/cpu/prefill_table.hpp"
 #include "kernels/cpu/quant_matmul.hpp"
 
 namespace kinfer::cpu {
 
 class ThreadPool;
 
-// Token counts from which cpu::attention takes this path (below, the per-query path is as fast).
-inline constexpr int64_t kPromptAttentionMinTokens = 8;
+// Token counts from which cpu::attention takes this path. Below, the per-query path is about as fast, and
+// it is the decode path's: an input shorter than the matmuls' prefill threshold (kPrefillMinTokens) then runs
+// the decode path throughout, so a sequence's result has the same bits whether its tokens come alone, in
+// smaller steps or beside other sequences (the decode matmul rounds its activation to int8 terms, which
+// would turn this path's different summation order into visible differences).
+inline constexpr int64_t kPromptAttentionMinTokens = kPrefillMinTokens;
 
 struct PromptAttention {
     const float* q;
