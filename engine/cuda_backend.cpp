@@ -213,6 +213,13 @@ class CudaOps {
 class CudaBackend final : public Backend {
   public:
     CudaBackend(const Model& model, const LoadProgress& progress) : model_(model) {
+        // Refused at load, not at the first step: the attention kernels exist for a few head sizes only.
+        const int64_t head_dim = model.config().head_dim;
+        if (!cuda::attention_supports_head_dim(int(head_dim)))
+            throw UsageError(
+                "--device cuda: head_dim " + std::to_string(head_dim) +
+                " (attention.key_length) has no CUDA attention kernel (16, 32, 64, 96, 128 or 256); "
+                "use --device cpu");
         const cuda::DeviceInfo info = cuda::query_devices();
         if (info.count == 0) throw Error("--device cuda: " + info.reason + "; use --device cpu");
         device_name_ = info.name;

@@ -187,6 +187,20 @@ void launch(const float* q, const KvRow* rows, int n_tokens, int layer, const At
 
 }  // namespace
 
+bool attention_supports_head_dim(int head_dim) {
+    switch (head_dim) {
+        case 16:
+        case 32:
+        case 64:
+        case 96:
+        case 128:
+        case 256:
+            return true;
+        default:
+            return false;
+    }
+}
+
 size_t attention_scratch_floats(const AttentionShape& shape, int n_tokens, int max_kv) {
     size_t most = 0;  // fewer tokens take more splits: the largest need over 1 .. n_tokens
     for (int n = 1; n <= n_tokens; ++n) {

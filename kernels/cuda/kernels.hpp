@@ -193,6 +193,9 @@ void rope_kv_store(float* q_dev, const float* k_dev, const float* v_dev, const K
 void rope_shift_keys(uint16_t* k_dev, int64_t n_rows, int64_t row_stride, const AttentionShape& shape,
                      const double* inv_freq_dev, int64_t delta, Stream stream);
 
+// Whether attention has a kernel for this head size (16, 32, 64, 96, 128, 256): checked at load.
+bool attention_supports_head_dim(int head_dim);
+
 // Scratch floats attention needs for up to n_tokens rows attending to at most max_kv positions.
 size_t attention_scratch_floats(const AttentionShape& shape, int n_tokens, int max_kv);
 
