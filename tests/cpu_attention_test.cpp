@@ -33,6 +33,21 @@ void* operator new(std::size_t n) {
 void* operator new[](std::size_t n) {
     return operator new(n);
 }
+// The nothrow forms too (std::stable_sort's buffer): every form that the deletes below free must come from
+// malloc, or ASan reports new/free mismatches.
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+    if (counting) allocations.fetch_add(1, std::memory_order_relaxed);
+    return std::malloc(n ? n : 1);
+}
+void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept {
+    return operator new(n, t);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
 void operator delete(void* p) noexcept {
     std::free(p);
 }
@@ -190,7 +205,8 @@ TEST_CASE("cpu backend: sessions on several threads share the model's pool and g
     const auto decode = [](const std::shared_ptr<const engine::Model>& model, int32_t first) {
         engine::Session s(model, {.n_ctx = 32});
         std::vector<float> out;
-        const std::vector<int32_t> prompt = {1, first, 7, 300, 42, 5, 999, 64};  // a step of 8 tokens, then decode
+        const std::vector<int32_t> prompt = {1,  first, 7,   300,
+                                             42, 5,     999, 64};  // a step of 8 tokens, then decode
         s.forward(prompt);
         for (int32_t id = first; id < first + 6; ++id) {
             const auto l = s.forward(std::span<const int32_t>(&id, 1));
