@@ -16,6 +16,7 @@ std::unique_ptr<Backend> make_cuda_backend(const Model&, const LoadProgress&) {
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <utility>
@@ -48,9 +49,11 @@ size_t align256(size_t n) {
 struct CudaWorkspace final : Workspace {
     cuda::Stream stream = nullptr;
     cuda::DeviceBuffer x, xn, q, k, v, att, proj, gate, up;  // n_batch rows each
-    cuda::DeviceBuffer act;                                  // prepared activation for matvec
+    cuda::DeviceBuffer act, act2;                            // prepared activations for matvec
+    cuda::DeviceBuffer ffn_counters;                         // fused SwiGLU's counts (kept zero)
     cuda::DeviceBuffer gemm;                                 // prefill product scratch
     cuda::DeviceBuffer attn;                                 // flash-decoding partials
+    cuda::DeviceBuffer counters;                             // attention's merge counts (kept zero)
     cuda::DeviceBuffer ids, rows, outs;                      // the step's inputs on the device
     cuda::DeviceBuffer logits;                               // n_batch rows of n_vocab
     std::vector<cuda::KvRow> host_rows;
@@ -102,7 +105,7 @@ class CudaOps {
         float* prepared = decode(x.rows) ? ws_.act.as<float>() : nullptr;
         cuda::rmsnorm(x.data, residual, w.vec, c_.rms_eps, int(x.rows), int(x.cols), out.data, prepared,
                       ws_.stream);
-        prepared_for_ = prepared ? out.data : nullptr;
+        set_prepared(prepared ? out.data : nullptr, prepared);
     }
 
     void matmuls(Mat x, std::initializer_list<MatmulOut<CudaWeight> > outs) {
@@ -111,18 +114,28 @@ class CudaOps {
         for (const auto& o : outs)
             check(o.w.m.cols == x.cols && o.out.cols == o.w.m.rows && o.out.rows == x.rows, "matmul shape");
         if (decode(x.rows)) {
-            prepare(x);
+            const float* act = prepare(x);
             cuda::MatvecOut mv[3];
             int n = 0;
             for (const auto& o : outs) mv[n++] = {&o.w.m, o.out.data, o.out.cols};
-            cuda::matvecs(mv, n, ws_.act.as<float>(), int(x.rows), ws_.stream);
+            // A gate/up pair waits for the SwiGLU that follows it, to run as one kernel.
+            for (const auto& o : outs)
+                if (o.out.data == prepared_for_) set_prepared(nullptr, nullptr);
+            if (n == 2 && cuda::matvec_swiglu_supports(*mv[0].w, *mv[1].w) && !fused_off()) {
+                pending_gu_ = true;
+                gu_[0] = mv[0], gu_[1] = mv[1];
+                gu_act_ = act;
+                gu_rows_ = int(x.rows);
+                return;
+            }
+            cuda::matvecs(mv, n, act, int(x.rows), ws_.stream);
         } else {
             for (const auto& o : outs)
                 cuda::matmul(o.w.m, x.data, int(x.rows), o.out.data, o.out.cols,
                              {ws_.gemm.data(), ws_.gemm.bytes()}, ws_.stream);
         }
         for (const auto& o : outs)
-            if (o.out.data == prepared_for_) prepared_for_ = nullptr;
+            if (o.out.data == prepared_for_) set_prepared(nullptr, nullptr);
     }
 
     // RoPE is fused with the cache store: kv_store rotates q and k as it writes k and v.
@@ -141,17 +154,34 @@ class CudaOps {
               "attention shape");
         flush();
         const float scale = static_cast<float>(1.0 / std::sqrt(double(c_.head_dim)));
+        // With up to 16 tokens the output also goes out in matvec's layout for the output projection.
+        float* prepared = decode(q.rows) && c_.head_dim % 32 == 0 ? ws_.act.as<float>() : nullptr;
         cuda::attention(q.data, ws_.rows.as<cuda::KvRow>(), int(q.rows), int(layer), shape_, scale, max_kv_,
-                        out.data, ws_.attn.as<float>(), ws_.stream);
-        if (out.data == prepared_for_) prepared_for_ = nullptr;
+                        out.data, prepared, ws_.attn.as<float>(), ws_.counters.as<int>(), ws_.stream);
+        if (prepared)
+            set_prepared(out.data, prepared);
+        else if (out.data == prepared_for_)
+            set_prepared(nullptr, nullptr);
     }
 
     void swiglu(Mat gate, Mat up, Mat out) {
         check(gate.size() == up.size() && out.size() == gate.size() && gate.cols == out.cols, "swiglu shape");
+        if (pending_gu_ && gu_[0].out == gate.data && gu_[1].out == up.data && out.data == gate.data &&
+            gu_[0].out_stride == gate.cols) {
+            // The pending gate/up product with SwiGLU in its epilogue, prepared into the buffer its input
+            // does not use.
+            pending_gu_ = false;
+            flush();
+            float* prepared = gu_act_ == ws_.act.as<float>() ? ws_.act2.as<float>() : ws_.act.as<float>();
+            cuda::matvec_swiglu(*gu_[0].w, *gu_[1].w, gu_act_, gu_rows_, out.data, out.cols, prepared,
+                                ws_.ffn_counters.as<int>(), ws_.stream);
+            set_prepared(out.data, prepared);
+            return;
+        }
         flush();
         float* prepared = decode(gate.rows) ? ws_.act.as<float>() : nullptr;
         cuda::swiglu(gate.data, up.data, int(gate.rows), gate.cols, out.data, prepared, ws_.stream);
-        prepared_for_ = prepared ? out.data : nullptr;
+        set_prepared(prepared ? out.data : nullptr, prepared);
     }
 
     // Deferred: the next op either fuses it (rmsnorm of the same x) or runs it first.
@@ -167,7 +197,7 @@ class CudaOps {
         check(out.rows == int64_t(rows.size()) && out.cols == x.cols, "gather shape");
         flush();
         cuda::gather_rows(x.data, ws_.outs.as<int32_t>(), int(out.rows), x.cols, out.data, ws_.stream);
-        if (out.data == prepared_for_) prepared_for_ = nullptr;
+        if (out.data == prepared_for_) set_prepared(nullptr, nullptr);
     }
 
     // The product into the workspace's logits; forward copies them to the host after the step.
@@ -175,16 +205,19 @@ class CudaOps {
         check(w.m.cols == x.cols && w.m.rows == c_.n_vocab, "logits shape");
         flush();
         if (decode(x.rows)) {
-            prepare(x);
-            cuda::matvec(w.m, ws_.act.as<float>(), int(x.rows), ws_.logits.as<float>(), w.m.rows, ws_.stream);
+            cuda::matvec(w.m, prepare(x), int(x.rows), ws_.logits.as<float>(), w.m.rows, ws_.stream);
         } else {
             cuda::matmul(w.m, x.data, int(x.rows), ws_.logits.as<float>(), w.m.rows,
                          {ws_.gemm.data(), ws_.gemm.bytes()}, ws_.stream);
         }
     }
 
-    // Runs a deferred add.
+    // Runs a deferred gate/up product (no SwiGLU came to fuse it) and a deferred add.
     void flush() {
+        if (pending_gu_) {
+            pending_gu_ = false;
+            cuda::matvecs(gu_, 2, gu_act_, gu_rows_, ws_.stream);
+        }
         if (!pending_) return;
         pending_ = false;
         cuda::add(pending_x_.data, pending_y_.data, pending_x_.size(), ws_.stream);
@@ -192,11 +225,24 @@ class CudaOps {
 
   private:
     static bool decode(int64_t rows) { return rows <= cuda::kMaxMatvecTokens; }
-    // x in matvec's layout in ws.act, unless it is there already.
-    void prepare(Mat x) {
-        if (prepared_for_ == x.data) return;
+    // KINFER_FUSED_SWIGLU=0 (read once) keeps SwiGLU a kernel of its own, for comparisons.
+    static bool fused_off() {
+        static const bool off = [] {
+            const char* e = std::getenv("KINFER_FUSED_SWIGLU");
+            return e && e[0] == '0';
+        }();
+        return off;
+    }
+    void set_prepared(const float* of, const float* buf) {
+        prepared_for_ = of;
+        prepared_buf_ = buf;
+    }
+    // x in matvec's layout: where it is already, else prepared into ws.act.
+    const float* prepare(Mat x) {
+        if (prepared_for_ == x.data) return prepared_buf_;
         cuda::prepare_activation(x.data, int(x.rows), x.cols, ws_.act.as<float>(), ws_.stream);
-        prepared_for_ = x.data;
+        set_prepared(x.data, ws_.act.as<float>());
+        return prepared_buf_;
     }
 
     const ModelConfig& c_;
@@ -205,9 +251,14 @@ class CudaOps {
     int64_t n_;
     int max_kv_;
     cuda::AttentionShape shape_;
-    const float* prepared_for_ = nullptr;  // the matrix whose rows ws.act holds prepared
+    const float* prepared_for_ = nullptr;  // the matrix whose rows are prepared in prepared_buf_
+    const float* prepared_buf_ = nullptr;  // ws.act or ws.act2
     bool pending_ = false;
     Mat pending_x_, pending_y_;
+    bool pending_gu_ = false;  // a gate/up product waiting for its SwiGLU
+    cuda::MatvecOut gu_[2];
+    const float* gu_act_ = nullptr;
+    int gu_rows_ = 0;
 };
 
 class CudaBackend final : public Backend {
@@ -255,6 +306,9 @@ class CudaBackend final : public Backend {
         const int n_decode = int(std::min<int64_t>(n_batch, cuda::kMaxMatvecTokens));
         ws->act = cuda::DeviceBuffer(sizeof(float) * size_t(n_decode * cuda::activation_floats(max_cols)),
                                      "activations");
+        ws->act2 = cuda::DeviceBuffer(ws->act.bytes(), "activations");
+        ws->ffn_counters = cuda::DeviceBuffer(sizeof(int) * size_t(c.n_ff / 32 + 1), "swiglu counters");
+        cuda::zero_device(ws->ffn_counters.data(), ws->ffn_counters.bytes());
         if (n_batch > cuda::kMaxMatvecTokens)
             ws->gemm =
                 cuda::DeviceBuffer(cuda::matmul_scratch_bytes(max_cols, int(n_batch)), "matmul scratch");
@@ -263,6 +317,9 @@ class CudaBackend final : public Backend {
             sizeof(float) *
                 std::max<size_t>(1, cuda::attention_scratch_floats(shape, int(n_batch), int(n_ctx))),
             "attention scratch");
+        ws->counters = cuda::DeviceBuffer(sizeof(int) * cuda::attention_counters(shape, int(n_batch)),
+                                          "attention counters");
+        cuda::zero_device(ws->counters.data(), ws->counters.bytes());
         ws->ids = cuda::DeviceBuffer(sizeof(int32_t) * size_t(n_batch), "token ids");
         ws->outs = cuda::DeviceBuffer(sizeof(int32_t) * size_t(n_batch), "output rows");
         ws->rows = cuda::DeviceBuffer(sizeof(cuda::KvRow) * size_t(n_batch), "kv rows");

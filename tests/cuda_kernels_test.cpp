@@ -164,6 +164,65 @@ TEST_CASE("cuda matvec: every type, 1..16 tokens, odd sizes, against the double 
     }
 }
 
+TEST_CASE("cuda matvec_swiglu: gate/up with SwiGLU and the prepared output, as the separate kernels") {
+    if (!have_gpu()) return;
+    std::mt19937 rng(11);
+    for (const GgmlType type :
+         {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::Q5_K, GgmlType::Q4_0}) {
+        const TypeTraits& t = type_traits(type);
+        CAPTURE(t.name);
+        const int64_t cols = t.block_elems == 256 ? 1280 : 1312, rows = 96;
+        const std::vector<uint8_t> g_rows = cuda_test::random_rows(t, rows, cols, rng);
+        const std::vector<uint8_t> u_rows = cuda_test::random_rows(t, rows, cols, rng);
+        UploadedMatrix g = upload(t, g_rows, rows, cols), u = upload(t, u_rows, rows, cols);
+        REQUIRE(cuda::matvec_swiglu_supports(g.m, u.m));
+        cuda::DeviceBuffer counters(sizeof(int) * size_t(rows / 32), "counters");
+        cuda::zero_device(counters.data(), counters.bytes());
+        for (int n_tok : {1, 2, 3, 5, 16}) {
+            CAPTURE(n_tok);
+            const std::vector<float> x = random_floats(size_t(n_tok) * cols, rng);
+            cuda::DeviceBuffer xd = to_device(x);
+            cuda::DeviceBuffer xp = poisoned(size_t(n_tok) * cuda::activation_floats(cols));
+            cuda::prepare_activation(xd.as<float>(), n_tok, cols, xp.as<float>(), nullptr);
+            // Reference: the two products, then SwiGLU and the preparation as kernels of their own.
+            cuda::DeviceBuffer gd = poisoned(size_t(n_tok) * rows), ud = poisoned(size_t(n_tok) * rows);
+            const cuda::MatvecOut outs[2] = {{&g.m, gd.as<float>(), rows}, {&u.m, ud.as<float>(), rows}};
+            cuda::matvecs(outs, 2, xp.as<float>(), n_tok, nullptr);
+            cuda::swiglu(gd.as<float>(), ud.as<float>(), n_tok, rows, gd.as<float>(), nullptr, nullptr);
+            const size_t pf = size_t(n_tok) * cuda::activation_floats(rows);
+            cuda::DeviceBuffer pref = poisoned(pf), pd = poisoned(pf), od = poisoned(size_t(n_tok) * rows);
+            cuda::prepare_activation(gd.as<float>(), n_tok, rows, pref.as<float>(), nullptr);
+            for (int rep = 0; rep < 2; ++rep)  // the counters are left zero for the next call
+                cuda::matvec_swiglu(g.m, u.m, xp.as<float>(), n_tok, od.as<float>(), rows, pd.as<float>(),
+                                    counters.as<int>(), nullptr);
+            const std::vector<float> want = to_host<float>(gd, size_t(n_tok) * rows),
+                                     got = to_host<float>(od, size_t(n_tok) * rows);
+            int bad = 0;
+            for (size_t i = 0; i < want.size(); ++i)
+                if (!(std::fabs(got[i] - want[i]) <= 1e-6f * (1 + std::fabs(want[i])))) ++bad;
+            CHECK(bad == 0);
+            // The prepared copy is what prepare_activation makes of the output (exactly, when equal).
+            if (bad == 0 && got == want) {
+                const std::vector<float> p1 = to_host<float>(pd, pf), p2 = to_host<float>(pref, pf);
+                int differ = 0;
+                for (size_t i = 0; i < p1.size(); ++i)
+                    if (!(p1[i] == p2[i]) && !(std::isnan(p1[i]) && std::isnan(p2[i]))) ++differ;
+                CHECK(differ == 0);
+            }
+            CHECK(to_host<int>(counters, size_t(rows / 32)) == std::vector<int>(size_t(rows / 32), 0));
+        }
+    }
+    // Shapes it does not take: rows not a multiple of 32, mixed types.
+    const TypeTraits& t = type_traits(GgmlType::Q4_K);
+    std::mt19937 rng2(12);
+    UploadedMatrix a = upload(t, cuda_test::random_rows(t, 37, 256, rng2), 37, 256);
+    CHECK_FALSE(cuda::matvec_swiglu_supports(a.m, a.m));
+    const TypeTraits& t6 = type_traits(GgmlType::Q6_K);
+    UploadedMatrix b = upload(t, cuda_test::random_rows(t, 64, 256, rng2), 64, 256);
+    UploadedMatrix c = upload(t6, cuda_test::random_rows(t6, 64, 256, rng2), 64, 256);
+    CHECK_FALSE(cuda::matvec_swiglu_supports(b.m, c.m));
+}
+
 TEST_CASE("cuda matmul: prefill through fp16 tiles and cuBLAS, against the double reference") {
     if (!have_gpu()) return;
     std::mt19937 rng(6);
@@ -313,12 +372,42 @@ TEST_CASE("cuda rope + KV store and attention: several sequences, GQA, windows, 
         cuda::DeviceBuffer scratch(
             sizeof(float) * std::max<size_t>(1, cuda::attention_scratch_floats(shape, n_tok, max_kv)),
             "scratch");
+        cuda::DeviceBuffer counters(sizeof(int) * cuda::attention_counters(shape, n_tok), "counters");
+        cuda::zero_device(counters.data(), counters.bytes());
         cuda::DeviceBuffer od = poisoned(size_t(n_tok) * q_dim);
+        const size_t prepared_floats = size_t(n_tok) * cuda::activation_floats(q_dim);
+        cuda::DeviceBuffer pd = poisoned(prepared_floats), pref = poisoned(prepared_floats);
         const float scale = 1.0f / std::sqrt(float(head_dim));
-        cuda::attention(qd.as<float>(), rd.as<cuda::KvRow>(), n_tok, layer, shape, scale, max_kv,
-                        od.as<float>(), scratch.as<float>(), nullptr);
+        // Twice on the same counters: the merge leaves them zero for the next call.
+        for (int rep = 0; rep < 2; ++rep)
+            cuda::attention(qd.as<float>(), rd.as<cuda::KvRow>(), n_tok, layer, shape, scale, max_kv,
+                            od.as<float>(), pd.as<float>(), scratch.as<float>(), counters.as<int>(), nullptr);
+        CHECK(cuda::attention_scratch_floats(shape, n_tok, max_kv) > 0);  // the merge path ran
+        CHECK(to_host<int>(counters, cuda::attention_counters(shape, n_tok)) ==
+              std::vector<int>(cuda::attention_counters(shape, n_tok), 0));
         const std::vector<float> q_rot = to_host<float>(qd, q.size());
         const std::vector<float> out = to_host<float>(od, q.size());
+        // The prepared copy is what prepare_activation makes of the output.
+        cuda::prepare_activation(od.as<float>(), n_tok, q_dim, pref.as<float>(), nullptr);
+        {
+            const std::vector<float> p1 = to_host<float>(pd, prepared_floats),
+                                     p2 = to_host<float>(pref, prepared_floats);
+            int differ = 0;
+            for (size_t i = 0; i < p1.size(); ++i)
+                if (!(p1[i] == p2[i]) && !(std::isnan(p1[i]) && std::isnan(p2[i]))) ++differ;
+            CHECK(differ == 0);
+        }
+        // One split (a short context): token 2 (sequence 1, 6 positions) alone.
+        cuda::DeviceBuffer od1 = poisoned(size_t(q_dim));
+        cuda::attention(qd.as<float>() + 2 * q_dim, rd.as<cuda::KvRow>() + 2, 1, layer, shape, scale,
+                        rows[2].pos + 1, od1.as<float>(), nullptr, scratch.as<float>(), counters.as<int>(),
+                        nullptr);
+        const std::vector<float> out1 = to_host<float>(od1, size_t(q_dim));
+        int differ1 = 0;
+        for (int i = 0; i < q_dim; ++i)
+            if (!(std::fabs(out1[i] - out[2 * q_dim + i]) <= 1e-5f * (1 + std::fabs(out[2 * q_dim + i]))))
+                ++differ1;
+        CHECK(differ1 == 0);
 
         // CPU: rotate, store into host copies of the caches, attend row by row.
         int bad_q = 0, bad_kv = 0, bad_out = 0;

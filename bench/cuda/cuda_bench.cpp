@@ -143,9 +143,11 @@ void bench_attention(int n_ctx_filled) {
     cudaMemset(q.data(), 0, q.bytes());
     cuda::DeviceBuffer scratch(4 * std::max<size_t>(1, cuda::attention_scratch_floats(shape, 1, n_ctx)),
                                "scratch");
+    cuda::DeviceBuffer counters(sizeof(int) * cuda::attention_counters(shape, 1), "counters");
+    cuda::zero_device(counters.data(), counters.bytes());
     const double ms = median_ms(20, [&] {
         cuda::attention(q.as<float>(), rd.as<cuda::KvRow>(), 1, 0, shape, 0.088f, n_ctx, o.as<float>(),
-                        scratch.as<float>(), nullptr);
+                        nullptr, scratch.as<float>(), counters.as<int>(), nullptr);
     });
     const double bytes = 2.0 * n_ctx_filled * kv_dim * 2;
     std::printf("attention decode, %5d positions: %7.1f us  %6.0f GB/s (K+V of one layer)\n", n_ctx_filled,

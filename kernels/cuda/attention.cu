@@ -1,13 +1,17 @@
 // Attention over the fp16 KV cache, one query row at a time (decode, and prefill rows alike), split across
 // the sequence (flash-decoding): block (split, head, row) runs an online softmax over its slice of positions
 // with 16 groups of 8 lanes, each group on its own positions and each lane on head_dim / 8 dimensions; the
-// groups merge in shared memory, and the splits in a second small kernel when there is more than one.
+// groups merge in shared memory. With several splits, the last block of a (row, head) to finish (an atomic
+// count per (row, head), reset by that block) merges the splits' partials, its threads over the splits and
+// then over the dimensions: no second kernel, and no serial loop over the splits per dimension. The output
+// can also be written in matvec's prepared layout, so the output projection needs no preparation pass.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/cuda/activation_layout.cuh"
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/kernels.hpp"
 
@@ -17,7 +21,35 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kLanesPerPos = 8;
 constexpr int kPosGroups = kThreads / kLanesPerPos;  // 16
-constexpr int kMaxHeadDim = 256;
+constexpr int kMaxSplits = 1024;  // the merge's per-split weights live in shared memory
+
+// Block-wide max or sum (kThreads threads; every thread gets the result).
+__device__ float block_reduce(float v, bool is_max) {
+    __shared__ float part[kThreads / 32];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float u = __shfl_xor_sync(0xffffffffu, v, o);
+        v = is_max ? fmaxf(v, u) : v + u;
+    }
+    __syncthreads();  // part may still be read by an earlier call
+    if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = v;
+    __syncthreads();
+    v = part[0];
+#pragma unroll
+    for (int i = 1; i < kThreads / 32; ++i) v = is_max ? fmaxf(v, part[i]) : v + part[i];
+    return v;
+}
+
+// Writes dimension d of one head's output; with `prepared`, also in matvec's layout (a warp covers the 32
+// dimensions of one group: head_dim % 32 == 0, which the launcher checks before passing `prepared`).
+__device__ __forceinline__ void write_output(float v, int64_t t, int head, int head_dim, int n_head, int d,
+                                             float* __restrict__ out, float* __restrict__ prepared,
+                                             int64_t prepared_stride) {
+    out[(t * n_head + head) * head_dim + d] = v;
+    if (prepared)
+        prepare_group(v, (int64_t(head) * head_dim + d) / 32, int64_t(n_head) * head_dim,
+                      prepared + t * prepared_stride);
+}
 
 // DPL halves starting at p (aligned to 2 * DPL bytes, or 8 when DPL is a multiple of 4) as floats.
 template <int DPL>
@@ -56,7 +88,8 @@ template <int DPL>
 __global__ void __launch_bounds__(kThreads)
     attention_kernel(const float* __restrict__ q, const KvRow* __restrict__ rows, int layer, int n_head,
                      int n_head_kv, float scale, int chunk, float* __restrict__ out,
-                     float* __restrict__ partial) {
+                     float* __restrict__ prepared, int64_t prepared_stride, float* __restrict__ partial,
+                     int* __restrict__ counters) {
     constexpr int HD = DPL * kLanesPerPos;
     wait_for_producer();
     const int split = blockIdx.x, head = blockIdx.y, t = blockIdx.z, n_splits = gridDim.x;
@@ -122,6 +155,8 @@ __global__ void __launch_bounds__(kThreads)
     float big = -INFINITY;
 #pragma unroll
     for (int i = 0; i < kPosGroups; ++i) big = fmaxf(big, s_m[i]);
+    const int64_t pstride = HD + 2;
+    float* pp = partial + ((static_cast<int64_t>(t) * n_head + head) * n_splits) * pstride;
     for (int d = threadIdx.x; d < HD; d += kThreads) {
         float sum_l = 0.0f, o = 0.0f;
         if (big != -INFINITY) {
@@ -133,33 +168,43 @@ __global__ void __launch_bounds__(kThreads)
             }
         }
         if (n_splits == 1) {
-            out[(static_cast<int64_t>(t) * n_head + head) * HD + d] = sum_l > 0.0f ? o / sum_l : 0.0f;
+            write_output(sum_l > 0.0f ? o / sum_l : 0.0f, t, head, HD, n_head, d, out, prepared,
+                         prepared_stride);
         } else {
-            float* pp = partial + ((static_cast<int64_t>(t) * n_head + head) * n_splits + split) * (HD + 2);
-            pp[d] = o;
-            if (d == 0) pp[HD] = big, pp[HD + 1] = sum_l;
+            pp[split * pstride + d] = o;
+            if (d == 0) pp[split * pstride + HD] = big, pp[split * pstride + HD + 1] = sum_l;
         }
     }
-}
+    if (n_splits == 1) return;
 
-// Merges the splits of one (row, head): block (head, row), threads over dims.
-__global__ void combine_kernel(const float* __restrict__ partial, int n_head, int n_splits, int head_dim,
-                               float* __restrict__ out) {
-    wait_for_producer();
-    const int head = blockIdx.x, t = blockIdx.y;
-    const float* pp = partial + (static_cast<int64_t>(t) * n_head + head) * n_splits * (head_dim + 2);
-    float big = -INFINITY;
-    for (int s = 0; s < n_splits; ++s) big = fmaxf(big, pp[s * (head_dim + 2) + head_dim]);
-    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
-        float sum_l = 0.0f, o = 0.0f;
-        if (big != -INFINITY)
-            for (int s = 0; s < n_splits; ++s) {
-                const float* ps = pp + s * (head_dim + 2);
-                const float w = __expf(ps[head_dim] - big);
-                sum_l += ps[head_dim + 1] * w;
-                o += ps[d] * w;
-            }
-        out[(static_cast<int64_t>(t) * n_head + head) * head_dim + d] = sum_l > 0.0f ? o / sum_l : 0.0f;
+    // The last split of (t, head) to finish merges them all.
+    __shared__ bool s_last;
+    __threadfence();  // this block's partials are visible before its count
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int* count = counters + static_cast<int64_t>(t) * n_head + head;
+        s_last = atomicAdd(count, 1) == n_splits - 1;
+        if (s_last) *count = 0;  // ready for the next launch (graph replays)
+    }
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
+    __shared__ float s_w[kMaxSplits];
+    float mx = -INFINITY;
+    for (int i = threadIdx.x; i < n_splits; i += kThreads) mx = fmaxf(mx, __ldcg(pp + i * pstride + HD));
+    mx = block_reduce(mx, true);
+    float sum_l = 0.0f;
+    for (int i = threadIdx.x; i < n_splits; i += kThreads) {
+        const float w = mx == -INFINITY ? 0.0f : __expf(__ldcg(pp + i * pstride + HD) - mx);
+        s_w[i] = w;
+        sum_l += w * __ldcg(pp + i * pstride + HD + 1);
+    }
+    sum_l = block_reduce(sum_l, false);  // its barriers also publish s_w
+    for (int d = threadIdx.x; d < HD; d += kThreads) {
+        float o = 0.0f;
+#pragma unroll 8
+        for (int i = 0; i < n_splits; ++i) o = fmaf(s_w[i], __ldcg(pp + i * pstride + d), o);
+        write_output(sum_l > 0.0f ? o / sum_l : 0.0f, t, head, HD, n_head, d, out, prepared, prepared_stride);
     }
 }
 
@@ -174,15 +219,26 @@ int choose_splits(const AttentionShape& shape, int n_tokens, int max_kv) {
     }();
     const int by_fill = ceil_div(16 * n_sm, std::max(1, n_tokens * shape.n_head));
     const int by_len = ceil_div(std::max(1, max_kv), 64);
-    return std::max(1, std::min(by_fill, by_len));
+    return std::max(1, std::min({by_fill, by_len, kMaxSplits}));
 }
 
+struct AttentionArgs {
+    const float* q;
+    const KvRow* rows;
+    int n_tokens, layer;
+    AttentionShape shape;
+    float scale;
+    int n_splits, chunk;
+    float *out, *prepared, *scratch;
+    int* counters;
+};
+
 template <int DPL>
-void launch(const float* q, const KvRow* rows, int n_tokens, int layer, const AttentionShape& shape,
-            float scale, int n_splits, int chunk, float* out, float* scratch, cudaStream_t s) {
-    const dim3 grid(n_splits, shape.n_head, n_tokens);
-    launch_kernel(attention_kernel<DPL>, grid, kThreads, 0, s, q, rows, layer, shape.n_head, shape.n_head_kv,
-                  scale, chunk, out, scratch);
+void launch(const AttentionArgs& a, cudaStream_t s) {
+    const dim3 grid(a.n_splits, a.shape.n_head, a.n_tokens);
+    launch_kernel(attention_kernel<DPL>, grid, kThreads, 0, s, a.q, a.rows, a.layer, a.shape.n_head,
+                  a.shape.n_head_kv, a.scale, a.chunk, a.out, a.prepared,
+                  activation_floats(int64_t(a.shape.n_head) * a.shape.head_dim), a.scratch, a.counters);
 }
 
 }  // namespace
@@ -210,51 +266,48 @@ size_t attention_scratch_floats(const AttentionShape& shape, int n_tokens, int m
     return most;
 }
 
+size_t attention_counters(const AttentionShape& shape, int n_tokens) {
+    return size_t(std::max(1, n_tokens)) * size_t(std::max(1, shape.n_head));
+}
+
 void attention(const float* q_dev, const KvRow* rows_dev, int n_tokens, int layer,
-               const AttentionShape& shape, float scale, int max_kv, float* out_dev, float* scratch_dev,
-               Stream stream) {
+               const AttentionShape& shape, float scale, int max_kv, float* out_dev, float* prepared_dev,
+               float* scratch_dev, int* counters_dev, Stream stream) {
     if (n_tokens <= 0) return;
     if (shape.n_head_kv <= 0 || shape.n_head % shape.n_head_kv != 0)
         throw Error("internal error: attention with " + std::to_string(shape.n_head) + " heads over " +
                     std::to_string(shape.n_head_kv) + " KV heads");
+    if (prepared_dev && shape.head_dim % 32 != 0)
+        throw Error("internal error: attention writes matvec's layout only for head_dim % 32 == 0");
     const int n_splits = choose_splits(shape, n_tokens, max_kv);
-    const int chunk = ceil_div(std::max(1, max_kv), n_splits);
+    const AttentionArgs a{q_dev,   rows_dev, n_tokens, layer,       shape,        scale,
+                          n_splits, ceil_div(std::max(1, max_kv), n_splits), out_dev, prepared_dev,
+                          scratch_dev, counters_dev};
     const cudaStream_t s = as_stream(stream);
     switch (shape.head_dim) {
         case 16:
-            launch<2>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev,
-                      s);
+            launch<2>(a, s);
             break;
         case 32:
-            launch<4>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev,
-                      s);
+            launch<4>(a, s);
             break;
         case 64:
-            launch<8>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev,
-                      s);
+            launch<8>(a, s);
             break;
         case 96:
-            launch<12>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev,
-                       s);
+            launch<12>(a, s);
             break;
         case 128:
-            launch<16>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev,
-                       s);
+            launch<16>(a, s);
             break;
         case 256:
-            launch<32>(q_dev, rows_dev, n_tokens, layer, shape, scale, n_splits, chunk, out_dev, scratch_dev,
-                       s);
+            launch<32>(a, s);
             break;
         default:
             throw UsageError("the CUDA backend supports head_dim 16, 32, 64, 96, 128 or 256, not " +
                              std::to_string(shape.head_dim));
     }
     check_launch("attention");
-    if (n_splits > 1) {
-        launch_kernel(combine_kernel, dim3(shape.n_head, n_tokens), std::min(shape.head_dim, kMaxHeadDim), 0,
-                      s, scratch_dev, shape.n_head, n_splits, shape.head_dim, out_dev);
-        check_launch("attention combine");
-    }
 }
 
 }  // namespace kinfer::cuda

@@ -61,10 +61,14 @@ void launch_kernel(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t share
 }
 
 // Waits until the previous kernel of the stream has completed and its writes are visible (a no-op when
-// launched without programmatic dependence).
+// launched without programmatic dependence), then lets the next kernel of the stream start launching: its
+// blocks take free slots as ours retire and wait in their own wait_for_producer, so the launch and ramp-up of
+// the next kernel overlap this one's tail instead of following it. Safe wherever it is called: the wait of a
+// dependent always waits for this whole grid to complete and flush.
 __device__ inline void wait_for_producer() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" :::);
 #endif
 }
 

@@ -76,6 +76,7 @@ class Graph {
 };
 
 void copy_to_device(void* dst_dev, const void* src, size_t bytes, Stream stream = nullptr);
+void zero_device(void* dst_dev, size_t bytes, Stream stream = nullptr);
 void copy_device(void* dst_dev, const void* src_dev, size_t bytes, Stream stream = nullptr);
 void copy_to_host(void* dst, const void* src_dev, size_t bytes, Stream stream = nullptr);  // waits
 void synchronize(Stream stream = nullptr);
@@ -125,6 +126,16 @@ struct MatvecOut {
     int64_t out_stride;
 };
 void matvecs(const MatvecOut* outs, int n_outs, const float* x_prepared_dev, int n_tokens, Stream stream);
+
+// The gate/up pair of a feed-forward block with SwiGLU fused in: out[t * out_stride + r] = silu(gate x) *
+// (up x), each block reading the same rows of both matrices. If prepared_dev, the result also goes there in
+// matvec's layout (activation_floats(gate.rows) per token), written by the last block to finish each 32
+// outputs: counters_dev holds gate.rows / 32 ints, zero-filled once (zero_device); every call leaves them zero.
+// For matrices of one type among Q4_K, Q6_K, Q8_0, Q5_K, Q4_0, of the same shape, rows % 32 == 0
+// (matvec_swiglu_supports).
+bool matvec_swiglu_supports(const DeviceMatrix& gate, const DeviceMatrix& up);
+void matvec_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const float* x_prepared_dev, int n_tokens,
+                   float* out_dev, int64_t out_stride, float* prepared_dev, int* counters_dev, Stream stream);
 
 // Scratch for matmul's prefill path; sized with matmul_scratch_bytes.
 struct GemmScratch {
@@ -198,13 +209,18 @@ bool attention_supports_head_dim(int head_dim);
 
 // Scratch floats attention needs for up to n_tokens rows attending to at most max_kv positions.
 size_t attention_scratch_floats(const AttentionShape& shape, int n_tokens, int max_kv);
+// Counters (ints) attention needs for up to n_tokens rows: zero-filled once (zero_device); every call leaves
+// them zero.
+size_t attention_counters(const AttentionShape& shape, int n_tokens);
 
 // Causal attention of q (n_tokens rows, n_head heads) over each row's cache rows first .. pos; query head h
 // reads KV head h / (n_head / n_head_kv). The positions are split across blocks (flash-decoding) when the
-// rows alone would not fill the GPU; max_kv bounds pos + 1 - first over the rows (a CUDA graph passes n_ctx).
-// head_dim must be one of 16, 32, 64, 96, 128, 256.
+// rows alone would not fill the GPU; the last block of each (row, head) merges the splits. max_kv bounds
+// pos + 1 - first over the rows (a CUDA graph passes n_ctx). If prepared_dev (head_dim % 32 == 0 only), the
+// output rows also go there in matvec's layout (activation_floats(n_head * head_dim) per row). head_dim must
+// be one of 16, 32, 64, 96, 128, 256.
 void attention(const float* q_dev, const KvRow* rows_dev, int n_tokens, int layer,
-               const AttentionShape& shape, float scale, int max_kv, float* out_dev, float* scratch_dev,
-               Stream stream);
+               const AttentionShape& shape, float scale, int max_kv, float* out_dev, float* prepared_dev,
+               float* scratch_dev, int* counters_dev, Stream stream);
 
 }  // namespace kinfer::cuda

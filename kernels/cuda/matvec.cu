@@ -15,6 +15,9 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
+#include <type_traits>
 
 #include "kernels/cuda/activation_layout.cuh"
 #include "kernels/cuda/cuda_check.cuh"
@@ -127,22 +130,44 @@ struct MatvecParts {
     int n;
 };
 
-template <class L, int NT, int R, int MinBlocks>
+// The SwiGLU epilogue of a gate/up pair (kSwiglu): where silu(gate) * up goes in matvec's layout, and one
+// count per 32 outputs (zero between launches) that elects the block that prepares them.
+struct SwigluOut {
+    float* prepared;
+    int64_t prepared_stride;
+    int* counters;
+};
+
+// kSwiglu: parts.p[0] is the gate matrix and p[1] the up matrix (same shape); a block owns R / 2 output
+// rows, reading those rows of both, and writes silu(gate) * up to p[0].out. With swiglu.prepared, the last
+// block to finish each 32 outputs (n_rows % 32 == 0) also writes them in matvec's layout for the down
+// projection, so neither a SwiGLU kernel nor a preparation pass runs between the two products.
+template <class L, int NT, int R, int MinBlocks, bool kSwiglu>
 __global__ void __launch_bounds__(kThreads, MinBlocks)
     matvec_kernel(const MatvecParts parts, int n_groups, int n_records, const float* __restrict__ x,
-                  int64_t x_stride, int q_off, int s_off, int n_tok) {
+                  int64_t x_stride, int q_off, int s_off, int n_tok, const SwigluOut swiglu) {
     wait_for_producer();
-    // Constant indices only: a run-time index would copy the parameters to local memory.
-    MatvecPart me = parts.p[0];
-    if (parts.n > 1 && int(blockIdx.x) >= parts.p[1].first_block) me = parts.p[1];
-    if (parts.n > 2 && int(blockIdx.x) >= parts.p[2].first_block) me = parts.p[2];
-    const uint8_t* w = me.w;
-    const int64_t row_bytes = me.row_bytes;
-    const int n_rows = me.n_rows;
-    const int row0 = (int(blockIdx.x) - me.first_block) * R;
     const uint8_t* rows[R];
+    MatvecPart me = parts.p[0];
+    int row0;
+    if constexpr (kSwiglu) {
+        constexpr int H = R / 2;
+        row0 = int(blockIdx.x) * H;
 #pragma unroll
-    for (int r = 0; r < R; ++r) rows[r] = w + static_cast<int64_t>(min(row0 + r, n_rows - 1)) * row_bytes;
+        for (int r = 0; r < R; ++r) {
+            const MatvecPart& m = r < H ? parts.p[0] : parts.p[1];
+            rows[r] = m.w + static_cast<int64_t>(min(row0 + r % H, me.n_rows - 1)) * m.row_bytes;
+        }
+    } else {
+        // Constant indices only: a run-time index would copy the parameters to local memory.
+        if (parts.n > 1 && int(blockIdx.x) >= parts.p[1].first_block) me = parts.p[1];
+        if (parts.n > 2 && int(blockIdx.x) >= parts.p[2].first_block) me = parts.p[2];
+        row0 = (int(blockIdx.x) - me.first_block) * R;
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+            rows[r] = me.w + static_cast<int64_t>(min(row0 + r, me.n_rows - 1)) * me.row_bytes;
+    }
+    const int n_rows = me.n_rows;
 
     float acc[R][NT];
 #pragma unroll
@@ -180,12 +205,42 @@ __global__ void __launch_bounds__(kThreads, MinBlocks)
             if (lane == 0) partial[warp][r * NT + t] = s;
         }
     __syncthreads();
-    if (threadIdx.x < R * NT) {
-        const int r = threadIdx.x / NT, t = threadIdx.x % NT;
-        float s = 0.0f;
+    if constexpr (!kSwiglu) {
+        if (threadIdx.x < R * NT) {
+            const int r = threadIdx.x / NT, t = threadIdx.x % NT;
+            float s = 0.0f;
 #pragma unroll
-        for (int i = 0; i < kWarps; ++i) s += partial[i][threadIdx.x];
-        if (row0 + r < n_rows && t < n_tok) me.out[t * me.out_stride + row0 + r] = s;
+            for (int i = 0; i < kWarps; ++i) s += partial[i][threadIdx.x];
+            if (row0 + r < n_rows && t < n_tok) me.out[t * me.out_stride + row0 + r] = s;
+        }
+    } else {
+        constexpr int H = R / 2;
+        if (threadIdx.x < H * NT) {
+            const int r = threadIdx.x / NT, t = threadIdx.x % NT;
+            float g = 0.0f, u = 0.0f;
+#pragma unroll
+            for (int i = 0; i < kWarps; ++i) g += partial[i][threadIdx.x], u += partial[i][H * NT + threadIdx.x];
+            if (row0 + r < n_rows && t < n_tok)
+                me.out[t * me.out_stride + row0 + r] = g / (1.0f + __expf(-g)) * u;  // as swiglu_kernel
+        }
+        if (!swiglu.prepared) return;
+        // The last of the 32 / H blocks of these 32 outputs prepares them (the threadfence reduction pattern).
+        __shared__ bool s_last;
+        __threadfence();
+        __syncthreads();
+        const int group = row0 / 32;
+        if (threadIdx.x == 0) {
+            s_last = atomicAdd(swiglu.counters + group, 1) == 32 / H - 1;
+            if (s_last) swiglu.counters[group] = 0;  // ready for the next launch (graph replays)
+        }
+        __syncthreads();
+        if (!s_last) return;
+        __threadfence();
+        const int lane = threadIdx.x % 32;
+        for (int t = threadIdx.x / 32; t < n_tok; t += kWarps) {
+            const float v = __ldcg(me.out + t * me.out_stride + group * 32 + lane);
+            prepare_group(v, group, n_rows, swiglu.prepared + t * swiglu.prepared_stride);
+        }
     }
 }
 
@@ -201,8 +256,9 @@ __global__ void prepare_kernel(const float* __restrict__ x, int64_t cols, int64_
     }
 }
 
-template <class L, int NT, int R, int MinBlocks>
-void launch_rows(const MatvecOut* outs, int n_outs, const float* x, int n_tok, cudaStream_t s) {
+template <class L, int NT, int R, int MinBlocks, bool kSwiglu>
+void launch_rows(const MatvecOut* outs, int n_outs, const float* x, int n_tok, const SwigluOut& swiglu,
+                 cudaStream_t s) {
     const DeviceMatrix& w0 = *outs[0].w;
     MatvecParts parts{};
     parts.n = n_outs;
@@ -217,23 +273,63 @@ void launch_rows(const MatvecOut* outs, int n_outs, const float* x, int n_tok, c
                       blocks};
         blocks += int(ceil_div<int64_t>(w.rows, R));
     }
+    if constexpr (kSwiglu) blocks = int(ceil_div<int64_t>(w0.rows, R / 2));
     const int n_groups = static_cast<int>(w0.cols / kGroupElems);
     const int n_records = static_cast<int>(ceil_div<int64_t>(w0.cols, kRecordElems));
-    launch_kernel(matvec_kernel<L, NT, R, MinBlocks>, blocks, kThreads, 0, s, parts, n_groups, n_records, x,
-                  activation_floats(w0.cols), int(activation_q_offset(w0.cols)),
-                  int(activation_scale_offset(w0.cols)), n_tok);
+    launch_kernel(matvec_kernel<L, NT, R, MinBlocks, kSwiglu>, blocks, kThreads, 0, s, parts, n_groups,
+                  n_records, x, activation_floats(w0.cols), int(activation_q_offset(w0.cols)),
+                  int(activation_scale_offset(w0.cols)), n_tok, swiglu);
 }
 
-template <class L, int NT>
-void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, cudaStream_t s) {
+// KINFER_MATVEC_VARIANT (read once): 0 = 4 rows per block for one token; 1 = 8 rows per block for one token
+// on the types decode files use most (twice the weight bytes per block pass, at half the occupancy).
+int matvec_variant() {
+    static const int v = [] {
+        const char* e = std::getenv("KINFER_MATVEC_VARIANT");
+        return e ? std::atoi(e) : 0;
+    }();
+    return v;
+}
+
+template <class L>
+constexpr bool kMainType = std::is_same_v<L, LayoutQ4_K> || std::is_same_v<L, LayoutQ6_K> ||
+                           std::is_same_v<L, LayoutQ8_0> || std::is_same_v<L, LayoutQ5_K> ||
+                           std::is_same_v<L, LayoutQ4_0>;
+
+template <class L, int NT, bool kSwiglu = false>
+void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, const SwigluOut& swiglu,
+            cudaStream_t s) {
     // One token: 4 rows per block (2 rows with a 64-register cap for more warps measured the same).
     if constexpr (NT == 1) {
-        launch_rows<L, 1, 4, 8>(outs, n_outs, x, n_tok, s);
+        if constexpr (kMainType<L>) {
+            if (matvec_variant() == 1) return launch_rows<L, 1, 8, 4, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s);
+        }
+        launch_rows<L, 1, 4, 8, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s);
     } else if constexpr (NT == 2) {
-        launch_rows<L, 2, 4, 8>(outs, n_outs, x, n_tok, s);
+        launch_rows<L, 2, 4, 8, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s);
     } else {
-        launch_rows<L, NT, 2, 8>(outs, n_outs, x, n_tok, s);
+        launch_rows<L, NT, 2, 8, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s);
     }
+}
+
+template <class L, bool kSwiglu = false>
+void launch_tokens(const MatvecOut* outs, int n_outs, const float* x, int n_tokens, const SwigluOut& swiglu,
+                   cudaStream_t s) {
+    if (n_tokens == 1)
+        launch<L, 1, kSwiglu>(outs, n_outs, x, n_tokens, swiglu, s);
+    else if (n_tokens == 2)
+        launch<L, 2, kSwiglu>(outs, n_outs, x, n_tokens, swiglu, s);
+    else if (n_tokens <= 4)
+        launch<L, 4, kSwiglu>(outs, n_outs, x, n_tokens, swiglu, s);
+    else if (n_tokens <= 8)
+        launch<L, 8, kSwiglu>(outs, n_outs, x, n_tokens, swiglu, s);
+    else
+        launch<L, 16, kSwiglu>(outs, n_outs, x, n_tokens, swiglu, s);
+}
+
+void check_tokens(int n_tokens) {
+    if (n_tokens < 1 || n_tokens > kMaxMatvecTokens)
+        throw Error("internal error: matvec of " + std::to_string(n_tokens) + " tokens (1..16)");
 }
 
 }  // namespace
@@ -252,8 +348,7 @@ void prepare_activation(const float* x_dev, int n_tokens, int64_t cols, float* o
 }
 
 void matvecs(const MatvecOut* outs, int n_outs, const float* x_prepared_dev, int n_tokens, Stream stream) {
-    if (n_tokens < 1 || n_tokens > kMaxMatvecTokens)
-        throw Error("internal error: matvec of " + std::to_string(n_tokens) + " tokens (1..16)");
+    check_tokens(n_tokens);
     const cudaStream_t s = as_stream(stream);
     // One launch per run of up to three consecutive outputs of the same type and width.
     for (int i = 0; i < n_outs;) {
@@ -262,22 +357,47 @@ void matvecs(const MatvecOut* outs, int n_outs, const float* x_prepared_dev, int
                outs[i + n].w->cols == outs[i].w->cols)
             ++n;
         const bool known = with_layout(outs[i].w->type, [&](auto layout) {
-            using L = decltype(layout);
-            if (n_tokens == 1)
-                launch<L, 1>(outs + i, n, x_prepared_dev, n_tokens, s);
-            else if (n_tokens == 2)
-                launch<L, 2>(outs + i, n, x_prepared_dev, n_tokens, s);
-            else if (n_tokens <= 4)
-                launch<L, 4>(outs + i, n, x_prepared_dev, n_tokens, s);
-            else if (n_tokens <= 8)
-                launch<L, 8>(outs + i, n, x_prepared_dev, n_tokens, s);
-            else
-                launch<L, 16>(outs + i, n, x_prepared_dev, n_tokens, s);
+            launch_tokens<decltype(layout)>(outs + i, n, x_prepared_dev, n_tokens, SwigluOut{}, s);
         });
         if (!known) throw Error("internal error: matvec on a type without device layout");
         check_launch("matvec");
         i += n;
     }
+}
+
+bool matvec_swiglu_supports(const DeviceMatrix& gate, const DeviceMatrix& up) {
+    const GgmlType t = gate.type;
+    return up.type == t && up.rows == gate.rows && up.cols == gate.cols && gate.rows % 32 == 0 &&
+           (t == GgmlType::Q4_K || t == GgmlType::Q6_K || t == GgmlType::Q8_0 || t == GgmlType::Q5_K ||
+            t == GgmlType::Q4_0);
+}
+
+void matvec_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const float* x_prepared_dev, int n_tokens,
+                   float* out_dev, int64_t out_stride, float* prepared_dev, int* counters_dev, Stream stream) {
+    check_tokens(n_tokens);
+    if (!matvec_swiglu_supports(gate, up))
+        throw Error("internal error: matvec_swiglu on matrices it does not support");
+    const MatvecOut outs[2] = {{&gate, out_dev, out_stride}, {&up, out_dev, out_stride}};
+    const SwigluOut sw{prepared_dev, activation_floats(gate.rows), counters_dev};
+    const cudaStream_t s = as_stream(stream);
+    switch (gate.type) {
+        case GgmlType::Q4_K:
+            launch_tokens<LayoutQ4_K, true>(outs, 2, x_prepared_dev, n_tokens, sw, s);
+            break;
+        case GgmlType::Q6_K:
+            launch_tokens<LayoutQ6_K, true>(outs, 2, x_prepared_dev, n_tokens, sw, s);
+            break;
+        case GgmlType::Q8_0:
+            launch_tokens<LayoutQ8_0, true>(outs, 2, x_prepared_dev, n_tokens, sw, s);
+            break;
+        case GgmlType::Q5_K:
+            launch_tokens<LayoutQ5_K, true>(outs, 2, x_prepared_dev, n_tokens, sw, s);
+            break;
+        default:
+            launch_tokens<LayoutQ4_0, true>(outs, 2, x_prepared_dev, n_tokens, sw, s);
+            break;
+    }
+    check_launch("matvec_swiglu");
 }
 
 void matvec(const DeviceMatrix& w, const float* x_prepared_dev, int n_tokens, float* out_dev,

@@ -120,6 +120,10 @@ void copy_to_device(void* dst_dev, const void* src, size_t bytes, Stream stream)
                "copy to device");
 }
 
+void zero_device(void* dst_dev, size_t bytes, Stream stream) {
+    if (bytes) check_cuda(cudaMemsetAsync(dst_dev, 0, bytes, as_stream(stream)), "zero fill");
+}
+
 void copy_device(void* dst_dev, const void* src_dev, size_t bytes, Stream stream) {
     check_cuda(cudaMemcpyAsync(dst_dev, src_dev, bytes, cudaMemcpyDeviceToDevice, as_stream(stream)),
                "device copy");
