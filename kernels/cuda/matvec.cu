@@ -222,11 +222,13 @@ __global__ void __launch_bounds__(kThreads, MinBlocks)
             for (int i = 0; i < kWarps; ++i) g += partial[i][threadIdx.x], u += partial[i][H * NT + threadIdx.x];
             if (row0 + r < n_rows && t < n_tok)
                 me.out[t * me.out_stride + row0 + r] = g / (1.0f + __expf(-g)) * u;  // as swiglu_kernel
+            // The writers (part of warp 0) make their outputs visible before the block's count; a fence in
+            // every thread of every block measured 6% slower end to end.
+            if (swiglu.prepared) __threadfence();
         }
         if (!swiglu.prepared) return;
         // The last of the 32 / H blocks of these 32 outputs prepares them (the threadfence reduction pattern).
         __shared__ bool s_last;
-        __threadfence();
         __syncthreads();
         const int group = row0 / 32;
         if (threadIdx.x == 0) {
