@@ -121,6 +121,15 @@ class CudaOps {
             // A gate/up pair waits for the SwiGLU that follows it, to run as one kernel.
             for (const auto& o : outs)
                 if (o.out.data == prepared_for_) set_prepared(nullptr, nullptr);
+            // wq/wk/wv wait for the KV store that follows them, to rotate and store in their epilogue.
+            if (n == 3 && mv[0].out == ws_.q.data() && mv[1].out == ws_.k.data() &&
+                mv[2].out == ws_.v.data() && cuda::matvecs_rope_kv_supports(shape_) && fused_rope()) {
+                pending_qkv_ = true;
+                for (int i = 0; i < 3; ++i) qkv_[i] = mv[i];
+                gu_act_ = act;
+                gu_rows_ = int(x.rows);
+                return;
+            }
             if (n == 2 && cuda::matvec_swiglu_supports(*mv[0].w, *mv[1].w) && !fused_off()) {
                 pending_gu_ = true;
                 gu_[0] = mv[0], gu_[1] = mv[1];
@@ -143,6 +152,13 @@ class CudaOps {
 
     void kv_store(int64_t layer, Mat k, Mat v) {
         check(k.cols == c_.n_embd_kv() && v.cols == k.cols && v.rows == k.rows, "kv_store shape");
+        if (pending_qkv_ && qkv_[1].out == k.data && qkv_[2].out == v.data) {
+            pending_qkv_ = false;
+            flush();
+            cuda::matvecs_rope_kv(qkv_, gu_act_, gu_rows_, ws_.rows.as<cuda::KvRow>(), int(layer), shape_,
+                                  inv_freq_, ws_.stream);
+            return;
+        }
         flush();
         const Mat q{ws_.q.as<float>(), k.rows, c_.n_head * c_.head_dim};
         cuda::rope_kv_store(q.data, k.data, v.data, ws_.rows.as<cuda::KvRow>(), int(k.rows), int(layer),
@@ -214,6 +230,10 @@ class CudaOps {
 
     // Runs a deferred gate/up product (no SwiGLU came to fuse it) and a deferred add.
     void flush() {
+        if (pending_qkv_) {
+            pending_qkv_ = false;
+            cuda::matvecs(qkv_, 3, gu_act_, gu_rows_, ws_.stream);
+        }
         if (pending_gu_) {
             pending_gu_ = false;
             cuda::matvecs(gu_, 2, gu_act_, gu_rows_, ws_.stream);
@@ -233,6 +253,14 @@ class CudaOps {
             return !(e && e[0] == '1');
         }();
         return off;
+    }
+    // RoPE and the KV store in the wq/wk/wv epilogue unless KINFER_FUSED_ROPE=0 (read once; comparisons).
+    static bool fused_rope() {
+        static const bool on = [] {
+            const char* e = std::getenv("KINFER_FUSED_ROPE");
+            return !(e && e[0] == '0');
+        }();
+        return on;
     }
     void set_prepared(const float* of, const float* buf) {
         prepared_for_ = of;
@@ -258,7 +286,9 @@ class CudaOps {
     Mat pending_x_, pending_y_;
     bool pending_gu_ = false;  // a gate/up product waiting for its SwiGLU
     cuda::MatvecOut gu_[2];
-    const float* gu_act_ = nullptr;
+    bool pending_qkv_ = false;  // wq/wk/wv waiting for their KV store
+    cuda::MatvecOut qkv_[3];
+    const float* gu_act_ = nullptr;  // the pending product's prepared input
     int gu_rows_ = 0;
 };
 

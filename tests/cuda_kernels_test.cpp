@@ -223,6 +223,91 @@ TEST_CASE("cuda matvec_swiglu: gate/up with SwiGLU and the prepared output, as t
     CHECK_FALSE(cuda::matvec_swiglu_supports(b.m, c.m));
 }
 
+TEST_CASE(
+    "cuda matvecs_rope_kv: wq/wk/wv with RoPE and the KV store in the epilogue, as the separate kernels") {
+    if (!have_gpu()) return;
+    std::mt19937 rng(13);
+    const TypeTraits& t4 = type_traits(GgmlType::Q4_K);
+    const TypeTraits& t6 = type_traits(GgmlType::Q6_K);
+    const int64_t cols = 1280;
+    for (const int n_rot : {64, 32}) {  // whole heads rotated, and only part of each
+        CAPTURE(n_rot);
+        const cuda::AttentionShape shape{6, 2, 64, n_rot};
+        REQUIRE(cuda::matvecs_rope_kv_supports(shape));
+        const int q_dim = shape.n_head * shape.head_dim, kv_dim = shape.n_head_kv * shape.head_dim;
+        // wq, wk as Q4_K and wv as Q6_K: two launches, as in Q4_K_M files.
+        UploadedMatrix wq = upload(t4, cuda_test::random_rows(t4, q_dim, cols, rng), q_dim, cols);
+        UploadedMatrix wk = upload(t4, cuda_test::random_rows(t4, kv_dim, cols, rng), kv_dim, cols);
+        UploadedMatrix wv = upload(t6, cuda_test::random_rows(t6, kv_dim, cols, rng), kv_dim, cols);
+        std::vector<double> inv_freq(size_t(n_rot / 2));
+        for (size_t i = 0; i < inv_freq.size(); ++i)
+            inv_freq[i] = std::pow(10000.0, -2.0 * double(i) / n_rot);
+        cuda::DeviceBuffer fd = to_device(inv_freq);
+        const int n_layer = 2, n_ctx = 40, layer = 1;
+        const size_t cache_elems = size_t(n_layer) * n_ctx * kv_dim;
+        for (const int n_tok : {1, 3, 16}) {
+            CAPTURE(n_tok);
+            // Two caches per path (fused, reference), the tokens alternating between two sequences.
+            std::vector<cuda::DeviceBuffer> caches;
+            for (int i = 0; i < 8; ++i)
+                caches.push_back(to_device(std::vector<uint16_t>(cache_elems, 0x7e00)));
+            std::vector<cuda::KvRow> rows_f, rows_r;
+            for (int t = 0; t < n_tok; ++t) {
+                const int seq = t % 2;
+                cuda::KvRow r;
+                r.layer_elems = int64_t(n_ctx) * kv_dim;
+                r.pos = 3 + 7 * seq + t;
+                r.k = caches[size_t(2 * seq)].as<uint16_t>(),
+                r.v = caches[size_t(2 * seq + 1)].as<uint16_t>();
+                rows_f.push_back(r);
+                r.k = caches[size_t(4 + 2 * seq)].as<uint16_t>(),
+                r.v = caches[size_t(5 + 2 * seq)].as<uint16_t>();
+                rows_r.push_back(r);
+            }
+            cuda::DeviceBuffer rf = to_device(rows_f), rr = to_device(rows_r);
+            const std::vector<float> x = random_floats(size_t(n_tok) * cols, rng);
+            cuda::DeviceBuffer xd = to_device(x);
+            cuda::DeviceBuffer xp = poisoned(size_t(n_tok) * cuda::activation_floats(cols));
+            cuda::prepare_activation(xd.as<float>(), n_tok, cols, xp.as<float>(), nullptr);
+            // Reference: the products, then rope_kv_store.
+            cuda::DeviceBuffer qr = poisoned(size_t(n_tok) * q_dim), kr = poisoned(size_t(n_tok) * kv_dim),
+                               vr = poisoned(size_t(n_tok) * kv_dim);
+            const cuda::MatvecOut ref[3] = {{&wq.m, qr.as<float>(), q_dim},
+                                            {&wk.m, kr.as<float>(), kv_dim},
+                                            {&wv.m, vr.as<float>(), kv_dim}};
+            cuda::matvecs(ref, 3, xp.as<float>(), n_tok, nullptr);
+            cuda::rope_kv_store(qr.as<float>(), kr.as<float>(), vr.as<float>(), rr.as<cuda::KvRow>(), n_tok,
+                                layer, shape, fd.as<double>(), nullptr);
+            cuda::DeviceBuffer qf = poisoned(size_t(n_tok) * q_dim), kf = poisoned(size_t(n_tok) * kv_dim),
+                               vf = poisoned(size_t(n_tok) * kv_dim);
+            const cuda::MatvecOut fused[3] = {{&wq.m, qf.as<float>(), q_dim},
+                                              {&wk.m, kf.as<float>(), kv_dim},
+                                              {&wv.m, vf.as<float>(), kv_dim}};
+            cuda::matvecs_rope_kv(fused, xp.as<float>(), n_tok, rf.as<cuda::KvRow>(), layer, shape,
+                                  fd.as<double>(), nullptr);
+            const std::vector<float> q1 = to_host<float>(qf, size_t(n_tok) * q_dim),
+                                     q2 = to_host<float>(qr, size_t(n_tok) * q_dim);
+            int bad_q = 0;
+            for (size_t i = 0; i < q1.size(); ++i)
+                if (!(std::fabs(q1[i] - q2[i]) <= 1e-5f * (1 + std::fabs(q2[i])))) ++bad_q;
+            CHECK(bad_q == 0);
+            // The caches: every element equal (up to a rounding tie of the rotation for k), untouched rows
+            // too.
+            int bad_kv = 0;
+            for (int i = 0; i < 4; ++i) {
+                const std::vector<uint16_t> a = to_host<uint16_t>(caches[size_t(i)], cache_elems),
+                                            b = to_host<uint16_t>(caches[size_t(4 + i)], cache_elems);
+                for (size_t j = 0; j < a.size(); ++j)
+                    if (a[j] != b[j] && !(i % 2 == 0 && std::fabs(fp16_to_fp32(a[j]) - fp16_to_fp32(b[j])) <=
+                                                            1e-3f * (1 + std::fabs(fp16_to_fp32(b[j])))))
+                        ++bad_kv;
+            }
+            CHECK(bad_kv == 0);
+        }
+    }
+    CHECK_FALSE(cuda::matvecs_rope_kv_supports(cuda::AttentionShape{4, 2, 63, 62}));
+}
+
 TEST_CASE("cuda matmul: prefill through fp16 tiles and cuBLAS, against the double reference") {
     if (!have_gpu()) return;
     std::mt19937 rng(6);

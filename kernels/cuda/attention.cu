@@ -21,7 +21,7 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kLanesPerPos = 8;
 constexpr int kPosGroups = kThreads / kLanesPerPos;  // 16
-constexpr int kMaxSplits = 1024;  // the merge's per-split weights live in shared memory
+constexpr int kMaxSplits = 1024;                     // the merge's per-split weights live in shared memory
 
 // Block-wide max or sum (kThreads threads; every thread gets the result).
 __device__ float block_reduce(float v, bool is_max) {
@@ -280,9 +280,9 @@ void attention(const float* q_dev, const KvRow* rows_dev, int n_tokens, int laye
     if (prepared_dev && shape.head_dim % 32 != 0)
         throw Error("internal error: attention writes matvec's layout only for head_dim % 32 == 0");
     const int n_splits = choose_splits(shape, n_tokens, max_kv);
-    const AttentionArgs a{q_dev,   rows_dev, n_tokens, layer,       shape,        scale,
-                          n_splits, ceil_div(std::max(1, max_kv), n_splits), out_dev, prepared_dev,
-                          scratch_dev, counters_dev};
+    const AttentionArgs a{q_dev,   rows_dev,     n_tokens,    layer,
+                          shape,   scale,        n_splits,    ceil_div(std::max(1, max_kv), n_splits),
+                          out_dev, prepared_dev, scratch_dev, counters_dev};
     const cudaStream_t s = as_stream(stream);
     switch (shape.head_dim) {
         case 16:

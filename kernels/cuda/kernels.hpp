@@ -15,6 +15,8 @@
 namespace kinfer::cuda {
 
 using Stream = void*;
+struct KvRow;           // below, with attention
+struct AttentionShape;  // below, with attention
 
 // ---- device memory
 // -----------------------------------------------------------------------------------------
@@ -127,15 +129,24 @@ struct MatvecOut {
 };
 void matvecs(const MatvecOut* outs, int n_outs, const float* x_prepared_dev, int n_tokens, Stream stream);
 
+// wq, wk, wv (qkv[0..2]) of one prepared activation with RoPE and the KV-cache store in the epilogue: q rows
+// rotated into qkv[0].out, k rows rotated and v rows stored as fp16 into each token's cache row at its
+// position of `layer` (as rope_kv_store; qkv[1].out and qkv[2].out are not written). For an even head_dim
+// and n_rot <= head_dim (matvecs_rope_kv_supports).
+bool matvecs_rope_kv_supports(const AttentionShape& shape);
+void matvecs_rope_kv(const MatvecOut* qkv, const float* x_prepared_dev, int n_tokens, const KvRow* rows_dev,
+                     int layer, const AttentionShape& shape, const double* inv_freq_dev, Stream stream);
+
 // The gate/up pair of a feed-forward block with SwiGLU fused in: out[t * out_stride + r] = silu(gate x) *
 // (up x), each block reading the same rows of both matrices. If prepared_dev, the result also goes there in
 // matvec's layout (activation_floats(gate.rows) per token), written by the last block to finish each 32
-// outputs: counters_dev holds gate.rows / 32 ints, zero-filled once (zero_device); every call leaves them zero.
-// For matrices of one type among Q4_K, Q6_K, Q8_0, Q5_K, Q4_0, of the same shape, rows % 32 == 0
+// outputs: counters_dev holds gate.rows / 32 ints, zero-filled once (zero_device); every call leaves them
+// zero. For matrices of one type among Q4_K, Q6_K, Q8_0, Q5_K, Q4_0, of the same shape, rows % 32 == 0
 // (matvec_swiglu_supports).
 bool matvec_swiglu_supports(const DeviceMatrix& gate, const DeviceMatrix& up);
-void matvec_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const float* x_prepared_dev, int n_tokens,
-                   float* out_dev, int64_t out_stride, float* prepared_dev, int* counters_dev, Stream stream);
+void matvec_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const float* x_prepared_dev,
+                   int n_tokens, float* out_dev, int64_t out_stride, float* prepared_dev, int* counters_dev,
+                   Stream stream);
 
 // Scratch for matmul's prefill path; sized with matmul_scratch_bytes.
 struct GemmScratch {

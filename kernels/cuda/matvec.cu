@@ -12,6 +12,7 @@
 //
 // The float copy is permuted so that a warp's 32 groups are interleaved by float4 and each 16-byte load of
 // the warp is one contiguous 512-byte access; the int8 terms are interleaved the same way by 16 bytes.
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -124,19 +125,54 @@ struct MatvecPart {
     int64_t out_stride;
     int n_rows;
     int first_block;
+    int role;  // Role (the epilogue)
 };
 struct MatvecParts {
     MatvecPart p[3];
     int n;
 };
 
-// The SwiGLU epilogue of a gate/up pair (kSwiglu): where silu(gate) * up goes in matvec's layout, and one
-// count per 32 outputs (zero between launches) that elects the block that prepares them.
-struct SwigluOut {
-    float* prepared;
-    int64_t prepared_stride;
-    int* counters;
+// What happens to the sums besides a plain store.
+// - The SwiGLU epilogue of a gate/up pair (kSwiglu): where silu(gate) * up goes in matvec's layout, and one
+//   count per 32 outputs (zero between launches) that elects the block that prepares them.
+// - RoPE and the KV-cache store (parts with a role, matvecs_rope_kv): a block's rows come in (even, odd)
+//   pairs, which are RoPE's pairs, so the q and k rows rotate in the epilogue; k and v rows go to the fp16
+//   cache at each token's position. This replaces the rope + KV store kernel between the products and
+//   attention.
+struct Epilogue {
+    float* prepared = nullptr;
+    int64_t prepared_stride = 0;
+    int* counters = nullptr;
+    const KvRow* rows = nullptr;  // per token: cache and position (roles only)
+    const double* inv_freq = nullptr;
+    int layer = 0, head_dim = 0, n_rot = 0;
 };
+enum Role : int { kPlain = 0, kRopeQ = 1, kRopeK = 2, kStoreV = 3 };
+
+// Role epilogue for output `row` of token t (value v, its RoPE partner row's value vp).
+// Not inlined: the double sincos stays out of the product's register budget.
+__device__ __noinline__ void store_with_role(int role, float v, float vp, int row, int t, float* out,
+                                             int64_t out_stride, int n_rows, const KvRow* rows,
+                                             const double* inv_freq, int layer, int head_dim, int n_rot) {
+    const KvRow kr = rows[t];
+    if (role != kStoreV) {
+        const int i = (row % head_dim) / 2;
+        if (i < n_rot / 2) {  // as rope_kv_kernel: float cos/sin of a double angle
+            double sn, cs;
+            sincos(double(kr.pos) * inv_freq[i], &sn, &cs);
+            const float c = float(cs), s = float(sn);
+            const float x0 = row % 2 ? vp : v, x1 = row % 2 ? v : vp;
+            v = row % 2 ? x0 * s + x1 * c : x0 * c - x1 * s;
+        }
+    }
+    if (role == kRopeQ) {
+        out[t * out_stride + row] = v;
+        return;
+    }
+    uint16_t* cache = role == kRopeK ? kr.k : kr.v;
+    cache[int64_t(layer) * kr.layer_elems + int64_t(kr.pos) * n_rows + row] =
+        __half_as_ushort(__float2half_rn(v));
+}
 
 // kSwiglu: parts.p[0] is the gate matrix and p[1] the up matrix (same shape); a block owns R / 2 output
 // rows, reading those rows of both, and writes silu(gate) * up to p[0].out. With swiglu.prepared, the last
@@ -145,7 +181,7 @@ struct SwigluOut {
 template <class L, int NT, int R, int MinBlocks, bool kSwiglu>
 __global__ void __launch_bounds__(kThreads, MinBlocks)
     matvec_kernel(const MatvecParts parts, int n_groups, int n_records, const float* __restrict__ x,
-                  int64_t x_stride, int q_off, int s_off, int n_tok, const SwigluOut swiglu) {
+                  int64_t x_stride, int q_off, int s_off, int n_tok, const Epilogue swiglu) {
     wait_for_producer();
     const uint8_t* rows[R];
     MatvecPart me = parts.p[0];
@@ -211,7 +247,17 @@ __global__ void __launch_bounds__(kThreads, MinBlocks)
             float s = 0.0f;
 #pragma unroll
             for (int i = 0; i < kWarps; ++i) s += partial[i][threadIdx.x];
-            if (row0 + r < n_rows && t < n_tok) me.out[t * me.out_stride + row0 + r] = s;
+            if (row0 + r < n_rows && t < n_tok) {
+                if (me.role == kPlain) {
+                    me.out[t * me.out_stride + row0 + r] = s;
+                } else if constexpr (R % 2 == 0) {
+                    float sp = 0.0f;  // the partner row's sum (R is even: pairs never straddle blocks)
+#pragma unroll
+                    for (int i = 0; i < kWarps; ++i) sp += partial[i][(r ^ 1) * NT + t];
+                    store_with_role(me.role, s, sp, row0 + r, t, me.out, me.out_stride, n_rows, swiglu.rows,
+                                    swiglu.inv_freq, swiglu.layer, swiglu.head_dim, swiglu.n_rot);
+                }
+            }
         }
     } else {
         constexpr int H = R / 2;
@@ -219,7 +265,8 @@ __global__ void __launch_bounds__(kThreads, MinBlocks)
             const int r = threadIdx.x / NT, t = threadIdx.x % NT;
             float g = 0.0f, u = 0.0f;
 #pragma unroll
-            for (int i = 0; i < kWarps; ++i) g += partial[i][threadIdx.x], u += partial[i][H * NT + threadIdx.x];
+            for (int i = 0; i < kWarps; ++i)
+                g += partial[i][threadIdx.x], u += partial[i][H * NT + threadIdx.x];
             if (row0 + r < n_rows && t < n_tok)
                 me.out[t * me.out_stride + row0 + r] = g / (1.0f + __expf(-g)) * u;  // as swiglu_kernel
             // The writers (part of warp 0) make their outputs visible before the block's count; a fence in
@@ -227,7 +274,8 @@ __global__ void __launch_bounds__(kThreads, MinBlocks)
             if (swiglu.prepared) __threadfence();
         }
         if (!swiglu.prepared) return;
-        // The last of the 32 / H blocks of these 32 outputs prepares them (the threadfence reduction pattern).
+        // The last of the 32 / H blocks of these 32 outputs prepares them (the threadfence reduction
+        // pattern).
         __shared__ bool s_last;
         __syncthreads();
         const int group = row0 / 32;
@@ -259,8 +307,8 @@ __global__ void prepare_kernel(const float* __restrict__ x, int64_t cols, int64_
 }
 
 template <class L, int NT, int R, int MinBlocks, bool kSwiglu>
-void launch_rows(const MatvecOut* outs, int n_outs, const float* x, int n_tok, const SwigluOut& swiglu,
-                 cudaStream_t s) {
+void launch_rows(const MatvecOut* outs, int n_outs, const float* x, int n_tok, const Epilogue& swiglu,
+                 cudaStream_t s, const int* roles) {
     const DeviceMatrix& w0 = *outs[0].w;
     MatvecParts parts{};
     parts.n = n_outs;
@@ -272,7 +320,8 @@ void launch_rows(const MatvecOut* outs, int n_outs, const float* x, int n_tok, c
                       outs[i].out,
                       outs[i].out_stride,
                       int(w.rows),
-                      blocks};
+                      blocks,
+                      roles ? roles[i] : int(kPlain)};
         blocks += int(ceil_div<int64_t>(w.rows, R));
     }
     if constexpr (kSwiglu) blocks = int(ceil_div<int64_t>(w0.rows, R / 2));
@@ -294,39 +343,40 @@ int matvec_variant() {
 }
 
 template <class L>
-constexpr bool kMainType = std::is_same_v<L, LayoutQ4_K> || std::is_same_v<L, LayoutQ6_K> ||
-                           std::is_same_v<L, LayoutQ8_0> || std::is_same_v<L, LayoutQ5_K> ||
-                           std::is_same_v<L, LayoutQ4_0>;
+constexpr bool kMainType =
+    std::is_same_v<L, LayoutQ4_K> || std::is_same_v<L, LayoutQ6_K> || std::is_same_v<L, LayoutQ8_0> ||
+    std::is_same_v<L, LayoutQ5_K> || std::is_same_v<L, LayoutQ4_0>;
 
 template <class L, int NT, bool kSwiglu = false>
-void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, const SwigluOut& swiglu,
-            cudaStream_t s) {
+void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, const Epilogue& swiglu,
+            cudaStream_t s, const int* roles) {
     // One token: 4 rows per block (2 rows with a 64-register cap for more warps measured the same).
     if constexpr (NT == 1) {
         if constexpr (kMainType<L>) {
-            if (matvec_variant() == 1) return launch_rows<L, 1, 8, 4, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s);
+            if (matvec_variant() == 1)
+                return launch_rows<L, 1, 8, 4, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s, roles);
         }
-        launch_rows<L, 1, 4, 8, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s);
+        launch_rows<L, 1, 4, 8, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s, roles);
     } else if constexpr (NT == 2) {
-        launch_rows<L, 2, 4, 8, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s);
+        launch_rows<L, 2, 4, 8, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s, roles);
     } else {
-        launch_rows<L, NT, 2, 8, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s);
+        launch_rows<L, NT, 2, 8, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s, roles);
     }
 }
 
 template <class L, bool kSwiglu = false>
-void launch_tokens(const MatvecOut* outs, int n_outs, const float* x, int n_tokens, const SwigluOut& swiglu,
-                   cudaStream_t s) {
+void launch_tokens(const MatvecOut* outs, int n_outs, const float* x, int n_tokens, const Epilogue& swiglu,
+                   cudaStream_t s, const int* roles = nullptr) {
     if (n_tokens == 1)
-        launch<L, 1, kSwiglu>(outs, n_outs, x, n_tokens, swiglu, s);
+        launch<L, 1, kSwiglu>(outs, n_outs, x, n_tokens, swiglu, s, roles);
     else if (n_tokens == 2)
-        launch<L, 2, kSwiglu>(outs, n_outs, x, n_tokens, swiglu, s);
+        launch<L, 2, kSwiglu>(outs, n_outs, x, n_tokens, swiglu, s, roles);
     else if (n_tokens <= 4)
-        launch<L, 4, kSwiglu>(outs, n_outs, x, n_tokens, swiglu, s);
+        launch<L, 4, kSwiglu>(outs, n_outs, x, n_tokens, swiglu, s, roles);
     else if (n_tokens <= 8)
-        launch<L, 8, kSwiglu>(outs, n_outs, x, n_tokens, swiglu, s);
+        launch<L, 8, kSwiglu>(outs, n_outs, x, n_tokens, swiglu, s, roles);
     else
-        launch<L, 16, kSwiglu>(outs, n_outs, x, n_tokens, swiglu, s);
+        launch<L, 16, kSwiglu>(outs, n_outs, x, n_tokens, swiglu, s, roles);
 }
 
 void check_tokens(int n_tokens) {
@@ -349,7 +399,10 @@ void prepare_activation(const float* x_dev, int n_tokens, int64_t cols, float* o
     check_launch("prepare_activation");
 }
 
-void matvecs(const MatvecOut* outs, int n_outs, const float* x_prepared_dev, int n_tokens, Stream stream) {
+namespace {
+
+void matvecs_with(const MatvecOut* outs, const int* roles, int n_outs, const float* x_prepared_dev,
+                  int n_tokens, const Epilogue& ep, Stream stream) {
     check_tokens(n_tokens);
     const cudaStream_t s = as_stream(stream);
     // One launch per run of up to three consecutive outputs of the same type and width.
@@ -359,12 +412,37 @@ void matvecs(const MatvecOut* outs, int n_outs, const float* x_prepared_dev, int
                outs[i + n].w->cols == outs[i].w->cols)
             ++n;
         const bool known = with_layout(outs[i].w->type, [&](auto layout) {
-            launch_tokens<decltype(layout)>(outs + i, n, x_prepared_dev, n_tokens, SwigluOut{}, s);
+            launch_tokens<decltype(layout)>(outs + i, n, x_prepared_dev, n_tokens, ep, s,
+                                            roles ? roles + i : nullptr);
         });
         if (!known) throw Error("internal error: matvec on a type without device layout");
         check_launch("matvec");
         i += n;
     }
+}
+
+}  // namespace
+
+void matvecs(const MatvecOut* outs, int n_outs, const float* x_prepared_dev, int n_tokens, Stream stream) {
+    matvecs_with(outs, nullptr, n_outs, x_prepared_dev, n_tokens, Epilogue{}, stream);
+}
+
+bool matvecs_rope_kv_supports(const AttentionShape& shape) {
+    return shape.head_dim % 2 == 0 && shape.n_rot % 2 == 0 && shape.n_rot <= shape.head_dim;
+}
+
+void matvecs_rope_kv(const MatvecOut* qkv, const float* x_prepared_dev, int n_tokens, const KvRow* rows_dev,
+                     int layer, const AttentionShape& shape, const double* inv_freq_dev, Stream stream) {
+    if (!matvecs_rope_kv_supports(shape))
+        throw Error("internal error: matvecs_rope_kv needs an even head_dim and n_rot <= head_dim");
+    const int roles[3] = {kRopeQ, kRopeK, kStoreV};
+    Epilogue ep;
+    ep.rows = rows_dev;
+    ep.inv_freq = inv_freq_dev;
+    ep.layer = layer;
+    ep.head_dim = shape.head_dim;
+    ep.n_rot = shape.n_rot;
+    matvecs_with(qkv, roles, 3, x_prepared_dev, n_tokens, ep, stream);
 }
 
 bool matvec_swiglu_supports(const DeviceMatrix& gate, const DeviceMatrix& up) {
@@ -374,13 +452,14 @@ bool matvec_swiglu_supports(const DeviceMatrix& gate, const DeviceMatrix& up) {
             t == GgmlType::Q4_0);
 }
 
-void matvec_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const float* x_prepared_dev, int n_tokens,
-                   float* out_dev, int64_t out_stride, float* prepared_dev, int* counters_dev, Stream stream) {
+void matvec_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const float* x_prepared_dev,
+                   int n_tokens, float* out_dev, int64_t out_stride, float* prepared_dev, int* counters_dev,
+                   Stream stream) {
     check_tokens(n_tokens);
     if (!matvec_swiglu_supports(gate, up))
         throw Error("internal error: matvec_swiglu on matrices it does not support");
     const MatvecOut outs[2] = {{&gate, out_dev, out_stride}, {&up, out_dev, out_stride}};
-    const SwigluOut sw{prepared_dev, activation_floats(gate.rows), counters_dev};
+    const Epilogue sw{prepared_dev, activation_floats(gate.rows), counters_dev};
     const cudaStream_t s = as_stream(stream);
     switch (gate.type) {
         case GgmlType::Q4_K:
