@@ -21,7 +21,8 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kLanesPerPos = 8;
 constexpr int kPosGroups = kThreads / kLanesPerPos;  // 16
-constexpr int kMaxSplits = 1024;                     // the merge's per-split weights live in shared memory
+constexpr int kMaxSplits = 1024;
+constexpr int kMinSplitPositions = kPosGroups;  // the merge's per-split weights live in shared memory
 
 // Block-wide max or sum (kThreads threads; every thread gets the result).
 __device__ float block_reduce(float v, bool is_max) {
@@ -200,16 +201,37 @@ __global__ void __launch_bounds__(kThreads)
         sum_l += w * __ldcg(pp + i * pstride + HD + 1);
     }
     sum_l = block_reduce(sum_l, false);  // its barriers also publish s_w
+    // Warps over the splits, lanes over the dimensions (coalesced), four splits' loads in flight per lane;
+    // one thread per dimension looping over every split was a chain of L2 round trips (~5 µs at 64 splits).
+    constexpr int J = (HD + 31) / 32;
+    float o[J];
+#pragma unroll
+    for (int j = 0; j < J; ++j) o[j] = 0.0f;
+    const int lane32 = threadIdx.x % 32, warp = threadIdx.x / 32;
+#pragma unroll 4
+    for (int i = warp; i < n_splits; i += kThreads / 32) {
+        const float w = s_w[i];
+#pragma unroll
+        for (int j = 0; j < J; ++j)
+            if (lane32 + 32 * j < HD) o[j] = fmaf(w, __ldcg(pp + i * pstride + lane32 + 32 * j), o[j]);
+    }
+    // s_acc is free again: the block's own merge above finished before the count.
+#pragma unroll
+    for (int j = 0; j < J; ++j)
+        if (lane32 + 32 * j < HD) s_acc[warp][lane32 + 32 * j] = o[j];
+    __syncthreads();
     for (int d = threadIdx.x; d < HD; d += kThreads) {
-        float o = 0.0f;
-#pragma unroll 8
-        for (int i = 0; i < n_splits; ++i) o = fmaf(s_w[i], __ldcg(pp + i * pstride + d), o);
-        write_output(sum_l > 0.0f ? o / sum_l : 0.0f, t, head, HD, n_head, d, out, prepared, prepared_stride);
+        float sum_o = 0.0f;
+#pragma unroll
+        for (int w = 0; w < kThreads / 32; ++w) sum_o += s_acc[w][d];
+        write_output(sum_l > 0.0f ? sum_o / sum_l : 0.0f, t, head, HD, n_head, d, out, prepared,
+                     prepared_stride);
     }
 }
 
 // Splits so that about sixteen blocks per SM are busy (one block's positions are a serial online-softmax
-// chain, so many short chains beat a few long ones), each split at least 64 positions.
+// chain, so many short chains beat a few long ones), each split at least kMinSplitPositions positions: 16,
+// one pass of the block's 16 position groups (64 left short contexts to a few blocks of 4 serial passes).
 int choose_splits(const AttentionShape& shape, int n_tokens, int max_kv) {
     static const int n_sm = [] {
         int dev = 0, n = 0;
@@ -218,7 +240,7 @@ int choose_splits(const AttentionShape& shape, int n_tokens, int max_kv) {
         return n > 0 ? n : 100;
     }();
     const int by_fill = ceil_div(16 * n_sm, std::max(1, n_tokens * shape.n_head));
-    const int by_len = ceil_div(std::max(1, max_kv), 64);
+    const int by_len = ceil_div(std::max(1, max_kv), kMinSplitPositions);
     return std::max(1, std::min({by_fill, by_len, kMaxSplits}));
 }
 
