@@ -64,6 +64,7 @@ TEST_CASE("bench report: test names, statistics and sizes as llama-bench writes 
     CHECK(BenchTest{0, 128, 0}.name() == "tg128");
     CHECK(BenchTest{512, 128, 0}.name() == "pp512+tg128");
     CHECK(BenchTest{0, 128, 4096}.name() == "tg128 @ d4096");
+    CHECK(BenchTest{0, 128, 4096, 8}.name() == "tg128 x8 @ d4096");
 
     BenchResult r;
     r.test = {0, 100, 0};
@@ -77,6 +78,10 @@ TEST_CASE("bench report: test names, statistics and sizes as llama-bench writes 
     CHECK(r.weights_gbps() == doctest::Approx(4.0 * 175.0 / 3));
     CHECK(r.bandwidth_pct(466.6666) == doctest::Approx(50).epsilon(1e-4));
     CHECK(r.bandwidth_pct(0) < 0);  // not measured
+    // 4 sequences together: 4x the tokens per second, the weights read once per step.
+    r.test = {0, 100, 0, 4};
+    CHECK(r.samples_ts() == std::vector<double>{400, 200, 100});
+    CHECK(r.weights_gbps() == doctest::Approx(4.0 * 175.0 / 3));
     r.test = {512, 0, 0};
     CHECK(r.weights_gbps() < 0);  // prompt processing is not bandwidth-bound: no GB/s
     r.samples_ns = {5e8};
@@ -191,12 +196,28 @@ TEST_CASE("infer bench --all-types: synthesises each type once into --dir, then 
     CHECK(n_files == 2);
 }
 
+TEST_CASE("infer bench --seqs: tg tests of several sequences decoded together, aggregate tokens/s") {
+    const CliResult r = run_infer_cli("bench -m " + tiny_model() +
+                                      " -p 4 -n 3 -s 1,3 -d 0,2 -r 2 -t 1 -o json --no-bandwidth");
+    REQUIRE_MESSAGE(r.status == 0, r.err);
+    const auto j = nlohmann::json::parse(r.out);
+    REQUIRE(j.size() == 6);  // 2 depths x (pp4, tg3, tg3 x3): --seqs applies to tg tests only
+    std::vector<std::string> names;
+    for (const auto& e : j) names.push_back(e["test"].get<std::string>());
+    CHECK(names == std::vector<std::string>{"pp4", "tg3", "tg3 x3", "pp4 @ d2", "tg3 @ d2", "tg3 x3 @ d2"});
+    CHECK(j[2]["n_seqs"] == 3);
+    CHECK(j[1]["n_seqs"] == 1);
+    CHECK(j[2]["avg_ts"].get<double>() > 0);
+    const CliResult bad = run_infer_cli("bench -m " + tiny_model() + " -s 0");
+    CHECK(bad.status == 2);
+}
+
 TEST_CASE("infer bench: --help lists the flags and every type of --all-types") {
     const CliResult r = run_infer_cli("bench --help");
     REQUIRE(r.status == 0);
-    for (const char* s : {"-pg P,G", "-d, --n-depth", "-r, --repetitions", "-t, --threads", "--device",
-                          "md (a table", "jsonl", "--all-types", "--dir DIR", "--types LIST", "Q2_K",
-                          "Q3_K_M", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "F16"})
+    for (const char* s : {"-pg P,G", "-d, --n-depth", "-s, --seqs", "-r, --repetitions", "-t, --threads",
+                          "--device", "md (a table", "jsonl", "--all-types", "--dir DIR", "--types LIST",
+                          "Q2_K", "Q3_K_M", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "F16"})
         CHECK_MESSAGE(r.out.find(s) != std::string::npos, s);
     CHECK(run_infer_cli("--help").out.find("bench") != std::string::npos);
 }

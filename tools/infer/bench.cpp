@@ -55,6 +55,9 @@ std::string help_text() {
            "  -n, --n-gen LIST       tokens of tg tests (default 128; 0: no tg test)\n"
            "  -pg P,G                a pp+tg test: a prompt of P tokens, then G generated (repeatable)\n"
            "  -d, --n-depth LIST     tokens already in the context (default 0)\n"
+           "  -s, --seqs LIST        sequences generated together in tg tests, one token each per step "
+           "through\n"
+           "                         one batch (default 1); t/s is all sequences' tokens, \"tg128 x8\"\n"
            "  -r, --repetitions N    timed runs of each test (default 5)\n"
            "  -t, --threads LIST     CPU threads (default: all hardware threads, here " +
            std::to_string(std::max(1u, std::thread::hardware_concurrency())) +
@@ -211,7 +214,7 @@ void print_type_table(const std::vector<BenchResult>& results) {
 int cmd_bench(int argc, char** argv) {
     ArgReader args("bench", argc, argv);
     std::vector<std::string> models, types;
-    std::vector<int> prompts, gens, depths, threads;
+    std::vector<int> prompts, gens, depths, threads, seqs;
     std::vector<std::pair<int, int>> pairs;
     int reps = 5;
     Device device = Device::Cpu;
@@ -239,6 +242,8 @@ int cmd_bench(int argc, char** argv) {
             pairs.emplace_back(pg[0], pg[1]);
         } else if (args.is("-d", "--n-depth")) {
             for (int v : int_list(args, 0, kMaxTokens)) depths.push_back(v);
+        } else if (args.is("-s", "--seqs")) {
+            for (int v : int_list(args, 1, 256)) seqs.push_back(v);
         } else if (args.is("-r", "--repetitions")) {
             reps = static_cast<int>(args.int_value(1, 100000));
         } else if (args.is("-t", "--threads")) {
@@ -309,13 +314,15 @@ int cmd_bench(int argc, char** argv) {
     if (prompts.empty()) prompts = {512};
     if (gens.empty()) gens = {128};
     if (depths.empty()) depths = {0};
+    if (seqs.empty()) seqs = {1};
     if (threads.empty()) threads = {static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))};
 
     std::vector<BenchTest> tests_per_depth;
     for (int p : prompts)
         if (p > 0) tests_per_depth.push_back({p, 0, 0});
     for (int n : gens)
-        if (n > 0) tests_per_depth.push_back({0, n, 0});
+        if (n > 0)
+            for (int s : seqs) tests_per_depth.push_back({0, n, 0, s});
     for (auto [p, n] : pairs) tests_per_depth.push_back({p, n, 0});
     if (tests_per_depth.empty()) throw UsageError("no test to run: -p and -n are both 0 and no -pg given");
     std::vector<BenchTest> tests;
@@ -332,7 +339,11 @@ int cmd_bench(int argc, char** argv) {
 
     // Every model is checked before anything is measured.
     int max_tokens = 0;
-    for (const auto& t : tests) max_tokens = std::max(max_tokens, t.n_depth + t.n_prompt + t.n_gen);
+    int max_seqs = 1;
+    for (const auto& t : tests) {
+        max_tokens = std::max(max_tokens, t.n_depth + t.n_prompt + t.n_gen);
+        max_seqs = std::max(max_seqs, t.n_seqs);
+    }
     std::vector<BenchModelInfo> infos;
     for (const auto& path : models) {
         infos.push_back(read_bench_model_info(path));
@@ -397,12 +408,12 @@ int cmd_bench(int argc, char** argv) {
             // The memory target: the mapped weights plus the KV cache, and little else.
             if (device == Device::Cpu) {
                 const double gib = double(1u << 30), rss = double(peak_rss_bytes());
-                const double kv = double(info.kv_bytes_per_token) * max_tokens,
+                const double kv = double(info.kv_bytes_per_token) * max_tokens * max_seqs,
                              budget = double(info.size_bytes) + kv;
                 std::snprintf(line, sizeof line,
                               "peak RSS %.2f GiB = %.1f%% of file %.2f GiB + KV cache %.3f GiB (%d tokens)",
                               rss / gib, 100.0 * rss / budget, double(info.size_bytes) / gib, kv / gib,
-                              max_tokens);
+                              max_tokens * max_seqs);
                 progress_line(line);
             }
         }

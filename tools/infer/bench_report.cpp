@@ -42,6 +42,7 @@ nlohmann::ordered_json fields(const BenchResult& r, const BenchEnvironment& env)
     j["n_prompt"] = r.test.n_prompt;
     j["n_gen"] = r.test.n_gen;
     j["n_depth"] = r.test.n_depth;
+    j["n_seqs"] = r.test.n_seqs;
     j["test"] = r.test.name();
     j["avg_ns"] = uint64_t(std::llround(r.avg_ns()));
     j["stddev_ns"] = uint64_t(std::llround(r.stddev_ns()));
@@ -112,6 +113,7 @@ std::string BenchTest::name() const {
     std::string n;
     if (n_prompt > 0) n = "pp" + std::to_string(n_prompt);
     if (n_gen > 0) n += (n.empty() ? "tg" : "+tg") + std::to_string(n_gen);
+    if (n_seqs > 1) n += " x" + std::to_string(n_seqs);
     if (n_depth > 0) n += " @ d" + std::to_string(n_depth);
     return n;
 }
@@ -124,7 +126,7 @@ double BenchResult::stddev_ns() const {
 }
 std::vector<double> BenchResult::samples_ts() const {
     std::vector<double> ts;
-    const double tokens = double(test.n_prompt + test.n_gen);
+    const double tokens = double(test.n_prompt + test.n_gen) * test.n_seqs;  // all sequences together
     for (double ns : samples_ns) ts.push_back(ns > 0 ? tokens * 1e9 / ns : 0.0);
     return ts;
 }
@@ -137,7 +139,7 @@ double BenchResult::stddev_ts() const {
 
 double BenchResult::weights_gbps() const {
     if (test.n_prompt > 0 || test.n_gen == 0) return -1;
-    return double(model.bytes_per_token) * avg_ts() / 1e9;
+    return double(model.bytes_per_token) * avg_ts() / test.n_seqs / 1e9;  // one read per step
 }
 
 double BenchResult::bandwidth_pct(double mem_gbps) const {

@@ -23,10 +23,12 @@ struct BenchModelInfo {
 };
 
 struct BenchTest {
-    int n_prompt = 0;          // pp: tokens evaluated in one feed
-    int n_gen = 0;             // tg: tokens fed one at a time
-    int n_depth = 0;           // tokens already in the context (not timed)
-    std::string name() const;  // "pp512", "tg128", "pp512+tg128", with " @ d512" when n_depth > 0
+    int n_prompt = 0;  // pp: tokens evaluated in one feed
+    int n_gen = 0;     // tg: tokens fed one at a time
+    int n_depth = 0;   // tokens already in the context (not timed)
+    int n_seqs = 1;    // tg: sequences decoded together, one token each per step (BatchDecoder)
+    // "pp512", "tg128", "pp512+tg128", "tg128 x8" (8 sequences), with " @ d512" when n_depth > 0
+    std::string name() const;
 };
 
 // --perplexity: the model's quality on a text, against a base model (quality/perplexity.hpp's measures).

@@ -85,6 +85,7 @@ BenchInstance::BenchInstance(const BenchModelInfo& info, Device device, int thre
 }
 
 BenchResult BenchInstance::run(const BenchTest& test, const BenchRunOptions& options) {
+    if (test.n_seqs > 1) return run_batch(test, options);
     const int n_ctx = test.n_depth + test.n_prompt + test.n_gen;
     Session session(model_, n_ctx);
     std::mt19937 rng(12345);
@@ -125,6 +126,59 @@ BenchResult BenchInstance::run(const BenchTest& test, const BenchRunOptions& opt
     for (int rep = 0; rep < options.repetitions; ++rep) {
         say("rep " + std::to_string(rep + 1) + "/" + std::to_string(options.repetitions));
         r.samples_ns.push_back(timed_run() * 1e9);
+    }
+    return r;
+}
+
+// n_seqs sessions generate together: each step feeds one random token of every session through one
+// BatchDecoder step (each weight read once per step); each session's context is first filled with n_depth
+// tokens (not timed).
+BenchResult BenchInstance::run_batch(const BenchTest& test, const BenchRunOptions& options) {
+    const int n_ctx = test.n_depth + test.n_gen;
+    std::vector<Session> sessions;
+    for (int i = 0; i < test.n_seqs; ++i) sessions.emplace_back(model_, n_ctx);
+    BatchDecoder batch(model_, test.n_seqs);
+    std::mt19937 rng(12345);
+    std::uniform_int_distribution<int32_t> any_token(0, model_.n_vocab() - 1);
+    const auto random_tokens = [&](int n, bool bos) {
+        std::vector<int32_t> ids(static_cast<size_t>(n));
+        for (auto& id : ids) id = any_token(rng);
+        if (n > 0 && bos && model_.bos_id() >= 0) ids[0] = model_.bos_id();
+        return ids;
+    };
+    const auto say = [&](const std::string& what) {
+        if (options.progress) options.progress(what);
+    };
+    std::vector<BatchInput> inputs(sessions.size());
+    std::vector<std::vector<int32_t>> gen(sessions.size());  // per session, its tokens of the run
+    const auto step = [&](int k) {
+        for (size_t i = 0; i < sessions.size(); ++i)
+            inputs[i] = {&sessions[i], std::span<const int32_t>(&gen[i][size_t(k)], 1)};
+        batch.decode(inputs);
+    };
+    const auto prepare = [&](int n_gen) {
+        for (size_t i = 0; i < sessions.size(); ++i) {
+            sessions[i].reset();
+            if (test.n_depth > 0) sessions[i].feed(random_tokens(test.n_depth, true));
+            gen[i] = random_tokens(n_gen, test.n_depth == 0);
+        }
+    };
+    BenchResult r;
+    r.model = info_;
+    r.backend = device_ == Device::Cuda ? "CUDA" : "CPU";
+    r.threads = threads_;
+    r.test = test;
+    if (options.warmup) {  // one untimed step of every session
+        say("warmup");
+        prepare(1);
+        step(0);
+    }
+    for (int rep = 0; rep < options.repetitions; ++rep) {
+        say("rep " + std::to_string(rep + 1) + "/" + std::to_string(options.repetitions));
+        prepare(test.n_gen);
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int k = 0; k < test.n_gen; ++k) step(k);
+        r.samples_ns.push_back(seconds_since(t0) * 1e9);
     }
     return r;
 }

@@ -28,6 +28,7 @@ class BenchInstance {
     double load_seconds() const { return load_seconds_; }
 
   private:
+    BenchResult run_batch(const BenchTest& test, const BenchRunOptions& options);
     BenchModelInfo info_;
     Device device_;
     int threads_;
