@@ -332,8 +332,9 @@ void launch_rows(const MatvecOut* outs, int n_outs, const float* x, int n_tok, c
                   int(activation_scale_offset(w0.cols)), n_tok, swiglu);
 }
 
-// KINFER_MATVEC_VARIANT (read once): 0 = 4 rows per block for one token; 1 = 8 rows per block for one token
-// on the types decode files use most (twice the weight bytes per block pass, at half the occupancy).
+// KINFER_MATVEC_VARIANT (read once), for one token on the types decode files use most: 0 = 4 rows per block,
+// at least 8 blocks per SM; 1 = 8 rows per block, 4 blocks (twice the weight bytes per block pass, at half
+// the occupancy); 2 = 4 rows, 12 blocks; 3 = 2 rows, 16 blocks.
 int matvec_variant() {
     static const int v = [] {
         const char* e = std::getenv("KINFER_MATVEC_VARIANT");
@@ -355,6 +356,10 @@ void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, const 
         if constexpr (kMainType<L>) {
             if (matvec_variant() == 1)
                 return launch_rows<L, 1, 8, 4, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s, roles);
+            if (matvec_variant() == 2)  // more resident blocks: a tighter register budget
+                return launch_rows<L, 1, 4, 12, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s, roles);
+            if (matvec_variant() == 3)
+                return launch_rows<L, 1, 2, 16, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s, roles);
         }
         launch_rows<L, 1, 4, 8, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s, roles);
     } else if constexpr (NT == 2) {

@@ -4,7 +4,8 @@
 #       kinfer (build-cuda, as scripts/dev/cuda_check.sh) in parallel under /tmp, then runs the GPU tests
 #   scripts/dev/cuda_compare.sh measure [deps-dir]           synthesizes the Mistral-7B files (TYPES, default
 #       "Q4_K_M Q6_K Q8_0") and runs `llama-bench` and `infer bench --device cuda` alternately on each:
-#       pp512 + tg128 (-r 3), then tg128 at depth 4096
+#       pp512 + tg128 (-r 3), then tg128 at depth 4096; then kinfer's aggregate tg128 for SEQS sequences
+#       decoded together (default "1,4,8,16") on the first type
 # deps-dir: doctest, xsimd, cpp-httplib (with libbrotli) the device image lacks, copied from a Debian machine.
 # LLAMA_TGZ: llama.cpp's source without .git/build/models (tar czf). Logs and tables go to $OUT.
 set -uo pipefail
@@ -40,20 +41,26 @@ case $phase in
     echo "kinfer build after $(($(date +%s) - t0)) s"
     $KB/bin/kinfer_tests -tc='cuda*' -s 2>&1 > "$OUT/tests.log"
     grep -E "prefill error|ERROR|FAILED|test cases|assertions" "$OUT/tests.log" | head -40
-    echo "with KINFER_PDL=1:"
-    KINFER_PDL=1 $KB/bin/kinfer_tests -tc='cuda*' 2>&1 | grep -E "ERROR|test cases|assertions" | head -10
+    echo "with KINFER_PDL=0:"
+    KINFER_PDL=0 $KB/bin/kinfer_tests -tc='cuda*' 2>&1 | grep -E "ERROR|test cases|assertions" | head -10
     if [[ -z "${SKIP_SANITIZER:-}" ]]; then
-      timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 $KB/bin/kinfer_tests -tc='cuda matvec*,cuda small*,cuda rope*' \
+      timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 $KB/bin/kinfer_tests -tc='cuda matvec*,cuda small*,cuda rope*,cuda backend*' \
         > "$OUT/memcheck.log" 2>&1
       echo "memcheck rc=$?: $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"
       timeout 100 compute-sanitizer --tool racecheck --error-exitcode 9 $KB/bin/kinfer_tests -tc='cuda small*,cuda matvec*,cuda rope*' \
         > "$OUT/racecheck.log" 2>&1
       echo "racecheck rc=$?: $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$OUT/racecheck.log" | tail -1)"
     fi
-    for v in ${VARIANTS:-0 1}; do
+    for v in ${VARIANTS:-0 1 2 3}; do
       echo "matvec variant $v:"
       KINFER_MATVEC_VARIANT=$v $KB/bin/kinfer_cuda_bench --quick 2>&1 | tee "$OUT/bench-$v.log" | grep -E "q4_K|q6_K|q8_0|attention|prefill" | head -12
     done
+    if [[ -n "${PROFILE:-}" ]]; then  # ncu on one q4_K 14336x4096 one-token matvec (default variant)
+      timeout 120 ncu --clock-control none -k regex:matvec --launch-skip 30 --launch-count 1 --section SpeedOfLight \
+        --section WarpStateStats --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis \
+        $KB/bin/kinfer_cuda_bench --matvec-only > "$OUT/ncu.txt" 2>&1
+      grep -E "Duration|DRAM Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|Issued Ipc|L1/TEX Hit|L2 Hit" "$OUT/ncu.txt" | head -20
+    fi
     wait $lpid
     ls -la $LL/build/bin/llama-bench
     ;;
@@ -69,15 +76,16 @@ case $phase in
       t1=$(date +%s)
       $KB/bin/infer synth -o $f --preset mistral-7b --type $ty > "$OUT/synth-$ty.log" 2>&1 || { echo "synth $ty failed"; tail -3 "$OUT/synth-$ty.log"; continue; }
       echo "== $ty $(du -h $f | cut -f1) (synth $(($(date +%s) - t1)) s)"
-      # Alternating; kinfer once without and once with programmatic dependent launch (KINFER_PDL).
-      for pdl in 0 1; do
+      # Alternating, twice each.
+      for round in 1 2; do
         $LL/build/bin/llama-bench -m $f -ngl 99 -p 512 -n 128 -r 3 -o md 2>/dev/null | grep -E "pp512|tg128" | sed "s/^/llama.cpp: /"
-        KINFER_PDL=$pdl $KB/bin/infer bench -m $f --device cuda --no-bandwidth -p 512 -n 128 -r 3 2>&1 | grep -E "pp512|tg128|GB/s" | sed "s/^/kinfer pdl=$pdl: /"
+        $KB/bin/infer bench -m $f --device cuda --no-bandwidth -p 512 -n 128 -r 3 2>&1 | grep -E "pp512|tg128" | grep "|" | sed "s/^/kinfer: /"
       done
       $LL/build/bin/llama-bench -m $f -ngl 99 -p 0 -n 128 -d 4096 -r 3 -o md 2>/dev/null | grep -E "tg128" | sed "s/^/llama.cpp: /"
-      for pdl in 0 1; do
-        KINFER_PDL=$pdl $KB/bin/infer bench -m $f --device cuda --no-bandwidth -p 0 -n 128 -d 4096 -r 3 2>&1 | grep -E "tg128|GB/s" | sed "s/^/kinfer pdl=$pdl: /"
-      done
+      $KB/bin/infer bench -m $f --device cuda --no-bandwidth -p 0 -n 128 -d 4096 -r 3 2>&1 | grep -E "tg128" | grep "|" | sed "s/^/kinfer: /"
+      if [[ $ty == ${TYPES%% *} || -z "${TYPES:-}" && $ty == Q4_K_M ]]; then
+        $KB/bin/infer bench -m $f --device cuda --no-bandwidth -p 0 -n 128 -s ${SEQS:-1,4,8,16} -r 3 2>&1 | grep -E "tg128" | grep "|" | sed "s/^/kinfer seqs: /"
+      fi
       rm -f $f
       echo "($(($(date +%s) - t0)) s)"
     done
