@@ -408,9 +408,15 @@ TEST_CASE("cuda small ops: rmsnorm (with residual), swiglu, add against the CPU 
 TEST_CASE("cuda rope + KV store and attention: several sequences, GQA, windows, against the CPU kernels") {
     if (!have_gpu()) return;
     std::mt19937 rng(9);
-    for (const int head_dim : {64, 128, 32}) {
+    // 4 query heads per KV head (the grouped kernel) and 2 (the per-head kernel).
+    struct Case {
+        int head_dim, n_head, n_head_kv;
+    };
+    for (const Case c : {Case{64, 8, 2}, Case{128, 8, 2}, Case{32, 8, 2}, Case{128, 6, 3}, Case{64, 6, 3}}) {
+        const int head_dim = c.head_dim;
         CAPTURE(head_dim);
-        cuda::AttentionShape shape{8, 2, head_dim, head_dim == 32 ? 16 : head_dim};
+        CAPTURE(c.n_head_kv);
+        cuda::AttentionShape shape{c.n_head, c.n_head_kv, head_dim, head_dim == 32 ? 16 : head_dim};
         const int n_layer = 2, n_ctx = 700, kv_dim = shape.n_head_kv * head_dim,
                   q_dim = shape.n_head * head_dim;
         const int layer = 1;

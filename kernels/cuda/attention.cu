@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "kernels/cuda/activation_layout.cuh"
 #include "kernels/cuda/cuda_check.cuh"
@@ -22,7 +23,11 @@ constexpr int kThreads = 128;
 constexpr int kLanesPerPos = 8;
 constexpr int kPosGroups = kThreads / kLanesPerPos;  // 16
 constexpr int kMaxSplits = 1024;
-constexpr int kMinSplitPositions = kPosGroups;  // the merge's per-split weights live in shared memory
+constexpr int kMinSplitPositions = kPosGroups;
+constexpr int kGqaLanes = 16;                     // lanes per position in attention_gqa_kernel
+constexpr int kGqaGroups = kThreads / kGqaLanes;  // 8 positions per pass
+constexpr int kGqaHeads = 4;  // query heads per KV head it serves (Mistral, Llama 3 8B)  // the merge's
+                              // per-split weights live in shared memory
 
 // Block-wide max or sum (kThreads threads; every thread gets the result).
 __device__ float block_reduce(float v, bool is_max) {
@@ -81,6 +86,51 @@ __device__ __forceinline__ void load_halves(const uint16_t* p, float (&out)[DPL]
             const float2 f = __half22float2(*reinterpret_cast<const __half2*>(p + 2 * i));
             out[2 * i] = f.x, out[2 * i + 1] = f.y;
         }
+    }
+}
+
+// The splits' partials of one (row, head) (pp: n_splits entries of HD + 2 floats) into its output, by the
+// whole block: threads over the splits for the weights, then warps over the splits and lanes over the
+// dimensions (coalesced, four splits' loads in flight per lane; one thread per dimension looping over every
+// split was a chain of L2 round trips, ~5 µs at 64 splits).
+template <int HD>
+__device__ void merge_splits(const float* pp, int n_splits, int64_t t, int head, int n_head,
+                             float* __restrict__ out, float* __restrict__ prepared, int64_t prepared_stride) {
+    constexpr int64_t pstride = HD + 2;
+    __shared__ float s_w[kMaxSplits];
+    __shared__ float s_o[kThreads / 32][HD];
+    float mx = -INFINITY;
+    for (int i = threadIdx.x; i < n_splits; i += kThreads) mx = fmaxf(mx, __ldcg(pp + i * pstride + HD));
+    mx = block_reduce(mx, true);
+    float sum_l = 0.0f;
+    for (int i = threadIdx.x; i < n_splits; i += kThreads) {
+        const float w = mx == -INFINITY ? 0.0f : __expf(__ldcg(pp + i * pstride + HD) - mx);
+        s_w[i] = w;
+        sum_l += w * __ldcg(pp + i * pstride + HD + 1);
+    }
+    sum_l = block_reduce(sum_l, false);  // its barriers also publish s_w
+    constexpr int J = (HD + 31) / 32;
+    float o[J];
+#pragma unroll
+    for (int j = 0; j < J; ++j) o[j] = 0.0f;
+    const int lane32 = threadIdx.x % 32, warp = threadIdx.x / 32;
+#pragma unroll 4
+    for (int i = warp; i < n_splits; i += kThreads / 32) {
+        const float w = s_w[i];
+#pragma unroll
+        for (int j = 0; j < J; ++j)
+            if (lane32 + 32 * j < HD) o[j] = fmaf(w, __ldcg(pp + i * pstride + lane32 + 32 * j), o[j]);
+    }
+#pragma unroll
+    for (int j = 0; j < J; ++j)
+        if (lane32 + 32 * j < HD) s_o[warp][lane32 + 32 * j] = o[j];
+    __syncthreads();
+    for (int d = threadIdx.x; d < HD; d += kThreads) {
+        float sum_o = 0.0f;
+#pragma unroll
+        for (int w = 0; w < kThreads / 32; ++w) sum_o += s_o[w][d];
+        write_output(sum_l > 0.0f ? sum_o / sum_l : 0.0f, t, head, HD, n_head, d, out, prepared,
+                     prepared_stride);
     }
 }
 
@@ -190,48 +240,148 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     if (!s_last) return;
     __threadfence();
-    __shared__ float s_w[kMaxSplits];
-    float mx = -INFINITY;
-    for (int i = threadIdx.x; i < n_splits; i += kThreads) mx = fmaxf(mx, __ldcg(pp + i * pstride + HD));
-    mx = block_reduce(mx, true);
-    float sum_l = 0.0f;
-    for (int i = threadIdx.x; i < n_splits; i += kThreads) {
-        const float w = mx == -INFINITY ? 0.0f : __expf(__ldcg(pp + i * pstride + HD) - mx);
-        s_w[i] = w;
-        sum_l += w * __ldcg(pp + i * pstride + HD + 1);
+    merge_splits<HD>(pp, n_splits, t, head, n_head, out, prepared, prepared_stride);
+}
+
+// Grouped-query attention: block (split, KV head, row) serves the G query heads that share one KV head, so
+// each K/V position is loaded once for all of them (the per-head kernel loads it G times, from L2, and at
+// depth 4096 that traffic and its serial passes bound it). 16 lanes per position (head_dim / 16 dimensions
+// each), 8 positions per pass; per query head the same online softmax and partials as attention_kernel. With
+// several splits, combine_kernel merges them.
+template <int DPL, int G>
+__global__ void __launch_bounds__(kThreads)
+    attention_gqa_kernel(const float* __restrict__ q, const KvRow* __restrict__ rows, int layer, int n_head,
+                         int n_head_kv, float scale, int chunk, float* __restrict__ out,
+                         float* __restrict__ prepared, int64_t prepared_stride, float* __restrict__ partial) {
+    constexpr int HD = DPL * kGqaLanes;
+    wait_for_producer();
+    const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z, n_splits = gridDim.x;
+    const KvRow row = rows[t];
+    const int kv_dim = n_head_kv * HD;
+    const int p_begin = row.first + split * chunk;
+    const int p_end = min(row.pos + 1, p_begin + chunk);
+    const int lane = threadIdx.x % kGqaLanes, pg = threadIdx.x / kGqaLanes;
+    float qv[G][DPL];
+#pragma unroll
+    for (int j = 0; j < G; ++j) {
+        const float* qh = q + (static_cast<int64_t>(t) * n_head + kvh * G + j) * HD + lane * DPL;
+#pragma unroll
+        for (int i = 0; i < DPL; ++i) qv[j][i] = qh[i] * scale;
     }
-    sum_l = block_reduce(sum_l, false);  // its barriers also publish s_w
-    // Warps over the splits, lanes over the dimensions (coalesced), four splits' loads in flight per lane;
-    // one thread per dimension looping over every split was a chain of L2 round trips (~5 µs at 64 splits).
-    constexpr int J = (HD + 31) / 32;
-    float o[J];
+    const int64_t base = static_cast<int64_t>(layer) * row.layer_elems + kvh * HD + lane * DPL;
+    const uint16_t* kb = row.k + base;
+    const uint16_t* vb = row.v + base;
+    float m[G], l[G], acc[G][DPL];
 #pragma unroll
-    for (int j = 0; j < J; ++j) o[j] = 0.0f;
-    const int lane32 = threadIdx.x % 32, warp = threadIdx.x / 32;
-#pragma unroll 4
-    for (int i = warp; i < n_splits; i += kThreads / 32) {
-        const float w = s_w[i];
+    for (int j = 0; j < G; ++j) {
+        m[j] = -INFINITY, l[j] = 0.0f;
 #pragma unroll
-        for (int j = 0; j < J; ++j)
-            if (lane32 + 32 * j < HD) o[j] = fmaf(w, __ldcg(pp + i * pstride + lane32 + 32 * j), o[j]);
+        for (int i = 0; i < DPL; ++i) acc[j][i] = 0.0f;
     }
-    // s_acc is free again: the block's own merge above finished before the count.
+    float kf[DPL], vf[DPL];
+    if (p_begin + pg < p_end) {
+        load_halves<DPL>(kb + static_cast<int64_t>(p_begin + pg) * kv_dim, kf);
+        load_halves<DPL>(vb + static_cast<int64_t>(p_begin + pg) * kv_dim, vf);
+    }
+    for (int p0 = p_begin; p0 < p_end; p0 += kGqaGroups) {
+        const int p = p0 + pg;
+        const bool valid = p < p_end;
+        float kn[DPL], vn[DPL];
+        if (p + kGqaGroups < p_end) {
+            load_halves<DPL>(kb + static_cast<int64_t>(p + kGqaGroups) * kv_dim, kn);
+            load_halves<DPL>(vb + static_cast<int64_t>(p + kGqaGroups) * kv_dim, vn);
+        }
+        float sc[G];
 #pragma unroll
-    for (int j = 0; j < J; ++j)
-        if (lane32 + 32 * j < HD) s_acc[warp][lane32 + 32 * j] = o[j];
+        for (int j = 0; j < G; ++j) {
+            sc[j] = 0.0f;
+            if (valid) {
+#pragma unroll
+                for (int i = 0; i < DPL; ++i) sc[j] = fmaf(qv[j][i], kf[i], sc[j]);
+            }
+        }
+#pragma unroll
+        for (int o = kGqaLanes / 2; o > 0; o >>= 1)
+#pragma unroll
+            for (int j = 0; j < G; ++j) sc[j] += __shfl_xor_sync(0xffffffffu, sc[j], o);
+        if (valid) {
+#pragma unroll
+            for (int j = 0; j < G; ++j) {
+                const float m_new = fmaxf(m[j], sc[j]);
+                const float c = __expf(m[j] - m_new), e = __expf(sc[j] - m_new);
+                l[j] = l[j] * c + e;
+#pragma unroll
+                for (int i = 0; i < DPL; ++i) acc[j][i] = fmaf(acc[j][i], c, e * vf[i]);
+                m[j] = m_new;
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < DPL; ++i) kf[i] = kn[i], vf[i] = vn[i];
+    }
+
+    __shared__ float s_m[kGqaGroups][G], s_l[kGqaGroups][G];
+    __shared__ float s_acc[kGqaGroups][G * HD];
+    if (lane == 0)
+#pragma unroll
+        for (int j = 0; j < G; ++j) s_m[pg][j] = m[j], s_l[pg][j] = l[j];
+#pragma unroll
+    for (int j = 0; j < G; ++j)
+#pragma unroll
+        for (int i = 0; i < DPL; ++i) s_acc[pg][j * HD + lane * DPL + i] = acc[j][i];
     __syncthreads();
-    for (int d = threadIdx.x; d < HD; d += kThreads) {
-        float sum_o = 0.0f;
+    // idx over (head j, dim d): a warp covers 32 dimensions of one head (G * HD is a multiple of kThreads).
+    for (int idx = threadIdx.x; idx < G * HD; idx += kThreads) {
+        const int j = idx / HD, d = idx % HD, head = kvh * G + j;
+        float big = -INFINITY;
 #pragma unroll
-        for (int w = 0; w < kThreads / 32; ++w) sum_o += s_acc[w][d];
-        write_output(sum_l > 0.0f ? sum_o / sum_l : 0.0f, t, head, HD, n_head, d, out, prepared,
-                     prepared_stride);
+        for (int g = 0; g < kGqaGroups; ++g) big = fmaxf(big, s_m[g][j]);
+        float sum_l = 0.0f, o = 0.0f;
+        if (big != -INFINITY) {
+#pragma unroll
+            for (int g = 0; g < kGqaGroups; ++g) {
+                const float w = __expf(s_m[g][j] - big);
+                sum_l += s_l[g][j] * w;
+                o += s_acc[g][idx] * w;
+            }
+        }
+        if (n_splits == 1) {
+            write_output(sum_l > 0.0f ? o / sum_l : 0.0f, t, head, HD, n_head, d, out, prepared,
+                         prepared_stride);
+        } else {
+            float* pp = partial + ((static_cast<int64_t>(t) * n_head + head) * n_splits + split) * (HD + 2);
+            pp[d] = o;
+            if (d == 0) pp[HD] = big, pp[HD + 1] = sum_l;
+        }
     }
+}
+
+// Merges the splits of one (row, head) for attention_gqa_kernel: block (head, row).
+template <int HD>
+__global__ void __launch_bounds__(kThreads)
+    combine_kernel(const float* __restrict__ partial, int n_head, int n_splits, float* __restrict__ out,
+                   float* __restrict__ prepared, int64_t prepared_stride) {
+    wait_for_producer();
+    const int head = blockIdx.x, t = blockIdx.y;
+    merge_splits<HD>(partial + (static_cast<int64_t>(t) * n_head + head) * n_splits * (HD + 2), n_splits, t,
+                     head, n_head, out, prepared, prepared_stride);
 }
 
 // Splits so that about sixteen blocks per SM are busy (one block's positions are a serial online-softmax
 // chain, so many short chains beat a few long ones), each split at least kMinSplitPositions positions: 16,
 // one pass of the block's 16 position groups (64 left short contexts to a few blocks of 4 serial passes).
+// attention_gqa_kernel serves shapes of 4 query heads per KV head and head_dim 32, 64, 96 or 128, unless
+// KINFER_ATTN_GQA=0 (read once; comparisons).
+bool use_gqa(const AttentionShape& shape) {
+    static const bool on = [] {
+        const char* e = std::getenv("KINFER_ATTN_GQA");
+        return !(e && e[0] == '0');
+    }();
+    return on && shape.n_head == kGqaHeads * shape.n_head_kv && shape.head_dim % 32 == 0 &&
+           shape.head_dim <= 128;
+}
+
+// The per-head kernel: about sixteen blocks per SM; the GQA kernel (more registers, 4 resident blocks per
+// SM): about eight, two waves.
 int choose_splits(const AttentionShape& shape, int n_tokens, int max_kv) {
     static const int n_sm = [] {
         int dev = 0, n = 0;
@@ -239,8 +389,10 @@ int choose_splits(const AttentionShape& shape, int n_tokens, int max_kv) {
         cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
         return n > 0 ? n : 100;
     }();
-    const int by_fill = ceil_div(16 * n_sm, std::max(1, n_tokens * shape.n_head));
-    const int by_len = ceil_div(std::max(1, max_kv), kMinSplitPositions);
+    const bool gqa = use_gqa(shape);
+    const int by_fill = gqa ? ceil_div(8 * n_sm, std::max(1, n_tokens * shape.n_head_kv))
+                            : ceil_div(16 * n_sm, std::max(1, n_tokens * shape.n_head));
+    const int by_len = ceil_div(std::max(1, max_kv), gqa ? kGqaGroups : kMinSplitPositions);
     return std::max(1, std::min({by_fill, by_len, kMaxSplits}));
 }
 
@@ -261,6 +413,19 @@ void launch(const AttentionArgs& a, cudaStream_t s) {
     launch_kernel(attention_kernel<DPL>, grid, kThreads, 0, s, a.q, a.rows, a.layer, a.shape.n_head,
                   a.shape.n_head_kv, a.scale, a.chunk, a.out, a.prepared,
                   activation_floats(int64_t(a.shape.n_head) * a.shape.head_dim), a.scratch, a.counters);
+}
+
+template <int DPL>
+void launch_gqa(const AttentionArgs& a, cudaStream_t s) {
+    constexpr int HD = DPL * kGqaLanes;
+    const int64_t pstride = activation_floats(int64_t(a.shape.n_head) * a.shape.head_dim);
+    launch_kernel(attention_gqa_kernel<DPL, kGqaHeads>, dim3(a.n_splits, a.shape.n_head_kv, a.n_tokens),
+                  kThreads, 0, s, a.q, a.rows, a.layer, a.shape.n_head, a.shape.n_head_kv, a.scale, a.chunk,
+                  a.out, a.prepared, pstride, a.scratch);
+    check_launch("attention");
+    if (a.n_splits > 1)
+        launch_kernel(combine_kernel<HD>, dim3(a.shape.n_head, a.n_tokens), kThreads, 0, s, a.scratch,
+                      a.shape.n_head, a.n_splits, a.out, a.prepared, pstride);
 }
 
 }  // namespace
@@ -306,6 +471,24 @@ void attention(const float* q_dev, const KvRow* rows_dev, int n_tokens, int laye
                           shape,   scale,        n_splits,    ceil_div(std::max(1, max_kv), n_splits),
                           out_dev, prepared_dev, scratch_dev, counters_dev};
     const cudaStream_t s = as_stream(stream);
+    if (use_gqa(shape)) {
+        switch (shape.head_dim) {
+            case 32:
+                launch_gqa<2>(a, s);
+                break;
+            case 64:
+                launch_gqa<4>(a, s);
+                break;
+            case 96:
+                launch_gqa<6>(a, s);
+                break;
+            default:
+                launch_gqa<8>(a, s);
+                break;
+        }
+        check_launch("attention");
+        return;
+    }
     switch (shape.head_dim) {
         case 16:
             launch<2>(a, s);
