@@ -178,10 +178,10 @@ __device__ __noinline__ void store_with_role(int role, float v, float vp, int ro
 // rows, reading those rows of both, and writes silu(gate) * up to p[0].out. With swiglu.prepared, the last
 // block to finish each 32 outputs (n_rows % 32 == 0) also writes them in matvec's layout for the down
 // projection, so neither a SwiGLU kernel nor a preparation pass runs between the two products.
-template <class L, int NT, int R, int MinBlocks, bool kSwiglu>
-__global__ void __launch_bounds__(kThreads, MinBlocks)
-    matvec_kernel(const MatvecParts parts, int n_groups, int n_records, const float* __restrict__ x,
-                  int64_t x_stride, int q_off, int s_off, int n_tok, const Epilogue swiglu) {
+template <class L, int NT, int R, bool kSwiglu>
+__device__ __forceinline__ void matvec_body(const MatvecParts& parts, int n_groups, int n_records,
+                                            const float* __restrict__ x, int64_t x_stride, int q_off,
+                                            int s_off, int n_tok, const Epilogue& swiglu) {
     wait_for_producer();
     const uint8_t* rows[R];
     MatvecPart me = parts.p[0];
@@ -307,6 +307,74 @@ __global__ void prepare_kernel(const float* __restrict__ x, int64_t cols, int64_
 }
 
 template <class L, int NT, int R, int MinBlocks, bool kSwiglu>
+__global__ void __launch_bounds__(kThreads, MinBlocks)
+    matvec_kernel(const MatvecParts parts, int n_groups, int n_records, const float* __restrict__ x,
+                  int64_t x_stride, int q_off, int s_off, int n_tok, const Epilogue swiglu) {
+    matvec_body<L, NT, R, kSwiglu>(parts, n_groups, n_records, x, x_stride, q_off, s_off, n_tok, swiglu);
+}
+
+// Parts of two types in one launch (the blocks from first_l1_block on read layout L1): Q4_K_M files keep
+// wq and wk in Q4_K and wv in Q6_K, and a launch of its own for the small wv product cost its latency again.
+template <class L0, class L1, int NT, int R, int MinBlocks>
+__global__ void __launch_bounds__(kThreads, MinBlocks)
+    matvec_mixed_kernel(const MatvecParts parts, int first_l1_block, int n_groups, int n_records,
+                        const float* __restrict__ x, int64_t x_stride, int q_off, int s_off, int n_tok,
+                        const Epilogue ep) {
+    if (int(blockIdx.x) >= first_l1_block)
+        matvec_body<L1, NT, R, false>(parts, n_groups, n_records, x, x_stride, q_off, s_off, n_tok, ep);
+    else
+        matvec_body<L0, NT, R, false>(parts, n_groups, n_records, x, x_stride, q_off, s_off, n_tok, ep);
+}
+
+// Fills the launch's parts (block ranges of R rows each); returns the blocks in all.
+template <int R>
+int fill_parts(const MatvecOut* outs, int n_outs, const int* roles, MatvecParts& parts) {
+    parts = MatvecParts{};
+    parts.n = n_outs;
+    int blocks = 0;
+    for (int i = 0; i < n_outs; ++i) {
+        const DeviceMatrix& w = *outs[i].w;
+        parts.p[i] = {static_cast<const uint8_t*>(w.data),
+                      int64_t(w.row_bytes),
+                      outs[i].out,
+                      outs[i].out_stride,
+                      int(w.rows),
+                      blocks,
+                      roles ? roles[i] : int(kPlain)};
+        blocks += int(ceil_div<int64_t>(w.rows, R));
+    }
+    return blocks;
+}
+
+// outs[0 .. n_l0) of layout L0, the rest of L1 (same width).
+template <class L0, class L1, int NT, int R, int MinBlocks>
+void launch_mixed_rows(const MatvecOut* outs, int n_outs, int n_l0, const float* x, int n_tok,
+                       const Epilogue& ep, cudaStream_t s, const int* roles) {
+    const DeviceMatrix& w0 = *outs[0].w;
+    MatvecParts parts;
+    const int blocks = fill_parts<R>(outs, n_outs, roles, parts);
+    launch_kernel(matvec_mixed_kernel<L0, L1, NT, R, MinBlocks>, blocks, kThreads, 0, s, parts,
+                  parts.p[n_l0].first_block, static_cast<int>(w0.cols / kGroupElems),
+                  static_cast<int>(ceil_div<int64_t>(w0.cols, kRecordElems)), x, activation_floats(w0.cols),
+                  int(activation_q_offset(w0.cols)), int(activation_scale_offset(w0.cols)), n_tok, ep);
+}
+
+template <class L0, class L1>
+void launch_mixed(const MatvecOut* outs, int n_outs, int n_l0, const float* x, int n_tok, const Epilogue& ep,
+                  cudaStream_t s, const int* roles) {
+    if (n_tok == 1)
+        launch_mixed_rows<L0, L1, 1, 4, 8>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
+    else if (n_tok == 2)
+        launch_mixed_rows<L0, L1, 2, 4, 8>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
+    else if (n_tok <= 4)
+        launch_mixed_rows<L0, L1, 4, 2, 8>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
+    else if (n_tok <= 8)
+        launch_mixed_rows<L0, L1, 8, 2, 8>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
+    else
+        launch_mixed_rows<L0, L1, 16, 2, 8>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
+}
+
+template <class L, int NT, int R, int MinBlocks, bool kSwiglu>
 void launch_rows(const MatvecOut* outs, int n_outs, const float* x, int n_tok, const Epilogue& swiglu,
                  cudaStream_t s, const int* roles) {
     const DeviceMatrix& w0 = *outs[0].w;
@@ -406,10 +474,27 @@ void prepare_activation(const float* x_dev, int n_tokens, int64_t cols, float* o
 
 namespace {
 
+// KINFER_MATVEC_MIXED=0 (read once) launches each type on its own, for comparisons.
+bool mixed_launch() {
+    static const bool on = [] {
+        const char* e = std::getenv("KINFER_MATVEC_MIXED");
+        return !(e && e[0] == '0');
+    }();
+    return on;
+}
+
 void matvecs_with(const MatvecOut* outs, const int* roles, int n_outs, const float* x_prepared_dev,
                   int n_tokens, const Epilogue& ep, Stream stream) {
     check_tokens(n_tokens);
     const cudaStream_t s = as_stream(stream);
+    // Q4_K, Q4_K, Q6_K of one width (wq, wk, wv of Q4_K_M files) in one launch.
+    if (n_outs == 3 && outs[0].w->type == GgmlType::Q4_K && outs[1].w->type == GgmlType::Q4_K &&
+        outs[2].w->type == GgmlType::Q6_K && outs[1].w->cols == outs[0].w->cols &&
+        outs[2].w->cols == outs[0].w->cols && mixed_launch()) {
+        launch_mixed<LayoutQ4_K, LayoutQ6_K>(outs, 3, 2, x_prepared_dev, n_tokens, ep, s, roles);
+        check_launch("matvec");
+        return;
+    }
     // One launch per run of up to three consecutive outputs of the same type and width.
     for (int i = 0; i < n_outs;) {
         int n = 1;

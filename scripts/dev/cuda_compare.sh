@@ -76,8 +76,8 @@ case $phase in
       t1=$(date +%s)
       $KB/bin/infer synth -o $f --preset mistral-7b --type $ty > "$OUT/synth-$ty.log" 2>&1 || { echo "synth $ty failed"; tail -3 "$OUT/synth-$ty.log"; continue; }
       echo "== $ty $(du -h $f | cut -f1) (synth $(($(date +%s) - t1)) s)"
-      # Alternating, twice each.
-      for round in 1 2; do
+      # Alternating, ROUNDS times each (default 1).
+      for round in $(seq 1 ${ROUNDS:-1}); do
         $LL/build/bin/llama-bench -m $f -ngl 99 -p 512 -n 128 -r 3 -o md 2>/dev/null | grep -E "pp512|tg128" | sed "s/^/llama.cpp: /"
         $KB/bin/infer bench -m $f --device cuda --no-bandwidth -p 512 -n 128 -r 3 2>&1 | grep -E "pp512|tg128" | grep "|" | sed "s/^/kinfer: /"
       done
@@ -85,6 +85,9 @@ case $phase in
       $KB/bin/infer bench -m $f --device cuda --no-bandwidth -p 0 -n 128 -d 4096 -r 3 2>&1 | grep -E "tg128" | grep "|" | sed "s/^/kinfer: /"
       if [[ $ty == ${TYPES%% *} || -z "${TYPES:-}" && $ty == Q4_K_M ]]; then
         $KB/bin/infer bench -m $f --device cuda --no-bandwidth -p 0 -n 128 -s ${SEQS:-1,4,8,16} -r 3 2>&1 | grep -E "tg128" | grep "|" | sed "s/^/kinfer seqs: /"
+        for c in ${AB_CONFIGS:-}; do  # one-setting comparisons, e.g. KINFER_MATVEC_MIXED=0
+          env $c $KB/bin/infer bench -m $f --device cuda --no-bandwidth -p 0 -n 128 -r 3 2>&1 | grep -E "tg128" | grep "|" | sed "s/^/kinfer $c: /"
+        done
       fi
       rm -f $f
       echo "($(($(date +%s) - t0)) s)"
