@@ -83,7 +83,8 @@ case $phase in
       done
       $LL/build/bin/llama-bench -m $f -ngl 99 -p 0 -n 128 -d 4096 -r 3 -o md 2>/dev/null | grep -E "tg128" | sed "s/^/llama.cpp: /"
       $KB/bin/infer bench -m $f --device cuda --no-bandwidth -p 0 -n 128 -d 4096 -r 3 2>&1 | grep -E "tg128" | grep "|" | sed "s/^/kinfer: /"
-      if [[ $ty == ${TYPES%% *} || -z "${TYPES:-}" && $ty == Q4_K_M ]]; then
+      types=${TYPES:-Q4_K_M}
+      if [[ $ty == "${types%% *}" ]]; then
         $KB/bin/infer bench -m $f --device cuda --no-bandwidth -p 0 -n 128 -s ${SEQS:-1,4,8,16} -r 3 2>&1 | grep -E "tg128" | grep "|" | sed "s/^/kinfer seqs: /"
         for c in ${AB_CONFIGS:-}; do  # one-setting comparisons, e.g. KINFER_MATVEC_MIXED=0
           env $c $KB/bin/infer bench -m $f --device cuda --no-bandwidth -p 0 -n 128 -r 3 2>&1 | grep -E "tg128" | grep "|" | sed "s/^/kinfer $c: /"
