@@ -103,10 +103,6 @@ inline __m256i packed_dot(__m256i w, const int8_t* q1, const int8_t* q2) {
 }
 
 // The int16 pairs (s, 127 s) of signed group scales s, one int32 per group.
-inline __m256i scale_pairs(__m256i s) {
-    return _mm256_or_si256(_mm256_slli_epi32(_mm256_mullo_epi32(s, _mm256_set1_epi32(127)), 16),
-                           _mm256_and_si256(s, _mm256_set1_epi32(0xFFFF)));
-}
 inline __m512i scale_pairs(__m512i s) {
     return _mm512_or_si512(_mm512_slli_epi32(_mm512_mullo_epi32(s, _mm512_set1_epi32(127)), 16),
                            _mm512_and_si512(s, _mm512_set1_epi32(0xFFFF)));
@@ -129,17 +125,19 @@ inline void prefetch_ahead(const uint8_t* p, size_t n) {
 
 // ---- Q4_K: block = d, dmin (fp16), 12 bytes of 6-bit scales and mins, 128 bytes of nibbles; bytes
 // 32 i .. 32 i + 31 hold group 2 i in their low nibbles and group 2 i + 1 in their high ones. ----
-template <int TT>
-void q4k_row(const uint8_t* row, int64_t nb, const Tok* tok, float* out, int64_t out_stride) {
-    __m256 acc[TT], mins[TT];
-    for (int t = 0; t < TT; ++t) acc[t] = mins[t] = _mm256_setzero_ps();
-    alignas(32) int32_t pairs[8];
-    for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* p = row + size_t(b) * sizeof(BlockQ4_K);
+// One block of a row, unpacked: the eight groups' codes, their scale pairs, the mins (times dmin) and d.
+struct Q4KBlock {
+    __m256i w[8];
+    __m256i pairs;  // lane g: group g's scale pair
+    __m256 mins;
+    float d;
+
+    void load(const uint8_t* p) {
         prefetch_ahead(p, sizeof(BlockQ4_K));
         const auto* blk = reinterpret_cast<const BlockQ4_K*>(p);
         // scale j < 4: s[j] & 63, j >= 4: (s[j + 4] & 15) | (s[j - 4] >> 6) << 4; min j < 4: s[j + 4] & 63,
-        // j >= 4: (s[j + 4] >> 4) | (s[j] >> 6) << 4 (kinfer::unpack_scale_min_k4), four bytes at a time
+        // j >= 4: (s[j + 4] >> 4) | (s[j] >> 6) << 4 (kinfer::unpack_scale_min_k4), four bytes at a time in
+        // general-purpose registers, which the vector work leaves idle
         uint32_t s0, s1, s2;
         std::memcpy(&s0, blk->scales, 4);
         std::memcpy(&s1, blk->scales + 4, 4);
@@ -148,62 +146,82 @@ void q4k_row(const uint8_t* row, int64_t nb, const Tok* tok, float* out, int64_t
                                                      << 32;
         const uint64_t mn =
             (s1 & 0x3F3F3F3Fu) | uint64_t(((s2 >> 4) & 0x0F0F0F0Fu) | ((s1 >> 2) & 0x30303030u)) << 32;
-        _mm256_store_si256(reinterpret_cast<__m256i*>(pairs),
-                           scale_pairs(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc)))));
+        // scales are 0..63: s * (127 << 16 | 1) is the pair (s, 127 s) with no borrow between the halves
+        pairs = _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc))),
+                                   _mm256_set1_epi32(0x007F0001));
         const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(int32_t(blk->d | uint32_t(blk->dmin) << 16)));
-        const float d = _mm_cvtss_f32(dd);
-        const __m256 mf =
-            _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(mn)))),
-                          _mm256_broadcastss_ps(_mm_movehdup_ps(dd)));
-        __m256i w[8];
+        d = _mm_cvtss_f32(dd);
+        mins = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(mn)))),
+                             _mm256_broadcastss_ps(_mm_movehdup_ps(dd)));
         const __m256i low = _mm256_set1_epi8(0x0F);
         for (int i = 0; i < 4; ++i) {
             const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs + 32 * i));
             w[2 * i] = _mm256_and_si256(q, low);
             w[2 * i + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
         }
-        const int64_t e = b * 256;
-        if constexpr (TT == 1) {
-            // two accumulators: the block's 8 groups in two chains of 4
-            __m256i ia = _mm256_setzero_si256(), ib = _mm256_setzero_si256();
-#pragma GCC unroll 8
-            for (int g = 0; g < 8; g += 2) {
-                ia = _mm256_dpwssd_epi32(ia, packed_dot(w[g], tok[0].q1 + e + 32 * g, tok[0].q2 + e + 32 * g),
-                                         _mm256_set1_epi32(pairs[g]));
-                ib = _mm256_dpwssd_epi32(
-                    ib, packed_dot(w[g + 1], tok[0].q1 + e + 32 * g + 32, tok[0].q2 + e + 32 * g + 32),
-                    _mm256_set1_epi32(pairs[g + 1]));
-            }
-            acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(ia, ib)),
-                                     _mm256_set1_ps(d * tok[0].step[b]), acc[0]);
-        } else {
-            // groups outer, tokens inner: one weight vector and one accumulator per token live
-            __m256i ia[TT];
-            for (int t = 0; t < TT; ++t) ia[t] = _mm256_setzero_si256();
-#pragma GCC unroll 8
-            for (int g = 0; g < 8; ++g) {
-                const __m256i sp = _mm256_set1_epi32(pairs[g]);
-#pragma GCC unroll 8
-                for (int t = 0; t < TT; ++t)
-                    ia[t] = _mm256_dpwssd_epi32(
-                        ia[t], packed_dot(w[g], tok[t].q1 + e + 32 * g, tok[t].q2 + e + 32 * g), sp);
-            }
-            for (int t = 0; t < TT; ++t)
-                acc[t] =
-                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[t]), _mm256_set1_ps(d * tok[t].step[b]), acc[t]);
-        }
-        for (int t = 0; t < TT; ++t)
-            mins[t] = _mm256_fmadd_ps(mf, _mm256_loadu_ps(tok[t].s32 + 8 * b), mins[t]);
     }
-    for (int t = 0; t < TT; ++t) out[t * out_stride] = hsum(acc[t]) - hsum(mins[t]);
+};
+
+// NR rows x TT tokens. Each (row, token) sums its groups in int32 chains (two when NR * TT <= 2, so that
+// the chain's latency hides), in the same order whatever NR and TT are, so a token's result does not depend
+// on which rows or tokens share the call. NR = 1 in use: two rows sharing each activation load measured
+// 20% slower (one thread, 4096 x 4096 in cache and 16384 x 4096 from DRAM).
+template <int NR, int TT>
+void q4k_tile(const uint8_t* row0, size_t row_bytes, int64_t nb, const Tok* tok, float* out,
+              int64_t out_stride) {
+    constexpr int NA = NR * TT <= 2 ? 2 : 1;
+    __m256 acc[NR][TT], mins[NR][TT];
+    for (int r = 0; r < NR; ++r)
+        for (int t = 0; t < TT; ++t) acc[r][t] = mins[r][t] = _mm256_setzero_ps();
+    Q4KBlock blk[NR];
+    for (int64_t b = 0; b < nb; ++b) {
+        for (int r = 0; r < NR; ++r)
+            blk[r].load(row0 + size_t(r) * row_bytes + size_t(b) * sizeof(BlockQ4_K));
+        const int64_t e = b * 256;
+        __m256i ia[NR][TT][NA];
+        for (int r = 0; r < NR; ++r)
+            for (int t = 0; t < TT; ++t)
+                for (int a = 0; a < NA; ++a) ia[r][t][a] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; ++g) {
+#pragma GCC unroll 8
+            for (int t = 0; t < TT; ++t) {
+                const __m256i q1 =
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tok[t].q1 + e + 32 * g));
+                const __m256i q2 =
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tok[t].q2 + e + 32 * g));
+#pragma GCC unroll 2
+                for (int r = 0; r < NR; ++r) {
+                    const __m256i hi = _mm256_dpbusd_epi32(_mm256_setzero_si256(), blk[r].w[g], q1);
+                    const __m256i pk = _mm256_dpbusd_epi32(_mm256_slli_epi32(hi, 16), blk[r].w[g], q2);
+                    __m256i& a = ia[r][t][g % NA];
+                    // the pair from a register: a broadcast from memory would read a just-stored vector
+                    // (measured 8% slower: store-to-load forwarding)
+                    a = _mm256_dpwssd_epi32(a, pk,
+                                            _mm256_permutevar8x32_epi32(blk[r].pairs, _mm256_set1_epi32(g)));
+                }
+            }
+        }
+        for (int r = 0; r < NR; ++r)
+            for (int t = 0; t < TT; ++t) {
+                __m256i sum = ia[r][t][0];
+                if constexpr (NA == 2) sum = _mm256_add_epi32(sum, ia[r][t][1]);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum),
+                                            _mm256_set1_ps(blk[r].d * tok[t].step[b]), acc[r][t]);
+                mins[r][t] = _mm256_fmadd_ps(blk[r].mins, _mm256_loadu_ps(tok[t].s32 + 8 * b), mins[r][t]);
+            }
+    }
+    for (int r = 0; r < NR; ++r)
+        for (int t = 0; t < TT; ++t) out[t * out_stride + r] = hsum(acc[r][t]) - hsum(mins[r][t]);
 }
 
 // ---- Q6_K: block = ql[128], qh[64], 16 int8 group scales (groups of 16), d (fp16); element
 // 128 h + 32 i + l (i < 4, l < 32) has its low four bits in ql[64 h + 32 (i % 2) + l] (high nibble for i >=
 // 2) and its top two at bits 2 i of qh[32 h + l]; codes are q - 32. With codes < 64 and scales >= -128, one
 // half block's lanes stay below 2^31: 4 * (127 * 32004 + 31752) * 128 < 2^31. ----
-template <int TT>
-void q6k_row(const uint8_t* row, int64_t nb, const Tok* tok, float* out, int64_t out_stride) {
+template <int NR, int TT>
+void q6k_tile(const uint8_t* row, size_t, int64_t nb, const Tok* tok, float* out, int64_t out_stride) {
+    static_assert(NR == 1);
     __m256 acc[TT];
     __m512 offs[TT];
     for (int t = 0; t < TT; ++t) {
@@ -261,9 +279,11 @@ void q6k_row(const uint8_t* row, int64_t nb, const Tok* tok, float* out, int64_t
     for (int t = 0; t < TT; ++t) out[t * out_stride] = hsum(acc[t]) - _mm512_reduce_add_ps(offs[t]);
 }
 
-// Tokens in passes of 8, 4, 2, 1 over each row, whose blocks are in L1/L2 after the first pass. A token's
-// sums are formed in the same order in every pass, so its result does not depend on the others.
-template <template <int> class Row>
+// Tokens in passes of 8, 4, 2, 1 over each row, whose blocks are in L1/L2 after the first pass.
+template <void (*tile1)(const uint8_t*, size_t, int64_t, const Tok*, float*, int64_t),
+          void (*tile2)(const uint8_t*, size_t, int64_t, const Tok*, float*, int64_t),
+          void (*tile4)(const uint8_t*, size_t, int64_t, const Tok*, float*, int64_t),
+          void (*tile8)(const uint8_t*, size_t, int64_t, const Tok*, float*, int64_t)>
 void rows_in_passes(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int64_t n_tokens,
                     int64_t r0, int64_t r1, float* out, int64_t out_stride) {
     const int64_t nb = n_in / 256;
@@ -274,44 +294,22 @@ void rows_in_passes(const uint8_t* w, size_t row_bytes, int64_t n_in, const void
             const int tt = left >= 8 ? 8 : (left >= 4 ? 4 : (left >= 2 ? 2 : 1));
             Tok tok[8];
             for (int t = 0; t < tt; ++t) tok[t] = token(act, n_in, t0 + t);
-            float* o = out + t0 * out_stride + r;
-            switch (tt) {
-                case 8:
-                    Row<8>::run(row, nb, tok, o, out_stride);
-                    break;
-                case 4:
-                    Row<4>::run(row, nb, tok, o, out_stride);
-                    break;
-                case 2:
-                    Row<2>::run(row, nb, tok, o, out_stride);
-                    break;
-                default:
-                    Row<1>::run(row, nb, tok, o, out_stride);
-            }
+            auto* tile = tt == 8 ? tile8 : (tt == 4 ? tile4 : (tt == 2 ? tile2 : tile1));
+            tile(row, row_bytes, nb, tok, out + t0 * out_stride + r, out_stride);
             t0 += tt;
         }
     }
 }
 
-template <int TT>
-struct Q4KRow {
-    static void run(const uint8_t* row, int64_t nb, const Tok* tok, float* out, int64_t out_stride) {
-        q4k_row<TT>(row, nb, tok, out, out_stride);
-    }
-};
-
-template <int TT>
-struct Q6KRow {
-    static void run(const uint8_t* row, int64_t nb, const Tok* tok, float* out, int64_t out_stride) {
-        q6k_row<TT>(row, nb, tok, out, out_stride);
-    }
-};
-
 }  // namespace
 
 const MatmulPath* decode_path_i8x2p_avx512(GgmlType type) {
-    static constexpr MatmulPath kQ4_K{kActI8x2KP, act_bytes, prepare, rows_in_passes<Q4KRow>, 1},
-        kQ6_K{kActI8x2KP, act_bytes, prepare, rows_in_passes<Q6KRow>, 1};
+    static constexpr MatmulPath kQ4_K{
+        kActI8x2KP, act_bytes, prepare,
+        rows_in_passes<q4k_tile<1, 1>, q4k_tile<1, 2>, q4k_tile<1, 4>, q4k_tile<1, 8>>, 1};
+    static constexpr MatmulPath kQ6_K{
+        kActI8x2KP, act_bytes, prepare,
+        rows_in_passes<q6k_tile<1, 1>, q6k_tile<1, 2>, q6k_tile<1, 4>, q6k_tile<1, 8>>, 1};
     switch (type) {
         case GgmlType::Q4_K:
             return &kQ4_K;
