@@ -56,6 +56,9 @@ inline constexpr int kActI8x2KPerm = 0x21;
 // ... and of the Q4_K / Q6_K kernels that apply group scales in int32 (decode_i8x2p_avx512.cpp): x rounded to
 // max|x| / 127^2 per 256, split as 127 q1 + q2 with q2 >= 0.
 inline constexpr int kActI8x2KP = 0x22;
+// ... and of the Q8_0 / Q4_0 kernels that sum eight blocks horizontally (decode_i8x2b_avx512.cpp), plus the
+// type's weight offset.
+inline constexpr int kActI8x2BP = 0x200;
 inline constexpr int kActI8x2B = 0x100;
 
 // The default decode path for `type` at a level at or below `isa` (the two-int8-term path where it exists,
@@ -80,5 +83,6 @@ const MatmulPath* decode_path_int16_avx2(GgmlType type);
 const MatmulPath* decode_path_int16_avx512(GgmlType type);
 const MatmulPath* decode_path_i8x2_avx512(GgmlType type);
 const MatmulPath* decode_path_i8x2p_avx512(GgmlType type);
+const MatmulPath* decode_path_i8x2b_avx512(GgmlType type);
 
 }  // namespace kinfer::cpu
