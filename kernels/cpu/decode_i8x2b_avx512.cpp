@@ -3,8 +3,10 @@
 // decode_i8x2p_avx512.cpp (c = round(x / step), step = max|x| / 127^2, c = 127 q1 + q2, q2 >= 0), and per
 // block vpdpbusd gives the lanes of w . q1 and w . q2. Since each block has its own float scale, the per-
 // block work is what bounded the older kernel (a conversion and two FMAs per block); here eight blocks'
-// lane vectors are summed horizontally into one vector of eight block sums (vphaddd tree), so the
-// conversion, the scale and the offset cost one instruction per eight blocks:
+// lanes are summed horizontally into one vector of eight block sums, so the conversion, the scale and the
+// offset cost one instruction per eight blocks. Each vector holds the same 16 elements of two blocks (the
+// activation is stored in that order), so two vpdpbusd leave a pair of blocks in one vector, four lanes
+// each, and the horizontal sums start from four vectors instead of eight:
 //   out = sum_b d_b * step_b * (127 H_b + L_b - kOff * C_b), C_b = sum of c over block b,
 // exact in int32 up to the float products (|127 H_b + L_b| <= 32 * 255 * 16129). The offset (Q8_0's +128
 // from reading signed codes as w ^ 0x80, Q4_0's -8 ... +8 codes) multiplies step_b * C_b, prepared with x.
@@ -25,8 +27,14 @@ namespace {
 
 // ---- prepared activation (kActI8x2BP + kOff), per token, n_grp = ceil(n_in / 256) groups of 8 blocks,
 // zero past n_in:  int8 q1[256 n_grp] | int8 q2[256 n_grp] | float step[8 n_grp] | float off[8 n_grp]
-// off[b] = kOff * step[b] * C_b. Regions kSkew bytes apart (power-of-two lengths would share L1 sets). ----
+// Elements 16 h .. 16 h + 15 of block b are at 64 (b / 2) + 32 h + 16 (b % 2) of q1 and q2; step[b] and
+// off[b] = kOff * step[b] * C_b are at lane slot(b % 8) of their group, the order the sums come out in.
+// Regions kSkew bytes apart (power-of-two lengths would share L1 sets). ----
 constexpr size_t kSkew = 64;
+
+constexpr int slot(int64_t j) {  // blocks 0 2 4 6 in lanes 0..3, 1 3 5 7 in lanes 4..7
+    return int(j / 2 + 4 * (j % 2));
+}
 
 int64_t groups(int64_t n_in) {
     return (n_in + 255) / 256;
@@ -64,17 +72,20 @@ void prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
         auto* step = const_cast<float*>(tok.step);
         auto* off = const_cast<float*>(tok.off);
         for (int64_t b = 0; b < nb_pad; ++b) {
+            const int64_t at = 64 * (b / 2) + 16 * (b % 2), lane = 8 * (b / 8) + slot(b % 8);
             if (32 * b >= n_in) {
-                std::memset(q1 + 32 * b, 0, 32);
-                std::memset(q2 + 32 * b, 0, 32);
-                step[b] = off[b] = 0.0f;
+                for (int h = 0; h < 2; ++h) {
+                    std::memset(q1 + at + 32 * h, 0, 16);
+                    std::memset(q2 + at + 32 * h, 0, 16);
+                }
+                step[lane] = off[lane] = 0.0f;
                 continue;
             }
             const float* xb = x + t * n_in + 32 * b;
             const __m512 a = _mm512_loadu_ps(xb), c = _mm512_loadu_ps(xb + 16);
             const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(c)));
             const float id = amax > 0 ? 16129.0f / amax : 0.0f;
-            step[b] = amax > 0 ? amax / 16129.0f : 0.0f;
+            step[lane] = amax > 0 ? amax / 16129.0f : 0.0f;
             int32_t sum = 0;
             for (int h = 0; h < 2; ++h) {
                 // q1 = floor(c / 127): (c + 0.5) / 127 is at least 0.5 / 127 from an integer
@@ -86,28 +97,23 @@ void prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
                                   _mm512_set1_ps(1.0f / 127.0f)),
                     _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
                 const __m512i lo = _mm512_sub_epi32(ci, _mm512_mullo_epi32(hi, _mm512_set1_epi32(127)));
-                _mm_storeu_si128(reinterpret_cast<__m128i*>(q1 + 32 * b + 16 * h), _mm512_cvtepi32_epi8(hi));
-                _mm_storeu_si128(reinterpret_cast<__m128i*>(q2 + 32 * b + 16 * h), _mm512_cvtepi32_epi8(lo));
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(q1 + at + 32 * h), _mm512_cvtepi32_epi8(hi));
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(q2 + at + 32 * h), _mm512_cvtepi32_epi8(lo));
                 sum += _mm512_reduce_add_epi32(ci);
             }
-            off[b] = float(kOff) * step[b] * float(sum);
+            off[lane] = float(kOff) * step[lane] * float(sum);
         }
     }
 }
 
-// Lane j of the result: the sum of v[j]'s eight lanes. Unpacks and adds, all single-uop (a vphaddd tree
-// has fewer instructions but measured 30% slower on Zen 4).
+// Per 128-bit half, lane k of the result: the sum of that half of v[k] (a block's four lanes). Unpacks and
+// adds, all single-uop (vphaddd measured slower on Zen 4).
 inline __m256i sum_pairs32(__m256i a, __m256i b) {  // per half: a0+a2, b0+b2, a1+a3, b1+b3
     return _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
 }
-inline __m256i sum_lanes8(const __m256i* v) {
+inline __m256i sum_halves4(const __m256i* v) {
     const __m256i a = sum_pairs32(v[0], v[1]), b = sum_pairs32(v[2], v[3]);
-    const __m256i c = sum_pairs32(v[4], v[5]), d = sum_pairs32(v[6], v[7]);
-    // per half: v0 v1 v2 v3 (and v4 .. v7), summed in 32-bit lanes (the 64-bit add carries nothing across:
-    // each 32-bit half is added separately below)
-    const __m256i lo = _mm256_add_epi32(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b));
-    const __m256i hi = _mm256_add_epi32(_mm256_unpacklo_epi64(c, d), _mm256_unpackhi_epi64(c, d));
-    return _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31));
+    return _mm256_add_epi32(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b));
 }
 
 inline float hsum(__m256 v) {
@@ -124,12 +130,19 @@ inline void prefetch_ahead(const uint8_t* p, size_t n) {
     for (uintptr_t a = first; a < last; a += 64) _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0);
 }
 
+// The codes of two consecutive blocks a and b as two vectors: elements 0..15 of a and b, then 16..31 of a
+// and b, the order of the prepared activation.
 struct UQ8_0 {
     static constexpr size_t kBytes = sizeof(BlockQ8_0);
     static constexpr int kOff = 128;  // signed codes read as w ^ 0x80 = w + 128
-    static __m256i codes(const uint8_t* p) {
-        return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2)),
-                                _mm256_set1_epi8(int8_t(0x80)));
+    static void codes(const uint8_t* a, __m256i& first, __m256i& second) {
+        const auto half = [](const uint8_t* p) {
+            return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+        };
+        const uint8_t* b = a + kBytes;
+        const __m256i flip = _mm256_set1_epi8(int8_t(0x80));
+        first = _mm256_xor_si256(_mm256_set_m128i(half(b + 2), half(a + 2)), flip);
+        second = _mm256_xor_si256(_mm256_set_m128i(half(b + 18), half(a + 18)), flip);
     }
 };
 
@@ -137,10 +150,12 @@ struct UQ4_0 {
     static constexpr size_t kBytes = sizeof(BlockQ4_0);
     static constexpr int kOff = 8;
     // elements 0..15 in the low nibbles, 16..31 in the high ones
-    static __m256i codes(const uint8_t* p) {
-        const __m256i q =
-            _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2)));
-        return _mm256_and_si256(_mm256_srlv_epi64(q, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
+    static void codes(const uint8_t* a, __m256i& first, __m256i& second) {
+        const __m256i q = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + kBytes + 2)),
+                                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + 2)));
+        const __m256i low = _mm256_set1_epi8(0x0F);
+        first = _mm256_and_si256(q, low);
+        second = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
     }
 };
 
@@ -150,18 +165,14 @@ inline uint64_t load16(const uint8_t* p) {
     return v;
 }
 
-// The fp16 scales of blocks [0, n) of p (n <= 8; zero past n), as floats.
+// The fp16 scales of eight blocks as floats, block j in lane slot(j).
 template <class U>
-inline __m256 block_scales(const uint8_t* p, int n) {
+inline __m256 block_scales(const uint8_t* p) {
     constexpr size_t K = U::kBytes;
-    uint64_t lo, hi;
-    if (n == 8) {
-        lo = load16(p) | load16(p + K) << 16 | load16(p + 2 * K) << 32 | load16(p + 3 * K) << 48;
-        hi = load16(p + 4 * K) | load16(p + 5 * K) << 16 | load16(p + 6 * K) << 32 | load16(p + 7 * K) << 48;
-    } else {
-        lo = hi = 0;
-        for (int j = 0; j < n; ++j) (j < 4 ? lo : hi) |= load16(p + size_t(j) * K) << (16 * (j % 4));
-    }
+    const uint64_t lo =
+        load16(p) | load16(p + 2 * K) << 16 | load16(p + 4 * K) << 32 | load16(p + 6 * K) << 48;
+    const uint64_t hi =
+        load16(p + K) | load16(p + 3 * K) << 16 | load16(p + 5 * K) << 32 | load16(p + 7 * K) << 48;
     return _mm256_cvtph_ps(_mm_set_epi64x(int64_t(hi), int64_t(lo)));
 }
 
@@ -170,30 +181,38 @@ template <class U, int TT>
 void tile(const uint8_t* row, int64_t nb, const Tok* tok, float* out, int64_t out_stride) {
     __m256 acc[TT], offs[TT];
     for (int t = 0; t < TT; ++t) acc[t] = offs[t] = _mm256_setzero_ps();
+    alignas(64) uint8_t tail[8 * U::kBytes];  // a last, partial group of blocks, zero-padded
     for (int64_t b0 = 0; b0 < nb; b0 += 8) {
         const uint8_t* p = row + size_t(b0) * U::kBytes;
-        const int n = nb - b0 < 8 ? int(nb - b0) : 8;
+        if (nb - b0 < 8) {  // zero blocks past the row: scale 0 (and their activation is zero)
+            std::memset(tail, 0, sizeof(tail));
+            std::memcpy(tail, p, size_t(nb - b0) * U::kBytes);
+            p = tail;
+        }
         prefetch_ahead(p, 8 * U::kBytes);
-        const __m256 d = block_scales<U>(p, n);
-        __m256i w[8];
-#pragma GCC unroll 8
-        for (int j = 0; j < 8; ++j)  // past the row: zero codes (the activation is zero there too)
-            w[j] = j < n ? U::codes(p + size_t(j) * U::kBytes) : _mm256_setzero_si256();
+        const __m256 d = block_scales<U>(p);
+        __m256i w[4][2];
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) U::codes(p + size_t(2 * k) * U::kBytes, w[k][0], w[k][1]);
 #pragma GCC unroll 8
         for (int t = 0; t < TT; ++t) {
-            __m256i hi[8], lo[8];
-            const int64_t e = 32 * b0;
-#pragma GCC unroll 8
-            for (int j = 0; j < 8; ++j) {
-                hi[j] = _mm256_dpbusd_epi32(
-                    _mm256_setzero_si256(), w[j],
-                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tok[t].q1 + e + 32 * j)));
-                lo[j] = _mm256_dpbusd_epi32(
-                    _mm256_setzero_si256(), w[j],
-                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tok[t].q2 + e + 32 * j)));
+            __m256i hi[4], lo[4];
+            const int8_t* q1 = tok[t].q1 + 32 * b0;
+            const int8_t* q2 = tok[t].q2 + 32 * b0;
+            const auto at = [](const int8_t* q) {
+                return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+            };
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; ++k) {
+                hi[k] =
+                    _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w[k][0], at(q1 + 64 * k)),
+                                        w[k][1], at(q1 + 64 * k + 32));
+                lo[k] =
+                    _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w[k][0], at(q2 + 64 * k)),
+                                        w[k][1], at(q2 + 64 * k + 32));
             }
-            const __m256i c =
-                _mm256_add_epi32(_mm256_mullo_epi32(sum_lanes8(hi), _mm256_set1_epi32(127)), sum_lanes8(lo));
+            const __m256i c = _mm256_add_epi32(_mm256_mullo_epi32(sum_halves4(hi), _mm256_set1_epi32(127)),
+                                               sum_halves4(lo));
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c),
                                      _mm256_mul_ps(d, _mm256_loadu_ps(tok[t].step + b0)), acc[t]);
             offs[t] = _mm256_fmadd_ps(d, _mm256_loadu_ps(tok[t].off + b0), offs[t]);
