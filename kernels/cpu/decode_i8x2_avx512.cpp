@@ -1,4 +1,6 @@
-// The "two int8 terms" decode path on AVX-512 VNNI (see decode_table.hpp for why and how exact): the
+// The "two int8 terms" decode path on AVX-512 VNNI for Q5_K, Q2_K, Q3_K, Q5_0, Q4_1 and Q5_1 (Q4_K, Q6_K,
+// Q8_0 and Q4_0 have faster kernels of the same precision in decode_i8x2p/b_avx512.cpp; see
+// decode_table.hpp for why and how exact): the
 // activation x of each block is rounded to (d / 128) * (128 * q1 + q2) with d = max|x| / 127, q1 = round(x /
 // d) and q2 = round((x / d - q1) * 128), both int8 (|q2| <= 64): ~15 bits, 1/128 of llama.cpp's 8-bit step.
 // The weights' small unsigned codes go straight into vpdpbusd (u8 x s8 -> int32) against q1 and q2; per
@@ -216,10 +218,8 @@ inline float half_to_float(uint16_t h) {
 // their per-lane float scales, and the vector (16 lanes) the block's s16 or s32 sums are multiplied by and
 // subtracted. ----
 
-struct UQ4_K {
-    static constexpr size_t kBytes = sizeof(BlockQ4_K);
-    static constexpr int kSums = 32;
-    static constexpr bool kPerm = true;
+// Q4_K's scale format, which Q5_K shares (Q4_K itself runs in decode_i8x2p_avx512.cpp).
+struct ScalesK4 {
     // Scale and min codes (kinfer::unpack_scale_min_k4), as float: lanes 0..7 d * sc, lanes 8..15 dmin * m.
     // From the block's first 16 bytes (d, dmin, the 12 scale bytes s at 4..15), in one register:
     // scale j < 4 is s[j] & 63, j >= 4 is (s[j + 4] & 15) | (s[j - 4] >> 6) << 4; min j < 4 is s[j + 4] & 63,
@@ -250,16 +250,6 @@ struct UQ4_K {
         off = _mm512_maskz_permutexvar_ps(
             0x00FF, _mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 0, 0, 0, 0, 0, 0, 0, 0), f);
     }
-    static void unpack(const uint8_t* p, __m512i* w, __m512* sc, __m512& off) {
-        const auto* b = reinterpret_cast<const BlockQ4_K*>(p);
-        const __m512i a = _mm512_loadu_si512(b->qs), c = _mm512_loadu_si512(b->qs + 64);
-        const __m512i m = bytes(0x0F);
-        w[0] = _mm512_and_si512(a, m);
-        w[1] = _mm512_and_si512(_mm512_srli_epi16(a, 4), m);
-        w[2] = _mm512_and_si512(c, m);
-        w[3] = _mm512_and_si512(_mm512_srli_epi16(c, 4), m);
-        scale_vectors(scales_mins(p), sc, off);
-    }
 };
 
 struct UQ5_K {
@@ -279,38 +269,7 @@ struct UQ5_K {
         w[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(a, 4), m), high(1, 3));
         w[2] = _mm512_or_si512(_mm512_and_si512(c, m), high(4, 6));
         w[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(c, 4), m), high(5, 7));
-        UQ4_K::scale_vectors(UQ4_K::scales_mins(p), sc, off);
-    }
-};
-
-struct UQ6_K {
-    static constexpr size_t kBytes = sizeof(BlockQ6_K);
-    static constexpr int kSums = 16;
-    static constexpr bool kPerm = false;
-    static void unpack(const uint8_t* p, __m512i* w, __m512* sc, __m512& off) {
-        const auto* b = reinterpret_cast<const BlockQ6_K*>(p);
-        const __m512i m = bytes(0x0F), three = bytes(3);
-        for (int half = 0; half < 2; ++half) {
-            // half h: ql[64 h + l] holds elements 128 h + l (low nibble) and + 64 (high nibble); their top
-            // two bits are bits 2 s of qh[32 h + l % 32], s = (element % 128) / 32
-            const __m512i l = _mm512_loadu_si512(b->ql + 64 * half);
-            const __m512i h = _mm512_broadcast_i64x4(
-                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qh + 32 * half)));
-            const __m512i hl = _mm512_and_si512(_mm512_srlv_epi16(h, shift_halves(0, 2)), three);
-            const __m512i hh = _mm512_and_si512(_mm512_srlv_epi16(h, shift_halves(4, 6)), three);
-            w[2 * half] = _mm512_or_si512(_mm512_and_si512(l, m), _mm512_slli_epi16(hl, 4));
-            w[2 * half + 1] =
-                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m), _mm512_slli_epi16(hh, 4));
-        }
-        const __m512 dl = _mm512_mul_ps(_mm512_set1_ps(half_to_float(b->d)),
-                                        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
-                                            _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales)))));
-        // vector j, lane l: elements 64 j + 4 l .. + 3, group 4 j + l / 4
-        sc[0] = _mm512_permutexvar_ps(lane_index(0, 1, 2, 3), dl);
-        sc[1] = _mm512_permutexvar_ps(lane_index(4, 5, 6, 7), dl);
-        sc[2] = _mm512_permutexvar_ps(lane_index(8, 9, 10, 11), dl);
-        sc[3] = _mm512_permutexvar_ps(lane_index(12, 13, 14, 15), dl);
-        off = _mm512_mul_ps(dl, _mm512_set1_ps(32.0f));  // codes are q - 32
+        ScalesK4::scale_vectors(ScalesK4::scales_mins(p), sc, off);
     }
 };
 
@@ -493,33 +452,6 @@ inline __m512i fifth_bits(const uint8_t* qha, const uint8_t* qhb) {
     return _mm512_maskz_mov_epi8(_cvtu64_mask64(uint64_t(ha) | uint64_t(hb) << 32), bytes(0x10));
 }
 
-struct UQ8_0 {
-    static constexpr size_t kBytes = sizeof(BlockQ8_0);
-    static constexpr int kOff = 128;  // signed codes read as w ^ 0x80 = w + 128
-    static constexpr bool kMin = false;
-    static __m512i unpack(const uint8_t* pa, const uint8_t* pb, bool has_b, __m512& d, __m512&) {
-        const auto* a = reinterpret_cast<const BlockQ8_0*>(pa);
-        const auto* b = reinterpret_cast<const BlockQ8_0*>(pb);
-        d = pair_scales(a->d, b->d, has_b);
-        const __m512i q = _mm512_inserti64x4(
-            _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs))),
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs)), 1);
-        return _mm512_xor_si512(q, bytes(int8_t(0x80)));
-    }
-};
-
-struct UQ4_0 {
-    static constexpr size_t kBytes = sizeof(BlockQ4_0);
-    static constexpr int kOff = 8;
-    static constexpr bool kMin = false;
-    static __m512i unpack(const uint8_t* pa, const uint8_t* pb, bool has_b, __m512& d, __m512&) {
-        const auto* a = reinterpret_cast<const BlockQ4_0*>(pa);
-        const auto* b = reinterpret_cast<const BlockQ4_0*>(pb);
-        d = pair_scales(a->d, b->d, has_b);
-        return nibble_pair(a->qs, b->qs);
-    }
-};
-
 struct UQ5_0 {
     static constexpr size_t kBytes = sizeof(BlockQ5_0);
     static constexpr int kOff = 16;
@@ -630,21 +562,11 @@ constexpr MatmulPath b_path() {
 }  // namespace
 
 const MatmulPath* decode_path_i8x2_avx512(GgmlType type) {
-    static constexpr MatmulPath kQ4_K = k_path<UQ4_K>(), kQ5_K = k_path<UQ5_K>(), kQ6_K = k_path<UQ6_K>(),
-                                kQ2_K = k_path<UQ2_K>(), kQ3_K = k_path<UQ3_K>(), kQ8_0 = b_path<UQ8_0>(),
-                                kQ4_0 = b_path<UQ4_0>(), kQ5_0 = b_path<UQ5_0>(), kQ4_1 = b_path<UQ4_1>(),
-                                kQ5_1 = b_path<UQ5_1>();
+    static constexpr MatmulPath kQ5_K = k_path<UQ5_K>(), kQ2_K = k_path<UQ2_K>(), kQ3_K = k_path<UQ3_K>(),
+                                kQ5_0 = b_path<UQ5_0>(), kQ4_1 = b_path<UQ4_1>(), kQ5_1 = b_path<UQ5_1>();
     switch (type) {
-        case GgmlType::Q4_K:
-            return &kQ4_K;
         case GgmlType::Q5_K:
             return &kQ5_K;
-        case GgmlType::Q6_K:
-            return &kQ6_K;
-        case GgmlType::Q8_0:
-            return &kQ8_0;
-        case GgmlType::Q4_0:
-            return &kQ4_0;
         case GgmlType::Q5_0:
             return &kQ5_0;
         case GgmlType::Q4_1:

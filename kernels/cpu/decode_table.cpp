@@ -22,7 +22,11 @@ const MatmulPath* decode_path(GgmlType type, Isa isa) {
 
 const MatmulPath* decode_path_i8x2(GgmlType type, Isa isa) {
 #if defined(__x86_64__)
-    if (isa >= Isa::Avx512) return decode_path_i8x2_avx512(type);
+    if (isa >= Isa::Avx512) {
+        if (const MatmulPath* p = decode_path_i8x2p_avx512(type)) return p;
+        if (const MatmulPath* p = decode_path_i8x2b_avx512(type)) return p;
+        return decode_path_i8x2_avx512(type);
+    }
 #else
     (void)type;
     (void)isa;

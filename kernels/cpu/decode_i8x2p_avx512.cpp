@@ -1,0 +1,324 @@
+// The two-int8-term decode path for Q4_K and Q6_K with the group scales applied in int32 (AVX-512 VNNI on
+// 256-bit vectors). Same precision as decode_i8x2_avx512.cpp, about a third fewer vector instructions per
+// block, since what was float work per group of weights is now one vpdpwssd:
+//
+// x of each 256-element block is rounded to c * step, c = round(x / step), step = max|x| / 127^2, and c is
+// split as 127 q1 + q2 with q1 = floor(c / 127) in -127..127 and q2 in 0..126 (both int8, q2 never
+// negative). Per 4-element int32 lane, vpdpbusd gives hi = w . q1 and lo = w . q2 (|hi|, lo < 2^15 for codes
+// w < 64), packed as P = hi << 16 + lo: since lo >= 0 the high half of P is exactly hi. One vpdpwssd then
+// adds P's halves times the int16 pair (127 s, s) of the group scale s: lane += s * (127 hi + lo), exact in
+// int32. One int->float conversion per block (per half block for Q6_K, whose larger codes and scales could
+// reach 2^31 over a whole block); mins and offsets multiply exact sums of c, as in the other file.
+//
+// Vectors are 256 bits: a group of 32 (Q4_K) is one vector and its scale a 32-bit broadcast from memory.
+// This file alone is built with -mavx512f/bw/vl/vnni and only runs where detected_isa() allows it.
+#include "kernels/cpu/decode_table.hpp"
+
+#if defined(__x86_64__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 on _mm512_undefined in the intrinsics
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "kernels/blocks.hpp"
+
+namespace kinfer::cpu {
+namespace {
+
+// ---- prepared activation (kActI8x2KP), per token, contiguous; regions kSkew bytes apart so that
+// power-of-two row lengths do not put every region at the same L1 set:
+//   int8 q1[n_in] | int8 q2[n_in] | float step[nb] | float s16[nb][16] | float s32[nb][8]
+// s16[g] = step * sum of c over group g of 16, s32 over groups of 32. ----
+constexpr size_t kSkew = 64;
+
+size_t token_bytes(int64_t n_in) {
+    const size_t nb = size_t(n_in / 256);
+    return 2 * (size_t(n_in) + kSkew) + nb * 4 * (1 + 16 + 8) + kSkew;
+}
+
+size_t act_bytes(int64_t n_in, int64_t n_tokens) {
+    return token_bytes(n_in) * size_t(n_tokens);
+}
+
+struct Tok {
+    const int8_t *q1, *q2;
+    const float *step, *s16, *s32;
+};
+
+Tok token(const void* act, int64_t n_in, int64_t t) {
+    const auto* base = static_cast<const uint8_t*>(act) + size_t(t) * token_bytes(n_in);
+    const int64_t nb = n_in / 256;
+    const auto* q1 = reinterpret_cast<const int8_t*>(base);
+    const auto* step = reinterpret_cast<const float*>(base + 2 * (size_t(n_in) + kSkew));
+    return Tok{q1, q1 + n_in + kSkew, step, step + nb, step + nb + 16 * nb};
+}
+
+void prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
+    const int64_t nb = n_in / 256;
+    for (int64_t t = 0; t < n_tokens; ++t) {
+        const Tok tok = token(act, n_in, t);
+        auto* q1 = const_cast<int8_t*>(tok.q1);
+        auto* q2 = const_cast<int8_t*>(tok.q2);
+        auto* step = const_cast<float*>(tok.step);
+        auto* s16 = const_cast<float*>(tok.s16);
+        auto* s32 = const_cast<float*>(tok.s32);
+        for (int64_t b = 0; b < nb; ++b) {
+            const float* xb = x + t * n_in + b * 256;
+            __m512 m = _mm512_setzero_ps();
+            for (int i = 0; i < 256; i += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(xb + i)));
+            const float amax = _mm512_reduce_max_ps(m);
+            const float id = amax > 0 ? 16129.0f / amax : 0.0f;
+            step[b] = amax > 0 ? amax / 16129.0f : 0.0f;
+            int32_t sum16[16];
+            for (int g = 0; g < 16; ++g) {
+                // c in -16129..16129; q1 = floor(c / 127): (c + 0.5) / 127 is at least 0.5 / 127 from an
+                // integer, far more than the reciprocal's rounding
+                const __m512i c = _mm512_cvtps_epi32(
+                    _mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(xb + 16 * g), _mm512_set1_ps(id)),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+                const __m512i hi = _mm512_cvtps_epi32(_mm512_roundscale_ps(
+                    _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(c), _mm512_set1_ps(0.5f)),
+                                  _mm512_set1_ps(1.0f / 127.0f)),
+                    _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
+                const __m512i lo = _mm512_sub_epi32(c, _mm512_mullo_epi32(hi, _mm512_set1_epi32(127)));
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(q1 + b * 256 + 16 * g), _mm512_cvtepi32_epi8(hi));
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(q2 + b * 256 + 16 * g), _mm512_cvtepi32_epi8(lo));
+                sum16[g] = _mm512_reduce_add_epi32(c);
+            }
+            for (int g = 0; g < 16; ++g) s16[16 * b + g] = step[b] * float(sum16[g]);
+            for (int g = 0; g < 8; ++g) s32[8 * b + g] = step[b] * float(sum16[2 * g] + sum16[2 * g + 1]);
+        }
+    }
+}
+
+// ---- shared pieces ----
+
+// hi = w . q1 and lo = w . q2 per lane, packed as hi << 16 + lo (lo >= 0, both below 2^15).
+inline __m256i packed_dot(__m256i w, const int8_t* q1, const int8_t* q2) {
+    const __m256i hi = _mm256_dpbusd_epi32(_mm256_setzero_si256(), w,
+                                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q1)));
+    return _mm256_dpbusd_epi32(_mm256_slli_epi32(hi, 16), w,
+                               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q2)));
+}
+
+// The int16 pairs (s, 127 s) of signed group scales s, one int32 per group.
+inline __m512i scale_pairs(__m512i s) {
+    return _mm512_or_si512(_mm512_slli_epi32(_mm512_mullo_epi32(s, _mm512_set1_epi32(127)), 16),
+                           _mm512_and_si512(s, _mm512_set1_epi32(0xFFFF)));
+}
+
+inline float hsum(__m256 v) {
+    const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+// Every cache line of the weights 4 KiB ahead of [p, p + n) (see decode_i8x2_avx512.cpp: the kernels stall
+// on DRAM latency otherwise).
+constexpr size_t kPrefetchBytes = 4096;
+inline void prefetch_ahead(const uint8_t* p, size_t n) {
+    const uintptr_t first = (reinterpret_cast<uintptr_t>(p) + kPrefetchBytes) & ~uintptr_t(63);
+    const uintptr_t last = reinterpret_cast<uintptr_t>(p) + kPrefetchBytes + n;
+    for (uintptr_t a = first; a < last; a += 64) _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0);
+}
+
+// ---- Q4_K: block = d, dmin (fp16), 12 bytes of 6-bit scales and mins, 128 bytes of nibbles; bytes
+// 32 i .. 32 i + 31 hold group 2 i in their low nibbles and group 2 i + 1 in their high ones. ----
+// One block of a row, unpacked: the eight groups' codes, their scale pairs, the mins (times dmin) and d.
+struct Q4KBlock {
+    __m256i w[8];
+    __m256i pairs;  // lane g: group g's scale pair
+    __m256 mins;
+    float d;
+
+    void load(const uint8_t* p) {
+        prefetch_ahead(p, sizeof(BlockQ4_K));
+        const auto* blk = reinterpret_cast<const BlockQ4_K*>(p);
+        // scale j < 4: s[j] & 63, j >= 4: (s[j + 4] & 15) | (s[j - 4] >> 6) << 4; min j < 4: s[j + 4] & 63,
+        // j >= 4: (s[j + 4] >> 4) | (s[j] >> 6) << 4 (kinfer::unpack_scale_min_k4), four bytes at a time in
+        // general-purpose registers, which the vector work leaves idle
+        uint32_t s0, s1, s2;
+        std::memcpy(&s0, blk->scales, 4);
+        std::memcpy(&s1, blk->scales + 4, 4);
+        std::memcpy(&s2, blk->scales + 8, 4);
+        const uint64_t sc = (s0 & 0x3F3F3F3Fu) | uint64_t((s2 & 0x0F0F0F0Fu) | ((s0 >> 2) & 0x30303030u))
+                                                     << 32;
+        const uint64_t mn =
+            (s1 & 0x3F3F3F3Fu) | uint64_t(((s2 >> 4) & 0x0F0F0F0Fu) | ((s1 >> 2) & 0x30303030u)) << 32;
+        // scales are 0..63: s * (127 << 16 | 1) is the pair (s, 127 s) with no borrow between the halves
+        pairs = _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc))),
+                                   _mm256_set1_epi32(0x007F0001));
+        const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(int32_t(blk->d | uint32_t(blk->dmin) << 16)));
+        d = _mm_cvtss_f32(dd);
+        mins = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(mn)))),
+                             _mm256_broadcastss_ps(_mm_movehdup_ps(dd)));
+        const __m256i low = _mm256_set1_epi8(0x0F);
+        for (int i = 0; i < 4; ++i) {
+            const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs + 32 * i));
+            w[2 * i] = _mm256_and_si256(q, low);
+            w[2 * i + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
+        }
+    }
+};
+
+// NR rows x TT tokens. Each (row, token) sums its groups in int32 chains (two when NR * TT <= 2, so that
+// the chain's latency hides), in the same order whatever NR and TT are, so a token's result does not depend
+// on which rows or tokens share the call. NR = 1 in use: two rows sharing each activation load measured
+// 20% slower (one thread, 4096 x 4096 in cache and 16384 x 4096 from DRAM).
+template <int NR, int TT>
+void q4k_tile(const uint8_t* row0, size_t row_bytes, int64_t nb, const Tok* tok, float* out,
+              int64_t out_stride) {
+    constexpr int NA = NR * TT <= 2 ? 2 : 1;
+    __m256 acc[NR][TT], mins[NR][TT];
+    for (int r = 0; r < NR; ++r)
+        for (int t = 0; t < TT; ++t) acc[r][t] = mins[r][t] = _mm256_setzero_ps();
+    Q4KBlock blk[NR];
+    for (int64_t b = 0; b < nb; ++b) {
+        for (int r = 0; r < NR; ++r)
+            blk[r].load(row0 + size_t(r) * row_bytes + size_t(b) * sizeof(BlockQ4_K));
+        const int64_t e = b * 256;
+        __m256i ia[NR][TT][NA];
+        for (int r = 0; r < NR; ++r)
+            for (int t = 0; t < TT; ++t)
+                for (int a = 0; a < NA; ++a) ia[r][t][a] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; ++g) {
+#pragma GCC unroll 8
+            for (int t = 0; t < TT; ++t) {
+                const __m256i q1 =
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tok[t].q1 + e + 32 * g));
+                const __m256i q2 =
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tok[t].q2 + e + 32 * g));
+#pragma GCC unroll 2
+                for (int r = 0; r < NR; ++r) {
+                    const __m256i hi = _mm256_dpbusd_epi32(_mm256_setzero_si256(), blk[r].w[g], q1);
+                    const __m256i pk = _mm256_dpbusd_epi32(_mm256_slli_epi32(hi, 16), blk[r].w[g], q2);
+                    __m256i& a = ia[r][t][g % NA];
+                    // the pair from a register: a broadcast from memory would read a just-stored vector
+                    // (measured 8% slower: store-to-load forwarding)
+                    a = _mm256_dpwssd_epi32(a, pk,
+                                            _mm256_permutevar8x32_epi32(blk[r].pairs, _mm256_set1_epi32(g)));
+                }
+            }
+        }
+        for (int r = 0; r < NR; ++r)
+            for (int t = 0; t < TT; ++t) {
+                __m256i sum = ia[r][t][0];
+                if constexpr (NA == 2) sum = _mm256_add_epi32(sum, ia[r][t][1]);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum),
+                                            _mm256_set1_ps(blk[r].d * tok[t].step[b]), acc[r][t]);
+                mins[r][t] = _mm256_fmadd_ps(blk[r].mins, _mm256_loadu_ps(tok[t].s32 + 8 * b), mins[r][t]);
+            }
+    }
+    for (int r = 0; r < NR; ++r)
+        for (int t = 0; t < TT; ++t) out[t * out_stride + r] = hsum(acc[r][t]) - hsum(mins[r][t]);
+}
+
+// ---- Q6_K: block = ql[128], qh[64], 16 int8 group scales (groups of 16), d (fp16); element
+// 128 h + 32 i + l (i < 4, l < 32) has its low four bits in ql[64 h + 32 (i % 2) + l] (high nibble for i >=
+// 2) and its top two at bits 2 i of qh[32 h + l]; codes are q - 32. With codes < 64 and scales >= -128, one
+// half block's lanes stay below 2^31: 4 * (127 * 32004 + 31752) * 128 < 2^31. ----
+template <int NR, int TT>
+void q6k_tile(const uint8_t* row, size_t, int64_t nb, const Tok* tok, float* out, int64_t out_stride) {
+    static_assert(NR == 1);
+    __m256 acc[TT];
+    __m512 offs[TT];
+    for (int t = 0; t < TT; ++t) {
+        acc[t] = _mm256_setzero_ps();
+        offs[t] = _mm512_setzero_ps();
+    }
+    const __m256i low = _mm256_set1_epi8(0x0F), top = _mm256_set1_epi8(0x30);
+    // lanes 0..3 take group 2 i of the half, lanes 4..7 group 2 i + 1
+    const __m256i pick[4] = {
+        _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
+        _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5), _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
+    for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* p = row + size_t(b) * sizeof(BlockQ6_K);
+        prefetch_ahead(p, sizeof(BlockQ6_K));
+        const auto* blk = reinterpret_cast<const BlockQ6_K*>(p);
+        const __m512i sc =
+            _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales)));
+        const __m512i pairs = scale_pairs(sc);
+        const float d = _cvtsh_ss(blk->d);
+        const __m512 off = _mm512_mul_ps(_mm512_cvtepi32_ps(sc), _mm512_set1_ps(32.0f * d));
+        const int64_t e = b * 256;
+        __m256 f[TT];
+        for (int t = 0; t < TT; ++t) f[t] = _mm256_setzero_ps();
+        for (int h = 0; h < 2; ++h) {
+            const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->ql + 64 * h));
+            const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->ql + 64 * h + 32));
+            const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh + 32 * h));
+            // (x & 0x0F) | y with y already masked to 0x30: ternary logic 0xE4 = "c ? a : b" with c = 0x0F
+            auto join = [&](__m256i x, __m256i y) { return _mm256_ternarylogic_epi32(x, y, low, 0xE4); };
+            __m256i w[4];
+            w[0] = join(a, _mm256_and_si256(_mm256_slli_epi16(q, 4), top));
+            w[1] = join(c, _mm256_and_si256(_mm256_slli_epi16(q, 2), top));
+            w[2] = join(_mm256_srli_epi16(a, 4), _mm256_and_si256(q, top));
+            w[3] = join(_mm256_srli_epi16(c, 4), _mm256_and_si256(_mm256_srli_epi16(q, 2), top));
+            const __m256i half_pairs =
+                h == 0 ? _mm512_castsi512_si256(pairs) : _mm512_extracti64x4_epi64(pairs, 1);
+            const int64_t eh = e + 128 * h;
+            __m256i ia[TT];
+            for (int t = 0; t < TT; ++t) ia[t] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; ++i) {
+                const __m256i sp = _mm256_permutevar8x32_epi32(half_pairs, pick[i]);
+#pragma GCC unroll 8
+                for (int t = 0; t < TT; ++t)
+                    ia[t] = _mm256_dpwssd_epi32(
+                        ia[t], packed_dot(w[i], tok[t].q1 + eh + 32 * i, tok[t].q2 + eh + 32 * i), sp);
+            }
+            for (int t = 0; t < TT; ++t) f[t] = _mm256_add_ps(f[t], _mm256_cvtepi32_ps(ia[t]));
+        }
+        for (int t = 0; t < TT; ++t) {
+            acc[t] = _mm256_fmadd_ps(f[t], _mm256_set1_ps(d * tok[t].step[b]), acc[t]);
+            offs[t] = _mm512_fmadd_ps(off, _mm512_loadu_ps(tok[t].s16 + 16 * b), offs[t]);
+        }
+    }
+    for (int t = 0; t < TT; ++t) out[t * out_stride] = hsum(acc[t]) - _mm512_reduce_add_ps(offs[t]);
+}
+
+// Tokens in passes of 8, 4, 2, 1 over each row, whose blocks are in L1/L2 after the first pass.
+template <void (*tile1)(const uint8_t*, size_t, int64_t, const Tok*, float*, int64_t),
+          void (*tile2)(const uint8_t*, size_t, int64_t, const Tok*, float*, int64_t),
+          void (*tile4)(const uint8_t*, size_t, int64_t, const Tok*, float*, int64_t),
+          void (*tile8)(const uint8_t*, size_t, int64_t, const Tok*, float*, int64_t)>
+void rows_in_passes(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int64_t n_tokens,
+                    int64_t r0, int64_t r1, float* out, int64_t out_stride) {
+    const int64_t nb = n_in / 256;
+    for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t* row = w + size_t(r) * row_bytes;
+        for (int64_t t0 = 0; t0 < n_tokens;) {
+            const int64_t left = n_tokens - t0;
+            const int tt = left >= 8 ? 8 : (left >= 4 ? 4 : (left >= 2 ? 2 : 1));
+            Tok tok[8];
+            for (int t = 0; t < tt; ++t) tok[t] = token(act, n_in, t0 + t);
+            auto* tile = tt == 8 ? tile8 : (tt == 4 ? tile4 : (tt == 2 ? tile2 : tile1));
+            tile(row, row_bytes, nb, tok, out + t0 * out_stride + r, out_stride);
+            t0 += tt;
+        }
+    }
+}
+
+}  // namespace
+
+const MatmulPath* decode_path_i8x2p_avx512(GgmlType type) {
+    static constexpr MatmulPath kQ4_K{
+        kActI8x2KP, act_bytes, prepare,
+        rows_in_passes<q4k_tile<1, 1>, q4k_tile<1, 2>, q4k_tile<1, 4>, q4k_tile<1, 8>>, 1};
+    static constexpr MatmulPath kQ6_K{
+        kActI8x2KP, act_bytes, prepare,
+        rows_in_passes<q6k_tile<1, 1>, q6k_tile<1, 2>, q6k_tile<1, 4>, q6k_tile<1, 8>>, 1};
+    switch (type) {
+        case GgmlType::Q4_K:
+            return &kQ4_K;
+        case GgmlType::Q6_K:
+            return &kQ6_K;
+        default:
+            return nullptr;
+    }
+}
+
+}  // namespace kinfer::cpu
+#endif
