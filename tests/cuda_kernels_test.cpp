@@ -164,6 +164,32 @@ TEST_CASE("cuda matvec: every type, 1..16 tokens, odd sizes, against the double 
     }
 }
 
+// Rows wider than one step of the block (2 x 64 groups): the loop over steps, a partial last step, and for
+// KINFER_MATVEC_VARIANT 4/5 the pipelined hand-over from one row set to the next.
+TEST_CASE("cuda matvec: one and two tokens, wide rows, against the double reference") {
+    if (!have_gpu()) return;
+    std::mt19937 rng(11);
+    for (const GgmlType type : cuda_test::kDeviceTypes) {
+        const TypeTraits& t = type_traits(type);
+        CAPTURE(t.name);
+        const int64_t cols =
+            t.block_elems == 256 ? 8448 : 8480;  // 264 / 265 groups: 3 steps, the last partial
+        const int64_t rows = 45;
+        const std::vector<uint8_t> gguf = cuda_test::random_rows(t, rows, cols, rng);
+        UploadedMatrix w = upload(t, gguf, rows, cols);
+        for (int n_tok : {1, 2}) {
+            const std::vector<float> x = random_floats(size_t(n_tok) * cols, rng);
+            cuda::DeviceBuffer xd = to_device(x);
+            cuda::DeviceBuffer xp = poisoned(size_t(n_tok) * cuda::activation_floats(cols));
+            cuda::prepare_activation(xd.as<float>(), n_tok, cols, xp.as<float>(), nullptr);
+            cuda::DeviceBuffer od = poisoned(size_t(n_tok) * rows);
+            cuda::matvec(w.m, xp.as<float>(), n_tok, od.as<float>(), rows, nullptr);
+            const std::vector<float> out = to_host<float>(od, size_t(n_tok) * rows);
+            check_product(t, gguf, rows, cols, x, n_tok, out, rows, 1e-4);
+        }
+    }
+}
+
 TEST_CASE("cuda matvec_swiglu: gate/up with SwiGLU and the prepared output, as the separate kernels") {
     if (!have_gpu()) return;
     std::mt19937 rng(11);

@@ -294,6 +294,103 @@ __device__ __forceinline__ void matvec_body(const MatvecParts& parts, int n_grou
     }
 }
 
+// Software-pipelined product (KINFER_MATVEC_VARIANT 4 and 5): a block streams S sets of R rows, and each
+// thread issues the loads of its next step (the next groups of this set, or the first of the next set) before
+// it consumes the current ones, so that loads stay in flight through the dp4a work and the reduction of a set
+// (ncu on the one-round kernel: 53% of warp stalls on loads, ~2.7 us of fixed latency per wave). Plain and
+// role epilogues only (no SwiGLU: its per-32-output count assumes one row set per block).
+template <class L, int NT, int R, int S>
+__device__ __forceinline__ void matvec_body_pipelined(const MatvecParts& parts, int n_groups, int n_records,
+                                                      const float* __restrict__ x, int64_t x_stride,
+                                                      int q_off, int s_off, int n_tok, const Epilogue& ep) {
+    wait_for_producer();
+    MatvecPart me = parts.p[0];
+    if (parts.n > 1 && int(blockIdx.x) >= parts.p[1].first_block) me = parts.p[1];
+    if (parts.n > 2 && int(blockIdx.x) >= parts.p[2].first_block) me = parts.p[2];
+    const int n_rows = me.n_rows;
+    const int set_row0 = (int(blockIdx.x) - me.first_block) * (R * S);
+    const int steps = (n_groups + 2 * kThreads - 1) / (2 * kThreads);  // per set, the same for every thread
+    const int total = S * steps;
+
+    // Loads step `it` (set it / steps, groups g and g + kThreads of step it % steps) into a and b.
+    auto load_step = [&](int it, typename L::G(&a)[R], typename L::G(&b)[R]) {
+        const int set = it / steps;
+        const int g = threadIdx.x + (it - set * steps) * 2 * kThreads;
+        const int64_t row_base = set_row0 + set * R;
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            const uint8_t* row = me.w + min(row_base + r, int64_t(n_rows - 1)) * me.row_bytes;
+            if (g < n_groups) L::load(row, n_records, g, a[r]);
+            if (g + kThreads < n_groups) L::load(row, n_records, g + kThreads, b[r]);
+        }
+    };
+
+    float acc[R][NT];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
+
+    __shared__ float partial[kWarps][R * NT];
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    typename L::G ca[R], cb[R];
+    load_step(0, ca, cb);
+    for (int it = 0; it < total; ++it) {
+        typename L::G na[R], nb[R];
+        if (it + 1 < total) load_step(it + 1, na, nb);  // in flight while this step is consumed
+        const int set = it / steps, step = it - set * steps;
+        const int g = threadIdx.x + step * 2 * kThreads, g2 = g + kThreads;
+        if constexpr (L::kHasOffset) {
+            const auto* xb = reinterpret_cast<const uint8_t*>(x);
+            if (g < n_groups) accumulate_group_q<L, NT, R>(ca, g, xb, 4 * x_stride, q_off, s_off, n_tok, acc);
+            if (g2 < n_groups)
+                accumulate_group_q<L, NT, R>(cb, g2, xb, 4 * x_stride, q_off, s_off, n_tok, acc);
+        } else {
+            if (g < n_groups) accumulate_group<L, NT, R>(ca, g, x, x_stride, n_tok, acc);
+            if (g2 < n_groups) accumulate_group<L, NT, R>(cb, g2, x, x_stride, n_tok, acc);
+        }
+        if (step == steps - 1) {  // the set is complete: reduce, store, start the next from zero
+            const int row0 = set_row0 + set * R;
+#pragma unroll
+            for (int r = 0; r < R; ++r)
+#pragma unroll
+                for (int t = 0; t < NT; ++t) {
+                    const float s = warp_sum(acc[r][t]);
+                    if (lane == 0) partial[warp][r * NT + t] = s;
+                    acc[r][t] = 0.0f;
+                }
+            __syncthreads();
+            if (threadIdx.x < R * NT) {
+                const int r = threadIdx.x / NT, t = threadIdx.x % NT;
+                float s = 0.0f;
+#pragma unroll
+                for (int i = 0; i < kWarps; ++i) s += partial[i][threadIdx.x];
+                if (row0 + r < n_rows && t < n_tok) {
+                    if (me.role == kPlain) {
+                        me.out[t * me.out_stride + row0 + r] = s;
+                    } else if constexpr (R % 2 == 0) {
+                        float sp = 0.0f;
+#pragma unroll
+                        for (int i = 0; i < kWarps; ++i) sp += partial[i][(r ^ 1) * NT + t];
+                        store_with_role(me.role, s, sp, row0 + r, t, me.out, me.out_stride, n_rows, ep.rows,
+                                        ep.inv_freq, ep.layer, ep.head_dim, ep.n_rot);
+                    }
+                }
+            }
+            __syncthreads();  // partial is written again by the next set
+        }
+#pragma unroll
+        for (int r = 0; r < R; ++r) ca[r] = na[r], cb[r] = nb[r];
+    }
+}
+
+template <class L, int NT, int R, int S, int MinBlocks>
+__global__ void __launch_bounds__(kThreads, MinBlocks)
+    matvec_pipelined_kernel(const MatvecParts parts, int n_groups, int n_records, const float* __restrict__ x,
+                            int64_t x_stride, int q_off, int s_off, int n_tok, const Epilogue ep) {
+    matvec_body_pipelined<L, NT, R, S>(parts, n_groups, n_records, x, x_stride, q_off, s_off, n_tok, ep);
+}
+
 // Warps over groups (cols % 32 == 0, so each warp's 32 elements are one group of one token).
 __global__ void prepare_kernel(const float* __restrict__ x, int64_t cols, int64_t stride, int n_tok,
                                float* __restrict__ out) {
@@ -400,9 +497,23 @@ void launch_rows(const MatvecOut* outs, int n_outs, const float* x, int n_tok, c
                   int(activation_scale_offset(w0.cols)), n_tok, swiglu);
 }
 
+// The pipelined kernel: parts in blocks of R * S rows.
+template <class L, int NT, int R, int S, int MinBlocks>
+void launch_pipelined(const MatvecOut* outs, int n_outs, const float* x, int n_tok, const Epilogue& ep,
+                      cudaStream_t s, const int* roles) {
+    const DeviceMatrix& w0 = *outs[0].w;
+    MatvecParts parts;
+    const int blocks = fill_parts<R * S>(outs, n_outs, roles, parts);
+    launch_kernel(matvec_pipelined_kernel<L, NT, R, S, MinBlocks>, blocks, kThreads, 0, s, parts,
+                  static_cast<int>(w0.cols / kGroupElems),
+                  static_cast<int>(ceil_div<int64_t>(w0.cols, kRecordElems)), x, activation_floats(w0.cols),
+                  int(activation_q_offset(w0.cols)), int(activation_scale_offset(w0.cols)), n_tok, ep);
+}
+
 // KINFER_MATVEC_VARIANT (read once), for one token on the types decode files use most: 0 = 4 rows per block,
 // at least 8 blocks per SM; 1 = 8 rows per block, 4 blocks (twice the weight bytes per block pass, at half
-// the occupancy); 2 = 4 rows, 12 blocks; 3 = 2 rows, 16 blocks.
+// the occupancy); 2 = 4 rows, 12 blocks; 3 = 2 rows, 16 blocks; 4 and 5 = the pipelined kernel, 2 or 4 sets
+// of 4 rows per block (not for the SwiGLU epilogue).
 int matvec_variant() {
     static const int v = [] {
         const char* e = std::getenv("KINFER_MATVEC_VARIANT");
@@ -428,6 +539,12 @@ void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, const 
                 return launch_rows<L, 1, 4, 12, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s, roles);
             if (matvec_variant() == 3)
                 return launch_rows<L, 1, 2, 16, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s, roles);
+            if constexpr (!kSwiglu) {
+                if (matvec_variant() == 4)  // pipelined: 2 sets of 4 rows per block
+                    return launch_pipelined<L, 1, 4, 2, 4>(outs, n_outs, x, n_tok, swiglu, s, roles);
+                if (matvec_variant() == 5)  // 4 sets of 4 rows
+                    return launch_pipelined<L, 1, 4, 4, 4>(outs, n_outs, x, n_tok, swiglu, s, roles);
+            }
         }
         launch_rows<L, 1, 4, 8, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s, roles);
     } else if constexpr (NT == 2) {
