@@ -333,21 +333,19 @@ __device__ __forceinline__ void matvec_body_pipelined(const MatvecParts& parts, 
 
     __shared__ float partial[kWarps][R * NT];
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    typename L::G ca[R], cb[R];
-    load_step(0, ca, cb);
-    for (int it = 0; it < total; ++it) {
-        typename L::G na[R], nb[R];
-        if (it + 1 < total) load_step(it + 1, na, nb);  // in flight while this step is consumed
+    // Two buffers used in turn (unrolled by two): a copy from the next buffer to the current one would wait
+    // for its loads and end the overlap.
+    auto consume = [&](int it, const typename L::G(&a)[R], const typename L::G(&b)[R]) {
         const int set = it / steps, step = it - set * steps;
         const int g = threadIdx.x + step * 2 * kThreads, g2 = g + kThreads;
         if constexpr (L::kHasOffset) {
             const auto* xb = reinterpret_cast<const uint8_t*>(x);
-            if (g < n_groups) accumulate_group_q<L, NT, R>(ca, g, xb, 4 * x_stride, q_off, s_off, n_tok, acc);
+            if (g < n_groups) accumulate_group_q<L, NT, R>(a, g, xb, 4 * x_stride, q_off, s_off, n_tok, acc);
             if (g2 < n_groups)
-                accumulate_group_q<L, NT, R>(cb, g2, xb, 4 * x_stride, q_off, s_off, n_tok, acc);
+                accumulate_group_q<L, NT, R>(b, g2, xb, 4 * x_stride, q_off, s_off, n_tok, acc);
         } else {
-            if (g < n_groups) accumulate_group<L, NT, R>(ca, g, x, x_stride, n_tok, acc);
-            if (g2 < n_groups) accumulate_group<L, NT, R>(cb, g2, x, x_stride, n_tok, acc);
+            if (g < n_groups) accumulate_group<L, NT, R>(a, g, x, x_stride, n_tok, acc);
+            if (g2 < n_groups) accumulate_group<L, NT, R>(b, g2, x, x_stride, n_tok, acc);
         }
         if (step == steps - 1) {  // the set is complete: reduce, store, start the next from zero
             const int row0 = set_row0 + set * R;
@@ -379,8 +377,15 @@ __device__ __forceinline__ void matvec_body_pipelined(const MatvecParts& parts, 
             }
             __syncthreads();  // partial is written again by the next set
         }
-#pragma unroll
-        for (int r = 0; r < R; ++r) ca[r] = na[r], cb[r] = nb[r];
+    };
+    typename L::G a0[R], b0[R], a1[R], b1[R];
+    load_step(0, a0, b0);
+    for (int it = 0; it < total; it += 2) {
+        if (it + 1 < total) load_step(it + 1, a1, b1);  // in flight while step `it` is consumed
+        consume(it, a0, b0);
+        if (it + 1 >= total) break;
+        if (it + 2 < total) load_step(it + 2, a0, b0);
+        consume(it + 1, a1, b1);
     }
 }
 
@@ -542,8 +547,8 @@ void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, const 
             if constexpr (!kSwiglu) {
                 if (matvec_variant() == 4)  // pipelined: 2 sets of 4 rows per block
                     return launch_pipelined<L, 1, 4, 2, 4>(outs, n_outs, x, n_tok, swiglu, s, roles);
-                if (matvec_variant() == 5)  // 4 sets of 4 rows
-                    return launch_pipelined<L, 1, 4, 4, 4>(outs, n_outs, x, n_tok, swiglu, s, roles);
+                if (matvec_variant() == 5)  // 4 sets of 2 rows, 8 blocks per SM
+                    return launch_pipelined<L, 1, 2, 4, 8>(outs, n_outs, x, n_tok, swiglu, s, roles);
             }
         }
         launch_rows<L, 1, 4, 8, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s, roles);
