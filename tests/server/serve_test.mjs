@@ -455,6 +455,9 @@ await section("chat page in headless Chromium: type, streamed reply, stop, secon
   if (!BROWSER) return;
   const { chromium } = await import("playwright-core");
   assert.ok(fs.existsSync("/usr/bin/chromium"), "/usr/bin/chromium is missing (scripts/setup-debian.sh installs it)");
+  // A server of its own with the model's whole context, so that the first reply (up to 900 tokens) streams for
+  // most of a second even at this model's ~1000 tokens/s: the stop below must land while it streams.
+  const srv = await startServer(["--parallel", "1", "--ctx", "1024"]);
   const profile = fs.mkdtempSync(path.join(work, "chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: "/usr/bin/chromium", headless: true,
@@ -465,9 +468,9 @@ await section("chat page in headless Chromium: type, streamed reply, stop, secon
     const page = await context.newPage();
     const posted = [];
     page.on("request", (r) => { if (r.url().endsWith("/v1/chat/completions")) posted.push(JSON.parse(r.postData())); });
-    await page.goto(main.base + "/");
+    await page.goto(srv.base + "/");
     await page.fill("#temperature", "0");
-    await page.fill("#max_tokens", "400");
+    await page.fill("#max_tokens", "900");
     await page.fill("#input", "Tell me a story");
     await page.press("#input", "Enter");
     const first = page.locator(".msg.assistant").first();
@@ -478,9 +481,10 @@ await section("chat page in headless Chromium: type, streamed reply, stop, secon
       await new Promise((r) => setTimeout(r, 20));
     }
     assert.equal(await first.getAttribute("data-state"), "streaming");
-    await page.click("#stop");
+    // force: no wait for the button to be "stable" (animation frames), the reply is still streaming now
+    await page.click("#stop", { force: true });
     await page.waitForSelector('.msg.assistant[data-state="stopped"]', { timeout: 10000 });
-    await waitIdle(main, 5000);  // the stop reached the server: the slot is free
+    await waitIdle(srv, 5000);  // the stop reached the server: the slot is free
 
     await page.fill("#max_tokens", "8");
     await page.fill("#input", "And then?");
@@ -493,6 +497,7 @@ await section("chat page in headless Chromium: type, streamed reply, stop, secon
     assert.ok(posted[1].messages[1].content.length > 0, "the stopped reply is part of the history");
   } finally {
     await context.close();
+    await stopServer(srv);
   }
 });
 
