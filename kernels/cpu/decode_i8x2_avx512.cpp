@@ -21,9 +21,12 @@
 #include <cstring>
 
 #include "kernels/blocks.hpp"
+#include "kernels/cpu/decode_i8x2_shared.hpp"
 
 namespace kinfer::cpu {
 namespace {
+
+using i8x2::prefetch_ahead;
 
 // ---- prepared activations --------------------------------------------------------------------------------
 // Per token, contiguous (so a token's bytes do not depend on which tokens share the call), each region
@@ -181,17 +184,6 @@ inline __m512i dot2(__m512i w, const int8_t* q1, const int8_t* q2) {
     __m512i a = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(q1));
     a = _mm512_slli_epi32(a, 7);
     return _mm512_dpbusd_epi32(a, w, _mm512_loadu_si512(q2));
-}
-
-// Every cache line of the weights kPrefetchBytes ahead of the bytes [p, p + n) about to be read: the
-// kernels stall on the weights' DRAM latency otherwise (perf: half the cycles on the first use of a load).
-// Measured (one thread, 14336 x 4096, busy machine, rough) against no software prefetch: Q4_0 5.2 -> 2.9 ms,
-// Q8_0 6.2-7.0 -> 4.4-5.3, Q4_K 2.3-3.0 -> 2.3-2.4, Q6_K within noise; 2 and 8 KiB ahead no better.
-constexpr size_t kPrefetchBytes = 4096;
-inline void prefetch_ahead(const uint8_t* p, size_t n) {
-    const uintptr_t first = (reinterpret_cast<uintptr_t>(p) + kPrefetchBytes) & ~uintptr_t(63);
-    const uintptr_t last = reinterpret_cast<uintptr_t>(p) + kPrefetchBytes + n;
-    for (uintptr_t a = first; a < last; a += 64) _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0);
 }
 
 inline __m512i bytes(int8_t b) {

@@ -21,9 +21,13 @@
 #include <cstring>
 
 #include "kernels/blocks.hpp"
+#include "kernels/cpu/decode_i8x2_shared.hpp"
 
 namespace kinfer::cpu {
 namespace {
+
+using i8x2::hsum;
+using i8x2::prefetch_ahead;
 
 // ---- prepared activation (kActI8x2BP + kOff), per token, n_grp = ceil(n_in / 256) groups of 8 blocks,
 // zero past n_in:  int8 q1[256 n_grp] | int8 q2[256 n_grp] | float step[8 n_grp] | float off[8 n_grp]
@@ -88,17 +92,7 @@ void prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
             step[lane] = amax > 0 ? amax / 16129.0f : 0.0f;
             int32_t sum = 0;
             for (int h = 0; h < 2; ++h) {
-                // q1 = floor(c / 127): (c + 0.5) / 127 is at least 0.5 / 127 from an integer
-                const __m512i ci =
-                    _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(h ? c : a, _mm512_set1_ps(id)),
-                                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-                const __m512i hi = _mm512_cvtps_epi32(_mm512_roundscale_ps(
-                    _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(ci), _mm512_set1_ps(0.5f)),
-                                  _mm512_set1_ps(1.0f / 127.0f)),
-                    _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
-                const __m512i lo = _mm512_sub_epi32(ci, _mm512_mullo_epi32(hi, _mm512_set1_epi32(127)));
-                _mm_storeu_si128(reinterpret_cast<__m128i*>(q1 + at + 32 * h), _mm512_cvtepi32_epi8(hi));
-                _mm_storeu_si128(reinterpret_cast<__m128i*>(q2 + at + 32 * h), _mm512_cvtepi32_epi8(lo));
+                const __m512i ci = i8x2::split127(h ? c : a, id, q1 + at + 32 * h, q2 + at + 32 * h);
                 sum += _mm512_reduce_add_epi32(ci);
             }
             off[lane] = float(kOff) * step[lane] * float(sum);
@@ -114,20 +108,6 @@ inline __m256i sum_pairs32(__m256i a, __m256i b) {  // per half: a0+a2, b0+b2, a
 inline __m256i sum_halves4(const __m256i* v) {
     const __m256i a = sum_pairs32(v[0], v[1]), b = sum_pairs32(v[2], v[3]);
     return _mm256_add_epi32(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b));
-}
-
-inline float hsum(__m256 v) {
-    const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
-}
-
-// Every cache line of the weights 4 KiB ahead of [p, p + n) (see decode_i8x2_avx512.cpp).
-constexpr size_t kPrefetchBytes = 4096;
-inline void prefetch_ahead(const uint8_t* p, size_t n) {
-    const uintptr_t first = (reinterpret_cast<uintptr_t>(p) + kPrefetchBytes) & ~uintptr_t(63);
-    const uintptr_t last = reinterpret_cast<uintptr_t>(p) + kPrefetchBytes + n;
-    for (uintptr_t a = first; a < last; a += 64) _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0);
 }
 
 // The codes of two consecutive blocks a and b as two vectors: elements 0..15 of a and b, then 16..31 of a

@@ -10,7 +10,7 @@
 // int32. One int->float conversion per block (per half block for Q6_K, whose larger codes and scales could
 // reach 2^31 over a whole block); mins and offsets multiply exact sums of c, as in the other file.
 //
-// Vectors are 256 bits: a group of 32 (Q4_K) is one vector and its scale a 32-bit broadcast from memory.
+// Vectors are 256 bits: a group of 32 (Q4_K) is one vector, its scale pair one lane of a register.
 // This file alone is built with -mavx512f/bw/vl/vnni and only runs where detected_isa() allows it.
 #include "kernels/cpu/decode_table.hpp"
 
@@ -22,9 +22,13 @@
 #include <cstring>
 
 #include "kernels/blocks.hpp"
+#include "kernels/cpu/decode_i8x2_shared.hpp"
 
 namespace kinfer::cpu {
 namespace {
+
+using i8x2::hsum;
+using i8x2::prefetch_ahead;
 
 // ---- prepared activation (kActI8x2KP), per token, contiguous; regions kSkew bytes apart so that
 // power-of-two row lengths do not put every region at the same L1 set:
@@ -72,18 +76,8 @@ void prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
             step[b] = amax > 0 ? amax / 16129.0f : 0.0f;
             int32_t sum16[16];
             for (int g = 0; g < 16; ++g) {
-                // c in -16129..16129; q1 = floor(c / 127): (c + 0.5) / 127 is at least 0.5 / 127 from an
-                // integer, far more than the reciprocal's rounding
-                const __m512i c = _mm512_cvtps_epi32(
-                    _mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(xb + 16 * g), _mm512_set1_ps(id)),
-                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-                const __m512i hi = _mm512_cvtps_epi32(_mm512_roundscale_ps(
-                    _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(c), _mm512_set1_ps(0.5f)),
-                                  _mm512_set1_ps(1.0f / 127.0f)),
-                    _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
-                const __m512i lo = _mm512_sub_epi32(c, _mm512_mullo_epi32(hi, _mm512_set1_epi32(127)));
-                _mm_storeu_si128(reinterpret_cast<__m128i*>(q1 + b * 256 + 16 * g), _mm512_cvtepi32_epi8(hi));
-                _mm_storeu_si128(reinterpret_cast<__m128i*>(q2 + b * 256 + 16 * g), _mm512_cvtepi32_epi8(lo));
+                const __m512i c = i8x2::split127(_mm512_loadu_ps(xb + 16 * g), id, q1 + b * 256 + 16 * g,
+                                                 q2 + b * 256 + 16 * g);
                 sum16[g] = _mm512_reduce_add_epi32(c);
             }
             for (int g = 0; g < 16; ++g) s16[16 * b + g] = step[b] * float(sum16[g]);
@@ -106,21 +100,6 @@ inline __m256i packed_dot(__m256i w, const int8_t* q1, const int8_t* q2) {
 inline __m512i scale_pairs(__m512i s) {
     return _mm512_or_si512(_mm512_slli_epi32(_mm512_mullo_epi32(s, _mm512_set1_epi32(127)), 16),
                            _mm512_and_si512(s, _mm512_set1_epi32(0xFFFF)));
-}
-
-inline float hsum(__m256 v) {
-    const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
-}
-
-// Every cache line of the weights 4 KiB ahead of [p, p + n) (see decode_i8x2_avx512.cpp: the kernels stall
-// on DRAM latency otherwise).
-constexpr size_t kPrefetchBytes = 4096;
-inline void prefetch_ahead(const uint8_t* p, size_t n) {
-    const uintptr_t first = (reinterpret_cast<uintptr_t>(p) + kPrefetchBytes) & ~uintptr_t(63);
-    const uintptr_t last = reinterpret_cast<uintptr_t>(p) + kPrefetchBytes + n;
-    for (uintptr_t a = first; a < last; a += 64) _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0);
 }
 
 // ---- Q4_K: block = d, dmin (fp16), 12 bytes of 6-bit scales and mins, 128 bytes of nibbles; bytes
