@@ -74,7 +74,8 @@ void BM_Decode(benchmark::State& state, GgmlType type, Isa isa, Variant variant,
     const std::vector<uint8_t>& w = weights(type, n_rows, n_in);
     const size_t row_bytes = w.size() / size_t(n_rows);
     std::vector<float> x(size_t(n_in * n_tokens), 0.5f), out(size_t(n_rows * n_tokens));
-    std::vector<uint8_t> act(p.act_bytes(n_in, n_tokens));
+    kinfer::cpu::ActBuffer act;
+    act.resize(p.act_bytes(n_in, n_tokens));
     for (auto _ : state) {
         p.prepare(x.data(), n_in, n_tokens, act.data());
         p.rows(w.data(), row_bytes, n_in, act.data(), n_tokens, 0, n_rows, out.data(), n_rows);

@@ -32,7 +32,7 @@ struct Run {
 struct CpuWorkspace final : Workspace {
     std::vector<float> x, xn, q, k, v, att, proj, gate, up;  // n_batch rows each
     std::vector<float> attn_scratch;                         // cpu::attention_scratch_floats
-    std::vector<uint8_t> act[3];                             // prepared activations, one per input format
+    cpu::ActBuffer act[3];                                   // prepared activations, one per input format
     std::vector<Run> runs;
 };
 
@@ -104,7 +104,7 @@ class CpuOps {
             int f = 0;
             while (f < n_formats && formats[f] != p.act_format) ++f;
             if (f == n_formats) {
-                std::vector<uint8_t>& buf = ws_.act[n_formats];
+                cpu::ActBuffer& buf = ws_.act[n_formats];
                 check(p.act_bytes(x.cols, x.rows) <= buf.size(), "activation buffer");
                 p.prepare(x.data, x.cols, x.rows, buf.data());
                 formats[n_formats++] = p.act_format;

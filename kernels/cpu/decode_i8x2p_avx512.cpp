@@ -18,6 +18,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 on _mm512_undefined in the intrinsics
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -32,13 +33,14 @@ using i8x2::prefetch_ahead;
 
 // ---- prepared activation (kActI8x2KP), per token, contiguous; regions kSkew bytes apart so that
 // power-of-two row lengths do not put every region at the same L1 set:
-//   int8 q1[n_in] | int8 q2[n_in] | float step[nb] | float s16[nb][16] | float s32[nb][8]
-// s16[g] = step * sum of c over group g of 16, s32 over groups of 32. ----
+//   int8 q1[n_in] | int8 q2[n_in] | int16 c[n_in] | float step[nb] | float s16[nb][16] | float s32[nb][8]
+// s16[g] = step * sum of c over group g of 16, s32 over groups of 32; c = 127 q1 + q2 itself is for the
+// batches (the slices below). ----
 constexpr size_t kSkew = 64;
 
 size_t token_bytes(int64_t n_in) {
     const size_t nb = size_t(n_in / 256);
-    return 2 * (size_t(n_in) + kSkew) + nb * 4 * (1 + 16 + 8) + kSkew;
+    return 4 * size_t(n_in) + 3 * kSkew + nb * 4 * (1 + 16 + 8) + kSkew;
 }
 
 size_t act_bytes(int64_t n_in, int64_t n_tokens) {
@@ -47,6 +49,7 @@ size_t act_bytes(int64_t n_in, int64_t n_tokens) {
 
 struct Tok {
     const int8_t *q1, *q2;
+    const int16_t* c;
     const float *step, *s16, *s32;
 };
 
@@ -54,8 +57,9 @@ Tok token(const void* act, int64_t n_in, int64_t t) {
     const auto* base = static_cast<const uint8_t*>(act) + size_t(t) * token_bytes(n_in);
     const int64_t nb = n_in / 256;
     const auto* q1 = reinterpret_cast<const int8_t*>(base);
-    const auto* step = reinterpret_cast<const float*>(base + 2 * (size_t(n_in) + kSkew));
-    return Tok{q1, q1 + n_in + kSkew, step, step + nb, step + nb + 16 * nb};
+    const auto* c = reinterpret_cast<const int16_t*>(base + 2 * (size_t(n_in) + kSkew));
+    const auto* step = reinterpret_cast<const float*>(base + 4 * size_t(n_in) + 3 * kSkew);
+    return Tok{q1, q1 + n_in + kSkew, c, step, step + nb, step + nb + 16 * nb};
 }
 
 void prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
@@ -64,6 +68,7 @@ void prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
         const Tok tok = token(act, n_in, t);
         auto* q1 = const_cast<int8_t*>(tok.q1);
         auto* q2 = const_cast<int8_t*>(tok.q2);
+        auto* c16 = const_cast<int16_t*>(tok.c);
         auto* step = const_cast<float*>(tok.step);
         auto* s16 = const_cast<float*>(tok.s16);
         auto* s32 = const_cast<float*>(tok.s32);
@@ -78,6 +83,8 @@ void prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
             for (int g = 0; g < 16; ++g) {
                 const __m512i c = i8x2::split127(_mm512_loadu_ps(xb + 16 * g), id, q1 + b * 256 + 16 * g,
                                                  q2 + b * 256 + 16 * g);
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(c16 + b * 256 + 16 * g),
+                                    _mm512_cvtepi32_epi16(c));
                 sum16[g] = _mm512_reduce_add_epi32(c);
             }
             for (int g = 0; g < 16; ++g) s16[16 * b + g] = step[b] * float(sum16[g]);
@@ -104,6 +111,27 @@ inline __m512i scale_pairs(__m512i s) {
 
 // ---- Q4_K: block = d, dmin (fp16), 12 bytes of 6-bit scales and mins, 128 bytes of nibbles; bytes
 // 32 i .. 32 i + 31 hold group 2 i in their low nibbles and group 2 i + 1 in their high ones. ----
+// The eight 6-bit scales and mins of a block, one byte each (byte g = group g).
+inline void q4k_scales_mins(const uint8_t* scales, uint64_t& sc, uint64_t& mn) {
+    // scale j < 4: s[j] & 63, j >= 4: (s[j + 4] & 15) | (s[j - 4] >> 6) << 4; min j < 4: s[j + 4] & 63,
+    // j >= 4: (s[j + 4] >> 4) | (s[j] >> 6) << 4 (kinfer::unpack_scale_min_k4), four bytes at a time in
+    // general-purpose registers, which the vector work leaves idle
+    uint32_t s0, s1, s2;
+    std::memcpy(&s0, scales, 4);
+    std::memcpy(&s1, scales + 4, 4);
+    std::memcpy(&s2, scales + 8, 4);
+    sc = (s0 & 0x3F3F3F3Fu) | uint64_t((s2 & 0x0F0F0F0Fu) | ((s0 >> 2) & 0x30303030u)) << 32;
+    mn = (s1 & 0x3F3F3F3Fu) | uint64_t(((s2 >> 4) & 0x0F0F0F0Fu) | ((s1 >> 2) & 0x30303030u)) << 32;
+}
+
+// The block's d, and its eight mins times dmin.
+inline __m256 q4k_mins(const BlockQ4_K* blk, uint64_t mn, float& d) {
+    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(int32_t(blk->d | uint32_t(blk->dmin) << 16)));
+    d = _mm_cvtss_f32(dd);
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(mn)))),
+                         _mm256_broadcastss_ps(_mm_movehdup_ps(dd)));
+}
+
 // One block of a row, unpacked: the eight groups' codes, their scale pairs, the mins (times dmin) and d.
 struct Q4KBlock {
     __m256i w[8];
@@ -114,24 +142,12 @@ struct Q4KBlock {
     void load(const uint8_t* p) {
         prefetch_ahead(p, sizeof(BlockQ4_K));
         const auto* blk = reinterpret_cast<const BlockQ4_K*>(p);
-        // scale j < 4: s[j] & 63, j >= 4: (s[j + 4] & 15) | (s[j - 4] >> 6) << 4; min j < 4: s[j + 4] & 63,
-        // j >= 4: (s[j + 4] >> 4) | (s[j] >> 6) << 4 (kinfer::unpack_scale_min_k4), four bytes at a time in
-        // general-purpose registers, which the vector work leaves idle
-        uint32_t s0, s1, s2;
-        std::memcpy(&s0, blk->scales, 4);
-        std::memcpy(&s1, blk->scales + 4, 4);
-        std::memcpy(&s2, blk->scales + 8, 4);
-        const uint64_t sc = (s0 & 0x3F3F3F3Fu) | uint64_t((s2 & 0x0F0F0F0Fu) | ((s0 >> 2) & 0x30303030u))
-                                                     << 32;
-        const uint64_t mn =
-            (s1 & 0x3F3F3F3Fu) | uint64_t(((s2 >> 4) & 0x0F0F0F0Fu) | ((s1 >> 2) & 0x30303030u)) << 32;
+        uint64_t sc, mn;
+        q4k_scales_mins(blk->scales, sc, mn);
         // scales are 0..63: s * (127 << 16 | 1) is the pair (s, 127 s) with no borrow between the halves
         pairs = _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc))),
                                    _mm256_set1_epi32(0x007F0001));
-        const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(int32_t(blk->d | uint32_t(blk->dmin) << 16)));
-        d = _mm_cvtss_f32(dd);
-        mins = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(mn)))),
-                             _mm256_broadcastss_ps(_mm_movehdup_ps(dd)));
+        mins = q4k_mins(blk, mn, d);
         const __m256i low = _mm256_set1_epi8(0x0F);
         for (int i = 0; i < 4; ++i) {
             const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs + 32 * i));
@@ -258,23 +274,222 @@ void q6k_tile(const uint8_t* row, size_t, int64_t nb, const Tok* tok, float* out
     for (int t = 0; t < TT; ++t) out[t * out_stride] = hsum(acc[t]) - _mm512_reduce_add_ps(offs[t]);
 }
 
-// Tokens in passes of 8, 4, 2, 1 over each row, whose blocks are in L1/L2 after the first pass.
-template <void (*tile1)(const uint8_t*, size_t, int64_t, const Tok*, float*, int64_t),
-          void (*tile2)(const uint8_t*, size_t, int64_t, const Tok*, float*, int64_t),
-          void (*tile4)(const uint8_t*, size_t, int64_t, const Tok*, float*, int64_t),
-          void (*tile8)(const uint8_t*, size_t, int64_t, const Tok*, float*, int64_t)>
+// ---- Batches (TT >= 4 tokens): each code times its group scale as int16 (|q s| <= 63 * 128), made once per
+// block for all TT tokens, against c = 127 q1 + q2 stored as int16: one vpdpwssd per 32 weights and token,
+// where the packed tiles spend three VNNI instructions (on Zen 4 the VNNI pipes bound both). Lanes 2j and
+// 2j + 1 added are lane j of the packed tiles' sum, the same exact int32 (Q4_K: at most 16 products of
+// 15 * 63 * 16129 per lane; Q6_K, per half block: 16 of 63 * 128 * 16129 < 2^31 / 16), converted and scaled
+// by the same float operations, so a token gets the bits it gets alone (the engine's batches rely on it;
+// tests/cpu_decode_test.cpp checks). ----
+
+// Lanes 2j + 2j+1 of a (to lanes 0..7) and of b (to lanes 8..15): two (row, token) sums in the packed
+// tiles' lane order, so that the per-block float work runs on two tokens at once.
+inline __m512i pair_sums(__m512i a, __m512i b) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    return _mm512_add_epi32(_mm512_permutex2var_epi32(a, even, b), _mm512_permutex2var_epi32(a, odd, b));
+}
+
+inline __m512 two_halves(__m256 lo, __m256 hi) {
+    return _mm512_insertf32x8(_mm512_zextps256_ps512(lo), hi, 1);
+}
+
+// The sum of each 8-lane half (lanes 0..7 and 8..15), exactly as hsum adds a ymm's lanes.
+inline float hsum_lo(__m512 v) {
+    return hsum(_mm512_castps512_ps256(v));
+}
+inline float hsum_hi(__m512 v) {
+    return hsum(_mm512_extractf32x8_ps(v, 1));
+}
+
+// n_rows <= kSliceRows rows x TT tokens (TT even), in slices of kSliceBlocks blocks taken across the rows, so
+// that the slice's activations (16 KiB for 8 tokens) come from L1 for every row; each (row, token) keeps its
+// float accumulators in memory between slices and adds its blocks in order, as the packed tiles do. Tokens t
+// and t + 1 share a zmm of accumulators (lanes 0..7 and 8..15). One thread, 8 tokens, 4096 x 4096 in cache:
+// 48 ns per Q4_K block one row at a time (activations from L2), 36 with two rows per activation load, 32.5
+// in slices of 8 rows x 4 blocks (2 blocks: 33.5, 8 blocks: 40, 4 rows: 34).
+constexpr int kSliceRows = 8, kSliceBlocks = 4;
+
+template <int TT>
+void q4k_slices(const uint8_t* row0, size_t row_bytes, int64_t nb, const Tok* tok, float* out,
+                int64_t out_stride, int n_rows) {
+    static_assert(TT % 2 == 0);
+    constexpr int TP = TT / 2;
+    __m512 acc[kSliceRows][TP], mins[kSliceRows][TP];
+    for (int r = 0; r < kSliceRows; ++r)
+        for (int t = 0; t < TP; ++t) acc[r][t] = mins[r][t] = _mm512_setzero_ps();
+    const __m256i low = _mm256_set1_epi8(0x0F);
+    const size_t group_bytes = kSliceRows * row_bytes;
+    for (int64_t b0 = 0; b0 < nb; b0 += kSliceBlocks) {
+        const int64_t b1 = std::min<int64_t>(nb, b0 + kSliceBlocks);
+        for (int r = 0; r < n_rows; ++r) {
+            const uint8_t* row = row0 + size_t(r) * row_bytes;
+            __m512 a[TP], m[TP];
+            for (int t = 0; t < TP; ++t) {
+                a[t] = acc[r][t];
+                m[t] = mins[r][t];
+            }
+            for (int64_t b = b0; b < b1; ++b) {
+                const uint8_t* p = row + size_t(b) * sizeof(BlockQ4_K);
+                // the same block of the next group of rows: one group ahead
+                const uintptr_t next = reinterpret_cast<uintptr_t>(p) + group_bytes;
+                for (uintptr_t line = next & ~uintptr_t(63); line < next + sizeof(BlockQ4_K); line += 64)
+                    _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+                const auto* blk = reinterpret_cast<const BlockQ4_K*>(p);
+                uint64_t sc, mn;
+                q4k_scales_mins(blk->scales, sc, mn);
+                float dr;
+                const __m256 bm = q4k_mins(blk, mn, dr);
+                const __m512 bmins = two_halves(bm, bm), d = _mm512_set1_ps(dr);
+                __m512i w[8];
+                for (int i = 0; i < 4; ++i) {
+                    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs + 32 * i));
+                    w[2 * i] = _mm512_mullo_epi16(_mm512_cvtepu8_epi16(_mm256_and_si256(q, low)),
+                                                  _mm512_set1_epi16(int16_t((sc >> (16 * i)) & 0xFF)));
+                    w[2 * i + 1] = _mm512_mullo_epi16(
+                        _mm512_cvtepu8_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), low)),
+                        _mm512_set1_epi16(int16_t((sc >> (16 * i + 8)) & 0xFF)));
+                }
+                const int64_t e = b * 256;
+                __m512i ia[TT];
+                for (int t = 0; t < TT; ++t) ia[t] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+                for (int g = 0; g < 8; ++g)
+                    for (int t = 0; t < TT; ++t)
+                        ia[t] = _mm512_dpwssd_epi32(ia[t], w[g], _mm512_loadu_si512(tok[t].c + e + 32 * g));
+                for (int t = 0; t < TP; ++t) {
+                    const __m512 step = two_halves(_mm256_set1_ps(tok[2 * t].step[b]),
+                                                   _mm256_set1_ps(tok[2 * t + 1].step[b]));
+                    const __m512 s32 = two_halves(_mm256_loadu_ps(tok[2 * t].s32 + 8 * b),
+                                                  _mm256_loadu_ps(tok[2 * t + 1].s32 + 8 * b));
+                    a[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pair_sums(ia[2 * t], ia[2 * t + 1])),
+                                           _mm512_mul_ps(d, step), a[t]);
+                    m[t] = _mm512_fmadd_ps(bmins, s32, m[t]);
+                }
+            }
+            for (int t = 0; t < TP; ++t) {
+                acc[r][t] = a[t];
+                mins[r][t] = m[t];
+            }
+        }
+    }
+    for (int r = 0; r < n_rows; ++r)
+        for (int t = 0; t < TP; ++t) {
+            out[2 * t * out_stride + r] = hsum_lo(acc[r][t]) - hsum_lo(mins[r][t]);
+            out[(2 * t + 1) * out_stride + r] = hsum_hi(acc[r][t]) - hsum_hi(mins[r][t]);
+        }
+}
+
+template <int TT>
+void q6k_slices(const uint8_t* row0, size_t row_bytes, int64_t nb, const Tok* tok, float* out,
+                int64_t out_stride, int n_rows) {
+    static_assert(TT % 2 == 0);
+    constexpr int TP = TT / 2;
+    __m512 acc[kSliceRows][TP], offs[kSliceRows][TT];
+    for (int r = 0; r < kSliceRows; ++r) {
+        for (int t = 0; t < TP; ++t) acc[r][t] = _mm512_setzero_ps();
+        for (int t = 0; t < TT; ++t) offs[r][t] = _mm512_setzero_ps();
+    }
+    const __m256i low = _mm256_set1_epi8(0x0F), top = _mm256_set1_epi8(0x30);
+    // pick[k]: elements 0..15 take scale 2 k, 16..31 scale 2 k + 1
+    __m512i pick[8];
+    for (int k = 0; k < 8; ++k)
+        pick[k] = _mm512_mask_set1_epi16(_mm512_set1_epi16(int16_t(2 * k)), 0xFFFF0000u, int16_t(2 * k + 1));
+    const size_t group_bytes = kSliceRows * row_bytes;
+    for (int64_t b0 = 0; b0 < nb; b0 += kSliceBlocks) {
+        const int64_t b1 = std::min<int64_t>(nb, b0 + kSliceBlocks);
+        for (int r = 0; r < n_rows; ++r) {
+            const uint8_t* row = row0 + size_t(r) * row_bytes;
+            __m512 a[TP], o[TT];
+            for (int t = 0; t < TP; ++t) a[t] = acc[r][t];
+            for (int t = 0; t < TT; ++t) o[t] = offs[r][t];
+            for (int64_t b = b0; b < b1; ++b) {
+                const uint8_t* p = row + size_t(b) * sizeof(BlockQ6_K);
+                const uintptr_t next = reinterpret_cast<uintptr_t>(p) + group_bytes;
+                for (uintptr_t line = next & ~uintptr_t(63); line < next + sizeof(BlockQ6_K); line += 64)
+                    _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+                const auto* blk = reinterpret_cast<const BlockQ6_K*>(p);
+                const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales));
+                const __m512i sc16 = _mm512_zextsi256_si512(_mm256_cvtepi8_epi16(sc8));
+                const float dr = _cvtsh_ss(blk->d);
+                const __m512 d = _mm512_set1_ps(dr);
+                const __m512 off =
+                    _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc8)), _mm512_set1_ps(32.0f * dr));
+                const int64_t e = b * 256;
+                __m512 f[TP];
+                for (int h = 0; h < 2; ++h) {
+                    const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->ql + 64 * h));
+                    const __m256i qc =
+                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->ql + 64 * h + 32));
+                    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh + 32 * h));
+                    auto join = [&](__m256i x, __m256i y) {
+                        return _mm256_ternarylogic_epi32(x, y, low, 0xE4);
+                    };
+                    const __m256i w8[4] = {
+                        join(qa, _mm256_and_si256(_mm256_slli_epi16(qh, 4), top)),
+                        join(qc, _mm256_and_si256(_mm256_slli_epi16(qh, 2), top)),
+                        join(_mm256_srli_epi16(qa, 4), _mm256_and_si256(qh, top)),
+                        join(_mm256_srli_epi16(qc, 4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), top))};
+                    __m512i w[4];
+                    for (int i = 0; i < 4; ++i)
+                        w[i] = _mm512_mullo_epi16(_mm512_cvtepu8_epi16(w8[i]),
+                                                  _mm512_permutexvar_epi16(pick[4 * h + i], sc16));
+                    __m512i ia[TT];
+                    for (int t = 0; t < TT; ++t) ia[t] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                    for (int i = 0; i < 4; ++i)
+                        for (int t = 0; t < TT; ++t)
+                            ia[t] = _mm512_dpwssd_epi32(ia[t], w[i],
+                                                        _mm512_loadu_si512(tok[t].c + e + 128 * h + 32 * i));
+                    for (int t = 0; t < TP; ++t) {
+                        const __m512 v = _mm512_cvtepi32_ps(pair_sums(ia[2 * t], ia[2 * t + 1]));
+                        f[t] = h == 0 ? v : _mm512_add_ps(f[t], v);
+                    }
+                }
+                for (int t = 0; t < TP; ++t) {
+                    const __m512 step = two_halves(_mm256_set1_ps(tok[2 * t].step[b]),
+                                                   _mm256_set1_ps(tok[2 * t + 1].step[b]));
+                    a[t] = _mm512_fmadd_ps(f[t], _mm512_mul_ps(d, step), a[t]);
+                }
+                for (int t = 0; t < TT; ++t)
+                    o[t] = _mm512_fmadd_ps(off, _mm512_loadu_ps(tok[t].s16 + 16 * b), o[t]);
+            }
+            for (int t = 0; t < TP; ++t) acc[r][t] = a[t];
+            for (int t = 0; t < TT; ++t) offs[r][t] = o[t];
+        }
+    }
+    for (int r = 0; r < n_rows; ++r)
+        for (int t = 0; t < TP; ++t) {
+            out[2 * t * out_stride + r] = hsum_lo(acc[r][t]) - _mm512_reduce_add_ps(offs[r][2 * t]);
+            out[(2 * t + 1) * out_stride + r] = hsum_hi(acc[r][t]) - _mm512_reduce_add_ps(offs[r][2 * t + 1]);
+        }
+}
+
+using Tile = void (*)(const uint8_t*, size_t, int64_t, const Tok*, float*, int64_t);
+using Slices = void (*)(const uint8_t*, size_t, int64_t, const Tok*, float*, int64_t, int);
+
+// Rows kSliceRows at a time; tokens in passes of 8 and 4 (slices), then 2 and 1 (one row at a time) over
+// them, whose blocks are in L1/L2 after the first pass.
+template <Tile tile1, Tile tile2, Slices slices4, Slices slices8>
 void rows_in_passes(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int64_t n_tokens,
                     int64_t r0, int64_t r1, float* out, int64_t out_stride) {
     const int64_t nb = n_in / 256;
-    for (int64_t r = r0; r < r1; ++r) {
-        const uint8_t* row = w + size_t(r) * row_bytes;
+    for (int64_t r = r0; r < r1; r += kSliceRows) {
+        const int n_rows = int(std::min<int64_t>(kSliceRows, r1 - r));
+        const uint8_t* rows = w + size_t(r) * row_bytes;
         for (int64_t t0 = 0; t0 < n_tokens;) {
             const int64_t left = n_tokens - t0;
             const int tt = left >= 8 ? 8 : (left >= 4 ? 4 : (left >= 2 ? 2 : 1));
             Tok tok[8];
             for (int t = 0; t < tt; ++t) tok[t] = token(act, n_in, t0 + t);
-            auto* tile = tt == 8 ? tile8 : (tt == 4 ? tile4 : (tt == 2 ? tile2 : tile1));
-            tile(row, row_bytes, nb, tok, out + t0 * out_stride + r, out_stride);
+            float* o = out + t0 * out_stride + r;
+            if (tt >= 4) {
+                (tt == 8 ? slices8 : slices4)(rows, row_bytes, nb, tok, o, out_stride, n_rows);
+            } else {
+                for (int k = 0; k < n_rows; ++k)
+                    (tt == 2 ? tile2 : tile1)(rows + size_t(k) * row_bytes, row_bytes, nb, tok, o + k,
+                                              out_stride);
+            }
             t0 += tt;
         }
     }
@@ -285,10 +500,10 @@ void rows_in_passes(const uint8_t* w, size_t row_bytes, int64_t n_in, const void
 const MatmulPath* decode_path_i8x2p_avx512(GgmlType type) {
     static constexpr MatmulPath kQ4_K{
         kActI8x2KP, act_bytes, prepare,
-        rows_in_passes<q4k_tile<1, 1>, q4k_tile<1, 2>, q4k_tile<1, 4>, q4k_tile<1, 8>>, 1};
+        rows_in_passes<q4k_tile<1, 1>, q4k_tile<1, 2>, q4k_slices<4>, q4k_slices<8>>, 1};
     static constexpr MatmulPath kQ6_K{
         kActI8x2KP, act_bytes, prepare,
-        rows_in_passes<q6k_tile<1, 1>, q6k_tile<1, 2>, q6k_tile<1, 4>, q6k_tile<1, 8>>, 1};
+        rows_in_passes<q6k_tile<1, 1>, q6k_tile<1, 2>, q6k_slices<4>, q6k_slices<8>>, 1};
     switch (type) {
         case GgmlType::Q4_K:
             return &kQ4_K;

@@ -18,6 +18,7 @@
 // last).
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "gguf/ggml_type.hpp"
 
@@ -61,6 +62,23 @@ struct QuantKernels {
 // The kernels for `type` at instruction level `isa` (a type without a fast kernel at that level gets the
 // best lower one). Throws UsageError for a type kinfer cannot read. The reference is always at Portable.
 const QuantKernels& quant_kernels(GgmlType type, Isa isa = active_isa());
+
+// A prepared activation's bytes, 64-byte aligned: the kernels' 512-bit loads from a 16-byte aligned buffer
+// split cache lines (8 tokens of Q4_K, one thread: 10% slower).
+class ActBuffer {
+  public:
+    void resize(size_t n) {
+        bytes_.resize(n + 63);
+        offset_ = (64 - reinterpret_cast<uintptr_t>(bytes_.data()) % 64) % 64;
+        size_ = n;
+    }
+    uint8_t* data() { return bytes_.data() + offset_; }
+    size_t size() const { return size_; }
+
+  private:
+    std::vector<uint8_t> bytes_;
+    size_t offset_ = 0, size_ = 0;
+};
 
 // One whole product on the calling thread (tests, tools): prepares into `act` (path.act_bytes bytes) and
 // runs every row.
