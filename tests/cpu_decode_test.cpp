@@ -249,25 +249,33 @@ TEST_CASE("cpu decode path: a token's result does not depend on the tokens or ro
             const Isa isa = Isa(level);
             const MatmulPath& p = quant_kernels(type, isa).decode;
             CAPTURE(std::string(type_name(type)) + " " + isa_name(isa));
-            // 11 blocks of 256: the batch slices (4 blocks, 8 rows) end in a partial one
-            const int64_t n_in = type_traits(type).block_elems == 256 ? 2816 : 352, n_rows = 11;
-            const Matrix m = random_matrix(type, n_rows, n_in, rng);
-            const int64_t n_tokens = 15;
-            const std::vector<float> x = random_activation(n_tokens, n_in, rng);
-            std::vector<float> alone(size_t(n_tokens * n_rows));
-            std::vector<uint8_t> act(p.act_bytes(n_in, n_tokens));
-            for (int64_t t = 0; t < n_tokens; ++t) {
-                p.prepare(x.data() + t * n_in, n_in, 1, act.data());
-                p.rows(m.bytes.data(), m.row_bytes, n_in, act.data(), 1, 0, n_rows, alone.data() + t * n_rows,
-                       n_rows);
-            }
-            for (int64_t count = 2; count <= n_tokens; count += 3) {
-                p.prepare(x.data(), n_in, count, act.data());
-                std::vector<float> out(size_t(count * n_rows));
-                // three "threads" with odd row ranges
-                for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, 3}, {3, 10}, {10, n_rows}})
-                    p.rows(m.bytes.data(), m.row_bytes, n_in, act.data(), count, r0, r1, out.data(), n_rows);
-                for (int64_t i = 0; i < count * n_rows; ++i) REQUIRE(out[size_t(i)] == alone[size_t(i)]);
+            // 11 blocks of 256: the batch slices (4 blocks, 8 rows) end in a partial one; blocks of 32 go by
+            // pairs of 8-block groups: 11 blocks end in a partial pair, 8 and 33 in a lone group (two rows at
+            // once)
+            const std::vector<int64_t> lengths = type_traits(type).block_elems == 256
+                                                     ? std::vector<int64_t>{2816}
+                                                     : std::vector<int64_t>{352, 256, 1056};
+            for (const int64_t n_in : lengths) {
+                const int64_t n_rows = 11;
+                const Matrix m = random_matrix(type, n_rows, n_in, rng);
+                const int64_t n_tokens = 15;
+                const std::vector<float> x = random_activation(n_tokens, n_in, rng);
+                std::vector<float> alone(size_t(n_tokens * n_rows));
+                std::vector<uint8_t> act(p.act_bytes(n_in, n_tokens));
+                for (int64_t t = 0; t < n_tokens; ++t) {
+                    p.prepare(x.data() + t * n_in, n_in, 1, act.data());
+                    p.rows(m.bytes.data(), m.row_bytes, n_in, act.data(), 1, 0, n_rows,
+                           alone.data() + t * n_rows, n_rows);
+                }
+                for (int64_t count = 2; count <= n_tokens; count += 3) {
+                    p.prepare(x.data(), n_in, count, act.data());
+                    std::vector<float> out(size_t(count * n_rows));
+                    // three "threads" with odd row ranges
+                    for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, 3}, {3, 10}, {10, n_rows}})
+                        p.rows(m.bytes.data(), m.row_bytes, n_in, act.data(), count, r0, r1, out.data(),
+                               n_rows);
+                    for (int64_t i = 0; i < count * n_rows; ++i) REQUIRE(out[size_t(i)] == alone[size_t(i)]);
+                }
             }
         }
 }

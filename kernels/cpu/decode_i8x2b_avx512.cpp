@@ -18,6 +18,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 on _mm512_undefined in the intrinsics
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/blocks.hpp"
@@ -30,23 +31,57 @@ using i8x2::hsum;
 using i8x2::prefetch_ahead;
 
 // ---- prepared activation (kActI8x2BP + kOff), per token, n_grp = ceil(n_in / 256) groups of 8 blocks,
-// zero past n_in:  int8 q1[256 n_grp] | int8 q2[256 n_grp] | float step[8 n_grp] | float off[8 n_grp]
+// zero past n_in:  int8 q1[256 n_grp] | int8 q2[256 n_grp] | float step[8 n_grp] | float off[8 n_grp] |
+// int32 ct[256 n_pair]
 // Elements 16 h .. 16 h + 15 of block b are at 64 (b / 2) + 32 h + 16 (b % 2) of q1 and q2; step[b] and
 // off[b] = kOff * step[b] * C_b are at lane slot(b % 8) of their group, the order the sums come out in.
-// Regions kSkew bytes apart (power-of-two lengths would share L1 sets). ----
+// ct, for the batch tiles: c = 127 q1 + q2 as int16 pairs, per n_pair = ceil(n_in / 512) pairs of groups
+// transposed (see transpose16): int32 256 P + 16 k + lane = elements 2 k, 2 k + 1 of block 16 P +
+// kLaneBlock[lane]. Regions kSkew bytes apart (power-of-two lengths would share L1 sets). ----
 constexpr size_t kSkew = 64;
 
 constexpr int slot(int64_t j) {  // blocks 0 2 4 6 in lanes 0..3, 1 3 5 7 in lanes 4..7
     return int(j / 2 + 4 * (j % 2));
 }
+// the block in each lane of a transposed pair of groups: slot order in each half
+constexpr int kLaneBlock[16] = {0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15};
 
 int64_t groups(int64_t n_in) {
     return (n_in + 255) / 256;
 }
+int64_t pairs(int64_t n_in) {
+    return (n_in + 511) / 512;
+}
 
 size_t token_bytes(int64_t n_in) {
     const size_t g = size_t(groups(n_in));
-    return 2 * (256 * g + kSkew) + 2 * 32 * g + kSkew;
+    return 2 * (256 * g + kSkew) + 2 * 32 * g + kSkew + 4 * 256 * size_t(pairs(n_in)) + kSkew;
+}
+
+// out[k] lane i = in[i] lane k, for 16 vectors of 16 int32 (4 rounds of 16 two-source shuffles).
+inline void transpose16(const __m512i* in, __m512i* out) {
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] =
+            _mm512_unpacklo_epi32(in[i], in[i + 1]);  // per 128-bit lane L: in[i][4L], in[i+1][4L], .. 4L+1
+        t[i + 1] = _mm512_unpackhi_epi32(in[i], in[i + 1]);  // 4L + 2, 4L + 3
+    }
+    for (int a = 0; a < 4; ++a) {  // u[4 a + e] lane L: rows 4a .. 4a + 3, element 4 L + e
+        u[4 * a + 0] = _mm512_unpacklo_epi64(t[4 * a], t[4 * a + 2]);
+        u[4 * a + 1] = _mm512_unpackhi_epi64(t[4 * a], t[4 * a + 2]);
+        u[4 * a + 2] = _mm512_unpacklo_epi64(t[4 * a + 1], t[4 * a + 3]);
+        u[4 * a + 3] = _mm512_unpackhi_epi64(t[4 * a + 1], t[4 * a + 3]);
+    }
+    for (int e = 0; e < 4; ++e) {
+        const __m512i v0 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x44),
+                      v1 = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xEE);
+        const __m512i w0 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x44),
+                      w1 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xEE);
+        out[e] = _mm512_shuffle_i32x4(v0, w0, 0x88);
+        out[4 + e] = _mm512_shuffle_i32x4(v0, w0, 0xDD);
+        out[8 + e] = _mm512_shuffle_i32x4(v1, w1, 0x88);
+        out[12 + e] = _mm512_shuffle_i32x4(v1, w1, 0xDD);
+    }
 }
 
 size_t act_bytes(int64_t n_in, int64_t n_tokens) {
@@ -56,6 +91,7 @@ size_t act_bytes(int64_t n_in, int64_t n_tokens) {
 struct Tok {
     const int8_t *q1, *q2;
     const float *step, *off;
+    const int32_t* ct;
 };
 
 Tok token(const void* act, int64_t n_in, int64_t t) {
@@ -63,7 +99,9 @@ Tok token(const void* act, int64_t n_in, int64_t t) {
     const auto* base = static_cast<const uint8_t*>(act) + size_t(t) * token_bytes(n_in);
     const auto* q1 = reinterpret_cast<const int8_t*>(base);
     const auto* step = reinterpret_cast<const float*>(base + 2 * (256 * size_t(g) + kSkew));
-    return Tok{q1, q1 + 256 * g + kSkew, step, step + 8 * g};
+    const auto* ct =
+        reinterpret_cast<const int32_t*>(reinterpret_cast<const uint8_t*>(step + 16 * g) + kSkew);
+    return Tok{q1, q1 + 256 * g + kSkew, step, step + 8 * g, ct};
 }
 
 template <int kOff>
@@ -75,27 +113,41 @@ void prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
         auto* q2 = const_cast<int8_t*>(tok.q2);
         auto* step = const_cast<float*>(tok.step);
         auto* off = const_cast<float*>(tok.off);
-        for (int64_t b = 0; b < nb_pad; ++b) {
-            const int64_t at = 64 * (b / 2) + 16 * (b % 2), lane = 8 * (b / 8) + slot(b % 8);
-            if (32 * b >= n_in) {
-                for (int h = 0; h < 2; ++h) {
-                    std::memset(q1 + at + 32 * h, 0, 16);
-                    std::memset(q2 + at + 32 * h, 0, 16);
+        auto* ct = const_cast<int32_t*>(tok.ct);
+        for (int64_t p = 0; p < pairs(n_in); ++p) {
+            __m512i c16[16];  // block 16 p + j's c as 16 int16 pairs (zero past n_in)
+            for (int j = 0; j < 16; ++j) {
+                const int64_t b = 16 * p + j;
+                c16[j] = _mm512_setzero_si512();
+                if (b >= nb_pad) continue;
+                const int64_t at = 64 * (b / 2) + 16 * (b % 2), lane = 8 * (b / 8) + slot(b % 8);
+                if (32 * b >= n_in) {
+                    for (int h = 0; h < 2; ++h) {
+                        std::memset(q1 + at + 32 * h, 0, 16);
+                        std::memset(q2 + at + 32 * h, 0, 16);
+                    }
+                    step[lane] = off[lane] = 0.0f;
+                    continue;
                 }
-                step[lane] = off[lane] = 0.0f;
-                continue;
+                const float* xb = x + t * n_in + 32 * b;
+                const __m512 a = _mm512_loadu_ps(xb), c = _mm512_loadu_ps(xb + 16);
+                const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(c)));
+                const float id = amax > 0 ? 16129.0f / amax : 0.0f;
+                step[lane] = amax > 0 ? amax / 16129.0f : 0.0f;
+                int32_t sum = 0;
+                __m256i half[2];
+                for (int h = 0; h < 2; ++h) {
+                    const __m512i ci = i8x2::split127(h ? c : a, id, q1 + at + 32 * h, q2 + at + 32 * h);
+                    sum += _mm512_reduce_add_epi32(ci);
+                    half[h] = _mm512_cvtepi32_epi16(ci);
+                }
+                off[lane] = float(kOff) * step[lane] * float(sum);
+                c16[j] = _mm512_inserti64x4(_mm512_castsi256_si512(half[0]), half[1], 1);
             }
-            const float* xb = x + t * n_in + 32 * b;
-            const __m512 a = _mm512_loadu_ps(xb), c = _mm512_loadu_ps(xb + 16);
-            const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(c)));
-            const float id = amax > 0 ? 16129.0f / amax : 0.0f;
-            step[lane] = amax > 0 ? amax / 16129.0f : 0.0f;
-            int32_t sum = 0;
-            for (int h = 0; h < 2; ++h) {
-                const __m512i ci = i8x2::split127(h ? c : a, id, q1 + at + 32 * h, q2 + at + 32 * h);
-                sum += _mm512_reduce_add_epi32(ci);
-            }
-            off[lane] = float(kOff) * step[lane] * float(sum);
+            __m512i rows[16], cols[16];
+            for (int l = 0; l < 16; ++l) rows[l] = c16[kLaneBlock[l]];
+            transpose16(rows, cols);
+            for (int k = 0; k < 16; ++k) _mm512_storeu_si512(ct + 256 * p + 16 * k, cols[k]);
         }
     }
 }
@@ -139,6 +191,19 @@ struct UQ4_0 {
     }
 };
 
+// One block's 32 codes (Q8_0: w + 128, Q4_0: 0..15, as the packed tiles read them) as int16 pairs in
+// element order.
+inline __m512i codes16(const uint8_t* p, UQ8_0) {
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
+    return _mm512_cvtepu8_epi16(_mm256_xor_si256(q, _mm256_set1_epi8(int8_t(0x80))));
+}
+inline __m512i codes16(const uint8_t* p, UQ4_0) {
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2));
+    const __m128i low = _mm_set1_epi8(0x0F);
+    return _mm512_cvtepu8_epi16(
+        _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), low), _mm_and_si128(q, low)));
+}
+
 inline uint64_t load16(const uint8_t* p) {
     uint16_t v;
     std::memcpy(&v, p, 2);
@@ -156,76 +221,176 @@ inline __m256 block_scales(const uint8_t* p) {
     return _mm256_cvtph_ps(_mm_set_epi64x(int64_t(hi), int64_t(lo)));
 }
 
+// Eight blocks at p (blocks b0 .. b0 + 7 of a row) for TT tokens, into their float accumulators.
+template <class U, int TT>
+[[gnu::always_inline]] inline void group8(const uint8_t* p, int64_t b0, const Tok* tok, __m256* acc,
+                                          __m256* offs) {
+    const __m256 d = block_scales<U>(p);
+    __m256i w[4][2];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) U::codes(p + size_t(2 * k) * U::kBytes, w[k][0], w[k][1]);
+#pragma GCC unroll 8
+    for (int t = 0; t < TT; ++t) {
+        __m256i hi[4], lo[4];
+        const int8_t* q1 = tok[t].q1 + 32 * b0;
+        const int8_t* q2 = tok[t].q2 + 32 * b0;
+        const auto at = [](const int8_t* q) {
+            return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+        };
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) {
+            hi[k] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w[k][0], at(q1 + 64 * k)),
+                                        w[k][1], at(q1 + 64 * k + 32));
+            lo[k] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w[k][0], at(q2 + 64 * k)),
+                                        w[k][1], at(q2 + 64 * k + 32));
+        }
+        const __m256i c =
+            _mm256_add_epi32(_mm256_mullo_epi32(sum_halves4(hi), _mm256_set1_epi32(127)), sum_halves4(lo));
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c), _mm256_mul_ps(d, _mm256_loadu_ps(tok[t].step + b0)),
+                                 acc[t]);
+        offs[t] = _mm256_fmadd_ps(d, _mm256_loadu_ps(tok[t].off + b0), offs[t]);
+    }
+}
+
+// The last blocks of a row (nb - b0 < 8), zero-padded to a group: scale 0 (and their activation is zero).
+template <class U, int TT>
+inline void last_group8(const uint8_t* row, int64_t nb, int64_t b0, const Tok* tok, __m256* acc,
+                        __m256* offs) {
+    alignas(64) uint8_t tail[8 * U::kBytes];
+    std::memset(tail, 0, sizeof(tail));
+    std::memcpy(tail, row + size_t(b0) * U::kBytes, size_t(nb - b0) * U::kBytes);
+    group8<U, TT>(tail, b0, tok, acc, offs);
+}
+
 // One row x TT tokens, eight blocks at a time. A token's sums are formed in the same order whatever TT is.
 template <class U, int TT>
 void tile(const uint8_t* row, int64_t nb, const Tok* tok, float* out, int64_t out_stride) {
     __m256 acc[TT], offs[TT];
     for (int t = 0; t < TT; ++t) acc[t] = offs[t] = _mm256_setzero_ps();
-    alignas(64) uint8_t tail[8 * U::kBytes];  // a last, partial group of blocks, zero-padded
     for (int64_t b0 = 0; b0 < nb; b0 += 8) {
         const uint8_t* p = row + size_t(b0) * U::kBytes;
-        if (nb - b0 < 8) {  // zero blocks past the row: scale 0 (and their activation is zero)
-            std::memset(tail, 0, sizeof(tail));
-            std::memcpy(tail, p, size_t(nb - b0) * U::kBytes);
-            p = tail;
-        }
         prefetch_ahead(p, 8 * U::kBytes);
-        const __m256 d = block_scales<U>(p);
-        __m256i w[4][2];
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; ++k) U::codes(p + size_t(2 * k) * U::kBytes, w[k][0], w[k][1]);
-#pragma GCC unroll 8
-        for (int t = 0; t < TT; ++t) {
-            __m256i hi[4], lo[4];
-            const int8_t* q1 = tok[t].q1 + 32 * b0;
-            const int8_t* q2 = tok[t].q2 + 32 * b0;
-            const auto at = [](const int8_t* q) {
-                return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-            };
-#pragma GCC unroll 4
-            for (int k = 0; k < 4; ++k) {
-                hi[k] =
-                    _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w[k][0], at(q1 + 64 * k)),
-                                        w[k][1], at(q1 + 64 * k + 32));
-                lo[k] =
-                    _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w[k][0], at(q2 + 64 * k)),
-                                        w[k][1], at(q2 + 64 * k + 32));
-            }
-            const __m256i c = _mm256_add_epi32(_mm256_mullo_epi32(sum_halves4(hi), _mm256_set1_epi32(127)),
-                                               sum_halves4(lo));
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c),
-                                     _mm256_mul_ps(d, _mm256_loadu_ps(tok[t].step + b0)), acc[t]);
-            offs[t] = _mm256_fmadd_ps(d, _mm256_loadu_ps(tok[t].off + b0), offs[t]);
-        }
+        if (nb - b0 < 8)
+            last_group8<U, TT>(row, nb, b0, tok, acc, offs);
+        else
+            group8<U, TT>(p, b0, tok, acc, offs);
     }
     for (int t = 0; t < TT; ++t) out[t * out_stride] = hsum(acc[t]) - hsum(offs[t]);
 }
 
-// Tokens in passes of 8, 4, 2, 1 over each row (in L1/L2 after the first pass).
+// Batches (TT >= 4 tokens): a pair of groups (16 blocks) of a row transposed once, so that lane l holds
+// block kLaneBlock[l] in every vector, its codes as int16 against ct: 16 vpdpwssd per token leave the 16
+// block sums in lanes, in the slot order of the packed tiles' two groups, where those spend 32 vpdpbusd and
+// two horizontal reductions. The sums are the same exact int32 (|sum| <= 32 * 255 * 16129), followed by the
+// same float operations group by group, so a token gets the bits it gets alone.
+//
+// Rows go kSliceRows at a time, in slices of kSlicePairs pairs of groups taken across the rows, so that the
+// slice's activations (8 KiB for 8 tokens) come from L1 for every row; each (row, token) keeps its float
+// accumulators in memory between slices and adds its groups in order.
+constexpr int kSliceRows = 8, kSlicePairs = 1;
+
+template <class U, int TT>
+void slices16(const uint8_t* rows, size_t row_bytes, int64_t nb, const Tok* tok, float* out,
+              int64_t out_stride, int n_rows) {
+    __m256 acc[kSliceRows][TT], offs[kSliceRows][TT];
+    for (int r = 0; r < kSliceRows; ++r)
+        for (int t = 0; t < TT; ++t) acc[r][t] = offs[r][t] = _mm256_setzero_ps();
+    alignas(64) uint8_t tail[16 * U::kBytes];  // a last, partial pair of groups, zero-padded
+    alignas(64) __m512i wt[16];
+    const size_t group_bytes = kSliceRows * row_bytes;
+    // a last group alone (nb % 16 in 1..8) goes the packed way (group8): transposed, half the lanes would
+    // idle
+    const int64_t nb_full = nb % 16 != 0 && nb % 16 <= 8 ? nb - nb % 16 : nb;
+    for (int64_t s0 = 0; s0 < nb; s0 += 16 * kSlicePairs) {
+        const int64_t s1 = std::min<int64_t>(nb, s0 + 16 * kSlicePairs);
+        for (int r = 0; r < n_rows; ++r) {
+            const uint8_t* row = rows + size_t(r) * row_bytes;
+            __m256 a[TT], o[TT];
+            for (int t = 0; t < TT; ++t) {
+                a[t] = acc[r][t];
+                o[t] = offs[r][t];
+            }
+            for (int64_t b0 = s0; b0 < std::min(s1, nb_full); b0 += 16) {
+                const uint8_t* p = row + size_t(b0) * U::kBytes;
+                // the same blocks of the next group of rows: one group ahead
+                const uintptr_t next = reinterpret_cast<uintptr_t>(p) + group_bytes;
+                for (uintptr_t line = next & ~uintptr_t(63); line < next + 16 * U::kBytes; line += 64)
+                    _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+                if (nb - b0 < 16) {
+                    std::memset(tail, 0, sizeof(tail));
+                    std::memcpy(tail, p, size_t(nb - b0) * U::kBytes);
+                    p = tail;
+                }
+                const bool second = nb - b0 > 8;
+                const __m256 d0 = block_scales<U>(p), d1 = block_scales<U>(p + 8 * U::kBytes);
+                {
+                    __m512i w[16];
+                    for (int l = 0; l < 16; ++l) w[l] = codes16(p + size_t(kLaneBlock[l]) * U::kBytes, U{});
+                    transpose16(w, wt);
+                }
+                __m512i ia[TT];
+                for (int t = 0; t < TT; ++t) ia[t] = _mm512_setzero_si512();
+#pragma GCC unroll 16
+                for (int k = 0; k < 16; ++k) {
+                    const __m512i w = _mm512_load_si512(&wt[k]);
+                    for (int t = 0; t < TT; ++t)
+                        ia[t] =
+                            _mm512_dpwssd_epi32(ia[t], w, _mm512_loadu_si512(tok[t].ct + 16 * b0 + 16 * k));
+                }
+                for (int t = 0; t < TT; ++t) {
+                    a[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm512_castsi512_si256(ia[t])),
+                                           _mm256_mul_ps(d0, _mm256_loadu_ps(tok[t].step + b0)), a[t]);
+                    o[t] = _mm256_fmadd_ps(d0, _mm256_loadu_ps(tok[t].off + b0), o[t]);
+                    if (second) {
+                        a[t] =
+                            _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm512_extracti64x4_epi64(ia[t], 1)),
+                                            _mm256_mul_ps(d1, _mm256_loadu_ps(tok[t].step + b0 + 8)), a[t]);
+                        o[t] = _mm256_fmadd_ps(d1, _mm256_loadu_ps(tok[t].off + b0 + 8), o[t]);
+                    }
+                }
+            }
+            if (nb_full < nb && nb_full < s1) {  // the slice ends with the lone last group
+                if (nb - nb_full < 8)
+                    last_group8<U, TT>(row, nb, nb_full, tok, a, o);
+                else
+                    group8<U, TT>(row + size_t(nb_full) * U::kBytes, nb_full, tok, a, o);
+            }
+            for (int t = 0; t < TT; ++t) {
+                acc[r][t] = a[t];
+                offs[r][t] = o[t];
+            }
+        }
+    }
+    for (int r = 0; r < n_rows; ++r)
+        for (int t = 0; t < TT; ++t) out[t * out_stride + r] = hsum(acc[r][t]) - hsum(offs[r][t]);
+}
+
+// Rows kSliceRows at a time; tokens in passes of 8 and 4 (slices16, for rows of 16 blocks or more), then 2
+// and 1 (one row at a time) over them, whose blocks are in L1/L2 after the first pass.
 template <class U>
 void rows(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int64_t n_tokens, int64_t r0,
           int64_t r1, float* out, int64_t out_stride) {
     const int64_t nb = n_in / 32;
-    for (int64_t r = r0; r < r1; ++r) {
-        const uint8_t* row = w + size_t(r) * row_bytes;
+    for (int64_t r = r0; r < r1; r += kSliceRows) {
+        const int n_rows = int(std::min<int64_t>(kSliceRows, r1 - r));
+        const uint8_t* rows = w + size_t(r) * row_bytes;
         for (int64_t t0 = 0; t0 < n_tokens;) {
             const int64_t left = n_tokens - t0;
             const int tt = left >= 8 ? 8 : (left >= 4 ? 4 : (left >= 2 ? 2 : 1));
             Tok tok[8];
             for (int t = 0; t < tt; ++t) tok[t] = token(act, n_in, t0 + t);
             float* o = out + t0 * out_stride + r;
-            switch (tt) {
-                case 8:
-                    tile<U, 8>(row, nb, tok, o, out_stride);
-                    break;
-                case 4:
-                    tile<U, 4>(row, nb, tok, o, out_stride);
-                    break;
-                case 2:
-                    tile<U, 2>(row, nb, tok, o, out_stride);
-                    break;
-                default:
-                    tile<U, 1>(row, nb, tok, o, out_stride);
+            if (tt == 8 && nb >= 16) {
+                slices16<U, 8>(rows, row_bytes, nb, tok, o, out_stride, n_rows);
+            } else if (tt == 4 && nb >= 16) {
+                slices16<U, 4>(rows, row_bytes, nb, tok, o, out_stride, n_rows);
+            } else {  // few tokens, or rows shorter than a pair of groups (the demo model's 256)
+                for (int k = 0; k < n_rows; ++k) {
+                    const uint8_t* row = rows + size_t(k) * row_bytes;
+                    auto* one =
+                        tt == 8 ? tile<U, 8> : (tt == 4 ? tile<U, 4> : (tt == 2 ? tile<U, 2> : tile<U, 1>));
+                    one(row, nb, tok, o + k, out_stride);
+                }
             }
             t0 += tt;
         }
