@@ -312,10 +312,10 @@ void slices16(const uint8_t* rows, size_t row_bytes, int64_t nb, const Tok* tok,
             }
             for (int64_t b0 = s0; b0 < std::min(s1, nb_full); b0 += 16) {
                 const uint8_t* p = row + size_t(b0) * U::kBytes;
-                // the same blocks of the next group of rows: one group ahead
+                // the same blocks of the next group of rows, one group ahead, into L2 (L1 holds the slice)
                 const uintptr_t next = reinterpret_cast<uintptr_t>(p) + group_bytes;
                 for (uintptr_t line = next & ~uintptr_t(63); line < next + 16 * U::kBytes; line += 64)
-                    _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+                    _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T1);
                 if (nb - b0 < 16) {
                     std::memset(tail, 0, sizeof(tail));
                     std::memcpy(tail, p, size_t(nb - b0) * U::kBytes);

@@ -331,10 +331,11 @@ void q4k_slices(const uint8_t* row0, size_t row_bytes, int64_t nb, const Tok* to
             }
             for (int64_t b = b0; b < b1; ++b) {
                 const uint8_t* p = row + size_t(b) * sizeof(BlockQ4_K);
-                // the same block of the next group of rows: one group ahead
+                // the same block of the next group of rows, one group ahead, into L2 (L1 holds the slice;
+                // measured 4% faster than into L1, 8 tokens of Q4_K and Q6_K, 14336 x 4096)
                 const uintptr_t next = reinterpret_cast<uintptr_t>(p) + group_bytes;
                 for (uintptr_t line = next & ~uintptr_t(63); line < next + sizeof(BlockQ4_K); line += 64)
-                    _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+                    _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T1);
                 const auto* blk = reinterpret_cast<const BlockQ4_K*>(p);
                 uint64_t sc, mn;
                 q4k_scales_mins(blk->scales, sc, mn);
@@ -407,7 +408,7 @@ void q6k_slices(const uint8_t* row0, size_t row_bytes, int64_t nb, const Tok* to
                 const uint8_t* p = row + size_t(b) * sizeof(BlockQ6_K);
                 const uintptr_t next = reinterpret_cast<uintptr_t>(p) + group_bytes;
                 for (uintptr_t line = next & ~uintptr_t(63); line < next + sizeof(BlockQ6_K); line += 64)
-                    _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+                    _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T1);
                 const auto* blk = reinterpret_cast<const BlockQ6_K*>(p);
                 const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales));
                 const __m512i sc16 = _mm512_zextsi256_si512(_mm256_cvtepi8_epi16(sc8));
