@@ -59,6 +59,7 @@ class CpuOps {
             else
                 ws.runs.push_back(Run{t, 1, p, cache});
         }
+        for (const Run& r : ws.runs) longest_run_ = std::max(longest_run_, r.count);
     }
 
     LlamaMats mats(int64_t n) {
@@ -100,7 +101,9 @@ class CpuOps {
         int64_t work = 0, total_rows = 0;
         for (const auto& o : outs) {
             check(o.w.n_in == x.cols && o.out.cols == o.w.n_out && o.out.rows == x.rows, "matmul shape");
-            const cpu::MatmulPath& p = o.w.kernels->path(x.rows);
+            // A step of single tokens (many sequences decoding together) takes the decode path whatever its
+            // size: its precision, and each token's bits being those it gets alone. Prompts go by row count.
+            const cpu::MatmulPath& p = o.w.kernels->path(longest_run_ > 1 ? x.rows : 1);
             int f = 0;
             while (f < n_formats && formats[f] != p.act_format) ++f;
             if (f == n_formats) {
@@ -197,6 +200,7 @@ class CpuOps {
     CpuWorkspace& ws_;
     const Batch& b_;
     cpu::ThreadPool* pool_;
+    int64_t longest_run_ = 0;  // most tokens of one sequence in the step (1: a decode step)
 };
 
 CpuWeight cpu_weight(const gguf::TensorView* t, cpu::Isa isa) {

@@ -113,6 +113,42 @@ TEST_CASE("batch: k ragged sequences stepped together get the logits each gets a
     }
 }
 
+TEST_CASE("batch: a decode step of more sequences than the prefill threshold = each alone, bit for bit") {
+    // 20 single tokens in one step: the decode path still (not the prefill path's 8-bit activations), so
+    // each sequence's logits are exactly those of its step alone.
+    for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q8_0}) {
+        CAPTURE(type_name(type));
+        const auto model = tiny_model(type, 2);
+        const int k = 20;
+        std::vector<engine::Session> alone, together;
+        alone.reserve(k);
+        together.reserve(k);
+        std::vector<std::vector<float>> want;
+        for (int s = 0; s < k; ++s) {
+            const std::vector<int32_t> prompt{int32_t(1 + s), int32_t(2 + 3 * s % 50), 7};
+            alone.emplace_back(model, engine::SessionOptions{.n_ctx = 16});
+            together.emplace_back(model, engine::SessionOptions{.n_ctx = 16});
+            alone.back().forward(prompt);
+            together.back().forward(prompt);
+            const auto l = alone.back().forward(std::vector<int32_t>{int32_t(40 + s)});
+            want.emplace_back(l.begin(), l.end());
+        }
+        engine::BatchDecoder decoder(model, k);
+        std::vector<engine::SequenceInput> inputs;
+        std::vector<std::vector<int32_t>> next(k);
+        for (int s = 0; s < k; ++s) {
+            next[size_t(s)] = {int32_t(40 + s)};
+            inputs.push_back({&together[size_t(s)], next[size_t(s)]});
+        }
+        decoder.decode(inputs);
+        for (int s = 0; s < k; ++s) {
+            const auto got = together[size_t(s)].logits();
+            REQUIRE(got.size() == want[size_t(s)].size());
+            for (size_t i = 0; i < got.size(); ++i) REQUIRE(got[i] == want[size_t(s)][i]);
+        }
+    }
+}
+
 TEST_CASE("batch: a decode step of many sequences with long contexts (attention shared out) = each alone") {
     // Eight sequences of 70+ positions, one token each per step, three threads: together their attention
     // is enough work for the team, each one's alone is not, so the team takes whole sequences.
