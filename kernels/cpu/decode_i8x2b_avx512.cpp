@@ -10,6 +10,8 @@
 //   out = sum_b d_b * step_b * (127 H_b + L_b - kOff * C_b), C_b = sum of c over block b,
 // exact in int32 up to the float products (|127 H_b + L_b| <= 32 * 255 * 16129). The offset (Q8_0's +128
 // from reading signed codes as w ^ 0x80, Q4_0's -8 ... +8 codes) multiplies step_b * C_b, prepared with x.
+// Batches of 4 and 8 tokens take 512-bit int16 products on transposed blocks instead (slices16), with the
+// same sums.
 //
 // This file alone is built with -mavx512f/bw/vl/vnni and only runs where detected_isa() allows it.
 #include "kernels/cpu/decode_table.hpp"

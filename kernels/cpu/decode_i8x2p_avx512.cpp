@@ -11,6 +11,7 @@
 // reach 2^31 over a whole block); mins and offsets multiply exact sums of c, as in the other file.
 //
 // Vectors are 256 bits: a group of 32 (Q4_K) is one vector, its scale pair one lane of a register.
+// Batches of 4 and 8 tokens take 512-bit int16 products instead (q4k_slices, q6k_slices), with the same sums.
 // This file alone is built with -mavx512f/bw/vl/vnni and only runs where detected_isa() allows it.
 #include "kernels/cpu/decode_table.hpp"
 
