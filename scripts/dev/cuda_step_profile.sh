@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Where a decode step's time goes: ncu times every kernel (CUDA graph nodes one by one) of a short
+# `infer bench --device cuda -p 0 -n N` on synthesized Mistral-7B files, then sums per kernel name.
+# Run from a source tree on the GPU machine:  scripts/dev/cuda_step_profile.sh [deps-dir]
+# Environment: TYPES (default "Q4_K_M Q8_0"), NTOK (default 4). Tables and raw CSV go to $OUT.
+set -uo pipefail
+DEPS=${1:-}
+OUT=${OUT:-/tmp/cuda_profile_out}
+KB=${KB:-/tmp/kb}
+mkdir -p "$OUT"
+extra=()
+if [[ -n "$DEPS" ]]; then
+  extra+=(-Ddoctest_DIR="$DEPS/lib/cmake/doctest" -DKINFER_XSIMD_INCLUDE="$DEPS/include"
+    -DKINFER_HTTPLIB_INCLUDE="$DEPS/include" -DKINFER_HTTPLIB="$DEPS/lib/libcpp-httplib.so")
+  export LD_LIBRARY_PATH="$DEPS/lib:${LD_LIBRARY_PATH:-}"
+fi
+nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,driver_version --format=csv,noheader
+t0=$(date +%s)
+cmake -S . -B $KB -G Ninja -DCMAKE_BUILD_TYPE=Release -DKINFER_BUILD_TESTS=OFF -DKINFER_BUILD_BENCH=OFF \
+  -DKINFER_CUDA=ON "${extra[@]}" > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
+cmake --build $KB -j16 --target infer > "$OUT/build.log" 2>&1 || { grep -E "error" -A3 "$OUT/build.log" | head -60; exit 1; }
+echo "infer built after $(($(date +%s) - t0)) s"
+NTOK=${NTOK:-4}
+for ty in ${TYPES:-Q4_K_M Q8_0}; do
+  f=/tmp/m-$ty.gguf
+  $KB/bin/infer synth -o $f --preset mistral-7b --type $ty > "$OUT/synth-$ty.log" 2>&1 || { tail -3 "$OUT/synth-$ty.log"; continue; }
+  $KB/bin/infer bench -m $f --device cuda --no-bandwidth -p 0 -n 128 -r 2 2>&1 | grep -E "tg128" | grep "|" | sed "s/^/$ty: /"
+  timeout 400 ncu --graph-profiling node --clock-control none --metrics gpu__time_duration.sum,dram__bytes_read.sum \
+    --csv --page raw --print-units base $KB/bin/infer bench -m $f --device cuda --no-bandwidth -p 0 -n $NTOK -r 1 \
+    > "$OUT/ncu-$ty.csv" 2> "$OUT/ncu-$ty.err"
+  echo "$ty ncu rc=$? rows=$(wc -l < "$OUT/ncu-$ty.csv") after $(($(date +%s) - t0)) s"
+  rm -f $f
+done
