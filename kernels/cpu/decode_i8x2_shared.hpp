@@ -21,6 +21,15 @@ inline void prefetch_ahead(const uint8_t* p, size_t n) {
     for (uintptr_t a = first; a < last; a += 64) _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0);
 }
 
+// Every cache line of the bytes [p + ahead, p + ahead + n) into L2 (addresses past the weights are harmless
+// to prefetch): the batch slices fetch the next group of rows while L1 holds the current slice's activations
+// (measured 4% faster than into L1, 8 tokens of Q4_K and Q6_K, 14336 x 4096).
+inline void prefetch_l2(const uint8_t* p, size_t ahead, size_t n) {
+    const uintptr_t first = (reinterpret_cast<uintptr_t>(p) + ahead) & ~uintptr_t(63);
+    const uintptr_t last = reinterpret_cast<uintptr_t>(p) + ahead + n;
+    for (uintptr_t a = first; a < last; a += 64) _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T1);
+}
+
 inline float hsum(__m256 v) {
     const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));

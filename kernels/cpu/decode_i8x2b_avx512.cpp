@@ -31,6 +31,7 @@ namespace {
 
 using i8x2::hsum;
 using i8x2::prefetch_ahead;
+using i8x2::prefetch_l2;
 
 // ---- prepared activation (kActI8x2BP + kOff), per token, n_grp = ceil(n_in / 256) groups of 8 blocks,
 // zero past n_in:  int8 q1[256 n_grp] | int8 q2[256 n_grp] | float step[8 n_grp] | float off[8 n_grp] |
@@ -314,10 +315,8 @@ void slices16(const uint8_t* rows, size_t row_bytes, int64_t nb, const Tok* tok,
             }
             for (int64_t b0 = s0; b0 < std::min(s1, nb_full); b0 += 16) {
                 const uint8_t* p = row + size_t(b0) * U::kBytes;
-                // the same blocks of the next group of rows, one group ahead, into L2 (L1 holds the slice)
-                const uintptr_t next = reinterpret_cast<uintptr_t>(p) + group_bytes;
-                for (uintptr_t line = next & ~uintptr_t(63); line < next + 16 * U::kBytes; line += 64)
-                    _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T1);
+                // the same blocks of the next group of rows: one group ahead
+                prefetch_l2(p, group_bytes, 16 * U::kBytes);
                 if (nb - b0 < 16) {
                     std::memset(tail, 0, sizeof(tail));
                     std::memcpy(tail, p, size_t(nb - b0) * U::kBytes);
