@@ -12,12 +12,7 @@ set -uo pipefail
 DEPS=${1:-}
 OUT=${OUT:-/tmp/cuda_check_out}
 mkdir -p "$OUT"
-extra=()
-if [[ -n "$DEPS" ]]; then
-  extra+=(-Ddoctest_DIR="$DEPS/lib/cmake/doctest" -DKINFER_XSIMD_INCLUDE="$DEPS/include"
-    -DKINFER_HTTPLIB_INCLUDE="$DEPS/include" -DKINFER_HTTPLIB="$DEPS/lib/libcpp-httplib.so")
-  export LD_LIBRARY_PATH="$DEPS/lib:${LD_LIBRARY_PATH:-}"
-fi
+source "$(dirname "$0")/cuda_deps.sh" "$DEPS"
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv,noheader || true
 g++ --version | head -1
 t0=$(date +%s)

@@ -8,12 +8,7 @@ DEPS=${1:-}
 OUT=${OUT:-/tmp/cuda_profile_out}
 KB=${KB:-/tmp/kb}
 mkdir -p "$OUT"
-extra=()
-if [[ -n "$DEPS" ]]; then
-  extra+=(-Ddoctest_DIR="$DEPS/lib/cmake/doctest" -DKINFER_XSIMD_INCLUDE="$DEPS/include"
-    -DKINFER_HTTPLIB_INCLUDE="$DEPS/include" -DKINFER_HTTPLIB="$DEPS/lib/libcpp-httplib.so")
-  export LD_LIBRARY_PATH="$DEPS/lib:${LD_LIBRARY_PATH:-}"
-fi
+source "$(dirname "$0")/cuda_deps.sh" "$DEPS"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,driver_version --format=csv,noheader
 t0=$(date +%s)
 cmake -S . -B $KB -G Ninja -DCMAKE_BUILD_TYPE=Release -DKINFER_BUILD_TESTS=OFF -DKINFER_BUILD_BENCH=OFF \

@@ -9,12 +9,7 @@ DEPS=${1:-}
 OUT=${OUT:-/tmp/cuda_variants_out}
 KB=${KB:-/tmp/kb}
 mkdir -p "$OUT"
-extra=()
-if [[ -n "$DEPS" ]]; then
-  extra+=(-Ddoctest_DIR="$DEPS/lib/cmake/doctest" -DKINFER_XSIMD_INCLUDE="$DEPS/include"
-    -DKINFER_HTTPLIB_INCLUDE="$DEPS/include" -DKINFER_HTTPLIB="$DEPS/lib/libcpp-httplib.so")
-  export LD_LIBRARY_PATH="$DEPS/lib:${LD_LIBRARY_PATH:-}"
-fi
+source "$(dirname "$0")/cuda_deps.sh" "$DEPS"
 TYPES=${TYPES:-"Q4_K_M Q8_0"}
 VARIANTS=${VARIANTS:-"0 4 5"}
 t0=$(date +%s)
