@@ -137,6 +137,14 @@ class CudaOps {
                 gu_rows_ = int(x.rows);
                 return;
             }
+            // A lone product (wo, down) waits for the residual add that follows it, to add in its epilogue.
+            if (n == 1 && fused_add()) {
+                pending_mv_ = true;
+                mv_ = mv[0];
+                gu_act_ = act;
+                gu_rows_ = int(x.rows);
+                return;
+            }
             cuda::matvecs(mv, n, act, int(x.rows), ws_.stream);
         } else {
             for (const auto& o : outs)
@@ -203,6 +211,15 @@ class CudaOps {
     // Deferred: the next op either fuses it (rmsnorm of the same x) or runs it first.
     void add(Mat x, Mat y) {
         check(x.size() == y.size(), "add shape");
+        if (pending_mv_ && mv_.out == y.data && mv_.out_stride == y.cols && y.cols == x.cols &&
+            y.rows == x.rows && x.data != y.data) {
+            // x += W a in the product's epilogue; y (the product's own output) is not written.
+            pending_mv_ = false;
+            flush();
+            cuda::matvec_add(*mv_.w, gu_act_, gu_rows_, x.data, x.cols, ws_.stream);
+            if (x.data == prepared_for_) set_prepared(nullptr, nullptr);
+            return;
+        }
         flush();
         pending_ = true;
         pending_x_ = x;
@@ -230,6 +247,10 @@ class CudaOps {
 
     // Runs a deferred gate/up product (no SwiGLU came to fuse it) and a deferred add.
     void flush() {
+        if (pending_mv_) {
+            pending_mv_ = false;
+            cuda::matvecs(&mv_, 1, gu_act_, gu_rows_, ws_.stream);
+        }
         if (pending_qkv_) {
             pending_qkv_ = false;
             cuda::matvecs(qkv_, 3, gu_act_, gu_rows_, ws_.stream);
@@ -253,6 +274,14 @@ class CudaOps {
             return !(e && e[0] == '1');
         }();
         return off;
+    }
+    // The residual add in the epilogue of the product before it unless KINFER_FUSED_ADD=0 (read once).
+    static bool fused_add() {
+        static const bool on = [] {
+            const char* e = std::getenv("KINFER_FUSED_ADD");
+            return !(e && e[0] == '0');
+        }();
+        return on;
     }
     // RoPE and the KV store in the wq/wk/wv epilogue unless KINFER_FUSED_ROPE=0 (read once; comparisons).
     static bool fused_rope() {
@@ -286,6 +315,8 @@ class CudaOps {
     Mat pending_x_, pending_y_;
     bool pending_gu_ = false;  // a gate/up product waiting for its SwiGLU
     cuda::MatvecOut gu_[2];
+    bool pending_mv_ = false;  // a lone product waiting for the residual add of its output
+    cuda::MatvecOut mv_;
     bool pending_qkv_ = false;  // wq/wk/wv waiting for their KV store
     cuda::MatvecOut qkv_[3];
     const float* gu_act_ = nullptr;  // the pending product's prepared input

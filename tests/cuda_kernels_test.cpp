@@ -190,6 +190,35 @@ TEST_CASE("cuda matvec: one and two tokens, wide rows, against the double refere
     }
 }
 
+TEST_CASE("cuda matvec_add: the residual add in the epilogue equals product then add, bit for bit") {
+    if (!have_gpu()) return;
+    std::mt19937 rng(21);
+    for (const GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::F16}) {
+        const TypeTraits& t = type_traits(type);
+        CAPTURE(t.name);
+        const int64_t cols = t.block_elems == 256 ? 1280 : 1312, rows = 37;
+        const std::vector<uint8_t> gguf = cuda_test::random_rows(t, rows, cols, rng);
+        UploadedMatrix w = upload(t, gguf, rows, cols);
+        for (int n_tok : {1, 3, 16}) {
+            CAPTURE(n_tok);
+            const std::vector<float> x = random_floats(size_t(n_tok) * cols, rng);
+            const std::vector<float> resid = random_floats(size_t(n_tok) * rows, rng, 4.0f);
+            cuda::DeviceBuffer xd = to_device(x);
+            cuda::DeviceBuffer xp = poisoned(size_t(n_tok) * cuda::activation_floats(cols));
+            cuda::prepare_activation(xd.as<float>(), n_tok, cols, xp.as<float>(), nullptr);
+            cuda::DeviceBuffer prod = poisoned(size_t(n_tok) * rows), acc = to_device(resid);
+            cuda::matvec(w.m, xp.as<float>(), n_tok, prod.as<float>(), rows, nullptr);
+            cuda::matvec_add(w.m, xp.as<float>(), n_tok, acc.as<float>(), rows, nullptr);
+            const std::vector<float> p = to_host<float>(prod, resid.size()),
+                                     got = to_host<float>(acc, resid.size());
+            int differ = 0;
+            for (size_t i = 0; i < got.size(); ++i)
+                if (!(got[i] == resid[i] + p[i])) ++differ;
+            CHECK(differ == 0);
+        }
+    }
+}
+
 TEST_CASE("cuda matvec_swiglu: gate/up with SwiGLU and the prepared output, as the separate kernels") {
     if (!have_gpu()) return;
     std::mt19937 rng(11);
@@ -420,6 +449,21 @@ TEST_CASE("cuda small ops: rmsnorm (with residual), swiglu, add against the CPU 
         if (!(p1[i] == p2[i]) && !(std::isnan(p1[i]) && std::isnan(p2[i]))) ++differ;
     CHECK(differ == 0);
     CHECK(close(to_host<float>(xd, x.size()), xy, 0.0f) == 0);
+    // Without a residual (the decode step's many-block kernel, a partial last slice of 1312 = 5 x 256 + 32):
+    // x untouched, out and its prepared copy as above.
+    cpu::rmsnorm(x.data(), w.data(), 1e-5f, n_rows, n, want.data(), nullptr);
+    cuda::DeviceBuffer xd2 = to_device(x), od2 = poisoned(x.size()), pd2 = poisoned(prepared_floats);
+    cuda::rmsnorm(xd2.as<float>(), nullptr, wd.as<float>(), 1e-5f, n_rows, n, od2.as<float>(),
+                  pd2.as<float>(), nullptr);
+    CHECK(close(to_host<float>(od2, x.size()), want, 1e-5f) == 0);
+    CHECK(close(to_host<float>(xd2, x.size()), x, 0.0f) == 0);
+    cuda::prepare_activation(od2.as<float>(), n_rows, n, pref.as<float>(), nullptr);
+    const std::vector<float> q1 = to_host<float>(pd2, prepared_floats),
+                             q2 = to_host<float>(pref, prepared_floats);
+    differ = 0;
+    for (size_t i = 0; i < q1.size(); ++i)
+        if (!(q1[i] == q2[i]) && !(std::isnan(q1[i]) && std::isnan(q2[i]))) ++differ;
+    CHECK(differ == 0);
     // swiglu
     cpu::swiglu(x.data(), y.data(), int64_t(x.size()), want.data(), nullptr);
     cuda::DeviceBuffer gd = to_device(x);

@@ -120,6 +120,11 @@ void prepare_activation(const float* x_dev, int n_tokens, int64_t cols, float* o
 void matvec(const DeviceMatrix& w, const float* x_prepared_dev, int n_tokens, float* out_dev,
             int64_t out_stride, Stream stream);
 
+// The same with the residual add in the epilogue: out_dev[t * out_stride + r] += sum_i W[r][i] * x[t][i]
+// (the same float addition as `add` of a separate product: bit for bit).
+void matvec_add(const DeviceMatrix& w, const float* x_prepared_dev, int n_tokens, float* out_dev,
+                int64_t out_stride, Stream stream);
+
 // Several products of one prepared activation (wq/wk/wv, gate/up): consecutive outputs of the same type and
 // width run in one launch.
 struct MatvecOut {

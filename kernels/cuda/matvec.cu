@@ -147,7 +147,8 @@ struct Epilogue {
     const double* inv_freq = nullptr;
     int layer = 0, head_dim = 0, n_rot = 0;
 };
-enum Role : int { kPlain = 0, kRopeQ = 1, kRopeK = 2, kStoreV = 3 };
+// kAdd: out += the sum (the residual add in the product's epilogue, matvec_add).
+enum Role : int { kPlain = 0, kRopeQ = 1, kRopeK = 2, kStoreV = 3, kAdd = 4 };
 
 // Role epilogue for output `row` of token t (value v, its RoPE partner row's value vp).
 // Not inlined: the double sincos stays out of the product's register budget.
@@ -250,6 +251,8 @@ __device__ __forceinline__ void matvec_body(const MatvecParts& parts, int n_grou
             if (row0 + r < n_rows && t < n_tok) {
                 if (me.role == kPlain) {
                     me.out[t * me.out_stride + row0 + r] = s;
+                } else if (me.role == kAdd) {
+                    me.out[t * me.out_stride + row0 + r] += s;
                 } else if constexpr (R % 2 == 0) {
                     float sp = 0.0f;  // the partner row's sum (R is even: pairs never straddle blocks)
 #pragma unroll
@@ -366,6 +369,8 @@ __device__ __forceinline__ void matvec_body_pipelined(const MatvecParts& parts, 
                 if (row0 + r < n_rows && t < n_tok) {
                     if (me.role == kPlain) {
                         me.out[t * me.out_stride + row0 + r] = s;
+                    } else if (me.role == kAdd) {
+                        me.out[t * me.out_stride + row0 + r] += s;
                     } else if constexpr (R % 2 == 0) {
                         float sp = 0.0f;
 #pragma unroll
@@ -697,6 +702,13 @@ void matvec(const DeviceMatrix& w, const float* x_prepared_dev, int n_tokens, fl
             int64_t out_stride, Stream stream) {
     const MatvecOut o{&w, out_dev, out_stride};
     matvecs(&o, 1, x_prepared_dev, n_tokens, stream);
+}
+
+void matvec_add(const DeviceMatrix& w, const float* x_prepared_dev, int n_tokens, float* out_dev,
+                int64_t out_stride, Stream stream) {
+    const MatvecOut o{&w, out_dev, out_stride};
+    const int role = kAdd;
+    matvecs_with(&o, &role, 1, x_prepared_dev, n_tokens, Epilogue{}, stream);
 }
 
 }  // namespace kinfer::cuda
