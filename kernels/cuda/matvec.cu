@@ -95,22 +95,34 @@ __device__ __forceinline__ void accumulate_group_q(const typename L::G (&grp)[R]
             L::codes(grp[r], h, c[r]);
             bint[r] = fmaf(float(L::kCodeBase), grp[r].a[h], grp[r].b[h]);
         }
+        // Tokens in chunks of TC whose activation loads are all issued before the first dp4a: token after
+        // token (a loop that stops at n_tok) each chunk waited for its loads in turn. Past n_tok a chunk
+        // reads the last token again; those sums are never stored.
+        constexpr int TC = NT < 4 ? NT : 4;
 #pragma unroll
-        for (int t = 0; t < NT; ++t) {
-            if (t >= n_tok) break;
-            const uint8_t* xt = x + t * x_stride_bytes;
-            const uint4 x1 = __ldg(reinterpret_cast<const uint4*>(xt + qo + 512 * h));
-            const uint4 x2 = __ldg(reinterpret_cast<const uint4*>(xt + qo + 1024 + 512 * h));
-            const float4 sc = __ldg(reinterpret_cast<const float4*>(xt + s_off) + g);
-            const float xsum = h ? sc.z : sc.y;
+        for (int t0 = 0; t0 < NT; t0 += TC) {
+            if (t0 >= n_tok) break;
+            uint4 x1[TC], x2[TC];
+            float4 sc[TC];
 #pragma unroll
-            for (int r = 0; r < R; ++r) {
-                int i1 = dp4a_us(c[r][0], x1.x, 0), i2 = dp4a_us(c[r][0], x2.x, 0);
-                i1 = dp4a_us(c[r][1], x1.y, i1), i2 = dp4a_us(c[r][1], x2.y, i2);
-                i1 = dp4a_us(c[r][2], x1.z, i1), i2 = dp4a_us(c[r][2], x2.z, i2);
-                i1 = dp4a_us(c[r][3], x1.w, i1), i2 = dp4a_us(c[r][3], x2.w, i2);
-                const float d = float(i1 * 254 + i2) * sc.x;
-                acc[r][t] += fmaf(grp[r].a[h], d, bint[r] * xsum);
+            for (int j = 0; j < TC; ++j) {
+                const uint8_t* xt = x + min(t0 + j, n_tok - 1) * x_stride_bytes;
+                x1[j] = __ldg(reinterpret_cast<const uint4*>(xt + qo + 512 * h));
+                x2[j] = __ldg(reinterpret_cast<const uint4*>(xt + qo + 1024 + 512 * h));
+                sc[j] = __ldg(reinterpret_cast<const float4*>(xt + s_off) + g);
+            }
+#pragma unroll
+            for (int j = 0; j < TC; ++j) {
+                const float xsum = h ? sc[j].z : sc[j].y;
+#pragma unroll
+                for (int r = 0; r < R; ++r) {
+                    int i1 = dp4a_us(c[r][0], x1[j].x, 0), i2 = dp4a_us(c[r][0], x2[j].x, 0);
+                    i1 = dp4a_us(c[r][1], x1[j].y, i1), i2 = dp4a_us(c[r][1], x2[j].y, i2);
+                    i1 = dp4a_us(c[r][2], x1[j].z, i1), i2 = dp4a_us(c[r][2], x2[j].z, i2);
+                    i1 = dp4a_us(c[r][3], x1[j].w, i1), i2 = dp4a_us(c[r][3], x2[j].w, i2);
+                    const float d = float(i1 * 254 + i2) * sc[j].x;
+                    acc[r][t0 + j] += fmaf(grp[r].a[h], d, bint[r] * xsum);
+                }
             }
         }
     }
