@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include "kernels/cuda/activation_layout.cuh"
 #include "kernels/cuda/cuda_check.cuh"
@@ -187,6 +188,18 @@ __device__ __noinline__ void store_with_role(int role, float v, float vp, int ro
         __half_as_ushort(__float2half_rn(v));
 }
 
+// Output `row` of token t with the part's role (sp: the RoPE partner row's sum, for rotating roles).
+__device__ __forceinline__ void store_output(const MatvecPart& me, float s, float sp, int row, int t,
+                                             const Epilogue& ep) {
+    if (me.role == kPlain)
+        me.out[t * me.out_stride + row] = s;
+    else if (me.role == kAdd)
+        me.out[t * me.out_stride + row] += s;
+    else
+        store_with_role(me.role, s, sp, row, t, me.out, me.out_stride, me.n_rows, ep.rows, ep.inv_freq,
+                        ep.layer, ep.head_dim, ep.n_rot);
+}
+
 // kSwiglu: parts.p[0] is the gate matrix and p[1] the up matrix (same shape); a block owns R / 2 output
 // rows, reading those rows of both, and writes silu(gate) * up to p[0].out. With swiglu.prepared, the last
 // block to finish each 32 outputs (n_rows % 32 == 0) also writes them in matvec's layout for the down
@@ -261,17 +274,11 @@ __device__ __forceinline__ void matvec_body(const MatvecParts& parts, int n_grou
 #pragma unroll
             for (int i = 0; i < kWarps; ++i) s += partial[i][threadIdx.x];
             if (row0 + r < n_rows && t < n_tok) {
-                if (me.role == kPlain) {
-                    me.out[t * me.out_stride + row0 + r] = s;
-                } else if (me.role == kAdd) {
-                    me.out[t * me.out_stride + row0 + r] += s;
-                } else if constexpr (R % 2 == 0) {
-                    float sp = 0.0f;  // the partner row's sum (R is even: pairs never straddle blocks)
+                float sp = 0.0f;  // the partner row's sum (R is even: pairs never straddle blocks)
+                if (me.role != kPlain && me.role != kAdd)
 #pragma unroll
                     for (int i = 0; i < kWarps; ++i) sp += partial[i][(r ^ 1) * NT + t];
-                    store_with_role(me.role, s, sp, row0 + r, t, me.out, me.out_stride, n_rows, swiglu.rows,
-                                    swiglu.inv_freq, swiglu.layer, swiglu.head_dim, swiglu.n_rot);
-                }
+                store_output(me, s, sp, row0 + r, t, swiglu);
             }
         }
     } else {
@@ -379,17 +386,11 @@ __device__ __forceinline__ void matvec_body_pipelined(const MatvecParts& parts, 
 #pragma unroll
                 for (int i = 0; i < kWarps; ++i) s += partial[i][threadIdx.x];
                 if (row0 + r < n_rows && t < n_tok) {
-                    if (me.role == kPlain) {
-                        me.out[t * me.out_stride + row0 + r] = s;
-                    } else if (me.role == kAdd) {
-                        me.out[t * me.out_stride + row0 + r] += s;
-                    } else if constexpr (R % 2 == 0) {
-                        float sp = 0.0f;
+                    float sp = 0.0f;
+                    if (me.role != kPlain && me.role != kAdd)
 #pragma unroll
                         for (int i = 0; i < kWarps; ++i) sp += partial[i][(r ^ 1) * NT + t];
-                        store_with_role(me.role, s, sp, row0 + r, t, me.out, me.out_stride, n_rows, ep.rows,
-                                        ep.inv_freq, ep.layer, ep.head_dim, ep.n_rot);
-                    }
+                    store_output(me, s, sp, row0 + r, t, ep);
                 }
             }
             __syncthreads();  // partial is written again by the next set
@@ -411,6 +412,136 @@ __global__ void __launch_bounds__(kThreads, MinBlocks)
     matvec_pipelined_kernel(const MatvecParts parts, int n_groups, int n_records, const float* __restrict__ x,
                             int64_t x_stride, int q_off, int s_off, int n_tok, const Epilogue ep) {
     matvec_body_pipelined<L, NT, R, S>(parts, n_groups, n_records, x, x_stride, q_off, s_off, n_tok, ep);
+}
+
+// ---- 3-16 tokens on the tensor cores
+// The dp4a path spends 16 dp4a per (row, group, token) and reads the activation again for every row pair:
+// at 8 tokens it took 3.3x one token's time (q4_K 14336 x 4096 on an H200: 45 us against 13.6). Here a warp
+// computes a tile of 16 rows x 8 tokens per half-group of 16 elements with two int8 MMAs (m16n8k16, u8 codes
+// x s8 activation, one per activation term), and applies the scales to the s32 tile as the dp4a path does per
+// half: acc += a * float(254 I1 + I2) * s2 + (b + base a) * sum(x). Fragments come straight from the
+// repacked words: thread (g = lane / 4, q = lane % 4) needs word q of half h of rows g and g + 8 (A) and word
+// q of the activation's 16-byte chunk of token g (B), so each quad loads one group and keeps its own word.
+// A block of kMmaWarps (4 or 16) warps owns 16 rows and splits the groups among its warps (enough warps per
+// SM to keep loads in flight); the sums meet in shared memory. The sums over the groups come in another order
+// than on the dp4a path: a token's outputs differ from its one-token result by float rounding, not bit for
+// bit.
+constexpr int kMmaRows = 16;
+constexpr int kMmaGroups = 4;
+
+// d += A (16 x 16, u8, rows g and g + 8 in a0 / a1) x B (16 x 8, s8) on the tensor cores.
+__device__ __forceinline__ void mma_u8s8(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t b0) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};"
+        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+        : "r"(a0), "r"(a1), "r"(b0));
+}
+
+template <class L, int NT, int kMmaWarps>
+__device__ __forceinline__ void matvec_mma_body(const MatvecPart& me, int row0, int n_groups, int n_records,
+                                                const uint8_t* __restrict__ x, int64_t x_stride_bytes,
+                                                int q_off, int s_off, int n_tok, const Epilogue& ep) {
+    constexpr int kTiles = NT / 8;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int gq = lane / 4, q = lane % 4;
+    const int n_rows = me.n_rows;
+    const uint8_t* row_a = me.w + static_cast<int64_t>(min(row0 + gq, n_rows - 1)) * me.row_bytes;
+    const uint8_t* row_b = me.w + static_cast<int64_t>(min(row0 + gq + 8, n_rows - 1)) * me.row_bytes;
+    // Past n_tok the tiles read the last token again; those sums are never stored.
+    const uint8_t* xb[kTiles];     // token gq of each tile (B fragments)
+    const uint8_t* xc[kTiles][2];  // tokens 2q, 2q + 1 of each tile (the C fragment's columns)
+#pragma unroll
+    for (int k = 0; k < kTiles; ++k) {
+        xb[k] = x + min(8 * k + gq, n_tok - 1) * x_stride_bytes;
+        xc[k][0] = x + min(8 * k + 2 * q, n_tok - 1) * x_stride_bytes;
+        xc[k][1] = x + min(8 * k + 2 * q + 1, n_tok - 1) * x_stride_bytes;
+    }
+    float acc[kTiles][4];
+#pragma unroll
+    for (int k = 0; k < kTiles; ++k)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) acc[k][c] = 0.0f;
+
+    // kMmaGroups groups per round, their weight words loaded before the first MMA: the bytes in flight are
+    // what bounds a 16-row tile (a first version with one group per round ran at 1/3 of the dp4a path).
+    for (int g0 = warp * kMmaGroups; g0 < n_groups; g0 += kMmaWarps * kMmaGroups) {
+        QuadWord wa[kMmaGroups], wb[kMmaGroups];
+#pragma unroll
+        for (int j = 0; j < kMmaGroups; ++j) {
+            const int g = min(g0 + j, n_groups - 1);  // past the end: loaded, not used
+            L::load_quad(row_a, n_records, g, q, wa[j]);
+            L::load_quad(row_b, n_records, g, q, wb[j]);
+        }
+#pragma unroll
+        for (int j = 0; j < kMmaGroups; ++j) {
+            const int g = g0 + j;
+            if (g >= n_groups) break;
+            const int qo = q_off + (g >> 5) * 2048 + (g & 31) * 16 + 4 * q;
+#pragma unroll
+            for (int k = 0; k < kTiles; ++k) {
+                const float4 s0 = __ldg(reinterpret_cast<const float4*>(xc[k][0] + s_off) + g);
+                const float4 s1 = __ldg(reinterpret_cast<const float4*>(xc[k][1] + s_off) + g);
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    const uint32_t b1 = __ldg(reinterpret_cast<const unsigned*>(xb[k] + qo + 512 * h));
+                    const uint32_t b2 = __ldg(reinterpret_cast<const unsigned*>(xb[k] + qo + 1024 + 512 * h));
+                    int i1[4] = {0, 0, 0, 0}, i2[4] = {0, 0, 0, 0};
+                    mma_u8s8(i1, wa[j].c[h], wb[j].c[h], b1);
+                    mma_u8s8(i2, wa[j].c[h], wb[j].c[h], b2);
+                    const float bint_a = fmaf(float(L::kCodeBase), wa[j].a[h], wa[j].b[h]);
+                    const float bint_b = fmaf(float(L::kCodeBase), wb[j].a[h], wb[j].b[h]);
+#pragma unroll
+                    for (int c = 0; c < 4; ++c) {
+                        const float4 t = c & 1 ? s1 : s0;
+                        const float d = float(i1[c] * 254 + i2[c]) * t.x;
+                        const float xsum = h ? t.z : t.y;
+                        acc[k][c] +=
+                            c < 2 ? fmaf(wa[j].a[h], d, bint_a * xsum) : fmaf(wb[j].a[h], d, bint_b * xsum);
+                    }
+                }
+            }
+        }
+    }
+
+    // acc[k][c]: row gq + 8 (c / 2), token 8 k + 2 q + c % 2.
+    __shared__ float part[kMmaWarps][kMmaRows][NT];
+#pragma unroll
+    for (int k = 0; k < kTiles; ++k)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) part[warp][gq + 8 * (c / 2)][8 * k + 2 * q + c % 2] = acc[k][c];
+    __syncthreads();
+    for (int i = threadIdx.x; i < kMmaRows * NT; i += kMmaWarps * 32) {
+        const int r = i / NT, t = i % NT;
+        if (row0 + r >= n_rows || t >= n_tok) continue;
+        float s = 0.0f, sp = 0.0f;
+#pragma unroll
+        for (int w = 0; w < kMmaWarps; ++w) s += part[w][r][t];
+        if (me.role != kPlain && me.role != kAdd)
+#pragma unroll
+            for (int w = 0; w < kMmaWarps; ++w) sp += part[w][r ^ 1][t];
+        store_output(me, s, sp, row0 + r, t, ep);
+    }
+}
+
+// Parts of layout L0, then from first_l1_block on of L1 (the mixed Q4_K/Q6_K wq/wk/wv launch; L1 = L0
+// otherwise).
+template <class L0, class L1, int NT, int kMmaWarps>
+__global__ void __launch_bounds__(kMmaWarps * 32)
+    matvec_mma_kernel(const MatvecParts parts, int first_l1_block, int n_groups, int n_records,
+                      const float* __restrict__ x, int64_t x_stride, int q_off, int s_off, int n_tok,
+                      const Epilogue ep) {
+    wait_for_producer();
+    MatvecPart me = parts.p[0];
+    if (parts.n > 1 && int(blockIdx.x) >= parts.p[1].first_block) me = parts.p[1];
+    if (parts.n > 2 && int(blockIdx.x) >= parts.p[2].first_block) me = parts.p[2];
+    const int row0 = (int(blockIdx.x) - me.first_block) * kMmaRows;
+    const auto* xb = reinterpret_cast<const uint8_t*>(x);
+    if (!std::is_same_v<L0, L1> && int(blockIdx.x) >= first_l1_block)
+        matvec_mma_body<L1, NT, kMmaWarps>(me, row0, n_groups, n_records, xb, 4 * x_stride, q_off, s_off,
+                                           n_tok, ep);
+    else
+        matvec_mma_body<L0, NT, kMmaWarps>(me, row0, n_groups, n_records, xb, 4 * x_stride, q_off, s_off,
+                                           n_tok, ep);
 }
 
 // Warps over groups (cols % 32 == 0, so each warp's 32 elements are one group of one token).
@@ -478,6 +609,45 @@ void launch_mixed_rows(const MatvecOut* outs, int n_outs, int n_l0, const float*
                   int(activation_q_offset(w0.cols)), int(activation_scale_offset(w0.cols)), n_tok, ep);
 }
 
+// Layouts the tensor-core path reads (those with load_quad: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K).
+template <class L, class = void>
+struct HasQuad : std::false_type {};
+template <class L>
+struct HasQuad<L, std::void_t<decltype(L::load_quad(nullptr, 0, 0, 0, std::declval<QuadWord&>()))>>
+    : std::true_type {};
+template <class L>
+constexpr bool kHasQuad = HasQuad<L>::value;
+
+// The tensor-core path for 3-16 tokens (KINFER_MATVEC_MMA=1 or 2, read once; off by default: on the H200 it
+// measured slower than the dp4a path, bench/cuda/NOTES.md session 6).
+int mma_mode() {
+    static const int mode = [] {
+        const char* e = std::getenv("KINFER_MATVEC_MMA");
+        return e ? std::atoi(e) : 0;
+    }();
+    return mode;
+}
+bool mma_on() {
+    return mma_mode() == 1 || mma_mode() == 2;
+}
+
+// outs[0 .. n_l0) of layout L0, the rest of L1, in tiles of 16 rows; NT = 8 or 16 tokens.
+template <class L0, class L1, int NT>
+void launch_mma(const MatvecOut* outs, int n_outs, int n_l0, const float* x, int n_tok, const Epilogue& ep,
+                cudaStream_t s, const int* roles) {
+    const DeviceMatrix& w0 = *outs[0].w;
+    MatvecParts parts;
+    const int blocks = fill_parts<kMmaRows>(outs, n_outs, roles, parts);
+    const int first_l1 = n_l0 < n_outs ? parts.p[n_l0].first_block : blocks;
+    // Mode 1: 4 warps per 16-row tile, 2: 16 (fewer rounds of loads per warp).
+    const auto kernel =
+        mma_mode() == 2 ? matvec_mma_kernel<L0, L1, NT, 16> : matvec_mma_kernel<L0, L1, NT, 4>;
+    launch_kernel(kernel, blocks, (mma_mode() == 2 ? 16 : 4) * 32, 0, s, parts, first_l1,
+                  static_cast<int>(w0.cols / kGroupElems),
+                  static_cast<int>(ceil_div<int64_t>(w0.cols, kRecordElems)), x, activation_floats(w0.cols),
+                  int(activation_q_offset(w0.cols)), int(activation_scale_offset(w0.cols)), n_tok, ep);
+}
+
 template <class L0, class L1>
 void launch_mixed(const MatvecOut* outs, int n_outs, int n_l0, const float* x, int n_tok, const Epilogue& ep,
                   cudaStream_t s, const int* roles) {
@@ -485,6 +655,9 @@ void launch_mixed(const MatvecOut* outs, int n_outs, int n_l0, const float* x, i
         launch_mixed_rows<L0, L1, 1, 4, 8>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
     else if (n_tok == 2)
         launch_mixed_rows<L0, L1, 2, 4, 8>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
+    else if (kHasQuad<L0> && kHasQuad<L1> && mma_on())
+        n_tok <= 8 ? launch_mma<L0, L1, 8>(outs, n_outs, n_l0, x, n_tok, ep, s, roles)
+                   : launch_mma<L0, L1, 16>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
     else if (n_tok <= 4)
         launch_mixed_rows<L0, L1, 4, 2, 8>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
     else if (n_tok <= 8)
@@ -572,6 +745,11 @@ void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, const 
     } else if constexpr (NT == 2) {
         launch_rows<L, 2, 4, 8, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s, roles);
     } else {
+        if constexpr (kHasQuad<L> && !kSwiglu) {
+            if (mma_on())
+                return launch_mma < L, L,
+                       NT <= 8 ? 8 : 16 > (outs, n_outs, n_outs, x, n_tok, swiglu, s, roles);
+        }
         launch_rows<L, NT, 2, 8, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s, roles);
     }
 }

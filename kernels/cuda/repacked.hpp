@@ -180,6 +180,18 @@ struct Group {
     float a[2], b[2];
 };
 
+// What thread q (0..3) of a quad takes of one group for the tensor-core product (matvec.cu): word q of each
+// sub-group's codes (codes(o, h, c)[q], with a 4-byte load instead of the group's 16) and the scales. The
+// layouts that have it define load_quad(row, n_records, g, q, QuadWord&).
+struct QuadWord {
+    uint32_t c[2];
+    float a[2], b[2];
+};
+
+KINFER_HOST_DEVICE inline uint32_t nibbles_of(uint32_t word, int h) {
+    return (h ? word >> 4 : word) & 0x0f0f0f0fu;
+}
+
 // The values of sub-group h of a quantized layout: its codes (each byte below 128, or any byte with
 // kCodeBase 32768) with kCodeBase added. The int8 matvec path reads the codes themselves (w = a * code +
 // b + kCodeBase * a).
@@ -221,6 +233,14 @@ struct LayoutQ4_0 {  // [d x8 halves][qs 8 x 16]
         const float d = half_to_float(load2(p.rec + 2 * p.slot));
         o.a[0] = o.a[1] = d;
         o.b[0] = o.b[1] = -136.0f * d;  // w = d * (c - 8) = d * v - 136 d
+    }
+    KINFER_HOST_DEVICE static void load_quad(const uint8_t* row, int n_records, int g, int q, QuadWord& o) {
+        const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
+        const uint32_t w = load4(p.rec + 16 + 16 * p.slot + 4 * q);
+        o.c[0] = nibbles_of(w, 0), o.c[1] = nibbles_of(w, 1);
+        const float d = half_to_float(load2(p.rec + 2 * p.slot));
+        o.a[0] = o.a[1] = d;
+        o.b[0] = o.b[1] = -136.0f * d;
     }
     static constexpr int kCodeBase = 128;
     KINFER_HOST_DEVICE static void codes(const G& o, int h, uint32_t c[4]) {
@@ -296,6 +316,14 @@ struct LayoutQ8_0 {  // [d x8][qs 8 x 32], code = q + 128
         const float d = half_to_float(load2(p.rec + 2 * p.slot));
         o.a[0] = o.a[1] = d;
         o.b[0] = o.b[1] = -32896.0f * d;  // v = 32768 + q + 128
+    }
+    KINFER_HOST_DEVICE static void load_quad(const uint8_t* row, int n_records, int g, int q, QuadWord& o) {
+        const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
+        o.c[0] = load4(p.rec + 16 + 32 * p.slot + 4 * q);
+        o.c[1] = load4(p.rec + 32 + 32 * p.slot + 4 * q);
+        const float d = half_to_float(load2(p.rec + 2 * p.slot));
+        o.a[0] = o.a[1] = d;
+        o.b[0] = o.b[1] = -32896.0f * d;
     }
     static constexpr int kCodeBase = 32768;
     KINFER_HOST_DEVICE static void codes(const G& o, int h, uint32_t c[4]) {
@@ -383,6 +411,14 @@ struct LayoutQ4_K {  // [meta 16][qs 8 x 16]
         o.a[1] = o.a[0];
         o.b[1] = o.b[0];
     }
+    KINFER_HOST_DEVICE static void load_quad(const uint8_t* row, int n_records, int g, int q, QuadWord& o) {
+        const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
+        const uint32_t w = load4(p.rec + 16 + 16 * p.slot + 4 * q);
+        o.c[0] = nibbles_of(w, 0), o.c[1] = nibbles_of(w, 1);
+        kquant_scale_min(p.rec, p.slot, o.a[0], o.b[0]);
+        o.a[1] = o.a[0];
+        o.b[1] = o.b[0];
+    }
     static constexpr int kCodeBase = 128;
     KINFER_HOST_DEVICE static void codes(const G& o, int h, uint32_t c[4]) { LayoutQ4_0::codes(o, h, c); }
     KINFER_HOST_DEVICE static void values(const G& o, int h, float v[16]) { LayoutQ4_0::values(o, h, v); }
@@ -396,6 +432,15 @@ struct LayoutQ5_K {  // [meta 16][qh 8 x 4][qs 8 x 16]
         const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
         o.q[0] = load16(p.rec + 48 + 16 * p.slot);
         o.q[1].w[0] = load4(p.rec + 16 + 4 * p.slot);
+        kquant_scale_min(p.rec, p.slot, o.a[0], o.b[0]);
+        o.a[1] = o.a[0];
+        o.b[1] = o.b[0];
+    }
+    KINFER_HOST_DEVICE static void load_quad(const uint8_t* row, int n_records, int g, int q, QuadWord& o) {
+        const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
+        const uint32_t w = load4(p.rec + 48 + 16 * p.slot + 4 * q), bits = load4(p.rec + 16 + 4 * p.slot);
+        o.c[0] = nibbles_of(w, 0) | extra_bit(bits, q, 0, 4);
+        o.c[1] = nibbles_of(w, 1) | extra_bit(bits, q, 1, 4);
         kquant_scale_min(p.rec, p.slot, o.a[0], o.b[0]);
         o.a[1] = o.a[0];
         o.b[1] = o.b[0];
@@ -414,6 +459,20 @@ struct LayoutQ6_K {
         const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
         o.q[0] = load16(p.rec + 16 + 16 * p.slot);
         load8(p.rec + 144 + 8 * p.slot, o.q[1].w[0], o.q[1].w[1]);
+        const uint16_t s = load2(p.rec + 2 * p.slot);
+        const float d = half_to_float(load2(p.tail));
+        for (int h = 0; h < 2; ++h) {
+            o.a[h] = d * static_cast<float>(static_cast<int8_t>((s >> (8 * h)) & 0xff));
+            o.b[h] = -160.0f * o.a[h];
+        }
+    }
+    KINFER_HOST_DEVICE static void load_quad(const uint8_t* row, int n_records, int g, int q, QuadWord& o) {
+        const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
+        const uint32_t w = load4(p.rec + 16 + 16 * p.slot + 4 * q);
+        uint32_t hi0, hi1;
+        load8(p.rec + 144 + 8 * p.slot, hi0, hi1);
+        o.c[0] = nibbles_of(w, 0) | two_bits(hi0, q, 4);
+        o.c[1] = nibbles_of(w, 1) | two_bits(hi1, q, 4);
         const uint16_t s = load2(p.rec + 2 * p.slot);
         const float d = half_to_float(load2(p.tail));
         for (int h = 0; h < 2; ++h) {
