@@ -366,55 +366,8 @@ void slices16(const uint8_t* rows, size_t row_bytes, int64_t nb, const Tok* tok,
         for (int t = 0; t < TT; ++t) out[t * out_stride + r] = hsum(acc[r][t]) - hsum(offs[r][t]);
 }
 
-// Batches on rows of exactly one group (8 blocks: the demo model's 256 columns, its output matrix above all):
-// two rows transposed together, lanes 0..7 the first row's blocks and 8..15 the second's (slot order in each
-// half, as slices16), against the token's ct with its one group broadcast to both halves. 16 vpdpwssd per
-// token serve two rows where the packed tile spends 32 vpdpbusd and two horizontal reductions; the int32
-// sums and the float operations after them are the packed tile's, so a token's bits do not change.
-template <class U, int TT>
-void pairs8(const uint8_t* rows, size_t row_bytes, const Tok* tok, float* out, int64_t out_stride,
-            int n_rows) {
-    __m512i ct[TT][16];  // the tokens' 8 blocks in both halves, loaded once for all rows
-    for (int t = 0; t < TT; ++t)
-        for (int k = 0; k < 16; ++k) {  // lanes 0..7 (block sums' slots) into both halves
-            const __m512i v = _mm512_loadu_si512(tok[t].ct + 16 * k);
-            ct[t][k] = _mm512_shuffle_i64x2(v, v, 0x44);
-        }
-    int r = 0;
-    for (; r + 2 <= n_rows; r += 2) {
-        const uint8_t* pa = rows + size_t(r) * row_bytes;
-        const uint8_t* pb = pa + row_bytes;
-        const __m256 da = block_scales<U>(pa), db = block_scales<U>(pb);
-        alignas(64) __m512i wt[16];
-        {
-            __m512i w[16];
-            for (int l = 0; l < 16; ++l)
-                w[l] = codes16((l < 8 ? pa : pb) + size_t(kLaneBlock[l] % 8) * U::kBytes, U{});
-            transpose16(w, wt);
-        }
-        __m512i ia[TT];
-        for (int t = 0; t < TT; ++t) ia[t] = _mm512_setzero_si512();
-#pragma GCC unroll 16
-        for (int k = 0; k < 16; ++k) {
-            const __m512i w = _mm512_load_si512(&wt[k]);
-            for (int t = 0; t < TT; ++t) ia[t] = _mm512_dpwssd_epi32(ia[t], w, ct[t][k]);
-        }
-        for (int t = 0; t < TT; ++t) {
-            const __m256 step = _mm256_loadu_ps(tok[t].step), off = _mm256_loadu_ps(tok[t].off);
-            const __m256 zero = _mm256_setzero_ps();
-            const __m256 a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm512_castsi512_si256(ia[t])),
-                                             _mm256_mul_ps(da, step), zero);
-            const __m256 b = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm512_extracti64x4_epi64(ia[t], 1)),
-                                             _mm256_mul_ps(db, step), zero);
-            out[t * out_stride + r] = hsum(a) - hsum(_mm256_fmadd_ps(da, off, zero));
-            out[t * out_stride + r + 1] = hsum(b) - hsum(_mm256_fmadd_ps(db, off, zero));
-        }
-    }
-    if (r < n_rows) tile<U, TT>(rows + size_t(r) * row_bytes, 8, tok, out + r, out_stride);
-}
-
-// Rows kSliceRows at a time; tokens in passes of 8 and 4 (slices16 for rows of 16 blocks or more, pairs8
-// for rows of 8), then 2 and 1 (one row at a time) over them, whose blocks are in L1/L2 after the first pass.
+// Rows kSliceRows at a time; tokens in passes of 8 and 4 (slices16, for rows of 16 blocks or more), then 2
+// and 1 (one row at a time) over them, whose blocks are in L1/L2 after the first pass.
 template <class U>
 void rows(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int64_t n_tokens, int64_t r0,
           int64_t r1, float* out, int64_t out_stride) {
@@ -428,11 +381,7 @@ void rows(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int
             Tok tok[8];
             for (int t = 0; t < tt; ++t) tok[t] = token(act, n_in, t0 + t);
             float* o = out + t0 * out_stride + r;
-            if (tt == 8 && nb == 8) {
-                pairs8<U, 8>(rows, row_bytes, tok, o, out_stride, n_rows);
-            } else if (tt == 4 && nb == 8) {
-                pairs8<U, 4>(rows, row_bytes, tok, o, out_stride, n_rows);
-            } else if (tt == 8 && nb >= 16) {
+            if (tt == 8 && nb >= 16) {
                 slices16<U, 8>(rows, row_bytes, nb, tok, o, out_stride, n_rows);
             } else if (tt == 4 && nb >= 16) {
                 slices16<U, 4>(rows, row_bytes, nb, tok, o, out_stride, n_rows);
