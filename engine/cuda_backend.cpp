@@ -26,6 +26,7 @@ std::unique_ptr<Backend> make_cuda_backend(const Model&, const LoadProgress&) {
 #include "engine/llama_graph.hpp"
 #include "engine/model.hpp"
 #include "kernels/cuda/cuda_info.hpp"
+#include "kernels/cuda/env_switch.hpp"
 #include "kernels/cuda/kernels.hpp"
 #include "kernels/reference/type_kernels.hpp"
 
@@ -269,26 +270,17 @@ class CudaOps {
     // SwiGLU in the gate/up epilogue only with KINFER_FUSED_SWIGLU=1 (read once): its per-block count and
     // fence measured 6% slower end to end than the separate kernel (H200, Q4_K_M tg128 374 vs 398 t/s).
     static bool fused_off() {
-        static const bool off = [] {
-            const char* e = std::getenv("KINFER_FUSED_SWIGLU");
-            return !(e && e[0] == '1');
-        }();
+        static const bool off = cuda::env_int("KINFER_FUSED_SWIGLU", 0) != 1;
         return off;
     }
     // The residual add in the epilogue of the product before it unless KINFER_FUSED_ADD=0 (read once).
     static bool fused_add() {
-        static const bool on = [] {
-            const char* e = std::getenv("KINFER_FUSED_ADD");
-            return !(e && e[0] == '0');
-        }();
+        static const bool on = cuda::env_on("KINFER_FUSED_ADD");
         return on;
     }
     // RoPE and the KV store in the wq/wk/wv epilogue unless KINFER_FUSED_ROPE=0 (read once; comparisons).
     static bool fused_rope() {
-        static const bool on = [] {
-            const char* e = std::getenv("KINFER_FUSED_ROPE");
-            return !(e && e[0] == '0');
-        }();
+        static const bool on = cuda::env_on("KINFER_FUSED_ROPE");
         return on;
     }
     void set_prepared(const float* of, const float* buf) {

@@ -14,6 +14,7 @@
 
 #include "kernels/cuda/activation_layout.cuh"
 #include "kernels/cuda/cuda_check.cuh"
+#include "kernels/cuda/env_switch.hpp"
 #include "kernels/cuda/kernels.hpp"
 
 namespace kinfer::cuda {
@@ -373,10 +374,7 @@ __global__ void __launch_bounds__(kThreads)
 // contexts of at least 512 positions, unless KINFER_ATTN_GQA=0 (read once; comparisons). H200, Q4_K_M
 // tg128: 339 vs 317 t/s at depth 4096, but 405 vs 408 with a 128-position context (its combine kernel).
 bool use_gqa(const AttentionShape& shape, int max_kv) {
-    static const bool on = [] {
-        const char* e = std::getenv("KINFER_ATTN_GQA");
-        return !(e && e[0] == '0');
-    }();
+    static const bool on = env_on("KINFER_ATTN_GQA");
     return on && max_kv >= 512 && shape.n_head == kGqaHeads * shape.n_head_kv && shape.head_dim % 32 == 0 &&
            shape.head_dim <= 128;
 }

@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "kernels/cuda/env_switch.hpp"
 #include "kinfer/error.hpp"
 
 namespace kinfer::cuda {
@@ -33,10 +34,7 @@ __host__ __device__ constexpr T ceil_div(T a, T b) {
 // small kernels of a decode step (+1-2% tg128 on an H200); every such kernel calls wait_for_producer() before
 // it touches memory.
 inline bool pdl_enabled() {
-    static const bool on = [] {
-        const char* e = std::getenv("KINFER_PDL");
-        return !(e && e[0] == '0');
-    }();
+    static const bool on = env_on("KINFER_PDL");
     return on;
 }
 

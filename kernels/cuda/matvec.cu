@@ -23,6 +23,7 @@
 
 #include "kernels/cuda/activation_layout.cuh"
 #include "kernels/cuda/cuda_check.cuh"
+#include "kernels/cuda/env_switch.hpp"
 #include "kernels/cuda/kernels.hpp"
 #include "kernels/cuda/repacked.hpp"
 
@@ -621,10 +622,7 @@ constexpr bool kHasQuad = HasQuad<L>::value;
 // The tensor-core path for 3-16 tokens (KINFER_MATVEC_MMA=1 or 2, read once; off by default: on the H200 it
 // measured slower than the dp4a path, bench/cuda/NOTES.md session 6).
 int mma_mode() {
-    static const int mode = [] {
-        const char* e = std::getenv("KINFER_MATVEC_MMA");
-        return e ? std::atoi(e) : 0;
-    }();
+    static const int mode = env_int("KINFER_MATVEC_MMA", 0);
     return mode;
 }
 bool mma_on() {
@@ -710,10 +708,7 @@ void launch_pipelined(const MatvecOut* outs, int n_outs, const float* x, int n_t
 // the occupancy); 2 = 4 rows, 12 blocks; 3 = 2 rows, 16 blocks; 4 and 5 = the pipelined kernel, 2 or 4 sets
 // of 4 rows per block (not for the SwiGLU epilogue).
 int matvec_variant() {
-    static const int v = [] {
-        const char* e = std::getenv("KINFER_MATVEC_VARIANT");
-        return e ? std::atoi(e) : 0;
-    }();
+    static const int v = env_int("KINFER_MATVEC_VARIANT", 0);
     return v;
 }
 
@@ -793,10 +788,7 @@ namespace {
 
 // KINFER_MATVEC_MIXED=0 (read once) launches each type on its own, for comparisons.
 bool mixed_launch() {
-    static const bool on = [] {
-        const char* e = std::getenv("KINFER_MATVEC_MIXED");
-        return !(e && e[0] == '0');
-    }();
+    static const bool on = env_on("KINFER_MATVEC_MIXED");
     return on;
 }
 

@@ -8,6 +8,7 @@
 
 #include "kernels/cuda/activation_layout.cuh"
 #include "kernels/cuda/cuda_check.cuh"
+#include "kernels/cuda/env_switch.hpp"
 #include "kernels/cuda/kernels.hpp"
 #include "kernels/cuda/repacked.hpp"
 
@@ -260,10 +261,7 @@ unsigned elementwise_blocks(int64_t n) {
 
 // The many-block RMSNorm unless KINFER_NORM_SLICES=0 (read once; comparisons).
 bool rmsnorm_slices() {
-    static const bool on = [] {
-        const char* e = std::getenv("KINFER_NORM_SLICES");
-        return !(e && e[0] == '0');
-    }();
+    static const bool on = env_on("KINFER_NORM_SLICES");
     return on;
 }
 
