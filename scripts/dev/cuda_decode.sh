@@ -13,15 +13,13 @@ mkdir -p "$OUT"
 source "$(dirname "$0")/cuda_deps.sh" "$DEPS"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,driver_version --format=csv,noheader
 t0=$(date +%s)
-cmake -S . -B $KB -G Ninja -DCMAKE_BUILD_TYPE=Release -DKINFER_BUILD_TESTS=ON -DKINFER_BUILD_BENCH=OFF \
-  -DKINFER_CUDA=ON "${extra[@]}" > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
-cmake --build $KB -j16 --target infer > "$OUT/build.log" 2>&1 || { grep -E "error" -A3 "$OUT/build.log" | head -60; exit 1; }
+kb_build $KB infer
 echo "infer built after $(( $(date +%s) - t0 )) s"
 TYPES=${TYPES:-"Q4_K_M Q8_0"}
 # The files, synthesized on the CPU while the tests run.
 ( for ty in $TYPES; do $KB/bin/infer synth -o /tmp/m-$ty.gguf --preset mistral-7b --type $ty > "$OUT/synth-$ty.log" 2>&1; done ) &
 spid=$!
-cmake --build $KB -j16 --target kinfer_tests kinfer_cuda_bench >> "$OUT/build.log" 2>&1 || { grep -E "error" -A3 "$OUT/build.log" | head -60; exit 1; }
+kb_build $KB kinfer_tests kinfer_cuda_bench
 echo "all built after $(( $(date +%s) - t0 )) s"
 T=$KB/bin/kinfer_tests
 if [[ -z "${SKIP_TESTS:-}" ]]; then

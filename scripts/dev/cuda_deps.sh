@@ -7,3 +7,15 @@ if [[ -n "${1:-}" ]]; then
     -DKINFER_HTTPLIB_INCLUDE="$1/include" -DKINFER_HTTPLIB="$1/lib/libcpp-httplib.so")
   export LD_LIBRARY_PATH="$1/lib:${LD_LIBRARY_PATH:-}"
 fi
+
+# kb_build DIR TARGET...: configures DIR (Release, CUDA, tests on, with the deps above) and builds the targets
+# on the device's 16 cores; logs go to $OUT (cmake.log, build.log); on failure the errors are shown and the
+# script exits.
+kb_build() {
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKINFER_BUILD_TESTS=ON -DKINFER_BUILD_BENCH=OFF \
+    -DKINFER_CUDA=ON "${extra[@]}" >> "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
+  cmake --build "$dir" -j16 --target "$@" >> "$OUT/build.log" 2>&1 ||
+    { grep -E "error" -A3 "$OUT/build.log" | head -60; exit 1; }
+}

@@ -11,9 +11,7 @@ mkdir -p "$OUT"
 source "$(dirname "$0")/cuda_deps.sh" "$DEPS"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,driver_version --format=csv,noheader
 t0=$(date +%s)
-cmake -S . -B $KB -G Ninja -DCMAKE_BUILD_TYPE=Release -DKINFER_BUILD_TESTS=OFF -DKINFER_BUILD_BENCH=OFF \
-  -DKINFER_CUDA=ON "${extra[@]}" > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
-cmake --build $KB -j16 --target infer > "$OUT/build.log" 2>&1 || { grep -E "error" -A3 "$OUT/build.log" | head -60; exit 1; }
+kb_build $KB infer
 echo "infer built after $(($(date +%s) - t0)) s"
 NTOK=${NTOK:-4}
 for ty in ${TYPES:-Q4_K_M Q8_0}; do

@@ -14,14 +14,12 @@ TYPES=${TYPES:-"Q4_K_M Q8_0"}
 VARIANTS=${VARIANTS:-"0 4 5"}
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
-cmake -S . -B $KB -G Ninja -DCMAKE_BUILD_TYPE=Release -DKINFER_BUILD_TESTS=ON -DKINFER_BUILD_BENCH=OFF \
-  -DKINFER_CUDA=ON "${extra[@]}" > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
-cmake --build $KB -j16 --target infer > "$OUT/build.log" 2>&1 || { grep -E "error" -A3 "$OUT/build.log" | head -60; exit 1; }
+kb_build $KB infer
 stamp "infer built"
 ( for ty in $TYPES; do $KB/bin/infer synth -o /tmp/m-$ty.gguf --preset mistral-7b --type $ty > "$OUT/synth-$ty.log" 2>&1
   echo "[$(( $(date +%s) - t0 )) s] synth $ty done"; done ) &
 spid=$!
-cmake --build $KB -j16 --target kinfer_tests kinfer_cuda_bench >> "$OUT/build.log" 2>&1 || { grep -E "error" -A3 "$OUT/build.log" | head -60; exit 1; }
+kb_build $KB kinfer_tests kinfer_cuda_bench
 stamp "all built"
 T=$KB/bin/kinfer_tests
 for v in $VARIANTS; do
