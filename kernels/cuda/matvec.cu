@@ -160,6 +160,7 @@ struct Epilogue {
     const KvRow* rows = nullptr;  // per token: cache and position (roles only)
     const double* inv_freq = nullptr;
     int layer = 0, head_dim = 0, n_rot = 0;
+    bool prefetch = true;  // load the first weights before waiting for the previous kernel (matvec_body)
 };
 // kAdd: out += the sum (the residual add in the product's epilogue, matvec_add).
 enum Role : int { kPlain = 0, kRopeQ = 1, kRopeK = 2, kStoreV = 3, kAdd = 4 };
@@ -209,7 +210,6 @@ template <class L, int NT, int R, bool kSwiglu>
 __device__ __forceinline__ void matvec_body(const MatvecParts& parts, int n_groups, int n_records,
                                             const float* __restrict__ x, int64_t x_stride, int q_off,
                                             int s_off, int n_tok, const Epilogue& swiglu) {
-    wait_for_producer();
     const uint8_t* rows[R];
     MatvecPart me = parts.p[0];
     int row0;
@@ -238,15 +238,23 @@ __device__ __forceinline__ void matvec_body(const MatvecParts& parts, int n_grou
 #pragma unroll
         for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
 
+    // The first groups' weights are loaded before waiting for the kernel before us: weights are never written
+    // during a step, so their loads may overlap that kernel's tail (with programmatic dependent launch this
+    // block may already be resident while it runs). Only the activation and the outputs wait.
+    typename L::G a[R], b[R];
+    const auto load_groups = [&](int g) {
+#pragma unroll
+        for (int r = 0; r < R; ++r) L::load(rows[r], n_records, min(g, n_groups - 1), a[r]);
+        if (g + kThreads < n_groups) {
+#pragma unroll
+            for (int r = 0; r < R; ++r) L::load(rows[r], n_records, g + kThreads, b[r]);
+        }
+    };
+    if (swiglu.prefetch) load_groups(threadIdx.x);
+    wait_for_producer();
     for (int g = threadIdx.x; g < n_groups; g += 2 * kThreads) {
         const int g2 = g + kThreads;
-        typename L::G a[R], b[R];
-#pragma unroll
-        for (int r = 0; r < R; ++r) L::load(rows[r], n_records, g, a[r]);
-        if (g2 < n_groups) {
-#pragma unroll
-            for (int r = 0; r < R; ++r) L::load(rows[r], n_records, g2, b[r]);
-        }
+        if (g != int(threadIdx.x) || !swiglu.prefetch) load_groups(g);
         if constexpr (L::kHasOffset) {  // quantized: int8 path
             const auto* xb = reinterpret_cast<const uint8_t*>(x);
             accumulate_group_q<L, NT, R>(a, g, xb, 4 * x_stride, q_off, s_off, n_tok, acc);
@@ -577,6 +585,12 @@ __global__ void __launch_bounds__(kThreads, MinBlocks)
         matvec_body<L0, NT, R, false>(parts, n_groups, n_records, x, x_stride, q_off, s_off, n_tok, ep);
 }
 
+// KINFER_MATVEC_PREFETCH=0 (read once): every weight load waits for the previous kernel, for comparisons.
+bool prefetch_weights() {
+    static const bool on = env_on("KINFER_MATVEC_PREFETCH");
+    return on;
+}
+
 // Fills the launch's parts (block ranges of R rows each); returns the blocks in all.
 template <int R>
 int fill_parts(const MatvecOut* outs, int n_outs, const int* roles, MatvecParts& parts) {
@@ -604,10 +618,12 @@ void launch_mixed_rows(const MatvecOut* outs, int n_outs, int n_l0, const float*
     const DeviceMatrix& w0 = *outs[0].w;
     MatvecParts parts;
     const int blocks = fill_parts<R>(outs, n_outs, roles, parts);
+    Epilogue e = ep;
+    e.prefetch = prefetch_weights();
     launch_kernel(matvec_mixed_kernel<L0, L1, NT, R, MinBlocks>, blocks, kThreads, 0, s, parts,
                   parts.p[n_l0].first_block, static_cast<int>(w0.cols / kGroupElems),
                   static_cast<int>(ceil_div<int64_t>(w0.cols, kRecordElems)), x, activation_floats(w0.cols),
-                  int(activation_q_offset(w0.cols)), int(activation_scale_offset(w0.cols)), n_tok, ep);
+                  int(activation_q_offset(w0.cols)), int(activation_scale_offset(w0.cols)), n_tok, e);
 }
 
 // Layouts the tensor-core path reads (those with load_quad: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K).
@@ -685,9 +701,11 @@ void launch_rows(const MatvecOut* outs, int n_outs, const float* x, int n_tok, c
     if constexpr (kSwiglu) blocks = int(ceil_div<int64_t>(w0.rows, R / 2));
     const int n_groups = static_cast<int>(w0.cols / kGroupElems);
     const int n_records = static_cast<int>(ceil_div<int64_t>(w0.cols, kRecordElems));
+    Epilogue ep = swiglu;
+    ep.prefetch = prefetch_weights();
     launch_kernel(matvec_kernel<L, NT, R, MinBlocks, kSwiglu>, blocks, kThreads, 0, s, parts, n_groups,
                   n_records, x, activation_floats(w0.cols), int(activation_q_offset(w0.cols)),
-                  int(activation_scale_offset(w0.cols)), n_tok, swiglu);
+                  int(activation_scale_offset(w0.cols)), n_tok, ep);
 }
 
 // The pipelined kernel: parts in blocks of R * S rows.
