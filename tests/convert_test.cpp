@@ -380,7 +380,7 @@ TEST_CASE("convert: current config.json style (rope_parameters, dtype, head_dim,
 
 TEST_CASE(
     "convert: head_dim != hidden_size / num_attention_heads converts and runs like the float64 reference") {
-    // Mistral-Nemo-style config: an explicit head_dim (16, a size the CUDA kernels take too) with 2 heads
+    // Mistral-Nemo-style config: an explicit head_dim (16) with 2 heads
     // on a hidden size of 16, so Q is 32 wide, K/V (one KV head) 16, and o_proj maps 32 back to 16.
     // transformers is not available here (the checkpoint is synthetic), so the truth is our float64 reference
     // forward (tests/support), which follows llama.cpp's graph with key_length as the head size.
@@ -431,12 +431,11 @@ TEST_CASE(
     Session decode(model, 16);
     for (size_t r = 0; r < ids.size(); ++r)
         check_rows(decode.feed(std::span<const int32_t>(&ids[r], 1)), r, "decode");
-    if (cuda::query_devices().count > 0) {  // on a GPU machine, the CUDA backend too (fp16 cache)
-        const Model gpu = Model::load(out, {.device = Device::Cuda});
-        Session s(gpu, 16);
-        const auto g = s.feed(ids, true);
-        for (size_t r = 0; r < ids.size(); ++r)
-            CHECK(testing::relative_logit_error(g.subspan(r * 265, 265), truth[r]) < 1e-2);
+    if (cuda::query_devices().count > 0) {
+        // The CUDA backend's rows are multiples of 32 elements: this hidden size of 16 is refused at load,
+        // naming the first tensor it cannot take (not run with garbage).
+        CHECK_THROWS_WITH_AS(Model::load(out, {.device = Device::Cuda}),
+                             doctest::Contains("token_embd.weight: rows of 16 f32 elements"), Error);
     }
 }
 
