@@ -334,7 +334,6 @@ template <class L, int NT, int R, int S>
 __device__ __forceinline__ void matvec_body_pipelined(const MatvecParts& parts, int n_groups, int n_records,
                                                       const float* __restrict__ x, int64_t x_stride,
                                                       int q_off, int s_off, int n_tok, const Epilogue& ep) {
-    wait_for_producer();
     MatvecPart me = parts.p[0];
     if (parts.n > 1 && int(blockIdx.x) >= parts.p[1].first_block) me = parts.p[1];
     if (parts.n > 2 && int(blockIdx.x) >= parts.p[2].first_block) me = parts.p[2];
@@ -406,7 +405,8 @@ __device__ __forceinline__ void matvec_body_pipelined(const MatvecParts& parts, 
         }
     };
     typename L::G a0[R], b0[R], a1[R], b1[R];
-    load_step(0, a0, b0);
+    load_step(0, a0, b0);  // weights only: before the wait, as in matvec_body
+    wait_for_producer();
     for (int it = 0; it < total; it += 2) {
         if (it + 1 < total) load_step(it + 1, a1, b1);  // in flight while step `it` is consumed
         consume(it, a0, b0);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/cpu/quant_matmul.hpp"
+#include "kernels/cuda/cuda_info.hpp"
 #include "tools/infer/args.hpp"
 #include "tools/infer/bandwidth_probe.hpp"
 #include "tools/infer/bench_models.hpp"
@@ -48,7 +49,8 @@ std::string help_text() {
            "model's load time and the process's peak resident memory (RSS) against file + KV cache size.\n\n"
            "For generation, GB/s is the weight bytes read per second (every weight is read once per token)\n"
            "and % bw its share of the machine's memory read bandwidth, measured once at the start by a read\n"
-           "probe (all hardware threads streaming a buffer much larger than the caches).\n\n"
+           "probe (all hardware threads streaming a buffer much larger than the caches; with --device cuda\n"
+           "a kernel streaming 2 GiB of the GPU's memory).\n\n"
            "Lists are comma-separated (-t 1,2,4); each combination of model, threads, depth and test runs.\n"
            "  -m, --model FILE       a GGUF model (repeatable)\n"
            "  -p, --n-prompt LIST    prompt lengths of pp tests (default 512; 0: no pp test)\n"
@@ -367,6 +369,21 @@ int cmd_bench(int argc, char** argv) {
     progress_line(device == Device::Cpu ? "CPU kernels: " + env.cpu_kernels : "backend: CUDA");
     bool has_generation = false;
     for (const auto& t : tests) has_generation = has_generation || (t.n_gen > 0 && t.n_prompt == 0);
+    if (probe && has_generation && device == Device::Cuda && cuda::query_devices().count > 0) {
+        env.gpu_name = cuda::query_devices().name;
+        progress_line("measuring the GPU's memory read bandwidth");
+        const cuda::ReadBandwidth bw = cuda::measure_read_bandwidth();
+        if (bw.gb_per_s > 0) {
+            env.mem_read_gbps = bw.gb_per_s;
+            env.probe_bytes = bw.buffer_bytes;
+            char line[160];
+            std::snprintf(line, sizeof line, "GPU memory read bandwidth %.0f GB/s (%s buffer)", bw.gb_per_s,
+                          format_model_size(bw.buffer_bytes).c_str());
+            progress_line(line);
+        } else {
+            progress_line("GPU read probe: " + bw.error + " (no % bw)");
+        }
+    }
     if (probe && has_generation && device == Device::Cpu) {
         progress_line("measuring the memory read bandwidth");
         const BandwidthResult bw = measure_read_bandwidth(0, probe_bytes);

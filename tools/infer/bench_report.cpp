@@ -214,10 +214,15 @@ void BenchPrinter::end() {
     } else if (format_ == BenchFormat::Markdown) {
         std::string bw = "not measured";
         if (env_.mem_read_gbps > 0)
-            bw = fixed(env_.mem_read_gbps, 2) + " GB/s (read probe: " + std::to_string(env_.probe_threads) +
-                 " threads, " + format_model_size(env_.probe_bytes) + ")";
-        std::fprintf(out_, "\nCPU: %s; kernels: %s; memory read bandwidth: %s\n", env_.cpu_info.c_str(),
-                     env_.cpu_kernels.c_str(), bw.c_str());
+            bw = fixed(env_.mem_read_gbps, 2) + " GB/s (read probe: " +
+                 (env_.gpu_name.empty() ? std::to_string(env_.probe_threads) + " threads, " : "") +
+                 format_model_size(env_.probe_bytes) + ")";
+        if (env_.gpu_name.empty())
+            std::fprintf(out_, "\nCPU: %s; kernels: %s; memory read bandwidth: %s\n", env_.cpu_info.c_str(),
+                         env_.cpu_kernels.c_str(), bw.c_str());
+        else
+            std::fprintf(out_, "\nGPU: %s; kernels: %s; device memory read bandwidth: %s\n",
+                         env_.gpu_name.c_str(), env_.cpu_kernels.c_str(), bw.c_str());
     }
     std::fflush(out_);
 }

@@ -67,8 +67,9 @@ enum class BenchFormat { Markdown, Csv, Json, Jsonl };
 struct BenchEnvironment {
     std::string cpu_info;     // the CPU's model name
     std::string cpu_kernels;  // the SIMD path of the CPU kernels ("reference", "avx2", ...)
+    std::string gpu_name;     // --device cuda: the GPU's name, whose memory mem_read_gbps is
     double mem_read_gbps = 0;
-    int probe_threads = 0;
+    int probe_threads = 0;  // 0 for the GPU's probe
     uint64_t probe_bytes = 0;
 };
 

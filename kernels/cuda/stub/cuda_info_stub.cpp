@@ -8,4 +8,10 @@ DeviceInfo query_devices() {
     return info;
 }
 
+ReadBandwidth measure_read_bandwidth() {
+    ReadBandwidth r;
+    r.error = "kinfer was built without CUDA";
+    return r;
+}
+
 }  // namespace kinfer::cuda
