@@ -591,6 +591,153 @@ bool prefetch_weights() {
     return on;
 }
 
+// ---- one token, weights streamed through shared memory (KINFER_MATVEC_STREAM=1; an experiment, off by
+// default) The kernels above give each block one round of loads: load, wait, compute, reduce, exit, so a slot
+// has nothing in flight between its rounds (on an H200, q4_K 14336 x 4096 at 2.4 TB/s against q8_0's 3.4 with
+// the same blocks: a fixed ~2.7 us per wave of blocks). Here resident blocks stay and walk over sets of
+// kStreamRows rows; each set's bytes (whole rows, contiguous) go to a ring of S stages in shared memory with
+// cp.async, S - 1 sets ahead of the one being computed, so loads stay in flight through the dp4a work and the
+// reductions. The first S - 1 sets are requested before griddepcontrol.wait (weights only). Same arithmetic
+// per group as matvec_body (accumulate_group_q), groups split over 128 threads instead of 64, so sums come
+// in another order: not bit for bit with the default path.
+constexpr int kStreamThreads = 128;
+constexpr int kStreamRows = 4;
+constexpr int kStreamSmem = 64 << 10;  // bytes of stages per block at most
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+    const auto dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+    asm volatile("cp.async.commit_group;" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+// The layouts' loads on a stage in shared memory: plain loads (the read-only path is for global memory).
+struct SharedLoads {
+    KINFER_HOST_DEVICE static Words4 load16(const uint8_t* p) {
+        const uint4 v = *reinterpret_cast<const uint4*>(p);
+        return Words4{{v.x, v.y, v.z, v.w}};
+    }
+    KINFER_HOST_DEVICE static void load8(const uint8_t* p, uint32_t& lo, uint32_t& hi) {
+        const uint2 v = *reinterpret_cast<const uint2*>(p);
+        lo = v.x, hi = v.y;
+    }
+    KINFER_HOST_DEVICE static uint32_t load4(const uint8_t* p) {
+        return *reinterpret_cast<const uint32_t*>(p);
+    }
+    KINFER_HOST_DEVICE static uint16_t load2(const uint8_t* p) {
+        return *reinterpret_cast<const uint16_t*>(p);
+    }
+};
+
+// Group g of the stage's rows (row r at stage + r * row_bytes; rows past n_valid read the last one again,
+// never stored) into acc.
+template <class L, int R>
+__device__ __forceinline__ void stream_group(const uint8_t* stage, int64_t row_bytes, int n_valid,
+                                             int n_records, int g, const uint8_t* x, int q_off, int s_off,
+                                             float (&acc)[R][1]) {
+    typename L::G grp[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+        L::template load<SharedLoads>(stage + int64_t(min(r, n_valid - 1)) * row_bytes, n_records, g, grp[r]);
+    accumulate_group_q<L, 1, R>(grp, g, x, 0, q_off, s_off, 1, acc);
+}
+
+__device__ __forceinline__ MatvecPart part_of_set(const MatvecParts& parts, int set) {
+    MatvecPart m = parts.p[0];  // constant indices only (see matvec_body)
+    if (parts.n > 1 && set >= parts.p[1].first_block) m = parts.p[1];
+    if (parts.n > 2 && set >= parts.p[2].first_block) m = parts.p[2];
+    return m;
+}
+
+template <class L0, class L1, int S>
+__global__ void __launch_bounds__(kStreamThreads)
+    matvec_stream_kernel(const MatvecParts parts, int first_l1_set, int n_sets, int n_groups, int n_records,
+                         const float* __restrict__ x, int q_off, int s_off, int stage_bytes,
+                         const Epilogue ep) {
+    constexpr int R = kStreamRows;
+    extern __shared__ __align__(16) uint8_t stages[];
+    const int tid = threadIdx.x;
+    // Set blockIdx.x + k * gridDim.x into stage k % S; every call commits a group (maybe empty), so that
+    // "all but the newest S - 1 groups done" always means "set k is in".
+    const auto issue = [&](int k) {
+        const int set = int(blockIdx.x) + k * int(gridDim.x);
+        if (set < n_sets) {
+            const MatvecPart m = part_of_set(parts, set);
+            const int row0 = (set - m.first_block) * R;
+            const int64_t chunks = int64_t(min(R, m.n_rows - row0)) * m.row_bytes / 16;
+            const uint8_t* src = m.w + int64_t(row0) * m.row_bytes;
+            uint8_t* dst = stages + (k % S) * stage_bytes;
+            for (int64_t i = tid; i < chunks; i += kStreamThreads) cp_async16(dst + 16 * i, src + 16 * i);
+        }
+        cp_async_commit();
+    };
+#pragma unroll
+    for (int k = 0; k < S - 1; ++k) issue(k);
+    wait_for_producer();
+
+    __shared__ float partial[kStreamThreads / 32][R];
+    const int lane = tid % 32, warp = tid / 32;
+    const auto* xb = reinterpret_cast<const uint8_t*>(x);
+    for (int k = 0;; ++k) {
+        const int set = int(blockIdx.x) + k * int(gridDim.x);
+        if (set >= n_sets) break;
+        issue(k + S - 1);
+        cp_async_wait<S - 1>();
+        __syncthreads();  // every thread's copies of set k are in
+        const MatvecPart me = part_of_set(parts, set);
+        const int row0 = (set - me.first_block) * R;
+        const int n_valid = min(R, me.n_rows - row0);
+        const uint8_t* stage = stages + (k % S) * stage_bytes;
+        float acc[R][1];
+#pragma unroll
+        for (int r = 0; r < R; ++r) acc[r][0] = 0.0f;
+        const bool use_l1 = !std::is_same_v<L0, L1> && set >= first_l1_set;
+        for (int g = tid; g < n_groups; g += kStreamThreads) {
+            if (use_l1)
+                stream_group<L1, R>(stage, me.row_bytes, n_valid, n_records, g, xb, q_off, s_off, acc);
+            else
+                stream_group<L0, R>(stage, me.row_bytes, n_valid, n_records, g, xb, q_off, s_off, acc);
+        }
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            const float v = warp_sum(acc[r][0]);
+            if (lane == 0) partial[warp][r] = v;
+        }
+        __syncthreads();
+        if (tid < n_valid) {
+            float v = 0.0f, vp = 0.0f;
+#pragma unroll
+            for (int i = 0; i < kStreamThreads / 32; ++i) v += partial[i][tid];
+            if (me.role != kPlain && me.role != kAdd)  // the RoPE partner (R is even)
+#pragma unroll
+                for (int i = 0; i < kStreamThreads / 32; ++i) vp += partial[i][tid ^ 1];
+            store_output(me, v, vp, row0 + tid, 0, ep);
+        }
+        __syncthreads();  // the stage and partial are reused
+    }
+    cp_async_wait<0>();
+}
+
+int sm_count() {
+    static const int n = [] {
+        int dev = 0, c = 0;
+        cudaGetDevice(&dev);
+        cudaDeviceGetAttribute(&c, cudaDevAttrMultiProcessorCount, dev);
+        return c > 0 ? c : 100;
+    }();
+    return n;
+}
+
+bool stream_on() {
+    static const bool on = env_int("KINFER_MATVEC_STREAM", 0) == 1;
+    return on;
+}
+
 // Fills the launch's parts (block ranges of R rows each); returns the blocks in all.
 template <int R>
 int fill_parts(const MatvecOut* outs, int n_outs, const int* roles, MatvecParts& parts) {
@@ -609,6 +756,41 @@ int fill_parts(const MatvecOut* outs, int n_outs, const int* roles, MatvecParts&
         blocks += int(ceil_div<int64_t>(w.rows, R));
     }
     return blocks;
+}
+
+// One token through matvec_stream_kernel: outs[0 .. n_l0) of layout L0, the rest of L1. False (nothing
+// launched) when S >= 2 stages of kStreamRows rows do not fit in kStreamSmem bytes.
+template <class L0, class L1>
+bool launch_stream(const MatvecOut* outs, int n_outs, int n_l0, const float* x, const Epilogue& ep,
+                   cudaStream_t s, const int* roles) {
+    int64_t widest = 0;
+    for (int i = 0; i < n_outs; ++i) widest = std::max<int64_t>(widest, int64_t(outs[i].w->row_bytes));
+    const int64_t stage = kStreamRows * widest;
+    const int n_stages = int(std::min<int64_t>(4, kStreamSmem / stage));
+    if (n_stages < 2) return false;
+    static const bool configured = [] {
+        for (auto k : {matvec_stream_kernel<L0, L1, 2>, matvec_stream_kernel<L0, L1, 3>,
+                       matvec_stream_kernel<L0, L1, 4>})
+            cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, kStreamSmem);
+        return true;
+    }();
+    (void)configured;
+    const auto kernel = n_stages == 4   ? matvec_stream_kernel<L0, L1, 4>
+                        : n_stages == 3 ? matvec_stream_kernel<L0, L1, 3>
+                                        : matvec_stream_kernel<L0, L1, 2>;
+    const int smem = int(n_stages * stage);
+    int per_sm = 0;
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kStreamThreads, smem);
+    MatvecParts parts;
+    const int n_sets = fill_parts<kStreamRows>(outs, n_outs, roles, parts);
+    const int first_l1 = n_l0 < n_outs ? parts.p[n_l0].first_block : n_sets;
+    const int grid = std::max(1, std::min(n_sets, std::max(1, per_sm) * sm_count()));
+    const DeviceMatrix& w0 = *outs[0].w;
+    launch_kernel(kernel, grid, kStreamThreads, size_t(smem), s, parts, first_l1, n_sets,
+                  static_cast<int>(w0.cols / kGroupElems),
+                  static_cast<int>(ceil_div<int64_t>(w0.cols, kRecordElems)), x,
+                  int(activation_q_offset(w0.cols)), int(activation_scale_offset(w0.cols)), int(stage), ep);
+    return true;
 }
 
 // outs[0 .. n_l0) of layout L0, the rest of L1 (same width).
@@ -665,9 +847,10 @@ void launch_mma(const MatvecOut* outs, int n_outs, int n_l0, const float* x, int
 template <class L0, class L1>
 void launch_mixed(const MatvecOut* outs, int n_outs, int n_l0, const float* x, int n_tok, const Epilogue& ep,
                   cudaStream_t s, const int* roles) {
-    if (n_tok == 1)
+    if (n_tok == 1) {
+        if (stream_on() && launch_stream<L0, L1>(outs, n_outs, n_l0, x, ep, s, roles)) return;
         launch_mixed_rows<L0, L1, 1, 4, 8>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
-    else if (n_tok == 2)
+    } else if (n_tok == 2)
         launch_mixed_rows<L0, L1, 2, 4, 8>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
     else if (kHasQuad<L0> && kHasQuad<L1> && mma_on())
         n_tok <= 8 ? launch_mma<L0, L1, 8>(outs, n_outs, n_l0, x, n_tok, ep, s, roles)
@@ -741,6 +924,8 @@ void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, const 
     // One token: 4 rows per block (2 rows with a 64-register cap for more warps measured the same).
     if constexpr (NT == 1) {
         if constexpr (kMainType<L>) {
+            if constexpr (!kSwiglu)
+                if (stream_on() && launch_stream<L, L>(outs, n_outs, n_outs, x, swiglu, s, roles)) return;
             if (matvec_variant() == 1)
                 return launch_rows<L, 1, 8, 4, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s, roles);
             if (matvec_variant() == 2)  // more resident blocks: a tighter register budget

@@ -89,6 +89,17 @@ KINFER_HOST_DEVICE inline uint16_t load2(const uint8_t* p) {
 #endif
 }
 
+// The loads above as a policy: the layouts' load functions take one (template parameter M), so a kernel
+// that stages weights in shared memory can read them with plain loads through the same unpacking code.
+struct GlobalLoads {
+    KINFER_HOST_DEVICE static Words4 load16(const uint8_t* p) { return repacked::load16(p); }
+    KINFER_HOST_DEVICE static void load8(const uint8_t* p, uint32_t& lo, uint32_t& hi) {
+        repacked::load8(p, lo, hi);
+    }
+    KINFER_HOST_DEVICE static uint32_t load4(const uint8_t* p) { return repacked::load4(p); }
+    KINFER_HOST_DEVICE static uint16_t load2(const uint8_t* p) { return repacked::load2(p); }
+};
+
 KINFER_HOST_DEVICE inline float bits_to_float(uint32_t u) {
 #if defined(__CUDA_ARCH__)
     return __uint_as_float(u);
@@ -227,18 +238,20 @@ struct LayoutQ4_0 {  // [d x8 halves][qs 8 x 16]
     static constexpr int kRecord = 144, kTail = 0, kWords = 1;
     static constexpr bool kHasOffset = true;
     using G = Group<kWords>;
+    template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load(const uint8_t* row, int n_records, int g, G& o) {
         const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
-        o.q[0] = load16(p.rec + 16 + 16 * p.slot);
-        const float d = half_to_float(load2(p.rec + 2 * p.slot));
+        o.q[0] = M::load16(p.rec + 16 + 16 * p.slot);
+        const float d = half_to_float(M::load2(p.rec + 2 * p.slot));
         o.a[0] = o.a[1] = d;
         o.b[0] = o.b[1] = -136.0f * d;  // w = d * (c - 8) = d * v - 136 d
     }
+    template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load_quad(const uint8_t* row, int n_records, int g, int q, QuadWord& o) {
         const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
-        const uint32_t w = load4(p.rec + 16 + 16 * p.slot + 4 * q);
+        const uint32_t w = M::load4(p.rec + 16 + 16 * p.slot + 4 * q);
         o.c[0] = nibbles_of(w, 0), o.c[1] = nibbles_of(w, 1);
-        const float d = half_to_float(load2(p.rec + 2 * p.slot));
+        const float d = half_to_float(M::load2(p.rec + 2 * p.slot));
         o.a[0] = o.a[1] = d;
         o.b[0] = o.b[1] = -136.0f * d;
     }
@@ -254,11 +267,12 @@ struct LayoutQ4_1 {  // [d x8][m x8][qs 8 x 16]
     static constexpr int kRecord = 160, kTail = 0, kWords = 1;
     static constexpr bool kHasOffset = true;
     using G = Group<kWords>;
+    template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load(const uint8_t* row, int n_records, int g, G& o) {
         const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
-        o.q[0] = load16(p.rec + 32 + 16 * p.slot);
-        const float d = half_to_float(load2(p.rec + 2 * p.slot));
-        const float m = half_to_float(load2(p.rec + 16 + 2 * p.slot));
+        o.q[0] = M::load16(p.rec + 32 + 16 * p.slot);
+        const float d = half_to_float(M::load2(p.rec + 2 * p.slot));
+        const float m = half_to_float(M::load2(p.rec + 16 + 2 * p.slot));
         o.a[0] = o.a[1] = d;
         o.b[0] = o.b[1] = m - 128.0f * d;
     }
@@ -271,11 +285,12 @@ struct LayoutQ5_0 {  // [d x8][qh 8 x 4][qs 8 x 16]; q1.w[0] holds the group's e
     static constexpr int kRecord = 176, kTail = 0, kWords = 2;
     static constexpr bool kHasOffset = true;
     using G = Group<kWords>;
+    template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load(const uint8_t* row, int n_records, int g, G& o) {
         const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
-        o.q[0] = load16(p.rec + 48 + 16 * p.slot);
-        o.q[1].w[0] = load4(p.rec + 16 + 4 * p.slot);
-        const float d = half_to_float(load2(p.rec + 2 * p.slot));
+        o.q[0] = M::load16(p.rec + 48 + 16 * p.slot);
+        o.q[1].w[0] = M::load4(p.rec + 16 + 4 * p.slot);
+        const float d = half_to_float(M::load2(p.rec + 2 * p.slot));
         o.a[0] = o.a[1] = d;
         o.b[0] = o.b[1] = -144.0f * d;  // w = d * (c - 16)
     }
@@ -291,12 +306,13 @@ struct LayoutQ5_1 {  // [d x8][m x8][qh 8 x 4][qs 8 x 16]
     static constexpr int kRecord = 192, kTail = 0, kWords = 2;
     static constexpr bool kHasOffset = true;
     using G = Group<kWords>;
+    template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load(const uint8_t* row, int n_records, int g, G& o) {
         const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
-        o.q[0] = load16(p.rec + 64 + 16 * p.slot);
-        o.q[1].w[0] = load4(p.rec + 32 + 4 * p.slot);
-        const float d = half_to_float(load2(p.rec + 2 * p.slot));
-        const float m = half_to_float(load2(p.rec + 16 + 2 * p.slot));
+        o.q[0] = M::load16(p.rec + 64 + 16 * p.slot);
+        o.q[1].w[0] = M::load4(p.rec + 32 + 4 * p.slot);
+        const float d = half_to_float(M::load2(p.rec + 2 * p.slot));
+        const float m = half_to_float(M::load2(p.rec + 16 + 2 * p.slot));
         o.a[0] = o.a[1] = d;
         o.b[0] = o.b[1] = m - 128.0f * d;
     }
@@ -309,19 +325,21 @@ struct LayoutQ8_0 {  // [d x8][qs 8 x 32], code = q + 128
     static constexpr int kRecord = 272, kTail = 0, kWords = 2;
     static constexpr bool kHasOffset = true;
     using G = Group<kWords>;
+    template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load(const uint8_t* row, int n_records, int g, G& o) {
         const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
-        o.q[0] = load16(p.rec + 16 + 32 * p.slot);
-        o.q[1] = load16(p.rec + 32 + 32 * p.slot);
-        const float d = half_to_float(load2(p.rec + 2 * p.slot));
+        o.q[0] = M::load16(p.rec + 16 + 32 * p.slot);
+        o.q[1] = M::load16(p.rec + 32 + 32 * p.slot);
+        const float d = half_to_float(M::load2(p.rec + 2 * p.slot));
         o.a[0] = o.a[1] = d;
         o.b[0] = o.b[1] = -32896.0f * d;  // v = 32768 + q + 128
     }
+    template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load_quad(const uint8_t* row, int n_records, int g, int q, QuadWord& o) {
         const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
-        o.c[0] = load4(p.rec + 16 + 32 * p.slot + 4 * q);
-        o.c[1] = load4(p.rec + 32 + 32 * p.slot + 4 * q);
-        const float d = half_to_float(load2(p.rec + 2 * p.slot));
+        o.c[0] = M::load4(p.rec + 16 + 32 * p.slot + 4 * q);
+        o.c[1] = M::load4(p.rec + 32 + 32 * p.slot + 4 * q);
+        const float d = half_to_float(M::load2(p.rec + 2 * p.slot));
         o.a[0] = o.a[1] = d;
         o.b[0] = o.b[1] = -32896.0f * d;
     }
@@ -338,11 +356,12 @@ struct LayoutQ2_K {
     static constexpr int kRecord = 80, kTail = 4, kWords = 1;
     static constexpr bool kHasOffset = true;
     using G = Group<kWords>;
+    template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load(const uint8_t* row, int n_records, int g, G& o) {
         const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
-        load8(p.rec + 16 + 8 * p.slot, o.q[0].w[0], o.q[0].w[1]);
-        const uint16_t s = load2(p.rec + 2 * p.slot);
-        const float d = half_to_float(load2(p.tail)), dmin = half_to_float(load2(p.tail + 2));
+        M::load8(p.rec + 16 + 8 * p.slot, o.q[0].w[0], o.q[0].w[1]);
+        const uint16_t s = M::load2(p.rec + 2 * p.slot);
+        const float d = half_to_float(M::load2(p.tail)), dmin = half_to_float(M::load2(p.tail + 2));
         for (int h = 0; h < 2; ++h) {
             const int sm = (s >> (8 * h)) & 0xff;
             o.a[h] = d * static_cast<float>(sm & 15);
@@ -363,13 +382,14 @@ struct LayoutQ3_K {
     static constexpr int kRecord = 112, kTail = 0, kWords = 1;
     static constexpr bool kHasOffset = true;
     using G = Group<kWords>;
+    template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load(const uint8_t* row, int n_records, int g, G& o) {
         const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
-        load8(p.rec + 16 + 8 * p.slot, o.q[0].w[0], o.q[0].w[1]);
-        o.q[0].w[2] = load4(p.rec + 80 + 4 * p.slot);
+        M::load8(p.rec + 16 + 8 * p.slot, o.q[0].w[0], o.q[0].w[1]);
+        o.q[0].w[2] = M::load4(p.rec + 80 + 4 * p.slot);
         const uint32_t lo = p.rec[p.slot];  // low nibbles of the codes of sub-groups 2j, 2j+1
-        const uint32_t hi = load4(p.rec + 8);
-        const float d = half_to_float(load2(p.rec + 12));
+        const uint32_t hi = M::load4(p.rec + 8);
+        const float d = half_to_float(M::load2(p.rec + 12));
         for (int h = 0; h < 2; ++h) {
             const int i = 2 * p.slot + h;
             const int code = static_cast<int>(((lo >> (4 * h)) & 15) | (((hi >> (2 * i)) & 3) << 4));
@@ -388,8 +408,9 @@ struct LayoutQ3_K {
 // Q4_K / Q5_K meta (16 bytes): d, dmin, top 2 bits of group j's scale (bits 4j, 4j+1) and min (4j+2, 4j+3),
 // then byte j = low nibble of scale | low nibble of min << 4.
 // One 16-byte load of the meta (the 8 threads of a record share it through L1).
+template <class M = GlobalLoads>
 KINFER_HOST_DEVICE inline void kquant_scale_min(const uint8_t* meta_ptr, int j, float& a, float& b) {
-    const Words4 meta = load16(meta_ptr);
+    const Words4 meta = M::load16(meta_ptr);
     const float d = half_to_float(static_cast<uint16_t>(meta.w[0] & 0xffffu));
     const float dmin = half_to_float(static_cast<uint16_t>(meta.w[0] >> 16));
     const uint32_t hi = meta.w[1] >> (4 * j);
@@ -404,18 +425,20 @@ struct LayoutQ4_K {  // [meta 16][qs 8 x 16]
     static constexpr int kRecord = 144, kTail = 0, kWords = 1;
     static constexpr bool kHasOffset = true;
     using G = Group<kWords>;
+    template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load(const uint8_t* row, int n_records, int g, G& o) {
         const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
-        o.q[0] = load16(p.rec + 16 + 16 * p.slot);
-        kquant_scale_min(p.rec, p.slot, o.a[0], o.b[0]);
+        o.q[0] = M::load16(p.rec + 16 + 16 * p.slot);
+        kquant_scale_min<M>(p.rec, p.slot, o.a[0], o.b[0]);
         o.a[1] = o.a[0];
         o.b[1] = o.b[0];
     }
+    template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load_quad(const uint8_t* row, int n_records, int g, int q, QuadWord& o) {
         const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
-        const uint32_t w = load4(p.rec + 16 + 16 * p.slot + 4 * q);
+        const uint32_t w = M::load4(p.rec + 16 + 16 * p.slot + 4 * q);
         o.c[0] = nibbles_of(w, 0), o.c[1] = nibbles_of(w, 1);
-        kquant_scale_min(p.rec, p.slot, o.a[0], o.b[0]);
+        kquant_scale_min<M>(p.rec, p.slot, o.a[0], o.b[0]);
         o.a[1] = o.a[0];
         o.b[1] = o.b[0];
     }
@@ -428,20 +451,23 @@ struct LayoutQ5_K {  // [meta 16][qh 8 x 4][qs 8 x 16]
     static constexpr int kRecord = 176, kTail = 0, kWords = 2;
     static constexpr bool kHasOffset = true;
     using G = Group<kWords>;
+    template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load(const uint8_t* row, int n_records, int g, G& o) {
         const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
-        o.q[0] = load16(p.rec + 48 + 16 * p.slot);
-        o.q[1].w[0] = load4(p.rec + 16 + 4 * p.slot);
-        kquant_scale_min(p.rec, p.slot, o.a[0], o.b[0]);
+        o.q[0] = M::load16(p.rec + 48 + 16 * p.slot);
+        o.q[1].w[0] = M::load4(p.rec + 16 + 4 * p.slot);
+        kquant_scale_min<M>(p.rec, p.slot, o.a[0], o.b[0]);
         o.a[1] = o.a[0];
         o.b[1] = o.b[0];
     }
+    template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load_quad(const uint8_t* row, int n_records, int g, int q, QuadWord& o) {
         const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
-        const uint32_t w = load4(p.rec + 48 + 16 * p.slot + 4 * q), bits = load4(p.rec + 16 + 4 * p.slot);
+        const uint32_t w = M::load4(p.rec + 48 + 16 * p.slot + 4 * q),
+                       bits = M::load4(p.rec + 16 + 4 * p.slot);
         o.c[0] = nibbles_of(w, 0) | extra_bit(bits, q, 0, 4);
         o.c[1] = nibbles_of(w, 1) | extra_bit(bits, q, 1, 4);
-        kquant_scale_min(p.rec, p.slot, o.a[0], o.b[0]);
+        kquant_scale_min<M>(p.rec, p.slot, o.a[0], o.b[0]);
         o.a[1] = o.a[0];
         o.b[1] = o.b[0];
     }
@@ -455,26 +481,28 @@ struct LayoutQ6_K {
     static constexpr int kRecord = 208, kTail = 2, kWords = 2;
     static constexpr bool kHasOffset = true;
     using G = Group<kWords>;
+    template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load(const uint8_t* row, int n_records, int g, G& o) {
         const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
-        o.q[0] = load16(p.rec + 16 + 16 * p.slot);
-        load8(p.rec + 144 + 8 * p.slot, o.q[1].w[0], o.q[1].w[1]);
-        const uint16_t s = load2(p.rec + 2 * p.slot);
-        const float d = half_to_float(load2(p.tail));
+        o.q[0] = M::load16(p.rec + 16 + 16 * p.slot);
+        M::load8(p.rec + 144 + 8 * p.slot, o.q[1].w[0], o.q[1].w[1]);
+        const uint16_t s = M::load2(p.rec + 2 * p.slot);
+        const float d = half_to_float(M::load2(p.tail));
         for (int h = 0; h < 2; ++h) {
             o.a[h] = d * static_cast<float>(static_cast<int8_t>((s >> (8 * h)) & 0xff));
             o.b[h] = -160.0f * o.a[h];
         }
     }
+    template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load_quad(const uint8_t* row, int n_records, int g, int q, QuadWord& o) {
         const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
-        const uint32_t w = load4(p.rec + 16 + 16 * p.slot + 4 * q);
+        const uint32_t w = M::load4(p.rec + 16 + 16 * p.slot + 4 * q);
         uint32_t hi0, hi1;
-        load8(p.rec + 144 + 8 * p.slot, hi0, hi1);
+        M::load8(p.rec + 144 + 8 * p.slot, hi0, hi1);
         o.c[0] = nibbles_of(w, 0) | two_bits(hi0, q, 4);
         o.c[1] = nibbles_of(w, 1) | two_bits(hi1, q, 4);
-        const uint16_t s = load2(p.rec + 2 * p.slot);
-        const float d = half_to_float(load2(p.tail));
+        const uint16_t s = M::load2(p.rec + 2 * p.slot);
+        const float d = half_to_float(M::load2(p.tail));
         for (int h = 0; h < 2; ++h) {
             o.a[h] = d * static_cast<float>(static_cast<int8_t>((s >> (8 * h)) & 0xff));
             o.b[h] = -160.0f * o.a[h];
@@ -493,9 +521,10 @@ struct LayoutF32 {
     static constexpr int kRecord = 1024, kTail = 0, kWords = 8;
     static constexpr bool kHasOffset = false;
     using G = Group<kWords>;
+    template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load(const uint8_t* row, int n_records, int g, G& o) {
         const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
-        for (int i = 0; i < kWords; ++i) o.q[i] = load16(p.rec + 128 * p.slot + 16 * i);
+        for (int i = 0; i < kWords; ++i) o.q[i] = M::load16(p.rec + 128 * p.slot + 16 * i);
         o.a[0] = o.a[1] = 1.0f;
         o.b[0] = o.b[1] = 0.0f;
     }
@@ -509,9 +538,10 @@ struct LayoutHalf {
     static constexpr int kRecord = 512, kTail = 0, kWords = 4;
     static constexpr bool kHasOffset = false;
     using G = Group<kWords>;
+    template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load(const uint8_t* row, int n_records, int g, G& o) {
         const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
-        for (int i = 0; i < kWords; ++i) o.q[i] = load16(p.rec + 64 * p.slot + 16 * i);
+        for (int i = 0; i < kWords; ++i) o.q[i] = M::load16(p.rec + 64 * p.slot + 16 * i);
         o.a[0] = o.a[1] = 1.0f;
         o.b[0] = o.b[1] = 0.0f;
     }
