@@ -202,6 +202,70 @@ __device__ __forceinline__ void store_output(const MatvecPart& me, float s, floa
                         ep.layer, ep.head_dim, ep.n_rot);
 }
 
+// A set's sums (R rows x NT tokens in each thread's acc, kW warps) reduced over the block and stored: plain,
+// with a role (store_output), or for kSwiglu (rows [0, R/2) of the set are gate rows, the rest up rows)
+// silu(gate) * up, and with swiglu.prepared the last block of each 32 outputs also prepares them for the down
+// projection (the threadfence reduction pattern). Called by every thread of the block; returns are
+// block-uniform.
+template <int NT, int R, int kW, bool kSwiglu>
+__device__ __forceinline__ void store_set(float (&acc)[R][NT], float (&partial)[kW][R * NT],
+                                          const MatvecPart& me, int row0, int n_rows, int n_tok,
+                                          const Epilogue& swiglu) {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+            const float s = warp_sum(acc[r][t]);
+            if (lane == 0) partial[warp][r * NT + t] = s;
+        }
+    __syncthreads();
+    if constexpr (!kSwiglu) {
+        if (threadIdx.x < R * NT) {
+            const int r = threadIdx.x / NT, t = threadIdx.x % NT;
+            float s = 0.0f;
+#pragma unroll
+            for (int i = 0; i < kW; ++i) s += partial[i][threadIdx.x];
+            if (row0 + r < n_rows && t < n_tok) {
+                float sp = 0.0f;  // the partner row's sum (R is even: pairs never straddle blocks)
+                if (me.role != kPlain && me.role != kAdd)
+#pragma unroll
+                    for (int i = 0; i < kW; ++i) sp += partial[i][(r ^ 1) * NT + t];
+                store_output(me, s, sp, row0 + r, t, swiglu);
+            }
+        }
+    } else {
+        constexpr int H = R / 2;
+        if (threadIdx.x < H * NT) {
+            const int r = threadIdx.x / NT, t = threadIdx.x % NT;
+            float g = 0.0f, u = 0.0f;
+#pragma unroll
+            for (int i = 0; i < kW; ++i) g += partial[i][threadIdx.x], u += partial[i][H * NT + threadIdx.x];
+            if (row0 + r < n_rows && t < n_tok)
+                me.out[t * me.out_stride + row0 + r] = g / (1.0f + __expf(-g)) * u;  // as swiglu_kernel
+            // The writers (part of warp 0) make their outputs visible before the block's count; a fence in
+            // every thread of every block measured 6% slower end to end.
+            if (swiglu.prepared) __threadfence();
+        }
+        if (!swiglu.prepared) return;
+        // The last of the 32 / H sets of these 32 outputs prepares them.
+        __shared__ bool s_last;
+        __syncthreads();
+        const int group = row0 / 32;
+        if (threadIdx.x == 0) {
+            s_last = atomicAdd(swiglu.counters + group, 1) == 32 / H - 1;
+            if (s_last) swiglu.counters[group] = 0;  // ready for the next launch (graph replays)
+        }
+        __syncthreads();
+        if (!s_last) return;
+        __threadfence();
+        for (int t = threadIdx.x / 32; t < n_tok; t += kW) {
+            const float v = __ldcg(me.out + t * me.out_stride + group * 32 + lane);
+            prepare_group(v, group, n_rows, swiglu.prepared + t * swiglu.prepared_stride);
+        }
+    }
+}
+
 // kSwiglu: parts.p[0] is the gate matrix and p[1] the up matrix (same shape); a block owns R / 2 output
 // rows, reading those rows of both, and writes silu(gate) * up to p[0].out. With swiglu.prepared, the last
 // block to finish each 32 outputs (n_rows % 32 == 0) also writes them in matvec's layout for the down
@@ -267,62 +331,7 @@ __device__ __forceinline__ void matvec_body(const MatvecParts& parts, int n_grou
     }
 
     __shared__ float partial[kWarps][R * NT];
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-#pragma unroll
-    for (int r = 0; r < R; ++r)
-#pragma unroll
-        for (int t = 0; t < NT; ++t) {
-            const float s = warp_sum(acc[r][t]);
-            if (lane == 0) partial[warp][r * NT + t] = s;
-        }
-    __syncthreads();
-    if constexpr (!kSwiglu) {
-        if (threadIdx.x < R * NT) {
-            const int r = threadIdx.x / NT, t = threadIdx.x % NT;
-            float s = 0.0f;
-#pragma unroll
-            for (int i = 0; i < kWarps; ++i) s += partial[i][threadIdx.x];
-            if (row0 + r < n_rows && t < n_tok) {
-                float sp = 0.0f;  // the partner row's sum (R is even: pairs never straddle blocks)
-                if (me.role != kPlain && me.role != kAdd)
-#pragma unroll
-                    for (int i = 0; i < kWarps; ++i) sp += partial[i][(r ^ 1) * NT + t];
-                store_output(me, s, sp, row0 + r, t, swiglu);
-            }
-        }
-    } else {
-        constexpr int H = R / 2;
-        if (threadIdx.x < H * NT) {
-            const int r = threadIdx.x / NT, t = threadIdx.x % NT;
-            float g = 0.0f, u = 0.0f;
-#pragma unroll
-            for (int i = 0; i < kWarps; ++i)
-                g += partial[i][threadIdx.x], u += partial[i][H * NT + threadIdx.x];
-            if (row0 + r < n_rows && t < n_tok)
-                me.out[t * me.out_stride + row0 + r] = g / (1.0f + __expf(-g)) * u;  // as swiglu_kernel
-            // The writers (part of warp 0) make their outputs visible before the block's count; a fence in
-            // every thread of every block measured 6% slower end to end.
-            if (swiglu.prepared) __threadfence();
-        }
-        if (!swiglu.prepared) return;
-        // The last of the 32 / H blocks of these 32 outputs prepares them (the threadfence reduction
-        // pattern).
-        __shared__ bool s_last;
-        __syncthreads();
-        const int group = row0 / 32;
-        if (threadIdx.x == 0) {
-            s_last = atomicAdd(swiglu.counters + group, 1) == 32 / H - 1;
-            if (s_last) swiglu.counters[group] = 0;  // ready for the next launch (graph replays)
-        }
-        __syncthreads();
-        if (!s_last) return;
-        __threadfence();
-        const int lane = threadIdx.x % 32;
-        for (int t = threadIdx.x / 32; t < n_tok; t += kWarps) {
-            const float v = __ldcg(me.out + t * me.out_stride + group * 32 + lane);
-            prepare_group(v, group, n_rows, swiglu.prepared + t * swiglu.prepared_stride);
-        }
-    }
+    store_set<NT, R, kWarps, kSwiglu>(acc, partial, me, row0, n_rows, n_tok, swiglu);
 }
 
 // Software-pipelined product (KINFER_MATVEC_VARIANT 4 and 5): a block streams S sets of R rows, and each
@@ -636,15 +645,15 @@ struct SharedLoads {
 
 // Group g of the stage's rows (row r at stage + r * row_bytes; rows past n_valid read the last one again,
 // never stored) into acc.
-template <class L, int R>
+template <class L, int NT, int R>
 __device__ __forceinline__ void stream_group(const uint8_t* stage, int64_t row_bytes, int n_valid,
-                                             int n_records, int g, const uint8_t* x, int q_off, int s_off,
-                                             float (&acc)[R][1]) {
+                                             int n_records, int g, const uint8_t* x, int64_t x_stride_bytes,
+                                             int q_off, int s_off, int n_tok, float (&acc)[R][NT]) {
     typename L::G grp[R];
 #pragma unroll
     for (int r = 0; r < R; ++r)
         L::template load<SharedLoads>(stage + int64_t(min(r, n_valid - 1)) * row_bytes, n_records, g, grp[r]);
-    accumulate_group_q<L, 1, R>(grp, g, x, 0, q_off, s_off, 1, acc);
+    accumulate_group_q<L, NT, R>(grp, g, x, x_stride_bytes, q_off, s_off, n_tok, acc);
 }
 
 __device__ __forceinline__ MatvecPart part_of_set(const MatvecParts& parts, int set) {
@@ -654,25 +663,35 @@ __device__ __forceinline__ MatvecPart part_of_set(const MatvecParts& parts, int 
     return m;
 }
 
-template <class L0, class L1, int S>
+// Set s: kStreamRows rows of one part, or with kSwiglu kStreamRows / 2 rows of the gate matrix (parts.p[0])
+// followed by the same rows of the up matrix (p[1]).
+template <class L0, class L1, int NT, int S, bool kSwiglu>
 __global__ void __launch_bounds__(kStreamThreads)
     matvec_stream_kernel(const MatvecParts parts, int first_l1_set, int n_sets, int n_groups, int n_records,
-                         const float* __restrict__ x, int q_off, int s_off, int stage_bytes,
-                         const Epilogue ep) {
-    constexpr int R = kStreamRows;
+                         const float* __restrict__ x, int64_t x_stride, int q_off, int s_off, int n_tok,
+                         int stage_bytes, const Epilogue ep) {
+    constexpr int R = kStreamRows, H = R / 2;
     extern __shared__ __align__(16) uint8_t stages[];
     const int tid = threadIdx.x;
+    const auto copy_rows = [&](const uint8_t* src, int64_t bytes, uint8_t* dst) {
+        for (int64_t i = tid; i < bytes / 16; i += kStreamThreads) cp_async16(dst + 16 * i, src + 16 * i);
+    };
     // Set blockIdx.x + k * gridDim.x into stage k % S; every call commits a group (maybe empty), so that
     // "all but the newest S - 1 groups done" always means "set k is in".
     const auto issue = [&](int k) {
         const int set = int(blockIdx.x) + k * int(gridDim.x);
         if (set < n_sets) {
-            const MatvecPart m = part_of_set(parts, set);
-            const int row0 = (set - m.first_block) * R;
-            const int64_t chunks = int64_t(min(R, m.n_rows - row0)) * m.row_bytes / 16;
-            const uint8_t* src = m.w + int64_t(row0) * m.row_bytes;
             uint8_t* dst = stages + (k % S) * stage_bytes;
-            for (int64_t i = tid; i < chunks; i += kStreamThreads) cp_async16(dst + 16 * i, src + 16 * i);
+            if constexpr (kSwiglu) {
+                const int64_t rb = parts.p[0].row_bytes, off = int64_t(set) * H * rb;
+                copy_rows(parts.p[0].w + off, H * rb, dst);
+                copy_rows(parts.p[1].w + off, H * rb, dst + H * rb);
+            } else {
+                const MatvecPart m = part_of_set(parts, set);
+                const int row0 = (set - m.first_block) * R;
+                copy_rows(m.w + int64_t(row0) * m.row_bytes, int64_t(min(R, m.n_rows - row0)) * m.row_bytes,
+                          dst);
+            }
         }
         cp_async_commit();
     };
@@ -680,8 +699,7 @@ __global__ void __launch_bounds__(kStreamThreads)
     for (int k = 0; k < S - 1; ++k) issue(k);
     wait_for_producer();
 
-    __shared__ float partial[kStreamThreads / 32][R];
-    const int lane = tid % 32, warp = tid / 32;
+    __shared__ float partial[kStreamThreads / 32][R * NT];
     const auto* xb = reinterpret_cast<const uint8_t*>(x);
     for (int k = 0;; ++k) {
         const int set = int(blockIdx.x) + k * int(gridDim.x);
@@ -689,35 +707,25 @@ __global__ void __launch_bounds__(kStreamThreads)
         issue(k + S - 1);
         cp_async_wait<S - 1>();
         __syncthreads();  // every thread's copies of set k are in
-        const MatvecPart me = part_of_set(parts, set);
-        const int row0 = (set - me.first_block) * R;
-        const int n_valid = min(R, me.n_rows - row0);
+        const MatvecPart me = kSwiglu ? parts.p[0] : part_of_set(parts, set);
+        const int row0 = kSwiglu ? set * H : (set - me.first_block) * R;
+        const int n_valid = kSwiglu ? R : min(R, me.n_rows - row0);  // SwiGLU: rows % 32 == 0
         const uint8_t* stage = stages + (k % S) * stage_bytes;
-        float acc[R][1];
+        float acc[R][NT];
 #pragma unroll
-        for (int r = 0; r < R; ++r) acc[r][0] = 0.0f;
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+            for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
         const bool use_l1 = !std::is_same_v<L0, L1> && set >= first_l1_set;
         for (int g = tid; g < n_groups; g += kStreamThreads) {
             if (use_l1)
-                stream_group<L1, R>(stage, me.row_bytes, n_valid, n_records, g, xb, q_off, s_off, acc);
+                stream_group<L1, NT, R>(stage, me.row_bytes, n_valid, n_records, g, xb, 4 * x_stride, q_off,
+                                        s_off, n_tok, acc);
             else
-                stream_group<L0, R>(stage, me.row_bytes, n_valid, n_records, g, xb, q_off, s_off, acc);
+                stream_group<L0, NT, R>(stage, me.row_bytes, n_valid, n_records, g, xb, 4 * x_stride, q_off,
+                                        s_off, n_tok, acc);
         }
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-            const float v = warp_sum(acc[r][0]);
-            if (lane == 0) partial[warp][r] = v;
-        }
-        __syncthreads();
-        if (tid < n_valid) {
-            float v = 0.0f, vp = 0.0f;
-#pragma unroll
-            for (int i = 0; i < kStreamThreads / 32; ++i) v += partial[i][tid];
-            if (me.role != kPlain && me.role != kAdd)  // the RoPE partner (R is even)
-#pragma unroll
-                for (int i = 0; i < kStreamThreads / 32; ++i) vp += partial[i][tid ^ 1];
-            store_output(me, v, vp, row0 + tid, 0, ep);
-        }
+        store_set<NT, R, kStreamThreads / 32, kSwiglu>(acc, partial, me, row0, me.n_rows, n_tok, ep);
         __syncthreads();  // the stage and partial are reused
     }
     cp_async_wait<0>();
@@ -758,38 +766,40 @@ int fill_parts(const MatvecOut* outs, int n_outs, const int* roles, MatvecParts&
     return blocks;
 }
 
-// One token through matvec_stream_kernel: outs[0 .. n_l0) of layout L0, the rest of L1. False (nothing
-// launched) when S >= 2 stages of kStreamRows rows do not fit in kStreamSmem bytes.
-template <class L0, class L1>
-bool launch_stream(const MatvecOut* outs, int n_outs, int n_l0, const float* x, const Epilogue& ep,
+// Up to NT tokens through matvec_stream_kernel: outs[0 .. n_l0) of layout L0, the rest of L1 (kSwiglu: outs
+// are gate and up). False (nothing launched) when two stages of kStreamRows rows do not fit in kStreamSmem.
+template <class L0, class L1, int NT, bool kSwiglu>
+bool launch_stream(const MatvecOut* outs, int n_outs, int n_l0, const float* x, int n_tok, const Epilogue& ep,
                    cudaStream_t s, const int* roles) {
     int64_t widest = 0;
     for (int i = 0; i < n_outs; ++i) widest = std::max<int64_t>(widest, int64_t(outs[i].w->row_bytes));
     const int64_t stage = kStreamRows * widest;
-    const int n_stages = int(std::min<int64_t>(4, kStreamSmem / stage));
-    if (n_stages < 2) return false;
+    const int n_stages = stage * 4 <= kStreamSmem ? 4 : stage * 2 <= kStreamSmem ? 2 : 0;
+    if (n_stages == 0) return false;
     static const bool configured = [] {
-        for (auto k : {matvec_stream_kernel<L0, L1, 2>, matvec_stream_kernel<L0, L1, 3>,
-                       matvec_stream_kernel<L0, L1, 4>})
-            cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, kStreamSmem);
+        cudaFuncSetAttribute(matvec_stream_kernel<L0, L1, NT, 2, kSwiglu>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, kStreamSmem);
+        cudaFuncSetAttribute(matvec_stream_kernel<L0, L1, NT, 4, kSwiglu>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, kStreamSmem);
         return true;
     }();
     (void)configured;
-    const auto kernel = n_stages == 4   ? matvec_stream_kernel<L0, L1, 4>
-                        : n_stages == 3 ? matvec_stream_kernel<L0, L1, 3>
-                                        : matvec_stream_kernel<L0, L1, 2>;
+    const auto kernel = n_stages == 4 ? matvec_stream_kernel<L0, L1, NT, 4, kSwiglu>
+                                      : matvec_stream_kernel<L0, L1, NT, 2, kSwiglu>;
     const int smem = int(n_stages * stage);
     int per_sm = 0;
     cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kStreamThreads, smem);
     MatvecParts parts;
-    const int n_sets = fill_parts<kStreamRows>(outs, n_outs, roles, parts);
+    int n_sets = fill_parts<kStreamRows>(outs, n_outs, roles, parts);
+    if constexpr (kSwiglu) n_sets = int(outs[0].w->rows / (kStreamRows / 2));
     const int first_l1 = n_l0 < n_outs ? parts.p[n_l0].first_block : n_sets;
     const int grid = std::max(1, std::min(n_sets, std::max(1, per_sm) * sm_count()));
     const DeviceMatrix& w0 = *outs[0].w;
     launch_kernel(kernel, grid, kStreamThreads, size_t(smem), s, parts, first_l1, n_sets,
                   static_cast<int>(w0.cols / kGroupElems),
-                  static_cast<int>(ceil_div<int64_t>(w0.cols, kRecordElems)), x,
-                  int(activation_q_offset(w0.cols)), int(activation_scale_offset(w0.cols)), int(stage), ep);
+                  static_cast<int>(ceil_div<int64_t>(w0.cols, kRecordElems)), x, activation_floats(w0.cols),
+                  int(activation_q_offset(w0.cols)), int(activation_scale_offset(w0.cols)), n_tok, int(stage),
+                  ep);
     return true;
 }
 
@@ -848,10 +858,14 @@ template <class L0, class L1>
 void launch_mixed(const MatvecOut* outs, int n_outs, int n_l0, const float* x, int n_tok, const Epilogue& ep,
                   cudaStream_t s, const int* roles) {
     if (n_tok == 1) {
-        if (stream_on() && launch_stream<L0, L1>(outs, n_outs, n_l0, x, ep, s, roles)) return;
+        if (stream_on() && launch_stream<L0, L1, 1, false>(outs, n_outs, n_l0, x, n_tok, ep, s, roles))
+            return;
         launch_mixed_rows<L0, L1, 1, 4, 8>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
     } else if (n_tok == 2)
         launch_mixed_rows<L0, L1, 2, 4, 8>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
+    else if (n_tok <= 8 && stream_on() &&
+             launch_stream<L0, L1, 8, false>(outs, n_outs, n_l0, x, n_tok, ep, s, roles))
+        return;
     else if (kHasQuad<L0> && kHasQuad<L1> && mma_on())
         n_tok <= 8 ? launch_mma<L0, L1, 8>(outs, n_outs, n_l0, x, n_tok, ep, s, roles)
                    : launch_mma<L0, L1, 16>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
@@ -924,8 +938,9 @@ void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, const 
     // One token: 4 rows per block (2 rows with a 64-register cap for more warps measured the same).
     if constexpr (NT == 1) {
         if constexpr (kMainType<L>) {
-            if constexpr (!kSwiglu)
-                if (stream_on() && launch_stream<L, L>(outs, n_outs, n_outs, x, swiglu, s, roles)) return;
+            if (stream_on() &&
+                launch_stream<L, L, 1, kSwiglu>(outs, n_outs, n_outs, x, n_tok, swiglu, s, roles))
+                return;
             if (matvec_variant() == 1)
                 return launch_rows<L, 1, 8, 4, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s, roles);
             if (matvec_variant() == 2)  // more resident blocks: a tighter register budget
@@ -943,6 +958,11 @@ void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, const 
     } else if constexpr (NT == 2) {
         launch_rows<L, 2, 4, 8, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s, roles);
     } else {
+        if constexpr (kMainType<L> && NT <= 8) {  // 3-8 tokens: the streamed kernel's 8-token form
+            if (stream_on() &&
+                launch_stream<L, L, 8, kSwiglu>(outs, n_outs, n_outs, x, n_tok, swiglu, s, roles))
+                return;
+        }
         if constexpr (kHasQuad<L> && !kSwiglu) {
             if (mma_on())
                 return launch_mma < L, L,
