@@ -17,6 +17,8 @@
 #include <string>
 #include <utility>
 
+#include "engine/top_candidates.hpp"
+
 namespace kinfer::engine {
 
 class Model;
@@ -34,6 +36,9 @@ struct Batch {
     std::span<const int32_t> seq;      // each token's sequence
     std::span<KvCache* const> caches;  // each sequence's KV cache
     std::span<const int32_t> outputs;  // the tokens (indices, ascending) whose logits are wanted
+    // 0: each output's full logits. k > 0 (at most n_vocab): only each output's k best (id, logit) pairs in
+    // candidate order (engine/top_candidates.hpp), which a backend may select where the logits are.
+    int32_t top_k = 0;
 
     int64_t size() const { return static_cast<int64_t>(tokens.size()); }
 };
@@ -60,9 +65,11 @@ class Backend {
     virtual std::unique_ptr<Workspace> create_workspace(int64_t n_batch, int64_t n_ctx) const = 0;
 
     // Evaluates `batch` (at most ws.n_batch tokens, ids and positions already checked), storing every
-    // token's key and value in its sequence's cache, and writes the logits of batch.outputs, in order, to
-    // `logits` (host memory, outputs.size() rows of n_vocab floats).
-    virtual void forward(Workspace& ws, const Batch& batch, float* logits) const = 0;
+    // token's key and value in its sequence's cache, and writes the results of batch.outputs, in order, to
+    // host memory: with batch.top_k == 0 their logits to `logits` (outputs.size() rows of n_vocab floats;
+    // `top` unused), with top_k > 0 their candidates to `top` (outputs.size() rows of top_k; `logits`
+    // unused, may be null).
+    virtual void forward(Workspace& ws, const Batch& batch, float* logits, TopCandidate* top) const = 0;
 
     // Context shift of one cache: drops positions [keep, keep + discard), moves [keep + discard, n_past)
     // down by `discard` and re-rotates their keys to the new positions.

@@ -37,6 +37,9 @@ void BatchDecoder::decode(std::span<const SequenceInput> inputs) {
                 throw UsageError("batch: inputs " + std::to_string(j) + " and " + std::to_string(i) +
                                  " are the same session");
         s->check_input(inputs[i].tokens);
+        if (inputs[i].top_k < 0 || inputs[i].top_k > model_->config().n_vocab)
+            throw UsageError("batch: input " + std::to_string(i) + " asks for " +
+                             std::to_string(inputs[i].top_k) + " candidates, outside [0, n_vocab]");
     }
     const int64_t n_vocab = model_->config().n_vocab;
     done_.assign(inputs.size(), 0);
@@ -44,11 +47,12 @@ void BatchDecoder::decode(std::span<const SequenceInput> inputs) {
     for (size_t i = 0; i < inputs.size(); ++i) {
         Session& s = *inputs[i].session;
         exact_[i] = s.n_reusable_ == s.n_past();
-        s.have_logits_ = false;
+        s.have_logits_ = s.have_top_ = false;
     }
 
     size_t first_open = 0;  // inputs before this one are done
     while (first_open < inputs.size()) {
+        int32_t step_k = 0;
         tokens_.clear();
         seq_.clear();
         pos_.clear();
@@ -69,12 +73,20 @@ void BatchDecoder::decode(std::span<const SequenceInput> inputs) {
                 pos_.push_back(in.session->n_past() + t);
                 seq_.push_back(seq);
             }
-            if (done_[i] + take == n) outputs_.push_back(int32_t(tokens_.size() - 1));
+            if (done_[i] + take == n) {
+                outputs_.push_back(int32_t(tokens_.size() - 1));
+                // The step selects candidates only when every output wants them (as many as the most any
+                // wants: each takes its first k); one that wants logits makes it a full-logits step.
+                const int32_t k = in.top_k;
+                step_k = outputs_.size() == 1 ? k : (k == 0 || step_k == 0 ? 0 : std::max(step_k, k));
+            }
         }
-        if (logits_.size() < outputs_.size() * size_t(n_vocab))
-            logits_.resize(outputs_.size() * size_t(n_vocab));
-        const Batch batch{tokens_, pos_, seq_, caches_, outputs_};
-        model_->backend().forward(*ws_, batch, logits_.data());
+        const size_t n_out = outputs_.size();
+        if (step_k == 0 && logits_.size() < n_out * size_t(n_vocab)) logits_.resize(n_out * size_t(n_vocab));
+        if (top_.size() < n_out * size_t(step_k)) top_.resize(n_out * size_t(step_k));
+        Batch batch{tokens_, pos_, seq_, caches_, outputs_};
+        batch.top_k = step_k;
+        model_->backend().forward(*ws_, batch, logits_.data(), top_.data());
 
         // Commit: each sequence's tokens join its session; finished ones take their logits row.
         size_t out = 0;
@@ -86,10 +98,21 @@ void BatchDecoder::decode(std::span<const SequenceInput> inputs) {
             done_[i] += take;
             if (done_[i] == int64_t(in.tokens.size())) {
                 Session& session = *in.session;
-                std::memcpy(session.logits_.data(), logits_.data() + out * size_t(n_vocab),
-                            sizeof(float) * size_t(n_vocab));
-                session.have_logits_ = true;
-                session.last_logits_row_ = 0;
+                const int32_t k = in.top_k;
+                if (k == 0) {
+                    std::memcpy(session.logits_.data(), logits_.data() + out * size_t(n_vocab),
+                                sizeof(float) * size_t(n_vocab));
+                    session.have_logits_ = true;
+                    session.last_logits_row_ = 0;
+                } else {
+                    session.top_.resize(size_t(k));  // capacity kept: grows once
+                    if (step_k > 0)
+                        std::copy_n(top_.data() + out * size_t(step_k), size_t(k), session.top_.data());
+                    else
+                        select_top({logits_.data() + out * size_t(n_vocab), size_t(n_vocab)}, k,
+                                   session.top_);
+                    session.have_top_ = true;
+                }
                 ++out;
             }
         }

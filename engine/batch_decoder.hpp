@@ -14,6 +14,9 @@ namespace kinfer::engine {
 struct SequenceInput {
     Session* session;
     std::span<const int32_t> tokens;  // to evaluate after what the session holds (at least one)
+    // 0: the session gets its last token's logits (Session::logits). k > 0 (at most n_vocab): only its k
+    // best candidates (Session::top), which a step whose outputs all want candidates selects on the device.
+    int32_t top_k = 0;
 };
 
 class BatchDecoder {
@@ -23,9 +26,9 @@ class BatchDecoder {
 
     // Evaluates each input's tokens after what its session holds, all sessions together, in as few steps
     // of at most n_batch tokens as it takes (a long prompt is spread over several steps). Afterwards each
-    // session's logits() are those of its last new token. Throws UsageError, changing nothing, when a
-    // session appears twice, belongs to another model, or an input does not fit its session (see
-    // Session::check_input).
+    // session's logits() (or top(), for an input with top_k) are those of its last new token. Throws
+    // UsageError, changing nothing, when a session appears twice, belongs to another model, or an input does
+    // not fit its session (see Session::check_input).
     void decode(std::span<const SequenceInput> inputs);
 
     int64_t n_batch() const { return ws_->n_batch; }
@@ -40,6 +43,7 @@ class BatchDecoder {
     std::vector<int64_t> done_;         // per input: tokens already evaluated
     std::vector<uint8_t> exact_;        // per input: whether its session's cache was fully reusable
     std::vector<float> logits_;         // one row per output of a step (grows, never per token)
+    std::vector<TopCandidate> top_;     // the same, when every output of a step wants candidates
 };
 
 }  // namespace kinfer::engine

@@ -34,6 +34,7 @@ struct CpuWorkspace final : Workspace {
     std::vector<float> attn_scratch;                         // cpu::attention_scratch_floats
     cpu::ActBuffer act[3];                                   // prepared activations, one per input format
     std::vector<Run> runs;
+    std::vector<float> logits;  // steps that want candidates: the outputs' logits (grows, never per token)
 };
 
 float* ptr(std::vector<float>& v) {
@@ -272,11 +273,19 @@ std::unique_ptr<Workspace> CpuBackend::create_workspace(int64_t n_batch, int64_t
     return ws;
 }
 
-void CpuBackend::forward(Workspace& ws, const Batch& batch, float* logits) const {
+void CpuBackend::forward(Workspace& ws, const Batch& batch, float* logits, TopCandidate* top) const {
     auto& cws = static_cast<CpuWorkspace&>(ws);
+    const int64_t n_vocab = model_.config().n_vocab;
     check(batch.size() >= 1 && batch.size() <= ws.n_batch, "batch size");
+    check(batch.top_k >= 0 && batch.top_k <= n_vocab, "candidates per output");
+    const size_t n_out = batch.outputs.size();
+    if (batch.top_k > 0) {
+        if (cws.logits.size() < n_out * size_t(n_vocab)) cws.logits.resize(n_out * size_t(n_vocab));
+        logits = cws.logits.data();
+    }
     CpuOps ops(*this, model_.config(), model_.rope_inv_freq(), cws, batch);
     llama_forward(ops, model_.config(), weights_, batch, logits);
+    if (batch.top_k > 0) select_top_rows(logits, int64_t(n_out), n_vocab, batch.top_k, top);
 }
 
 void CpuBackend::kv_shift(Workspace&, KvCache& cache, int64_t keep, int64_t discard, int64_t n_past) const {

@@ -16,6 +16,7 @@ std::unique_ptr<Backend> make_cuda_backend(const Model&, const LoadProgress&) {
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdlib>
 #include <map>
 #include <string>
@@ -43,6 +44,9 @@ struct CudaWeight {
     const float* vec = nullptr;
 };
 
+// kernels/cuda/top_k.cu writes {int32 id, float logit} pairs straight into TopCandidate rows.
+static_assert(sizeof(TopCandidate) == 8 && offsetof(TopCandidate, logit) == 4);
+
 size_t align256(size_t n) {
     return (n + 255) / 256 * 256;
 }
@@ -57,6 +61,8 @@ struct CudaWorkspace final : Workspace {
     cuda::DeviceBuffer counters;                             // attention's merge counts (kept zero)
     cuda::DeviceBuffer ids, rows, outs;                      // the step's inputs on the device
     cuda::DeviceBuffer logits;                               // n_batch rows of n_vocab
+    cuda::DeviceBuffer top;                                  // n_batch rows of kMaxTopK candidates
+    std::vector<float> host_logits;  // candidates beyond kMaxTopK: selected on the host from these
     std::vector<cuda::KvRow> host_rows;
     std::vector<int32_t> host_ids, host_outs;
     // Decode-step graphs by (tokens, outputs): their launches bake in this workspace's buffers.
@@ -377,14 +383,16 @@ class CudaBackend final : public Backend {
         ws->ids = cuda::DeviceBuffer(sizeof(int32_t) * size_t(n_batch), "token ids");
         ws->outs = cuda::DeviceBuffer(sizeof(int32_t) * size_t(n_batch), "output rows");
         ws->rows = cuda::DeviceBuffer(sizeof(cuda::KvRow) * size_t(n_batch), "kv rows");
+        ws->top = cuda::DeviceBuffer(sizeof(TopCandidate) * size_t(n_batch * cuda::kMaxTopK), "candidates");
         return ws;
     }
 
-    void forward(Workspace& base, const Batch& b, float* logits) const override {
+    void forward(Workspace& base, const Batch& b, float* logits, TopCandidate* top) const override {
         auto& ws = static_cast<CudaWorkspace&>(base);
         const ModelConfig& c = model_.config();
         const int64_t n = b.size();
         check(n >= 1 && n <= ws.n_batch, "batch size");
+        check(b.top_k >= 0 && b.top_k <= c.n_vocab, "candidates per output");
         // The step's inputs, in one copy each.
         ws.host_rows.resize(size_t(n));
         ws.host_ids.assign(b.tokens.begin(), b.tokens.end());
@@ -438,11 +446,24 @@ class CudaBackend final : public Backend {
             llama_forward(ops, c, weights_, b, logits);
             ops.flush();
         }
-        if (n_out > 0)
+        const int k = b.top_k;
+        if (n_out == 0) {
+            cuda::synchronize(ws.stream);
+        } else if (k == 0) {
             cuda::copy_to_host(logits, ws.logits.data(), sizeof(float) * size_t(n_out * c.n_vocab),
                                ws.stream);
-        else
-            cuda::synchronize(ws.stream);
+        } else if (k <= cuda::kMaxTopK) {
+            // Select on the device (after the step's graph, so one graph serves every k) and copy back k
+            // pairs per row; the device leaves their order to us.
+            cuda::top_k_select(ws.logits.as<float>(), int(n_out), c.n_vocab, k, ws.top.data(), ws.stream);
+            cuda::copy_to_host(top, ws.top.data(), sizeof(TopCandidate) * size_t(n_out * k), ws.stream);
+            for (int64_t r = 0; r < n_out; ++r) sort_candidates({top + r * k, size_t(k)});
+        } else {
+            ws.host_logits.resize(size_t(n_out * c.n_vocab));  // keeps its capacity: grows once
+            cuda::copy_to_host(ws.host_logits.data(), ws.logits.data(),
+                               sizeof(float) * size_t(n_out * c.n_vocab), ws.stream);
+            select_top_rows(ws.host_logits.data(), n_out, c.n_vocab, k, top);
+        }
     }
 
     void kv_shift(Workspace& base, KvCache& cache, int64_t keep, int64_t discard,

@@ -25,8 +25,9 @@ void apply_penalties(std::vector<TokenCandidate>& c, std::span<const int32_t> re
 }
 
 void top_k(std::vector<TokenCandidate>& c, int32_t k) {
+    // The candidate order of engine/top_candidates.hpp (NaN last keeps it a strict weak order).
     const auto by_logit = [](const TokenCandidate& a, const TokenCandidate& b) {
-        return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+        return ranks_before(a.id, a.logit, b.id, b.logit);
     };
     if (k > 0 && size_t(k) < c.size()) {
         std::partial_sort(c.begin(), c.begin() + k, c.end(), by_logit);
@@ -84,6 +85,30 @@ Sampler::Sampler(const SamplerOptions& o, int64_t n_vocab) : options_(o), n_voca
     if (o.penalty_last_n < -1) throw UsageError("penalty window must be >= -1");
     candidates_.reserve(size_t(n_vocab));
     counts_.assign(size_t(n_vocab), 0);
+    const bool penalties =
+        o.penalty_last_n != 0 &&
+        (o.repeat_penalty != 1.0f || o.frequency_penalty != 0.0f || o.presence_penalty != 0.0f);
+    if (penalties)
+        candidates_needed_ = 0;
+    else if (o.temperature <= 0.0f)
+        candidates_needed_ = 1;
+    else if (o.top_k > 0 && int64_t(o.top_k) < n_vocab)
+        candidates_needed_ = o.top_k;
+}
+
+int32_t Sampler::sample(std::span<const TopCandidate> top) {
+    if (candidates_needed_ == 0)
+        throw UsageError("sample: these sampler options need the full logits, not candidates");
+    if (top.size() < size_t(candidates_needed_))
+        throw UsageError("sample: got " + std::to_string(top.size()) + " candidates, " +
+                         std::to_string(candidates_needed_) + " needed");
+    for (const TopCandidate& t : top.first(size_t(candidates_needed_)))
+        if (t.id < 0 || t.id >= n_vocab_) throw UsageError("sample: candidate id " + std::to_string(t.id));
+    if (options_.temperature <= 0.0f) return top[0].id;
+    candidates_.resize(size_t(candidates_needed_));
+    for (size_t i = 0; i < candidates_.size(); ++i) candidates_[i] = {top[i].id, top[i].logit, 0.0f};
+    sampling::softmax(candidates_);  // as sample(logits) does right after its top-k cut
+    return draw();
 }
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
@@ -104,10 +129,13 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
                               counts_);
 
     if (o.temperature <= 0.0f) {
-        // Greedy: the first maximum (lowest id on ties), as the argmax of a float64 reference would pick.
+        // Greedy: the first maximum (lowest id on ties), as the argmax of a float64 reference would pick;
+        // NaN only when everything is NaN (the candidate order).
         size_t best = 0;
         for (size_t i = 1; i < candidates_.size(); ++i)
-            if (candidates_[i].logit > candidates_[best].logit) best = i;
+            if (ranks_before(candidates_[i].id, candidates_[i].logit, candidates_[best].id,
+                             candidates_[best].logit))
+                best = i;
         return candidates_[best].id;
     }
 
@@ -131,6 +159,11 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
         // With neither top-p nor min-p there is nothing to cut, and the draw needs no order.
         if (o.min_p > 0.0f || o.top_p < 1.0f) sampling::top_k(candidates_, 0);  // sort what is left
     }
+    return draw();
+}
+
+int32_t Sampler::draw() {
+    const SamplerOptions& o = options_;
     sampling::top_p(candidates_, o.top_p);
     sampling::min_p(candidates_, o.min_p);
     for (auto& t : candidates_) t.logit /= o.temperature;

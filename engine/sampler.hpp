@@ -8,6 +8,7 @@
 #include <span>
 #include <vector>
 
+#include "engine/top_candidates.hpp"
 #include "kinfer/options.hpp"
 
 namespace kinfer::engine {
@@ -43,10 +44,23 @@ class Sampler {
     // and what was generated), of which the last penalty_last_n feed the penalties.
     int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
 
+    // How many of the best candidates (engine/top_candidates.hpp) a step must keep for sample(top) to pick
+    // exactly what sample(logits) would: 1 for greedy, top_k for top-k sampling; 0 when the sampler needs
+    // the full logits (penalties active, or no top-k cut: top_k <= 0 or >= n_vocab at temperature > 0).
+    int32_t candidates_needed() const { return candidates_needed_; }
+    // The same token (and the same draw from the PRNG) as sample(logits, history) for the logits whose best
+    // candidates these are, in candidate order: at least candidates_needed() of them, the rest ignored.
+    // Throws UsageError when candidates_needed() is 0 or there are too few.
+    int32_t sample(std::span<const TopCandidate> top);
+
     const SamplerOptions& options() const { return options_; }
 
   private:
+    // The stages after the top-k cut (or its full-vocabulary alternative): filters, temperature, draw.
+    int32_t draw();
+
     SamplerOptions options_;
+    int32_t candidates_needed_ = 0;
     int64_t n_vocab_;
     std::mt19937_64 rng_;
     std::vector<TokenCandidate> candidates_;

@@ -45,11 +45,27 @@ void Session::append_evaluated(std::span<const int32_t> tokens, bool exact) {
 }
 
 std::span<const float> Session::forward(std::span<const int32_t> tokens, bool all_logits) {
+    evaluate(tokens, all_logits, 0);
+    const int64_t n_vocab = model_->config().n_vocab;
+    return {logits_.data(), size_t((all_logits ? int64_t(tokens.size()) : 1) * n_vocab)};
+}
+
+std::span<const TopCandidate> Session::forward_top(std::span<const int32_t> tokens, int32_t k) {
+    const int64_t n_vocab = model_->config().n_vocab;
+    if (k < 1 || k > n_vocab)
+        throw UsageError("forward: " + std::to_string(k) + " candidates asked, outside [1, " +
+                         std::to_string(n_vocab) + "]");
+    evaluate(tokens, false, k);
+    return top_;
+}
+
+void Session::evaluate(std::span<const int32_t> tokens, bool all_logits, int32_t top_k) {
     check_input(tokens);
     const int64_t n = static_cast<int64_t>(tokens.size());
     const int64_t n_vocab = model_->config().n_vocab;
     if (all_logits && logits_.size() < size_t(n * n_vocab)) logits_.resize(size_t(n * n_vocab));
-    have_logits_ = false;
+    if (top_k > 0) top_.resize(size_t(top_k));
+    have_logits_ = have_top_ = false;
     const bool exact = n_reusable_ == n_past();
     KvCache* const caches[] = {cache_.get()};
     for (int64_t done = 0; done < n;) {
@@ -62,20 +78,27 @@ std::span<const float> Session::forward(std::span<const int32_t> tokens, bool al
             if (all_logits || (last && t == step - 1)) outputs_.push_back(int32_t(t));
         }
         const std::span<const int32_t> chunk = tokens.subspan(size_t(done), size_t(step));
-        const Batch batch{chunk, pos_, std::span<const int32_t>(seq_.data(), size_t(step)), caches, outputs_};
-        model_->backend().forward(*ws_, batch, logits_.data() + (all_logits ? size_t(done * n_vocab) : 0));
+        Batch batch{chunk, pos_, std::span<const int32_t>(seq_.data(), size_t(step)), caches, outputs_};
+        batch.top_k = top_k;
+        model_->backend().forward(*ws_, batch, logits_.data() + (all_logits ? size_t(done * n_vocab) : 0),
+                                  top_.data());
         append_evaluated(chunk, exact);
         done += step;
     }
-    have_logits_ = true;
+    have_logits_ = top_k == 0;
+    have_top_ = top_k > 0;
     last_logits_row_ = all_logits ? n - 1 : 0;
-    return {logits_.data(), size_t((all_logits ? n : 1) * n_vocab)};
 }
 
 std::span<const float> Session::logits() const {
     if (!have_logits_) return {};
     const size_t n_vocab = size_t(model_->config().n_vocab);
     return {logits_.data() + size_t(last_logits_row_) * n_vocab, n_vocab};
+}
+
+std::span<const TopCandidate> Session::top() const {
+    if (!have_top_) return {};
+    return top_;
 }
 
 void Session::truncate(int64_t n) {
@@ -85,7 +108,7 @@ void Session::truncate(int64_t n) {
     if (n == n_past()) return;
     tokens_.resize(size_t(n));
     n_reusable_ = std::min(n_reusable_, n);
-    have_logits_ = false;
+    have_logits_ = have_top_ = false;
 }
 
 int64_t Session::shift_context(int64_t n_keep) {

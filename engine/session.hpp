@@ -30,8 +30,17 @@ class Session {
     // outside the vocabulary or when the tokens do not fit in the remaining context (nothing is changed).
     std::span<const float> forward(std::span<const int32_t> tokens, bool all_logits = false);
 
-    // The last token's logits from the latest forward(); empty when there are none (new or truncated).
+    // Like forward(tokens), but the step keeps only the last token's k best candidates (1 <= k <= n_vocab;
+    // engine/top_candidates.hpp), which the backend may select on its device without copying the logits
+    // back. Returns them, valid as forward's span; logits() is empty until the next forward().
+    std::span<const TopCandidate> forward_top(std::span<const int32_t> tokens, int32_t k);
+
+    // The last token's logits from the latest forward(); empty when there are none (new or truncated, or
+    // the latest step was forward_top).
     std::span<const float> logits() const;
+    // The last token's candidates from the latest forward_top() (or a BatchDecoder input that asked for
+    // them); empty otherwise.
+    std::span<const TopCandidate> top() const;
 
     // Forgets every position from n on (n <= n_past): the start of the cache is kept and reused.
     void truncate(int64_t n);
@@ -62,6 +71,8 @@ class Session {
     friend class BatchDecoder;
     // Records that `tokens` were evaluated (their keys and values are in the cache).
     void append_evaluated(std::span<const int32_t> tokens, bool exact);
+    // forward and forward_top: top_k > 0 keeps candidates instead of logits (and excludes all_logits).
+    void evaluate(std::span<const int32_t> tokens, bool all_logits, int32_t top_k);
 
     std::shared_ptr<const Model> model_;
     int64_t n_ctx_;
@@ -71,7 +82,9 @@ class Session {
     std::vector<float> logits_;  // host copy: the last forward's logits (1 or n rows)
     std::vector<int64_t> pos_;   // per step: the batch's positions, sequence ids and output rows
     std::vector<int32_t> seq_, outputs_;
+    std::vector<TopCandidate> top_;  // the last forward_top's candidates (capacity kept)
     bool have_logits_ = false;
+    bool have_top_ = false;
     int64_t last_logits_row_ = 0;  // row of logits_ holding the last token
     int64_t n_reusable_ = 0;
 };

@@ -194,6 +194,17 @@ void gather_rows(const float* x_dev, const int32_t* rows_dev, int n, int64_t col
 // x += y over n elements.
 void add(float* x_dev, const float* y_dev, int64_t n, Stream stream);
 
+// ---- candidate selection
+// -----------------------------------------------------------------------------------
+
+// The most candidates per row top_k_select is used for (larger k: the host selects from full logits).
+inline constexpr int kMaxTopK = 256;
+
+// For each of `rows` rows of n_vocab logits: its k best (1 <= k <= n_vocab) as k pairs {int32 id, float
+// logit} at out_dev + row * k, unordered. Best = highest logit, ties to the lower id, NaN below everything
+// (-0 equals +0): the same k as engine::select_top.
+void top_k_select(const float* logits_dev, int rows, int64_t n_vocab, int k, void* out_dev, Stream stream);
+
 // Where each token of a step reads and writes its sequence's KV cache (device memory, one per token). The
 // cache of a sequence is fp16, per layer [n_ctx][n_head_kv * head_dim]; layer l starts at k + l *
 // layer_elems.

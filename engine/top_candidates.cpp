@@ -1,0 +1,55 @@
+#include "engine/top_candidates.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "kinfer/error.hpp"
+
+namespace kinfer::engine {
+namespace {
+
+bool before(const TopCandidate& a, const TopCandidate& b) {
+    return ranks_before(a.id, a.logit, b.id, b.logit);
+}
+
+}  // namespace
+
+void select_top(std::span<const float> logits, int32_t k, std::span<TopCandidate> out) {
+    if (k < 1) throw UsageError("select_top: k must be at least 1, got " + std::to_string(k));
+    const size_t n = std::min(size_t(k), logits.size());
+    if (out.size() < n)
+        throw UsageError("select_top: room for " + std::to_string(out.size()) + " candidates, " +
+                         std::to_string(n) + " needed");
+    if (n == 0) return;
+    if (n == 1) {
+        int32_t best = 0;
+        for (int32_t i = 1; i < int32_t(logits.size()); ++i)
+            if (ranks_before(i, logits[size_t(i)], best, logits[size_t(best)])) best = i;
+        out[0] = {best, logits[size_t(best)]};
+        return;
+    }
+    // A heap of the n best so far whose front is the worst of them (`before` as the heap's "less" puts
+    // the last-ranked on top); a later id only enters when it ranks before that worst one.
+    const auto heap = out.first(n);
+    for (size_t i = 0; i < n; ++i) heap[i] = {int32_t(i), logits[i]};
+    std::make_heap(heap.begin(), heap.end(), before);
+    for (size_t i = n; i < logits.size(); ++i) {
+        const TopCandidate c{int32_t(i), logits[i]};
+        if (!before(c, heap.front())) continue;
+        std::pop_heap(heap.begin(), heap.end(), before);
+        heap.back() = c;
+        std::push_heap(heap.begin(), heap.end(), before);
+    }
+    std::sort_heap(heap.begin(), heap.end(), before);
+}
+
+void select_top_rows(const float* logits, int64_t rows, int64_t n_vocab, int32_t k, TopCandidate* top) {
+    for (int64_t r = 0; r < rows; ++r)
+        select_top({logits + r * n_vocab, size_t(n_vocab)}, k, {top + r * k, size_t(k)});
+}
+
+void sort_candidates(std::span<TopCandidate> c) {
+    std::sort(c.begin(), c.end(), before);
+}
+
+}  // namespace kinfer::engine
