@@ -35,12 +35,21 @@ GenerateResult generate(Session& session, const tokenizer::Tokenizer& tok, std::
                          " tokens (raise --ctx, up to the model's " +
                          std::to_string(session.model().config().n_ctx_train) + ")");
     Sampler sampler(options.sampling, session.n_vocab());  // validates the options before any work
+    // Greedy and top-k sampling (without penalties) need only the best few candidates of each step, which
+    // the backend selects where the logits are; anything else reads the full logits.
+    const int32_t k = sampler.candidates_needed();
+    const auto evaluate = [&](std::span<const int32_t> tokens) {
+        if (k > 0)
+            session.forward_top(tokens, k);
+        else
+            session.forward(tokens);
+    };
 
     // ---- prompt ----
     const auto t_prompt = std::chrono::steady_clock::now();
     const int64_t reuse = reusable_prefix(session, prompt);
     session.truncate(reuse);
-    session.forward(prompt.subspan(size_t(reuse)));
+    evaluate(prompt.subspan(size_t(reuse)));
     result.prompt_tokens = n_prompt;
     result.prompt_cached = int(reuse);
     result.prompt_seconds = seconds_since(t_prompt);
@@ -72,7 +81,8 @@ GenerateResult generate(Session& session, const tokenizer::Tokenizer& tok, std::
             result.stop_reason = StopReason::Interrupted;
             break;
         }
-        const int32_t id = sampler.sample(session.logits(), session.tokens());
+        const int32_t id =
+            k > 0 ? sampler.sample(session.top()) : sampler.sample(session.logits(), session.tokens());
         if (tok.is_eog(id)) {
             result.stop_reason = StopReason::EndOfGeneration;
             break;
@@ -105,7 +115,7 @@ GenerateResult generate(Session& session, const tokenizer::Tokenizer& tok, std::
             }
             ++result.context_shifts;
         }
-        session.forward(std::span<const int32_t>(&id, 1));
+        evaluate(std::span<const int32_t>(&id, 1));
     }
 
     // Flush: a character cut short at the end, then any partial stop-string match that never completed.

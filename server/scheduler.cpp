@@ -106,6 +106,8 @@ struct Slot {
     std::optional<engine::StopStringMatcher> matcher;
     std::string piece;                 // scratch for decoded text
     std::vector<float> masked_logits;  // ignore_eos: the logits with end-of-generation tokens removed
+    std::vector<engine::TopCandidate> masked_top;  // ignore_eos: the candidates without them
+    int32_t top_k = 0;  // candidates each step keeps for the sampler (0: full logits)
     Clock::time_point t_start, t_prompt_done;
     uint64_t last_used = 0;  // when its last request ended (larger: more recent)
 
@@ -341,6 +343,11 @@ void Scheduler::Impl::admit(std::shared_ptr<CompletionStream> stream) {
     s.n_fed = size_t(best_reuse);
     s.decoding = false;
     s.sampler.emplace(o.sampling, s.session.n_vocab());
+    // Greedy and top-k sampling read only the best few candidates of a step (selected on the device);
+    // ignore_eos drops end-of-generation tokens from them, so it asks for that many more.
+    s.top_k = s.sampler->candidates_needed();
+    if (s.top_k > 0 && s.req->request.ignore_eos) s.top_k += int32_t(eog_ids.size());
+    if (s.top_k > s.session.n_vocab()) s.top_k = 0;
     s.decoder.emplace(*tok,
                       tokenizer::StreamingOptions{.strip_leading_space = s.req->request.strip_leading_space});
     s.matcher.emplace(o.stop);
@@ -356,13 +363,26 @@ void Scheduler::Impl::after_token(Slot& s) {
     const GenerateOptions& o = s.req->request.options;
     GenerateResult& r = s.req->result;  // generated_tokens is only written by this thread
     if (o.max_tokens >= 0 && r.generated_tokens >= o.max_tokens) return finish(s, StopReason::MaxTokens);
-    std::span<const float> logits = s.session.logits();
-    if (s.req->request.ignore_eos) {
-        s.masked_logits.assign(logits.begin(), logits.end());  // capacity kept: no allocation per token
-        for (const int32_t eog : eog_ids) s.masked_logits[size_t(eog)] = -INFINITY;
-        logits = s.masked_logits;
+    int32_t id = 0;
+    if (s.top_k > 0) {
+        std::span<const engine::TopCandidate> top = s.session.top();
+        if (s.req->request.ignore_eos) {
+            s.masked_top.clear();  // capacity kept: no allocation per token
+            for (const engine::TopCandidate& c : top)
+                if (std::find(eog_ids.begin(), eog_ids.end(), c.id) == eog_ids.end())
+                    s.masked_top.push_back(c);
+            top = s.masked_top;
+        }
+        id = s.sampler->sample(top);
+    } else {
+        std::span<const float> logits = s.session.logits();
+        if (s.req->request.ignore_eos) {
+            s.masked_logits.assign(logits.begin(), logits.end());  // capacity kept: no allocation per token
+            for (const int32_t eog : eog_ids) s.masked_logits[size_t(eog)] = -INFINITY;
+            logits = s.masked_logits;
+        }
+        id = s.sampler->sample(logits, s.session.tokens());
     }
-    const int32_t id = s.sampler->sample(logits, s.session.tokens());
     if (tok->is_eog(id)) return finish(s, StopReason::EndOfGeneration);
     {
         std::lock_guard lock(s.req->mutex);
@@ -392,14 +412,15 @@ void Scheduler::Impl::step(bool decode) {
     for (auto& slot : slots) {
         if (!slot->stream || slot->decoding != decode || room <= 0) continue;
         if (decode) {
-            inputs.push_back({&slot->session, std::span<const int32_t>(&slot->next_token, 1)});
+            inputs.push_back({&slot->session, std::span<const int32_t>(&slot->next_token, 1), slot->top_k});
             room -= 1;
         } else {
             const auto& prompt = slot->req->request.prompt;
             const int64_t take =
                 std::min<int64_t>({int64_t(prompt.size() - slot->n_fed), options.prefill_chunk, room});
-            inputs.push_back(
-                {&slot->session, std::span<const int32_t>(prompt).subspan(slot->n_fed, size_t(take))});
+            inputs.push_back({&slot->session,
+                              std::span<const int32_t>(prompt).subspan(slot->n_fed, size_t(take)),
+                              slot->top_k});
             room -= take;
         }
         input_slots.push_back(slot.get());

@@ -262,6 +262,17 @@ struct Session::Impl {
         for (const auto& s : o.stop) check_utf8(s, "stop string");
         return engine::generate(session, model.impl_->tokenizer(), prompt, o, cb);
     }
+
+    // The last token's logits. generate() may have kept only its best candidates (engine/generate.cpp):
+    // then the last token is evaluated again, once, for the caller who asks for logits after it.
+    std::span<const float> logits() {
+        if (session.logits().empty() && !session.top().empty()) {
+            const int32_t last = session.tokens().back();
+            session.truncate(session.n_past() - 1);
+            session.forward(std::span<const int32_t>(&last, 1));
+        }
+        return session.logits();
+    }
 };
 
 Session::Session(const Model& model) : Session(model, model.n_ctx()) {}
@@ -278,17 +289,23 @@ std::span<const float> Session::feed(std::span<const int32_t> tokens, bool all_l
 }
 
 std::span<const float> Session::logits() const {
-    return impl_->session.logits();
+    return impl_->logits();
 }
 
 int32_t Session::sample(const SamplerOptions& options) {
-    const auto logits = impl_->session.logits();
-    if (logits.empty()) throw UsageError("sample: no logits yet (feed tokens first)");
+    engine::Session& session = impl_->session;
     if (!impl_->sampler || !same(options, impl_->sampler_options)) {
-        impl_->sampler.emplace(options, impl_->session.n_vocab());
+        impl_->sampler.emplace(options, session.n_vocab());
         impl_->sampler_options = options;
     }
-    return impl_->sampler->sample(logits, impl_->session.tokens());
+    engine::Sampler& sampler = *impl_->sampler;
+    // After generate(), the candidates it kept serve when they are enough for these options.
+    const int32_t k = sampler.candidates_needed();
+    if (session.logits().empty() && k > 0 && session.top().size() >= size_t(k))
+        return sampler.sample(session.top());
+    const auto logits = impl_->logits();
+    if (logits.empty()) throw UsageError("sample: no logits yet (feed tokens first)");
+    return sampler.sample(logits, session.tokens());
 }
 
 GenerateResult Session::generate(std::span<const int32_t> prompt, const GenerateOptions& options,

@@ -117,7 +117,8 @@ class KINFER_API Session {
     // valid until the session changes. Throws UsageError when the tokens do not fit in the context or an
     // id is outside the vocabulary (the session is then unchanged).
     std::span<const float> feed(std::span<const int32_t> tokens, bool all_logits = false);
-    // The last token's logits (empty before the first feed and after truncate/reset).
+    // The last token's logits (empty before the first feed and after truncate/reset). After generate(),
+    // which may keep only the best few candidates of each step, the last token is evaluated again once.
     std::span<const float> logits() const;
     // Samples from logits() with `options` (penalties look at tokens()). The random generator is seeded
     // from options.seed when the options change, and keeps its state across calls otherwise.

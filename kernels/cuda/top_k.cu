@@ -143,5 +143,4 @@ void top_k_select(const float* logits_dev, int rows, int64_t n_vocab, int k, voi
     check_launch("top_k_select");
 }
 
-}  // namespace
 }  // namespace kinfer::cuda
