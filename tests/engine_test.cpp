@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/model.hpp"
+#include "engine/sampler.hpp"
 #include "engine/session.hpp"
 #include "kinfer/error.hpp"
 #include "tests/tiny_llama.hpp"
@@ -625,7 +626,35 @@ TEST_CASE("generate: end of generation, and reuse of the cached prompt prefix") 
     const auto r3 = engine::generate(fresh, *f.tok, longer, greedy(6));
     CHECK(r3.prompt_cached == 0);
     CHECK(r2.text == r3.text);
-    CHECK(max_abs_diff(s.logits(), fresh.logits()) < 1e-5);
+    // greedy generation keeps only the best candidate of each step (Sampler::candidates_needed)
+    CHECK(s.logits().empty());
+    REQUIRE(s.top().size() == 1);
+    REQUIRE(fresh.top().size() == 1);
+    CHECK(s.top()[0].id == fresh.top()[0].id);
+    CHECK(std::abs(s.top()[0].logit - fresh.top()[0].logit) < 1e-5);
+}
+
+TEST_CASE("generate: greedy through the candidates gives the tokens of the full-logits argmax loop") {
+    REQUIRE_VOCAB(f);
+    const std::vector<int32_t> prompt = f.tok->encode("The quick brown fox", true, false);
+    const int n = 24;
+    // The full-logits path by hand: forward, argmax (Sampler::sample on logits), feed back.
+    engine::Session by_hand(f.model, {.n_ctx = 64});
+    engine::Sampler sampler(greedy(n).sampling, by_hand.n_vocab());
+    std::vector<int32_t> ids;
+    std::span<const float> logits = by_hand.forward(prompt);
+    for (int i = 0; i < n; ++i) {
+        const int32_t id = sampler.sample(logits, by_hand.tokens());
+        if (f.tok->is_eog(id)) break;
+        ids.push_back(id);
+        logits = by_hand.forward(std::span<const int32_t>(&ids.back(), 1));
+    }
+    engine::Session s(f.model, {.n_ctx = 64});
+    const auto r = engine::generate(s, *f.tok, prompt, greedy(n));
+    CHECK(ids.size() == size_t(n));  // the tiny model does not stop early from this prompt
+    CHECK(r.generated_tokens == int64_t(ids.size()));
+    CHECK(r.text == f.tok->decode(ids));
+    CHECK(s.top().size() == 1);  // it did go through the candidates
 }
 
 // ---- the CPU kernels' parallel paths (tiny test models stay below the size where teams start) ------------
