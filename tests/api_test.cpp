@@ -135,6 +135,14 @@ TEST_CASE("api: feed, logits, sample, generate") {
     CHECK(streamed == ra.text);
     CHECK(rb.text == ra.text);
     CHECK(std::string(kinfer::to_string(ra.stop_reason)) == "token limit");
+    // greedy generate keeps only candidates internally; logits() and sample() still serve after it
+    const int32_t next = a.sample(g);
+    const auto after = a.logits();
+    REQUIRE(after.size() == 32768);
+    CHECK(int32_t(std::max_element(after.begin(), after.end()) - after.begin()) == next);
+    CHECK(a.n_past() == int(prompt.size()) + 9);  // the last generated token is not evaluated
+    CHECK(b.logits().size() == 32768);
+    CHECK(b.sample(g) == next);
 
     // all logits
     kinfer::Session c(model);
