@@ -19,14 +19,15 @@ using namespace kinfer;
 
 namespace {
 
-std::shared_ptr<const engine::Model> tiny(GgmlType type, engine::Device device, int64_t window = 0) {
+std::shared_ptr<const engine::Model> tiny(GgmlType type, engine::Device device, int64_t window = 0,
+                                          int64_t n_vocab = 160) {
     test::TinyLlamaSpec spec;
     spec.n_embd = 256;
     spec.n_ff = 512;
     spec.n_head = 8;
     spec.n_head_kv = 2;
     spec.n_layer = 3;
-    spec.n_vocab = 160;
+    spec.n_vocab = n_vocab;
     spec.sliding_window = window;
     spec.weight_type = type;
     spec.embd_type = type;
@@ -136,4 +137,49 @@ TEST_CASE("cuda backend: several sequences in one step, a sliding window and a c
     const double shifted = rel_err(gs[4].forward(one), cs[4].forward(one));
     MESSAGE("after a context shift: error " << shifted);
     CHECK(shifted <= 1e-3);
+}
+
+TEST_CASE("cuda backend: steps that keep candidates give the candidates of the same step's logits") {
+    if (!have_gpu()) return;
+    const auto gpu = tiny(GgmlType::Q8_0, engine::Device::Cuda, 0, 300);
+    const int32_t n_vocab = int32_t(gpu->config().n_vocab);
+    REQUIRE(n_vocab > 256);  // above the device select's cap (kernels/cuda kMaxTopK)
+    std::mt19937 rng(4);
+    std::uniform_int_distribution<int32_t> tok(0, n_vocab - 1);
+    std::vector<int32_t> prompt(20);
+    for (auto& t : prompt) t = tok(rng);
+    // k = 1 (argmax), a radix select, all of the vocabulary, and one above the device's cap (host select).
+    for (const int32_t k : {1, 9, 256, n_vocab}) {
+        CAPTURE(k);
+        engine::Session full(gpu, {.n_ctx = 64, .n_batch = 32}), top(gpu, {.n_ctx = 64, .n_batch = 32});
+        std::vector<int32_t> in = prompt;
+        for (int step = 0; step < 6; ++step) {  // the prompt, then decode steps (graphs)
+            const auto l = full.forward(in);
+            const auto t = top.forward_top(in, k);
+            std::vector<engine::TopCandidate> want(static_cast<size_t>(k));
+            engine::select_top(l, k, want);
+            REQUIRE(t.size() == want.size());
+            for (size_t i = 0; i < want.size(); ++i) {
+                CHECK(t[i].id == want[i].id);
+                CHECK(t[i].logit == want[i].logit);
+            }
+            in.assign(1, want[0].id);
+        }
+    }
+    // several sequences in one step, each with its own k (the step selects max k, each takes its first k),
+    // against the same step with full logits
+    engine::Session a(gpu, {.n_ctx = 64}), b(gpu, {.n_ctx = 64}), fa(gpu, {.n_ctx = 64}),
+        fb(gpu, {.n_ctx = 64});
+    engine::BatchDecoder decoder(gpu, 32, 64);
+    const std::vector<int32_t> pa(prompt.begin(), prompt.begin() + 5),
+        pb(prompt.begin() + 5, prompt.begin() + 8);
+    decoder.decode(std::vector<engine::SequenceInput>{{&a, pa, 3}, {&b, pb, 1}});
+    decoder.decode(std::vector<engine::SequenceInput>{{&fa, pa, 0}, {&fb, pb, 0}});
+    std::vector<engine::TopCandidate> want(3);
+    engine::select_top(fa.logits(), 3, want);
+    REQUIRE(a.top().size() == 3);
+    for (size_t i = 0; i < 3; ++i) CHECK(a.top()[i].id == want[i].id);
+    engine::select_top(fb.logits(), 1, want);
+    REQUIRE(b.top().size() == 1);
+    CHECK(b.top()[0].id == want[0].id);
 }

@@ -9,10 +9,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "engine/top_candidates.hpp"
 #include "gguf/ggml_type.hpp"
 #include "kernels/cpu/simple_ops.hpp"
 #include "kernels/cuda/cuda_info.hpp"
@@ -676,6 +679,47 @@ TEST_CASE("cuda memory: a model that does not fit is refused with the sizes") {
     CHECK_THROWS_WITH_AS(cuda::ensure_fits(uint64_t(1) << 50, "model test.gguf"),
                          doctest::Contains("model test.gguf needs 1048576.00 GiB"), Error);
     CHECK_NOTHROW(cuda::ensure_fits(uint64_t(1) << 20, "a little"));
+}
+
+TEST_CASE("cuda top_k_select: the host select's candidates, ties to the lower id, NaN last") {
+    if (!have_gpu()) return;
+    std::mt19937 rng(17);
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    for (const int64_t n_vocab : {int64_t(300), int64_t(32768), int64_t(5003)})
+        for (const int levels : {0, 5, 300})  // continuous, few values (huge ties), many ties
+            for (const int k : {1, 7, 40, 256}) {
+                CAPTURE(n_vocab);
+                CAPTURE(levels);
+                CAPTURE(k);
+                const int rows = 3;
+                std::vector<float> logits(size_t(rows * n_vocab));
+                std::normal_distribution<float> normal(0.0f, 4.0f);
+                std::uniform_int_distribution<int> level(0, std::max(levels, 1) - 1);
+                for (float& x : logits) x = levels > 0 ? float(level(rng)) * 0.25f - 8.0f : normal(rng);
+                // specials in every row: NaN of both signs, infinities, signed zeros
+                std::uniform_int_distribution<int64_t> at(0, n_vocab - 1);
+                const float specials[] = {nan, -nan, INFINITY, -INFINITY, 0.0f, -0.0f};
+                for (int r = 0; r < rows; ++r)
+                    for (int i = 0; i < 12; ++i)
+                        logits[size_t(r * n_vocab + at(rng))] = specials[size_t(i) % std::size(specials)];
+                if (k == 1) logits[size_t(n_vocab)] = nan;  // row 1 starts with NaN
+                cuda::DeviceBuffer dev(sizeof(float) * logits.size(), "test logits");
+                cuda::DeviceBuffer out(sizeof(engine::TopCandidate) * size_t(rows * k), "test candidates");
+                cuda::copy_to_device(dev.data(), logits.data(), sizeof(float) * logits.size());
+                cuda::top_k_select(dev.as<float>(), rows, n_vocab, k, out.data(), nullptr);
+                std::vector<engine::TopCandidate> got(size_t(rows * k)), want(static_cast<size_t>(k));
+                cuda::copy_to_host(got.data(), out.data(), sizeof(engine::TopCandidate) * got.size());
+                for (int r = 0; r < rows; ++r) {
+                    CAPTURE(r);
+                    const std::span<engine::TopCandidate> g(got.data() + r * k, size_t(k));
+                    engine::sort_candidates(g);
+                    engine::select_top({logits.data() + r * n_vocab, size_t(n_vocab)}, k, want);
+                    for (int i = 0; i < k; ++i) {
+                        REQUIRE(g[size_t(i)].id == want[size_t(i)].id);
+                        REQUIRE(std::memcmp(&g[size_t(i)].logit, &want[size_t(i)].logit, 4) == 0);
+                    }
+                }
+            }
 }
 
 #endif  // KINFER_WITH_CUDA
