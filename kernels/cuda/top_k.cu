@@ -20,7 +20,7 @@ constexpr int kThreads = 512;
 // Larger key = ranks first. -0 counts as +0 (they compare equal, so ties go by id); NaN is below everything.
 __device__ __forceinline__ uint32_t order_key(float x) {
     if (x != x) return 0u;
-    if (x == 0.0f) x = 0.0f;
+    if (x == 0.0f) return 0x80000000u;  // the key of +0
     const uint32_t b = __float_as_uint(x);
     return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
@@ -68,9 +68,15 @@ __global__ void __launch_bounds__(kThreads)
     for (int shift = 24; shift >= 0; shift -= 8) {
         for (int d = threadIdx.x; d < 256; d += kThreads) hist[d] = 0;
         __syncthreads();
-        for (int64_t i = threadIdx.x; i < n_vocab; i += kThreads) {
-            const uint32_t key = order_key(row[i]);
-            if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 0xFFu], 1u);
+        // Logits crowd into few digits (the top one is sign and exponent): one atomic per distinct digit
+        // of a warp, with its count. Every lane of a warp runs every iteration (kThreads % 32 == 0).
+        for (int64_t base = 0; base < n_vocab; base += kThreads) {
+            const int64_t i = base + threadIdx.x;
+            const uint32_t key = i < n_vocab ? order_key(row[i]) : 0u;
+            const uint32_t digit = i < n_vocab && (key & mask) == prefix ? (key >> shift) & 0xFFu : 256u;
+            const unsigned peers = __match_any_sync(0xFFFFFFFFu, digit);
+            if (digit < 256u && (threadIdx.x % 32) == unsigned(__ffs(peers) - 1))
+                atomicAdd(&hist[digit], unsigned(__popc(peers)));
         }
         __syncthreads();
         if (threadIdx.x < 32) {
