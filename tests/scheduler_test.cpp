@@ -3,7 +3,9 @@
 // follow-up prompt reuses its slot's cache; cancel frees a slot; a full queue refuses.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -176,4 +178,41 @@ TEST_CASE("scheduler: streams outlive their scheduler; destroying it interrupts 
     CHECK(stream->finished());
     CHECK(stream->result().stop_reason == StopReason::Interrupted);
     stream->cancel();  // no scheduler any more: nothing happens
+}
+
+TEST_CASE(
+    "scheduler: ignore_eos, top-k and full-logits samplers decoded together give what each gives alone") {
+    const Model model = load_vocab_model();
+    // Ending the prompt with EOS makes EOS the greedy choice of the tiny model (it echoes its last token).
+    std::vector<int32_t> echo = model.tokenize("Hi");
+    echo.push_back(model.eos_id());
+    REQUIRE(alone(model, echo, greedy(8)).generated_tokens == 0);
+    // ignore_eos by hand: the full logits with EOS removed, argmax, fed back.
+    std::vector<int32_t> want_ids;
+    {
+        Session s(model, 512);
+        std::span<const float> logits = s.feed(echo);
+        for (int i = 0; i < 8; ++i) {
+            std::vector<float> masked(logits.begin(), logits.end());
+            masked[size_t(model.eos_id())] = -INFINITY;
+            want_ids.push_back(int32_t(std::max_element(masked.begin(), masked.end()) - masked.begin()));
+            logits = s.feed(std::span<const int32_t>(&want_ids.back(), 1));
+        }
+    }
+    GenerateOptions top_k;
+    top_k.max_tokens = 12, top_k.sampling.temperature = 0.9f, top_k.sampling.top_k = 20;
+    top_k.sampling.repeat_penalty = 1.0f, top_k.sampling.seed = 5;
+    GenerateOptions full = top_k;  // penalties read every logit, as does no top-k: full-logits requests
+    full.sampling.repeat_penalty = 1.3f, full.sampling.top_k = 0, full.sampling.temperature = 2.0f;
+    const std::vector<int32_t> prompt = model.tokenize("Once upon a time");
+
+    Scheduler scheduler(model, {.slots = 3, .max_queued = 8, .prefill_chunk = 4});
+    auto a = scheduler.submit({.prompt = echo, .options = greedy(8), .ignore_eos = true});
+    auto b = scheduler.submit({.prompt = prompt, .options = top_k});
+    auto c = scheduler.submit({.prompt = prompt, .options = full});
+    const GenerateResult ra = finish(*a), rb = finish(*b), rc = finish(*c);
+    CHECK(ra.generated_tokens == 8);
+    CHECK(ra.text == model.detokenize(want_ids));
+    CHECK(rb.text == alone(model, prompt, top_k).text);
+    CHECK(rc.text == alone(model, prompt, full).text);
 }
