@@ -371,7 +371,6 @@ __device__ __forceinline__ void matvec_body_pipelined(const MatvecParts& parts, 
         for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
 
     __shared__ float partial[kWarps][R * NT];
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     // Two buffers used in turn (unrolled by two): a copy from the next buffer to the current one would wait
     // for its loads and end the overlap.
     auto consume = [&](int it, const typename L::G(&a)[R], const typename L::G(&b)[R]) {
@@ -387,29 +386,11 @@ __device__ __forceinline__ void matvec_body_pipelined(const MatvecParts& parts, 
             if (g2 < n_groups) accumulate_group<L, NT, R>(b, g2, x, x_stride, n_tok, acc);
         }
         if (step == steps - 1) {  // the set is complete: reduce, store, start the next from zero
-            const int row0 = set_row0 + set * R;
+            store_set<NT, R, kWarps, false>(acc, partial, me, set_row0 + set * R, n_rows, n_tok, ep);
 #pragma unroll
             for (int r = 0; r < R; ++r)
 #pragma unroll
-                for (int t = 0; t < NT; ++t) {
-                    const float s = warp_sum(acc[r][t]);
-                    if (lane == 0) partial[warp][r * NT + t] = s;
-                    acc[r][t] = 0.0f;
-                }
-            __syncthreads();
-            if (threadIdx.x < R * NT) {
-                const int r = threadIdx.x / NT, t = threadIdx.x % NT;
-                float s = 0.0f;
-#pragma unroll
-                for (int i = 0; i < kWarps; ++i) s += partial[i][threadIdx.x];
-                if (row0 + r < n_rows && t < n_tok) {
-                    float sp = 0.0f;
-                    if (me.role != kPlain && me.role != kAdd)
-#pragma unroll
-                        for (int i = 0; i < kWarps; ++i) sp += partial[i][(r ^ 1) * NT + t];
-                    store_output(me, s, sp, row0 + r, t, ep);
-                }
-            }
+                for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
             __syncthreads();  // partial is written again by the next set
         }
     };
