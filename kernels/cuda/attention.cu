@@ -428,12 +428,7 @@ bool use_gqa(const AttentionShape& shape, int max_kv) {
 // SM, its loads in batches of 4 passes): about four, one wave (KINFER_ATTN_FILL; H200, Q4_K_M tg128 at
 // depth 4096: 419 t/s at 4, 386 at 8, 335 at 16: fewer, longer splits leave the merge less to do).
 int choose_splits(const AttentionShape& shape, int n_tokens, int max_kv) {
-    static const int n_sm = [] {
-        int dev = 0, n = 0;
-        cudaGetDevice(&dev);
-        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
-        return n > 0 ? n : 100;
-    }();
+    const int n_sm = sm_count();
     const bool gqa = use_gqa(shape, max_kv);
     static const int gqa_fill = std::max(1, env_int("KINFER_ATTN_FILL", 4));  // comparisons
     const int by_fill = gqa ? ceil_div(gqa_fill * n_sm, std::max(1, n_tokens * shape.n_head_kv))

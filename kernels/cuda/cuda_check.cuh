@@ -29,6 +29,17 @@ __host__ __device__ constexpr T ceil_div(T a, T b) {
     return (a + b - 1) / b;
 }
 
+// The current device's multiprocessors (read once; 100 if the query fails), for grids sized to the GPU.
+inline int sm_count() {
+    static const int n = [] {
+        int dev = 0, c = 0;
+        cudaGetDevice(&dev);
+        cudaDeviceGetAttribute(&c, cudaDevAttrMultiProcessorCount, dev);
+        return c > 0 ? c : 100;
+    }();
+    return n;
+}
+
 // Programmatic dependent launch (on unless KINFER_PDL=0, read once): a kernel launched through launch_kernel
 // may start while the kernel before it in the stream finishes, hiding part of the launch gap between the many
 // small kernels of a decode step (+1-2% tg128 on an H200); every such kernel calls wait_for_producer() before

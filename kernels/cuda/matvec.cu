@@ -712,16 +712,6 @@ __global__ void __launch_bounds__(kStreamThreads)
     cp_async_wait<0>();
 }
 
-int sm_count() {
-    static const int n = [] {
-        int dev = 0, c = 0;
-        cudaGetDevice(&dev);
-        cudaDeviceGetAttribute(&c, cudaDevAttrMultiProcessorCount, dev);
-        return c > 0 ? c : 100;
-    }();
-    return n;
-}
-
 bool stream_on() {
     static const bool on = env_int("KINFER_MATVEC_STREAM", 0) == 1;
     return on;
