@@ -455,8 +455,8 @@ await section("chat page in headless Chromium: type, streamed reply, stop, secon
   if (!BROWSER) return;
   const { chromium } = await import("playwright-core");
   assert.ok(fs.existsSync("/usr/bin/chromium"), "/usr/bin/chromium is missing (scripts/setup-debian.sh installs it)");
-  // A server of its own with the model's whole context, so that the first reply (up to 900 tokens) streams for
-  // most of a second even at this model's ~1000 tokens/s: the stop below must land while it streams.
+  // A server of its own with the model's whole context, so that the first reply can be long (up to 900
+  // tokens): the stop below must land while it streams.
   const srv = await startServer(["--parallel", "1", "--ctx", "1024"]);
   const profile = fs.mkdtempSync(path.join(work, "chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
@@ -469,6 +469,12 @@ await section("chat page in headless Chromium: type, streamed reply, stop, secon
     const posted = [];
     page.on("request", (r) => { if (r.url().endsWith("/v1/chat/completions")) posted.push(JSON.parse(r.postData())); });
     await page.goto(srv.base + "/");
+    // The reply reaches the page at ~16 KB/s (Chromium's network emulation), so it streams for seconds
+    // however fast the server decodes (900 tokens took ~0.6 s at full speed, and the stop below raced them).
+    const cdp = await context.newCDPSession(page);
+    await cdp.send("Network.enable");
+    await cdp.send("Network.emulateNetworkConditions",
+                   { offline: false, latency: 0, downloadThroughput: 16 * 1024, uploadThroughput: -1 });
     await page.fill("#temperature", "0");
     await page.fill("#max_tokens", "900");
     await page.fill("#input", "Tell me a story");
