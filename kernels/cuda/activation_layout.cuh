@@ -8,8 +8,8 @@
 //   s2 = s1 / 254 (q2 quantizes what q1 leaves: the error is max|x| / 64516, 1/254 of a single int8 term as
 //   llama.cpp's q8_1 uses), for the quantized-weight path (dp4a). 16-byte chunk j of group g (j = 0, 1: q1 of
 //   elements 0..15, 16..31; j = 2, 3: q2 likewise) at byte ((g / 32) * 4 + j) * 512 + (g % 32) * 16.
-// - bytes [6F, 6.5F): per group a float4 {s2, sum of elements 0..15, sum of 16..31, 0}: the exact sums
-//   carry the weights' offsets.
+// - bytes [6F, 6.5F): per group a float4 {s2, sum of elements 0..15, sum of 16..31, sum of all 32}: the
+//   exact sums carry the weights' offsets (the whole group's for types with one scale per group).
 // Producers (RMSNorm, SwiGLU, prepare_activation) write all three with prepare_group, a warp per group.
 #include <cstdint>
 
@@ -55,7 +55,7 @@ __device__ inline void prepare_group(float v, int64_t g, int64_t cols, float* p)
     const float hi = __shfl_sync(0xffffffffu, half_sum, 16);
     if (lane == 0) {
         auto* s = reinterpret_cast<float4*>(reinterpret_cast<uint8_t*>(p) + activation_scale_offset(cols));
-        s[g] = make_float4(s1 / 254.0f, half_sum, hi, 0.0f);
+        s[g] = make_float4(s1 / 254.0f, half_sum, hi, half_sum + hi);
     }
 }
 #endif

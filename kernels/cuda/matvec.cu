@@ -84,7 +84,7 @@ __device__ __forceinline__ int dp4a_us(uint32_t a, uint32_t b, int c) {
 }
 
 template <class L, int NT, int R>
-__device__ __forceinline__ void accumulate_group_q(const typename L::G (&grp)[R], int g,
+__device__ __forceinline__ void accumulate_group_q_halves(const typename L::G (&grp)[R], int g,
                                                    const uint8_t* __restrict__ x, int64_t x_stride_bytes,
                                                    int q_off, int s_off, int n_tok, float (&acc)[R][NT]) {
     const int qo = q_off + (g >> 5) * 2048 + (g & 31) * 16;
@@ -128,6 +128,72 @@ __device__ __forceinline__ void accumulate_group_q(const typename L::G (&grp)[R]
             }
         }
     }
+}
+
+// Types with one scale per group (kOneScale): both sub-groups' codes go into the same two dp4a chains, so
+// a group costs one scale step instead of two (and one activation sum, sc.w). |254 * I1 + I2| stays below
+// 2^31: at most 32 * 255 * 127 * 255.
+template <class L, int NT, int R>
+__device__ __forceinline__ void accumulate_group_q_one(const typename L::G (&grp)[R], int g,
+                                                       const uint8_t* __restrict__ x, int64_t x_stride_bytes,
+                                                       int q_off, int s_off, int n_tok, float (&acc)[R][NT]) {
+    const int qo = q_off + (g >> 5) * 2048 + (g & 31) * 16;
+    uint32_t c[R][8];
+    float bint[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        L::codes(grp[r], 0, c[r]);
+        L::codes(grp[r], 1, c[r] + 4);
+        bint[r] = fmaf(float(L::kCodeBase), grp[r].a[0], grp[r].b[0]);
+    }
+    constexpr int TC = NT < 4 ? NT : 4;  // as accumulate_group_q_halves
+#pragma unroll
+    for (int t0 = 0; t0 < NT; t0 += TC) {
+        if (t0 >= n_tok) break;
+        uint4 x1[TC][2], x2[TC][2];
+        float4 sc[TC];
+#pragma unroll
+        for (int j = 0; j < TC; ++j) {
+            const uint8_t* xt = x + min(t0 + j, n_tok - 1) * x_stride_bytes + qo;
+            x1[j][0] = __ldg(reinterpret_cast<const uint4*>(xt));
+            x1[j][1] = __ldg(reinterpret_cast<const uint4*>(xt + 512));
+            x2[j][0] = __ldg(reinterpret_cast<const uint4*>(xt + 1024));
+            x2[j][1] = __ldg(reinterpret_cast<const uint4*>(xt + 1536));
+            sc[j] = __ldg(reinterpret_cast<const float4*>(xt - qo + s_off) + g);
+        }
+#pragma unroll
+        for (int j = 0; j < TC; ++j) {
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+                int i1 = 0, i2 = 0;
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    const uint32_t* ch = c[r] + 4 * h;
+                    i1 = dp4a_us(ch[0], x1[j][h].x, i1), i2 = dp4a_us(ch[0], x2[j][h].x, i2);
+                    i1 = dp4a_us(ch[1], x1[j][h].y, i1), i2 = dp4a_us(ch[1], x2[j][h].y, i2);
+                    i1 = dp4a_us(ch[2], x1[j][h].z, i1), i2 = dp4a_us(ch[2], x2[j][h].z, i2);
+                    i1 = dp4a_us(ch[3], x1[j][h].w, i1), i2 = dp4a_us(ch[3], x2[j][h].w, i2);
+                }
+                const float d = float(i1 * 254 + i2) * sc[j].x;
+                acc[r][t0 + j] += fmaf(grp[r].a[0], d, bint[r] * sc[j].w);
+            }
+        }
+    }
+}
+
+template <class L, class = void>
+struct OneScale : std::false_type {};
+template <class L>
+struct OneScale<L, std::void_t<decltype(L::kOneScale)>> : std::bool_constant<L::kOneScale> {};
+
+template <class L, int NT, int R>
+__device__ __forceinline__ void accumulate_group_q(const typename L::G (&grp)[R], int g,
+                                                   const uint8_t* __restrict__ x, int64_t x_stride_bytes,
+                                                   int q_off, int s_off, int n_tok, float (&acc)[R][NT]) {
+    if constexpr (OneScale<L>::value)
+        accumulate_group_q_one<L, NT, R>(grp, g, x, x_stride_bytes, q_off, s_off, n_tok, acc);
+    else
+        accumulate_group_q_halves<L, NT, R>(grp, g, x, x_stride_bytes, q_off, s_off, n_tok, acc);
 }
 
 // Up to three matrices of one type and width reading the same activation (wq/wk/wv, gate/up) in one launch:

@@ -149,18 +149,19 @@ void pack_q3_k(const uint8_t* src, int, uint8_t* rec, uint8_t*) {
     }
 }
 
-// Q4_K / Q5_K meta: d, dmin, the 6-bit scale/min codes split into low nibbles and top bits.
+// Q4_K / Q5_K meta: d, dmin, then byte 4 + j = scale j (6 bits) | top 2 bits of min j << 6, and min j's
+// low nibble at bits 4j of the last word (the layout kquant_scale_min decodes in a few instructions).
 void put_kquant_meta(uint16_t d, uint16_t dmin, const uint8_t* scales, uint8_t* rec) {
     put_u16(rec, d);
     put_u16(rec + 2, dmin);
-    uint32_t hi = 0;
+    uint32_t low_mins = 0;
     for (int j = 0; j < 8; ++j) {
         uint8_t sc = 0, mn = 0;
         unpack_scale_min_k4(j, scales, sc, mn);
-        rec[8 + j] = static_cast<uint8_t>((sc & 15) | (mn & 15) << 4);
-        hi |= static_cast<uint32_t>((sc >> 4) | (mn >> 4) << 2) << (4 * j);
+        rec[4 + j] = static_cast<uint8_t>(sc | (mn >> 4) << 6);
+        low_mins |= static_cast<uint32_t>(mn & 15) << (4 * j);
     }
-    std::memcpy(rec + 4, &hi, 4);
+    std::memcpy(rec + 12, &low_mins, 4);
 }
 
 // Q4_K / Q5_K low nibble of element e: byte 32 * (e / 64) + e % 32, high nibble when (e / 32) is odd.

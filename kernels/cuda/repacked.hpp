@@ -224,19 +224,20 @@ struct RowPos {
 };
 template <int kRecord, int kTail>
 KINFER_HOST_DEVICE inline RowPos row_pos(const uint8_t* row, int n_records, int g) {
-    const int r = g / kGroupsPerRecord;
+    const int r = int(unsigned(g) / kGroupsPerRecord);  // g >= 0: shifts, not a signed division
     return {row + static_cast<int64_t>(r) * kRecord,
-            row + static_cast<int64_t>(n_records) * kRecord + r * kTail, g % kGroupsPerRecord};
+            row + static_cast<int64_t>(n_records) * kRecord + r * kTail, int(unsigned(g) % kGroupsPerRecord)};
 }
 
 // ---- the layouts, one per type
 // ----------------------------------------------------------------------------- Each has: kRecord, kTail
 // (bytes per record and per tail entry), kWords (16-byte words per group), kHasOffset (b may be nonzero),
-// load(row, n_records, g, group), values(group, h, v[16]).
+// load(row, n_records, g, group), values(group, h, v[16]); kOneScale where both sub-groups share a and b.
 
 struct LayoutQ4_0 {  // [d x8 halves][qs 8 x 16]
     static constexpr int kRecord = 144, kTail = 0, kWords = 1;
     static constexpr bool kHasOffset = true;
+    static constexpr bool kOneScale = true;  // a[0] == a[1], b[0] == b[1]: one scale per 32
     using G = Group<kWords>;
     template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load(const uint8_t* row, int n_records, int g, G& o) {
@@ -266,6 +267,7 @@ struct LayoutQ4_0 {  // [d x8 halves][qs 8 x 16]
 struct LayoutQ4_1 {  // [d x8][m x8][qs 8 x 16]
     static constexpr int kRecord = 160, kTail = 0, kWords = 1;
     static constexpr bool kHasOffset = true;
+    static constexpr bool kOneScale = true;  // a[0] == a[1], b[0] == b[1]: one scale per 32
     using G = Group<kWords>;
     template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load(const uint8_t* row, int n_records, int g, G& o) {
@@ -284,6 +286,7 @@ struct LayoutQ4_1 {  // [d x8][m x8][qs 8 x 16]
 struct LayoutQ5_0 {  // [d x8][qh 8 x 4][qs 8 x 16]; q1.w[0] holds the group's extra bits
     static constexpr int kRecord = 176, kTail = 0, kWords = 2;
     static constexpr bool kHasOffset = true;
+    static constexpr bool kOneScale = true;  // a[0] == a[1], b[0] == b[1]: one scale per 32
     using G = Group<kWords>;
     template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load(const uint8_t* row, int n_records, int g, G& o) {
@@ -305,6 +308,7 @@ struct LayoutQ5_0 {  // [d x8][qh 8 x 4][qs 8 x 16]; q1.w[0] holds the group's e
 struct LayoutQ5_1 {  // [d x8][m x8][qh 8 x 4][qs 8 x 16]
     static constexpr int kRecord = 192, kTail = 0, kWords = 2;
     static constexpr bool kHasOffset = true;
+    static constexpr bool kOneScale = true;  // a[0] == a[1], b[0] == b[1]: one scale per 32
     using G = Group<kWords>;
     template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load(const uint8_t* row, int n_records, int g, G& o) {
@@ -324,6 +328,7 @@ struct LayoutQ5_1 {  // [d x8][m x8][qh 8 x 4][qs 8 x 16]
 struct LayoutQ8_0 {  // [d x8][qs 8 x 32], code = q + 128
     static constexpr int kRecord = 272, kTail = 0, kWords = 2;
     static constexpr bool kHasOffset = true;
+    static constexpr bool kOneScale = true;  // a[0] == a[1], b[0] == b[1]: one scale per 32
     using G = Group<kWords>;
     template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load(const uint8_t* row, int n_records, int g, G& o) {
@@ -405,18 +410,21 @@ struct LayoutQ3_K {
     KINFER_HOST_DEVICE static void values(const G& o, int h, float v[16]) { values_of<LayoutQ3_K>(o, h, v); }
 };
 
-// Q4_K / Q5_K meta (16 bytes): d, dmin, top 2 bits of group j's scale (bits 4j, 4j+1) and min (4j+2, 4j+3),
-// then byte j = low nibble of scale | low nibble of min << 4.
+// Q4_K / Q5_K meta (16 bytes): d, dmin, bytes 4 + j = scale of group j (6 bits) | top 2 bits of its min << 6,
+// then the mins' low nibbles (bits 4j of the last word). One byte permute finds group j's byte.
 // One 16-byte load of the meta (the 8 threads of a record share it through L1).
 template <class M = GlobalLoads>
 KINFER_HOST_DEVICE inline void kquant_scale_min(const uint8_t* meta_ptr, int j, float& a, float& b) {
     const Words4 meta = M::load16(meta_ptr);
     const float d = half_to_float(static_cast<uint16_t>(meta.w[0] & 0xffffu));
     const float dmin = half_to_float(static_cast<uint16_t>(meta.w[0] >> 16));
-    const uint32_t hi = meta.w[1] >> (4 * j);
-    const uint32_t lo = ((j < 4 ? meta.w[2] : meta.w[3]) >> (8 * (j & 3))) & 0xffu;
-    const float sc = static_cast<float>((lo & 15) | ((hi & 3) << 4));
-    const float mn = static_cast<float>((lo >> 4) | ((hi & 12) << 2));
+#if defined(__CUDA_ARCH__)
+    const uint32_t byte = __byte_perm(meta.w[1], meta.w[2], unsigned(j));  // byte j of {w2:w1} in byte 0
+#else
+    const uint32_t byte = static_cast<uint32_t>(((uint64_t(meta.w[2]) << 32 | meta.w[1]) >> (8 * j)) & 0xffu);
+#endif
+    const float sc = static_cast<float>(byte & 63u);
+    const float mn = static_cast<float>(((meta.w[3] >> (4 * j)) & 15u) | ((byte >> 2) & 0x30u));
     a = d * sc;
     b = -128.0f * a - dmin * mn;
 }
@@ -424,6 +432,7 @@ KINFER_HOST_DEVICE inline void kquant_scale_min(const uint8_t* meta_ptr, int j, 
 struct LayoutQ4_K {  // [meta 16][qs 8 x 16]
     static constexpr int kRecord = 144, kTail = 0, kWords = 1;
     static constexpr bool kHasOffset = true;
+    static constexpr bool kOneScale = true;  // a[0] == a[1], b[0] == b[1]: one scale per 32
     using G = Group<kWords>;
     template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load(const uint8_t* row, int n_records, int g, G& o) {
@@ -450,6 +459,7 @@ struct LayoutQ4_K {  // [meta 16][qs 8 x 16]
 struct LayoutQ5_K {  // [meta 16][qh 8 x 4][qs 8 x 16]
     static constexpr int kRecord = 176, kTail = 0, kWords = 2;
     static constexpr bool kHasOffset = true;
+    static constexpr bool kOneScale = true;  // a[0] == a[1], b[0] == b[1]: one scale per 32
     using G = Group<kWords>;
     template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load(const uint8_t* row, int n_records, int g, G& o) {
