@@ -98,6 +98,46 @@ TEST_CASE("cuda repack: a quad's word loads (the tensor-core path) give the grou
     CHECK(checked_types == 5);  // Q4_0, Q8_0, Q4_K, Q5_K, Q6_K
 }
 
+TEST_CASE("cuda repack: a record's pair loads (shared scale word) and one-scale layouts match the group loads") {
+    std::mt19937 rng(13);
+    int pair_types = 0, one_scale_types = 0;
+    for (const GgmlType type : cuda_test::kDeviceTypes) {
+        const TypeTraits& t = type_traits(type);
+        CAPTURE(t.name);
+        const int64_t cols = t.block_elems == 256 ? 768 : 352, rows = 2;
+        const std::vector<uint8_t> gguf = cuda_test::random_rows(t, rows, cols, rng);
+        const uint64_t rb = cuda::repacked_row_bytes(t, cols, "test");
+        std::vector<uint8_t> packed(rb * rows);
+        cuda::repack_rows(t, gguf.data(), rows, cols, packed.data(), "test");
+        const int n_records = int((cols + 255) / 256);
+        cuda::repacked::with_layout(type, [&](auto layout) {
+            using L = decltype(layout);
+            int bad = 0;
+            for (int64_t r = 0; r < rows; ++r)
+                for (int g = 0; g < int(cols / 32); ++g) {
+                    const uint8_t* row = packed.data() + r * rb;
+                    typename L::G grp{};  // zeroed: memcmp below sees the fields a layout leaves
+                    L::load(row, n_records, g, grp);
+                    if constexpr (requires { L::kOneScale; }) {  // both halves share a and b
+                        if (grp.a[0] != grp.a[1] || grp.b[0] != grp.b[1]) ++bad;
+                    }
+                    if constexpr (requires(typename L::G& o) { L::load_pair(row, 0, 0, o, o); }) {
+                        if (g % 8 >= 4) continue;
+                        typename L::G p{}, p4{}, grp4{};
+                        L::load_pair(row, n_records, g, p, p4);
+                        L::load(row, n_records, g + 4, grp4);
+                        if (std::memcmp(&p, &grp, sizeof p) != 0 || std::memcmp(&p4, &grp4, sizeof p4) != 0) ++bad;
+                    }
+                }
+            CHECK(bad == 0);
+            if constexpr (requires { L::kOneScale; }) ++one_scale_types;
+            if constexpr (requires(typename L::G& o) { L::load_pair(nullptr, 0, 0, o, o); }) ++pair_types;
+        });
+    }
+    CHECK(pair_types == 2);       // Q4_K, Q5_K
+    CHECK(one_scale_types >= 4);  // Q4_0, Q8_0, Q4_K, Q5_K at least
+}
+
 TEST_CASE("cuda repack: unsupported types and shapes are refused with the tensor's name") {
     CHECK_THROWS_WITH_AS(cuda::repacked_row_bytes(type_traits(GgmlType::IQ2_XS), 256, "blk.0.attn_q.weight"),
                          doctest::Contains("blk.0.attn_q.weight"), UsageError);

@@ -24,6 +24,7 @@
 // the repacking and unpacking against the scalar reference without a GPU.
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "gguf/ggml_type.hpp"
 #include "kernels/blocks.hpp"
@@ -229,6 +230,13 @@ KINFER_HOST_DEVICE inline RowPos row_pos(const uint8_t* row, int n_records, int 
             row + static_cast<int64_t>(n_records) * kRecord + r * kTail, int(unsigned(g) % kGroupsPerRecord)};
 }
 
+// Groups g and g + 4 of one record (g % 8 < 4) for the decode product: layouts whose groups share a meta
+// word load it once (load_pair); the others load the two groups.
+template <class L, class = void>
+struct HasLoadPair : std::false_type {};
+template <class L>
+struct HasLoadPair<L, std::void_t<decltype(&L::load_pair)>> : std::true_type {};
+
 // ---- the layouts, one per type
 // ----------------------------------------------------------------------------- Each has: kRecord, kTail
 // (bytes per record and per tail entry), kWords (16-byte words per group), kHasOffset (b may be nonzero),
@@ -413,9 +421,7 @@ struct LayoutQ3_K {
 // Q4_K / Q5_K meta (16 bytes): d, dmin, bytes 4 + j = scale of group j (6 bits) | top 2 bits of its min << 6,
 // then the mins' low nibbles (bits 4j of the last word). One byte permute finds group j's byte.
 // One 16-byte load of the meta (the 8 threads of a record share it through L1).
-template <class M = GlobalLoads>
-KINFER_HOST_DEVICE inline void kquant_scale_min(const uint8_t* meta_ptr, int j, float& a, float& b) {
-    const Words4 meta = M::load16(meta_ptr);
+KINFER_HOST_DEVICE inline void kquant_decode(const Words4& meta, int j, float& a, float& b) {
     const float d = half_to_float(static_cast<uint16_t>(meta.w[0] & 0xffffu));
     const float dmin = half_to_float(static_cast<uint16_t>(meta.w[0] >> 16));
 #if defined(__CUDA_ARCH__)
@@ -427,6 +433,10 @@ KINFER_HOST_DEVICE inline void kquant_scale_min(const uint8_t* meta_ptr, int j, 
     const float mn = static_cast<float>(((meta.w[3] >> (4 * j)) & 15u) | ((byte >> 2) & 0x30u));
     a = d * sc;
     b = -128.0f * a - dmin * mn;
+}
+template <class M = GlobalLoads>
+KINFER_HOST_DEVICE inline void kquant_scale_min(const uint8_t* meta_ptr, int j, float& a, float& b) {
+    kquant_decode(M::load16(meta_ptr), j, a, b);
 }
 
 struct LayoutQ4_K {  // [meta 16][qs 8 x 16]
@@ -441,6 +451,16 @@ struct LayoutQ4_K {  // [meta 16][qs 8 x 16]
         kquant_scale_min<M>(p.rec, p.slot, o.a[0], o.b[0]);
         o.a[1] = o.a[0];
         o.b[1] = o.b[0];
+    }
+    // Groups g and g + 4 (g % 8 < 4) of one record, its meta loaded once.
+    KINFER_HOST_DEVICE static void load_pair(const uint8_t* row, int n_records, int g, G& o, G& o4) {
+        const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
+        o.q[0] = load16(p.rec + 16 + 16 * p.slot);
+        o4.q[0] = load16(p.rec + 80 + 16 * p.slot);
+        const Words4 meta = load16(p.rec);
+        kquant_decode(meta, p.slot, o.a[0], o.b[0]);
+        kquant_decode(meta, p.slot + 4, o4.a[0], o4.b[0]);
+        o.a[1] = o.a[0], o.b[1] = o.b[0], o4.a[1] = o4.a[0], o4.b[1] = o4.b[0];
     }
     template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load_quad(const uint8_t* row, int n_records, int g, int q, QuadWord& o) {
@@ -469,6 +489,17 @@ struct LayoutQ5_K {  // [meta 16][qh 8 x 4][qs 8 x 16]
         kquant_scale_min<M>(p.rec, p.slot, o.a[0], o.b[0]);
         o.a[1] = o.a[0];
         o.b[1] = o.b[0];
+    }
+    KINFER_HOST_DEVICE static void load_pair(const uint8_t* row, int n_records, int g, G& o, G& o4) {
+        const RowPos p = row_pos<kRecord, kTail>(row, n_records, g);
+        o.q[0] = load16(p.rec + 48 + 16 * p.slot);
+        o4.q[0] = load16(p.rec + 112 + 16 * p.slot);
+        o.q[1].w[0] = load4(p.rec + 16 + 4 * p.slot);
+        o4.q[1].w[0] = load4(p.rec + 32 + 4 * p.slot);
+        const Words4 meta = load16(p.rec);
+        kquant_decode(meta, p.slot, o.a[0], o.b[0]);
+        kquant_decode(meta, p.slot + 4, o4.a[0], o4.b[0]);
+        o.a[1] = o.a[0], o.b[1] = o.b[0], o4.a[1] = o4.a[0], o4.b[1] = o4.b[0];
     }
     template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load_quad(const uint8_t* row, int n_records, int g, int q, QuadWord& o) {
