@@ -278,38 +278,13 @@ __device__ __forceinline__ void store_set(float (&acc)[R][NT], float (&partial)[
                                           const MatvecPart& me, int row0, int n_rows, int n_tok,
                                           const Epilogue& swiglu) {
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    constexpr int V = R * NT;
-    if constexpr (V == 2 || V == 4) {  // larger V: the array went to local memory (ptxas)
-        // V sums over 32 lanes with 2V - 1 + log2(32 / V) shuffles instead of 5V: each step keeps half of
-        // the values and adds the partner lane's other half, so value i ends in lanes i * (32 / V) ...
-        float v[V];
 #pragma unroll
-        for (int r = 0; r < R; ++r)
+    for (int r = 0; r < R; ++r)
 #pragma unroll
-            for (int t = 0; t < NT; ++t) v[r * NT + t] = acc[r][t];
-        constexpr int kSteps = V == 1 ? 0 : V == 2 ? 1 : V == 4 ? 2 : V == 8 ? 3 : V == 16 ? 4 : 5;
-#pragma unroll
-        for (int step = 0; step < kSteps; ++step) {  // constant indices once unrolled: v stays in registers
-            const int half = (V >> step) / 2, o = 16 >> step;
-            const bool upper = lane & o;
-#pragma unroll
-            for (int i = 0; i < half; ++i) {
-                const float keep = upper ? v[i + half] : v[i], send = upper ? v[i] : v[i + half];
-                v[i] = keep + __shfl_xor_sync(0xffffffffu, send, o);
-            }
+        for (int t = 0; t < NT; ++t) {
+            const float s = warp_sum(acc[r][t]);
+            if (lane == 0) partial[warp][r * NT + t] = s;
         }
-#pragma unroll
-        for (int o = 16 >> kSteps; o > 0; o /= 2) v[0] += __shfl_xor_sync(0xffffffffu, v[0], o);
-        if (lane % (32 / V) == 0) partial[warp][lane / (32 / V)] = v[0];
-    } else {
-#pragma unroll
-        for (int r = 0; r < R; ++r)
-#pragma unroll
-            for (int t = 0; t < NT; ++t) {
-                const float s = warp_sum(acc[r][t]);
-                if (lane == 0) partial[warp][r * NT + t] = s;
-            }
-    }
     __syncthreads();
     if constexpr (!kSwiglu) {
         if (threadIdx.x < R * NT) {
@@ -405,31 +380,31 @@ __device__ __forceinline__ void matvec_body(const MatvecParts& parts, int n_grou
     const int first = kPairs ? int(threadIdx.x >> 2) * 8 + int(threadIdx.x & 3) : int(threadIdx.x);
     typename L::G a[R], b[R];
     const auto load_groups = [&](int g) {
-        // Past the row: groups the row has (pairs: of record 0, rows are whole records), loaded but unused.
-        const int ga = g < n_groups ? g : kPairs ? (g & 7) : n_groups - 1;
-        const int gb = min(g + kSecond, n_groups - 1);
+        if constexpr (kPairs) {
+            const int gl = g < n_groups ? g : (g & 7);  // past the row: record 0 (rows are whole records)
 #pragma unroll
-        for (int r = 0; r < R; ++r) {
-            if constexpr (kPairs) {
-                L::load_pair(rows[r], n_records, ga, a[r], b[r]);
-            } else {
-                L::load(rows[r], n_records, ga, a[r]);
-                L::load(rows[r], n_records, gb, b[r]);
+            for (int r = 0; r < R; ++r) L::load_pair(rows[r], n_records, gl, a[r], b[r]);
+        } else {
+#pragma unroll
+            for (int r = 0; r < R; ++r) L::load(rows[r], n_records, min(g, n_groups - 1), a[r]);
+            if (g + kThreads < n_groups) {
+#pragma unroll
+                for (int r = 0; r < R; ++r) L::load(rows[r], n_records, g + kThreads, b[r]);
             }
         }
     };
     if (swiglu.prefetch) load_groups(first);
     wait_for_producer();
-    for (int g = first; g - first < n_groups; g += 2 * kThreads) {
-        if (g != first || !swiglu.prefetch) load_groups(g);
+    for (int g = first; g < n_groups; g += 2 * kThreads) {
         const int g2 = g + kSecond;
+        if (g != first || !swiglu.prefetch) load_groups(g);
         if constexpr (L::kHasOffset) {  // quantized: int8 path
             const auto* xb = reinterpret_cast<const uint8_t*>(x);
-            if (g < n_groups) accumulate_group_q<L, NT, R>(a, g, xb, 4 * x_stride, q_off, s_off, n_tok, acc);
+            accumulate_group_q<L, NT, R>(a, g, xb, 4 * x_stride, q_off, s_off, n_tok, acc);
             if (g2 < n_groups)
                 accumulate_group_q<L, NT, R>(b, g2, xb, 4 * x_stride, q_off, s_off, n_tok, acc);
         } else {
-            if (g < n_groups) accumulate_group<L, NT, R>(a, g, x, x_stride, n_tok, acc);
+            accumulate_group<L, NT, R>(a, g, x, x_stride, n_tok, acc);
             if (g2 < n_groups) accumulate_group<L, NT, R>(b, g2, x, x_stride, n_tok, acc);
         }
     }
