@@ -8,6 +8,8 @@
 #       decoded together (default "1,4,8,16") on the first type
 # deps-dir: doctest, xsimd, cpp-httplib (with libbrotli) the device image lacks, copied from a Debian machine.
 # LLAMA_TGZ: llama.cpp's source without .git/build/models (tar czf). Logs and tables go to $OUT.
+# LLAMA_BENCH_XZ (measure): a carried, xz-compressed static llama-bench (CUDA=1 bench/build-llama-bench.sh)
+#   instead of the build phase's: llama.cpp measured in the same call without its ~8-minute device build.
 set -uo pipefail
 OUT=${OUT:-/tmp/cuda_compare_out}
 mkdir -p "$OUT"
@@ -69,6 +71,9 @@ case $phase in
     t0=$(date +%s)
     [[ -n "$deps" ]] && export LD_LIBRARY_PATH="$deps/lib:${LD_LIBRARY_PATH:-}"
     [[ -x $KB/bin/infer ]] || build_kinfer "$deps"
+    if [[ -n "${LLAMA_BENCH_XZ:-}" ]]; then
+      mkdir -p $LL/build/bin && xz -dc "$LLAMA_BENCH_XZ" > $LL/build/bin/llama-bench && chmod +x $LL/build/bin/llama-bench
+    fi
     [[ -x $LL/build/bin/llama-bench ]] || { echo "no llama-bench (machine not warm?)"; }
     nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader
     for ty in ${TYPES:-Q4_K_M Q6_K Q8_0}; do
