@@ -285,7 +285,17 @@ void CpuBackend::forward(Workspace& ws, const Batch& batch, float* logits, TopCa
     }
     CpuOps ops(*this, model_.config(), model_.rope_inv_freq(), cws, batch);
     llama_forward(ops, model_.config(), weights_, batch, logits);
-    if (batch.top_k > 0) select_top_rows(logits, int64_t(n_out), n_vocab, batch.top_k, top);
+    if (batch.top_k <= 0) return;
+    // Each output's selection on its own thread: with 8 sequences a step's selections were ~0.5 ms of
+    // one core while the other idled (perf, infer serve at 8 streams on the demo model).
+    const auto select = [&](int64_t begin, int64_t end, int) {
+        select_top_rows(logits + begin * n_vocab, end - begin, n_vocab, batch.top_k,
+                        top + begin * batch.top_k);
+    };
+    if (pool() && n_out > 1)
+        pool()->parallel_for(int64_t(n_out), select);
+    else
+        select(0, int64_t(n_out), 0);
 }
 
 void CpuBackend::kv_shift(Workspace&, KvCache& cache, int64_t keep, int64_t discard, int64_t n_past) const {

@@ -1,6 +1,7 @@
 #include "engine/top_candidates.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "kinfer/error.hpp"
@@ -10,6 +11,25 @@ namespace {
 
 bool before(const TopCandidate& a, const TopCandidate& b) {
     return ranks_before(a.id, a.logit, b.id, b.logit);
+}
+
+// The first candidate: the largest non-NaN logit, the lowest id among equal ones (-0 equals +0), id 0 when
+// all are NaN. Two passes the compiler vectorises instead of one comparison chain per element (the server
+// takes it for every sequence of every step: 65 us per 32768 logits before, on one core): the maximum over
+// kLanes independent lanes (NaN never compares greater), then the first id holding it.
+TopCandidate best_of(std::span<const float> x) {
+    constexpr size_t kLanes = 16;
+    float lane_max[kLanes];
+    std::fill(lane_max, lane_max + kLanes, -INFINITY);
+    size_t i = 0;
+    for (; i + kLanes <= x.size(); i += kLanes)
+        for (size_t l = 0; l < kLanes; ++l) lane_max[l] = x[i + l] > lane_max[l] ? x[i + l] : lane_max[l];
+    float best = -INFINITY;
+    for (size_t l = 0; l < kLanes; ++l) best = lane_max[l] > best ? lane_max[l] : best;
+    for (; i < x.size(); ++i) best = x[i] > best ? x[i] : best;
+    for (size_t j = 0; j < x.size(); ++j)
+        if (x[j] == best) return {int32_t(j), x[j]};
+    return {0, x[0]};  // all NaN
 }
 
 }  // namespace
@@ -22,10 +42,7 @@ void select_top(std::span<const float> logits, int32_t k, std::span<TopCandidate
                          std::to_string(n) + " needed");
     if (n == 0) return;
     if (n == 1) {
-        int32_t best = 0;
-        for (int32_t i = 1; i < int32_t(logits.size()); ++i)
-            if (ranks_before(i, logits[size_t(i)], best, logits[size_t(best)])) best = i;
-        out[0] = {best, logits[size_t(best)]};
+        out[0] = best_of(logits);
         return;
     }
     // A heap of the n best so far whose front is the worst of them (`before` as the heap's "less" puts

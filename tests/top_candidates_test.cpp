@@ -91,6 +91,13 @@ TEST_CASE("select_top: the first k of sampling::top_k's order, ties to the lower
     CHECK((two[0].id == 0 && two[1].id == 1));
     engine::select_top(std::vector<float>{nan, -INFINITY, nan, -0.0f, 0.0f}, 2, two);
     CHECK((two[0].id == 3 && two[1].id == 4));  // -0 == +0: the lower id first
+    std::vector<TopCandidate> one(1);  // k = 1 takes its own two-pass scan
+    engine::select_top(std::vector<float>{nan, nan}, 1, one);
+    CHECK(one[0].id == 0);
+    engine::select_top(std::vector<float>{nan, -INFINITY, nan, -INFINITY}, 1, one);
+    CHECK(one[0].id == 1);
+    engine::select_top(std::vector<float>{nan, 0.0f, -0.0f, nan}, 1, one);
+    CHECK(one[0].id == 1);
     std::vector<TopCandidate> none;
     CHECK_THROWS_AS(engine::select_top(std::vector<float>{1.0f, 2.0f}, 2, none), UsageError);
     CHECK_THROWS_AS(engine::select_top(std::vector<float>{1.0f}, 0, two), UsageError);
