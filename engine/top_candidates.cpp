@@ -50,12 +50,35 @@ void select_top(std::span<const float> logits, int32_t k, std::span<TopCandidate
     const auto heap = out.first(n);
     for (size_t i = 0; i < n; ++i) heap[i] = {int32_t(i), logits[i]};
     std::make_heap(heap.begin(), heap.end(), before);
-    for (size_t i = n; i < logits.size(); ++i) {
-        const TopCandidate c{int32_t(i), logits[i]};
-        if (!before(c, heap.front())) continue;
-        std::pop_heap(heap.begin(), heap.end(), before);
-        heap.back() = c;
-        std::push_heap(heap.begin(), heap.end(), before);
+    // Blocks of kBlock logits none of which exceeds the worst kept (a number) are skipped after a lane-wise
+    // maximum the compiler vectorises: a later id never wins a tie and NaN never enters then, so only a
+    // greater logit could have ranked before it. (A server step with ignore_eos keeps 2+ candidates: the
+    // element-wise heap test was ~8% of its samples.)
+    constexpr size_t kLanes = 16, kBlock = 4 * kLanes;
+    size_t i = n;
+    while (i < logits.size()) {
+        const size_t end = std::min(logits.size(), i + kBlock);
+        const float worst = heap.front().logit;
+        if (end - i == kBlock && !std::isnan(worst)) {
+            float lane_max[kLanes];
+            std::fill(lane_max, lane_max + kLanes, -INFINITY);
+            for (size_t j = i; j < end; j += kLanes)
+                for (size_t l = 0; l < kLanes; ++l)
+                    lane_max[l] = logits[j + l] > lane_max[l] ? logits[j + l] : lane_max[l];
+            bool any = false;
+            for (size_t l = 0; l < kLanes; ++l) any |= lane_max[l] > worst;
+            if (!any) {
+                i = end;
+                continue;
+            }
+        }
+        for (; i < end; ++i) {
+            const TopCandidate c{int32_t(i), logits[i]};
+            if (!before(c, heap.front())) continue;
+            std::pop_heap(heap.begin(), heap.end(), before);
+            heap.back() = c;
+            std::push_heap(heap.begin(), heap.end(), before);
+        }
     }
     std::sort_heap(heap.begin(), heap.end(), before);
 }
