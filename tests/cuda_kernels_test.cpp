@@ -57,6 +57,14 @@ TEST_CASE("cuda repack: every type's device layout dequantizes exactly as the re
     }
 }
 
+// Two random rows of type t, `cols` wide, in the device layout (host memory).
+static std::vector<uint8_t> two_packed_rows(const TypeTraits& t, int64_t cols, std::mt19937& rng) {
+    const std::vector<uint8_t> gguf = cuda_test::random_rows(t, 2, cols, rng);
+    std::vector<uint8_t> packed(cuda::repacked_row_bytes(t, cols, "test") * 2);
+    cuda::repack_rows(t, gguf.data(), 2, cols, packed.data(), "test");
+    return packed;
+}
+
 TEST_CASE("cuda repack: a quad's word loads (the tensor-core path) give the group loads' codes and scales") {
     std::mt19937 rng(12);
     int checked_types = 0;
@@ -64,10 +72,8 @@ TEST_CASE("cuda repack: a quad's word loads (the tensor-core path) give the grou
         const TypeTraits& t = type_traits(type);
         CAPTURE(t.name);
         const int64_t cols = t.block_elems == 256 ? 768 : 352, rows = 2;
-        const std::vector<uint8_t> gguf = cuda_test::random_rows(t, rows, cols, rng);
         const uint64_t rb = cuda::repacked_row_bytes(t, cols, "test");
-        std::vector<uint8_t> packed(rb * rows);
-        cuda::repack_rows(t, gguf.data(), rows, cols, packed.data(), "test");
+        const std::vector<uint8_t> packed = two_packed_rows(t, cols, rng);
         cuda::repacked::with_layout(type, [&](auto layout) {
             using L = decltype(layout);
             if constexpr (requires(const uint8_t* r, cuda::repacked::QuadWord& o) {
@@ -98,17 +104,16 @@ TEST_CASE("cuda repack: a quad's word loads (the tensor-core path) give the grou
     CHECK(checked_types == 5);  // Q4_0, Q8_0, Q4_K, Q5_K, Q6_K
 }
 
-TEST_CASE("cuda repack: a record's pair loads (shared scale word) and one-scale layouts match the group loads") {
+TEST_CASE(
+    "cuda repack: a record's pair loads (shared scale word) and one-scale layouts match the group loads") {
     std::mt19937 rng(13);
     int pair_types = 0, one_scale_types = 0;
     for (const GgmlType type : cuda_test::kDeviceTypes) {
         const TypeTraits& t = type_traits(type);
         CAPTURE(t.name);
         const int64_t cols = t.block_elems == 256 ? 768 : 352, rows = 2;
-        const std::vector<uint8_t> gguf = cuda_test::random_rows(t, rows, cols, rng);
         const uint64_t rb = cuda::repacked_row_bytes(t, cols, "test");
-        std::vector<uint8_t> packed(rb * rows);
-        cuda::repack_rows(t, gguf.data(), rows, cols, packed.data(), "test");
+        const std::vector<uint8_t> packed = two_packed_rows(t, cols, rng);
         const int n_records = int((cols + 255) / 256);
         cuda::repacked::with_layout(type, [&](auto layout) {
             using L = decltype(layout);
@@ -121,17 +126,18 @@ TEST_CASE("cuda repack: a record's pair loads (shared scale word) and one-scale 
                     if constexpr (requires { L::kOneScale; }) {  // both halves share a and b
                         if (grp.a[0] != grp.a[1] || grp.b[0] != grp.b[1]) ++bad;
                     }
-                    if constexpr (requires(typename L::G& o) { L::load_pair(row, 0, 0, o, o); }) {
+                    if constexpr (requires(typename L::G & o) { L::load_pair(row, 0, 0, o, o); }) {
                         if (g % 8 >= 4) continue;
                         typename L::G p{}, p4{}, grp4{};
                         L::load_pair(row, n_records, g, p, p4);
                         L::load(row, n_records, g + 4, grp4);
-                        if (std::memcmp(&p, &grp, sizeof p) != 0 || std::memcmp(&p4, &grp4, sizeof p4) != 0) ++bad;
+                        if (std::memcmp(&p, &grp, sizeof p) != 0 || std::memcmp(&p4, &grp4, sizeof p4) != 0)
+                            ++bad;
                     }
                 }
             CHECK(bad == 0);
             if constexpr (requires { L::kOneScale; }) ++one_scale_types;
-            if constexpr (requires(typename L::G& o) { L::load_pair(nullptr, 0, 0, o, o); }) ++pair_types;
+            if constexpr (requires(typename L::G & o) { L::load_pair(nullptr, 0, 0, o, o); }) ++pair_types;
         });
     }
     CHECK(pair_types == 2);       // Q4_K, Q5_K
