@@ -368,14 +368,16 @@ __device__ __forceinline__ void matvec_body(const MatvecParts& parts, int n_grou
 #pragma unroll
         for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
 
-    // Each thread takes two groups of every 128: t and t + 64, or for layouts whose groups share a scale word
-    // (K-quants, load_pair) (t / 4) * 8 + t % 4 and the one 4 after it, two groups of one record whose scale
-    // word is loaded once, while each 16-byte load of a warp still covers whole 32-byte sectors.
+    // Each thread takes two groups of every 128: t and t + 64, or for one token of layouts whose groups share
+    // a scale word (K-quants, load_pair) (t / 4) * 8 + t % 4 and the one 4 after it, two groups of one record
+    // whose scale word is loaded once, while each 16-byte load of a warp still covers whole 32-byte sectors.
     // The first groups' weights are loaded before waiting for the kernel before us: weights are never written
     // during a step, so their loads may overlap that kernel's tail (with programmatic dependent launch this
     // block may already be resident while it runs). Only the activation and the outputs wait.
     static_assert(kThreads == 64, "two groups per thread cover 128 groups (16 records)");
-    constexpr bool kPairs = HasLoadPair<L>::value;
+    // One token only: with 2-16 tokens the pair mapping measured slower end to end (Q4_K_M 8 sequences 1 056
+    // against 1 273 t/s before it; that build also had another loop change, not separated).
+    constexpr bool kPairs = HasLoadPair<L>::value && NT == 1;
     constexpr int kSecond = kPairs ? 4 : kThreads;  // the second group, after the first
     const int first = kPairs ? int(threadIdx.x >> 2) * 8 + int(threadIdx.x & 3) : int(threadIdx.x);
     typename L::G a[R], b[R];
