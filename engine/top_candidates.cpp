@@ -13,20 +13,26 @@ bool before(const TopCandidate& a, const TopCandidate& b) {
     return ranks_before(a.id, a.logit, b.id, b.logit);
 }
 
-// The first candidate: the largest non-NaN logit, the lowest id among equal ones (-0 equals +0), id 0 when
-// all are NaN. Two passes the compiler vectorises instead of one comparison chain per element (the server
-// takes it for every sequence of every step: 65 us per 32768 logits before, on one core): the maximum over
-// kLanes independent lanes (NaN never compares greater), then the first id holding it.
-TopCandidate best_of(std::span<const float> x) {
+// The largest non-NaN value of x[0, n) (-inf if none): kLanes independent maxima the compiler vectorises
+// (NaN never compares greater), where one comparison chain per element cannot be.
+float max_of(const float* x, size_t n) {
     constexpr size_t kLanes = 16;
     float lane_max[kLanes];
     std::fill(lane_max, lane_max + kLanes, -INFINITY);
     size_t i = 0;
-    for (; i + kLanes <= x.size(); i += kLanes)
+    for (; i + kLanes <= n; i += kLanes)
         for (size_t l = 0; l < kLanes; ++l) lane_max[l] = x[i + l] > lane_max[l] ? x[i + l] : lane_max[l];
     float best = -INFINITY;
     for (size_t l = 0; l < kLanes; ++l) best = lane_max[l] > best ? lane_max[l] : best;
-    for (; i < x.size(); ++i) best = x[i] > best ? x[i] : best;
+    for (; i < n; ++i) best = x[i] > best ? x[i] : best;
+    return best;
+}
+
+// The first candidate: the largest non-NaN logit, the lowest id among equal ones (-0 equals +0), id 0 when
+// all are NaN; the maximum, then the first id holding it (the server takes it for every sequence of every
+// step: 65 us per 32768 logits with ranks_before per element, on one core).
+TopCandidate best_of(std::span<const float> x) {
+    const float best = max_of(x.data(), x.size());
     for (size_t j = 0; j < x.size(); ++j)
         if (x[j] == best) return {int32_t(j), x[j]};
     return {0, x[0]};  // all NaN
@@ -50,27 +56,18 @@ void select_top(std::span<const float> logits, int32_t k, std::span<TopCandidate
     const auto heap = out.first(n);
     for (size_t i = 0; i < n; ++i) heap[i] = {int32_t(i), logits[i]};
     std::make_heap(heap.begin(), heap.end(), before);
-    // Blocks of kBlock logits none of which exceeds the worst kept (a number) are skipped after a lane-wise
-    // maximum the compiler vectorises: a later id never wins a tie and NaN never enters then, so only a
-    // greater logit could have ranked before it. (A server step with ignore_eos keeps 2+ candidates: the
-    // element-wise heap test was ~8% of its samples.)
-    constexpr size_t kLanes = 16, kBlock = 4 * kLanes;
+    // Blocks of kBlock logits none of which exceeds the worst kept (a number) are skipped after max_of: a
+    // later id never wins a tie and NaN never enters then, so only a greater logit could have ranked before
+    // it. (A server step with ignore_eos keeps 2+ candidates: the element-wise heap test was ~8% of its
+    // samples.)
+    constexpr size_t kBlock = 64;
     size_t i = n;
     while (i < logits.size()) {
         const size_t end = std::min(logits.size(), i + kBlock);
         const float worst = heap.front().logit;
-        if (end - i == kBlock && !std::isnan(worst)) {
-            float lane_max[kLanes];
-            std::fill(lane_max, lane_max + kLanes, -INFINITY);
-            for (size_t j = i; j < end; j += kLanes)
-                for (size_t l = 0; l < kLanes; ++l)
-                    lane_max[l] = logits[j + l] > lane_max[l] ? logits[j + l] : lane_max[l];
-            bool any = false;
-            for (size_t l = 0; l < kLanes; ++l) any |= lane_max[l] > worst;
-            if (!any) {
-                i = end;
-                continue;
-            }
+        if (end - i == kBlock && !std::isnan(worst) && !(max_of(&logits[i], kBlock) > worst)) {
+            i = end;
+            continue;
         }
         for (; i < end; ++i) {
             const TopCandidate c{int32_t(i), logits[i]};
