@@ -181,11 +181,6 @@ __device__ __forceinline__ void accumulate_group_q_one(const typename L::G (&grp
     }
 }
 
-template <class L, class = void>
-struct OneScale : std::false_type {};
-template <class L>
-struct OneScale<L, std::void_t<decltype(L::kOneScale)>> : std::bool_constant<L::kOneScale> {};
-
 template <class L, int NT, int R>
 __device__ __forceinline__ void accumulate_group_q(const typename L::G (&grp)[R], int g,
                                                    const uint8_t* __restrict__ x, int64_t x_stride_bytes,

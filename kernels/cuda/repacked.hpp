@@ -237,6 +237,13 @@ struct HasLoadPair : std::false_type {};
 template <class L>
 struct HasLoadPair<L, std::void_t<decltype(&L::load_pair)>> : std::true_type {};
 
+// Whether a layout declares kOneScale (both sub-groups share a and b: the decode product applies one scale
+// per group).
+template <class L, class = void>
+struct OneScale : std::false_type {};
+template <class L>
+struct OneScale<L, std::void_t<decltype(L::kOneScale)>> : std::bool_constant<L::kOneScale> {};
+
 // ---- the layouts, one per type
 // ----------------------------------------------------------------------------- Each has: kRecord, kTail
 // (bytes per record and per tail entry), kWords (16-byte words per group), kHasOffset (b may be nonzero),
