@@ -3,8 +3,9 @@
 // of 8 sequences), the portable reference path beside each SIMD level this CPU has; where the default is
 // the two-int8-term path (AVX-512: the quantized types) the float path beside it (-float), and for
 // the k-quants the int16-activation variant (-int16) (see kernels/cpu/decode_table.hpp).
-// 256 x 4096 stays in L2: the kernels' compute speed without memory in the way. bytes_per_second counts
-// weight bytes read; a decode step is memory-bound when it stays near the machine's read bandwidth.
+// 256 x 4096 stays in L2: the kernels' compute speed without memory in the way. 32768 x 256 (Q8_0 and Q4_0)
+// is the demo model's output matrix: rows of a single group of 8 blocks, its own batch form. bytes_per_second
+// counts weight bytes read; a decode step is memory-bound when it stays near the machine's read bandwidth.
 //   ./build/bin/kinfer_bench --benchmark_filter=Decode
 //   ./build/bin/kinfer_bench --benchmark_filter='Decode/q4_K'
 #include <benchmark/benchmark.h>
@@ -32,7 +33,8 @@ constexpr GgmlType kTypes[] = {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, G
 // Quantized weights of every type, made once per (type, shape): quantizing 14336 x 4096 takes a while.
 const std::vector<uint8_t>& weights(GgmlType type, int64_t n_rows, int64_t n_in) {
     static std::vector<std::pair<std::string, std::vector<uint8_t>>> cache;
-    const std::string key = std::to_string(int(type)) + "/" + std::to_string(n_rows);
+    const std::string key =
+        std::to_string(int(type)) + "/" + std::to_string(n_rows) + "x" + std::to_string(n_in);
     for (auto& [k, v] : cache)
         if (k == key) return v;
     const size_t row_bytes = kinfer::row_bytes(kinfer::type_traits(type), uint64_t(n_in));
@@ -67,9 +69,8 @@ const kinfer::cpu::MatmulPath* variant_path(GgmlType type, Isa isa, Variant v) {
     }
 }
 
-void BM_Decode(benchmark::State& state, GgmlType type, Isa isa, Variant variant, int64_t n_rows,
+void BM_Decode(benchmark::State& state, GgmlType type, Isa isa, Variant variant, int64_t n_rows, int64_t n_in,
                int64_t n_tokens) {
-    const int64_t n_in = 4096;
     const auto& p = *variant_path(type, isa, variant);
     const std::vector<uint8_t>& w = weights(type, n_rows, n_in);
     const size_t row_bytes = w.size() / size_t(n_rows);
@@ -106,10 +107,23 @@ const bool kRegistered = [] {
                                                  kinfer::cpu::isa_name(isa) + suffix + "/" +
                                                  std::to_string(n_rows) +
                                                  "x4096/tokens:" + std::to_string(n_tokens);
-                        benchmark::RegisterBenchmark(name.c_str(), BM_Decode, type, isa, v, n_rows, n_tokens)
+                        benchmark::RegisterBenchmark(name.c_str(), BM_Decode, type, isa, v, n_rows, 4096,
+                                                     n_tokens)
                             ->Unit(benchmark::kMillisecond)
                             ->UseRealTime();
                     }
+    for (const GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0})
+        for (int level = 1; level <= int(kinfer::cpu::detected_isa()); ++level)
+            for (const int64_t n_tokens : {int64_t(1), int64_t(8)}) {
+                const Isa isa = Isa(level);
+                const std::string name = std::string("Decode/") + kinfer::type_name(type) + "/" +
+                                         kinfer::cpu::isa_name(isa) +
+                                         "/32768x256/tokens:" + std::to_string(n_tokens);
+                benchmark::RegisterBenchmark(name.c_str(), BM_Decode, type, isa, Variant::Default, 32768, 256,
+                                             n_tokens)
+                    ->Unit(benchmark::kMillisecond)
+                    ->UseRealTime();
+            }
     return true;
 }();
 

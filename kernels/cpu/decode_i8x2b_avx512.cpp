@@ -10,8 +10,8 @@
 //   out = sum_b d_b * step_b * (127 H_b + L_b - kOff * C_b), C_b = sum of c over block b,
 // exact in int32 up to the float products (|127 H_b + L_b| <= 32 * 255 * 16129). The offset (Q8_0's +128
 // from reading signed codes as w ^ 0x80, Q4_0's -8 ... +8 codes) multiplies step_b * C_b, prepared with x.
-// Batches of 4 and 8 tokens take 512-bit int16 products on transposed blocks instead (slices16), with the
-// same sums.
+// Batches of 4 and 8 tokens take 512-bit int16 products on transposed blocks instead (slices16; rows of a
+// single group, 256 elements: slices8 on 256-bit vectors), with the same sums.
 //
 // This file alone is built with -mavx512f/bw/vl/vnni and only runs where detected_isa() allows it.
 #include "kernels/cpu/decode_table.hpp"
@@ -366,6 +366,70 @@ void slices16(const uint8_t* rows, size_t row_bytes, int64_t nb, const Tok* tok,
         for (int t = 0; t < TT; ++t) out[t * out_stride + r] = hsum(acc[r][t]) - hsum(offs[r][t]);
 }
 
+// The 8 blocks' codes of a row of one group (nb == 8) as 16 vectors of 8 lanes: lane l of vector k holds
+// elements 2 k and 2 k + 1 of block kLaneBlock[l] as an int16 pair, the low halves of what transpose16 makes
+// of these blocks (and eight zero ones) in 40 instead of 64 shuffles.
+template <class U>
+inline void transpose8(const uint8_t* p, __m256i* out) {
+    __m512i in[8], t[8], u[8];
+    for (int l = 0; l < 8; ++l) in[l] = codes16(p + size_t(kLaneBlock[l]) * U::kBytes, U{});
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(in[i], in[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(in[i], in[i + 1]);
+    }
+    for (int a = 0; a < 2; ++a) {  // u[4 a + e], 128-bit lane L: blocks 4a .. 4a + 3, pair 4 L + e
+        u[4 * a + 0] = _mm512_unpacklo_epi64(t[4 * a], t[4 * a + 2]);
+        u[4 * a + 1] = _mm512_unpackhi_epi64(t[4 * a], t[4 * a + 2]);
+        u[4 * a + 2] = _mm512_unpacklo_epi64(t[4 * a + 1], t[4 * a + 3]);
+        u[4 * a + 3] = _mm512_unpackhi_epi64(t[4 * a + 1], t[4 * a + 3]);
+    }
+    for (int e = 0; e < 4; ++e) {
+        // lo: lanes 0, 1 of u[e], then of u[4 + e]; hi: lanes 2, 3
+        const __m512i lo = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x44),
+                      hi = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xEE);
+        out[e] = _mm512_castsi512_si256(_mm512_shuffle_i32x4(lo, lo, 0x08));       // lanes 0, 2: L = 0
+        out[4 + e] = _mm512_castsi512_si256(_mm512_shuffle_i32x4(lo, lo, 0x0D));   // lanes 1, 3: L = 1
+        out[8 + e] = _mm512_castsi512_si256(_mm512_shuffle_i32x4(hi, hi, 0x08));   // L = 2
+        out[12 + e] = _mm512_castsi512_si256(_mm512_shuffle_i32x4(hi, hi, 0x0D));  // L = 3
+    }
+}
+
+// Rows of one group of 8 blocks (the demo model's 256) for TT >= 4 tokens: slices16's transposed form on
+// 256-bit vectors, since a pair of groups does not exist here. The row's codes are transposed once; 16
+// vpdpwssd per token leave the 8 block sums in lanes in slot order (the low half of ct), where group8 spends
+// 16 vpdpbusd and two horizontal reductions per token. Same exact int32 sums, then the same float operations
+// as group8 and tile, so a token gets the bits it gets alone.
+template <class U, int TT>
+void slices8(const uint8_t* rows, size_t row_bytes, const Tok* tok, float* out, int64_t out_stride,
+             int n_rows) {
+    constexpr int NA = TT < 8 ? 2 : 1;  // chains per token: 16 dependent vpdpwssd would bound 4 tokens
+    for (int r = 0; r < n_rows; ++r) {
+        const uint8_t* p = rows + size_t(r) * row_bytes;
+        prefetch_ahead(p, 8 * U::kBytes);
+        const __m256 d = block_scales<U>(p);
+        __m256i wt[16];
+        transpose8<U>(p, wt);
+        __m256i ia[TT][NA];
+        for (int t = 0; t < TT; ++t)
+            for (int a = 0; a < NA; ++a) ia[t][a] = _mm256_setzero_si256();
+#pragma GCC unroll 16
+        for (int k = 0; k < 16; ++k)
+#pragma GCC unroll 8
+            for (int t = 0; t < TT; ++t)
+                ia[t][k % NA] = _mm256_dpwssd_epi32(
+                    ia[t][k % NA], wt[k],
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tok[t].ct + 16 * k)));
+        for (int t = 0; t < TT; ++t) {
+            __m256i c = ia[t][0];
+            if constexpr (NA == 2) c = _mm256_add_epi32(c, ia[t][1]);
+            const __m256 acc = _mm256_fmadd_ps(
+                _mm256_cvtepi32_ps(c), _mm256_mul_ps(d, _mm256_loadu_ps(tok[t].step)), _mm256_setzero_ps());
+            const __m256 offs = _mm256_fmadd_ps(d, _mm256_loadu_ps(tok[t].off), _mm256_setzero_ps());
+            out[t * out_stride + r] = hsum(acc) - hsum(offs);
+        }
+    }
+}
+
 // Rows kSliceRows at a time; tokens in passes of 8 and 4 (slices16, for rows of 16 blocks or more), then 2
 // and 1 (one row at a time) over them, whose blocks are in L1/L2 after the first pass.
 template <class U>
@@ -385,7 +449,11 @@ void rows(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int
                 slices16<U, 8>(rows, row_bytes, nb, tok, o, out_stride, n_rows);
             } else if (tt == 4 && nb >= 16) {
                 slices16<U, 4>(rows, row_bytes, nb, tok, o, out_stride, n_rows);
-            } else {  // few tokens, or rows shorter than a pair of groups (the demo model's 256)
+            } else if (tt == 8 && nb == 8) {
+                slices8<U, 8>(rows, row_bytes, tok, o, out_stride, n_rows);
+            } else if (tt == 4 && nb == 8) {
+                slices8<U, 4>(rows, row_bytes, tok, o, out_stride, n_rows);
+            } else {  // few tokens, or rows of 9-15 blocks or fewer than 8
                 for (int k = 0; k < n_rows; ++k) {
                     const uint8_t* row = rows + size_t(k) * row_bytes;
                     auto* one =
