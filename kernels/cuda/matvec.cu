@@ -85,8 +85,9 @@ __device__ __forceinline__ int dp4a_us(uint32_t a, uint32_t b, int c) {
 
 template <class L, int NT, int R>
 __device__ __forceinline__ void accumulate_group_q_halves(const typename L::G (&grp)[R], int g,
-                                                   const uint8_t* __restrict__ x, int64_t x_stride_bytes,
-                                                   int q_off, int s_off, int n_tok, float (&acc)[R][NT]) {
+                                                          const uint8_t* __restrict__ x,
+                                                          int64_t x_stride_bytes, int q_off, int s_off,
+                                                          int n_tok, float (&acc)[R][NT]) {
     const int qo = q_off + (g >> 5) * 2048 + (g & 31) * 16;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
@@ -901,6 +902,15 @@ void launch_mma(const MatvecOut* outs, int n_outs, int n_l0, const float* x, int
                   int(activation_q_offset(w0.cols)), int(activation_scale_offset(w0.cols)), n_tok, ep);
 }
 
+// 3-8 tokens: 4 rows per block at 6 blocks per SM (168 registers) instead of 2 rows at 8, so that each
+// activation load feeds 4 rows. Measured on an H200 (bench/cuda/NOTES.md session 9, tg64 x4 / x8): Q4_K_M
+// 1 090 -> 1 180 / 1 444 -> 1 426 t/s, Q8_0 1 005 -> 1 097 / 1 377 -> 1 503. So for up to 4 tokens on the
+// main types (rows4_for), and for 5-8 tokens on Q8_0 only. KINFER_BATCH_ROWS=2 (read once) keeps 2 rows.
+bool batch_rows4() {
+    static const bool on = env_int("KINFER_BATCH_ROWS", 4) != 2;
+    return on;
+}
+
 template <class L0, class L1>
 void launch_mixed(const MatvecOut* outs, int n_outs, int n_l0, const float* x, int n_tok, const Epilogue& ep,
                   cudaStream_t s, const int* roles) {
@@ -916,6 +926,8 @@ void launch_mixed(const MatvecOut* outs, int n_outs, int n_l0, const float* x, i
     else if (kHasQuad<L0> && kHasQuad<L1> && mma_on())
         n_tok <= 8 ? launch_mma<L0, L1, 8>(outs, n_outs, n_l0, x, n_tok, ep, s, roles)
                    : launch_mma<L0, L1, 16>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
+    else if (n_tok <= 4 && batch_rows4())  // as launch: 4 rows per block for 3-4 tokens
+        launch_mixed_rows<L0, L1, 4, 4, 6>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
     else if (n_tok <= 4)
         launch_mixed_rows<L0, L1, 4, 2, 8>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
     else if (n_tok <= 8)
@@ -979,6 +991,13 @@ constexpr bool kMainType =
     std::is_same_v<L, LayoutQ4_K> || std::is_same_v<L, LayoutQ6_K> || std::is_same_v<L, LayoutQ8_0> ||
     std::is_same_v<L, LayoutQ5_K> || std::is_same_v<L, LayoutQ4_0>;
 
+// Whether L takes 4 rows per block for NT tokens (see batch_rows4).
+template <class L, int NT>
+constexpr bool rows4_for() {
+    if constexpr (!kMainType<L> || NT <= 2) return false;
+    return NT <= 4 || (NT <= 8 && std::is_same_v<L, LayoutQ8_0>);
+}
+
 template <class L, int NT, bool kSwiglu = false>
 void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, const Epilogue& swiglu,
             cudaStream_t s, const int* roles) {
@@ -1014,6 +1033,10 @@ void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, const 
             if (mma_on())
                 return launch_mma < L, L,
                        NT <= 8 ? 8 : 16 > (outs, n_outs, n_outs, x, n_tok, swiglu, s, roles);
+        }
+        if constexpr (rows4_for<L, NT>()) {
+            if (batch_rows4())
+                return launch_rows<L, NT, 4, 6, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s, roles);
         }
         launch_rows<L, NT, 2, 8, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s, roles);
     }
