@@ -130,9 +130,13 @@ for round in $(seq "$rounds"); do
     # In the background and waited for: a signal to this script then ends the run at once (see the traps).
     timeout $((2 * seconds + 120)) node "$here/serve_load.mjs" --url "http://127.0.0.1:$p" --streams "1,$parallel" \
       --requests "$requests" --max-tokens "$max_tokens" --seconds "$seconds" --temperature "$temperature" \
-      > "$out/$name-$round.load" 2>> "$log" &
+      > "$out/$name-$round.load" 2> "$out/$name-$round.load-err" &
     load_pid=$!
-    wait "$load_pid" || { echo "serve-compare: the load run against $name failed:" >&2; tail -5 "$log" >&2; exit 1; }
+    # The client's errors go to a file of their own: appended to the server's log, they were overwritten
+    # by the server's next lines (its own file offset).
+    wait "$load_pid" || {
+      echo "serve-compare: the load run against $name failed (client: $out/$name-$round.load-err):" >&2
+      tail -5 "$out/$name-$round.load-err" >&2; echo "  server log ($log):" >&2; tail -5 "$log" >&2; exit 1; }
     load_pid=""
     grep '^{' "$out/$name-$round.load" | sed "s/^{/{\"server\":\"$name\",\"round\":$round,/" >> "$results"
     sed 's/^/  /' "$out/$name-$round.load" >&2
@@ -156,6 +160,8 @@ console.log(`| ------------ | ------: | ${cols.map(() => "-------------:").join(
 for (const server of servers)
   for (const streams of levels)
     console.log(`| ${server.padEnd(12)} | ${pad(streams, 7)} | ${cols.map(([k]) => pad(stat(server, streams, k).toFixed(1), 14)).join(" | ")} |`);
+for (const r of rows.filter((r) => r.failed > 0))
+  console.log(`${r.server}, round ${r.round}, ${r.streams} stream(s): ${r.failed} request(s) failed (see its .load-err)`);
 for (const server of servers) {
   const a = stat(server, levels.at(-1), "aggregate_tokens_per_s") / stat(server, levels[0], "aggregate_tokens_per_s");
   console.log(`${server}: aggregate ${levels.at(-1)} vs ${levels[0]} streams ${a.toFixed(2)}x`);

@@ -11,7 +11,8 @@
 // 0.8; 0: greedy; each request seeded by its number), --warmup N (requests before the first level, not
 // counted: page faults and first-call costs stay out of the numbers; default 1), --api-key KEY.
 // Every request asks for exactly max-tokens (ignore_eos), so servers are compared on the same work.
-// Output: one JSON object a line per level, then the speedup of the last level over the first.
+// Output: one JSON object a line per level (requests: those completed; failed: those the server failed,
+// each reported on stderr), then the speedup of the last level over the first.
 const args = process.argv.slice(2);
 const arg = (name, fallback) => {
   const i = args.indexOf(name);
@@ -86,14 +87,25 @@ for (const streams of levels) {
   let next = 0;
   const results = [];
   const t0 = performance.now();
+  let failed = 0, lastError = "";
   await Promise.all(Array.from({ length: streams }, async () => {
-    while (next < requests && performance.now() < deadline) results.push(await one(next++));
+    while (next < requests && performance.now() < deadline) {
+      // A request the server fails (an error status, a connection it closes) is counted and reported,
+      // not fatal: the level goes on, and its row says how many failed.
+      try {
+        results.push(await one(next++));
+      } catch (e) {
+        failed++;
+        lastError = String(e.cause?.message ?? e.message ?? e);
+      }
+    }
   }));
+  if (failed) console.error(`serve_load: ${failed} request(s) failed at ${streams} streams; last: ${lastError}`);
   const wall = (performance.now() - t0) / 1000;
   const tokens = results.reduce((a, r) => a + r.tokens, 0);
   const perStream = results.map((r) => (r.decodeMs > 0 ? (r.tokens - 1) / (r.decodeMs / 1000) : 0));
   const row = {
-    streams, requests: results.length, tokens, seconds: +wall.toFixed(2),
+    streams, requests: results.length, failed, tokens, seconds: +wall.toFixed(2),
     aggregate_tokens_per_s: +(tokens / wall).toFixed(1),
     per_stream_tokens_per_s_p50: +percentile(perStream, 50).toFixed(1),
     ttft_ms_p50: +percentile(results.map((r) => r.ttft), 50).toFixed(0),
