@@ -412,6 +412,31 @@ inline void transpose8(const uint8_t* p, __m256i* out) {
     }
 }
 
+// hsum of each of TT = 4 or 8 vectors, with hsum's additions ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 +
+// v7)) (so bit for bit), done across the vectors at once: the halves added per vector, two vectors per
+// register, a 4 x 4 transpose in each 128-bit half, then the two last levels of the tree on whole registers.
+// Lane t / 2 + 4 (t % 2) of the result is v[t]'s sum (lanes of missing vectors are zero).
+template <int TT>
+inline __m256 hsums(const __m256* v) {
+    static_assert(TT == 4 || TT == 8);
+    __m256 h[4];  // h[p]: v[2p]'s four half sums, then v[2p + 1]'s
+    for (int p = 0; p < 4; ++p) {
+        if (2 * p >= TT) {
+            h[p] = _mm256_setzero_ps();
+            continue;
+        }
+        const __m128 a = _mm_add_ps(_mm256_castps256_ps128(v[2 * p]), _mm256_extractf128_ps(v[2 * p], 1));
+        const __m128 b =
+            _mm_add_ps(_mm256_castps256_ps128(v[2 * p + 1]), _mm256_extractf128_ps(v[2 * p + 1], 1));
+        h[p] = _mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1);
+    }
+    const __m256 t0 = _mm256_unpacklo_ps(h[0], h[1]), t1 = _mm256_unpackhi_ps(h[0], h[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(h[2], h[3]), t3 = _mm256_unpackhi_ps(h[2], h[3]);
+    const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    return _mm256_add_ps(_mm256_add_ps(s0, s2), _mm256_add_ps(s1, s3));
+}
+
 // Rows of one group of 8 blocks (the demo model's 256) for TT >= 4 tokens: slices16's transposed form on
 // 256-bit vectors, since a pair of groups does not exist here. The row's codes are transposed once; 16
 // vpdpwssd per token leave the 8 block sums in lanes in slot order (the low half of ct), where group8 spends
@@ -437,14 +462,17 @@ void slices8(const uint8_t* rows, size_t row_bytes, const Tok* tok, float* out, 
                 ia[t][k % NA] = _mm256_dpwssd_epi32(
                     ia[t][k % NA], wt[k],
                     _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tok[t].ct + 16 * k)));
+        __m256 acc[TT], offs[TT];
         for (int t = 0; t < TT; ++t) {
             __m256i c = ia[t][0];
             if constexpr (NA == 2) c = _mm256_add_epi32(c, ia[t][1]);
-            const __m256 acc = _mm256_fmadd_ps(
-                _mm256_cvtepi32_ps(c), _mm256_mul_ps(d, _mm256_loadu_ps(tok[t].step)), _mm256_setzero_ps());
-            const __m256 offs = _mm256_fmadd_ps(d, _mm256_loadu_ps(tok[t].off), _mm256_setzero_ps());
-            out[t * out_stride + r] = hsum(acc) - hsum(offs);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c), _mm256_mul_ps(d, _mm256_loadu_ps(tok[t].step)),
+                                     _mm256_setzero_ps());
+            offs[t] = _mm256_fmadd_ps(d, _mm256_loadu_ps(tok[t].off), _mm256_setzero_ps());
         }
+        alignas(32) float o[8];
+        _mm256_store_ps(o, _mm256_sub_ps(hsums<TT>(acc), hsums<TT>(offs)));
+        for (int t = 0; t < TT; ++t) out[t * out_stride + r] = o[t / 2 + 4 * (t % 2)];
     }
 }
 
