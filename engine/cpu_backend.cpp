@@ -163,15 +163,32 @@ class CpuOps {
         check(q.cols == c_.n_head * c_.head_dim && out.cols == q.cols && out.rows == q.rows,
               "attention shape");
         const float scale = static_cast<float>(1.0 / std::sqrt(double(c_.head_dim)));
+        const int n_threads = pool_ ? pool_->size() : 1;
+        // Sequences whose attention is too small to split across the pool (a decode step of short contexts:
+        // each would run on the calling thread alone) run as one task each instead, on a thread's share of
+        // the scratch; each sequence's arithmetic is the same either way.
+        bool by_sequence = n_threads > 1 && ws_.runs.size() > 1;
         for (const Run& r : ws_.runs) {
-            const KvCache& cache = *r.cache;
-            check(cpu::attention_scratch_floats(c_.n_head, c_.n_head_kv, r.pos0 + r.count,
-                                                pool_ ? pool_->size() : 1) <= ws_.attn_scratch.size(),
+            check(cpu::attention_scratch_floats(c_.n_head, c_.n_head_kv, r.pos0 + r.count, n_threads) <=
+                      ws_.attn_scratch.size(),
                   "attention context");
+            if (r.count * c_.n_head * (r.pos0 + r.count) * c_.head_dim >= cpu::kMinParallelWork)
+                by_sequence = false;
+        }
+        const auto run = [&](const Run& r, float* scratch, cpu::ThreadPool* pool) {
+            const KvCache& cache = *r.cache;
             cpu::attention(q.data + r.first * q.cols, r.count, r.pos0, cache.k(layer), cache.v(layer),
                            cache.is_f16(), c_.n_head, c_.n_head_kv, c_.head_dim, scale, c_.sliding_window,
-                           out.data + r.first * out.cols, ws_.attn_scratch.data(), pool_);
+                           out.data + r.first * out.cols, scratch, pool);
+        };
+        if (by_sequence) {
+            const size_t share = ws_.attn_scratch.size() / size_t(n_threads);
+            pool_->run(int64_t(ws_.runs.size()), [&](int64_t i, int thread) {
+                run(ws_.runs[size_t(i)], ws_.attn_scratch.data() + size_t(thread) * share, nullptr);
+            });
+            return;
         }
+        for (const Run& r : ws_.runs) run(r, ws_.attn_scratch.data(), pool_);
     }
 
     void swiglu(Mat gate, Mat up, Mat out) {
