@@ -476,6 +476,29 @@ void slices8(const uint8_t* rows, size_t row_bytes, const Tok* tok, float* out, 
     }
 }
 
+// Up to 8 rows of one group of 8 blocks for 1 or 2 tokens: tile's group8 per row, then the rows' horizontal
+// sums together (hsums across the rows' vectors, hsum's tree: the bits tile gives).
+template <class U, int TT>
+void group_rows8(const uint8_t* rows, size_t row_bytes, const Tok* tok, float* out, int64_t out_stride,
+                 int n_rows) {
+    __m256 acc[TT][8], offs[TT][8];
+    for (int t = 0; t < TT; ++t)
+        for (int r = 0; r < 8; ++r) acc[t][r] = offs[t][r] = _mm256_setzero_ps();
+    for (int r = 0; r < n_rows; ++r) {
+        const uint8_t* p = rows + size_t(r) * row_bytes;
+        prefetch_ahead(p, 8 * U::kBytes);
+        __m256 a[TT], o[TT];
+        for (int t = 0; t < TT; ++t) a[t] = o[t] = _mm256_setzero_ps();
+        group8<U, TT>(p, 0, tok, a, o);
+        for (int t = 0; t < TT; ++t) acc[t][r] = a[t], offs[t][r] = o[t];
+    }
+    for (int t = 0; t < TT; ++t) {
+        alignas(32) float v[8];
+        _mm256_store_ps(v, _mm256_sub_ps(hsums<8>(acc[t]), hsums<8>(offs[t])));
+        for (int r = 0; r < n_rows; ++r) out[t * out_stride + r] = v[r / 2 + 4 * (r % 2)];
+    }
+}
+
 // Rows kSliceRows at a time; tokens in passes of 8 and 4 (slices16, for rows of 16 blocks or more), then 2
 // and 1 (one row at a time) over them, whose blocks are in L1/L2 after the first pass.
 template <class U>
@@ -499,7 +522,10 @@ void rows(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int
                 slices8<U, 8>(rows, row_bytes, tok, o, out_stride, n_rows);
             } else if (tt == 4 && nb == 8) {
                 slices8<U, 4>(rows, row_bytes, tok, o, out_stride, n_rows);
-            } else {  // few tokens, or rows of 9-15 blocks or fewer than 8
+            } else if (nb == 8) {
+                (tt == 2 ? group_rows8<U, 2> : group_rows8<U, 1>)(rows, row_bytes, tok, o, out_stride,
+                                                                  n_rows);
+            } else {  // few tokens on rows of 9-15 blocks, or of fewer than 8
                 for (int k = 0; k < n_rows; ++k) {
                     const uint8_t* row = rows + size_t(k) * row_bytes;
                     auto* one =
