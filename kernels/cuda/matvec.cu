@@ -902,6 +902,19 @@ void launch_mma(const MatvecOut* outs, int n_outs, int n_l0, const float* x, int
                   int(activation_q_offset(w0.cols)), int(activation_scale_offset(w0.cols)), n_tok, ep);
 }
 
+// The types decode files use most: the one-token variants and the 4-row batches are instantiated for these.
+template <class L>
+constexpr bool kMainType =
+    std::is_same_v<L, LayoutQ4_K> || std::is_same_v<L, LayoutQ6_K> || std::is_same_v<L, LayoutQ8_0> ||
+    std::is_same_v<L, LayoutQ5_K> || std::is_same_v<L, LayoutQ4_0>;
+
+// Whether L takes 4 rows per block for NT tokens (see batch_rows4).
+template <class L, int NT>
+constexpr bool rows4_for() {
+    if constexpr (!kMainType<L> || NT <= 2) return false;
+    return NT <= 4 || (NT <= 8 && std::is_same_v<L, LayoutQ8_0>);
+}
+
 // 3-8 tokens: 4 rows per block at 6 blocks per SM (168 registers) instead of 2 rows at 8, so that each
 // activation load feeds 4 rows. Measured on an H200 (bench/cuda/NOTES.md session 9, tg64 x4 / x8): Q4_K_M
 // 1 090 -> 1 180 / 1 444 -> 1 426 t/s, Q8_0 1 005 -> 1 097 / 1 377 -> 1 503. So for up to 4 tokens on the
@@ -926,7 +939,7 @@ void launch_mixed(const MatvecOut* outs, int n_outs, int n_l0, const float* x, i
     else if (kHasQuad<L0> && kHasQuad<L1> && mma_on())
         n_tok <= 8 ? launch_mma<L0, L1, 8>(outs, n_outs, n_l0, x, n_tok, ep, s, roles)
                    : launch_mma<L0, L1, 16>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
-    else if (n_tok <= 4 && batch_rows4())  // as launch: 4 rows per block for 3-4 tokens
+    else if (n_tok <= 4 && rows4_for<L0, 4>() && rows4_for<L1, 4>() && batch_rows4())
         launch_mixed_rows<L0, L1, 4, 4, 6>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
     else if (n_tok <= 4)
         launch_mixed_rows<L0, L1, 4, 2, 8>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
@@ -984,18 +997,6 @@ void launch_pipelined(const MatvecOut* outs, int n_outs, const float* x, int n_t
 int matvec_variant() {
     static const int v = env_int("KINFER_MATVEC_VARIANT", 0);
     return v;
-}
-
-template <class L>
-constexpr bool kMainType =
-    std::is_same_v<L, LayoutQ4_K> || std::is_same_v<L, LayoutQ6_K> || std::is_same_v<L, LayoutQ8_0> ||
-    std::is_same_v<L, LayoutQ5_K> || std::is_same_v<L, LayoutQ4_0>;
-
-// Whether L takes 4 rows per block for NT tokens (see batch_rows4).
-template <class L, int NT>
-constexpr bool rows4_for() {
-    if constexpr (!kMainType<L> || NT <= 2) return false;
-    return NT <= 4 || (NT <= 8 && std::is_same_v<L, LayoutQ8_0>);
 }
 
 template <class L, int NT, bool kSwiglu = false>
