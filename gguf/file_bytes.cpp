@@ -24,6 +24,11 @@ FileBytes FileBytes::map(const std::string& path) {
     if (f.size_ > 0) {
         void* p = ::mmap(nullptr, f.size_, PROT_READ, MAP_SHARED, f.fd_, 0);
         if (p == MAP_FAILED) throw Error(path + ": cannot mmap: " + std::strerror(errno));
+        // Pages read from disk through this mapping then go into 2 MiB page-cache folios where the kernel
+        // and file system allow it (Linux 6.x, ext4/xfs), mapped by one TLB entry each: decoding a 7B model
+        // touches every weight page per token, and with 4 KiB pages it ran ~5% slower (Q4_K_M tg64, 2
+        // threads). Only advice: pages already cached keep their size, and a refusal changes nothing.
+        ::madvise(p, f.size_, MADV_HUGEPAGE);
         f.data_ = static_cast<const uint8_t*>(p);
     }
     return f;  // on a throw above, ~FileBytes closes the descriptor

@@ -3,9 +3,11 @@
 // and the offset), and exhaustive truncation / bit-flip sweeps that must end in FormatError or a clean parse.
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "gguf/file_bytes.hpp"
 #include "gguf/gguf_file.hpp"
 #include "gguf/gguf_writer.hpp"
 #include "kinfer/error.hpp"
@@ -961,4 +964,38 @@ TEST_CASE("gguf writer: refuses what would produce an invalid file") {
     w.finish();
     CHECK(GgufFile::open(path.string()).tensor("t").data[0] == 0xab);
     std::filesystem::remove(path);
+}
+
+// The advice is what makes a first read of a 7B file land in 2 MiB folios (gguf/file_bytes.cpp); the
+// mapping must carry it wherever the kernel takes MADV_HUGEPAGE at all (checked on an anonymous probe).
+TEST_CASE("file bytes: a mapped model file carries the huge-page advice (VmFlags hg)") {
+    void* probe = ::mmap(nullptr, 4 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(probe != MAP_FAILED);
+    const bool kernel_takes_advice = ::madvise(probe, 4 << 20, MADV_HUGEPAGE) == 0;
+    ::munmap(probe, 4 << 20);
+    if (!kernel_takes_advice) {
+        MESSAGE("skipped: this kernel refuses MADV_HUGEPAGE");
+        return;
+    }
+    const auto path = std::filesystem::temp_directory_path() / ("kinfer_hg_" + std::to_string(::getpid()));
+    {
+        std::ofstream out(path, std::ios::binary);
+        const std::vector<char> zeros(3 << 20, 0);
+        out.write(zeros.data(), std::streamsize(zeros.size()));
+    }
+    const FileBytes bytes = FileBytes::map(path.string());
+    const auto start = reinterpret_cast<uintptr_t>(bytes.data());
+    std::ifstream smaps("/proc/self/smaps");
+    std::string line, flags;
+    bool in_mapping = false;
+    while (std::getline(smaps, line)) {
+        uintptr_t lo = 0, hi = 0;
+        if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(':') > line.find(' '))
+            in_mapping = lo <= start && start < hi;
+        else if (in_mapping && line.rfind("VmFlags:", 0) == 0)
+            flags = line;
+    }
+    std::filesystem::remove(path);
+    INFO("smaps line: " << flags);
+    CHECK(flags.find(" hg") != std::string::npos);
 }
