@@ -991,12 +991,31 @@ void launch_pipelined(const MatvecOut* outs, int n_outs, const float* x, int n_t
 }
 
 // KINFER_MATVEC_VARIANT (read once), for one token on the types decode files use most: 0 = 4 rows per block,
-// at least 8 blocks per SM; 1 = 8 rows per block, 4 blocks (twice the weight bytes per block pass, at half
-// the occupancy); 2 = 4 rows, 12 blocks; 3 = 2 rows, 16 blocks; 4 and 5 = the pipelined kernel, 2 or 4 sets
-// of 4 rows per block (not for the SwiGLU epilogue).
+// at least 8 blocks per SM (unset: the same, except Q8_0's smaller launches, rows8_for_small_launch); 1 = 8
+// rows per block, 4 blocks (twice the weight bytes per block pass, at half the occupancy); 2 = 4 rows, 12
+// blocks; 3 = 2 rows, 16 blocks; 4 and 5 = the pipelined kernel, 2 or 4 sets of 4 rows per block (not for the
+// SwiGLU epilogue).
 int matvec_variant() {
     static const int v = env_int("KINFER_MATVEC_VARIANT", 0);
     return v;
+}
+
+// One token of Q8_0 on a launch of fewer than 16 384 rows (wq/wk/wv, wo, down: at most ~1.5 waves of 4-row
+// blocks): 8 rows per block at 4 blocks per SM, twice the bytes per block pass. Measured on an H200
+// (bench/cuda/NOTES.md session 10, tg128, 2 alternating rounds): Q8_0 388-391 -> 392-394 t/s; on every
+// Q8_0 launch 392-393, on only the larger ones 384-386; for Q4_K the same choice measured 504-505 against
+// 510-512, so it is Q8_0's alone. Any KINFER_MATVEC_VARIANT set overrides it (0: 4 rows, as before).
+template <class L>
+bool rows8_for_small_launch(const MatvecOut* outs, int n_outs) {
+    if constexpr (!std::is_same_v<L, LayoutQ8_0>) {
+        return false;
+    } else {
+        static const bool variant_chosen = env_int("KINFER_MATVEC_VARIANT", -1) >= 0;
+        if (variant_chosen) return false;
+        int64_t rows = 0;
+        for (int i = 0; i < n_outs; ++i) rows += outs[i].w->rows;
+        return rows < 16384;
+    }
 }
 
 template <class L, int NT, bool kSwiglu = false>
@@ -1008,7 +1027,7 @@ void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, const 
             if (stream_on() &&
                 launch_stream<L, L, 1, kSwiglu>(outs, n_outs, n_outs, x, n_tok, swiglu, s, roles))
                 return;
-            if (matvec_variant() == 1)
+            if (matvec_variant() == 1 || rows8_for_small_launch<L>(outs, n_outs))
                 return launch_rows<L, 1, 8, 4, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s, roles);
             if (matvec_variant() == 2)  // more resident blocks: a tighter register budget
                 return launch_rows<L, 1, 4, 12, kSwiglu>(outs, n_outs, x, n_tok, swiglu, s, roles);
