@@ -26,8 +26,9 @@ FileBytes FileBytes::map(const std::string& path) {
         if (p == MAP_FAILED) throw Error(path + ": cannot mmap: " + std::strerror(errno));
         // Pages read from disk through this mapping then go into 2 MiB page-cache folios where the kernel
         // and file system allow it (Linux 6.x, ext4/xfs), mapped by one TLB entry each: decoding a 7B model
-        // touches every weight page per token, and with 4 KiB pages it ran ~5% slower (Q4_K_M tg64, 2
-        // threads). Only advice: pages already cached keep their size, and a refusal changes nothing.
+        // touches every weight page per token: with three quarters of a Q4_K_M file in 4 KiB pages it ran
+        // 5-8% slower (tg64, 2 threads). Only advice: cached pages keep their size; a refusal changes
+        // nothing.
         ::madvise(p, f.size_, MADV_HUGEPAGE);
         f.data_ = static_cast<const uint8_t*>(p);
     }
