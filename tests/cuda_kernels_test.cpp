@@ -65,7 +65,9 @@ static std::vector<uint8_t> two_packed_rows(const TypeTraits& t, int64_t cols, s
     return packed;
 }
 
-TEST_CASE("cuda repack: a quad's word loads (the tensor-core path) give the group loads' codes and scales") {
+TEST_CASE(
+    "cuda repack: a quad's word and step loads (the tensor-core path) give the group loads' codes and "
+    "scales") {
     std::mt19937 rng(12);
     int checked_types = 0;
     for (const GgmlType type : cuda_test::kDeviceTypes) {
@@ -81,7 +83,7 @@ TEST_CASE("cuda repack: a quad's word loads (the tensor-core path) give the grou
                           }) {
                 ++checked_types;
                 const int n_records = int((cols + 255) / 256);
-                int bad = 0;
+                int bad = 0, bad_step = 0;
                 for (int64_t r = 0; r < rows; ++r)
                     for (int g = 0; g < int(cols / 32); ++g) {
                         const uint8_t* row = packed.data() + r * rb;
@@ -95,9 +97,19 @@ TEST_CASE("cuda repack: a quad's word loads (the tensor-core path) give the grou
                                 L::codes(grp, h, c);
                                 if (c[q] != w.c[h] || grp.a[h] != w.a[h] || grp.b[h] != w.b[h]) ++bad;
                             }
+                            // The step loads of the batch kernel: the same word from the group's step.
+                            constexpr int S = L::kQuadStep;
+                            typename L::QuadRaw raw;
+                            L::load_quads(row, n_records, g - g % S, q, raw);
+                            L::quad_prepare(raw);
+                            cuda::repacked::QuadWord s;
+                            L::quad_word(raw, g % S, q, (g - g % S) % 8, s);
+                            for (int h = 0; h < 2; ++h)
+                                if (s.c[h] != w.c[h] || s.a[h] != w.a[h] || s.b[h] != w.b[h]) ++bad_step;
                         }
                     }
                 CHECK(bad == 0);
+                CHECK(bad_step == 0);
             }
         });
     }

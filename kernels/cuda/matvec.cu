@@ -490,103 +490,253 @@ __global__ void __launch_bounds__(kThreads, MinBlocks)
     matvec_body_pipelined<L, NT, R, S>(parts, n_groups, n_records, x, x_stride, q_off, s_off, n_tok, ep);
 }
 
-// ---- 3-16 tokens on the tensor cores
-// The dp4a path spends 16 dp4a per (row, group, token) and reads the activation again for every row pair:
-// at 8 tokens it took 3.3x one token's time (q4_K 14336 x 4096 on an H200: 45 us against 13.6). Here a warp
-// computes a tile of 16 rows x 8 tokens per half-group of 16 elements with two int8 MMAs (m16n8k16, u8 codes
-// x s8 activation, one per activation term), and applies the scales to the s32 tile as the dp4a path does per
-// half: acc += a * float(254 I1 + I2) * s2 + (b + base a) * sum(x). Fragments come straight from the
-// repacked words: thread (g = lane / 4, q = lane % 4) needs word q of half h of rows g and g + 8 (A) and word
-// q of the activation's 16-byte chunk of token g (B), so each quad loads one group and keeps its own word.
-// A block of kMmaWarps (4 or 16) warps owns 16 rows and splits the groups among its warps (enough warps per
-// SM to keep loads in flight); the sums meet in shared memory. The sums over the groups come in another order
-// than on the dp4a path: a token's outputs differ from its one-token result by float rounding, not bit for
-// bit.
-constexpr int kMmaRows = 16;
-constexpr int kMmaGroups = 4;
+// cp.async of 16 bytes into shared memory (bypassing L1), its commit and wait.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+    const auto dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+    asm volatile("cp.async.commit_group;" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
 
-// d += A (16 x 16, u8, rows g and g + 8 in a0 / a1) x B (16 x 8, s8) on the tensor cores.
-__device__ __forceinline__ void mma_u8s8(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t b0) {
+// ---- 3-16 tokens on the tensor cores
+// The dp4a path spends 16 dp4a per (row, group, token) and loads the activation again for every row set: at
+// 16 tokens it takes 5.9x one token's time (q4_K 14336 x 4096 on an H200: 68.4 us against 11.6). Here a warp
+// computes 16 rows x 8 tokens of a group with int8 MMAs, one per activation term (u8 codes x s8 terms): for
+// layouts with one scale per group one m16n8k32 covers the group, so the scale step runs once per (row,
+// token, group) as on the dp4a path: acc += a * float(254 I1 + I2) * s2 + (b + base a) * sum(x); Q6_K's two
+// scales take an m16n8k16 per sub-group. Fragments come straight from the repacked words: thread (g = lane /
+// 4, q = lane % 4) needs word q of each sub-group of rows g and g + 8 (A: elements 4q .. 4q + 3 and 16 + 4q
+// .. 16 + 4q + 3 in k-slots of the same numbers) and the same bytes of token g's int8 terms (B). A block of 8
+// warps owns 16 * MT rows and walks the row's groups in chunks of 32, 4 groups per warp (matvec_mma_body);
+// every (row, token) sum is one warp's groups in order, then the 8 warps' sums added in warp order in shared
+// memory (deterministic, but another order than the one-token path: a token's outputs differ from its
+// one-token result by float rounding, not bit for bit). Measured (bench/cuda/NOTES.md session 11): 16 tokens
+// 41.2 us on that matrix, 8 tokens 30.9 against dp4a's 34.9; Q8_0 and Q6_K at 8 tokens stay on dp4a
+// (mma_for).
+constexpr int kMmaWarps = 8;
+
+// d = A (16 x 32, u8: rows g, g + 8 in a0 / a1 for k 4q.., a2 / a3 for k 16 + 4q..) x B (32 x 8, s8) + d.
+__device__ __forceinline__ void mma_k32(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                        uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};"
+        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+// d = A (16 x 16, u8, rows g and g + 8 in a0 / a1) x B (16 x 8, s8) + d.
+__device__ __forceinline__ void mma_k16(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t b0) {
     asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};"
         : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
         : "r"(a0), "r"(a1), "r"(b0));
 }
 
-template <class L, int NT, int kMmaWarps>
-__device__ __forceinline__ void matvec_mma_body(const MatvecPart& me, int row0, int n_groups, int n_records,
-                                                const uint8_t* __restrict__ x, int64_t x_stride_bytes,
-                                                int q_off, int s_off, int n_tok, const Epilogue& ep) {
-    constexpr int kTiles = NT / 8;
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    const int gq = lane / 4, q = lane % 4;
-    const int n_rows = me.n_rows;
-    const uint8_t* row_a = me.w + static_cast<int64_t>(min(row0 + gq, n_rows - 1)) * me.row_bytes;
-    const uint8_t* row_b = me.w + static_cast<int64_t>(min(row0 + gq + 8, n_rows - 1)) * me.row_bytes;
-    // Past n_tok the tiles read the last token again; those sums are never stored.
-    const uint8_t* xb[kTiles];     // token gq of each tile (B fragments)
-    const uint8_t* xc[kTiles][2];  // tokens 2q, 2q + 1 of each tile (the C fragment's columns)
-#pragma unroll
-    for (int k = 0; k < kTiles; ++k) {
-        xb[k] = x + min(8 * k + gq, n_tok - 1) * x_stride_bytes;
-        xc[k][0] = x + min(8 * k + 2 * q, n_tok - 1) * x_stride_bytes;
-        xc[k][1] = x + min(8 * k + 2 * q + 1, n_tok - 1) * x_stride_bytes;
-    }
-    float acc[kTiles][4];
-#pragma unroll
-    for (int k = 0; k < kTiles; ++k)
-#pragma unroll
-        for (int c = 0; c < 4; ++c) acc[k][c] = 0.0f;
+// The activation of a chunk of kChunkGroups = 32 groups (4 per warp) in shared memory, per token (stride
+// kTokenBytes): the group block's 2048 bytes of int8 terms as matvec's layout has them (four 512-byte planes:
+// q1 of elements 0..15, 16..31, then q2; 16 bytes per group in each), then the 32 groups' float4 scales; 16
+// bytes of padding per token put the 8 tokens' fragment loads in distinct banks.
+constexpr int kChunkGroups = 32, kWarpGroups = kChunkGroups / kMmaWarps;
+constexpr int kTokenBytes = 2048 + 512 + 16;
 
-    // kMmaGroups groups per round, their weight words loaded before the first MMA: the bytes in flight are
-    // what bounds a 16-row tile (a first version with one group per round ran at 1/3 of the dp4a path).
-    for (int g0 = warp * kMmaGroups; g0 < n_groups; g0 += kMmaWarps * kMmaGroups) {
-        QuadWord wa[kMmaGroups], wb[kMmaGroups];
+// The copy of one chunk: thread (token t = tid / 32 (+ 8 for 16 tokens), lane l) copies 16 bytes of each
+// plane and one group's scales, from its token's base pointers (past n_tok: the last token again).
+template <int NT>
+struct ChunkCopy {
+    const uint8_t* q[NT / 8];
+    const uint8_t* sc[NT / 8];
+    __device__ __forceinline__ ChunkCopy(const uint8_t* __restrict__ x, int64_t x_stride_bytes, int q_off,
+                                         int s_off, int n_tok) {
+        const int l = threadIdx.x % 32, t = threadIdx.x / 32;
 #pragma unroll
-        for (int j = 0; j < kMmaGroups; ++j) {
-            const int g = min(g0 + j, n_groups - 1);  // past the end: loaded, not used
-            L::load_quad(row_a, n_records, g, q, wa[j]);
-            L::load_quad(row_b, n_records, g, q, wb[j]);
+        for (int k = 0; k < NT / 8; ++k) {
+            const uint8_t* xt = x + min(t + 8 * k, n_tok - 1) * x_stride_bytes;
+            q[k] = xt + q_off + l * 16;
+            sc[k] = xt + s_off + l * 16;
+        }
+    }
+    __device__ __forceinline__ void copy(uint8_t* buf, int c) const {
+        const int l = threadIdx.x % 32, t = threadIdx.x / 32;
+#pragma unroll
+        for (int k = 0; k < NT / 8; ++k) {
+            uint8_t* d = buf + (t + 8 * k) * kTokenBytes + l * 16;
+#pragma unroll
+            for (int j = 0; j < 4; ++j) cp_async16(d + 512 * j, q[k] + c * 2048 + 512 * j);
+            cp_async16(d + 2048, sc[k] + c * 512);
+        }
+    }
+};
+
+// One group (local index gl in the chunk in buf) of MT tiles for NT tokens: raw[m][i] is the step of rows g,
+// g + 8 of tile m, j the group in it.
+template <class L, int NT, int MT>
+__device__ __forceinline__ void mma_group(const typename L::QuadRaw (&raw)[MT][2], int j, int slot, int gl,
+                                          int gq, int q, const uint8_t* buf, float (&acc)[MT][NT / 8][4]) {
+    constexpr int TS = kTokenBytes, CG = kChunkGroups;
+    QuadWord w[MT][2];
+    float bint[MT][2][2];  // (b + base * a) of each row and sub-group
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            L::quad_word(raw[m][i], j, q, slot, w[m][i]);
+#pragma unroll
+            for (int h = 0; h < 2; ++h) bint[m][i][h] = fmaf(float(L::kCodeBase), w[m][i].a[h], w[m][i].b[h]);
         }
 #pragma unroll
-        for (int j = 0; j < kMmaGroups; ++j) {
-            const int g = g0 + j;
-            if (g >= n_groups) break;
-            const int qo = q_off + (g >> 5) * 2048 + (g & 31) * 16 + 4 * q;
+    for (int k = 0; k < NT / 8; ++k) {
+        // B: token 8k + gq's terms (q1 in planes 0 / 1, q2 in 2 / 3), then the C columns' scales.
+        const uint8_t* bt = buf + (8 * k + gq) * TS + gl * 16 + 4 * q;
+        const uint32_t b10 = *reinterpret_cast<const uint32_t*>(bt);
+        const uint32_t b11 = *reinterpret_cast<const uint32_t*>(bt + CG * 16);
+        const uint32_t b20 = *reinterpret_cast<const uint32_t*>(bt + CG * 32);
+        const uint32_t b21 = *reinterpret_cast<const uint32_t*>(bt + CG * 48);
+        const uint8_t* st = buf + (8 * k + 2 * q) * TS + CG * 64 + gl * 16;
+        const float4 s0 = *reinterpret_cast<const float4*>(st);
+        const float4 s1 = *reinterpret_cast<const float4*>(st + TS);
 #pragma unroll
-            for (int k = 0; k < kTiles; ++k) {
-                const float4 s0 = __ldg(reinterpret_cast<const float4*>(xc[k][0] + s_off) + g);
-                const float4 s1 = __ldg(reinterpret_cast<const float4*>(xc[k][1] + s_off) + g);
+        for (int m = 0; m < MT; ++m) {
+            if constexpr (OneScale<L>::value) {
+                int i1[4] = {0, 0, 0, 0}, i2[4] = {0, 0, 0, 0};
+                mma_k32(i1, w[m][0].c[0], w[m][1].c[0], w[m][0].c[1], w[m][1].c[1], b10, b11);
+                mma_k32(i2, w[m][0].c[0], w[m][1].c[0], w[m][0].c[1], w[m][1].c[1], b20, b21);
+#pragma unroll
+                for (int c = 0; c < 4; ++c) {
+                    const float4& t = c & 1 ? s1 : s0;
+                    const float d = float(i1[c] * 254 + i2[c]) * t.x;
+                    acc[m][k][c] = fmaf(bint[m][c / 2][0], t.w, fmaf(w[m][c / 2].a[0], d, acc[m][k][c]));
+                }
+            } else {
 #pragma unroll
                 for (int h = 0; h < 2; ++h) {
-                    const uint32_t b1 = __ldg(reinterpret_cast<const unsigned*>(xb[k] + qo + 512 * h));
-                    const uint32_t b2 = __ldg(reinterpret_cast<const unsigned*>(xb[k] + qo + 1024 + 512 * h));
                     int i1[4] = {0, 0, 0, 0}, i2[4] = {0, 0, 0, 0};
-                    mma_u8s8(i1, wa[j].c[h], wb[j].c[h], b1);
-                    mma_u8s8(i2, wa[j].c[h], wb[j].c[h], b2);
-                    const float bint_a = fmaf(float(L::kCodeBase), wa[j].a[h], wa[j].b[h]);
-                    const float bint_b = fmaf(float(L::kCodeBase), wb[j].a[h], wb[j].b[h]);
+                    mma_k16(i1, w[m][0].c[h], w[m][1].c[h], h ? b11 : b10);
+                    mma_k16(i2, w[m][0].c[h], w[m][1].c[h], h ? b21 : b20);
 #pragma unroll
                     for (int c = 0; c < 4; ++c) {
-                        const float4 t = c & 1 ? s1 : s0;
+                        const float4& t = c & 1 ? s1 : s0;
                         const float d = float(i1[c] * 254 + i2[c]) * t.x;
-                        const float xsum = h ? t.z : t.y;
-                        acc[k][c] +=
-                            c < 2 ? fmaf(wa[j].a[h], d, bint_a * xsum) : fmaf(wb[j].a[h], d, bint_b * xsum);
+                        acc[m][k][c] =
+                            fmaf(bint[m][c / 2][h], h ? t.z : t.y, fmaf(w[m][c / 2].a[h], d, acc[m][k][c]));
                     }
                 }
             }
         }
     }
+}
 
-    // acc[k][c]: row gq + 8 (c / 2), token 8 k + 2 q + c % 2.
-    __shared__ float part[kMmaWarps][kMmaRows][NT];
+// Shared memory of the kernel: two chunk buffers (the warps' sums reuse it at the end).
+template <int NT>
+constexpr int mma_smem_bytes() {
+    return 2 * NT * kTokenBytes;
+}
+
+// The row's groups go in chunks of 32, 4 per warp (kQuadStep groups per step): while the block computes chunk
+// c, the next chunk's activation is on its way into shared memory (cp.async) and each warp's weights of its
+// next groups into registers, so neither the activation (from L2: 2.5x the weight bytes of a 16-row Q4_K tile
+// at 8 tokens) nor the weights wait in the loop.
+template <class L, int NT, int MT>
+__device__ __forceinline__ void matvec_mma_body(const MatvecPart& me, int row0, int n_groups, int n_records,
+                                                const uint8_t* __restrict__ x, int64_t x_stride_bytes,
+                                                int q_off, int s_off, int n_tok, const Epilogue& ep,
+                                                uint8_t* smem) {
+    constexpr int S = L::kQuadStep, kSteps = kWarpGroups / S, kTiles = NT / 8, kRows = 16 * MT;
+    constexpr int kBuf = NT * kTokenBytes;
+    static_assert(kWarpGroups % S == 0 && 8 % kWarpGroups == 0,
+                  "a warp's groups are whole steps of a record");
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int gq = lane / 4, q = lane % 4;
+    const int n_rows = me.n_rows;
+    // Where each row's first groups of this warp are; a chunk further is 4 records further.
+    RowPos pos[MT][2];
 #pragma unroll
-    for (int k = 0; k < kTiles; ++k)
+    for (int m = 0; m < MT; ++m)
 #pragma unroll
-        for (int c = 0; c < 4; ++c) part[warp][gq + 8 * (c / 2)][8 * k + 2 * q + c % 2] = acc[k][c];
+        for (int i = 0; i < 2; ++i)
+            pos[m][i] = row_pos<L::kRecord, L::kTail>(
+                me.w + static_cast<int64_t>(min(row0 + 16 * m + 8 * i + gq, n_rows - 1)) * me.row_bytes,
+                n_records, warp * kWarpGroups);
+    constexpr int kRecordsPerChunk = kChunkGroups / kGroupsPerRecord;
+    float acc[MT][kTiles][4];
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+#pragma unroll
+        for (int k = 0; k < kTiles; ++k)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) acc[m][k][c] = 0.0f;
+
+    const int n_chunks = n_groups / kChunkGroups;  // the launch checks n_groups % 32 == 0
+    typename L::QuadRaw cur[kSteps][MT][2];
+    const auto load_chunk = [&](int c, typename L::QuadRaw(&r)[kSteps][MT][2]) {
+#pragma unroll
+        for (int u = 0; u < kSteps; ++u)
+#pragma unroll
+            for (int m = 0; m < MT; ++m)
+#pragma unroll
+                for (int i = 0; i < 2; ++i) {
+                    RowPos p = pos[m][i];
+                    p.rec += c * kRecordsPerChunk * L::kRecord;
+                    p.tail += c * kRecordsPerChunk * L::kTail;
+                    p.slot += u * S;
+                    L::load_quads_at(p, q, r[u][m][i]);
+                }
+    };
+    // The first weights before waiting for the kernel before us (as matvec_body).
+    if (ep.prefetch) load_chunk(0, cur);
+    wait_for_producer();
+    if (!ep.prefetch) load_chunk(0, cur);
+    const ChunkCopy<NT> copier(x, x_stride_bytes, q_off, s_off, n_tok);
+    copier.copy(smem, 0);
+    cp_async_commit();
+    for (int c = 0; c < n_chunks; ++c) {
+        typename L::QuadRaw next[kSteps][MT][2];
+        if (c + 1 < n_chunks) {
+            copier.copy(smem + ((c + 1) & 1) * kBuf, c + 1);
+            cp_async_commit();
+            load_chunk(c + 1, next);
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();  // chunk c's activation is in place
+        const uint8_t* buf = smem + (c & 1) * kBuf;
+#pragma unroll
+        for (int u = 0; u < kSteps; ++u) {
+#pragma unroll
+            for (int mm = 0; mm < MT; ++mm)
+#pragma unroll
+                for (int i = 0; i < 2; ++i) L::quad_prepare(cur[u][mm][i]);
+            const int slot = (warp * kWarpGroups + u * S) % kGroupsPerRecord;
+#pragma unroll
+            for (int j = 0; j < S; ++j)
+                mma_group<L, NT, MT>(cur[u], j, slot, warp * kWarpGroups + u * S + j, gq, q, buf, acc);
+        }
+        __syncthreads();  // everyone is done with buf before chunk c + 2 goes there
+#pragma unroll
+        for (int u = 0; u < kSteps; ++u)
+#pragma unroll
+            for (int m = 0; m < MT; ++m)
+#pragma unroll
+                for (int i = 0; i < 2; ++i) cur[u][m][i] = next[u][m][i];
+    }
+
+    // acc[m][k][c]: row 16 m + gq + 8 (c / 2), token 8 k + 2 q + c % 2.
+    auto* part = reinterpret_cast<float(*)[kRows][NT]>(smem);  // [kMmaWarps][kRows][NT]
+    static_assert(kMmaWarps * kRows * NT * 4 <= 2 * kBuf, "the sums fit in the chunk buffers");
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+#pragma unroll
+        for (int k = 0; k < kTiles; ++k)
+#pragma unroll
+            for (int c = 0; c < 4; ++c)
+                part[warp][16 * m + gq + 8 * (c / 2)][8 * k + 2 * q + c % 2] = acc[m][k][c];
     __syncthreads();
-    for (int i = threadIdx.x; i < kMmaRows * NT; i += kMmaWarps * 32) {
+    for (int i = threadIdx.x; i < kRows * NT; i += kMmaWarps * 32) {
         const int r = i / NT, t = i % NT;
         if (row0 + r >= n_rows || t >= n_tok) continue;
         float s = 0.0f, sp = 0.0f;
@@ -601,23 +751,24 @@ __device__ __forceinline__ void matvec_mma_body(const MatvecPart& me, int row0, 
 
 // Parts of layout L0, then from first_l1_block on of L1 (the mixed Q4_K/Q6_K wq/wk/wv launch; L1 = L0
 // otherwise).
-template <class L0, class L1, int NT, int kMmaWarps>
-__global__ void __launch_bounds__(kMmaWarps * 32)
+template <class L0, class L1, int NT, int MT>
+__global__ void __launch_bounds__(kMmaWarps * 32, 2)
     matvec_mma_kernel(const MatvecParts parts, int first_l1_block, int n_groups, int n_records,
                       const float* __restrict__ x, int64_t x_stride, int q_off, int s_off, int n_tok,
                       const Epilogue ep) {
-    wait_for_producer();
     MatvecPart me = parts.p[0];
     if (parts.n > 1 && int(blockIdx.x) >= parts.p[1].first_block) me = parts.p[1];
     if (parts.n > 2 && int(blockIdx.x) >= parts.p[2].first_block) me = parts.p[2];
-    const int row0 = (int(blockIdx.x) - me.first_block) * kMmaRows;
+    const int row0 = (int(blockIdx.x) - me.first_block) * 16 * MT;
     const auto* xb = reinterpret_cast<const uint8_t*>(x);
+    extern __shared__ uint4 mma_smem[];
+    auto* smem = reinterpret_cast<uint8_t*>(mma_smem);
     if (!std::is_same_v<L0, L1> && int(blockIdx.x) >= first_l1_block)
-        matvec_mma_body<L1, NT, kMmaWarps>(me, row0, n_groups, n_records, xb, 4 * x_stride, q_off, s_off,
-                                           n_tok, ep);
+        matvec_mma_body<L1, NT, MT>(me, row0, n_groups, n_records, xb, 4 * x_stride, q_off, s_off, n_tok, ep,
+                                    smem);
     else
-        matvec_mma_body<L0, NT, kMmaWarps>(me, row0, n_groups, n_records, xb, 4 * x_stride, q_off, s_off,
-                                           n_tok, ep);
+        matvec_mma_body<L0, NT, MT>(me, row0, n_groups, n_records, xb, 4 * x_stride, q_off, s_off, n_tok, ep,
+                                    smem);
 }
 
 // Warps over groups (cols % 32 == 0, so each warp's 32 elements are one group of one token).
@@ -670,18 +821,6 @@ bool prefetch_weights() {
 constexpr int kStreamThreads = 128;
 constexpr int kStreamRows = 4;
 constexpr int kStreamSmem = 64 << 10;  // bytes of stages per block at most
-
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
-    const auto dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(gmem) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() {
-    asm volatile("cp.async.commit_group;" ::: "memory");
-}
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
 
 // The layouts' loads on a stage in shared memory: plain loads (the read-only path is for global memory).
 struct SharedLoads {
@@ -866,40 +1005,73 @@ void launch_mixed_rows(const MatvecOut* outs, int n_outs, int n_l0, const float*
                   int(activation_q_offset(w0.cols)), int(activation_scale_offset(w0.cols)), n_tok, e);
 }
 
-// Layouts the tensor-core path reads (those with load_quad: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K).
+// Layouts the tensor-core path reads (those with step loads, kQuadStep: Q4_0, Q8_0, Q4_K, Q5_K, Q6_K).
 template <class L, class = void>
-struct HasQuad : std::false_type {};
+struct HasQuadStep : std::false_type {};
 template <class L>
-struct HasQuad<L, std::void_t<decltype(L::load_quad(nullptr, 0, 0, 0, std::declval<QuadWord&>()))>>
-    : std::true_type {};
+struct HasQuadStep<L, std::void_t<decltype(L::kQuadStep)>> : std::true_type {};
 template <class L>
-constexpr bool kHasQuad = HasQuad<L>::value;
+constexpr bool kHasQuad = HasQuadStep<L>::value;
 
-// The tensor-core path for 3-16 tokens (KINFER_MATVEC_MMA=1 or 2, read once; off by default: on the H200 it
-// measured slower than the dp4a path, bench/cuda/NOTES.md session 6).
-int mma_mode() {
-    static const int mode = env_int("KINFER_MATVEC_MMA", 0);
-    return mode;
+// Bytes of raw words a thread holds per row for one chunk (its 4 groups) on the tensor-core path.
+template <class L>
+constexpr int kRawBytes = int(sizeof(typename L::QuadRaw)) * (kWarpGroups / L::kQuadStep);
+
+// Which batches take the tensor-core path: 9-16 tokens, and 5-8 on Q4_K (also Q4_K_M's mixed wq/wk/wv
+// launch), where it measured faster than the dp4a path on an H200 (bench/cuda/NOTES.md session 11); the dp4a
+// path otherwise. KINFER_MATVEC_MMA (read once): 0 never, 2 for every batch of 3-16 tokens (comparisons).
+template <class L0, int NT>
+bool mma_for() {
+    static const int mode = env_int("KINFER_MATVEC_MMA", 1);
+    if (mode == 0) return false;
+    if (mode == 2) return true;
+    return NT == 16 || (NT == 8 && std::is_same_v<L0, LayoutQ4_K>);
 }
-bool mma_on() {
-    return mma_mode() == 1 || mma_mode() == 2;
+// Rows per block: 32 (each activation fragment feeds two tiles) on launches of at least 8192 rows (gate/up,
+// the output), 16 on the smaller ones (twice the blocks for the SMs). KINFER_MMA_ROWS=16 or 32 (read once)
+// sets it for every launch.
+bool mma_rows16(int64_t rows) {
+    static const int v = env_int("KINFER_MMA_ROWS", 0);
+    return v == 16 || (v != 32 && rows < 8192);
 }
 
-// outs[0 .. n_l0) of layout L0, the rest of L1, in tiles of 16 rows; NT = 8 or 16 tokens.
+// outs[0 .. n_l0) of layout L0, the rest of L1, in blocks of 16 * MT rows; NT = 8 or 16 tokens. False
+// (nothing launched) where a row's groups are not whole steps of both layouts.
 template <class L0, class L1, int NT>
-void launch_mma(const MatvecOut* outs, int n_outs, int n_l0, const float* x, int n_tok, const Epilogue& ep,
+bool launch_mma(const MatvecOut* outs, int n_outs, int n_l0, const float* x, int n_tok, const Epilogue& ep,
                 cudaStream_t s, const int* roles) {
     const DeviceMatrix& w0 = *outs[0].w;
+    const int n_groups = static_cast<int>(w0.cols / kGroupElems);
+    if (n_groups % kChunkGroups != 0) return false;
     MatvecParts parts;
-    const int blocks = fill_parts<kMmaRows>(outs, n_outs, roles, parts);
+    int64_t rows = 0;
+    for (int i = 0; i < n_outs; ++i) rows += outs[i].w->rows;
+    // 32 rows only for layouts whose raw words of a chunk are small (Q4_K, Q8_0, Q4_0: <= 48 bytes per row;
+    // Q6_K's and Q5_K's would spill at 128 registers).
+    constexpr bool kTwoTiles = kRawBytes<L0> <= 48 && kRawBytes<L1> <= 48;
+    const bool r16 = !kTwoTiles || mma_rows16(rows);
+    const int blocks =
+        r16 ? fill_parts<16>(outs, n_outs, roles, parts) : fill_parts<32>(outs, n_outs, roles, parts);
     const int first_l1 = n_l0 < n_outs ? parts.p[n_l0].first_block : blocks;
-    // Mode 1: 4 warps per 16-row tile, 2: 16 (fewer rounds of loads per warp).
-    const auto kernel =
-        mma_mode() == 2 ? matvec_mma_kernel<L0, L1, NT, 16> : matvec_mma_kernel<L0, L1, NT, 4>;
-    launch_kernel(kernel, blocks, (mma_mode() == 2 ? 16 : 4) * 32, 0, s, parts, first_l1,
-                  static_cast<int>(w0.cols / kGroupElems),
+    Epilogue e = ep;
+    e.prefetch = prefetch_weights();
+    auto kernel = matvec_mma_kernel<L0, L1, NT, 1>;
+    if constexpr (kTwoTiles)
+        if (!r16) kernel = matvec_mma_kernel<L0, L1, NT, 2>;
+    const int smem = mma_smem_bytes<NT>();
+    static const bool configured = [&] {
+        cudaFuncSetAttribute(matvec_mma_kernel<L0, L1, NT, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             smem);
+        if constexpr (kTwoTiles)
+            cudaFuncSetAttribute(matvec_mma_kernel<L0, L1, NT, 2>,
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+        return true;
+    }();
+    (void)configured;
+    launch_kernel(kernel, blocks, kMmaWarps * 32, size_t(smem), s, parts, first_l1, n_groups,
                   static_cast<int>(ceil_div<int64_t>(w0.cols, kRecordElems)), x, activation_floats(w0.cols),
-                  int(activation_q_offset(w0.cols)), int(activation_scale_offset(w0.cols)), n_tok, ep);
+                  int(activation_q_offset(w0.cols)), int(activation_scale_offset(w0.cols)), n_tok, e);
+    return true;
 }
 
 // The types decode files use most: the one-token variants and the 4-row batches are instantiated for these.
@@ -936,9 +1108,13 @@ void launch_mixed(const MatvecOut* outs, int n_outs, int n_l0, const float* x, i
     else if (n_tok <= 8 && stream_on() &&
              launch_stream<L0, L1, 8, false>(outs, n_outs, n_l0, x, n_tok, ep, s, roles))
         return;
-    else if (kHasQuad<L0> && kHasQuad<L1> && mma_on())
-        n_tok <= 8 ? launch_mma<L0, L1, 8>(outs, n_outs, n_l0, x, n_tok, ep, s, roles)
-                   : launch_mma<L0, L1, 16>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
+    else if (kHasQuad<L0> && kHasQuad<L1> &&
+             (n_tok <= 4   ? mma_for<L0, 4>()
+              : n_tok <= 8 ? mma_for<L0, 8>()
+                           : mma_for<L0, 16>()) &&
+             (n_tok <= 8 ? launch_mma<L0, L1, 8>(outs, n_outs, n_l0, x, n_tok, ep, s, roles)
+                         : launch_mma<L0, L1, 16>(outs, n_outs, n_l0, x, n_tok, ep, s, roles)))
+        return;
     else if (n_tok <= 4 && rows4_for<L0, 4>() && rows4_for<L1, 4>() && batch_rows4())
         launch_mixed_rows<L0, L1, 4, 4, 6>(outs, n_outs, n_l0, x, n_tok, ep, s, roles);
     else if (n_tok <= 4)
@@ -1050,9 +1226,9 @@ void launch(const MatvecOut* outs, int n_outs, const float* x, int n_tok, const 
                 return;
         }
         if constexpr (kHasQuad<L> && !kSwiglu) {
-            if (mma_on())
-                return launch_mma < L, L,
-                       NT <= 8 ? 8 : 16 > (outs, n_outs, n_outs, x, n_tok, swiglu, s, roles);
+            if (mma_for<L, NT>() && launch_mma < L, L,
+                NT <= 8 ? 8 : 16 > (outs, n_outs, n_outs, x, n_tok, swiglu, s, roles))
+                return;
         }
         if constexpr (rows4_for<L, NT>()) {
             if (batch_rows4())

@@ -199,6 +199,11 @@ struct QuadWord {
     uint32_t c[2];
     float a[2], b[2];
 };
+// The same for kQuadStep consecutive groups g0 .. g0 + kQuadStep - 1 of one record (g0 % kQuadStep == 0): the
+// layouts that have it define QuadRaw, load_quads(row, n_records, g0, q, QuadRaw&), which issues every load
+// of the step at once (the scale words once per step, not per group), quad_prepare(raw) once the loads are in
+// (conversions shared by the step's groups), and quad_word(raw, j, q, g0 % 8, QuadWord&) for group g0 + j,
+// equal to load_quad of that group; load_quads_at takes the step's position (row_pos of g0).
 
 KINFER_HOST_DEVICE inline uint32_t nibbles_of(uint32_t word, int h) {
     return (h ? word >> 4 : word) & 0x0f0f0f0fu;
@@ -270,6 +275,26 @@ struct LayoutQ4_0 {  // [d x8 halves][qs 8 x 16]
         const float d = half_to_float(M::load2(p.rec + 2 * p.slot));
         o.a[0] = o.a[1] = d;
         o.b[0] = o.b[1] = -136.0f * d;
+    }
+    static constexpr int kQuadStep = 4;
+    struct QuadRaw {
+        uint32_t w[4], d[2];
+    };
+    template <class M = GlobalLoads>
+    KINFER_HOST_DEVICE static void load_quads(const uint8_t* row, int n_records, int g0, int q, QuadRaw& o) {
+        load_quads_at<M>(row_pos<kRecord, kTail>(row, n_records, g0), q, o);
+    }
+    template <class M = GlobalLoads>
+    KINFER_HOST_DEVICE static void load_quads_at(const RowPos& p, int q, QuadRaw& o) {
+        M::load8(p.rec + 2 * p.slot, o.d[0], o.d[1]);  // the 4 groups' d
+        KINFER_UNROLL
+        for (int j = 0; j < 4; ++j) o.w[j] = M::load4(p.rec + 16 + 16 * (p.slot + j) + 4 * q);
+    }
+    KINFER_HOST_DEVICE static void quad_prepare(QuadRaw&) {}
+    KINFER_HOST_DEVICE static void quad_word(const QuadRaw& r, int j, int, int, QuadWord& o) {
+        o.c[0] = nibbles_of(r.w[j], 0), o.c[1] = nibbles_of(r.w[j], 1);
+        o.a[0] = o.a[1] = half_to_float(static_cast<uint16_t>(r.d[j / 2] >> (16 * (j % 2))));
+        o.b[0] = o.b[1] = -136.0f * o.a[0];
     }
     static constexpr int kCodeBase = 128;
     KINFER_HOST_DEVICE static void codes(const G& o, int h, uint32_t c[4]) {
@@ -363,6 +388,27 @@ struct LayoutQ8_0 {  // [d x8][qs 8 x 32], code = q + 128
         o.a[0] = o.a[1] = d;
         o.b[0] = o.b[1] = -32896.0f * d;
     }
+    static constexpr int kQuadStep = 2;
+    struct QuadRaw {
+        uint32_t w[2][2], d;
+    };
+    template <class M = GlobalLoads>
+    KINFER_HOST_DEVICE static void load_quads(const uint8_t* row, int n_records, int g0, int q, QuadRaw& o) {
+        load_quads_at<M>(row_pos<kRecord, kTail>(row, n_records, g0), q, o);
+    }
+    template <class M = GlobalLoads>
+    KINFER_HOST_DEVICE static void load_quads_at(const RowPos& p, int q, QuadRaw& o) {
+        o.d = M::load4(p.rec + 2 * p.slot);  // the 2 groups' d
+        KINFER_UNROLL
+        for (int j = 0; j < 2; ++j) KINFER_UNROLL
+        for (int h = 0; h < 2; ++h) o.w[j][h] = M::load4(p.rec + 16 + 32 * (p.slot + j) + 16 * h + 4 * q);
+    }
+    KINFER_HOST_DEVICE static void quad_prepare(QuadRaw&) {}
+    KINFER_HOST_DEVICE static void quad_word(const QuadRaw& r, int j, int, int, QuadWord& o) {
+        o.c[0] = r.w[j][0], o.c[1] = r.w[j][1];
+        o.a[0] = o.a[1] = half_to_float(static_cast<uint16_t>(r.d >> (16 * j)));
+        o.b[0] = o.b[1] = -32896.0f * o.a[0];
+    }
     static constexpr int kCodeBase = 32768;
     KINFER_HOST_DEVICE static void codes(const G& o, int h, uint32_t c[4]) {
         KINFER_UNROLL
@@ -446,6 +492,29 @@ KINFER_HOST_DEVICE inline void kquant_scale_min(const uint8_t* meta_ptr, int j, 
     kquant_decode(M::load16(meta_ptr), j, a, b);
 }
 
+// u as a float (u < 2^23, exact) without an int->float conversion on the device: the bits of 2^23 + u, less
+// 2^23.
+KINFER_HOST_DEVICE inline float small_to_float(uint32_t u) {
+#if defined(__CUDA_ARCH__)
+    return __uint_as_float(0x4b000000u | u) - 8388608.0f;
+#else
+    return static_cast<float>(u);
+#endif
+}
+
+// K-quant group j's a and b (as kquant_decode) from a record's meta with d and dmin already converted: the
+// tensor-core path converts them once per record and row (quad_prepare), not once per group.
+KINFER_HOST_DEVICE inline void kquant_decode_prepared(const Words4& meta, float d, float dmin, int j,
+                                                      float& a, float& b) {
+#if defined(__CUDA_ARCH__)
+    const uint32_t byte = __byte_perm(meta.w[1], meta.w[2], unsigned(j));
+#else
+    const uint32_t byte = static_cast<uint32_t>(((uint64_t(meta.w[2]) << 32 | meta.w[1]) >> (8 * j)) & 0xffu);
+#endif
+    a = d * small_to_float(byte & 63u);
+    b = -128.0f * a - dmin * small_to_float(((meta.w[3] >> (4 * j)) & 15u) | ((byte >> 2) & 0x30u));
+}
+
 struct LayoutQ4_K {  // [meta 16][qs 8 x 16]
     static constexpr int kRecord = 144, kTail = 0, kWords = 1;
     static constexpr bool kHasOffset = true;
@@ -475,6 +544,35 @@ struct LayoutQ4_K {  // [meta 16][qs 8 x 16]
         const uint32_t w = M::load4(p.rec + 16 + 16 * p.slot + 4 * q);
         o.c[0] = nibbles_of(w, 0), o.c[1] = nibbles_of(w, 1);
         kquant_scale_min<M>(p.rec, p.slot, o.a[0], o.b[0]);
+        o.a[1] = o.a[0];
+        o.b[1] = o.b[0];
+    }
+    static constexpr int kQuadStep = 4;
+    struct QuadRaw {
+        uint32_t w[4];
+        Words4 meta;
+        float d, dmin;  // set by quad_prepare
+    };
+    template <class M = GlobalLoads>
+    KINFER_HOST_DEVICE static void load_quads(const uint8_t* row, int n_records, int g0, int q, QuadRaw& o) {
+        load_quads_at<M>(row_pos<kRecord, kTail>(row, n_records, g0), q, o);
+    }
+    template <class M = GlobalLoads>
+    KINFER_HOST_DEVICE static void load_quads_at(const RowPos& p, int q, QuadRaw& o) {
+        o.meta = M::load16(p.rec);
+        KINFER_UNROLL
+        for (int j = 0; j < 4; ++j) o.w[j] = M::load4(p.rec + 16 + 16 * (p.slot + j) + 4 * q);
+    }
+    template <class R>
+    KINFER_HOST_DEVICE static void quad_prepare_meta(R& r) {
+        r.d = half_to_float(static_cast<uint16_t>(r.meta.w[0] & 0xffffu));
+        r.dmin = half_to_float(static_cast<uint16_t>(r.meta.w[0] >> 16));
+    }
+    KINFER_HOST_DEVICE static void quad_prepare(QuadRaw& r) { quad_prepare_meta(r); }
+    // Group g0 + j of the step (slot: g0 % 8), after quad_prepare.
+    KINFER_HOST_DEVICE static void quad_word(const QuadRaw& r, int j, int, int slot, QuadWord& o) {
+        o.c[0] = nibbles_of(r.w[j], 0), o.c[1] = nibbles_of(r.w[j], 1);
+        kquant_decode_prepared(r.meta, r.d, r.dmin, slot + j, o.a[0], o.b[0]);
         o.a[1] = o.a[0];
         o.b[1] = o.b[0];
     }
@@ -519,6 +617,31 @@ struct LayoutQ5_K {  // [meta 16][qh 8 x 4][qs 8 x 16]
         o.a[1] = o.a[0];
         o.b[1] = o.b[0];
     }
+    static constexpr int kQuadStep = 4;
+    struct QuadRaw {
+        uint32_t w[4];
+        Words4 bits, meta;
+        float d, dmin;  // set by quad_prepare
+    };
+    template <class M = GlobalLoads>
+    KINFER_HOST_DEVICE static void load_quads(const uint8_t* row, int n_records, int g0, int q, QuadRaw& o) {
+        load_quads_at<M>(row_pos<kRecord, kTail>(row, n_records, g0), q, o);
+    }
+    template <class M = GlobalLoads>
+    KINFER_HOST_DEVICE static void load_quads_at(const RowPos& p, int q, QuadRaw& o) {
+        o.meta = M::load16(p.rec);
+        o.bits = M::load16(p.rec + 16 + 4 * p.slot);  // the 4 groups' extra-bit words
+        KINFER_UNROLL
+        for (int j = 0; j < 4; ++j) o.w[j] = M::load4(p.rec + 48 + 16 * (p.slot + j) + 4 * q);
+    }
+    KINFER_HOST_DEVICE static void quad_prepare(QuadRaw& r) { LayoutQ4_K::quad_prepare_meta(r); }
+    KINFER_HOST_DEVICE static void quad_word(const QuadRaw& r, int j, int q, int slot, QuadWord& o) {
+        o.c[0] = nibbles_of(r.w[j], 0) | extra_bit(r.bits.w[j], q, 0, 4);
+        o.c[1] = nibbles_of(r.w[j], 1) | extra_bit(r.bits.w[j], q, 1, 4);
+        kquant_decode_prepared(r.meta, r.d, r.dmin, slot + j, o.a[0], o.b[0]);
+        o.a[1] = o.a[0];
+        o.b[1] = o.b[0];
+    }
     static constexpr int kCodeBase = 128;
     KINFER_HOST_DEVICE static void codes(const G& o, int h, uint32_t c[4]) { LayoutQ5_0::codes(o, h, c); }
     KINFER_HOST_DEVICE static void values(const G& o, int h, float v[16]) { LayoutQ5_0::values(o, h, v); }
@@ -553,6 +676,33 @@ struct LayoutQ6_K {
         const float d = half_to_float(M::load2(p.tail));
         for (int h = 0; h < 2; ++h) {
             o.a[h] = d * static_cast<float>(static_cast<int8_t>((s >> (8 * h)) & 0xff));
+            o.b[h] = -160.0f * o.a[h];
+        }
+    }
+    static constexpr int kQuadStep = 2;
+    struct QuadRaw {
+        uint32_t lo[2], sc;
+        Words4 hi;  // word 2 j + h: the high bits of group j's sub-group h
+        float d;
+    };
+    template <class M = GlobalLoads>
+    KINFER_HOST_DEVICE static void load_quads(const uint8_t* row, int n_records, int g0, int q, QuadRaw& o) {
+        load_quads_at<M>(row_pos<kRecord, kTail>(row, n_records, g0), q, o);
+    }
+    template <class M = GlobalLoads>
+    KINFER_HOST_DEVICE static void load_quads_at(const RowPos& p, int q, QuadRaw& o) {
+        o.hi = M::load16(p.rec + 144 + 8 * p.slot);
+        o.sc = M::load4(p.rec + 2 * p.slot);  // byte 2 j + h: the scale of group j's sub-group h
+        o.d = half_to_float(M::load2(p.tail));
+        KINFER_UNROLL
+        for (int j = 0; j < 2; ++j) o.lo[j] = M::load4(p.rec + 16 + 16 * (p.slot + j) + 4 * q);
+    }
+    KINFER_HOST_DEVICE static void quad_prepare(QuadRaw&) {}
+    KINFER_HOST_DEVICE static void quad_word(const QuadRaw& r, int j, int q, int, QuadWord& o) {
+        KINFER_UNROLL
+        for (int h = 0; h < 2; ++h) {
+            o.c[h] = nibbles_of(r.lo[j], h) | two_bits(r.hi.w[2 * j + h], q, 4);
+            o.a[h] = r.d * static_cast<float>(static_cast<int8_t>((r.sc >> (8 * (2 * j + h))) & 0xff));
             o.b[h] = -160.0f * o.a[h];
         }
     }
