@@ -103,7 +103,7 @@ TEST_CASE(
                             L::load_quads(row, n_records, g - g % S, q, raw);
                             L::quad_prepare(raw);
                             cuda::repacked::QuadWord s;
-                            L::quad_word(raw, g % S, q, (g - g % S) % 8, s);
+                            cuda::repacked::quad_word<L>(raw, g % S, q, (g - g % S) % 8, s);
                             for (int h = 0; h < 2; ++h)
                                 if (s.c[h] != w.c[h] || s.a[h] != w.a[h] || s.b[h] != w.b[h]) ++bad_step;
                         }

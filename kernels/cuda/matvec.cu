@@ -516,8 +516,7 @@ __device__ __forceinline__ void cp_async_wait() {
 // every (row, token) sum is one warp's groups in order, then the 8 warps' sums added in warp order in shared
 // memory (deterministic, but another order than the one-token path: a token's outputs differ from its
 // one-token result by float rounding, not bit for bit). Measured (bench/cuda/NOTES.md session 11): 16 tokens
-// 41.2 us on that matrix, 8 tokens 30.9 against dp4a's 34.9; Q8_0 and Q6_K at 8 tokens stay on dp4a
-// (mma_for).
+// 39.5 us on that matrix, 8 tokens 29.7 against dp4a's 34.9; Q8_0 at 8 tokens stays on dp4a (mma_for).
 constexpr int kMmaWarps = 8;
 
 // d = A (16 x 32, u8: rows g, g + 8 in a0 / a1 for k 4q.., a2 / a3 for k 16 + 4q..) x B (32 x 8, s8) + d.
@@ -573,20 +572,32 @@ struct ChunkCopy {
 };
 
 // One group (local index gl in the chunk in buf) of MT tiles for NT tokens: raw[m][i] is the step of rows g,
-// g + 8 of tile m, j the group in it.
+// g + 8 of tile m, j the group in it, qi (0..3) the group among the warp's four; each quad thread decoded the
+// scales of group qi = its q (sc_a / sc_b: a and b + base a of its rows) and the quad shares them by
+// shuffles, instead of four threads decoding the same scales.
 template <class L, int NT, int MT>
-__device__ __forceinline__ void mma_group(const typename L::QuadRaw (&raw)[MT][2], int j, int slot, int gl,
-                                          int gq, int q, const uint8_t* buf, float (&acc)[MT][NT / 8][4]) {
+__device__ __forceinline__ void mma_group(const typename L::QuadRaw (&raw)[MT][2], int j, int qi, int gl,
+                                          int gq, int q, const float (&sc_a)[MT][2][2],
+                                          const float (&sc_b)[MT][2][2], const uint8_t* buf,
+                                          float (&acc)[MT][NT / 8][4]) {
     constexpr int TS = kTokenBytes, CG = kChunkGroups;
-    QuadWord w[MT][2];
-    float bint[MT][2][2];  // (b + base * a) of each row and sub-group
+    constexpr int H = OneScale<L>::value ? 1 : 2;
+    struct {
+        uint32_t c[2];
+        float a[2];
+    } w[MT][2];
+    float bint[MT][2][2];                     // (b + base * a) of each row and sub-group
+    const int src = (threadIdx.x & 28) | qi;  // the quad thread that decoded group qi
 #pragma unroll
     for (int m = 0; m < MT; ++m)
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
-            L::quad_word(raw[m][i], j, q, slot, w[m][i]);
+            L::quad_codes(raw[m][i], j, q, w[m][i].c);
 #pragma unroll
-            for (int h = 0; h < 2; ++h) bint[m][i][h] = fmaf(float(L::kCodeBase), w[m][i].a[h], w[m][i].b[h]);
+            for (int h = 0; h < H; ++h) {
+                w[m][i].a[h] = __shfl_sync(0xffffffffu, sc_a[m][i][h], src);
+                bint[m][i][h] = __shfl_sync(0xffffffffu, sc_b[m][i][h], src);
+            }
         }
 #pragma unroll
     for (int k = 0; k < NT / 8; ++k) {
@@ -706,16 +717,35 @@ __device__ __forceinline__ void matvec_mma_body(const MatvecPart& me, int row0, 
         __syncthreads();  // chunk c's activation is in place
         const uint8_t* buf = smem + (c & 1) * kBuf;
 #pragma unroll
-        for (int u = 0; u < kSteps; ++u) {
+        for (int u = 0; u < kSteps; ++u)
 #pragma unroll
             for (int mm = 0; mm < MT; ++mm)
 #pragma unroll
                 for (int i = 0; i < 2; ++i) L::quad_prepare(cur[u][mm][i]);
-            const int slot = (warp * kWarpGroups + u * S) % kGroupsPerRecord;
+        // This thread's scales: group q of the warp's four (step q / S, group q % S in it), for its rows.
+        float sc_a[MT][2][2], sc_b[MT][2][2];
+        {
+            const int uq = q / S, slot = (warp * kWarpGroups + uq * S) % kGroupsPerRecord;
+#pragma unroll
+            for (int mm = 0; mm < MT; ++mm)
+#pragma unroll
+                for (int i = 0; i < 2; ++i) {
+                    typename L::QuadRaw r = cur[0][mm][i];
+                    if constexpr (kSteps == 2)
+                        if (uq == 1) r = cur[1][mm][i];
+                    float a[2], b[2];
+                    L::quad_scales(r, q % S, slot, a, b);
+#pragma unroll
+                    for (int h = 0; h < 2; ++h)
+                        sc_a[mm][i][h] = a[h], sc_b[mm][i][h] = fmaf(float(L::kCodeBase), a[h], b[h]);
+                }
+        }
+#pragma unroll
+        for (int u = 0; u < kSteps; ++u)
 #pragma unroll
             for (int j = 0; j < S; ++j)
-                mma_group<L, NT, MT>(cur[u], j, slot, warp * kWarpGroups + u * S + j, gq, q, buf, acc);
-        }
+                mma_group<L, NT, MT>(cur[u], j, u * S + j, warp * kWarpGroups + u * S + j, gq, q, sc_a, sc_b,
+                                     buf, acc);
         __syncthreads();  // everyone is done with buf before chunk c + 2 goes there
 #pragma unroll
         for (int u = 0; u < kSteps; ++u)
@@ -1017,15 +1047,16 @@ constexpr bool kHasQuad = HasQuadStep<L>::value;
 template <class L>
 constexpr int kRawBytes = int(sizeof(typename L::QuadRaw)) * (kWarpGroups / L::kQuadStep);
 
-// Which batches take the tensor-core path: 9-16 tokens, and 5-8 on Q4_K (also Q4_K_M's mixed wq/wk/wv
-// launch), where it measured faster than the dp4a path on an H200 (bench/cuda/NOTES.md session 11); the dp4a
-// path otherwise. KINFER_MATVEC_MMA (read once): 0 never, 2 for every batch of 3-16 tokens (comparisons).
+// Which batches take the tensor-core path: 9-16 tokens, and 5-8 on Q4_K and Q6_K (Q4_K_M files; also their
+// mixed wq/wk/wv launch), where it measured faster than the dp4a path on an H200 (bench/cuda/NOTES.md session
+// 11; 5-8 tokens of Q8_0 were 8% slower); the dp4a path otherwise. KINFER_MATVEC_MMA (read once): 0 never, 2
+// for every batch of 3-16 tokens (comparisons).
 template <class L0, int NT>
 bool mma_for() {
     static const int mode = env_int("KINFER_MATVEC_MMA", 1);
     if (mode == 0) return false;
     if (mode == 2) return true;
-    return NT == 16 || (NT == 8 && std::is_same_v<L0, LayoutQ4_K>);
+    return NT == 16 || (NT == 8 && (std::is_same_v<L0, LayoutQ4_K> || std::is_same_v<L0, LayoutQ6_K>));
 }
 // Rows per block: 32 (each activation fragment feeds two tiles) on launches of at least 8192 rows (gate/up,
 // the output), 16 on the smaller ones (twice the blocks for the SMs). KINFER_MMA_ROWS=16 or 32 (read once)

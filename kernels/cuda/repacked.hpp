@@ -202,8 +202,16 @@ struct QuadWord {
 // The same for kQuadStep consecutive groups g0 .. g0 + kQuadStep - 1 of one record (g0 % kQuadStep == 0): the
 // layouts that have it define QuadRaw, load_quads(row, n_records, g0, q, QuadRaw&), which issues every load
 // of the step at once (the scale words once per step, not per group), quad_prepare(raw) once the loads are in
-// (conversions shared by the step's groups), and quad_word(raw, j, q, g0 % 8, QuadWord&) for group g0 + j,
-// equal to load_quad of that group; load_quads_at takes the step's position (row_pos of g0).
+// (conversions shared by the step's groups), then group g0 + j's codes, quad_codes(raw, j, q, c), and scales,
+// quad_scales(raw, j, g0 % 8, a, b) (j may vary across a warp's threads there: no register is indexed by it);
+// together (quad_word below) they equal load_quad of that group. load_quads_at takes the step's position
+// (row_pos of g0).
+
+template <class L>
+KINFER_HOST_DEVICE inline void quad_word(const typename L::QuadRaw& r, int j, int q, int slot, QuadWord& o) {
+    L::quad_codes(r, j, q, o.c);
+    L::quad_scales(r, j, slot, o.a, o.b);
+}
 
 KINFER_HOST_DEVICE inline uint32_t nibbles_of(uint32_t word, int h) {
     return (h ? word >> 4 : word) & 0x0f0f0f0fu;
@@ -291,10 +299,12 @@ struct LayoutQ4_0 {  // [d x8 halves][qs 8 x 16]
         for (int j = 0; j < 4; ++j) o.w[j] = M::load4(p.rec + 16 + 16 * (p.slot + j) + 4 * q);
     }
     KINFER_HOST_DEVICE static void quad_prepare(QuadRaw&) {}
-    KINFER_HOST_DEVICE static void quad_word(const QuadRaw& r, int j, int, int, QuadWord& o) {
-        o.c[0] = nibbles_of(r.w[j], 0), o.c[1] = nibbles_of(r.w[j], 1);
-        o.a[0] = o.a[1] = half_to_float(static_cast<uint16_t>(r.d[j / 2] >> (16 * (j % 2))));
-        o.b[0] = o.b[1] = -136.0f * o.a[0];
+    KINFER_HOST_DEVICE static void quad_codes(const QuadRaw& r, int j, int, uint32_t (&c)[2]) {
+        c[0] = nibbles_of(r.w[j], 0), c[1] = nibbles_of(r.w[j], 1);
+    }
+    KINFER_HOST_DEVICE static void quad_scales(const QuadRaw& r, int j, int, float (&a)[2], float (&b)[2]) {
+        a[0] = a[1] = half_to_float(static_cast<uint16_t>((j >= 2 ? r.d[1] : r.d[0]) >> (16 * (j % 2))));
+        b[0] = b[1] = -136.0f * a[0];
     }
     static constexpr int kCodeBase = 128;
     KINFER_HOST_DEVICE static void codes(const G& o, int h, uint32_t c[4]) {
@@ -404,10 +414,12 @@ struct LayoutQ8_0 {  // [d x8][qs 8 x 32], code = q + 128
         for (int h = 0; h < 2; ++h) o.w[j][h] = M::load4(p.rec + 16 + 32 * (p.slot + j) + 16 * h + 4 * q);
     }
     KINFER_HOST_DEVICE static void quad_prepare(QuadRaw&) {}
-    KINFER_HOST_DEVICE static void quad_word(const QuadRaw& r, int j, int, int, QuadWord& o) {
-        o.c[0] = r.w[j][0], o.c[1] = r.w[j][1];
-        o.a[0] = o.a[1] = half_to_float(static_cast<uint16_t>(r.d >> (16 * j)));
-        o.b[0] = o.b[1] = -32896.0f * o.a[0];
+    KINFER_HOST_DEVICE static void quad_codes(const QuadRaw& r, int j, int, uint32_t (&c)[2]) {
+        c[0] = r.w[j][0], c[1] = r.w[j][1];
+    }
+    KINFER_HOST_DEVICE static void quad_scales(const QuadRaw& r, int j, int, float (&a)[2], float (&b)[2]) {
+        a[0] = a[1] = half_to_float(static_cast<uint16_t>(r.d >> (16 * j)));
+        b[0] = b[1] = -32896.0f * a[0];
     }
     static constexpr int kCodeBase = 32768;
     KINFER_HOST_DEVICE static void codes(const G& o, int h, uint32_t c[4]) {
@@ -570,11 +582,13 @@ struct LayoutQ4_K {  // [meta 16][qs 8 x 16]
     }
     KINFER_HOST_DEVICE static void quad_prepare(QuadRaw& r) { quad_prepare_meta(r); }
     // Group g0 + j of the step (slot: g0 % 8), after quad_prepare.
-    KINFER_HOST_DEVICE static void quad_word(const QuadRaw& r, int j, int, int slot, QuadWord& o) {
-        o.c[0] = nibbles_of(r.w[j], 0), o.c[1] = nibbles_of(r.w[j], 1);
-        kquant_decode_prepared(r.meta, r.d, r.dmin, slot + j, o.a[0], o.b[0]);
-        o.a[1] = o.a[0];
-        o.b[1] = o.b[0];
+    KINFER_HOST_DEVICE static void quad_codes(const QuadRaw& r, int j, int, uint32_t (&c)[2]) {
+        c[0] = nibbles_of(r.w[j], 0), c[1] = nibbles_of(r.w[j], 1);
+    }
+    KINFER_HOST_DEVICE static void quad_scales(const QuadRaw& r, int j, int slot, float (&a)[2],
+                                               float (&b)[2]) {
+        kquant_decode_prepared(r.meta, r.d, r.dmin, slot + j, a[0], b[0]);
+        a[1] = a[0], b[1] = b[0];
     }
     static constexpr int kCodeBase = 128;
     KINFER_HOST_DEVICE static void codes(const G& o, int h, uint32_t c[4]) { LayoutQ4_0::codes(o, h, c); }
@@ -635,12 +649,14 @@ struct LayoutQ5_K {  // [meta 16][qh 8 x 4][qs 8 x 16]
         for (int j = 0; j < 4; ++j) o.w[j] = M::load4(p.rec + 48 + 16 * (p.slot + j) + 4 * q);
     }
     KINFER_HOST_DEVICE static void quad_prepare(QuadRaw& r) { LayoutQ4_K::quad_prepare_meta(r); }
-    KINFER_HOST_DEVICE static void quad_word(const QuadRaw& r, int j, int q, int slot, QuadWord& o) {
-        o.c[0] = nibbles_of(r.w[j], 0) | extra_bit(r.bits.w[j], q, 0, 4);
-        o.c[1] = nibbles_of(r.w[j], 1) | extra_bit(r.bits.w[j], q, 1, 4);
-        kquant_decode_prepared(r.meta, r.d, r.dmin, slot + j, o.a[0], o.b[0]);
-        o.a[1] = o.a[0];
-        o.b[1] = o.b[0];
+    KINFER_HOST_DEVICE static void quad_codes(const QuadRaw& r, int j, int q, uint32_t (&c)[2]) {
+        c[0] = nibbles_of(r.w[j], 0) | extra_bit(r.bits.w[j], q, 0, 4);
+        c[1] = nibbles_of(r.w[j], 1) | extra_bit(r.bits.w[j], q, 1, 4);
+    }
+    KINFER_HOST_DEVICE static void quad_scales(const QuadRaw& r, int j, int slot, float (&a)[2],
+                                               float (&b)[2]) {
+        kquant_decode_prepared(r.meta, r.d, r.dmin, slot + j, a[0], b[0]);
+        a[1] = a[0], b[1] = b[0];
     }
     static constexpr int kCodeBase = 128;
     KINFER_HOST_DEVICE static void codes(const G& o, int h, uint32_t c[4]) { LayoutQ5_0::codes(o, h, c); }
@@ -698,12 +714,15 @@ struct LayoutQ6_K {
         for (int j = 0; j < 2; ++j) o.lo[j] = M::load4(p.rec + 16 + 16 * (p.slot + j) + 4 * q);
     }
     KINFER_HOST_DEVICE static void quad_prepare(QuadRaw&) {}
-    KINFER_HOST_DEVICE static void quad_word(const QuadRaw& r, int j, int q, int, QuadWord& o) {
+    KINFER_HOST_DEVICE static void quad_codes(const QuadRaw& r, int j, int q, uint32_t (&c)[2]) {
+        KINFER_UNROLL
+        for (int h = 0; h < 2; ++h) c[h] = nibbles_of(r.lo[j], h) | two_bits(r.hi.w[2 * j + h], q, 4);
+    }
+    KINFER_HOST_DEVICE static void quad_scales(const QuadRaw& r, int j, int, float (&a)[2], float (&b)[2]) {
         KINFER_UNROLL
         for (int h = 0; h < 2; ++h) {
-            o.c[h] = nibbles_of(r.lo[j], h) | two_bits(r.hi.w[2 * j + h], q, 4);
-            o.a[h] = r.d * static_cast<float>(static_cast<int8_t>((r.sc >> (8 * (2 * j + h))) & 0xff));
-            o.b[h] = -160.0f * o.a[h];
+            a[h] = r.d * static_cast<float>(static_cast<int8_t>((r.sc >> (8 * (2 * j + h))) & 0xff));
+            b[h] = -160.0f * a[h];
         }
     }
     static constexpr int kCodeBase = 128;
