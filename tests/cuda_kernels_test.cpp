@@ -100,7 +100,7 @@ TEST_CASE(
                             // The step loads of the batch kernel: the same word from the group's step.
                             constexpr int S = L::kQuadStep;
                             typename L::QuadRaw raw;
-                            L::load_quads(row, n_records, g - g % S, q, raw);
+                            cuda::repacked::load_quads<L>(row, n_records, g - g % S, q, raw);
                             L::quad_prepare(raw);
                             cuda::repacked::QuadWord s;
                             cuda::repacked::quad_word<L>(raw, g % S, q, (g - g % S) % 8, s);

@@ -200,12 +200,12 @@ struct QuadWord {
     float a[2], b[2];
 };
 // The same for kQuadStep consecutive groups g0 .. g0 + kQuadStep - 1 of one record (g0 % kQuadStep == 0): the
-// layouts that have it define QuadRaw, load_quads(row, n_records, g0, q, QuadRaw&), which issues every load
-// of the step at once (the scale words once per step, not per group), quad_prepare(raw) once the loads are in
-// (conversions shared by the step's groups), then group g0 + j's codes, quad_codes(raw, j, q, c), and scales,
-// quad_scales(raw, j, g0 % 8, a, b) (j may vary across a warp's threads there: no register is indexed by it);
-// together (quad_word below) they equal load_quad of that group. load_quads_at takes the step's position
-// (row_pos of g0).
+// layouts that have it define QuadRaw, load_quads_at(row_pos of g0, q, QuadRaw&), which issues every load of
+// the step at once (the scale words once per step, not per group; load_quads below from a row),
+// quad_prepare(raw) once the loads are in (conversions shared by the step's groups), then group g0 + j's
+// codes, quad_codes(raw, j, q, c), and scales, quad_scales(raw, j, g0 % 8, a, b) (j may vary across a warp's
+// threads there: no register is indexed by it); together (quad_word below) they equal load_quad of that
+// group.
 
 template <class L>
 KINFER_HOST_DEVICE inline void quad_word(const typename L::QuadRaw& r, int j, int q, int slot, QuadWord& o) {
@@ -241,6 +241,13 @@ KINFER_HOST_DEVICE inline RowPos row_pos(const uint8_t* row, int n_records, int 
     const int r = int(unsigned(g) / kGroupsPerRecord);  // g >= 0: shifts, not a signed division
     return {row + static_cast<int64_t>(r) * kRecord,
             row + static_cast<int64_t>(n_records) * kRecord + r * kTail, int(unsigned(g) % kGroupsPerRecord)};
+}
+
+// The step loads of groups g0 .. g0 + kQuadStep - 1 of a row (the layouts' load_quads_at at row_pos of g0).
+template <class L>
+KINFER_HOST_DEVICE inline void load_quads(const uint8_t* row, int n_records, int g0, int q,
+                                          typename L::QuadRaw& o) {
+    L::load_quads_at(row_pos<L::kRecord, L::kTail>(row, n_records, g0), q, o);
 }
 
 // Groups g and g + 4 of one record (g % 8 < 4) for the decode product: layouts whose groups share a meta
@@ -288,10 +295,6 @@ struct LayoutQ4_0 {  // [d x8 halves][qs 8 x 16]
     struct QuadRaw {
         uint32_t w[4], d[2];
     };
-    template <class M = GlobalLoads>
-    KINFER_HOST_DEVICE static void load_quads(const uint8_t* row, int n_records, int g0, int q, QuadRaw& o) {
-        load_quads_at<M>(row_pos<kRecord, kTail>(row, n_records, g0), q, o);
-    }
     template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load_quads_at(const RowPos& p, int q, QuadRaw& o) {
         M::load8(p.rec + 2 * p.slot, o.d[0], o.d[1]);  // the 4 groups' d
@@ -402,10 +405,6 @@ struct LayoutQ8_0 {  // [d x8][qs 8 x 32], code = q + 128
     struct QuadRaw {
         uint32_t w[2][2], d;
     };
-    template <class M = GlobalLoads>
-    KINFER_HOST_DEVICE static void load_quads(const uint8_t* row, int n_records, int g0, int q, QuadRaw& o) {
-        load_quads_at<M>(row_pos<kRecord, kTail>(row, n_records, g0), q, o);
-    }
     template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load_quads_at(const RowPos& p, int q, QuadRaw& o) {
         o.d = M::load4(p.rec + 2 * p.slot);  // the 2 groups' d
@@ -566,10 +565,6 @@ struct LayoutQ4_K {  // [meta 16][qs 8 x 16]
         float d, dmin;  // set by quad_prepare
     };
     template <class M = GlobalLoads>
-    KINFER_HOST_DEVICE static void load_quads(const uint8_t* row, int n_records, int g0, int q, QuadRaw& o) {
-        load_quads_at<M>(row_pos<kRecord, kTail>(row, n_records, g0), q, o);
-    }
-    template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load_quads_at(const RowPos& p, int q, QuadRaw& o) {
         o.meta = M::load16(p.rec);
         KINFER_UNROLL
@@ -638,10 +633,6 @@ struct LayoutQ5_K {  // [meta 16][qh 8 x 4][qs 8 x 16]
         float d, dmin;  // set by quad_prepare
     };
     template <class M = GlobalLoads>
-    KINFER_HOST_DEVICE static void load_quads(const uint8_t* row, int n_records, int g0, int q, QuadRaw& o) {
-        load_quads_at<M>(row_pos<kRecord, kTail>(row, n_records, g0), q, o);
-    }
-    template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load_quads_at(const RowPos& p, int q, QuadRaw& o) {
         o.meta = M::load16(p.rec);
         o.bits = M::load16(p.rec + 16 + 4 * p.slot);  // the 4 groups' extra-bit words
@@ -701,10 +692,6 @@ struct LayoutQ6_K {
         Words4 hi;  // word 2 j + h: the high bits of group j's sub-group h
         float d;
     };
-    template <class M = GlobalLoads>
-    KINFER_HOST_DEVICE static void load_quads(const uint8_t* row, int n_records, int g0, int q, QuadRaw& o) {
-        load_quads_at<M>(row_pos<kRecord, kTail>(row, n_records, g0), q, o);
-    }
     template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load_quads_at(const RowPos& p, int q, QuadRaw& o) {
         o.hi = M::load16(p.rec + 144 + 8 * p.slot);
