@@ -267,6 +267,85 @@ TEST_CASE("cuda matvec: every type, 1..16 tokens, odd sizes, against the double 
     }
 }
 
+// Batches on the tensor-core path (matvec_mma_kernel): it takes rows of whole 32-group chunks only, which the
+// odd widths above never are. Two and three chunks (the double buffer's both halves, and an odd count), rows
+// past the end of a block of 16 and of 32, 3-16 tokens (KINFER_MATVEC_MMA=2 sends 3-4 and every type's 5-8
+// there too), and launches of over 8 192 rows, where the blocks take 32 rows.
+TEST_CASE(
+    "cuda matvec: batches on the tensor-core path (whole 32-group chunks) against the double reference") {
+    if (!have_gpu()) return;
+    std::mt19937 rng(17);
+    for (const GgmlType type : cuda_test::kDeviceTypes) {
+        const TypeTraits& t = type_traits(type);
+        CAPTURE(t.name);
+        for (const int64_t cols : {2048, 3072}) {
+            CAPTURE(cols);
+            const int64_t rows = 70;
+            const std::vector<uint8_t> gguf = cuda_test::random_rows(t, rows, cols, rng);
+            UploadedMatrix w = upload(t, gguf, rows, cols);
+            for (int n_tok : {3, 5, 8, 9, 16}) {
+                CAPTURE(n_tok);
+                const std::vector<float> x = random_floats(size_t(n_tok) * cols, rng);
+                cuda::DeviceBuffer xd = to_device(x);
+                cuda::DeviceBuffer xp = poisoned(size_t(n_tok) * cuda::activation_floats(cols));
+                cuda::prepare_activation(xd.as<float>(), n_tok, cols, xp.as<float>(), nullptr);
+                const int64_t stride = rows + 5;
+                cuda::DeviceBuffer od = poisoned(size_t(n_tok) * stride);
+                cuda::matvec(w.m, xp.as<float>(), n_tok, od.as<float>(), stride, nullptr);
+                check_product(t, gguf, rows, cols, x, n_tok, to_host<float>(od, size_t(n_tok) * stride),
+                              stride, 1e-4);
+            }
+        }
+    }
+    for (const GgmlType type : {GgmlType::Q4_K, GgmlType::Q8_0, GgmlType::Q4_0}) {
+        const TypeTraits& t = type_traits(type);
+        CAPTURE(t.name);
+        const int64_t cols = 1024, rows = 8200;
+        const std::vector<uint8_t> gguf = cuda_test::random_rows(t, rows, cols, rng);
+        UploadedMatrix w = upload(t, gguf, rows, cols);
+        for (int n_tok : {5, 16}) {
+            CAPTURE(n_tok);
+            const std::vector<float> x = random_floats(size_t(n_tok) * cols, rng);
+            cuda::DeviceBuffer xd = to_device(x);
+            cuda::DeviceBuffer xp = poisoned(size_t(n_tok) * cuda::activation_floats(cols));
+            cuda::prepare_activation(xd.as<float>(), n_tok, cols, xp.as<float>(), nullptr);
+            cuda::DeviceBuffer od = poisoned(size_t(n_tok) * rows);
+            cuda::matvec(w.m, xp.as<float>(), n_tok, od.as<float>(), rows, nullptr);
+            check_product(t, gguf, rows, cols, x, n_tok, to_host<float>(od, size_t(n_tok) * rows), rows,
+                          1e-4);
+        }
+    }
+    // Q4_K_M's wq/wk/wv: two Q4_K matrices and a Q6_K one in one launch (blocks of either layout).
+    const TypeTraits& t4 = type_traits(GgmlType::Q4_K);
+    const TypeTraits& t6 = type_traits(GgmlType::Q6_K);
+    const int64_t cols = 2048;
+    const int64_t n_rows[3] = {64, 40, 40};
+    std::vector<std::vector<uint8_t>> gguf;
+    std::vector<UploadedMatrix> m;
+    for (int i = 0; i < 3; ++i) {
+        const TypeTraits& t = i < 2 ? t4 : t6;
+        gguf.push_back(cuda_test::random_rows(t, n_rows[i], cols, rng));
+        m.push_back(upload(t, gguf.back(), n_rows[i], cols));
+    }
+    for (int n_tok : {8, 16}) {
+        CAPTURE(n_tok);
+        const std::vector<float> x = random_floats(size_t(n_tok) * cols, rng);
+        cuda::DeviceBuffer xd = to_device(x);
+        cuda::DeviceBuffer xp = poisoned(size_t(n_tok) * cuda::activation_floats(cols));
+        cuda::prepare_activation(xd.as<float>(), n_tok, cols, xp.as<float>(), nullptr);
+        std::vector<cuda::DeviceBuffer> od;
+        cuda::MatvecOut outs[3];
+        for (int i = 0; i < 3; ++i) {
+            od.push_back(poisoned(size_t(n_tok) * n_rows[i]));
+            outs[i] = {&m[size_t(i)].m, od.back().as<float>(), n_rows[i]};
+        }
+        cuda::matvecs(outs, 3, xp.as<float>(), n_tok, nullptr);
+        for (int i = 0; i < 3; ++i)
+            check_product(i < 2 ? t4 : t6, gguf[size_t(i)], n_rows[i], cols, x, n_tok,
+                          to_host<float>(od[size_t(i)], size_t(n_tok) * n_rows[i]), n_rows[i], 1e-4);
+    }
+}
+
 // Rows wider than one step of the block (2 x 64 groups): the loop over steps, a partial last step, and for
 // KINFER_MATVEC_VARIANT 4/5 the pipelined hand-over from one row set to the next.
 TEST_CASE("cuda matvec: one and two tokens, wide rows, against the double reference") {
