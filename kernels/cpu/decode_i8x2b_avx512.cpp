@@ -11,7 +11,7 @@
 // exact in int32 up to the float products (|127 H_b + L_b| <= 32 * 255 * 16129). The offset (Q8_0's +128
 // from reading signed codes as w ^ 0x80, Q4_0's -8 ... +8 codes) multiplies step_b * C_b, prepared with x.
 // Batches of 4 and 8 tokens take 512-bit int16 products on transposed blocks instead (slices16; rows of a
-// single group, 256 elements: slices8 on 256-bit vectors), with the same sums.
+// single group, 256 elements: slices8), with the same sums.
 //
 // This file alone is built with -mavx512f/bw/vl/vnni and only runs where detected_isa() allows it.
 #include "kernels/cpu/decode_table.hpp"
@@ -377,20 +377,21 @@ inline __m256i codes8(const uint8_t* p, UQ4_0) {
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), low), _mm_and_si128(q, low));
 }
 
-// The 8 blocks' codes of a row of one group (nb == 8) as 16 vectors of 8 lanes: lane l of vector k holds
-// elements 2 k and 2 k + 1 of block kLaneBlock[l] as an int16 pair (the low halves of what transpose16
-// makes of these blocks and eight zero ones). The element pairs are 16-bit words of the code bytes, so the
-// transposition runs on words, 8 blocks x 16 words, as two 8 x 8 transposes in the 128-bit halves (words
-// 0..7 and 8..15), before the widening: 24 256-bit shuffles instead of 40 512-bit ones.
+// The 8 blocks' codes of a row of one group (nb == 8) as 16 vectors of 8 lanes, two to a 512-bit register
+// (out[i]: vectors 2 i and 2 i + 1): lane l of vector k holds elements 2 k and 2 k + 1 of block kLaneBlock[l]
+// as an int16 pair (the low halves of what transpose16 makes of these blocks and eight zero ones). The
+// element pairs are 16-bit words of the code bytes, so the transposition runs on words, 8 blocks x 16 words,
+// as two 8 x 8 transposes in the 128-bit halves (words 0..7 and 8..15), before the widening: 24 256-bit
+// shuffles instead of 40 512-bit ones.
 template <class U>
-inline void transpose8(const uint8_t* p, __m256i* out) {
+inline void transpose8(const uint8_t* p, __m512i* out) {
     __m256i in[8], a[4], b[4], c[4], e[4];
     for (int l = 0; l < 8; ++l) in[l] = codes8(p + size_t(kLaneBlock[l]) * U::kBytes, U{});
-    for (int i = 0; i < 4; ++i) {  // a[i]: words 0..3 of blocks 2i, 2i + 1 interleaved; b[i]: words 4..7
+    for (int i = 0; i < 4; ++i) {
         a[i] = _mm256_unpacklo_epi16(in[2 * i], in[2 * i + 1]);
         b[i] = _mm256_unpackhi_epi16(in[2 * i], in[2 * i + 1]);
     }
-    for (int h = 0; h < 2; ++h) {  // c[2h], c[2h+1]: words 0, 1 and 2, 3 of blocks 4h .. 4h + 3; e: 4..7
+    for (int h = 0; h < 2; ++h) {
         c[2 * h] = _mm256_unpacklo_epi32(a[2 * h], a[2 * h + 1]);
         c[2 * h + 1] = _mm256_unpackhi_epi32(a[2 * h], a[2 * h + 1]);
         e[2 * h] = _mm256_unpacklo_epi32(b[2 * h], b[2 * h + 1]);
@@ -405,10 +406,10 @@ inline void transpose8(const uint8_t* p, __m256i* out) {
     o[5] = _mm256_unpackhi_epi64(e[0], e[2]);
     o[6] = _mm256_unpacklo_epi64(e[1], e[3]);
     o[7] = _mm256_unpackhi_epi64(e[1], e[3]);
-    for (int j = 0; j < 8; ++j) {
-        const __m512i w = _mm512_cvtepu8_epi16(o[j]);
-        out[j] = _mm512_castsi512_si256(w);
-        out[j + 8] = _mm512_extracti64x4_epi64(w, 1);
+    for (int j = 0; j < 8; j += 2) {  // widened: {vector j, vector j + 8}, {j + 1, j + 9}
+        const __m512i x = _mm512_cvtepu8_epi16(o[j]), y = _mm512_cvtepu8_epi16(o[j + 1]);
+        out[j / 2] = _mm512_shuffle_i64x2(x, y, 0x44);      // vectors j, j + 1
+        out[4 + j / 2] = _mm512_shuffle_i64x2(x, y, 0xEE);  // vectors j + 8, j + 9
     }
 }
 
@@ -437,35 +438,40 @@ inline __m256 hsums(const __m256* v) {
     return _mm256_add_ps(_mm256_add_ps(s0, s2), _mm256_add_ps(s1, s3));
 }
 
-// Rows of one group of 8 blocks (the demo model's 256) for TT >= 4 tokens: slices16's transposed form on
-// 256-bit vectors, since a pair of groups does not exist here. The row's codes are transposed once; 16
-// vpdpwssd per token leave the 8 block sums in lanes in slot order (the low half of ct), where group8 spends
-// 16 vpdpbusd and two horizontal reductions per token. Same exact int32 sums, then the same float operations
-// as group8 and tile, so a token gets the bits it gets alone.
+// Rows of one group of 8 blocks (the demo model's 256) for TT >= 4 tokens: slices16's transposed form, since
+// a pair of groups does not exist here. The row's codes are transposed once; per token 8 vpdpwssd of 512 bits
+// (two 8-lane vectors each: transpose8, and the tokens' ct copied once per call two vectors to 64 bytes)
+// leave the 8 block sums in lanes in slot order, the two halves added at the end, where group8 spends 16
+// vpdpbusd and two horizontal reductions per token. Against 16 of 256 bits: kinfer_bench 32768x256 x 8
+// tokens, one thread, 1.00 -> 0.99 ms (Q8_0), 1.07 -> 1.03 (Q4_0); the pass is not bound by the vpdpwssd
+// count alone. Same exact int32 sums, then the same float operations as group8 and tile, so a token gets the
+// bits it gets alone.
 template <class U, int TT>
 void slices8(const uint8_t* rows, size_t row_bytes, const Tok* tok, float* out, int64_t out_stride,
              int n_rows) {
-    constexpr int NA = TT < 8 ? 2 : 1;  // chains per token: 16 dependent vpdpwssd would bound 4 tokens
+    constexpr int NA = TT < 8 ? 2 : 1;  // chains per token: 8 dependent vpdpwssd would bound 4 tokens
+    alignas(64) int32_t ct[TT][16][8];  // ct[t][k]: vector k of token t's low half
+    for (int t = 0; t < TT; ++t)
+        for (int k = 0; k < 16; ++k) std::memcpy(ct[t][k], tok[t].ct + 16 * k, 32);
     for (int r = 0; r < n_rows; ++r) {
         const uint8_t* p = rows + size_t(r) * row_bytes;
         prefetch_ahead(p, 8 * U::kBytes);
         const __m256 d = block_scales<U>(p);
-        __m256i wt[16];
+        __m512i wt[8];
         transpose8<U>(p, wt);
-        __m256i ia[TT][NA];
+        __m512i ia[TT][NA];
         for (int t = 0; t < TT; ++t)
-            for (int a = 0; a < NA; ++a) ia[t][a] = _mm256_setzero_si256();
-#pragma GCC unroll 16
-        for (int k = 0; k < 16; ++k)
+            for (int a = 0; a < NA; ++a) ia[t][a] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; ++k)
 #pragma GCC unroll 8
             for (int t = 0; t < TT; ++t)
-                ia[t][k % NA] = _mm256_dpwssd_epi32(
-                    ia[t][k % NA], wt[k],
-                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tok[t].ct + 16 * k)));
+                ia[t][k % NA] = _mm512_dpwssd_epi32(ia[t][k % NA], wt[k], _mm512_load_si512(ct[t][2 * k]));
         __m256 acc[TT], offs[TT];
         for (int t = 0; t < TT; ++t) {
-            __m256i c = ia[t][0];
-            if constexpr (NA == 2) c = _mm256_add_epi32(c, ia[t][1]);
+            __m512i c2 = ia[t][0];
+            if constexpr (NA == 2) c2 = _mm512_add_epi32(c2, ia[t][1]);
+            const __m256i c = _mm256_add_epi32(_mm512_castsi512_si256(c2), _mm512_extracti64x4_epi64(c2, 1));
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c), _mm256_mul_ps(d, _mm256_loadu_ps(tok[t].step)),
                                      _mm256_setzero_ps());
             offs[t] = _mm256_fmadd_ps(d, _mm256_loadu_ps(tok[t].off), _mm256_setzero_ps());
