@@ -190,6 +190,15 @@ cuda::DeviceBuffer poisoned(size_t n_floats) {
     return to_device(std::vector<float>(n_floats, NAN));
 }
 
+// x (n_tok rows of cols) on the device in matvec's prepared layout (the raw copy is freed by cudaFree, which
+// waits for the device).
+cuda::DeviceBuffer prepared_activation(const std::vector<float>& x, int n_tok, int64_t cols) {
+    cuda::DeviceBuffer xd = to_device(x);
+    cuda::DeviceBuffer xp = poisoned(size_t(n_tok) * cuda::activation_floats(cols));
+    cuda::prepare_activation(xd.as<float>(), n_tok, cols, xp.as<float>(), nullptr);
+    return xp;
+}
+
 std::vector<float> random_floats(size_t n, std::mt19937& rng, float scale = 1.0f) {
     std::normal_distribution<float> dist(0.0f, scale);
     std::vector<float> v(n);
@@ -286,9 +295,7 @@ TEST_CASE(
             for (int n_tok : {3, 5, 8, 9, 16}) {
                 CAPTURE(n_tok);
                 const std::vector<float> x = random_floats(size_t(n_tok) * cols, rng);
-                cuda::DeviceBuffer xd = to_device(x);
-                cuda::DeviceBuffer xp = poisoned(size_t(n_tok) * cuda::activation_floats(cols));
-                cuda::prepare_activation(xd.as<float>(), n_tok, cols, xp.as<float>(), nullptr);
+                const cuda::DeviceBuffer xp = prepared_activation(x, n_tok, cols);
                 const int64_t stride = rows + 5;
                 cuda::DeviceBuffer od = poisoned(size_t(n_tok) * stride);
                 cuda::matvec(w.m, xp.as<float>(), n_tok, od.as<float>(), stride, nullptr);
@@ -306,9 +313,7 @@ TEST_CASE(
         for (int n_tok : {5, 16}) {
             CAPTURE(n_tok);
             const std::vector<float> x = random_floats(size_t(n_tok) * cols, rng);
-            cuda::DeviceBuffer xd = to_device(x);
-            cuda::DeviceBuffer xp = poisoned(size_t(n_tok) * cuda::activation_floats(cols));
-            cuda::prepare_activation(xd.as<float>(), n_tok, cols, xp.as<float>(), nullptr);
+            const cuda::DeviceBuffer xp = prepared_activation(x, n_tok, cols);
             cuda::DeviceBuffer od = poisoned(size_t(n_tok) * rows);
             cuda::matvec(w.m, xp.as<float>(), n_tok, od.as<float>(), rows, nullptr);
             check_product(t, gguf, rows, cols, x, n_tok, to_host<float>(od, size_t(n_tok) * rows), rows,
@@ -330,9 +335,7 @@ TEST_CASE(
     for (int n_tok : {8, 16}) {
         CAPTURE(n_tok);
         const std::vector<float> x = random_floats(size_t(n_tok) * cols, rng);
-        cuda::DeviceBuffer xd = to_device(x);
-        cuda::DeviceBuffer xp = poisoned(size_t(n_tok) * cuda::activation_floats(cols));
-        cuda::prepare_activation(xd.as<float>(), n_tok, cols, xp.as<float>(), nullptr);
+        const cuda::DeviceBuffer xp = prepared_activation(x, n_tok, cols);
         std::vector<cuda::DeviceBuffer> od;
         cuda::MatvecOut outs[3];
         for (int i = 0; i < 3; ++i) {
