@@ -485,18 +485,25 @@ struct LayoutQ3_K {
 // Q4_K / Q5_K meta (16 bytes): d, dmin, bytes 4 + j = scale of group j (6 bits) | top 2 bits of its min << 6,
 // then the mins' low nibbles (bits 4j of the last word). One byte permute finds group j's byte.
 // One 16-byte load of the meta (the 8 threads of a record share it through L1).
+// Group j's byte of the re-laid scale word (6-bit scale | top bits of the min << 6): byte j of {w2:w1}.
+KINFER_HOST_DEVICE inline uint32_t kquant_byte(const Words4& meta, int j) {
+#if defined(__CUDA_ARCH__)
+    return __byte_perm(meta.w[1], meta.w[2], unsigned(j));
+#else
+    return static_cast<uint32_t>(((uint64_t(meta.w[2]) << 32 | meta.w[1]) >> (8 * j)) & 0xffu);
+#endif
+}
+// Group j's 6-bit min: its low nibble from w3, its top bits from the byte.
+KINFER_HOST_DEVICE inline uint32_t kquant_min(const Words4& meta, uint32_t byte, int j) {
+    return ((meta.w[3] >> (4 * j)) & 15u) | ((byte >> 2) & 0x30u);
+}
+
 KINFER_HOST_DEVICE inline void kquant_decode(const Words4& meta, int j, float& a, float& b) {
     const float d = half_to_float(static_cast<uint16_t>(meta.w[0] & 0xffffu));
     const float dmin = half_to_float(static_cast<uint16_t>(meta.w[0] >> 16));
-#if defined(__CUDA_ARCH__)
-    const uint32_t byte = __byte_perm(meta.w[1], meta.w[2], unsigned(j));  // byte j of {w2:w1} in byte 0
-#else
-    const uint32_t byte = static_cast<uint32_t>(((uint64_t(meta.w[2]) << 32 | meta.w[1]) >> (8 * j)) & 0xffu);
-#endif
-    const float sc = static_cast<float>(byte & 63u);
-    const float mn = static_cast<float>(((meta.w[3] >> (4 * j)) & 15u) | ((byte >> 2) & 0x30u));
-    a = d * sc;
-    b = -128.0f * a - dmin * mn;
+    const uint32_t byte = kquant_byte(meta, j);
+    a = d * static_cast<float>(byte & 63u);
+    b = -128.0f * a - dmin * static_cast<float>(kquant_min(meta, byte, j));
 }
 template <class M = GlobalLoads>
 KINFER_HOST_DEVICE inline void kquant_scale_min(const uint8_t* meta_ptr, int j, float& a, float& b) {
@@ -517,13 +524,9 @@ KINFER_HOST_DEVICE inline float small_to_float(uint32_t u) {
 // tensor-core path converts them once per record and row (quad_prepare), not once per group.
 KINFER_HOST_DEVICE inline void kquant_decode_prepared(const Words4& meta, float d, float dmin, int j,
                                                       float& a, float& b) {
-#if defined(__CUDA_ARCH__)
-    const uint32_t byte = __byte_perm(meta.w[1], meta.w[2], unsigned(j));
-#else
-    const uint32_t byte = static_cast<uint32_t>(((uint64_t(meta.w[2]) << 32 | meta.w[1]) >> (8 * j)) & 0xffu);
-#endif
+    const uint32_t byte = kquant_byte(meta, j);
     a = d * small_to_float(byte & 63u);
-    b = -128.0f * a - dmin * small_to_float(((meta.w[3] >> (4 * j)) & 15u) | ((byte >> 2) & 0x30u));
+    b = -128.0f * a - dmin * small_to_float(kquant_min(meta, byte, j));
 }
 
 struct LayoutQ4_K {  // [meta 16][qs 8 x 16]
