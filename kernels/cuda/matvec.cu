@@ -516,7 +516,8 @@ __device__ __forceinline__ void cp_async_wait() {
 // every (row, token) sum is one warp's groups in order, then the 8 warps' sums added in warp order in shared
 // memory (deterministic, but another order than the one-token path: a token's outputs differ from its
 // one-token result by float rounding, not bit for bit). Measured (bench/cuda/NOTES.md session 11): 16 tokens
-// 39.5 us on that matrix, 8 tokens 29.7 against dp4a's 34.9. On by default for the batches where it measured faster (mma_for).
+// 39.5 us on that matrix, 8 tokens 29.7 against dp4a's 34.9. On by default for the batches where it measured
+// faster (mma_for).
 constexpr int kMmaWarps = 8;
 
 // d = A (16 x 32, u8: rows g, g + 8 in a0 / a1 for k 4q.., a2 / a3 for k 16 + 4q..) x B (32 x 8, s8) + d.
@@ -1048,9 +1049,9 @@ template <class L>
 constexpr int kRawBytes = int(sizeof(typename L::QuadRaw)) * (kWarpGroups / L::kQuadStep);
 
 // Which batches take the tensor-core path (KINFER_MATVEC_MMA, read once). 1 (the default): 9-16 tokens, and
-// 5-8 on Q4_K and Q6_K (Q4_K_M files; also their mixed wq/wk/wv launch), where it measured faster than the dp4a
-// path on an H200 (bench/cuda/NOTES.md session 11; 5-8 tokens of Q8_0 were 8% slower). 0: none (dp4a for every
-// batch). 2: every batch of 3-16 tokens (comparisons). Its reference test: "cuda matvec: batches on the
+// 5-8 on Q4_K and Q6_K (Q4_K_M files; also their mixed wq/wk/wv launch), where it measured faster than the
+// dp4a path on an H200 (bench/cuda/NOTES.md session 11; 5-8 tokens of Q8_0 were 8% slower). 0: none (dp4a for
+// every batch). 2: every batch of 3-16 tokens (comparisons). Its reference test: "cuda matvec: batches on the
 // tensor-core path" (session 12: passes in every mode, memcheck and racecheck clean).
 template <class L0, int NT>
 bool mma_for() {
