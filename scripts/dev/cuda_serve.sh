@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One device call for issue 12's GPU figures: `infer serve --device cuda --parallel 8` under
+# bench/serve_load.py (the device machine has Python, not Node), 1 stream then 8 concurrent streams, on a
+# synthesized Mistral-7B Q4_K_M file and on the demo model, ROUNDS times each (default 2); `infer bench -s 1,8`
+# beside it for the engine without HTTP. Run from the repository root on the GPU machine:
+#   scripts/dev/cuda_serve.sh [deps-dir]      (deps-dir: as scripts/dev/cuda_check.sh)
+# Environment: ROUNDS, REQUESTS (per level, default 32), MAX_TOKENS (default 128), TYPES (default Q4_K_M).
+set -uo pipefail
+DEPS=${1:-}
+OUT=${OUT:-/tmp/cuda_serve_out}
+KB=${KB:-/tmp/kb}
+ROUNDS=${ROUNDS:-2} REQUESTS=${REQUESTS:-32} MAX_TOKENS=${MAX_TOKENS:-128} TYPES=${TYPES:-Q4_K_M}
+mkdir -p "$OUT"
+source "$(dirname "$0")/cuda_deps.sh" "$DEPS"
+t0=$(date +%s)
+kb_build "$KB" infer
+echo "built after $(( $(date +%s) - t0 )) s"
+models=()
+for t in $TYPES; do
+  f=/tmp/m-$t.gguf
+  [[ -f $f ]] || "$KB/bin/infer" synth -o "$f" --preset mistral-7b --type "$t" --quiet > "$OUT/synth-$t.log" 2>&1
+  models+=("$f")
+done
+models+=(models/kjv-q8_0.gguf)
+port=18700
+for m in "${models[@]}"; do
+  name=$(basename "$m" .gguf)
+  "$KB/bin/infer" bench -m "$m" --device cuda --no-bandwidth -p 0 -n "$MAX_TOKENS" -r 2 -s 1,8 2>&1 |
+    grep "|" | grep tg | awk -F'|' -v n="$name" '{print n" engine: "$8" "$9}'
+  for r in $(seq "$ROUNDS"); do
+    port=$((port + 1))
+    "$KB/bin/infer" serve -m "$m" --device cuda --parallel 8 --ctx 1024 --port "$port" > "$OUT/serve-$name-$r.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 240); do python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+      "http://127.0.0.1:$port/health" 2> /dev/null && break; sleep 0.5; done
+    timeout 400 python3 bench/serve_load.py --url "http://127.0.0.1:$port" --streams 1,8 --requests "$REQUESTS" \
+      --max-tokens "$MAX_TOKENS" --temperature 0 2>&1 | sed "s/^/$name round $r: /"
+    kill "$pid"; wait "$pid" 2> /dev/null
+  done
+done
+echo "done after $(( $(date +%s) - t0 )) s"
