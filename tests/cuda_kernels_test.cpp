@@ -761,6 +761,26 @@ TEST_CASE("cuda rope + KV store and attention: several sequences, GQA, windows, 
             if (!(std::fabs(out1[i] - out[2 * q_dim + i]) <= 1e-5f * (1 + std::fabs(out[2 * q_dim + i]))))
                 ++differ1;
         CHECK(differ1 == 0);
+        // The same step launched for a 4096-position context (as a decode graph is, for every depth): each
+        // row's splits follow its own length, the launch's extra splits do nothing, the counters end at zero.
+        {
+            const int big_kv = 4096;
+            cuda::DeviceBuffer scratch_big(
+                sizeof(float) * std::max<size_t>(1, cuda::attention_scratch_floats(shape, n_tok, big_kv)),
+                "scratch");
+            cuda::DeviceBuffer odb = poisoned(size_t(n_tok) * q_dim);
+            for (int rep = 0; rep < 2; ++rep)
+                cuda::attention(qd.as<float>(), rd.as<cuda::KvRow>(), n_tok, layer, shape, scale, big_kv,
+                                odb.as<float>(), nullptr, scratch_big.as<float>(), counters.as<int>(),
+                                nullptr);
+            CHECK(to_host<int>(counters, cuda::attention_counters(shape, n_tok)) ==
+                  std::vector<int>(cuda::attention_counters(shape, n_tok), 0));
+            const std::vector<float> outb = to_host<float>(odb, q.size());
+            int differ_big = 0;
+            for (size_t i = 0; i < outb.size(); ++i)
+                if (!(std::fabs(outb[i] - out[i]) <= 1e-5f * (1 + std::fabs(out[i])))) ++differ_big;
+            CHECK(differ_big == 0);
+        }
 
         // CPU: rotate, store into host copies of the caches, attend row by row.
         int bad_q = 0, bad_kv = 0, bad_out = 0;

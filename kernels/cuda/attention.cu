@@ -121,6 +121,27 @@ __device__ __forceinline__ void words_to_floats(const uint32_t (&w)[W], float (&
     }
 }
 
+// The positions of one block (split) of a row's slice, sized by the row's own length: the launch is sized
+// for the whole context (a decode graph serves every depth), so a row of len positions uses only
+// active = ceil(len / min_chunk) of the n_splits (at most), chunks of ceil(len / active); the other blocks
+// exit at once and the merge reads only the active splits' partials. A context of 4096 positions holding 150
+// would otherwise give 64 splits of 64 positions, 3 with work and a merge over all 64, in every layer.
+// min_chunk 0: the old fixed slicing (split * chunk), for comparisons (KINFER_ATTN_FIXED_SPLITS=1).
+struct SplitRange {
+    int begin, end, active;
+};
+__device__ __forceinline__ SplitRange split_range(const KvRow& row, int split, int n_splits, int min_chunk,
+                                                  int chunk) {
+    const int len = row.pos + 1 - row.first;
+    int active = n_splits;
+    if (min_chunk > 0) {
+        active = min(n_splits, max(1, (len + min_chunk - 1) / min_chunk));
+        chunk = (len + active - 1) / active;
+    }
+    const int begin = row.first + split * chunk;
+    return {begin, min(row.pos + 1, begin + chunk), active};
+}
+
 // The splits' partials of one (row, head) (pp: n_splits entries of HD + 2 floats) into its output, by the
 // whole block: threads over the splits for the weights, then warps over the splits and lanes over the
 // dimensions (coalesced, four splits' loads in flight per lane; one thread per dimension looping over every
@@ -170,17 +191,19 @@ __device__ void merge_splits(const float* pp, int n_splits, int64_t t, int head,
 template <int DPL>
 __global__ void __launch_bounds__(kThreads)
     attention_kernel(const float* __restrict__ q, const KvRow* __restrict__ rows, int layer, int n_head,
-                     int n_head_kv, float scale, int chunk, float* __restrict__ out,
+                     int n_head_kv, float scale, int min_chunk, int chunk, float* __restrict__ out,
                      float* __restrict__ prepared, int64_t prepared_stride, float* __restrict__ partial,
                      int* __restrict__ counters) {
     constexpr int HD = DPL * kLanesPerPos;
     wait_for_producer();
-    const int split = blockIdx.x, head = blockIdx.y, t = blockIdx.z, n_splits = gridDim.x;
+    const int split = blockIdx.x, head = blockIdx.y, t = blockIdx.z, grid_splits = gridDim.x;
     const KvRow row = rows[t];
+    const SplitRange range = split_range(row, split, grid_splits, min_chunk, chunk);
+    if (split >= range.active) return;  // past the row's length: no positions, no partial
+    const int n_splits = range.active;
     const int kv_head = head / (n_head / n_head_kv);
     const int kv_dim = n_head_kv * HD;
-    const int p_begin = row.first + split * chunk;
-    const int p_end = min(row.pos + 1, p_begin + chunk);
+    const int p_begin = range.begin, p_end = range.end;
 
     const int lane = threadIdx.x % kLanesPerPos, pg = threadIdx.x / kLanesPerPos;
     float qv[DPL];
@@ -239,7 +262,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int i = 0; i < kPosGroups; ++i) big = fmaxf(big, s_m[i]);
     const int64_t pstride = HD + 2;
-    float* pp = partial + ((static_cast<int64_t>(t) * n_head + head) * n_splits) * pstride;
+    float* pp = partial + ((static_cast<int64_t>(t) * n_head + head) * grid_splits) * pstride;
     for (int d = threadIdx.x; d < HD; d += kThreads) {
         float sum_l = 0.0f, o = 0.0f;
         if (big != -INFINITY) {
@@ -283,14 +306,16 @@ __global__ void __launch_bounds__(kThreads)
 template <int DPL, int G>
 __global__ void __launch_bounds__(kThreads)
     attention_gqa_kernel(const float* __restrict__ q, const KvRow* __restrict__ rows, int layer, int n_head,
-                         int n_head_kv, float scale, int chunk, float* __restrict__ out,
+                         int n_head_kv, float scale, int min_chunk, int chunk, float* __restrict__ out,
                          float* __restrict__ prepared, int64_t prepared_stride, float* __restrict__ partial) {
     constexpr int HD = DPL * kGqaLanes;
-    const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z, n_splits = gridDim.x;
+    const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z, grid_splits = gridDim.x;
     const KvRow row = rows[t];  // written before the step's first kernel
+    const SplitRange range = split_range(row, split, grid_splits, min_chunk, chunk);
+    if (split >= range.active) return;  // past the row's length (combine_kernel merges only active ones)
+    const int n_splits = range.active;
     const int kv_dim = n_head_kv * HD;
-    const int p_begin = row.first + split * chunk;
-    const int p_end = min(row.pos + 1, p_begin + chunk);
+    const int p_begin = range.begin, p_end = range.end;
     const int lane = threadIdx.x % kGqaLanes, pg = threadIdx.x / kGqaLanes;
     const int64_t base = static_cast<int64_t>(layer) * row.layer_elems + kvh * HD + lane * DPL;
     const uint16_t* kb = row.k + base;
@@ -394,7 +419,8 @@ __global__ void __launch_bounds__(kThreads)
             write_output(sum_l > 0.0f ? o / sum_l : 0.0f, t, head, HD, n_head, d, out, prepared,
                          prepared_stride);
         } else {
-            float* pp = partial + ((static_cast<int64_t>(t) * n_head + head) * n_splits + split) * (HD + 2);
+            float* pp =
+                partial + ((static_cast<int64_t>(t) * n_head + head) * grid_splits + split) * (HD + 2);
             pp[d] = o;
             if (d == 0) pp[HD] = big, pp[HD + 1] = sum_l;
         }
@@ -404,11 +430,15 @@ __global__ void __launch_bounds__(kThreads)
 // Merges the splits of one (row, head) for attention_gqa_kernel: block (head, row).
 template <int HD>
 __global__ void __launch_bounds__(kThreads)
-    combine_kernel(const float* __restrict__ partial, int n_head, int n_splits, float* __restrict__ out,
+    combine_kernel(const float* __restrict__ partial, const KvRow* __restrict__ rows, int n_head,
+                   int n_splits, int min_chunk, int chunk, float* __restrict__ out,
                    float* __restrict__ prepared, int64_t prepared_stride) {
+    // Waits even where it has nothing to do: the kernels after it take its completion for the attention's.
     wait_for_producer();
     const int head = blockIdx.x, t = blockIdx.y;
-    merge_splits<HD>(partial + (static_cast<int64_t>(t) * n_head + head) * n_splits * (HD + 2), n_splits, t,
+    const int active = split_range(rows[t], 0, n_splits, min_chunk, chunk).active;
+    if (active == 1) return;  // the one split wrote the output itself
+    merge_splits<HD>(partial + (static_cast<int64_t>(t) * n_head + head) * n_splits * (HD + 2), active, t,
                      head, n_head, out, prepared, prepared_stride);
 }
 
@@ -443,7 +473,7 @@ struct AttentionArgs {
     int n_tokens, layer;
     AttentionShape shape;
     float scale;
-    int n_splits, chunk;
+    int n_splits, min_chunk, chunk;
     float *out, *prepared, *scratch;
     int* counters;
 };
@@ -452,7 +482,7 @@ template <int DPL>
 void launch(const AttentionArgs& a, cudaStream_t s) {
     const dim3 grid(a.n_splits, a.shape.n_head, a.n_tokens);
     launch_kernel(attention_kernel<DPL>, grid, kThreads, 0, s, a.q, a.rows, a.layer, a.shape.n_head,
-                  a.shape.n_head_kv, a.scale, a.chunk, a.out, a.prepared,
+                  a.shape.n_head_kv, a.scale, a.min_chunk, a.chunk, a.out, a.prepared,
                   activation_floats(int64_t(a.shape.n_head) * a.shape.head_dim), a.scratch, a.counters);
 }
 
@@ -461,12 +491,12 @@ void launch_gqa(const AttentionArgs& a, cudaStream_t s) {
     constexpr int HD = DPL * kGqaLanes;
     const int64_t pstride = activation_floats(int64_t(a.shape.n_head) * a.shape.head_dim);
     launch_kernel(attention_gqa_kernel<DPL, kGqaHeads>, dim3(a.n_splits, a.shape.n_head_kv, a.n_tokens),
-                  kThreads, 0, s, a.q, a.rows, a.layer, a.shape.n_head, a.shape.n_head_kv, a.scale, a.chunk,
-                  a.out, a.prepared, pstride, a.scratch);
+                  kThreads, 0, s, a.q, a.rows, a.layer, a.shape.n_head, a.shape.n_head_kv, a.scale,
+                  a.min_chunk, a.chunk, a.out, a.prepared, pstride, a.scratch);
     check_launch("attention");
     if (a.n_splits > 1)
-        launch_kernel(combine_kernel<HD>, dim3(a.shape.n_head, a.n_tokens), kThreads, 0, s, a.scratch,
-                      a.shape.n_head, a.n_splits, a.out, a.prepared, pstride);
+        launch_kernel(combine_kernel<HD>, dim3(a.shape.n_head, a.n_tokens), kThreads, 0, s, a.scratch, a.rows,
+                      a.shape.n_head, a.n_splits, a.min_chunk, a.chunk, a.out, a.prepared, pstride);
 }
 
 }  // namespace
@@ -508,9 +538,15 @@ void attention(const float* q_dev, const KvRow* rows_dev, int n_tokens, int laye
     if (prepared_dev && shape.head_dim % 32 != 0)
         throw Error("internal error: attention writes matvec's layout only for head_dim % 32 == 0");
     const int n_splits = choose_splits(shape, n_tokens, max_kv);
-    const AttentionArgs a{q_dev,   rows_dev,     n_tokens,    layer,
-                          shape,   scale,        n_splits,    ceil_div(std::max(1, max_kv), n_splits),
-                          out_dev, prepared_dev, scratch_dev, counters_dev};
+    // Each row's splits follow its own length (split_range); the smallest split is the one choose_splits
+    // sizes by, so a row as long as max_kv gets the n_splits slices of ceil(max_kv / n_splits) it always had.
+    static const bool fixed = env_on("KINFER_ATTN_FIXED_SPLITS");  // read once; comparisons
+    const int min_chunk = fixed ? 0 : (use_gqa(shape, max_kv) ? kGqaGroups : kMinSplitPositions);
+    const AttentionArgs a{q_dev,       rows_dev,     n_tokens,
+                          layer,       shape,        scale,
+                          n_splits,    min_chunk,    ceil_div(std::max(1, max_kv), n_splits),
+                          out_dev,     prepared_dev, scratch_dev,
+                          counters_dev};
     const cudaStream_t s = as_stream(stream);
     if (use_gqa(shape, max_kv)) {
         switch (shape.head_dim) {
