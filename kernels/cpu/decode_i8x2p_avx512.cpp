@@ -350,6 +350,64 @@ void q6k_tile(const uint8_t* row, size_t, int64_t nb, const Tok* tok, float* out
     for (int t = 0; t < TT; ++t) out[t * out_stride] = hsum(acc[t]) - _mm512_reduce_add_ps(offs[t]);
 }
 
+// One row, one token on 512-bit vectors: two of q6k_tile's 32-element vectors in one (the half block's ql
+// bytes as they lie, qh broadcast and shifted per half), so a half block takes two packed products and two
+// vpdpwssd where q6k_tile takes four of each. The halves of the lanes are added before the conversion: the
+// same exact int32 per half block, the same float operations, the bits of q6k_tile. One thread, this host:
+// kinfer_bench Decode/q6_K/avx512 4096x4096 29.0-29.8 -> 38.1-39.1 GB/s, 14336x4096 28.1 -> 33.4-33.6.
+void q6k_one512(const uint8_t* row, size_t, int64_t nb, const Tok* tok, float* out, int64_t) {
+    const Tok& t = tok[0];
+    __m256 acc = _mm256_setzero_ps();
+    __m512 offs = _mm512_setzero_ps();
+    const __m512i low = _mm512_set1_epi8(0x0F), top = _mm512_set1_epi8(0x30);
+    const __m512i shl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i shr = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i pick[2] = {_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                             _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7)};
+    for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* p = row + size_t(b) * sizeof(BlockQ6_K);
+        prefetch_ahead(p, sizeof(BlockQ6_K));
+        const auto* blk = reinterpret_cast<const BlockQ6_K*>(p);
+        const __m512i sc =
+            _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales)));
+        const __m512i pairs = scale_pairs(sc);
+        const float d = _cvtsh_ss(blk->d);
+        const __m512 off = _mm512_mul_ps(_mm512_cvtepi32_ps(sc), _mm512_set1_ps(32.0f * d));
+        const int64_t e = b * 256;
+        __m256 f = _mm256_setzero_ps();
+        for (int h = 0; h < 2; ++h) {
+            const __m512i ac = _mm512_loadu_si512(blk->ql + 64 * h);  // q6k_tile's a | c
+            const __m512i q = _mm512_broadcast_i64x4(
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh + 32 * h)));
+            // (x & 0x0F) | y with y masked to 0x30, as in q6k_tile
+            const auto join = [&](__m512i x, __m512i y) {
+                return _mm512_ternarylogic_epi32(x, y, low, 0xE4);
+            };
+            const __m512i w01 = join(ac, _mm512_and_si512(_mm512_sllv_epi16(q, shl), top));
+            const __m512i w23 =
+                join(_mm512_srli_epi16(ac, 4), _mm512_and_si512(_mm512_srlv_epi16(q, shr), top));
+            const __m512i half_pairs = _mm512_castsi256_si512(h == 0 ? _mm512_castsi512_si256(pairs)
+                                                                     : _mm512_extracti64x4_epi64(pairs, 1));
+            const int64_t eh = e + 128 * h;
+            __m512i ia = _mm512_setzero_si512();
+#pragma GCC unroll 2
+            for (int j = 0; j < 2; ++j) {
+                const __m512i w = j == 0 ? w01 : w23;
+                const __m512i hi =
+                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(t.q1 + eh + 64 * j));
+                const __m512i pk =
+                    _mm512_dpbusd_epi32(_mm512_slli_epi32(hi, 16), w, _mm512_loadu_si512(t.q2 + eh + 64 * j));
+                ia = _mm512_dpwssd_epi32(ia, pk, _mm512_permutexvar_epi32(pick[j], half_pairs));
+            }
+            const __m256i s = _mm256_add_epi32(_mm512_castsi512_si256(ia), _mm512_extracti64x4_epi64(ia, 1));
+            f = _mm256_add_ps(f, _mm256_cvtepi32_ps(s));
+        }
+        acc = _mm256_fmadd_ps(f, _mm256_set1_ps(d * t.step[b]), acc);
+        offs = _mm512_fmadd_ps(off, _mm512_loadu_ps(t.s16 + 16 * b), offs);
+    }
+    out[0] = hsum(acc) - _mm512_reduce_add_ps(offs);
+}
+
 // ---- Batches (TT >= 4 tokens): each code times its group scale as int16 (|q s| <= 63 * 128), made once per
 // block for all TT tokens, against c = 127 q1 + q2 stored as int16: one vpdpwssd per 32 weights and token,
 // where the packed tiles spend three VNNI instructions (on Zen 4 the VNNI pipes bound both). Lanes 2j and
@@ -570,7 +628,8 @@ void rows_in_passes(const uint8_t* w, size_t row_bytes, int64_t n_in, const void
 }  // namespace
 
 const MatmulPath* decode_path_i8x2p_avx512(GgmlType type) {
-    // One token per row: q4k_one512 (KINFER_Q4K_ONE=256, read once: q4k_tile's 256-bit form, for comparisons)
+    // One token per row: q4k_one512 / q6k_one512 (KINFER_Q4K_ONE=256, read once: the 256-bit tiles, for
+    // comparisons)
     static constexpr MatmulPath kQ4_K{
         kActI8x2KP, act_bytes, prepare,
         rows_in_passes<q4k_one512<2>, q4k_tile<1, 2>, q4k_slices<4>, q4k_slices<8>>, 1};
@@ -583,12 +642,15 @@ const MatmulPath* decode_path_i8x2p_avx512(GgmlType type) {
     }();
     static constexpr MatmulPath kQ6_K{
         kActI8x2KP, act_bytes, prepare,
+        rows_in_passes<q6k_one512, q6k_tile<1, 2>, q6k_slices<4>, q6k_slices<8>>, 1};
+    static constexpr MatmulPath kQ6_K256{
+        kActI8x2KP, act_bytes, prepare,
         rows_in_passes<q6k_tile<1, 1>, q6k_tile<1, 2>, q6k_slices<4>, q6k_slices<8>>, 1};
     switch (type) {
         case GgmlType::Q4_K:
             return tile256 ? &kQ4_K256 : &kQ4_K;
         case GgmlType::Q6_K:
-            return &kQ6_K;
+            return tile256 ? &kQ6_K256 : &kQ6_K;
         default:
             return nullptr;
     }
