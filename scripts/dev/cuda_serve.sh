@@ -7,7 +7,8 @@
 # Environment: ROUNDS, REQUESTS (per level, default 32), MAX_TOKENS (default 128), TYPES (default Q4_K_M),
 # CTX (each slot's context, default 1024), CONFIGS (space-separated environment settings compared in turn in
 # each round, e.g. "KINFER_ATTN_FIXED_SPLITS=1 KINFER_ATTN_FIXED_SPLITS=0"; default: one run as is),
-# TESTS=1 (first build kinfer_tests and run the cuda tests, memcheck and racecheck on TEST_FILTER).
+# TESTS=1 (first build kinfer_tests and run the cuda tests, memcheck and racecheck on TEST_FILTER),
+# DEPTH=N (also `infer bench -d N -n 64` under each of CONFIGS, twice).
 set -uo pipefail
 DEPS=${1:-}
 OUT=${OUT:-/tmp/cuda_serve_out}
@@ -39,6 +40,14 @@ for m in "${models[@]}"; do
   name=$(basename "$m" .gguf)
   "$KB/bin/infer" bench -m "$m" --device cuda --no-bandwidth -p 0 -n "$MAX_TOKENS" -r 2 -s 1,8 2>&1 |
     grep "|" | grep tg | awk -F'|' -v n="$name" '{print n" engine: "$8" "$9}'
+  if [[ -n "${DEPTH:-}" ]]; then
+    for r in 1 2; do
+      for c in $CONFIGS; do
+        env "$c" "$KB/bin/infer" bench -m "$m" --device cuda --no-bandwidth -p 0 -n 64 -r 2 -d "$DEPTH" 2>&1 |
+          grep "|" | grep tg | awk -F'|' -v n="$name" -v c="$c" '{print n" "c" engine: "$8" "$9}'
+      done
+    done
+  fi
   for r in $(seq "$ROUNDS"); do
     for c in $CONFIGS; do
       port=$((port + 1))
