@@ -290,6 +290,22 @@ void q4k_one512(const uint8_t* row, size_t, int64_t nb, const Tok* tok, float* o
 // 128 h + 32 i + l (i < 4, l < 32) has its low four bits in ql[64 h + 32 (i % 2) + l] (high nibble for i >=
 // 2) and its top two at bits 2 i of qh[32 h + l]; codes are q - 32. With codes < 64 and scales >= -128, one
 // half block's lanes stay below 2^31: 4 * (127 * 32004 + 31752) * 128 < 2^31. ----
+// A Q6_K block's scale pairs, d, and its code offset per group (32 d s: codes are q - 32), prefetching ahead.
+struct Q6KHead {
+    const BlockQ6_K* blk;
+    __m512i pairs;
+    float d;
+    __m512 off;
+    explicit Q6KHead(const uint8_t* p) : blk(reinterpret_cast<const BlockQ6_K*>(p)) {
+        prefetch_ahead(p, sizeof(BlockQ6_K));
+        const __m512i sc =
+            _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales)));
+        pairs = scale_pairs(sc);
+        d = _cvtsh_ss(blk->d);
+        off = _mm512_mul_ps(_mm512_cvtepi32_ps(sc), _mm512_set1_ps(32.0f * d));
+    }
+};
+
 template <int NR, int TT>
 void q6k_tile(const uint8_t* row, size_t, int64_t nb, const Tok* tok, float* out, int64_t out_stride) {
     static_assert(NR == 1);
@@ -305,21 +321,14 @@ void q6k_tile(const uint8_t* row, size_t, int64_t nb, const Tok* tok, float* out
         _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
         _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5), _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
     for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* p = row + size_t(b) * sizeof(BlockQ6_K);
-        prefetch_ahead(p, sizeof(BlockQ6_K));
-        const auto* blk = reinterpret_cast<const BlockQ6_K*>(p);
-        const __m512i sc =
-            _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales)));
-        const __m512i pairs = scale_pairs(sc);
-        const float d = _cvtsh_ss(blk->d);
-        const __m512 off = _mm512_mul_ps(_mm512_cvtepi32_ps(sc), _mm512_set1_ps(32.0f * d));
+        const Q6KHead h6(row + size_t(b) * sizeof(BlockQ6_K));
         const int64_t e = b * 256;
         __m256 f[TT];
         for (int t = 0; t < TT; ++t) f[t] = _mm256_setzero_ps();
         for (int h = 0; h < 2; ++h) {
-            const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->ql + 64 * h));
-            const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->ql + 64 * h + 32));
-            const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh + 32 * h));
+            const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h6.blk->ql + 64 * h));
+            const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h6.blk->ql + 64 * h + 32));
+            const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h6.blk->qh + 32 * h));
             // (x & 0x0F) | y with y already masked to 0x30: ternary logic 0xE4 = "c ? a : b" with c = 0x0F
             auto join = [&](__m256i x, __m256i y) { return _mm256_ternarylogic_epi32(x, y, low, 0xE4); };
             __m256i w[4];
@@ -328,7 +337,7 @@ void q6k_tile(const uint8_t* row, size_t, int64_t nb, const Tok* tok, float* out
             w[2] = join(_mm256_srli_epi16(a, 4), _mm256_and_si256(q, top));
             w[3] = join(_mm256_srli_epi16(c, 4), _mm256_and_si256(_mm256_srli_epi16(q, 2), top));
             const __m256i half_pairs =
-                h == 0 ? _mm512_castsi512_si256(pairs) : _mm512_extracti64x4_epi64(pairs, 1);
+                h == 0 ? _mm512_castsi512_si256(h6.pairs) : _mm512_extracti64x4_epi64(h6.pairs, 1);
             const int64_t eh = e + 128 * h;
             __m256i ia[TT];
             for (int t = 0; t < TT; ++t) ia[t] = _mm256_setzero_si256();
@@ -343,8 +352,8 @@ void q6k_tile(const uint8_t* row, size_t, int64_t nb, const Tok* tok, float* out
             for (int t = 0; t < TT; ++t) f[t] = _mm256_add_ps(f[t], _mm256_cvtepi32_ps(ia[t]));
         }
         for (int t = 0; t < TT; ++t) {
-            acc[t] = _mm256_fmadd_ps(f[t], _mm256_set1_ps(d * tok[t].step[b]), acc[t]);
-            offs[t] = _mm512_fmadd_ps(off, _mm512_loadu_ps(tok[t].s16 + 16 * b), offs[t]);
+            acc[t] = _mm256_fmadd_ps(f[t], _mm256_set1_ps(h6.d * tok[t].step[b]), acc[t]);
+            offs[t] = _mm512_fmadd_ps(h6.off, _mm512_loadu_ps(tok[t].s16 + 16 * b), offs[t]);
         }
     }
     for (int t = 0; t < TT; ++t) out[t * out_stride] = hsum(acc[t]) - _mm512_reduce_add_ps(offs[t]);
@@ -365,20 +374,13 @@ void q6k_one512(const uint8_t* row, size_t, int64_t nb, const Tok* tok, float* o
     const __m512i pick[2] = {_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
                              _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7)};
     for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* p = row + size_t(b) * sizeof(BlockQ6_K);
-        prefetch_ahead(p, sizeof(BlockQ6_K));
-        const auto* blk = reinterpret_cast<const BlockQ6_K*>(p);
-        const __m512i sc =
-            _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales)));
-        const __m512i pairs = scale_pairs(sc);
-        const float d = _cvtsh_ss(blk->d);
-        const __m512 off = _mm512_mul_ps(_mm512_cvtepi32_ps(sc), _mm512_set1_ps(32.0f * d));
+        const Q6KHead h6(row + size_t(b) * sizeof(BlockQ6_K));
         const int64_t e = b * 256;
         __m256 f = _mm256_setzero_ps();
         for (int h = 0; h < 2; ++h) {
-            const __m512i ac = _mm512_loadu_si512(blk->ql + 64 * h);  // q6k_tile's a | c
+            const __m512i ac = _mm512_loadu_si512(h6.blk->ql + 64 * h);  // q6k_tile's a | c
             const __m512i q = _mm512_broadcast_i64x4(
-                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh + 32 * h)));
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h6.blk->qh + 32 * h)));
             // (x & 0x0F) | y with y masked to 0x30, as in q6k_tile
             const auto join = [&](__m512i x, __m512i y) {
                 return _mm512_ternarylogic_epi32(x, y, low, 0xE4);
@@ -386,8 +388,8 @@ void q6k_one512(const uint8_t* row, size_t, int64_t nb, const Tok* tok, float* o
             const __m512i w01 = join(ac, _mm512_and_si512(_mm512_sllv_epi16(q, shl), top));
             const __m512i w23 =
                 join(_mm512_srli_epi16(ac, 4), _mm512_and_si512(_mm512_srlv_epi16(q, shr), top));
-            const __m512i half_pairs = _mm512_castsi256_si512(h == 0 ? _mm512_castsi512_si256(pairs)
-                                                                     : _mm512_extracti64x4_epi64(pairs, 1));
+            const __m512i half_pairs = _mm512_castsi256_si512(
+                h == 0 ? _mm512_castsi512_si256(h6.pairs) : _mm512_extracti64x4_epi64(h6.pairs, 1));
             const int64_t eh = e + 128 * h;
             __m512i ia = _mm512_setzero_si512();
 #pragma GCC unroll 2
@@ -402,8 +404,8 @@ void q6k_one512(const uint8_t* row, size_t, int64_t nb, const Tok* tok, float* o
             const __m256i s = _mm256_add_epi32(_mm512_castsi512_si256(ia), _mm512_extracti64x4_epi64(ia, 1));
             f = _mm256_add_ps(f, _mm256_cvtepi32_ps(s));
         }
-        acc = _mm256_fmadd_ps(f, _mm256_set1_ps(d * t.step[b]), acc);
-        offs = _mm512_fmadd_ps(off, _mm512_loadu_ps(t.s16 + 16 * b), offs);
+        acc = _mm256_fmadd_ps(f, _mm256_set1_ps(h6.d * t.step[b]), acc);
+        offs = _mm512_fmadd_ps(h6.off, _mm512_loadu_ps(t.s16 + 16 * b), offs);
     }
     out[0] = hsum(acc) - _mm512_reduce_add_ps(offs);
 }
