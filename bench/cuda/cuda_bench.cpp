@@ -92,7 +92,7 @@ void bench_matvec(GgmlType type, int64_t rows, int64_t cols, bool quick) {
     std::printf("%-5s %6lldx%-6lld %7.1f MB |", t.name, (long long)rows, (long long)cols,
                 double(bytes) / 1e6);
     for (int nt : {1, 2, 4, 8, 16}) {
-        if (quick && nt > 1 && nt != 8) continue;
+        if (quick && nt > 1 && nt != 8 && nt != 16) continue;
         const double ms = median_ms(quick ? 5 : 15, [&] {
             for (int c = 0; c < copies; ++c)
                 cuda::matvec(m[c], xp.as<float>(), nt, od.as<float>(), rows, nullptr);

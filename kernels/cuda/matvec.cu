@@ -503,6 +503,24 @@ __device__ __forceinline__ void cp_async_wait() {
     asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
+// The layouts' loads on a stage in shared memory: plain loads (the read-only path is for global memory).
+struct SharedLoads {
+    KINFER_HOST_DEVICE static Words4 load16(const uint8_t* p) {
+        const uint4 v = *reinterpret_cast<const uint4*>(p);
+        return Words4{{v.x, v.y, v.z, v.w}};
+    }
+    KINFER_HOST_DEVICE static void load8(const uint8_t* p, uint32_t& lo, uint32_t& hi) {
+        const uint2 v = *reinterpret_cast<const uint2*>(p);
+        lo = v.x, hi = v.y;
+    }
+    KINFER_HOST_DEVICE static uint32_t load4(const uint8_t* p) {
+        return *reinterpret_cast<const uint32_t*>(p);
+    }
+    KINFER_HOST_DEVICE static uint16_t load2(const uint8_t* p) {
+        return *reinterpret_cast<const uint16_t*>(p);
+    }
+};
+
 // ---- 3-16 tokens on the tensor cores
 // The dp4a path spends 16 dp4a per (row, group, token) and loads the activation again for every row set: at
 // 16 tokens it takes 5.9x one token's time (q4_K 14336 x 4096 on an H200: 68.4 us against 11.6). Here a warp
@@ -515,9 +533,10 @@ __device__ __forceinline__ void cp_async_wait() {
 // warps owns 16 * MT rows and walks the row's groups in chunks of 32, 4 groups per warp (matvec_mma_body);
 // every (row, token) sum is one warp's groups in order, then the 8 warps' sums added in warp order in shared
 // memory (deterministic, but another order than the one-token path: a token's outputs differ from its
-// one-token result by float rounding, not bit for bit). Measured (bench/cuda/NOTES.md session 11): 16 tokens
-// 39.5 us on that matrix, 8 tokens 29.7 against dp4a's 34.9. On by default for the batches where it measured
-// faster (mma_for).
+// one-token result by float rounding, not bit for bit). The weights go through shared memory by default
+// (matvec_mma_staged_body). Measured (bench/cuda/NOTES.md sessions 11 and 13): 16 tokens 39.5 us on that
+// matrix with the weights in registers, 34.1 staged; 8 tokens 29.7, 22.6 staged, against dp4a's 34.9. On by
+// default for the batches where it measured faster (mma_for).
 constexpr int kMmaWarps = 8;
 
 // d = A (16 x 32, u8: rows g, g + 8 in a0 / a1 for k 4q.., a2 / a3 for k 16 + 4q..) x B (32 x 8, s8) + d.
@@ -648,6 +667,76 @@ constexpr int mma_smem_bytes() {
     return 2 * NT * kTokenBytes;
 }
 
+// One chunk of a warp's work, its weights' raw words in `cur` (loaded), the activation in buf: the scales of
+// this thread's group, then every group's MMAs into acc.
+template <class L, int NT, int MT>
+__device__ __forceinline__ void mma_chunk(typename L::QuadRaw (&cur)[kWarpGroups / L::kQuadStep][MT][2],
+                                          int warp, int gq, int q, const uint8_t* buf,
+                                          float (&acc)[MT][NT / 8][4]) {
+    constexpr int S = L::kQuadStep, kSteps = kWarpGroups / S;
+#pragma unroll
+    for (int u = 0; u < kSteps; ++u)
+#pragma unroll
+        for (int mm = 0; mm < MT; ++mm)
+#pragma unroll
+            for (int i = 0; i < 2; ++i) L::quad_prepare(cur[u][mm][i]);
+    // This thread's scales: group q of the warp's four (step q / S, group q % S in it), for its rows.
+    float sc_a[MT][2][2], sc_b[MT][2][2];
+    {
+        const int uq = q / S, slot = (warp * kWarpGroups + uq * S) % kGroupsPerRecord;
+#pragma unroll
+        for (int mm = 0; mm < MT; ++mm)
+#pragma unroll
+            for (int i = 0; i < 2; ++i) {
+                typename L::QuadRaw r = cur[0][mm][i];
+                if constexpr (kSteps == 2)
+                    if (uq == 1) r = cur[1][mm][i];
+                float a[2], b[2];
+                L::quad_scales(r, q % S, slot, a, b);
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                    sc_a[mm][i][h] = a[h], sc_b[mm][i][h] = fmaf(float(L::kCodeBase), a[h], b[h]);
+            }
+    }
+#pragma unroll
+    for (int u = 0; u < kSteps; ++u)
+#pragma unroll
+        for (int j = 0; j < S; ++j)
+            mma_group<L, NT, MT>(cur[u], j, u * S + j, warp * kWarpGroups + u * S + j, gq, q, sc_a, sc_b, buf,
+                                 acc);
+}
+
+// The 8 warps' sums added in warp order in shared memory (smem: at least kMmaWarps x 16 MT x NT floats),
+// then stored with the part's role.
+template <int NT, int MT>
+__device__ __forceinline__ void mma_store(const float (&acc)[MT][NT / 8][4], const MatvecPart& me, int row0,
+                                          int n_tok, const Epilogue& ep, uint8_t* smem) {
+    constexpr int kRows = 16 * MT;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int gq = lane / 4, q = lane % 4;
+    // acc[m][k][c]: row 16 m + gq + 8 (c / 2), token 8 k + 2 q + c % 2.
+    auto* part = reinterpret_cast<float(*)[kRows][NT]>(smem);  // [kMmaWarps][kRows][NT]
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+#pragma unroll
+        for (int k = 0; k < NT / 8; ++k)
+#pragma unroll
+            for (int c = 0; c < 4; ++c)
+                part[warp][16 * m + gq + 8 * (c / 2)][8 * k + 2 * q + c % 2] = acc[m][k][c];
+    __syncthreads();
+    for (int i = threadIdx.x; i < kRows * NT; i += kMmaWarps * 32) {
+        const int r = i / NT, t = i % NT;
+        if (row0 + r >= me.n_rows || t >= n_tok) continue;
+        float s = 0.0f, sp = 0.0f;
+#pragma unroll
+        for (int w = 0; w < kMmaWarps; ++w) s += part[w][r][t];
+        if (me.role != kPlain && me.role != kAdd)
+#pragma unroll
+            for (int w = 0; w < kMmaWarps; ++w) sp += part[w][r ^ 1][t];
+        store_output(me, s, sp, row0 + r, t, ep);
+    }
+}
+
 // The row's groups go in chunks of 32, 4 per warp (kQuadStep groups per step): while the block computes chunk
 // c, the next chunk's activation is on its way into shared memory (cp.async) and each warp's weights of its
 // next groups into registers, so neither the activation (from L2: 2.5x the weight bytes of a 16-row Q4_K tile
@@ -657,7 +746,7 @@ __device__ __forceinline__ void matvec_mma_body(const MatvecPart& me, int row0, 
                                                 const uint8_t* __restrict__ x, int64_t x_stride_bytes,
                                                 int q_off, int s_off, int n_tok, const Epilogue& ep,
                                                 uint8_t* smem) {
-    constexpr int S = L::kQuadStep, kSteps = kWarpGroups / S, kTiles = NT / 8, kRows = 16 * MT;
+    constexpr int S = L::kQuadStep, kSteps = kWarpGroups / S, kTiles = NT / 8;
     constexpr int kBuf = NT * kTokenBytes;
     static_assert(kWarpGroups % S == 0 && 8 % kWarpGroups == 0,
                   "a warp's groups are whole steps of a record");
@@ -716,37 +805,7 @@ __device__ __forceinline__ void matvec_mma_body(const MatvecPart& me, int row0, 
             cp_async_wait<0>();
         }
         __syncthreads();  // chunk c's activation is in place
-        const uint8_t* buf = smem + (c & 1) * kBuf;
-#pragma unroll
-        for (int u = 0; u < kSteps; ++u)
-#pragma unroll
-            for (int mm = 0; mm < MT; ++mm)
-#pragma unroll
-                for (int i = 0; i < 2; ++i) L::quad_prepare(cur[u][mm][i]);
-        // This thread's scales: group q of the warp's four (step q / S, group q % S in it), for its rows.
-        float sc_a[MT][2][2], sc_b[MT][2][2];
-        {
-            const int uq = q / S, slot = (warp * kWarpGroups + uq * S) % kGroupsPerRecord;
-#pragma unroll
-            for (int mm = 0; mm < MT; ++mm)
-#pragma unroll
-                for (int i = 0; i < 2; ++i) {
-                    typename L::QuadRaw r = cur[0][mm][i];
-                    if constexpr (kSteps == 2)
-                        if (uq == 1) r = cur[1][mm][i];
-                    float a[2], b[2];
-                    L::quad_scales(r, q % S, slot, a, b);
-#pragma unroll
-                    for (int h = 0; h < 2; ++h)
-                        sc_a[mm][i][h] = a[h], sc_b[mm][i][h] = fmaf(float(L::kCodeBase), a[h], b[h]);
-                }
-        }
-#pragma unroll
-        for (int u = 0; u < kSteps; ++u)
-#pragma unroll
-            for (int j = 0; j < S; ++j)
-                mma_group<L, NT, MT>(cur[u], j, u * S + j, warp * kWarpGroups + u * S + j, gq, q, sc_a, sc_b,
-                                     buf, acc);
+        mma_chunk<L, NT, MT>(cur, warp, gq, q, smem + (c & 1) * kBuf, acc);
         __syncthreads();  // everyone is done with buf before chunk c + 2 goes there
 #pragma unroll
         for (int u = 0; u < kSteps; ++u)
@@ -755,34 +814,127 @@ __device__ __forceinline__ void matvec_mma_body(const MatvecPart& me, int row0, 
 #pragma unroll
                 for (int i = 0; i < 2; ++i) cur[u][m][i] = next[u][m][i];
     }
+    static_assert(kMmaWarps * 16 * MT * NT * 4 <= 2 * kBuf, "the sums fit in the chunk buffers");
+    mma_store<NT, MT>(acc, me, row0, n_tok, ep, smem);
+}
 
-    // acc[m][k][c]: row 16 m + gq + 8 (c / 2), token 8 k + 2 q + c % 2.
-    auto* part = reinterpret_cast<float(*)[kRows][NT]>(smem);  // [kMmaWarps][kRows][NT]
-    static_assert(kMmaWarps * kRows * NT * 4 <= 2 * kBuf, "the sums fit in the chunk buffers");
+// ---- the same product with the weights staged in shared memory (KINFER_MMA_STAGED)
+// matvec_mma_body holds each warp's next-chunk weights in registers (~96 of its 128: 2 blocks, 16 warps per
+// SM) and issues 5 global loads per (row pair, step), each spread over 8 rows (ncu, session 12: 3.9 of the
+// 10.9 cycles between a warp's instructions wait on them; issue 0.33 per scheduler-cycle). Here the block
+// copies each chunk's records of its rows into shared memory with cp.async (coalesced 16-byte pieces, 4.5
+// per thread for a 32-row Q4_K chunk), one chunk ahead together with the activation, and the warps read
+// their fragments' words from the stage through the layouts' own unpacking (load policy SharedLoads): the
+// same sums in the same order, so the results are matvec_mma_body's bit for bit.
+//
+// A row's chunk in a stage: its 4 records, then their 4 tail entries (at most 16 bytes), in a stride of
+// 4 * kRecord + 16 bytes. Records are 16 mod 32 bytes long, so the stride is 20 words mod 32: a fragment
+// load's 8 rows start in banks 0, 20, 8, 28, 16, 4, 24, 12, and with the quad's 4 words all 32 differ.
+constexpr int kChunkRecords = kChunkGroups / kGroupsPerRecord;
+template <class L>
+constexpr int kStageRowBytes = kChunkRecords* L::kRecord + 16;
+
+// One stage: the activation of a chunk (NT tokens), then the weights of 16 * MT rows of each layout.
+template <class L0, class L1, int NT, int MT>
+__host__ __device__ constexpr int mma_stage_bytes() {
+    constexpr int a = kStageRowBytes<L0>, b = kStageRowBytes<L1>;
+    return NT * kTokenBytes + 16 * MT * (a > b ? a : b);
+}
+
+__device__ __forceinline__ void cp_async8(void* smem, const void* gmem) {
+    const auto dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(dst), "l"(gmem) : "memory");
+}
+
+// Chunk c's records (and their tail entries) of the block's 16 * MT rows into the weight stage w.
+template <class L, int MT>
+__device__ __forceinline__ void copy_weight_chunk(const MatvecPart& me, int row0, int n_records, int c,
+                                                  uint8_t* w) {
+    constexpr int kRows = 16 * MT, kPieces = kChunkRecords * L::kRecord / 16, RS = kStageRowBytes<L>;
+    constexpr int kTailBytes = kChunkRecords * L::kTail;
+    static_assert(L::kRecord % 32 == 16, "the stride's bank pattern above");
+    static_assert(kTailBytes == 0 || kTailBytes == 8 || kTailBytes == 16, "a tail is one cp.async");
+    for (int i = threadIdx.x; i < kRows * kPieces; i += kMmaWarps * 32) {
+        const int r = i / kPieces, p = i - r * kPieces;
+        const uint8_t* row = me.w + int64_t(min(row0 + r, me.n_rows - 1)) * me.row_bytes;
+        cp_async16(w + r * RS + 16 * p, row + int64_t(c) * (kChunkRecords * L::kRecord) + 16 * p);
+    }
+    if constexpr (kTailBytes > 0) {
+        if (threadIdx.x < kRows) {
+            const int r = threadIdx.x;
+            const uint8_t* tail = me.w + int64_t(min(row0 + r, me.n_rows - 1)) * me.row_bytes +
+                                  int64_t(n_records) * L::kRecord + c * kTailBytes;
+            uint8_t* dst = w + r * RS + kChunkRecords * L::kRecord;
+            if constexpr (kTailBytes == 8)
+                cp_async8(dst, tail);
+            else
+                cp_async16(dst, tail);
+        }
+    }
+}
+
+template <class L, int NT, int MT, int kStage>
+__device__ __forceinline__ void matvec_mma_staged_body(const MatvecPart& me, int row0, int n_groups,
+                                                       int n_records, const uint8_t* __restrict__ x,
+                                                       int64_t x_stride_bytes, int q_off, int s_off,
+                                                       int n_tok, const Epilogue& ep, uint8_t* smem) {
+    constexpr int S = L::kQuadStep, kSteps = kWarpGroups / S, kTiles = NT / 8;
+    constexpr int kAct = NT * kTokenBytes, RS = kStageRowBytes<L>;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int gq = lane / 4, q = lane % 4;
+    // This warp's groups in a row's stage: record warp * 4 / 8, slots from (warp * 4) % 8.
+    const int rec_off = (warp * kWarpGroups / kGroupsPerRecord) * L::kRecord;
+    const int tail_off = kChunkRecords * L::kRecord + (warp * kWarpGroups / kGroupsPerRecord) * L::kTail;
+    const int slot0 = (warp * kWarpGroups) % kGroupsPerRecord;
+    float acc[MT][kTiles][4];
 #pragma unroll
     for (int m = 0; m < MT; ++m)
 #pragma unroll
         for (int k = 0; k < kTiles; ++k)
 #pragma unroll
-            for (int c = 0; c < 4; ++c)
-                part[warp][16 * m + gq + 8 * (c / 2)][8 * k + 2 * q + c % 2] = acc[m][k][c];
-    __syncthreads();
-    for (int i = threadIdx.x; i < kRows * NT; i += kMmaWarps * 32) {
-        const int r = i / NT, t = i % NT;
-        if (row0 + r >= n_rows || t >= n_tok) continue;
-        float s = 0.0f, sp = 0.0f;
+            for (int c = 0; c < 4; ++c) acc[m][k][c] = 0.0f;
+
+    const int n_chunks = n_groups / kChunkGroups;  // the launch checks n_groups % 32 == 0
+    const ChunkCopy<NT> copier(x, x_stride_bytes, q_off, s_off, n_tok);
+    // Chunk 0's weights before waiting for the kernel before us (as matvec_body); one commit group per chunk.
+    if (ep.prefetch) copy_weight_chunk<L, MT>(me, row0, n_records, 0, smem + kAct);
+    wait_for_producer();
+    if (!ep.prefetch) copy_weight_chunk<L, MT>(me, row0, n_records, 0, smem + kAct);
+    copier.copy(smem, 0);
+    cp_async_commit();
+    for (int c = 0; c < n_chunks; ++c) {
+        if (c + 1 < n_chunks) {
+            uint8_t* next = smem + ((c + 1) & 1) * kStage;
+            copy_weight_chunk<L, MT>(me, row0, n_records, c + 1, next + kAct);
+            copier.copy(next, c + 1);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();  // chunk c is in place
+        const uint8_t* buf = smem + (c & 1) * kStage;
+        typename L::QuadRaw cur[kSteps][MT][2];
 #pragma unroll
-        for (int w = 0; w < kMmaWarps; ++w) s += part[w][r][t];
-        if (me.role != kPlain && me.role != kAdd)
+        for (int u = 0; u < kSteps; ++u)
 #pragma unroll
-            for (int w = 0; w < kMmaWarps; ++w) sp += part[w][r ^ 1][t];
-        store_output(me, s, sp, row0 + r, t, ep);
+            for (int m = 0; m < MT; ++m)
+#pragma unroll
+                for (int i = 0; i < 2; ++i) {
+                    const uint8_t* row = buf + kAct + (16 * m + 8 * i + gq) * RS;
+                    L::template load_quads_at<SharedLoads>(
+                        RowPos{row + rec_off, row + tail_off, slot0 + u * S}, q, cur[u][m][i]);
+                }
+        mma_chunk<L, NT, MT>(cur, warp, gq, q, buf, acc);
+        __syncthreads();  // everyone is done with this stage before chunk c + 2 goes there
     }
+    static_assert(kMmaWarps * 16 * MT * NT * 4 <= 2 * kStage, "the sums fit in the stages");
+    mma_store<NT, MT>(acc, me, row0, n_tok, ep, smem);
 }
 
 // Parts of layout L0, then from first_l1_block on of L1 (the mixed Q4_K/Q6_K wq/wk/wv launch; L1 = L0
 // otherwise).
-template <class L0, class L1, int NT, int MT>
+template <class L0, class L1, int NT, int MT, bool kStaged>
 __global__ void __launch_bounds__(kMmaWarps * 32, 2)
     matvec_mma_kernel(const MatvecParts parts, int first_l1_block, int n_groups, int n_records,
                       const float* __restrict__ x, int64_t x_stride, int q_off, int s_off, int n_tok,
@@ -794,12 +946,22 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 2)
     const auto* xb = reinterpret_cast<const uint8_t*>(x);
     extern __shared__ uint4 mma_smem[];
     auto* smem = reinterpret_cast<uint8_t*>(mma_smem);
-    if (!std::is_same_v<L0, L1> && int(blockIdx.x) >= first_l1_block)
+    const bool l1 = !std::is_same_v<L0, L1> && int(blockIdx.x) >= first_l1_block;
+    if constexpr (kStaged) {
+        constexpr int kStage = mma_stage_bytes<L0, L1, NT, MT>();
+        if (l1)
+            matvec_mma_staged_body<L1, NT, MT, kStage>(me, row0, n_groups, n_records, xb, 4 * x_stride, q_off,
+                                                       s_off, n_tok, ep, smem);
+        else
+            matvec_mma_staged_body<L0, NT, MT, kStage>(me, row0, n_groups, n_records, xb, 4 * x_stride, q_off,
+                                                       s_off, n_tok, ep, smem);
+    } else if (l1) {
         matvec_mma_body<L1, NT, MT>(me, row0, n_groups, n_records, xb, 4 * x_stride, q_off, s_off, n_tok, ep,
                                     smem);
-    else
+    } else {
         matvec_mma_body<L0, NT, MT>(me, row0, n_groups, n_records, xb, 4 * x_stride, q_off, s_off, n_tok, ep,
                                     smem);
+    }
 }
 
 // Warps over groups (cols % 32 == 0, so each warp's 32 elements are one group of one token).
@@ -852,24 +1014,6 @@ bool prefetch_weights() {
 constexpr int kStreamThreads = 128;
 constexpr int kStreamRows = 4;
 constexpr int kStreamSmem = 64 << 10;  // bytes of stages per block at most
-
-// The layouts' loads on a stage in shared memory: plain loads (the read-only path is for global memory).
-struct SharedLoads {
-    KINFER_HOST_DEVICE static Words4 load16(const uint8_t* p) {
-        const uint4 v = *reinterpret_cast<const uint4*>(p);
-        return Words4{{v.x, v.y, v.z, v.w}};
-    }
-    KINFER_HOST_DEVICE static void load8(const uint8_t* p, uint32_t& lo, uint32_t& hi) {
-        const uint2 v = *reinterpret_cast<const uint2*>(p);
-        lo = v.x, hi = v.y;
-    }
-    KINFER_HOST_DEVICE static uint32_t load4(const uint8_t* p) {
-        return *reinterpret_cast<const uint32_t*>(p);
-    }
-    KINFER_HOST_DEVICE static uint16_t load2(const uint8_t* p) {
-        return *reinterpret_cast<const uint16_t*>(p);
-    }
-};
 
 // Group g of the stage's rows (row r at stage + r * row_bytes; rows past n_valid read the last one again,
 // never stored) into acc.
@@ -1049,23 +1193,63 @@ template <class L>
 constexpr int kRawBytes = int(sizeof(typename L::QuadRaw)) * (kWarpGroups / L::kQuadStep);
 
 // Which batches take the tensor-core path (KINFER_MATVEC_MMA, read once). 1 (the default): 9-16 tokens, and
-// 5-8 on Q4_K and Q6_K (Q4_K_M files; also their mixed wq/wk/wv launch), where it measured faster than the
-// dp4a path on an H200 (bench/cuda/NOTES.md session 11; 5-8 tokens of Q8_0 were 8% slower). 0: none (dp4a for
-// every batch). 2: every batch of 3-16 tokens (comparisons). Its reference test: "cuda matvec: batches on the
-// tensor-core path" (session 12: passes in every mode, memcheck and racecheck clean).
+// 5-8 on Q4_K, Q6_K (Q4_K_M files; also their mixed wq/wk/wv launch) and Q8_0, where it measured faster than
+// the dp4a path on an H200 (bench/cuda/NOTES.md sessions 11 and 13: Q8_0 joined once the weights were staged,
+// x8 1 510 -> 1 818 t/s). 0: none (dp4a for every batch). 2: every batch of 3-16 tokens (comparisons). Its
+// reference test: "cuda matvec: batches on the tensor-core path" (passes in every mode, memcheck and
+// racecheck clean: sessions 12 and 13).
 template <class L0, int NT>
 bool mma_for() {
     static const int mode = env_int("KINFER_MATVEC_MMA", 1);
     if (mode == 0) return false;
     if (mode == 2) return true;
-    return NT == 16 || (NT == 8 && (std::is_same_v<L0, LayoutQ4_K> || std::is_same_v<L0, LayoutQ6_K>));
+    return NT == 16 || (NT == 8 && (std::is_same_v<L0, LayoutQ4_K> || std::is_same_v<L0, LayoutQ6_K> ||
+                                    std::is_same_v<L0, LayoutQ8_0>));
 }
-// Rows per block: 32 (each activation fragment feeds two tiles) on launches of at least 8192 rows (gate/up,
-// the output), 16 on the smaller ones (twice the blocks for the SMs). KINFER_MMA_ROWS=16 or 32 (read once)
-// sets it for every launch.
-bool mma_rows16(int64_t rows) {
+
+// Rows per block: 32 (each activation fragment feeds two tiles) where the layout's raw words allow it (Q4_K,
+// Q8_0, Q4_0). With the weights in registers only on launches of at least 8192 rows (gate/up, the output),
+// 16 on the smaller ones (twice the blocks for the SMs); staged, on every launch: on an H200 (bench/cuda/
+// NOTES.md session 13) q4_K 4096 x 4096 at 8 tokens took 8.2 us in 32-row staged blocks, 16.2 in 16-row
+// ones, 13.8 in 16-row register ones. KINFER_MMA_ROWS=16 or 32 (read once) sets it for every launch.
+bool mma_rows16(int64_t rows, bool staged) {
     static const int v = env_int("KINFER_MMA_ROWS", 0);
-    return v == 16 || (v != 32 && rows < 8192);
+    return v == 16 || (v != 32 && !staged && rows < 8192);
+}
+
+// Whether the tensor-core batches stage their weights in shared memory (matvec_mma_staged_body; the default.
+// KINFER_MMA_STAGED=0, read once, holds them in registers as matvec_mma_body does).
+bool mma_staged() {
+    static const bool on = env_int("KINFER_MMA_STAGED", 1) != 0;
+    return on;
+}
+
+template <class L0, class L1, int NT, bool kStaged>
+void launch_mma_kernel(bool r16, int blocks, const MatvecParts& parts, int first_l1, int n_groups,
+                       const float* x, int n_tok, const Epilogue& e, cudaStream_t s) {
+    constexpr bool kTwoTiles = kRawBytes<L0> <= 48 && kRawBytes<L1> <= 48;
+    auto kernel = matvec_mma_kernel<L0, L1, NT, 1, kStaged>;
+    if constexpr (kTwoTiles)
+        if (!r16) kernel = matvec_mma_kernel<L0, L1, NT, 2, kStaged>;
+    const auto smem_of = [](int mt) {
+        if constexpr (kStaged)
+            return 2 * (mt == 2 ? mma_stage_bytes<L0, L1, NT, 2>() : mma_stage_bytes<L0, L1, NT, 1>());
+        else
+            return mma_smem_bytes<NT>();
+    };
+    static const bool configured = [&] {
+        cudaFuncSetAttribute(matvec_mma_kernel<L0, L1, NT, 1, kStaged>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, smem_of(1));
+        if constexpr (kTwoTiles)
+            cudaFuncSetAttribute(matvec_mma_kernel<L0, L1, NT, 2, kStaged>,
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, smem_of(2));
+        return true;
+    }();
+    (void)configured;
+    const int64_t cols = int64_t(n_groups) * kGroupElems;
+    launch_kernel(kernel, blocks, kMmaWarps * 32, size_t(smem_of(r16 ? 1 : 2)), s, parts, first_l1, n_groups,
+                  static_cast<int>(ceil_div<int64_t>(cols, kRecordElems)), x, activation_floats(cols),
+                  int(activation_q_offset(cols)), int(activation_scale_offset(cols)), n_tok, e);
 }
 
 // outs[0 .. n_l0) of layout L0, the rest of L1, in blocks of 16 * MT rows; NT = 8 or 16 tokens. False
@@ -1082,28 +1266,17 @@ bool launch_mma(const MatvecOut* outs, int n_outs, int n_l0, const float* x, int
     // 32 rows only for layouts whose raw words of a chunk are small (Q4_K, Q8_0, Q4_0: <= 48 bytes per row;
     // Q6_K's and Q5_K's would spill at 128 registers).
     constexpr bool kTwoTiles = kRawBytes<L0> <= 48 && kRawBytes<L1> <= 48;
-    const bool r16 = !kTwoTiles || mma_rows16(rows);
+    const bool staged = mma_staged();
+    const bool r16 = !kTwoTiles || mma_rows16(rows, staged);
     const int blocks =
         r16 ? fill_parts<16>(outs, n_outs, roles, parts) : fill_parts<32>(outs, n_outs, roles, parts);
     const int first_l1 = n_l0 < n_outs ? parts.p[n_l0].first_block : blocks;
     Epilogue e = ep;
     e.prefetch = prefetch_weights();
-    auto kernel = matvec_mma_kernel<L0, L1, NT, 1>;
-    if constexpr (kTwoTiles)
-        if (!r16) kernel = matvec_mma_kernel<L0, L1, NT, 2>;
-    const int smem = mma_smem_bytes<NT>();
-    static const bool configured = [&] {
-        cudaFuncSetAttribute(matvec_mma_kernel<L0, L1, NT, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             smem);
-        if constexpr (kTwoTiles)
-            cudaFuncSetAttribute(matvec_mma_kernel<L0, L1, NT, 2>,
-                                 cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-        return true;
-    }();
-    (void)configured;
-    launch_kernel(kernel, blocks, kMmaWarps * 32, size_t(smem), s, parts, first_l1, n_groups,
-                  static_cast<int>(ceil_div<int64_t>(w0.cols, kRecordElems)), x, activation_floats(w0.cols),
-                  int(activation_q_offset(w0.cols)), int(activation_scale_offset(w0.cols)), n_tok, e);
+    if (staged)
+        launch_mma_kernel<L0, L1, NT, true>(r16, blocks, parts, first_l1, n_groups, x, n_tok, e, s);
+    else
+        launch_mma_kernel<L0, L1, NT, false>(r16, blocks, parts, first_l1, n_groups, x, n_tok, e, s);
     return true;
 }
 
