@@ -537,7 +537,13 @@ struct SharedLoads {
 // (matvec_mma_staged_body). Measured (bench/cuda/NOTES.md sessions 11 and 13): 16 tokens 39.5 us on that
 // matrix with the weights in registers, 34.1 staged; 8 tokens 29.7, 22.6 staged, against dp4a's 34.9. On by
 // default for the batches where it measured faster (mma_for).
-constexpr int kMmaWarps = 8;
+#ifndef KINFER_MMA_WARPS
+// Warps per block (4 or 8), each taking 4 groups of a chunk. 4 (chunks of 16 groups, 5 blocks per SM)
+// measured slower on an H200: Q4_K_M x8 1 513 against 1 963 t/s (bench/cuda/NOTES.md session 13).
+#define KINFER_MMA_WARPS 8
+#endif
+constexpr int kMmaWarps = KINFER_MMA_WARPS;
+static_assert(kMmaWarps == 4 || kMmaWarps == 8, "a chunk is 16 or 32 groups");
 
 // d = A (16 x 32, u8: rows g, g + 8 in a0 / a1 for k 4q.., a2 / a3 for k 16 + 4q..) x B (32 x 8, s8) + d.
 __device__ __forceinline__ void mma_k32(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
@@ -556,22 +562,24 @@ __device__ __forceinline__ void mma_k16(int (&d)[4], uint32_t a0, uint32_t a1, u
         : "r"(a0), "r"(a1), "r"(b0));
 }
 
-// The activation of a chunk of kChunkGroups = 32 groups (4 per warp) in shared memory, per token (stride
-// kTokenBytes): the group block's 2048 bytes of int8 terms as matvec's layout has them (four 512-byte planes:
-// q1 of elements 0..15, 16..31, then q2; 16 bytes per group in each), then the 32 groups' float4 scales; 16
-// bytes of padding per token put the 8 tokens' fragment loads in distinct banks.
-constexpr int kChunkGroups = 32, kWarpGroups = kChunkGroups / kMmaWarps;
-constexpr int kTokenBytes = 2048 + 512 + 16;
+// The activation of a chunk of kChunkGroups = 4 * kMmaWarps groups (4 per warp) in shared memory, per token
+// (stride kTokenBytes): the chunk's int8 terms as matvec's layout has them (four planes of 16 bytes per
+// group: q1 of elements 0..15, 16..31, then q2), then the groups' float4 scales; 16 bytes of padding per
+// token put the 8 tokens' fragment loads in distinct banks (the stride is 4 words mod 32).
+constexpr int kChunkGroups = 4 * kMmaWarps, kWarpGroups = 4;
+constexpr int kTokenBytes = kChunkGroups * (64 + 16) + 16;
 
-// The copy of one chunk: thread (token t = tid / 32 (+ 8 for 16 tokens), lane l) copies 16 bytes of each
-// plane and one group's scales, from its token's base pointers (past n_tok: the last token again).
+// The copy of one chunk: thread (token t = tid / kChunkGroups (+ 8 for 16 tokens), group l = tid %
+// kChunkGroups) copies 16 bytes of each plane and one group's scales, from its token's base pointers (past
+// n_tok: the last token again). In global memory the planes are 512 bytes per 32 groups.
 template <int NT>
 struct ChunkCopy {
+    static_assert(kMmaWarps * 32 / kChunkGroups == 8, "8 tokens per pass");
     const uint8_t* q[NT / 8];
     const uint8_t* sc[NT / 8];
     __device__ __forceinline__ ChunkCopy(const uint8_t* __restrict__ x, int64_t x_stride_bytes, int q_off,
                                          int s_off, int n_tok) {
-        const int l = threadIdx.x % 32, t = threadIdx.x / 32;
+        const int l = threadIdx.x % kChunkGroups, t = threadIdx.x / kChunkGroups;
 #pragma unroll
         for (int k = 0; k < NT / 8; ++k) {
             const uint8_t* xt = x + min(t + 8 * k, n_tok - 1) * x_stride_bytes;
@@ -580,13 +588,14 @@ struct ChunkCopy {
         }
     }
     __device__ __forceinline__ void copy(uint8_t* buf, int c) const {
-        const int l = threadIdx.x % 32, t = threadIdx.x / 32;
+        const int l = threadIdx.x % kChunkGroups, t = threadIdx.x / kChunkGroups;
+        const int g0 = c * kChunkGroups, src = (g0 / 32) * 2048 + (g0 % 32) * 16;
 #pragma unroll
         for (int k = 0; k < NT / 8; ++k) {
             uint8_t* d = buf + (t + 8 * k) * kTokenBytes + l * 16;
 #pragma unroll
-            for (int j = 0; j < 4; ++j) cp_async16(d + 512 * j, q[k] + c * 2048 + 512 * j);
-            cp_async16(d + 2048, sc[k] + c * 512);
+            for (int j = 0; j < 4; ++j) cp_async16(d + kChunkGroups * 16 * j, q[k] + src + 512 * j);
+            cp_async16(d + kChunkGroups * 64, sc[k] + g0 * 16);
         }
     }
 };
@@ -753,7 +762,7 @@ __device__ __forceinline__ void matvec_mma_body(const MatvecPart& me, int row0, 
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int gq = lane / 4, q = lane % 4;
     const int n_rows = me.n_rows;
-    // Where each row's first groups of this warp are; a chunk further is 4 records further.
+    // Where each row's first groups of this warp are; a chunk further is kChunkGroups / 8 records further.
     RowPos pos[MT][2];
 #pragma unroll
     for (int m = 0; m < MT; ++m)
@@ -771,7 +780,7 @@ __device__ __forceinline__ void matvec_mma_body(const MatvecPart& me, int row0, 
 #pragma unroll
             for (int c = 0; c < 4; ++c) acc[m][k][c] = 0.0f;
 
-    const int n_chunks = n_groups / kChunkGroups;  // the launch checks n_groups % 32 == 0
+    const int n_chunks = n_groups / kChunkGroups;  // the launch checks n_groups % kChunkGroups == 0
     typename L::QuadRaw cur[kSteps][MT][2];
     const auto load_chunk = [&](int c, typename L::QuadRaw(&r)[kSteps][MT][2]) {
 #pragma unroll
@@ -827,9 +836,10 @@ __device__ __forceinline__ void matvec_mma_body(const MatvecPart& me, int row0, 
 // their fragments' words from the stage through the layouts' own unpacking (load policy SharedLoads): the
 // same sums in the same order, so the results are matvec_mma_body's bit for bit.
 //
-// A row's chunk in a stage: its 4 records, then their 4 tail entries (at most 16 bytes), in a stride of
-// 4 * kRecord + 16 bytes. Records are 16 mod 32 bytes long, so the stride is 20 words mod 32: a fragment
-// load's 8 rows start in banks 0, 20, 8, 28, 16, 4, 24, 12, and with the quad's 4 words all 32 differ.
+// A row's chunk in a stage: its kChunkRecords records, then their tail entries (at most 16 bytes), in a
+// stride of kChunkRecords * kRecord + 16 bytes. Records are 16 mod 32 bytes long, so the stride is an odd
+// multiple of 4 words mod 32 (20 for 4 records, 12 for 2): a fragment load's 8 rows start in 8 distinct sets
+// of 4 banks, and with the quad's 4 words all 32 banks differ.
 constexpr int kChunkRecords = kChunkGroups / kGroupsPerRecord;
 template <class L>
 constexpr int kStageRowBytes = kChunkRecords* L::kRecord + 16;
@@ -841,6 +851,10 @@ __host__ __device__ constexpr int mma_stage_bytes() {
     return NT * kTokenBytes + 16 * MT * (a > b ? a : b);
 }
 
+__device__ __forceinline__ void cp_async4(void* smem, const void* gmem) {
+    const auto dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(dst), "l"(gmem) : "memory");
+}
 __device__ __forceinline__ void cp_async8(void* smem, const void* gmem) {
     const auto dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
     asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(dst), "l"(gmem) : "memory");
@@ -853,7 +867,8 @@ __device__ __forceinline__ void copy_weight_chunk(const MatvecPart& me, int row0
     constexpr int kRows = 16 * MT, kPieces = kChunkRecords * L::kRecord / 16, RS = kStageRowBytes<L>;
     constexpr int kTailBytes = kChunkRecords * L::kTail;
     static_assert(L::kRecord % 32 == 16, "the stride's bank pattern above");
-    static_assert(kTailBytes == 0 || kTailBytes == 8 || kTailBytes == 16, "a tail is one cp.async");
+    static_assert(kTailBytes == 0 || kTailBytes == 4 || kTailBytes == 8 || kTailBytes == 16,
+                  "a tail is one cp.async");
     for (int i = threadIdx.x; i < kRows * kPieces; i += kMmaWarps * 32) {
         const int r = i / kPieces, p = i - r * kPieces;
         const uint8_t* row = me.w + int64_t(min(row0 + r, me.n_rows - 1)) * me.row_bytes;
@@ -865,7 +880,9 @@ __device__ __forceinline__ void copy_weight_chunk(const MatvecPart& me, int row0
             const uint8_t* tail = me.w + int64_t(min(row0 + r, me.n_rows - 1)) * me.row_bytes +
                                   int64_t(n_records) * L::kRecord + c * kTailBytes;
             uint8_t* dst = w + r * RS + kChunkRecords * L::kRecord;
-            if constexpr (kTailBytes == 8)
+            if constexpr (kTailBytes == 4)
+                cp_async4(dst, tail);
+            else if constexpr (kTailBytes == 8)
                 cp_async8(dst, tail);
             else
                 cp_async16(dst, tail);
@@ -894,7 +911,7 @@ __device__ __forceinline__ void matvec_mma_staged_body(const MatvecPart& me, int
 #pragma unroll
             for (int c = 0; c < 4; ++c) acc[m][k][c] = 0.0f;
 
-    const int n_chunks = n_groups / kChunkGroups;  // the launch checks n_groups % 32 == 0
+    const int n_chunks = n_groups / kChunkGroups;  // the launch checks n_groups % kChunkGroups == 0
     const ChunkCopy<NT> copier(x, x_stride_bytes, q_off, s_off, n_tok);
     // Chunk 0's weights before waiting for the kernel before us (as matvec_body); one commit group per chunk.
     if (ep.prefetch) copy_weight_chunk<L, MT>(me, row0, n_records, 0, smem + kAct);
@@ -935,7 +952,9 @@ __device__ __forceinline__ void matvec_mma_staged_body(const MatvecPart& me, int
 // Parts of layout L0, then from first_l1_block on of L1 (the mixed Q4_K/Q6_K wq/wk/wv launch; L1 = L0
 // otherwise).
 template <class L0, class L1, int NT, int MT, bool kStaged>
-__global__ void __launch_bounds__(kMmaWarps * 32, 2)
+__global__ void __launch_bounds__(kMmaWarps * 32, kMmaWarps == 8 ? 2
+                                                  : kStaged      ? 5
+                                                                 : 4)
     matvec_mma_kernel(const MatvecParts parts, int first_l1_block, int n_groups, int n_records,
                       const float* __restrict__ x, int64_t x_stride, int q_off, int s_off, int n_tok,
                       const Epilogue ep) {
