@@ -136,6 +136,13 @@ inline __m256 q4k_mins(const BlockQ4_K* blk, uint64_t mn, float& d) {
                          _mm256_broadcastss_ps(_mm_movehdup_ps(dd)));
 }
 
+// The eight groups' scale pairs (s, 127 s), one int32 lane each: scales are 0..63, so s * (127 << 16 | 1) has
+// no borrow between the halves.
+inline __m256i q4k_pairs(uint64_t sc) {
+    return _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc))),
+                              _mm256_set1_epi32(0x007F0001));
+}
+
 // One block of a row, unpacked: the eight groups' codes, their scale pairs, the mins (times dmin) and d.
 struct Q4KBlock {
     __m256i w[8];
@@ -148,9 +155,7 @@ struct Q4KBlock {
         const auto* blk = reinterpret_cast<const BlockQ4_K*>(p);
         uint64_t sc, mn;
         q4k_scales_mins(blk->scales, sc, mn);
-        // scales are 0..63: s * (127 << 16 | 1) is the pair (s, 127 s) with no borrow between the halves
-        pairs = _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc))),
-                                   _mm256_set1_epi32(0x007F0001));
+        pairs = q4k_pairs(sc);
         mins = q4k_mins(blk, mn, d);
         const __m256i low = _mm256_set1_epi8(0x0F);
         for (int i = 0; i < 4; ++i) {
@@ -248,40 +253,35 @@ void q4k_one512(const uint8_t* row, size_t, int64_t nb, const Tok* tok, float* o
         const __m512i s = _mm512_add_epi32(ia[0], ia[1]);
         return _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
     };
+    // Block b's integer sums, its mins times dmin, and d.
+    const auto block = [&](int64_t b, __m256i& sum, __m256& bmins, float& d) {
+        const uint8_t* p = row + size_t(b) * sizeof(BlockQ4_K);
+        prefetch_ahead(p, sizeof(BlockQ4_K));
+        const auto* blk = reinterpret_cast<const BlockQ4_K*>(p);
+        uint64_t sc, mn;
+        q4k_scales_mins(blk->scales, sc, mn);
+        bmins = q4k_mins(blk, mn, d);
+        sum = block_sum(blk, b * 256, _mm512_castsi256_si512(q4k_pairs(sc)));
+    };
+    const auto add = [&](int64_t b, __m256i sum, __m256 bmins, float d) {
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d * t.step[b]), acc);
+        mins = _mm256_fmadd_ps(bmins, _mm256_loadu_ps(t.s32 + 8 * b), mins);
+    };
     int64_t b = 0;
     for (; b + KB <= nb; b += KB) {
         __m256i sum[KB];
         __m256 bmins[KB];
         float d[KB];
 #pragma GCC unroll 2
-        for (int k = 0; k < KB; ++k) {
-            const uint8_t* p = row + size_t(b + k) * sizeof(BlockQ4_K);
-            prefetch_ahead(p, sizeof(BlockQ4_K));
-            const auto* blk = reinterpret_cast<const BlockQ4_K*>(p);
-            uint64_t sc, mn;
-            q4k_scales_mins(blk->scales, sc, mn);
-            const __m256i pairs = _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc))),
-                                                     _mm256_set1_epi32(0x007F0001));
-            bmins[k] = q4k_mins(blk, mn, d[k]);
-            sum[k] = block_sum(blk, (b + k) * 256, _mm512_castsi256_si512(pairs));
-        }
-        for (int k = 0; k < KB; ++k) {
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[k]), _mm256_set1_ps(d[k] * t.step[b + k]), acc);
-            mins = _mm256_fmadd_ps(bmins[k], _mm256_loadu_ps(t.s32 + 8 * (b + k)), mins);
-        }
+        for (int k = 0; k < KB; ++k) block(b + k, sum[k], bmins[k], d[k]);
+        for (int k = 0; k < KB; ++k) add(b + k, sum[k], bmins[k], d[k]);
     }
     for (; b < nb; ++b) {  // a last odd block
-        const uint8_t* p = row + size_t(b) * sizeof(BlockQ4_K);
-        const auto* blk = reinterpret_cast<const BlockQ4_K*>(p);
-        uint64_t sc, mn;
-        q4k_scales_mins(blk->scales, sc, mn);
-        const __m256i pairs = _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc))),
-                                                 _mm256_set1_epi32(0x007F0001));
+        __m256i sum;
+        __m256 bmins;
         float d;
-        const __m256 bmins = q4k_mins(blk, mn, d);
-        const __m256i sum = block_sum(blk, b * 256, _mm512_castsi256_si512(pairs));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d * t.step[b]), acc);
-        mins = _mm256_fmadd_ps(bmins, _mm256_loadu_ps(t.s32 + 8 * b), mins);
+        block(b, sum, bmins, d);
+        add(b, sum, bmins, d);
     }
     out[0] = hsum(acc) - hsum(mins);
 }

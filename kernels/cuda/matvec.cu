@@ -1210,6 +1210,10 @@ constexpr bool kHasQuad = HasQuadStep<L>::value;
 // Bytes of raw words a thread holds per row for one chunk (its 4 groups) on the tensor-core path.
 template <class L>
 constexpr int kRawBytes = int(sizeof(typename L::QuadRaw)) * (kWarpGroups / L::kQuadStep);
+// 32 rows per block (two tiles) only for layouts whose raw words of a chunk are small (Q4_K, Q8_0, Q4_0: <=
+// 48 bytes per row; Q6_K's and Q5_K's would spill at 128 registers).
+template <class L0, class L1>
+constexpr bool kTwoTiles = kRawBytes<L0> <= 48 && kRawBytes<L1> <= 48;
 
 // Which batches take the tensor-core path (KINFER_MATVEC_MMA, read once). 1 (the default): 9-16 tokens, and
 // 5-8 on Q4_K, Q6_K (Q4_K_M files; also their mixed wq/wk/wv launch) and Q8_0, where it measured faster than
@@ -1246,9 +1250,8 @@ bool mma_staged() {
 template <class L0, class L1, int NT, bool kStaged>
 void launch_mma_kernel(bool r16, int blocks, const MatvecParts& parts, int first_l1, int n_groups,
                        const float* x, int n_tok, const Epilogue& e, cudaStream_t s) {
-    constexpr bool kTwoTiles = kRawBytes<L0> <= 48 && kRawBytes<L1> <= 48;
     auto kernel = matvec_mma_kernel<L0, L1, NT, 1, kStaged>;
-    if constexpr (kTwoTiles)
+    if constexpr (kTwoTiles<L0, L1>)
         if (!r16) kernel = matvec_mma_kernel<L0, L1, NT, 2, kStaged>;
     const auto smem_of = [](int mt) {
         if constexpr (kStaged)
@@ -1259,7 +1262,7 @@ void launch_mma_kernel(bool r16, int blocks, const MatvecParts& parts, int first
     static const bool configured = [&] {
         cudaFuncSetAttribute(matvec_mma_kernel<L0, L1, NT, 1, kStaged>,
                              cudaFuncAttributeMaxDynamicSharedMemorySize, smem_of(1));
-        if constexpr (kTwoTiles)
+        if constexpr (kTwoTiles<L0, L1>)
             cudaFuncSetAttribute(matvec_mma_kernel<L0, L1, NT, 2, kStaged>,
                                  cudaFuncAttributeMaxDynamicSharedMemorySize, smem_of(2));
         return true;
@@ -1282,11 +1285,8 @@ bool launch_mma(const MatvecOut* outs, int n_outs, int n_l0, const float* x, int
     MatvecParts parts;
     int64_t rows = 0;
     for (int i = 0; i < n_outs; ++i) rows += outs[i].w->rows;
-    // 32 rows only for layouts whose raw words of a chunk are small (Q4_K, Q8_0, Q4_0: <= 48 bytes per row;
-    // Q6_K's and Q5_K's would spill at 128 registers).
-    constexpr bool kTwoTiles = kRawBytes<L0> <= 48 && kRawBytes<L1> <= 48;
     const bool staged = mma_staged();
-    const bool r16 = !kTwoTiles || mma_rows16(rows, staged);
+    const bool r16 = !kTwoTiles<L0, L1> || mma_rows16(rows, staged);
     const int blocks =
         r16 ? fill_parts<16>(outs, n_outs, roles, parts) : fill_parts<32>(outs, n_outs, roles, parts);
     const int first_l1 = n_l0 < n_outs ? parts.p[n_l0].first_block : blocks;
