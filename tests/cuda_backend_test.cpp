@@ -99,6 +99,47 @@ TEST_CASE("cuda backend: prompts and decode steps give the CPU backend's logits,
     }
 }
 
+// Mistral's attention shape (head_dim 128, 4 query heads per KV head) in a context of over 512 positions: its
+// decode steps take the grouped attention (attention_gqa_kernel, its splits and combine_kernel) 600 positions
+// deep, where the other tests' small contexts take the per-head kernel.
+TEST_CASE(
+    "cuda backend: head_dim 128 and 4 query heads per KV head, 600 positions deep, give the CPU's logits") {
+    if (!have_gpu()) return;
+    test::TinyLlamaSpec spec;
+    spec.n_embd = 512;
+    spec.n_ff = 512;
+    spec.n_head = 4;
+    spec.n_head_kv = 1;
+    spec.n_layer = 2;
+    spec.n_vocab = 160;
+    spec.n_ctx_train = 1024;
+    spec.weight_type = spec.embd_type = GgmlType::Q8_0;
+    spec.seed = 41;
+    static std::vector<uint8_t> bytes = test::build_tiny_llama(spec).bytes;
+    const auto load = [&](engine::Device device) {
+        engine::LoadOptions opts;
+        opts.device = device;
+        opts.n_threads = 2;
+        return engine::Model::from_file(gguf::GgufFile::from_bytes(bytes, "tiny128.gguf"), opts);
+    };
+    const auto cpu = load(engine::Device::Cpu), gpu = load(engine::Device::Cuda);
+    engine::Session a(cpu, {.n_ctx = 640, .n_batch = 64}), b(gpu, {.n_ctx = 640, .n_batch = 64});
+    std::mt19937 rng(5);
+    std::uniform_int_distribution<int32_t> tok(0, int32_t(cpu->config().n_vocab) - 1);
+    std::vector<int32_t> prompt(600);
+    for (auto& t : prompt) t = tok(rng);
+    for (const int32_t t : prompt) a.forward(std::span<const int32_t>(&t, 1));  // CPU: the exact path
+    b.forward(prompt);
+    double worst = 0;
+    for (int step = 0; step < 4; ++step) {
+        const int32_t t = tok(rng);
+        const std::span<const float> want = a.forward(std::span<const int32_t>(&t, 1));
+        worst = std::max(worst, rel_err(b.forward(std::span<const int32_t>(&t, 1)), want));
+    }
+    MESSAGE("decode error 600 positions deep: " << worst);
+    CHECK(worst <= 1e-3);
+}
+
 TEST_CASE("cuda backend: several sequences in one step, a sliding window and a context shift") {
     if (!have_gpu()) return;
     const auto cpu = tiny(GgmlType::Q4_K, engine::Device::Cpu, 24);

@@ -679,18 +679,20 @@ TEST_CASE("cuda rope + KV store and attention: several sequences, GQA, windows, 
         CAPTURE(head_dim);
         CAPTURE(c.n_head_kv);
         cuda::AttentionShape shape{c.n_head, c.n_head_kv, head_dim, head_dim == 32 ? 16 : head_dim};
-        const int n_layer = 2, n_ctx = 700, kv_dim = shape.n_head_kv * head_dim,
+        const int n_layer = 2, n_ctx = 3600, kv_dim = shape.n_head_kv * head_dim,
                   q_dim = shape.n_head * head_dim;
         const int layer = 1;
         std::vector<double> inv_freq(shape.n_rot / 2);
         for (size_t i = 0; i < inv_freq.size(); ++i)
             inv_freq[i] = std::pow(10000.0, -2.0 * double(i) / shape.n_rot);
-        // Two sequences with their own caches; their histories are random fp16 rows already in the cache.
+        // Three sequences with their own caches; their histories are random fp16 rows already in the cache.
+        // The long one gives the grouped kernel's blocks ranges of several batches, the short one a block
+        // with one partial batch.
         struct Seq {
             int n_past, window;
             std::vector<uint16_t> k, v;  // [n_layer][n_ctx][kv_dim]
         };
-        std::vector<Seq> seqs = {{650, 0, {}, {}}, {5, 0, {}, {}}, {300, 100, {}, {}}};
+        std::vector<Seq> seqs = {{3500, 0, {}, {}}, {5, 0, {}, {}}, {300, 100, {}, {}}};
         for (Seq& s : seqs) {
             const std::vector<float> kf = random_floats(size_t(n_layer) * n_ctx * kv_dim, rng);
             const std::vector<float> vf = random_floats(size_t(n_layer) * n_ctx * kv_dim, rng);

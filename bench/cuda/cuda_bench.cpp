@@ -2,7 +2,7 @@
 // through enough copies of the weight that nothing stays in L2, times with CUDA events over many launches and
 // reports the median; GB/s counts the weight bytes read (activations and outputs are < 1% of them).
 //
-//   kinfer_cuda_bench [--quick] [--matvec-only]
+//   kinfer_cuda_bench [--quick] [--matvec-only] [--attention-only]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -157,10 +157,11 @@ void bench_attention(int n_ctx_filled) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    bool quick = false, matvec_only = false;
+    bool quick = false, matvec_only = false, attention_only = false;
     for (int i = 1; i < argc; ++i) {
         quick |= std::strcmp(argv[i], "--quick") == 0;
-        matvec_only |= std::strcmp(argv[i], "--matvec-only") == 0;  // Q4_K 14336x4096 alone (profiling)
+        matvec_only |= std::strcmp(argv[i], "--matvec-only") == 0;        // Q4_K 14336x4096 alone (profiling)
+        attention_only |= std::strcmp(argv[i], "--attention-only") == 0;  // the decode attention lines
     }
     const cuda::DeviceInfo info = cuda::query_devices();
     if (info.count == 0) {
@@ -170,6 +171,10 @@ int main(int argc, char** argv) {
     std::printf("GPU: %s (sm_%d%d)\n", info.name.c_str(), info.sm_major, info.sm_minor);
     if (matvec_only) {
         bench_matvec(GgmlType::Q4_K, 14336, 4096, true);
+        return 0;
+    }
+    if (attention_only) {
+        for (int n : {512, 1024, 4096, 16384}) bench_attention(n);
         return 0;
     }
     std::printf("device-to-device copy: %.0f GB/s (read + write)\n", copy_bandwidth());

@@ -323,15 +323,17 @@ __global__ void __launch_bounds__(kThreads)
 
     // kGqaBatch passes (8 positions each) of keys and values are loaded at once, as raw halves, before any is
     // used: one memory round trip per batch instead of one per pass (a block has 32 positions at depth 4096).
-    // The first batch's rows before this token's own are loaded before waiting for the kernel before us
-    // (the one writing q and row pos); row pos itself after.
+    // The first batch's rows written before this step are loaded before waiting for the kernel before us
+    // (the one writing q and this step's rows: at most one per token of the launch, the last at row pos);
+    // the others after.
     constexpr int W = DPL / 2;                              // 32-bit words per lane and position
     uint32_t kr[kGqaBatch][W] = {}, vr[kGqaBatch][W] = {};  // rows past the end stay zero (unused)
+    const int written_before = row.pos - (int(gridDim.z) - 1);
     const auto load_batch = [&](int p0, bool early) {
 #pragma unroll
         for (int i = 0; i < kGqaBatch; ++i) {
             const int p = p0 + i * kGqaGroups + pg;
-            if (p < p_end && (early ? p < row.pos : p0 != p_begin || p == row.pos)) {
+            if (p < p_end && (early ? p < written_before : p0 != p_begin || p >= written_before)) {
                 load_words<W>(kb + static_cast<int64_t>(p) * kv_dim, kr[i]);
                 load_words<W>(vb + static_cast<int64_t>(p) * kv_dim, vr[i]);
             }
