@@ -19,6 +19,15 @@ using namespace kinfer;
 
 namespace {
 
+std::shared_ptr<const engine::Model> load_tiny(const test::TinyLlamaSpec& spec, engine::Device device) {
+    static std::vector<std::vector<uint8_t>> keep;  // the models' bytes outlive the models
+    keep.push_back(test::build_tiny_llama(spec).bytes);
+    engine::LoadOptions opts;
+    opts.device = device;
+    opts.n_threads = 2;
+    return engine::Model::from_file(gguf::GgufFile::from_bytes(keep.back(), "tiny.gguf"), opts);
+}
+
 std::shared_ptr<const engine::Model> tiny(GgmlType type, engine::Device device, int64_t window = 0,
                                           int64_t n_vocab = 160) {
     test::TinyLlamaSpec spec;
@@ -32,12 +41,7 @@ std::shared_ptr<const engine::Model> tiny(GgmlType type, engine::Device device, 
     spec.weight_type = type;
     spec.embd_type = type;
     spec.seed = 3 + uint64_t(type);
-    static std::vector<std::vector<uint8_t>> keep;  // the models' bytes outlive the models
-    keep.push_back(test::build_tiny_llama(spec).bytes);
-    engine::LoadOptions opts;
-    opts.device = device;
-    opts.n_threads = 2;
-    return engine::Model::from_file(gguf::GgufFile::from_bytes(keep.back(), "tiny.gguf"), opts);
+    return load_tiny(spec, device);
 }
 
 // max |a - b| / (max b - min b), row by row of n_vocab.
@@ -115,14 +119,7 @@ TEST_CASE(
     spec.n_ctx_train = 1024;
     spec.weight_type = spec.embd_type = GgmlType::Q8_0;
     spec.seed = 41;
-    static std::vector<uint8_t> bytes = test::build_tiny_llama(spec).bytes;
-    const auto load = [&](engine::Device device) {
-        engine::LoadOptions opts;
-        opts.device = device;
-        opts.n_threads = 2;
-        return engine::Model::from_file(gguf::GgufFile::from_bytes(bytes, "tiny128.gguf"), opts);
-    };
-    const auto cpu = load(engine::Device::Cpu), gpu = load(engine::Device::Cuda);
+    const auto cpu = load_tiny(spec, engine::Device::Cpu), gpu = load_tiny(spec, engine::Device::Cuda);
     engine::Session a(cpu, {.n_ctx = 640, .n_batch = 64}), b(gpu, {.n_ctx = 640, .n_batch = 64});
     std::mt19937 rng(5);
     std::uniform_int_distribution<int32_t> tok(0, int32_t(cpu->config().n_vocab) - 1);
