@@ -349,6 +349,59 @@ TEST_CASE(
     }
 }
 
+// The decode rule of the foundation issue for the batches on the tensor cores (Q4_K's take the fp16 form):
+// their error against the exact product at most half of what llama.cpp's batched decode leaves, whose
+// activation is one int8 term per 32 values with an fp16 scale (q8_1), here simulated on the same rows and
+// activations (with a few large values, as real activations have).
+TEST_CASE("cuda matvec: the tensor-core batches' error is at most half of a single int8 term's (llama.cpp)") {
+    if (!have_gpu()) return;
+    std::mt19937 rng(23);
+    for (const GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0}) {
+        const TypeTraits& t = type_traits(type);
+        CAPTURE(t.name);
+        const int64_t cols = 4096, rows = 96;
+        const std::vector<uint8_t> gguf = cuda_test::random_rows(t, rows, cols, rng);
+        UploadedMatrix w = upload(t, gguf, rows, cols);
+        std::vector<float> wf(size_t(rows * cols));
+        for (int64_t r = 0; r < rows; ++r)
+            ref::dequantize_fn(t)(gguf.data() + r * row_bytes(t, cols), wf.data() + r * cols, cols);
+        for (int n_tok : {8, 16}) {
+            CAPTURE(n_tok);
+            std::vector<float> x = random_floats(size_t(n_tok) * cols, rng);
+            std::uniform_int_distribution<size_t> pick(0, x.size() - 1);
+            for (int i = 0; i < 40; ++i) x[pick(rng)] *= 20.0f;
+            // llama.cpp's activation: per 32 values q = round(x / d), d = max|x| / 127 kept as fp16.
+            std::vector<float> x8(x.size());
+            for (size_t g = 0; g < x.size(); g += 32) {
+                float amax = 0;
+                for (size_t i = g; i < g + 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+                const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+                const float dh = fp16_to_fp32(fp32_to_fp16(d));
+                for (size_t i = g; i < g + 32; ++i) x8[i] = std::round(x[i] * id) * dh;
+            }
+            const cuda::DeviceBuffer xp = prepared_activation(x, n_tok, cols);
+            cuda::DeviceBuffer od = poisoned(size_t(n_tok) * rows);
+            cuda::matvec(w.m, xp.as<float>(), n_tok, od.as<float>(), rows, nullptr);
+            const std::vector<float> out = to_host<float>(od, size_t(n_tok) * rows);
+            double ours = 0, theirs = 0;  // sums of squared errors
+            for (int64_t r = 0; r < rows; ++r)
+                for (int tok = 0; tok < n_tok; ++tok) {
+                    double exact = 0, q8 = 0;
+                    for (int64_t i = 0; i < cols; ++i) {
+                        const double wi = wf[size_t(r * cols + i)];
+                        exact += wi * x[size_t(tok * cols + i)];
+                        q8 += wi * x8[size_t(tok * cols + i)];
+                    }
+                    ours += std::pow(out[size_t(tok * rows + r)] - exact, 2);
+                    theirs += std::pow(q8 - exact, 2);
+                }
+            MESSAGE(t.name << " x" << n_tok << ": rms error " << std::sqrt(ours / double(rows * n_tok))
+                           << ", a single int8 term's " << std::sqrt(theirs / double(rows * n_tok)));
+            CHECK(ours <= 0.25 * theirs);  // squared: at most half
+        }
+    }
+}
+
 // Rows wider than one step of the block (2 x 64 groups): the loop over steps, a partial last step, and for
 // KINFER_MATVEC_VARIANT 4/5 the pipelined hand-over from one row set to the next.
 TEST_CASE("cuda matvec: one and two tokens, wide rows, against the double reference") {

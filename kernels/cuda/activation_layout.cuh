@@ -1,6 +1,6 @@
 #pragma once
 // The prepared activation matvec reads (kernels/cuda/kernels.hpp, prepare_activation), per token, for F =
-// cols rounded up to 1024 (activation_floats(cols) = 13 F / 8 floats):
+// cols rounded up to 1024 (activation_floats(cols) = 69 F / 32 floats):
 // - floats [0, F): the values in a permuted order for the float-weight path: chunks of 32 groups (1024
 //   elements); inside a chunk, float4 j (0..7) of group l (0..31) at float (j * 32 + l) * 4, so a warp whose
 //   lane l handles group l loads 512 contiguous bytes per 16-byte load.
@@ -10,8 +10,16 @@
 //   elements 0..15, 16..31; j = 2, 3: q2 likewise) at byte ((g / 32) * 4 + j) * 512 + (g % 32) * 16.
 // - bytes [6F, 6.5F): per group a float4 {s2, sum of elements 0..15, sum of 16..31, sum of all 32}: the
 //   exact sums carry the weights' offsets (the whole group's for types with one scale per group).
-// Producers (RMSNorm, SwiGLU, prepare_activation) write all three with prepare_group, a warp per group.
+// - bytes [6.5F, 8.5F): the values rounded to fp16, for the tensor-core batches of fp16 products: 64 bytes
+// per
+//   group, element i at half activation_half_slot(i), the order of the m16n8k16 B fragments (matvec.cu).
+// - bytes [8.5F, 8.625F): per group the float sum of its fp16 values (what carries the weights' offsets on
+//   that path: the sum of the values it multiplies, not of the exact ones).
+// Producers (RMSNorm, SwiGLU, prepare_activation) write them all with prepare_group, a warp per group.
 #include <cstdint>
+#if defined(__CUDACC__)
+#include <cuda_fp16.h>
+#endif
 
 namespace kinfer::cuda {
 
@@ -30,6 +38,19 @@ __host__ __device__ inline int64_t activation_q_offset(int64_t cols) {
 }
 __host__ __device__ inline int64_t activation_scale_offset(int64_t cols) {
     return 6 * activation_padded(cols);
+}
+__host__ __device__ inline int64_t activation_half_offset(int64_t cols) {
+    return 13 * activation_padded(cols) / 2;
+}
+__host__ __device__ inline int64_t activation_half_sum_offset(int64_t cols) {
+    return 17 * activation_padded(cols) / 2;
+}
+// Element i (0..31) of a group in its 32 fp16 slots: quad thread q = (i % 16) / 4 reads slots 8q .. 8q + 7 as
+// one 16-byte word, the B fragments of its two k-steps: elements 4q, 4q + 2 | 4q + 1, 4q + 3, then the same
+// 16 further on (the pairs the Q4_K nibbles unpack into, matvec.cu q4_halves).
+__host__ __device__ inline int activation_half_slot(int i) {
+    const int m = i % 4;
+    return 8 * ((i % 16) / 4) + 4 * (i / 16) + ((m & 1) << 1 | m >> 1);
 }
 
 #if defined(__CUDACC__)
@@ -53,9 +74,17 @@ __device__ inline void prepare_group(float v, int64_t g, int64_t cols, float* p)
 #pragma unroll
     for (int o = 8; o > 0; o /= 2) half_sum += __shfl_xor_sync(0xffffffffu, half_sum, o);
     const float hi = __shfl_sync(0xffffffffu, half_sum, 16);
+    // fp16: a value beyond 65504 becomes inf and shows in the product (no silent clipping).
+    const __half h = __float2half_rn(v);
+    auto* base = reinterpret_cast<uint8_t*>(p);
+    reinterpret_cast<__half*>(base + activation_half_offset(cols))[g * 32 + activation_half_slot(lane)] = h;
+    float h_sum = __half2float(h);  // the butterfly leaves the same sum in every lane
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) h_sum += __shfl_xor_sync(0xffffffffu, h_sum, o);
     if (lane == 0) {
-        auto* s = reinterpret_cast<float4*>(reinterpret_cast<uint8_t*>(p) + activation_scale_offset(cols));
+        auto* s = reinterpret_cast<float4*>(base + activation_scale_offset(cols));
         s[g] = make_float4(s1 / 254.0f, half_sum, hi, half_sum + hi);
+        reinterpret_cast<float*>(base + activation_half_sum_offset(cols))[g] = h_sum;
     }
 }
 #endif

@@ -495,6 +495,14 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
     const auto dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(gmem) : "memory");
 }
+__device__ __forceinline__ void cp_async4(void* smem, const void* gmem) {
+    const auto dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(dst), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async8(void* smem, const void* gmem) {
+    const auto dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(dst), "l"(gmem) : "memory");
+}
 __device__ __forceinline__ void cp_async_commit() {
     asm volatile("cp.async.commit_group;" ::: "memory");
 }
@@ -670,6 +678,141 @@ __device__ __forceinline__ void mma_group(const typename L::QuadRaw (&raw)[MT][2
     }
 }
 
+// ---- the fp16 form (Q4_K, KINFER_MMA_HALF)
+// The int8 form spends ~25 instructions per IMMA (ncu, bench/cuda/NOTES.md session 14): two int8 terms, two
+// MMAs per group, and a scale step of 5 instructions per C element and group that turns the integer sums into
+// floats. Here the activation is one fp16 term (its rounding, at most 2^-11 of each value, is far below a
+// single int8 term's max|x| / 254 that llama.cpp's q8_1 leaves, so the decode rule, at most half of
+// llama.cpp's error, holds with room) and each group is two m16n8k16 fp16 MMAs with float sums, so the scale
+// step is two FMAs: acc += a * D + (b + 64 a) * S. The codes go into the MMA as 64 + code, exact in fp16 (the
+// nibble written into the mantissa of 64.0 by one LOP3, no conversion), and S, the group's sum of the fp16
+// values, takes the 64 back out with the weights' offset; D's products are exact and summed in float.
+//
+// q4_halves: word q of a Q4_K group's codes (byte m: element 4q + m in its low nibble, 16 + 4q + m in its
+// high one) as four half2 of 64 + code: elements (4q, 4q + 2), (4q + 1, 4q + 3), then the same + 16 — the
+// k-slot pairs (2q, 2q + 1) and (2q + 8, 2q + 9) of the group's two k-steps, as activation_half_slot orders
+// the activation.
+__device__ __forceinline__ void q4_halves(uint32_t w, uint32_t (&h)[4]) {
+    constexpr uint32_t kMask = 0x00f000f0u, k64 = 0x54005400u;  // a code in bits 4..7 of 64.0's mantissa
+    h[0] = ((w << 4) & kMask) | k64;
+    h[1] = ((w >> 4) & kMask) | k64;
+    h[2] = (w & kMask) | k64;
+    h[3] = ((w >> 8) & kMask) | k64;
+}
+
+// d = A (16 x 16 f16: rows g, g + 8 in a0 / a1 for k-slots 2q, 2q + 1, a2 / a3 for 2q + 8, 2q + 9) x B (16 x
+// 8 f16: token g's k-slots in b0 / b1) + c, in float.
+__device__ __forceinline__ void hmma_k16(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                         uint32_t b0, uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// A chunk's fp16 activation in shared memory: per token its kChunkGroups groups of 64 bytes (stride
+// kHalfTokenBytes: 64 mod 128, so the two tokens of an LDS.128 phase take distinct banks), then per token the
+// groups' fp16 sums (stride kHalfSumBytes: 4 words mod 32, the 8 tokens of a warp's loads in distinct banks).
+constexpr int kHalfTokenBytes = kChunkGroups * 64 + 64, kHalfSumBytes = kChunkGroups * 4 + 16;
+template <int NT>
+constexpr int half_act_bytes() {
+    return NT * (kHalfTokenBytes + kHalfSumBytes);
+}
+
+// The copy of one chunk: warp t copies token t's (+ 8 for 16 tokens) 2 048 bytes of values, lane l the
+// 16-byte pieces l, l + 32, l + 64, l + 96 (each copy instruction of the warp one contiguous 512-byte run),
+// and group l's sum (past n_tok: the last token again).
+template <int NT>
+struct ChunkCopyHalf {
+    static_assert(kChunkGroups == 32 && kMmaWarps == 8, "a warp per token, a lane per group");
+    const uint8_t* h[NT / 8];
+    const uint8_t* sum[NT / 8];
+    __device__ __forceinline__ ChunkCopyHalf(const uint8_t* __restrict__ x, int64_t x_stride_bytes, int h_off,
+                                             int sum_off, int n_tok) {
+        const int l = threadIdx.x % 32, t = threadIdx.x / 32;
+#pragma unroll
+        for (int k = 0; k < NT / 8; ++k) {
+            const uint8_t* xt = x + min(t + 8 * k, n_tok - 1) * x_stride_bytes;
+            h[k] = xt + h_off + l * 16;
+            sum[k] = xt + sum_off + l * 4;
+        }
+    }
+    __device__ __forceinline__ void copy(uint8_t* buf, int c) const {
+        const int l = threadIdx.x % 32, t = threadIdx.x / 32;
+        const int g0 = c * kChunkGroups;
+#pragma unroll
+        for (int k = 0; k < NT / 8; ++k) {
+            uint8_t* d = buf + (t + 8 * k) * kHalfTokenBytes + l * 16;
+#pragma unroll
+            for (int j = 0; j < 4; ++j) cp_async16(d + 512 * j, h[k] + g0 * 64 + 512 * j);
+            cp_async4(buf + NT * kHalfTokenBytes + (t + 8 * k) * kHalfSumBytes + l * 4, sum[k] + g0 * 4);
+        }
+    }
+};
+
+// The fp16 form's MMAs for groups [j0, j0 + G) of the warp's four (raw: their step's words; gl0: the first's
+// index in the chunk) into d, every group's two k-steps chained, the groups and tiles independent: issued
+// together, so that their latencies overlap (a sum step after each group's MMAs left the warp waiting on
+// each MMA in turn: 29.4 us against the int8 form's 21.5 on q4_K 14336 x 4096 at 8 tokens).
+template <class L, int NT, int MT, int G>
+__device__ __forceinline__ void half_mmas(const typename L::QuadRaw (&raw)[MT][2], int j0, int gl0, int gq,
+                                          int q, const uint8_t* buf, float (&d)[G][MT][NT / 8][4]) {
+    static_assert(std::is_same_v<L, LayoutQ4_K>, "the fp16 form unpacks Q4_K's nibbles");
+#pragma unroll
+    for (int jj = 0; jj < G; ++jj) {
+        uint4 x[NT / 8];
+#pragma unroll
+        for (int k = 0; k < NT / 8; ++k)
+            x[k] = *reinterpret_cast<const uint4*>(buf + (8 * k + gq) * kHalfTokenBytes + (gl0 + jj) * 64 +
+                                                   16 * q);
+#pragma unroll
+        for (int m = 0; m < MT; ++m) {
+            uint32_t h0[4], h1[4];  // rows g and g + 8
+            q4_halves(raw[m][0].w[j0 + jj], h0);
+            q4_halves(raw[m][1].w[j0 + jj], h1);
+#pragma unroll
+            for (int k = 0; k < NT / 8; ++k) {
+                float(&dd)[4] = d[jj][m][k];
+                dd[0] = dd[1] = dd[2] = dd[3] = 0.0f;
+                hmma_k16(dd, h0[0], h1[0], h0[1], h1[1], x[k].x, x[k].y);
+                hmma_k16(dd, h0[2], h1[2], h0[3], h1[3], x[k].z, x[k].w);
+            }
+        }
+    }
+}
+
+// The sum step of those groups: acc += a * D + (b + 64 a) * S, with a and b + 64 a of group qi from the quad
+// thread that decoded it (sc_a / sc_b) and S the tokens' fp16 sums.
+template <int NT, int MT, int G>
+__device__ __forceinline__ void half_sums(const float (&d)[G][MT][NT / 8][4], int qi0, int gl0, int q,
+                                          const float (&sc_a)[MT][2][2], const float (&sc_b)[MT][2][2],
+                                          const uint8_t* buf, float (&acc)[MT][NT / 8][4]) {
+#pragma unroll
+    for (int jj = 0; jj < G; ++jj) {
+        const int src = (threadIdx.x & 28) | (qi0 + jj);
+        float a[MT][2], b[MT][2];
+#pragma unroll
+        for (int m = 0; m < MT; ++m)
+#pragma unroll
+            for (int i = 0; i < 2; ++i) {
+                a[m][i] = __shfl_sync(0xffffffffu, sc_a[m][i][0], src);
+                b[m][i] = __shfl_sync(0xffffffffu, sc_b[m][i][0], src);
+            }
+        const uint8_t* sums = buf + NT * kHalfTokenBytes + (gl0 + jj) * 4;
+#pragma unroll
+        for (int k = 0; k < NT / 8; ++k) {
+            const float s0 = *reinterpret_cast<const float*>(sums + (8 * k + 2 * q) * kHalfSumBytes);
+            const float s1 = *reinterpret_cast<const float*>(sums + (8 * k + 2 * q + 1) * kHalfSumBytes);
+#pragma unroll
+            for (int m = 0; m < MT; ++m)
+#pragma unroll
+                for (int c = 0; c < 4; ++c)
+                    acc[m][k][c] =
+                        fmaf(b[m][c / 2], c & 1 ? s1 : s0, fmaf(a[m][c / 2], d[jj][m][k][c], acc[m][k][c]));
+        }
+    }
+}
+
 // Shared memory of the kernel: two chunk buffers (the warps' sums reuse it at the end).
 template <int NT>
 constexpr int mma_smem_bytes() {
@@ -678,7 +821,7 @@ constexpr int mma_smem_bytes() {
 
 // One chunk of a warp's work, its weights' raw words in `cur` (loaded), the activation in buf: the scales of
 // this thread's group, then every group's MMAs into acc.
-template <class L, int NT, int MT>
+template <class L, int NT, int MT, bool kHalf = false>
 __device__ __forceinline__ void mma_chunk(typename L::QuadRaw (&cur)[kWarpGroups / L::kQuadStep][MT][2],
                                           int warp, int gq, int q, const uint8_t* buf,
                                           float (&acc)[MT][NT / 8][4]) {
@@ -702,17 +845,31 @@ __device__ __forceinline__ void mma_chunk(typename L::QuadRaw (&cur)[kWarpGroups
                     if (uq == 1) r = cur[1][mm][i];
                 float a[2], b[2];
                 L::quad_scales(r, q % S, slot, a, b);
+                // The codes' base: 64 in the fp16 form (q4_halves), the layout's own in the int8 one.
+                constexpr float kBase = kHalf ? 64.0f : float(L::kCodeBase);
 #pragma unroll
-                for (int h = 0; h < 2; ++h)
-                    sc_a[mm][i][h] = a[h], sc_b[mm][i][h] = fmaf(float(L::kCodeBase), a[h], b[h]);
+                for (int h = 0; h < 2; ++h) sc_a[mm][i][h] = a[h], sc_b[mm][i][h] = fmaf(kBase, a[h], b[h]);
             }
     }
 #pragma unroll
-    for (int u = 0; u < kSteps; ++u)
+    for (int u = 0; u < kSteps; ++u) {
+        if constexpr (kHalf) {
+            // Groups in batches whose sums take 32 registers: 4 at 8 tokens, 2 at 16.
+            constexpr int G = NT == 8 ? 4 : 2;
+            static_assert(S % G == 0, "whole batches of a step");
 #pragma unroll
-        for (int j = 0; j < S; ++j)
-            mma_group<L, NT, MT>(cur[u], j, u * S + j, warp * kWarpGroups + u * S + j, gq, q, sc_a, sc_b, buf,
-                                 acc);
+            for (int j0 = 0; j0 < S; j0 += G) {
+                float d[G][MT][NT / 8][4];
+                half_mmas<L, NT, MT, G>(cur[u], j0, warp * kWarpGroups + u * S + j0, gq, q, buf, d);
+                half_sums<NT, MT, G>(d, u * S + j0, warp * kWarpGroups + u * S + j0, q, sc_a, sc_b, buf, acc);
+            }
+        } else {
+#pragma unroll
+            for (int j = 0; j < S; ++j)
+                mma_group<L, NT, MT>(cur[u], j, u * S + j, warp * kWarpGroups + u * S + j, gq, q, sc_a, sc_b,
+                                     buf, acc);
+        }
+    }
 }
 
 // The 8 warps' sums added in warp order in shared memory (smem: at least kMmaWarps x 16 MT x NT floats),
@@ -844,20 +1001,16 @@ constexpr int kChunkRecords = kChunkGroups / kGroupsPerRecord;
 template <class L>
 constexpr int kStageRowBytes = kChunkRecords* L::kRecord + 16;
 
-// One stage: the activation of a chunk (NT tokens), then the weights of 16 * MT rows of each layout.
-template <class L0, class L1, int NT, int MT>
+// One stage: the activation of a chunk (NT tokens, int8 terms or fp16), then the weights of 16 * MT rows of
+// each layout.
+template <int NT, bool kHalf>
+__host__ __device__ constexpr int act_stage_bytes() {
+    return kHalf ? half_act_bytes<NT>() : NT * kTokenBytes;
+}
+template <class L0, class L1, int NT, int MT, bool kHalf = false>
 __host__ __device__ constexpr int mma_stage_bytes() {
     constexpr int a = kStageRowBytes<L0>, b = kStageRowBytes<L1>;
-    return NT * kTokenBytes + 16 * MT * (a > b ? a : b);
-}
-
-__device__ __forceinline__ void cp_async4(void* smem, const void* gmem) {
-    const auto dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(dst), "l"(gmem) : "memory");
-}
-__device__ __forceinline__ void cp_async8(void* smem, const void* gmem) {
-    const auto dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(dst), "l"(gmem) : "memory");
+    return act_stage_bytes<NT, kHalf>() + 16 * MT * (a > b ? a : b);
 }
 
 // Chunk c's records (and their tail entries) of the block's 16 * MT rows into the weight stage w.
@@ -890,13 +1043,14 @@ __device__ __forceinline__ void copy_weight_chunk(const MatvecPart& me, int row0
     }
 }
 
-template <class L, int NT, int MT, int kStage>
+// kHalf: the fp16 form (q_off / s_off are then the fp16 values' and sums' offsets).
+template <class L, int NT, int MT, int kStage, bool kHalf>
 __device__ __forceinline__ void matvec_mma_staged_body(const MatvecPart& me, int row0, int n_groups,
                                                        int n_records, const uint8_t* __restrict__ x,
                                                        int64_t x_stride_bytes, int q_off, int s_off,
                                                        int n_tok, const Epilogue& ep, uint8_t* smem) {
     constexpr int S = L::kQuadStep, kSteps = kWarpGroups / S, kTiles = NT / 8;
-    constexpr int kAct = NT * kTokenBytes, RS = kStageRowBytes<L>;
+    constexpr int kAct = act_stage_bytes<NT, kHalf>(), RS = kStageRowBytes<L>;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int gq = lane / 4, q = lane % 4;
     // This warp's groups in a row's stage: record warp * 4 / 8, slots from (warp * 4) % 8.
@@ -912,7 +1066,8 @@ __device__ __forceinline__ void matvec_mma_staged_body(const MatvecPart& me, int
             for (int c = 0; c < 4; ++c) acc[m][k][c] = 0.0f;
 
     const int n_chunks = n_groups / kChunkGroups;  // the launch checks n_groups % kChunkGroups == 0
-    const ChunkCopy<NT> copier(x, x_stride_bytes, q_off, s_off, n_tok);
+    using Copy = std::conditional_t<kHalf, ChunkCopyHalf<NT>, ChunkCopy<NT>>;
+    const Copy copier(x, x_stride_bytes, q_off, s_off, n_tok);
     // Chunk 0's weights before waiting for the kernel before us (as matvec_body); one commit group per chunk.
     if (ep.prefetch) copy_weight_chunk<L, MT>(me, row0, n_records, 0, smem + kAct);
     wait_for_producer();
@@ -942,7 +1097,7 @@ __device__ __forceinline__ void matvec_mma_staged_body(const MatvecPart& me, int
                     L::template load_quads_at<SharedLoads>(
                         RowPos{row + rec_off, row + tail_off, slot0 + u * S}, q, cur[u][m][i]);
                 }
-        mma_chunk<L, NT, MT>(cur, warp, gq, q, buf, acc);
+        mma_chunk<L, NT, MT, kHalf>(cur, warp, gq, q, buf, acc);
         __syncthreads();  // everyone is done with this stage before chunk c + 2 goes there
     }
     static_assert(kMmaWarps * 16 * MT * NT * 4 <= 2 * kStage, "the sums fit in the stages");
@@ -951,7 +1106,7 @@ __device__ __forceinline__ void matvec_mma_staged_body(const MatvecPart& me, int
 
 // Parts of layout L0, then from first_l1_block on of L1 (the mixed Q4_K/Q6_K wq/wk/wv launch; L1 = L0
 // otherwise).
-template <class L0, class L1, int NT, int MT, bool kStaged>
+template <class L0, class L1, int NT, int MT, bool kStaged, bool kHalf = false>
 __global__ void __launch_bounds__(kMmaWarps * 32, kMmaWarps == 8 ? 2
                                                   : kStaged      ? 5
                                                                  : 4)
@@ -967,13 +1122,13 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaWarps == 8 ? 2
     auto* smem = reinterpret_cast<uint8_t*>(mma_smem);
     const bool l1 = !std::is_same_v<L0, L1> && int(blockIdx.x) >= first_l1_block;
     if constexpr (kStaged) {
-        constexpr int kStage = mma_stage_bytes<L0, L1, NT, MT>();
+        constexpr int kStage = mma_stage_bytes<L0, L1, NT, MT, kHalf>();
         if (l1)
-            matvec_mma_staged_body<L1, NT, MT, kStage>(me, row0, n_groups, n_records, xb, 4 * x_stride, q_off,
-                                                       s_off, n_tok, ep, smem);
+            matvec_mma_staged_body<L1, NT, MT, kStage, kHalf>(me, row0, n_groups, n_records, xb, 4 * x_stride,
+                                                              q_off, s_off, n_tok, ep, smem);
         else
-            matvec_mma_staged_body<L0, NT, MT, kStage>(me, row0, n_groups, n_records, xb, 4 * x_stride, q_off,
-                                                       s_off, n_tok, ep, smem);
+            matvec_mma_staged_body<L0, NT, MT, kStage, kHalf>(me, row0, n_groups, n_records, xb, 4 * x_stride,
+                                                              q_off, s_off, n_tok, ep, smem);
     } else if (l1) {
         matvec_mma_body<L1, NT, MT>(me, row0, n_groups, n_records, xb, 4 * x_stride, q_off, s_off, n_tok, ep,
                                     smem);
@@ -1247,31 +1402,43 @@ bool mma_staged() {
     return on;
 }
 
-template <class L0, class L1, int NT, bool kStaged>
+template <class L0, class L1, int NT, bool kStaged, bool kHalf = false>
 void launch_mma_kernel(bool r16, int blocks, const MatvecParts& parts, int first_l1, int n_groups,
                        const float* x, int n_tok, const Epilogue& e, cudaStream_t s) {
-    auto kernel = matvec_mma_kernel<L0, L1, NT, 1, kStaged>;
+    auto kernel = matvec_mma_kernel<L0, L1, NT, 1, kStaged, kHalf>;
     if constexpr (kTwoTiles<L0, L1>)
-        if (!r16) kernel = matvec_mma_kernel<L0, L1, NT, 2, kStaged>;
+        if (!r16) kernel = matvec_mma_kernel<L0, L1, NT, 2, kStaged, kHalf>;
     const auto smem_of = [](int mt) {
         if constexpr (kStaged)
-            return 2 * (mt == 2 ? mma_stage_bytes<L0, L1, NT, 2>() : mma_stage_bytes<L0, L1, NT, 1>());
+            return 2 * (mt == 2 ? mma_stage_bytes<L0, L1, NT, 2, kHalf>()
+                                : mma_stage_bytes<L0, L1, NT, 1, kHalf>());
         else
             return mma_smem_bytes<NT>();
     };
     static const bool configured = [&] {
-        cudaFuncSetAttribute(matvec_mma_kernel<L0, L1, NT, 1, kStaged>,
+        cudaFuncSetAttribute(matvec_mma_kernel<L0, L1, NT, 1, kStaged, kHalf>,
                              cudaFuncAttributeMaxDynamicSharedMemorySize, smem_of(1));
         if constexpr (kTwoTiles<L0, L1>)
-            cudaFuncSetAttribute(matvec_mma_kernel<L0, L1, NT, 2, kStaged>,
+            cudaFuncSetAttribute(matvec_mma_kernel<L0, L1, NT, 2, kStaged, kHalf>,
                                  cudaFuncAttributeMaxDynamicSharedMemorySize, smem_of(2));
         return true;
     }();
     (void)configured;
     const int64_t cols = int64_t(n_groups) * kGroupElems;
+    const int64_t q_off = kHalf ? activation_half_offset(cols) : activation_q_offset(cols);
+    const int64_t s_off = kHalf ? activation_half_sum_offset(cols) : activation_scale_offset(cols);
     launch_kernel(kernel, blocks, kMmaWarps * 32, size_t(smem_of(r16 ? 1 : 2)), s, parts, first_l1, n_groups,
                   static_cast<int>(ceil_div<int64_t>(cols, kRecordElems)), x, activation_floats(cols),
-                  int(activation_q_offset(cols)), int(activation_scale_offset(cols)), n_tok, e);
+                  int(q_off), int(s_off), n_tok, e);
+}
+
+// The layouts the fp16 form reads (Q4_K), and whether their batches take it (KINFER_MMA_HALF=0, read once,
+// keeps the int8 form; staged weights only).
+template <class L0, class L1>
+constexpr bool kHalfForm = std::is_same_v<L0, LayoutQ4_K>&& std::is_same_v<L1, LayoutQ4_K>;
+bool mma_half() {
+    static const bool on = env_int("KINFER_MMA_HALF", 1) != 0;
+    return on;
 }
 
 // outs[0 .. n_l0) of layout L0, the rest of L1, in blocks of 16 * MT rows; NT = 8 or 16 tokens. False
@@ -1292,6 +1459,12 @@ bool launch_mma(const MatvecOut* outs, int n_outs, int n_l0, const float* x, int
     const int first_l1 = n_l0 < n_outs ? parts.p[n_l0].first_block : blocks;
     Epilogue e = ep;
     e.prefetch = prefetch_weights();
+    if constexpr (kHalfForm<L0, L1>) {
+        if (staged && mma_half()) {
+            launch_mma_kernel<L0, L1, NT, true, true>(r16, blocks, parts, first_l1, n_groups, x, n_tok, e, s);
+            return true;
+        }
+    }
     if (staged)
         launch_mma_kernel<L0, L1, NT, true>(r16, blocks, parts, first_l1, n_groups, x, n_tok, e, s);
     else
@@ -1486,7 +1659,8 @@ void check_tokens(int n_tokens) {
 }  // namespace
 
 int64_t activation_floats(int64_t cols) {
-    return activation_padded(cols) / 8 * 13;  // floats, int8 terms, scales (activation_layout.cuh)
+    // floats, int8 terms, scales, fp16 values, their sums (activation_layout.cuh)
+    return activation_padded(cols) / 32 * 69;
 }
 
 void prepare_activation(const float* x_dev, int n_tokens, int64_t cols, float* out_dev, Stream stream) {
