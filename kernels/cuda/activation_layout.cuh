@@ -1,6 +1,6 @@
 #pragma once
 // The prepared activation matvec reads (kernels/cuda/kernels.hpp, prepare_activation), per token, for F =
-// cols rounded up to 1024 (activation_floats(cols) = 69 F / 32 floats):
+// cols rounded up to 1024 (activation_floats(cols) = 35 F / 16 floats):
 // - floats [0, F): the values in a permuted order for the float-weight path: chunks of 32 groups (1024
 //   elements); inside a chunk, float4 j (0..7) of group l (0..31) at float (j * 32 + l) * 4, so a warp whose
 //   lane l handles group l loads 512 contiguous bytes per 16-byte load.
@@ -13,8 +13,8 @@
 // - bytes [6.5F, 8.5F): the values rounded to fp16, for the tensor-core batches of fp16 products: 64 bytes
 // per
 //   group, element i at half activation_half_slot(i), the order of the m16n8k16 B fragments (matvec.cu).
-// - bytes [8.5F, 8.625F): per group the float sum of its fp16 values (what carries the weights' offsets on
-//   that path: the sum of the values it multiplies, not of the exact ones).
+// - bytes [8.5F, 8.75F): per group the float sums of its fp16 values 0..15 and 16..31 (what carries the
+//   weights' offsets on that path: the sums of the values it multiplies, not of the exact ones).
 // Producers (RMSNorm, SwiGLU, prepare_activation) write them all with prepare_group, a warp per group.
 #include <cstdint>
 #if defined(__CUDACC__)
@@ -78,13 +78,14 @@ __device__ inline void prepare_group(float v, int64_t g, int64_t cols, float* p)
     const __half h = __float2half_rn(v);
     auto* base = reinterpret_cast<uint8_t*>(p);
     reinterpret_cast<__half*>(base + activation_half_offset(cols))[g * 32 + activation_half_slot(lane)] = h;
-    float h_sum = __half2float(h);  // the butterfly leaves the same sum in every lane
+    float h_sum = __half2float(h);  // the butterfly leaves its half-warp's sum in every lane of it
 #pragma unroll
-    for (int o = 16; o > 0; o /= 2) h_sum += __shfl_xor_sync(0xffffffffu, h_sum, o);
+    for (int o = 8; o > 0; o /= 2) h_sum += __shfl_xor_sync(0xffffffffu, h_sum, o);
+    if (lane % 16 == 0)
+        reinterpret_cast<float*>(base + activation_half_sum_offset(cols))[2 * g + lane / 16] = h_sum;
     if (lane == 0) {
         auto* s = reinterpret_cast<float4*>(base + activation_scale_offset(cols));
         s[g] = make_float4(s1 / 254.0f, half_sum, hi, half_sum + hi);
-        reinterpret_cast<float*>(base + activation_half_sum_offset(cols))[g] = h_sum;
     }
 }
 #endif

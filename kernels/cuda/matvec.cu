@@ -542,9 +542,11 @@ struct SharedLoads {
 // every (row, token) sum is one warp's groups in order, then the 8 warps' sums added in warp order in shared
 // memory (deterministic, but another order than the one-token path: a token's outputs differ from its
 // one-token result by float rounding, not bit for bit). The weights go through shared memory by default
-// (matvec_mma_staged_body). Measured (bench/cuda/NOTES.md sessions 11 and 13): 16 tokens 39.5 us on that
-// matrix with the weights in registers, 34.1 staged; 8 tokens 29.7, 22.6 staged, against dp4a's 34.9. On by
-// default for the batches where it measured faster (mma_for).
+// (matvec_mma_staged_body); Q4_K and Q6_K take fp16 MMAs on one fp16 activation term instead (the fp16 form
+// below: 8 tokens of q4_K 14336 x 4096 19.0 us against 22.6, 16 tokens 24.1 against 33.1). Measured
+// (bench/cuda/NOTES.md sessions 11 and 13): 16 tokens 39.5 us on that matrix with the weights in
+// registers, 34.1 staged; 8 tokens 29.7, 22.6 staged, against dp4a's 34.9. On by default for the batches
+// where it measured faster (mma_for).
 #ifndef KINFER_MMA_WARPS
 // Warps per block (4 or 8), each taking 4 groups of a chunk. 4 (chunks of 16 groups, 5 blocks per SM)
 // measured slower on an H200: Q4_K_M x8 1 513 against 1 963 t/s (bench/cuda/NOTES.md session 13).
@@ -678,26 +680,41 @@ __device__ __forceinline__ void mma_group(const typename L::QuadRaw (&raw)[MT][2
     }
 }
 
-// ---- the fp16 form (Q4_K, KINFER_MMA_HALF)
+// ---- the fp16 form (Q4_K and Q6_K, KINFER_MMA_HALF)
 // The int8 form spends ~25 instructions per IMMA (ncu, bench/cuda/NOTES.md session 14): two int8 terms, two
-// MMAs per group, and a scale step of 5 instructions per C element and group that turns the integer sums into
-// floats. Here the activation is one fp16 term (its rounding, at most 2^-11 of each value, is far below a
-// single int8 term's max|x| / 254 that llama.cpp's q8_1 leaves, so the decode rule, at most half of
-// llama.cpp's error, holds with room) and each group is two m16n8k16 fp16 MMAs with float sums, so the scale
-// step is two FMAs: acc += a * D + (b + 64 a) * S. The codes go into the MMA as 64 + code, exact in fp16 (the
-// nibble written into the mantissa of 64.0 by one LOP3, no conversion), and S, the group's sum of the fp16
-// values, takes the 64 back out with the weights' offset; D's products are exact and summed in float.
+// MMAs per group (four for Q6_K), and a scale step of 5 instructions per C element and scale that turns the
+// integer sums into floats. Here the activation is one fp16 term (its rounding, at most 2^-11 of each value,
+// is far below the max|x| / 254 of llama.cpp's single int8 term, so the decode rule, at most half of
+// llama.cpp's error, holds with room: the test "...error is at most half of a single int8 term's") and a
+// group is two m16n8k16 fp16 MMAs with float sums, so the scale step is two FMAs per scale:
+// acc += a * D + (b + 64 a) * S. The codes go into the MMA as 64 + code, exact in fp16 (the code written into
+// the mantissa of 64.0 by a LOP3, no conversion), and S, the sum of the fp16 values the scale covers, takes
+// the 64 back out with the weights' offset; D's products are exact and summed in float.
 //
-// q4_halves: word q of a Q4_K group's codes (byte m: element 4q + m in its low nibble, 16 + 4q + m in its
-// high one) as four half2 of 64 + code: elements (4q, 4q + 2), (4q + 1, 4q + 3), then the same + 16 — the
-// k-slot pairs (2q, 2q + 1) and (2q + 8, 2q + 9) of the group's two k-steps, as activation_half_slot orders
-// the activation.
-__device__ __forceinline__ void q4_halves(uint32_t w, uint32_t (&h)[4]) {
-    constexpr uint32_t kMask = 0x00f000f0u, k64 = 0x54005400u;  // a code in bits 4..7 of 64.0's mantissa
-    h[0] = ((w << 4) & kMask) | k64;
-    h[1] = ((w >> 4) & kMask) | k64;
-    h[2] = (w & kMask) | k64;
-    h[3] = ((w >> 8) & kMask) | k64;
+// A group's halves: four half2 of 64 + code, elements (4q, 4q + 2), (4q + 1, 4q + 3), then the same + 16 —
+// the k-slot pairs (2q, 2q + 1) and (2q + 8, 2q + 9) of the group's two k-steps, as activation_half_slot
+// orders the activation; so k-step h is sub-group h (elements 16h ..), which gives Q6_K's two scales a step
+// each. Q4_K from word q of the group (byte m: element 4q + m in its low nibble, 16 + 4q + m in its high
+// one); the others from the layout's quad codes (byte m of c[h]: element 16h + 4q + m, below 64).
+constexpr uint32_t kHalf64 = 0x54005400u;  // 64.0 in each half; a code in bits 4.. of its mantissa adds to it
+template <class L>
+__device__ __forceinline__ void group_halves(const typename L::QuadRaw& raw, int j, int q, uint32_t (&h)[4]) {
+    if constexpr (std::is_same_v<L, LayoutQ4_K>) {
+        const uint32_t w = raw.w[j], kMask = 0x00f000f0u;
+        h[0] = ((w << 4) & kMask) | kHalf64;
+        h[1] = ((w >> 4) & kMask) | kHalf64;
+        h[2] = (w & kMask) | kHalf64;
+        h[3] = ((w >> 8) & kMask) | kHalf64;
+    } else {
+        uint32_t c[2];
+        L::quad_codes(raw, j, q, c);
+        constexpr uint32_t kMask = 0x03f003f0u;  // 6-bit codes
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            h[2 * i] = ((c[i] << 4) & kMask) | kHalf64;
+            h[2 * i + 1] = ((c[i] >> 4) & kMask) | kHalf64;
+        }
+    }
 }
 
 // d = A (16 x 16 f16: rows g, g + 8 in a0 / a1 for k-slots 2q, 2q + 1, a2 / a3 for 2q + 8, 2q + 9) x B (16 x
@@ -712,19 +729,21 @@ __device__ __forceinline__ void hmma_k16(float (&d)[4], uint32_t a0, uint32_t a1
 
 // A chunk's fp16 activation in shared memory: per token its kChunkGroups groups of 64 bytes (stride
 // kHalfTokenBytes: 64 mod 128, so the two tokens of an LDS.128 phase take distinct banks), then per token the
-// groups' fp16 sums (stride kHalfSumBytes: 4 words mod 32, the 8 tokens of a warp's loads in distinct banks).
-constexpr int kHalfTokenBytes = kChunkGroups * 64 + 64, kHalfSumBytes = kChunkGroups * 4 + 16;
+// groups' two fp16 sums (stride kHalfSumBytes: 4 words mod 32, the 8 tokens of a warp's loads in distinct
+// banks).
+constexpr int kHalfTokenBytes = kChunkGroups * 64 + 64, kHalfSumBytes = kChunkGroups * 8 + 16;
 template <int NT>
 constexpr int half_act_bytes() {
     return NT * (kHalfTokenBytes + kHalfSumBytes);
 }
 
 // The copy of one chunk: warp t copies token t's (+ 8 for 16 tokens) 2 048 bytes of values, lane l the
-// 16-byte pieces l, l + 32, l + 64, l + 96 (each copy instruction of the warp one contiguous 512-byte run),
-// and group l's sum (past n_tok: the last token again).
+// 16-byte pieces l, l + 32, l + 64, l + 96 (each copy instruction of the warp one contiguous 512-byte run; a
+// lane per group, 64 bytes apart, read each 32-byte sector twice and took 29.3 us where this takes 18.4), and
+// lanes 0..15 the 256 bytes of sums (past n_tok: the last token again).
 template <int NT>
 struct ChunkCopyHalf {
-    static_assert(kChunkGroups == 32 && kMmaWarps == 8, "a warp per token, a lane per group");
+    static_assert(kChunkGroups == 32 && kMmaWarps == 8, "a warp per token");
     const uint8_t* h[NT / 8];
     const uint8_t* sum[NT / 8];
     __device__ __forceinline__ ChunkCopyHalf(const uint8_t* __restrict__ x, int64_t x_stride_bytes, int h_off,
@@ -734,7 +753,7 @@ struct ChunkCopyHalf {
         for (int k = 0; k < NT / 8; ++k) {
             const uint8_t* xt = x + min(t + 8 * k, n_tok - 1) * x_stride_bytes;
             h[k] = xt + h_off + l * 16;
-            sum[k] = xt + sum_off + l * 4;
+            sum[k] = xt + sum_off + (l % 16) * 16;
         }
     }
     __device__ __forceinline__ void copy(uint8_t* buf, int c) const {
@@ -745,19 +764,24 @@ struct ChunkCopyHalf {
             uint8_t* d = buf + (t + 8 * k) * kHalfTokenBytes + l * 16;
 #pragma unroll
             for (int j = 0; j < 4; ++j) cp_async16(d + 512 * j, h[k] + g0 * 64 + 512 * j);
-            cp_async4(buf + NT * kHalfTokenBytes + (t + 8 * k) * kHalfSumBytes + l * 4, sum[k] + g0 * 4);
+            if (l < 16)
+                cp_async16(buf + NT * kHalfTokenBytes + (t + 8 * k) * kHalfSumBytes + l * 16,
+                           sum[k] + g0 * 8);
         }
     }
 };
 
-// The fp16 form's MMAs for groups [j0, j0 + G) of the warp's four (raw: their step's words; gl0: the first's
-// index in the chunk) into d, every group's two k-steps chained, the groups and tiles independent: issued
-// together, so that their latencies overlap (a sum step after each group's MMAs left the warp waiting on
-// each MMA in turn: 29.4 us against the int8 form's 21.5 on q4_K 14336 x 4096 at 8 tokens).
+// Sums per group: one for layouts with one scale per group (both k-steps chained), one per k-step otherwise.
+template <class L>
+constexpr int kHalfSteps = OneScale<L>::value ? 1 : 2;
+
+// The fp16 form's MMAs for groups [j0, j0 + G) of the warp's step (raw: its words; gl0: the first group's
+// index in the chunk) into d, the groups and tiles independent, issued together.
 template <class L, int NT, int MT, int G>
 __device__ __forceinline__ void half_mmas(const typename L::QuadRaw (&raw)[MT][2], int j0, int gl0, int gq,
-                                          int q, const uint8_t* buf, float (&d)[G][MT][NT / 8][4]) {
-    static_assert(std::is_same_v<L, LayoutQ4_K>, "the fp16 form unpacks Q4_K's nibbles");
+                                          int q, const uint8_t* buf,
+                                          float (&d)[G][MT][NT / 8][kHalfSteps<L>][4]) {
+    constexpr int H = kHalfSteps<L>;
 #pragma unroll
     for (int jj = 0; jj < G; ++jj) {
         uint4 x[NT / 8];
@@ -768,47 +792,66 @@ __device__ __forceinline__ void half_mmas(const typename L::QuadRaw (&raw)[MT][2
 #pragma unroll
         for (int m = 0; m < MT; ++m) {
             uint32_t h0[4], h1[4];  // rows g and g + 8
-            q4_halves(raw[m][0].w[j0 + jj], h0);
-            q4_halves(raw[m][1].w[j0 + jj], h1);
+            group_halves<L>(raw[m][0], j0 + jj, q, h0);
+            group_halves<L>(raw[m][1], j0 + jj, q, h1);
 #pragma unroll
             for (int k = 0; k < NT / 8; ++k) {
-                float(&dd)[4] = d[jj][m][k];
-                dd[0] = dd[1] = dd[2] = dd[3] = 0.0f;
-                hmma_k16(dd, h0[0], h1[0], h0[1], h1[1], x[k].x, x[k].y);
-                hmma_k16(dd, h0[2], h1[2], h0[3], h1[3], x[k].z, x[k].w);
+#pragma unroll
+                for (int h = 0; h < H; ++h) {
+                    float(&dd)[4] = d[jj][m][k][h];
+                    dd[0] = dd[1] = dd[2] = dd[3] = 0.0f;
+                }
+                hmma_k16(d[jj][m][k][0], h0[0], h1[0], h0[1], h1[1], x[k].x, x[k].y);
+                hmma_k16(d[jj][m][k][H - 1], h0[2], h1[2], h0[3], h1[3], x[k].z, x[k].w);
             }
         }
     }
 }
 
-// The sum step of those groups: acc += a * D + (b + 64 a) * S, with a and b + 64 a of group qi from the quad
-// thread that decoded it (sc_a / sc_b) and S the tokens' fp16 sums.
-template <int NT, int MT, int G>
-__device__ __forceinline__ void half_sums(const float (&d)[G][MT][NT / 8][4], int qi0, int gl0, int q,
-                                          const float (&sc_a)[MT][2][2], const float (&sc_b)[MT][2][2],
+// The scale step of those groups: acc += a * D + (b + 64 a) * S per scale, with a and b + 64 a of group qi
+// from the quad thread that decoded it (sc_a / sc_b) and S the tokens' fp16 sums.
+template <class L, int NT, int MT, int G>
+__device__ __forceinline__ void half_sums(const float (&d)[G][MT][NT / 8][kHalfSteps<L>][4], int qi0, int gl0,
+                                          int q, const float (&sc_a)[MT][2][2], const float (&sc_b)[MT][2][2],
                                           const uint8_t* buf, float (&acc)[MT][NT / 8][4]) {
+    constexpr int H = kHalfSteps<L>;
 #pragma unroll
     for (int jj = 0; jj < G; ++jj) {
         const int src = (threadIdx.x & 28) | (qi0 + jj);
-        float a[MT][2], b[MT][2];
+        float a[MT][2][H], b[MT][2][H];
 #pragma unroll
         for (int m = 0; m < MT; ++m)
 #pragma unroll
-            for (int i = 0; i < 2; ++i) {
-                a[m][i] = __shfl_sync(0xffffffffu, sc_a[m][i][0], src);
-                b[m][i] = __shfl_sync(0xffffffffu, sc_b[m][i][0], src);
-            }
-        const uint8_t* sums = buf + NT * kHalfTokenBytes + (gl0 + jj) * 4;
+            for (int i = 0; i < 2; ++i)
+#pragma unroll
+                for (int h = 0; h < H; ++h) {
+                    a[m][i][h] = __shfl_sync(0xffffffffu, sc_a[m][i][h], src);
+                    b[m][i][h] = __shfl_sync(0xffffffffu, sc_b[m][i][h], src);
+                }
+        const uint8_t* sums = buf + NT * kHalfTokenBytes + (gl0 + jj) * 8;
 #pragma unroll
         for (int k = 0; k < NT / 8; ++k) {
-            const float s0 = *reinterpret_cast<const float*>(sums + (8 * k + 2 * q) * kHalfSumBytes);
-            const float s1 = *reinterpret_cast<const float*>(sums + (8 * k + 2 * q + 1) * kHalfSumBytes);
+            float2 st[2];  // tokens 2q, 2q + 1: the sums of elements 0..15 and 16..31
+#pragma unroll
+            for (int c = 0; c < 2; ++c)
+                st[c] = *reinterpret_cast<const float2*>(sums + (8 * k + 2 * q + c) * kHalfSumBytes);
 #pragma unroll
             for (int m = 0; m < MT; ++m)
 #pragma unroll
-                for (int c = 0; c < 4; ++c)
-                    acc[m][k][c] =
-                        fmaf(b[m][c / 2], c & 1 ? s1 : s0, fmaf(a[m][c / 2], d[jj][m][k][c], acc[m][k][c]));
+                for (int c = 0; c < 4; ++c) {
+                    const float2 sc = st[c & 1];
+                    float v = acc[m][k][c];
+                    if constexpr (H == 1) {
+                        v = fmaf(a[m][c / 2][0], d[jj][m][k][0][c], v);
+                        v = fmaf(b[m][c / 2][0], sc.x + sc.y, v);
+                    } else {
+                        v = fmaf(a[m][c / 2][0], d[jj][m][k][0][c], v);
+                        v = fmaf(a[m][c / 2][1], d[jj][m][k][1][c], v);
+                        v = fmaf(b[m][c / 2][0], sc.x, v);
+                        v = fmaf(b[m][c / 2][1], sc.y, v);
+                    }
+                    acc[m][k][c] = v;
+                }
         }
     }
 }
@@ -854,14 +897,16 @@ __device__ __forceinline__ void mma_chunk(typename L::QuadRaw (&cur)[kWarpGroups
 #pragma unroll
     for (int u = 0; u < kSteps; ++u) {
         if constexpr (kHalf) {
-            // Groups in batches whose sums take 32 registers: 4 at 8 tokens, 2 at 16.
-            constexpr int G = NT == 8 ? 4 : 2;
+            // Groups in batches whose MMA sums take at most 32 registers, issued before their scale step.
+            constexpr int kPerGroup = MT * (NT / 8) * kHalfSteps<L> * 4;
+            constexpr int G = 32 / kPerGroup < S ? (32 / kPerGroup > 0 ? 32 / kPerGroup : 1) : S;
             static_assert(S % G == 0, "whole batches of a step");
 #pragma unroll
             for (int j0 = 0; j0 < S; j0 += G) {
-                float d[G][MT][NT / 8][4];
+                float d[G][MT][NT / 8][kHalfSteps<L>][4];
                 half_mmas<L, NT, MT, G>(cur[u], j0, warp * kWarpGroups + u * S + j0, gq, q, buf, d);
-                half_sums<NT, MT, G>(d, u * S + j0, warp * kWarpGroups + u * S + j0, q, sc_a, sc_b, buf, acc);
+                half_sums<L, NT, MT, G>(d, u * S + j0, warp * kWarpGroups + u * S + j0, q, sc_a, sc_b, buf,
+                                        acc);
             }
         } else {
 #pragma unroll
@@ -1370,12 +1415,12 @@ constexpr int kRawBytes = int(sizeof(typename L::QuadRaw)) * (kWarpGroups / L::k
 template <class L0, class L1>
 constexpr bool kTwoTiles = kRawBytes<L0> <= 48 && kRawBytes<L1> <= 48;
 
-// Which batches take the tensor-core path (KINFER_MATVEC_MMA, read once). 1 (the default): 9-16 tokens, and
-// 5-8 on Q4_K, Q6_K (Q4_K_M files; also their mixed wq/wk/wv launch) and Q8_0, where it measured faster than
-// the dp4a path on an H200 (bench/cuda/NOTES.md sessions 11 and 13: Q8_0 joined once the weights were staged,
-// x8 1 510 -> 1 818 t/s). 0: none (dp4a for every batch). 2: every batch of 3-16 tokens (comparisons). Its
-// reference test: "cuda matvec: batches on the tensor-core path" (passes in every mode, memcheck and
-// racecheck clean: sessions 12 and 13).
+// Which batches take the tensor-core path (KINFER_MATVEC_MMA, read once; Q4_K and Q6_K there in the fp16
+// form, kHalfForm). 1 (the default): 9-16 tokens, and 5-8 on Q4_K, Q6_K (Q4_K_M files; also their mixed
+// wq/wk/wv launch) and Q8_0, where it measured faster than the dp4a path on an H200 (bench/cuda/NOTES.md
+// sessions 11 and 13: Q8_0 joined once the weights were staged, x8 1 510 -> 1 818 t/s). 0: none (dp4a for
+// every batch). 2: every batch of 3-16 tokens (comparisons). Its reference test: "cuda matvec: batches on the
+// tensor-core path" (passes in every mode, memcheck and racecheck clean: sessions 12 and 13).
 template <class L0, int NT>
 bool mma_for() {
     static const int mode = env_int("KINFER_MATVEC_MMA", 1);
@@ -1432,13 +1477,17 @@ void launch_mma_kernel(bool r16, int blocks, const MatvecParts& parts, int first
                   int(q_off), int(s_off), n_tok, e);
 }
 
-// The layouts the fp16 form reads (Q4_K), and whether their batches take it (KINFER_MMA_HALF=0, read once,
-// keeps the int8 form; staged weights only).
+// The layouts the fp16 form reads (Q4_K, Q6_K: Q4_K_M files), and whether their batches take it
+// (KINFER_MMA_HALF=0, read once, keeps the int8 form; staged weights only).
+template <class L>
+constexpr bool kHalfLayout = std::is_same_v<L, LayoutQ4_K> || std::is_same_v<L, LayoutQ6_K>;
 template <class L0, class L1>
-constexpr bool kHalfForm = std::is_same_v<L0, LayoutQ4_K>&& std::is_same_v<L1, LayoutQ4_K>;
+constexpr bool kHalfForm = kHalfLayout<L0>&& kHalfLayout<L1>;
+// KINFER_MMA_HALF (read once): 1 (default) every such launch, 0 none, 2 Q4_K-only launches (comparisons).
+template <class L0, class L1>
 bool mma_half() {
-    static const bool on = env_int("KINFER_MMA_HALF", 1) != 0;
-    return on;
+    static const int mode = env_int("KINFER_MMA_HALF", 1);
+    return mode == 1 || (mode == 2 && std::is_same_v<L0, LayoutQ4_K> && std::is_same_v<L1, LayoutQ4_K>);
 }
 
 // outs[0 .. n_l0) of layout L0, the rest of L1, in blocks of 16 * MT rows; NT = 8 or 16 tokens. False
@@ -1460,7 +1509,7 @@ bool launch_mma(const MatvecOut* outs, int n_outs, int n_l0, const float* x, int
     Epilogue e = ep;
     e.prefetch = prefetch_weights();
     if constexpr (kHalfForm<L0, L1>) {
-        if (staged && mma_half()) {
+        if (staged && mma_half<L0, L1>()) {
             launch_mma_kernel<L0, L1, NT, true, true>(r16, blocks, parts, first_l1, n_groups, x, n_tok, e, s);
             return true;
         }
@@ -1660,7 +1709,7 @@ void check_tokens(int n_tokens) {
 
 int64_t activation_floats(int64_t cols) {
     // floats, int8 terms, scales, fp16 values, their sums (activation_layout.cuh)
-    return activation_padded(cols) / 32 * 69;
+    return activation_padded(cols) / 16 * 35;
 }
 
 void prepare_activation(const float* x_dev, int n_tokens, int64_t cols, float* out_dev, Stream stream) {
