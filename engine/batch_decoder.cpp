@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "engine/finite_outputs.hpp"
 #include "kinfer/error.hpp"
 
 namespace kinfer::engine {
@@ -87,6 +88,14 @@ void BatchDecoder::decode(std::span<const SequenceInput> inputs) {
         Batch batch{tokens_, pos_, seq_, caches_, outputs_};
         batch.top_k = step_k;
         model_->backend().forward(*ws_, batch, logits_.data(), top_.data());
+        // Before any sequence takes its tokens: a failed step leaves every session as it was.
+        for (size_t o = 0; o < n_out; ++o) {
+            const int64_t position = pos_[size_t(outputs_[o])];
+            if (step_k > 0)
+                check_top_finite(top_.data() + o * size_t(step_k), 1, step_k, "decode", position);
+            else
+                check_logits_finite(logits_.data() + o * size_t(n_vocab), 1, n_vocab, "decode", position);
+        }
 
         // Commit: each sequence's tokens join its session; finished ones take their logits row.
         size_t out = 0;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "engine/finite_outputs.hpp"
 #include "kinfer/error.hpp"
 
 namespace kinfer::engine {
@@ -82,6 +83,13 @@ void Session::evaluate(std::span<const int32_t> tokens, bool all_logits, int32_t
         batch.top_k = top_k;
         model_->backend().forward(*ws_, batch, logits_.data() + (all_logits ? size_t(done * n_vocab) : 0),
                                   top_.data());
+        // Before the chunk joins the session: a failed step leaves it as it was.
+        if (top_k > 0 && last)
+            check_top_finite(top_.data(), 1, top_k, "forward", n_past() + step - 1);
+        else if (top_k == 0 && (all_logits || last))
+            check_logits_finite(logits_.data() + (all_logits ? size_t(done * n_vocab) : 0),
+                                all_logits ? step : 1, n_vocab, "forward",
+                                all_logits ? n_past() : n_past() + step - 1);
         append_evaluated(chunk, exact);
         done += step;
     }

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/batch_decoder.hpp"
+#include "engine/finite_outputs.hpp"
 #include "engine/model.hpp"
 #include "engine/sampler.hpp"
 #include "engine/session.hpp"
@@ -382,6 +384,45 @@ TEST_CASE("engine: context limits") {
 
     engine::Session capped(model, {.n_ctx = 100000});
     CHECK(capped.n_ctx() == 256);  // the model's training context
+}
+
+// Weights far out of range overflow the activations: the step throws, naming the problem, instead of handing
+// NaN logits to the sampler, and the session is left as it was.
+TEST_CASE("engine: a step whose logits are not finite throws and leaves the session unchanged") {
+    TinyLlamaSpec spec;
+    spec.weight_scale = 1e25f;
+    spec.embd_scale = 1.0f;
+    const TinyLlama m = kinfer::test::build_tiny_llama(spec);
+    const auto model = load(m);
+    engine::Session s(model, {.n_ctx = 32});
+    const auto first = std::span<const int32_t>(kTokens).first(3);
+    for (const int32_t top_k : {0, 5}) {
+        CAPTURE(top_k);
+        try {
+            if (top_k == 0)
+                s.forward(first);
+            else
+                s.forward_top(first, top_k);
+            FAIL("no error");
+        } catch (const Error& e) {
+            CHECK(std::string(e.what()).find("non-finite logits") != std::string::npos);
+            CHECK(std::string(e.what()).find("position 2") != std::string::npos);
+        }
+        CHECK(s.n_past() == 0);
+    }
+    // The batched step likewise, before any sequence takes its tokens.
+    engine::Session t(model, {.n_ctx = 32});
+    engine::BatchDecoder decoder(model, 16);
+    for (const int32_t top_k : {0, 5}) {
+        CAPTURE(top_k);
+        const engine::SequenceInput inputs[] = {{&s, first, top_k}, {&t, first.first(2), top_k}};
+        CHECK_THROWS_WITH_AS(decoder.decode(inputs), doctest::Contains("non-finite logits"), Error);
+        CHECK(s.n_past() == 0);
+        CHECK(t.n_past() == 0);
+    }
+    CHECK(engine::all_finite(std::vector<float>{1.0f, -3e38f, 0.0f}));
+    CHECK_FALSE(engine::all_finite(std::vector<float>{1.0f, NAN}));
+    CHECK_FALSE(engine::all_finite(std::vector<float>{-INFINITY}));
 }
 
 TEST_CASE("engine: context shift keeps the first tokens and drops the oldest half of the rest") {

@@ -733,7 +733,7 @@ __device__ __forceinline__ void hmma_k16(float (&d)[4], uint32_t a0, uint32_t a1
 // banks).
 constexpr int kHalfTokenBytes = kChunkGroups * 64 + 64, kHalfSumBytes = kChunkGroups * 8 + 16;
 template <int NT>
-constexpr int half_act_bytes() {
+__host__ __device__ constexpr int half_act_bytes() {
     return NT * (kHalfTokenBytes + kHalfSumBytes);
 }
 
