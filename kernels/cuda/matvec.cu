@@ -687,9 +687,9 @@ __device__ __forceinline__ void mma_group(const typename L::QuadRaw (&raw)[MT][2
 // is far below the max|x| / 254 of llama.cpp's single int8 term, so the decode rule, at most half of
 // llama.cpp's error, holds with room: the test "...error is at most half of a single int8 term's") and a
 // group is two m16n8k16 fp16 MMAs with float sums, so the scale step is two FMAs per scale:
-// acc += a * D + (b + 64 a) * S. The codes go into the MMA as 64 + code, exact in fp16 (the code written into
-// the mantissa of 64.0 by a LOP3, no conversion), and S, the sum of the fp16 values the scale covers, takes
-// the 64 back out with the weights' offset; D's products are exact and summed in float.
+// acc += a * D + (b + (kCodeBase - 64) a) * S. The codes go into the MMA as 64 + code, exact in fp16 (the
+// code written into the mantissa of 64.0 by a LOP3, no conversion), and S, the sum of the fp16 values the
+// scale covers, takes the 64 back out with the weights' offset; D's products are exact and summed in float.
 //
 // A group's halves: four half2 of 64 + code, elements (4q, 4q + 2), (4q + 1, 4q + 3), then the same + 16 —
 // the k-slot pairs (2q, 2q + 1) and (2q + 8, 2q + 9) of the group's two k-steps, as activation_half_slot
@@ -808,8 +808,8 @@ __device__ __forceinline__ void half_mmas(const typename L::QuadRaw (&raw)[MT][2
     }
 }
 
-// The scale step of those groups: acc += a * D + (b + 64 a) * S per scale, with a and b + 64 a of group qi
-// from the quad thread that decoded it (sc_a / sc_b) and S the tokens' fp16 sums.
+// The scale step of those groups: acc += a * D + (b + (kCodeBase - 64) a) * S per scale, with a and that sum
+// coefficient of group qi from the quad thread that decoded it (sc_a / sc_b) and S the tokens' fp16 sums.
 template <class L, int NT, int MT, int G>
 __device__ __forceinline__ void half_sums(const float (&d)[G][MT][NT / 8][kHalfSteps<L>][4], int qi0, int gl0,
                                           int q, const float (&sc_a)[MT][2][2], const float (&sc_b)[MT][2][2],
@@ -888,8 +888,10 @@ __device__ __forceinline__ void mma_chunk(typename L::QuadRaw (&cur)[kWarpGroups
                     if (uq == 1) r = cur[1][mm][i];
                 float a[2], b[2];
                 L::quad_scales(r, q % S, slot, a, b);
-                // The codes' base: 64 in the fp16 form (q4_halves), the layout's own in the int8 one.
-                constexpr float kBase = kHalf ? 64.0f : float(L::kCodeBase);
+                // The sums' coefficient: w = a * v + b with v = kCodeBase + code, so with the int8 form's
+                // codes w = a * code + (b + kCodeBase a), and with the fp16 form's 64 + code (group_halves)
+                // w = a * (64 + code) + (b + (kCodeBase - 64) a).
+                constexpr float kBase = float(L::kCodeBase) - (kHalf ? 64.0f : 0.0f);
 #pragma unroll
                 for (int h = 0; h < 2; ++h) sc_a[mm][i][h] = a[h], sc_b[mm][i][h] = fmaf(kBase, a[h], b[h]);
             }
