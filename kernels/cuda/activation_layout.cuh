@@ -10,9 +10,9 @@
 //   elements 0..15, 16..31; j = 2, 3: q2 likewise) at byte ((g / 32) * 4 + j) * 512 + (g % 32) * 16.
 // - bytes [6F, 6.5F): per group a float4 {s2, sum of elements 0..15, sum of 16..31, sum of all 32}: the
 //   exact sums carry the weights' offsets (the whole group's for types with one scale per group).
-// - bytes [6.5F, 8.5F): the values rounded to fp16, for the tensor-core batches of fp16 products: 64 bytes
-// per
-//   group, element i at half activation_half_slot(i), the order of the m16n8k16 B fragments (matvec.cu).
+// - bytes [6.5F, 8.5F): the values rounded to fp16, for the tensor-core batches of fp16 products: 64
+//   bytes per group, element i at half activation_half_slot(i), the order of the m16n8k16 B fragments
+//   (matvec.cu).
 // - bytes [8.5F, 8.75F): per group the float sums of its fp16 values 0..15 and 16..31 (what carries the
 //   weights' offsets on that path: the sums of the values it multiplies, not of the exact ones).
 // Producers (RMSNorm, SwiGLU, prepare_activation) write them all with prepare_group, a warp per group.
@@ -47,7 +47,7 @@ __host__ __device__ inline int64_t activation_half_sum_offset(int64_t cols) {
 }
 // Element i (0..31) of a group in its 32 fp16 slots: quad thread q = (i % 16) / 4 reads slots 8q .. 8q + 7 as
 // one 16-byte word, the B fragments of its two k-steps: elements 4q, 4q + 2 | 4q + 1, 4q + 3, then the same
-// 16 further on (the pairs the Q4_K nibbles unpack into, matvec.cu q4_halves).
+// 16 further on (the pairs the codes unpack into, matvec.cu group_halves).
 __host__ __device__ inline int activation_half_slot(int i) {
     const int m = i % 4;
     return 8 * ((i % 16) / 4) + 4 * (i / 16) + ((m & 1) << 1 | m >> 1);
@@ -74,7 +74,7 @@ __device__ inline void prepare_group(float v, int64_t g, int64_t cols, float* p)
 #pragma unroll
     for (int o = 8; o > 0; o /= 2) half_sum += __shfl_xor_sync(0xffffffffu, half_sum, o);
     const float hi = __shfl_sync(0xffffffffu, half_sum, 16);
-    // fp16: a value beyond 65504 becomes inf and shows in the product (no silent clipping).
+    // fp16: a value beyond 65 504 becomes inf, and the step fails with "non-finite logits" (no clipping).
     const __half h = __float2half_rn(v);
     auto* base = reinterpret_cast<uint8_t*>(p);
     reinterpret_cast<__half*>(base + activation_half_offset(cols))[g * 32 + activation_half_slot(lane)] = h;
