@@ -126,6 +126,30 @@ TEST_CASE("infer bench: a markdown table with one row per thread count and test,
     CHECK(r.out.find("rep 2/2") == std::string::npos);  // progress never goes to stdout
 }
 
+// The memory target's line counts the model alone: the read probe's buffer (here 384 MiB, freed before the
+// model loads) is not part of its peak, which stays near the peak of a run without the probe (the process's
+// own baseline, larger under the sanitizers, is in both).
+TEST_CASE("infer bench: the peak RSS line leaves out the read probe's buffer") {
+    const auto peak_gib = [](const std::string& flags, bool& reset) {
+        const CliResult r = run_infer_cli("bench -m " + tiny_model() + " -p 0 -n 2 -r 1 -t 1 " + flags);
+        REQUIRE_MESSAGE(r.status == 0, r.err);
+        const size_t at = r.err.find("peak RSS ");
+        REQUIRE(at != std::string::npos);
+        reset = r.err.find("since the start", at) == std::string::npos;
+        return std::stod(r.err.substr(at + 9));
+    };
+    bool reset = false, reset_without = false;
+    const double with_probe = peak_gib("--probe-mib 384", reset),
+                 without = peak_gib("--no-bandwidth", reset_without);
+    MESSAGE("peak RSS with the probe " << with_probe << " GiB, without " << without);
+    if (!reset) {
+        MESSAGE("no /proc/self/clear_refs here: the peak includes the probe");
+        CHECK(with_probe >= 0.375);
+    } else {
+        CHECK(with_probe < without + 0.2);
+    }
+}
+
 TEST_CASE("infer bench: json, jsonl and csv carry llama-bench's fields") {
     const std::string base = "bench -m " + tiny_model() + " -p 4 -n 2 -pg 4,2 -d 0,3 -r 3 -t 1 --no-warmup ";
     const CliResult json = run_infer_cli(base + "-o json --no-bandwidth");

@@ -403,6 +403,8 @@ int cmd_bench(int argc, char** argv) {
     bool begun = false;  // the header comes once the first model has loaded: a load error prints no table
     for (const auto& info : infos) {
         for (int t : threads) {
+            // The memory target counts this model alone: not the probe's buffer, nor an earlier instance.
+            const bool peak_reset = reset_peak_rss();
             BenchInstance instance(info, device, t, max_tokens);
             char line[200];
             std::snprintf(line, sizeof line, "loaded %s in %.2f s (%d threads)", info.path.c_str(),
@@ -428,9 +430,10 @@ int cmd_bench(int argc, char** argv) {
                 const double kv = double(info.kv_bytes_per_token) * max_tokens * max_seqs,
                              budget = double(info.size_bytes) + kv;
                 std::snprintf(line, sizeof line,
-                              "peak RSS %.2f GiB = %.1f%% of file %.2f GiB + KV cache %.3f GiB (%d tokens)",
+                              "peak RSS %.2f GiB = %.1f%% of file %.2f GiB + KV cache %.3f GiB (%d tokens)%s",
                               rss / gib, 100.0 * rss / budget, double(info.size_bytes) / gib, kv / gib,
-                              max_tokens * max_seqs);
+                              max_tokens * max_seqs,
+                              peak_reset ? "" : " (since the start: with the read probe's buffer)");
                 progress_line(line);
             }
         }

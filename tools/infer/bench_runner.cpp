@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "filetools/quant_recipe.hpp"
@@ -65,9 +68,18 @@ BenchModelInfo read_bench_model_info(const std::string& path) {
 }
 
 uint64_t peak_rss_bytes() {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("VmHWM:", 0) == 0)
+            return uint64_t(std::strtoull(line.c_str() + 6, nullptr, 10)) * 1024;
     rusage usage{};
     if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
     return uint64_t(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+bool reset_peak_rss() {
+    std::ofstream clear("/proc/self/clear_refs");
+    return clear && (clear << "5").flush().good();
 }
 
 BenchInstance::BenchInstance(const BenchModelInfo& info, Device device, int threads, int max_tokens)

@@ -36,7 +36,12 @@ class BenchInstance {
     Model model_;
 };
 
-// The process's peak resident memory so far (getrusage), in bytes; 0 where unknown.
+// The process's peak resident memory since the start or the last reset_peak_rss (Linux: VmHWM of
+// /proc/self/status; elsewhere getrusage, since the start), in bytes; 0 where unknown.
 uint64_t peak_rss_bytes();
+// Starts the peak over from the memory resident now (Linux: "5" into /proc/self/clear_refs), so that a
+// model's peak leaves out the read probe's buffer and an earlier model's pages, both freed. False where it
+// cannot.
+bool reset_peak_rss();
 
 }  // namespace kinfer::cli
