@@ -423,6 +423,13 @@ TEST_CASE("engine: a step whose logits are not finite throws and leaves the sess
     CHECK(engine::all_finite(std::vector<float>{1.0f, -3e38f, 0.0f}));
     CHECK_FALSE(engine::all_finite(std::vector<float>{1.0f, NAN}));
     CHECK_FALSE(engine::all_finite(std::vector<float>{-INFINITY}));
+    std::vector<float> row(37, 2.0f);  // two lanes of 16 and a tail of 5
+    CHECK(engine::all_finite(row));
+    for (const size_t at : {size_t(0), size_t(20), size_t(36)}) {
+        row[at] = NAN;
+        CHECK_FALSE(engine::all_finite(row));
+        row[at] = 2.0f;
+    }
 }
 
 TEST_CASE("engine: context shift keeps the first tokens and drops the oldest half of the rest") {
