@@ -109,16 +109,16 @@ TEST_CASE("cuda backend: prompts and decode steps give the CPU backend's logits,
 TEST_CASE(
     "cuda backend: head_dim 128 and 4 query heads per KV head, 600 positions deep, give the CPU's logits") {
     if (!have_gpu()) return;
-    test::TinyLlamaSpec spec;
-    spec.n_embd = 512;
-    spec.n_ff = 512;
-    spec.n_head = 4;
-    spec.n_head_kv = 1;
-    spec.n_layer = 2;
-    spec.n_vocab = 160;
-    spec.n_ctx_train = 1024;
-    spec.weight_type = spec.embd_type = GgmlType::Q8_0;
-    spec.seed = 41;
+    const test::TinyLlamaSpec spec{.n_vocab = 160,
+                                   .n_embd = 512,
+                                   .n_layer = 2,
+                                   .n_ff = 512,
+                                   .n_head = 4,
+                                   .n_head_kv = 1,
+                                   .n_ctx_train = 1024,
+                                   .weight_type = GgmlType::Q8_0,
+                                   .embd_type = GgmlType::Q8_0,
+                                   .seed = 41};
     const auto cpu = load_tiny(spec, engine::Device::Cpu), gpu = load_tiny(spec, engine::Device::Cuda);
     engine::Session a(cpu, {.n_ctx = 640, .n_batch = 64}), b(gpu, {.n_ctx = 640, .n_batch = 64});
     std::mt19937 rng(5);
