@@ -20,6 +20,7 @@ std::unique_ptr<Backend> make_cuda_backend(const Model&, const LoadProgress&) {
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -65,8 +66,9 @@ struct CudaWorkspace final : Workspace {
     std::vector<float> host_logits;  // candidates beyond kMaxTopK: selected on the host from these
     std::vector<cuda::KvRow> host_rows;
     std::vector<int32_t> host_ids, host_outs;
-    // Decode-step graphs by (tokens, outputs): their launches bake in this workspace's buffers.
-    std::map<std::pair<int64_t, int64_t>, std::unique_ptr<cuda::Graph> > graphs;
+    // Decode-step graphs by (tokens, outputs, attention span): their launches bake in this workspace's
+    // buffers.
+    std::map<std::tuple<int64_t, int64_t, int>, std::unique_ptr<cuda::Graph> > graphs;
     ~CudaWorkspace() override { cuda::destroy_stream(stream); }
 };
 
@@ -373,10 +375,12 @@ class CudaBackend final : public Backend {
             ws->gemm =
                 cuda::DeviceBuffer(cuda::matmul_scratch_bytes(max_cols, int(n_batch)), "matmul scratch");
         const cuda::AttentionShape shape{int(c.n_head), int(c.n_head_kv), int(c.head_dim), int(c.n_rot)};
-        ws->attn = cuda::DeviceBuffer(
-            sizeof(float) *
-                std::max<size_t>(1, cuda::attention_scratch_floats(shape, int(n_batch), int(n_ctx))),
-            "attention scratch");
+        size_t attn_floats = 1;  // the most any span's splits need
+        for (int span = attention_span(1, int(n_ctx));; span = attention_span(span + 1, int(n_ctx))) {
+            attn_floats = std::max(attn_floats, cuda::attention_scratch_floats(shape, int(n_batch), span));
+            if (span >= n_ctx) break;
+        }
+        ws->attn = cuda::DeviceBuffer(sizeof(float) * attn_floats, "attention scratch");
         ws->counters = cuda::DeviceBuffer(sizeof(int) * cuda::attention_counters(shape, int(n_batch)),
                                           "attention counters");
         cuda::zero_device(ws->counters.data(), ws->counters.bytes());
@@ -420,14 +424,15 @@ class CudaBackend final : public Backend {
                                  ws.stream);
 
         if (n <= cuda::kMaxMatvecTokens) {
-            // Decode: one graph per (tokens, outputs), attention sized for the whole context so that the
-            // launches never change.
-            auto& graph = ws.graphs[{n, n_out}];
+            // Decode: one graph per (tokens, outputs, span), its attention sized for `span` positions so
+            // that the launches never change while the rows fit.
+            const int span = attention_span(max_kv, int(ws.n_ctx));
+            auto& graph = ws.graphs[{n, n_out, span}];
             if (!graph) {
                 auto g = std::make_unique<cuda::Graph>();
                 g->begin_capture(ws.stream);
                 try {
-                    CudaOps ops(c, inv_freq_.as<double>(), ws, n, int(ws.n_ctx));
+                    CudaOps ops(c, inv_freq_.as<double>(), ws, n, span);
                     llama_forward(ops, c, weights_, b, logits);
                     ops.flush();
                 } catch (...) {
@@ -493,6 +498,21 @@ class CudaBackend final : public Backend {
     }
 
   private:
+    // The positions a decode graph's attention is sized for: the power of two from 256 up that covers the
+    // step's longest row, at most the context. A graph sized for the whole context splits every row as if it
+    // were that long (at a context of 1 024 the grouped kernel and a combine launch even for rows of 100
+    // positions; H200, `infer serve --ctx 1024`, one stream: 452-454 t/s, sized by span 471-475); a few
+    // graphs per batch size instead of one. Rows longer than the span would still be read whole (split_range
+    // follows each row's length); the span only sizes the splits. KINFER_ATTN_SPAN=0 (read once): always the
+    // context.
+    static int attention_span(int max_kv, int n_ctx) {
+        static const bool on = cuda::env_on("KINFER_ATTN_SPAN");
+        if (!on) return n_ctx;
+        int span = 256;
+        while (span < max_kv && span < n_ctx) span *= 2;
+        return std::min(span, n_ctx);
+    }
+
     void upload(const LoadProgress& progress) {
         const ModelWeights& mw = model_.weights();
         // Every distinct tensor once (tied embeddings share one), at 256-byte aligned offsets of one arena.

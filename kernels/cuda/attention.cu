@@ -450,10 +450,16 @@ __global__ void __launch_bounds__(kThreads)
 // attention_gqa_kernel serves shapes of 4 query heads per KV head and head_dim 32, 64, 96 or 128 with
 // contexts of at least 512 positions, unless KINFER_ATTN_GQA=0 (read once; comparisons). H200, Q4_K_M
 // tg128: 339 vs 317 t/s at depth 4096, but 405 vs 408 with a 128-position context (its combine kernel).
-bool use_gqa(const AttentionShape& shape, int max_kv) {
+// Decode launches of KINFER_ATTN_GQA_TOKENS (read once) to 16 tokens take it at shorter contexts too: there
+// the grouped kernel's one load per KV position for 4 heads outweighs its combine launch (H200, Q4_K_M tg128
+// in a 128-position context, from 4 tokens against never: x4 1 164-1 172 vs 1 115 t/s, x8 2 145-2 171 vs
+// 2 030-2 035; from 2 tokens x2 783-787 vs 800-802).
+bool use_gqa(const AttentionShape& shape, int max_kv, int n_tokens) {
     static const bool on = env_on("KINFER_ATTN_GQA");
-    return on && max_kv >= 512 && shape.n_head == kGqaHeads * shape.n_head_kv && shape.head_dim % 32 == 0 &&
-           shape.head_dim <= 128;
+    static const int from_tokens = env_int("KINFER_ATTN_GQA_TOKENS", 4);
+    const bool by_tokens = n_tokens >= from_tokens && n_tokens <= 16;
+    return on && (max_kv >= 512 || by_tokens) && shape.n_head == kGqaHeads * shape.n_head_kv &&
+           shape.head_dim % 32 == 0 && shape.head_dim <= 128;
 }
 
 // The per-head kernel: about sixteen blocks per SM; the GQA kernel (more registers, 4 resident blocks per
@@ -461,7 +467,7 @@ bool use_gqa(const AttentionShape& shape, int max_kv) {
 // depth 4096: 419 t/s at 4, 386 at 8, 335 at 16: fewer, longer splits leave the merge less to do).
 int choose_splits(const AttentionShape& shape, int n_tokens, int max_kv) {
     const int n_sm = sm_count();
-    const bool gqa = use_gqa(shape, max_kv);
+    const bool gqa = use_gqa(shape, max_kv, n_tokens);
     static const int gqa_fill = std::max(1, env_int("KINFER_ATTN_FILL", 4));  // comparisons
     const int by_fill = gqa ? ceil_div(gqa_fill * n_sm, std::max(1, n_tokens * shape.n_head_kv))
                             : ceil_div(16 * n_sm, std::max(1, n_tokens * shape.n_head));
@@ -543,14 +549,14 @@ void attention(const float* q_dev, const KvRow* rows_dev, int n_tokens, int laye
     // Each row's splits follow its own length (split_range); the smallest split is the one choose_splits
     // sizes by, so a row as long as max_kv gets the n_splits slices of ceil(max_kv / n_splits) it always had.
     static const bool fixed = env_on("KINFER_ATTN_FIXED_SPLITS");  // read once; comparisons
-    const int min_chunk = fixed ? 0 : (use_gqa(shape, max_kv) ? kGqaGroups : kMinSplitPositions);
+    const int min_chunk = fixed ? 0 : (use_gqa(shape, max_kv, n_tokens) ? kGqaGroups : kMinSplitPositions);
     const AttentionArgs a{q_dev,       rows_dev,     n_tokens,
                           layer,       shape,        scale,
                           n_splits,    min_chunk,    ceil_div(std::max(1, max_kv), n_splits),
                           out_dev,     prepared_dev, scratch_dev,
                           counters_dev};
     const cudaStream_t s = as_stream(stream);
-    if (use_gqa(shape, max_kv)) {
+    if (use_gqa(shape, max_kv, n_tokens)) {
         switch (shape.head_dim) {
             case 32:
                 launch_gqa<2>(a, s);
