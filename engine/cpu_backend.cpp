@@ -8,6 +8,7 @@
 
 #include "engine/kv_cache.hpp"
 #include "engine/llama_graph.hpp"
+#include "kernels/cpu/decode_table.hpp"
 #include "kernels/cpu/simple_ops.hpp"
 #include "kernels/cpu/thread_pool.hpp"
 #include "kernels/fp16.hpp"
@@ -244,8 +245,9 @@ CpuBackend::CpuBackend(const Model& model, cpu::Isa isa)
 CpuBackend::~CpuBackend() = default;
 
 std::string CpuBackend::describe() const {
-    return std::string("cpu (") + cpu::isa_name(isa_) + ", " + std::to_string(n_threads_) +
-           (n_threads_ == 1 ? " thread)" : " threads)");
+    const bool gfni = isa_ >= cpu::Isa::Avx512 && cpu::gfni_enabled();  // Q4_K / Q4_0 rows with GFNI
+    return std::string("cpu (") + cpu::isa_name(isa_) + (gfni ? "+gfni" : "") + ", " +
+           std::to_string(n_threads_) + (n_threads_ == 1 ? " thread)" : " threads)");
 }
 
 void* CpuBackend::allocate(size_t bytes) const {

@@ -12,6 +12,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -279,3 +280,46 @@ TEST_CASE("cpu decode path: a token's result does not depend on the tokens or ro
             }
         }
 }
+
+#if defined(__x86_64__)
+TEST_CASE("cpu decode path: the GFNI variants (Q4_K, Q4_0) give the plain ones' bits") {
+    // Only the nibble extraction differs (vgf2p8affineqb for a shift and a mask), so every output must be
+    // bit-identical; the default path is the GFNI one wherever the CPU has GFNI (unless KINFER_GFNI=0).
+    if (detected_isa() < Isa::Avx512) return;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("gfni")) {
+        MESSAGE("skipped: this CPU has no GFNI");
+        return;
+    }
+    std::mt19937 rng(7);
+    for (const GgmlType type : {GgmlType::Q4_K, GgmlType::Q4_0}) {
+        CAPTURE(std::string(type_name(type)));
+        const auto path = [&](bool gfni) {
+            return type == GgmlType::Q4_K ? decode_path_i8x2p_avx512(type, gfni)
+                                          : decode_path_i8x2b_avx512(type, gfni);
+        };
+        const MatmulPath *plain = path(false), *gfni = path(true);
+        REQUIRE(plain);
+        REQUIRE(gfni);
+        CHECK(bool(plain->rows != gfni->rows));
+        if (!float_decode_forced() && gfni_enabled())
+            CHECK(bool(quant_kernels(type, Isa::Avx512).decode.rows == gfni->rows));
+        for (const int64_t n_in : row_lengths(type)) {
+            const int64_t n_rows = 9;
+            const Matrix m = random_matrix(type, n_rows, n_in, rng);
+            for (const int64_t n_tokens : {1, 2, 3, 4, 8}) {
+                const std::vector<float> x = random_activation(n_tokens, n_in, rng);
+                std::vector<uint8_t> act(plain->act_bytes(n_in, n_tokens));
+                plain->prepare(x.data(), n_in, n_tokens, act.data());
+                std::vector<float> a(size_t(n_tokens * n_rows)), b(a.size());
+                plain->rows(m.bytes.data(), m.row_bytes, n_in, act.data(), n_tokens, 0, n_rows, a.data(),
+                            n_rows);
+                gfni->rows(m.bytes.data(), m.row_bytes, n_in, act.data(), n_tokens, 0, n_rows, b.data(),
+                           n_rows);
+                for (size_t i = 0; i < a.size(); ++i)
+                    REQUIRE(std::bit_cast<uint32_t>(a[i]) == std::bit_cast<uint32_t>(b[i]));
+            }
+        }
+    }
+}
+#endif

@@ -30,6 +30,23 @@ inline void prefetch_l2(const uint8_t* p, size_t ahead, size_t n) {
     for (uintptr_t a = first; a < last; a += 64) _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T1);
 }
 
+// Each byte of x mapped by the 8x8 bit matrix in its 64-bit lane of a (vgf2p8affineqb, no constant): bit i
+// of a result byte is the parity of (matrix byte 7 - i) & (the byte). In asm, so that these files are built
+// without -mgfni and the compiler emits GFNI nowhere else: only the paths chosen where the CPU has GFNI
+// (gfni_enabled) reach it. Nibbles in one instruction where a shift and a mask took two.
+constexpr int64_t kLowNibble = 0x0102040800000000;   // bits 0..3 stay, 4..7 cleared
+constexpr int64_t kHighNibble = 0x1020408000000000;  // bits 4..7 to 0..3, 4..7 cleared
+inline __m512i gf2p8affine(__m512i x, __m512i a) {
+    __m512i r;
+    asm("vgf2p8affineqb $0, %2, %1, %0" : "=v"(r) : "v"(x), "v"(a));
+    return r;
+}
+inline __m256i gf2p8affine(__m256i x, __m256i a) {
+    __m256i r;
+    asm("vgf2p8affineqb $0, %2, %1, %0" : "=v"(r) : "v"(x), "v"(a));
+    return r;
+}
+
 inline float hsum(__m256 v) {
     const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));

@@ -194,6 +194,17 @@ struct UQ4_0 {
     }
 };
 
+// Q4_0 where the CPU has GFNI: the high nibbles by one vgf2p8affineqb instead of a shift and a mask (the
+// one-token tile is bound by instruction count, see block_scales).
+struct UQ4_0G : UQ4_0 {
+    static void codes(const uint8_t* a, __m256i& first, __m256i& second) {
+        const __m256i q = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + kBytes + 2)),
+                                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + 2)));
+        first = _mm256_and_si256(q, _mm256_set1_epi8(0x0F));
+        second = i8x2::gf2p8affine(q, _mm256_set1_epi64x(i8x2::kHighNibble));
+    }
+};
+
 // One block's 32 codes (Q8_0: w + 128, Q4_0: 0..15, as the packed tiles read them) as int16 pairs in
 // element order.
 inline __m512i codes16(const uint8_t* p, UQ8_0) {
@@ -565,16 +576,18 @@ void rows(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int
 
 }  // namespace
 
-const MatmulPath* decode_path_i8x2b_avx512(GgmlType type) {
+const MatmulPath* decode_path_i8x2b_avx512(GgmlType type, bool gfni) {
     static constexpr MatmulPath kQ8_0{kActI8x2BP + UQ8_0::kOff, act_bytes, prepare<UQ8_0::kOff>, rows<UQ8_0>,
                                       1};
     static constexpr MatmulPath kQ4_0{kActI8x2BP + UQ4_0::kOff, act_bytes, prepare<UQ4_0::kOff>, rows<UQ4_0>,
                                       1};
+    static constexpr MatmulPath kQ4_0G{kActI8x2BP + UQ4_0::kOff, act_bytes, prepare<UQ4_0::kOff>,
+                                       rows<UQ4_0G>, 1};
     switch (type) {
         case GgmlType::Q8_0:
             return &kQ8_0;
         case GgmlType::Q4_0:
-            return &kQ4_0;
+            return gfni ? &kQ4_0G : &kQ4_0;
         default:
             return nullptr;
     }

@@ -31,6 +31,7 @@
 namespace kinfer::cpu {
 namespace {
 
+using i8x2::gf2p8affine;
 using i8x2::hsum;
 using i8x2::prefetch_ahead;
 using i8x2::prefetch_l2;
@@ -226,13 +227,20 @@ void q4k_tile(const uint8_t* row0, size_t row_bytes, int64_t nb, const Tok* tok,
 // operations in the same order, so the bits are q4k_tile's. KB blocks per iteration (their instructions
 // interleaved), each block's float steps still in block order. One thread, this host (Zen 4, 69 GB/s):
 // kinfer_bench Decode/q4_K/avx512 4096x4096 25.2-25.7 -> 28.8-30.1 GB/s, 14336x4096 24.7 -> 28.7-28.9
-// (KB = 1: 29.2 / 28.1-28.6); Q4_K_M tg64 at 2 threads 11.1-11.2 -> 12.0-12.4 t/s.
-template <int KB>
+// (KB = 1: 29.2 / 28.1-28.6); Q4_K_M tg64 at 2 threads 11.1-11.2 -> 12.0-12.4 t/s. kGfni (CPUs with GFNI):
+// the nibbles by one vgf2p8affineqb instead of a variable shift and a mask (7 -> 6 vector instructions per
+// 64 weights, 3 of them VNNI: the loop is bound by vector issue, not by the VNNI pipe): kinfer_bench
+// Decode/q4_K/avx512 one token, one thread, 3 alternating runs, 14336x4096 901-932 -> 960-965 tok/s,
+// 4096x4096 3 230-3 404 -> 3 491-3 639; the same bits.
+template <int KB, bool kGfni>
 void q4k_one512(const uint8_t* row, size_t, int64_t nb, const Tok* tok, float* out, int64_t) {
     const Tok& t = tok[0];
     __m256 acc = _mm256_setzero_ps(), mins = _mm256_setzero_ps();
     const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
     const __m512i low = _mm512_set1_epi8(0x0F);
+    // kGfni: the low nibbles in the low 256 bits and the high ones in the high 256 by one affine byte map
+    const __m512i nibbles =
+        _mm512_inserti64x4(_mm512_set1_epi64(i8x2::kLowNibble), _mm256_set1_epi64x(i8x2::kHighNibble), 1);
     const __m512i pick[4] = {_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
                              _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3),
                              _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5),
@@ -243,7 +251,11 @@ void q4k_one512(const uint8_t* row, size_t, int64_t nb, const Tok* tok, float* o
         for (int i = 0; i < 4; ++i) {
             const __m512i q = _mm512_broadcast_i64x4(
                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs + 32 * i)));
-            const __m512i w = _mm512_and_si512(_mm512_srlv_epi16(q, shift), low);
+            __m512i w;
+            if constexpr (kGfni)
+                w = gf2p8affine(q, nibbles);
+            else
+                w = _mm512_and_si512(_mm512_srlv_epi16(q, shift), low);
             const __m512i hi =
                 _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(t.q1 + e + 64 * i));
             const __m512i pk =
@@ -629,12 +641,15 @@ void rows_in_passes(const uint8_t* w, size_t row_bytes, int64_t n_in, const void
 
 }  // namespace
 
-const MatmulPath* decode_path_i8x2p_avx512(GgmlType type) {
+const MatmulPath* decode_path_i8x2p_avx512(GgmlType type, bool gfni) {
     // One token per row: q4k_one512 / q6k_one512 (KINFER_Q4K_ONE=256, read once: the 256-bit tiles, for
-    // comparisons)
+    // comparisons); gfni (only where the CPU has it): Q4_K's nibbles by vgf2p8affineqb
     static constexpr MatmulPath kQ4_K{
         kActI8x2KP, act_bytes, prepare,
-        rows_in_passes<q4k_one512<2>, q4k_tile<1, 2>, q4k_slices<4>, q4k_slices<8>>, 1};
+        rows_in_passes<q4k_one512<2, false>, q4k_tile<1, 2>, q4k_slices<4>, q4k_slices<8>>, 1};
+    static constexpr MatmulPath kQ4_KG{
+        kActI8x2KP, act_bytes, prepare,
+        rows_in_passes<q4k_one512<2, true>, q4k_tile<1, 2>, q4k_slices<4>, q4k_slices<8>>, 1};
     static constexpr MatmulPath kQ4_K256{
         kActI8x2KP, act_bytes, prepare,
         rows_in_passes<q4k_tile<1, 1>, q4k_tile<1, 2>, q4k_slices<4>, q4k_slices<8>>, 1};
@@ -650,7 +665,7 @@ const MatmulPath* decode_path_i8x2p_avx512(GgmlType type) {
         rows_in_passes<q6k_tile<1, 1>, q6k_tile<1, 2>, q6k_slices<4>, q6k_slices<8>>, 1};
     switch (type) {
         case GgmlType::Q4_K:
-            return tile256 ? &kQ4_K256 : &kQ4_K;
+            return tile256 ? &kQ4_K256 : (gfni ? &kQ4_KG : &kQ4_K);
         case GgmlType::Q6_K:
             return tile256 ? &kQ6_K256 : &kQ6_K;
         default:

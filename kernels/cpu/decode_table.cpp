@@ -14,6 +14,19 @@ bool float_decode_forced() {
     return forced;
 }
 
+bool gfni_enabled() {
+#if defined(__x86_64__)
+    static const bool on = [] {
+        const char* env = std::getenv("KINFER_GFNI");
+        __builtin_cpu_init();
+        return !(env && env[0] == '0') && __builtin_cpu_supports("gfni");
+    }();
+    return on;
+#else
+    return false;
+#endif
+}
+
 const MatmulPath* decode_path(GgmlType type, Isa isa) {
     if (!float_decode_forced())
         if (const MatmulPath* p = decode_path_i8x2(type, isa)) return p;
@@ -23,8 +36,8 @@ const MatmulPath* decode_path(GgmlType type, Isa isa) {
 const MatmulPath* decode_path_i8x2(GgmlType type, Isa isa) {
 #if defined(__x86_64__)
     if (isa >= Isa::Avx512) {
-        if (const MatmulPath* p = decode_path_i8x2p_avx512(type)) return p;
-        if (const MatmulPath* p = decode_path_i8x2b_avx512(type)) return p;
+        if (const MatmulPath* p = decode_path_i8x2p_avx512(type, gfni_enabled())) return p;
+        if (const MatmulPath* p = decode_path_i8x2b_avx512(type, gfni_enabled())) return p;
         return decode_path_i8x2_avx512(type);
     }
 #else

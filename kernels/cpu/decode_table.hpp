@@ -82,7 +82,11 @@ const MatmulPath* decode_path_avx512(GgmlType type);
 const MatmulPath* decode_path_int16_avx2(GgmlType type);
 const MatmulPath* decode_path_int16_avx512(GgmlType type);
 const MatmulPath* decode_path_i8x2_avx512(GgmlType type);
-const MatmulPath* decode_path_i8x2p_avx512(GgmlType type);
-const MatmulPath* decode_path_i8x2b_avx512(GgmlType type);
+// gfni: the variants whose nibbles take vgf2p8affineqb (Q4_K, Q4_0), only where gfni_enabled().
+const MatmulPath* decode_path_i8x2p_avx512(GgmlType type, bool gfni);
+const MatmulPath* decode_path_i8x2b_avx512(GgmlType type, bool gfni);
+
+// The CPU has GFNI (x86-64) and KINFER_GFNI is not 0 (read once; comparisons).
+bool gfni_enabled();
 
 }  // namespace kinfer::cpu

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/cpu/decode_table.hpp"
 #include "kernels/cpu/quant_matmul.hpp"
 #include "kernels/cuda/cuda_info.hpp"
 #include "tools/infer/args.hpp"
@@ -26,9 +27,11 @@ namespace {
 
 constexpr const char* kDefaultVocab = KINFER_DATA_DIR "/vocab/mistral-v0.3-vocab.gguf";
 
-// The instruction-set path of the CPU kernels in use (KINFER_CPU_ISA may force a lower one).
+// The instruction-set path of the CPU kernels in use (KINFER_CPU_ISA may force a lower one; "+gfni": the
+// Q4_K / Q4_0 decode rows take GFNI, unless KINFER_GFNI=0).
 std::string cpu_kernel_path() {
-    return cpu::isa_name(cpu::active_isa());
+    const cpu::Isa isa = cpu::active_isa();
+    return std::string(cpu::isa_name(isa)) + (isa >= cpu::Isa::Avx512 && cpu::gfni_enabled() ? "+gfni" : "");
 }
 
 std::string help_text() {
