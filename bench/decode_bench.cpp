@@ -2,7 +2,8 @@
 // 4096 x 4096 and 14336 x 4096 (Mistral-7B's attention and FFN shapes) and 8 tokens at once (batched decode
 // of 8 sequences), the portable reference path beside each SIMD level this CPU has; where the default is
 // the two-int8-term path (AVX-512: the quantized types) the float path beside it (-float), and for
-// the k-quants the int16-activation variant (-int16) (see kernels/cpu/decode_table.hpp).
+// the k-quants the int16-activation variant (-int16); on CPUs with GFNI, Q4_K and Q4_0 without it (-nogfni)
+// (see kernels/cpu/decode_table.hpp).
 // 256 x 4096 stays in L2: the kernels' compute speed without memory in the way. 32768 x 256 (Q8_0 and Q4_0)
 // is the demo model's output matrix: rows of a single group of 8 blocks, its own batch form. bytes_per_second
 // counts weight bytes read; a decode step is memory-bound when it stays near the machine's read bandwidth.
@@ -56,7 +57,8 @@ const std::vector<uint8_t>& weights(GgmlType type, int64_t n_rows, int64_t n_in)
     return cache.back().second;
 }
 
-enum class Variant { Default, Float, Int16 };
+// NoGfni: the Q4_K / Q4_0 rows without vgf2p8affineqb, beside the default where that is the GFNI one.
+enum class Variant { Default, Float, Int16, NoGfni };
 
 const kinfer::cpu::MatmulPath* variant_path(GgmlType type, Isa isa, Variant v) {
     switch (v) {
@@ -64,6 +66,12 @@ const kinfer::cpu::MatmulPath* variant_path(GgmlType type, Isa isa, Variant v) {
             return isa == Isa::Portable ? nullptr : kinfer::cpu::decode_path_float(type, isa);
         case Variant::Int16:
             return kinfer::cpu::decode_path_int16(type, isa);
+        case Variant::NoGfni:
+            if (isa < Isa::Avx512 || !kinfer::cpu::gfni_enabled() || kinfer::cpu::float_decode_forced())
+                return nullptr;
+            if (type == GgmlType::Q4_K) return kinfer::cpu::decode_path_i8x2p_avx512(type, false);
+            if (type == GgmlType::Q4_0) return kinfer::cpu::decode_path_i8x2b_avx512(type, false);
+            return nullptr;
         default:
             return &kinfer::cpu::quant_kernels(type, isa).decode;
     }
@@ -90,7 +98,7 @@ void BM_Decode(benchmark::State& state, GgmlType type, Isa isa, Variant variant,
 const bool kRegistered = [] {
     for (const GgmlType type : kTypes)
         for (int level = 0; level <= int(kinfer::cpu::detected_isa()); ++level)
-            for (const Variant v : {Variant::Default, Variant::Float, Variant::Int16})
+            for (const Variant v : {Variant::Default, Variant::Float, Variant::Int16, Variant::NoGfni})
                 for (const int64_t n_rows : {int64_t(256), int64_t(4096), int64_t(14336)})
                     for (const int64_t n_tokens : {int64_t(1), int64_t(8)}) {
                         const Isa isa = Isa(level);
@@ -99,8 +107,10 @@ const bool kRegistered = [] {
                         if (!p || (v == Variant::Float &&
                                    p->rows == variant_path(type, isa, Variant::Default)->rows))
                             continue;
-                        const char* suffix =
-                            v == Variant::Int16 ? "-int16" : (v == Variant::Float ? "-float" : "");
+                        const char* suffix = v == Variant::Int16    ? "-int16"
+                                             : v == Variant::Float  ? "-float"
+                                             : v == Variant::NoGfni ? "-nogfni"
+                                                                    : "";
                         if (isa == Isa::Portable && n_tokens > 1)
                             continue;  // the reference is slow enough once
                         const std::string name = std::string("Decode/") + kinfer::type_name(type) + "/" +
