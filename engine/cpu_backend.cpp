@@ -245,9 +245,8 @@ CpuBackend::CpuBackend(const Model& model, cpu::Isa isa)
 CpuBackend::~CpuBackend() = default;
 
 std::string CpuBackend::describe() const {
-    const bool gfni = isa_ >= cpu::Isa::Avx512 && cpu::gfni_enabled();  // Q4_K / Q4_0 rows with GFNI
-    return std::string("cpu (") + cpu::isa_name(isa_) + (gfni ? "+gfni" : "") + ", " +
-           std::to_string(n_threads_) + (n_threads_ == 1 ? " thread)" : " threads)");
+    return "cpu (" + cpu::decode_path_name(isa_) + ", " + std::to_string(n_threads_) +
+           (n_threads_ == 1 ? " thread)" : " threads)");
 }
 
 void* CpuBackend::allocate(size_t bytes) const {

@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace kinfer::cpu {
 
@@ -25,6 +26,10 @@ bool gfni_enabled() {
 #else
     return false;
 #endif
+}
+
+std::string decode_path_name(Isa isa) {
+    return std::string(isa_name(isa)) + (isa >= Isa::Avx512 && gfni_enabled() ? "+gfni" : "");
 }
 
 const MatmulPath* decode_path(GgmlType type, Isa isa) {

@@ -39,6 +39,8 @@
 //   pmaddwd (AVX2) against x rounded to int16 per super-block. It measured ~1.2-1.5x the float path's
 //   speed (the two-int8-term path: 2.7-3.9x), with x rounded to max|x| / 65534 per element. Kept for the
 //   AVX2 level to opt into and for comparison.
+#include <string>
+
 #include "gguf/ggml_type.hpp"
 #include "kernels/cpu/quant_matmul.hpp"
 
@@ -88,5 +90,8 @@ const MatmulPath* decode_path_i8x2b_avx512(GgmlType type, bool gfni);
 
 // The CPU has GFNI (x86-64) and KINFER_GFNI is not 0 (read once; comparisons).
 bool gfni_enabled();
+
+// The decode kernels' path at `isa` for people: its name, "+gfni" where the Q4_K / Q4_0 rows take GFNI.
+std::string decode_path_name(Isa isa);
 
 }  // namespace kinfer::cpu

@@ -27,11 +27,9 @@ namespace {
 
 constexpr const char* kDefaultVocab = KINFER_DATA_DIR "/vocab/mistral-v0.3-vocab.gguf";
 
-// The instruction-set path of the CPU kernels in use (KINFER_CPU_ISA may force a lower one; "+gfni": the
-// Q4_K / Q4_0 decode rows take GFNI, unless KINFER_GFNI=0).
+// The instruction-set path of the CPU kernels in use (KINFER_CPU_ISA may force a lower one).
 std::string cpu_kernel_path() {
-    const cpu::Isa isa = cpu::active_isa();
-    return std::string(cpu::isa_name(isa)) + (isa >= cpu::Isa::Avx512 && cpu::gfni_enabled() ? "+gfni" : "");
+    return cpu::decode_path_name(cpu::active_isa());
 }
 
 std::string help_text() {
