@@ -140,8 +140,10 @@ inline __m256 q4k_mins(const BlockQ4_K* blk, uint64_t mn, float& d) {
 // The eight groups' scale pairs (s, 127 s), one int32 lane each: scales are 0..63, so s * (127 << 16 | 1) has
 // no borrow between the halves.
 inline __m256i q4k_pairs(uint64_t sc) {
-    return _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc))),
-                              _mm256_set1_epi32(0x007F0001));
+    // the constant hidden from the optimiser, which would otherwise spend four shifts and adds on it
+    __m256i k = _mm256_set1_epi32(0x007F0001);
+    asm("" : "+x"(k));
+    return _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc))), k);
 }
 
 // One block of a row, unpacked: the eight groups' codes, their scale pairs, the mins (times dmin) and d.
@@ -246,7 +248,7 @@ void q4k_one512(const uint8_t* row, size_t, int64_t nb, const Tok* tok, float* o
                              _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5),
                              _mm512_setr_epi32(6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7)};
     const auto block_sum = [&](const BlockQ4_K* blk, int64_t e, __m512i pairs) {
-        __m512i ia[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+        __m512i ia;
 #pragma GCC unroll 4
         for (int i = 0; i < 4; ++i) {
             const __m512i q = _mm512_broadcast_i64x4(
@@ -260,10 +262,11 @@ void q4k_one512(const uint8_t* row, size_t, int64_t nb, const Tok* tok, float* o
                 _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(t.q1 + e + 64 * i));
             const __m512i pk =
                 _mm512_dpbusd_epi32(_mm512_slli_epi32(hi, 16), w, _mm512_loadu_si512(t.q2 + e + 64 * i));
-            ia[i % 2] = _mm512_dpwssd_epi32(ia[i % 2], pk, _mm512_permutexvar_epi32(pick[i], pairs));
+            const __m512i sp = _mm512_permutexvar_epi32(pick[i], pairs);
+            // the first pair by vpmaddwd (no zeroed accumulator to copy), the same integers
+            ia = i == 0 ? _mm512_madd_epi16(pk, sp) : _mm512_dpwssd_epi32(ia, pk, sp);
         }
-        const __m512i s = _mm512_add_epi32(ia[0], ia[1]);
-        return _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+        return _mm256_add_epi32(_mm512_castsi512_si256(ia), _mm512_extracti64x4_epi64(ia, 1));
     };
     // Block b's integer sums, its mins times dmin, and d.
     const auto block = [&](int64_t b, __m256i& sum, __m256& bmins, float& d) {
