@@ -110,8 +110,11 @@ inline __m256i packed_dot(__m256i w, const int8_t* q1, const int8_t* q2) {
 
 // The int16 pairs (s, 127 s) of signed group scales s, one int32 per group.
 inline __m512i scale_pairs(__m512i s) {
-    return _mm512_or_si512(_mm512_slli_epi32(_mm512_mullo_epi32(s, _mm512_set1_epi32(127)), 16),
-                           _mm512_and_si512(s, _mm512_set1_epi32(0xFFFF)));
+    // 127 s << 16 by one vpmulld (the constant hidden from the optimiser, which would spend three shifts and
+    // a subtraction on it), then s's low half or-ed in
+    __m512i k = _mm512_set1_epi32(127 << 16);
+    asm("" : "+v"(k));
+    return _mm512_ternarylogic_epi32(_mm512_mullo_epi32(s, k), s, _mm512_set1_epi32(0xFFFF), 0xF8);
 }
 
 // ---- Q4_K: block = d, dmin (fp16), 12 bytes of 6-bit scales and mins, 128 bytes of nibbles; bytes
@@ -406,7 +409,7 @@ void q6k_one512(const uint8_t* row, size_t, int64_t nb, const Tok* tok, float* o
             const __m512i half_pairs = _mm512_castsi256_si512(
                 h == 0 ? _mm512_castsi512_si256(h6.pairs) : _mm512_extracti64x4_epi64(h6.pairs, 1));
             const int64_t eh = e + 128 * h;
-            __m512i ia = _mm512_setzero_si512();
+            __m512i ia;
 #pragma GCC unroll 2
             for (int j = 0; j < 2; ++j) {
                 const __m512i w = j == 0 ? w01 : w23;
@@ -414,7 +417,8 @@ void q6k_one512(const uint8_t* row, size_t, int64_t nb, const Tok* tok, float* o
                     _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(t.q1 + eh + 64 * j));
                 const __m512i pk =
                     _mm512_dpbusd_epi32(_mm512_slli_epi32(hi, 16), w, _mm512_loadu_si512(t.q2 + eh + 64 * j));
-                ia = _mm512_dpwssd_epi32(ia, pk, _mm512_permutexvar_epi32(pick[j], half_pairs));
+                const __m512i sp = _mm512_permutexvar_epi32(pick[j], half_pairs);
+                ia = j == 0 ? _mm512_madd_epi16(pk, sp) : _mm512_dpwssd_epi32(ia, pk, sp);  // as in q4k_one512
             }
             const __m256i s = _mm256_add_epi32(_mm512_castsi512_si256(ia), _mm512_extracti64x4_epi64(ia, 1));
             f = _mm256_add_ps(f, _mm256_cvtepi32_ps(s));
