@@ -21,6 +21,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -38,14 +39,16 @@ using i8x2::prefetch_l2;
 
 // ---- prepared activation (kActI8x2KP), per token, contiguous; regions kSkew bytes apart so that
 // power-of-two row lengths do not put every region at the same L1 set:
-//   int8 q1[n_in] | int8 q2[n_in] | int16 c[n_in] | float step[nb] | float s16[nb][16] | float s32[nb][8]
+//   int8 q1[n_in] | int8 q2[n_in] | int16 c[n_in] | float step[nb] | float s16[nb][16] | float s32[nb][8] |
+//   int16 ce[n_in]
 // s16[g] = step * sum of c over group g of 16, s32 over groups of 32; c = 127 q1 + q2 itself is for the
-// batches (the slices below). ----
+// batches (the slices below): in element order for Q6_K, and as ce for Q4_K, per pair of groups (64
+// elements) the even elements of the first group, of the second, then the odd ones of each (q4k_slices). ----
 constexpr size_t kSkew = 64;
 
 size_t token_bytes(int64_t n_in) {
     const size_t nb = size_t(n_in / 256);
-    return 4 * size_t(n_in) + 3 * kSkew + nb * 4 * (1 + 16 + 8) + kSkew;
+    return 6 * size_t(n_in) + 3 * kSkew + nb * 4 * (1 + 16 + 8) + 2 * kSkew;
 }
 
 size_t act_bytes(int64_t n_in, int64_t n_tokens) {
@@ -56,6 +59,7 @@ struct Tok {
     const int8_t *q1, *q2;
     const int16_t* c;
     const float *step, *s16, *s32;
+    const int16_t* ce;
 };
 
 Tok token(const void* act, int64_t n_in, int64_t t) {
@@ -64,7 +68,9 @@ Tok token(const void* act, int64_t n_in, int64_t t) {
     const auto* q1 = reinterpret_cast<const int8_t*>(base);
     const auto* c = reinterpret_cast<const int16_t*>(base + 2 * (size_t(n_in) + kSkew));
     const auto* step = reinterpret_cast<const float*>(base + 4 * size_t(n_in) + 3 * kSkew);
-    return Tok{q1, q1 + n_in + kSkew, c, step, step + nb, step + nb + 16 * nb};
+    const auto* ce =
+        reinterpret_cast<const int16_t*>(reinterpret_cast<const uint8_t*>(step + 25 * nb) + kSkew);
+    return Tok{q1, q1 + n_in + kSkew, c, step, step + nb, step + nb + 16 * nb, ce};
 }
 
 void prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
@@ -77,6 +83,10 @@ void prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
         auto* step = const_cast<float*>(tok.step);
         auto* s16 = const_cast<float*>(tok.s16);
         auto* s32 = const_cast<float*>(tok.s32);
+        auto* ce = const_cast<int16_t*>(tok.ce);
+        // ce's order: of the 16-element pieces 2 g and 2 g + 1 of group g, the even elements, then the odd
+        const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
         for (int64_t b = 0; b < nb; ++b) {
             const float* xb = x + t * n_in + b * 256;
             __m512 m = _mm512_setzero_ps();
@@ -85,12 +95,24 @@ void prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
             const float id = amax > 0 ? 16129.0f / amax : 0.0f;
             step[b] = amax > 0 ? amax / 16129.0f : 0.0f;
             int32_t sum16[16];
+            __m512i cs[16];
             for (int g = 0; g < 16; ++g) {
                 const __m512i c = i8x2::split127(_mm512_loadu_ps(xb + 16 * g), id, q1 + b * 256 + 16 * g,
                                                  q2 + b * 256 + 16 * g);
                 _mm256_storeu_si256(reinterpret_cast<__m256i*>(c16 + b * 256 + 16 * g),
                                     _mm512_cvtepi32_epi16(c));
                 sum16[g] = _mm512_reduce_add_epi32(c);
+                cs[g] = c;
+            }
+            for (int i = 0; i < 4; ++i) {  // groups 2 i and 2 i + 1: pieces 4 i .. 4 i + 3
+                int16_t* o = ce + b * 256 + 64 * i;
+                const auto put = [&](int at, __m512i v) {
+                    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + at), _mm512_cvtepi32_epi16(v));
+                };
+                put(0, _mm512_permutex2var_epi32(cs[4 * i], even, cs[4 * i + 1]));
+                put(16, _mm512_permutex2var_epi32(cs[4 * i + 2], even, cs[4 * i + 3]));
+                put(32, _mm512_permutex2var_epi32(cs[4 * i], odd, cs[4 * i + 1]));
+                put(48, _mm512_permutex2var_epi32(cs[4 * i + 2], odd, cs[4 * i + 3]));
             }
             for (int g = 0; g < 16; ++g) s16[16 * b + g] = step[b] * float(sum16[g]);
             for (int g = 0; g < 8; ++g) s32[8 * b + g] = step[b] * float(sum16[2 * g] + sum16[2 * g + 1]);
@@ -434,11 +456,11 @@ void q6k_one512(const uint8_t* row, size_t, int64_t nb, const Tok* tok, float* o
 
 // ---- Batches (TT >= 4 tokens): each code times its group scale as int16 (|q s| <= 63 * 128), made once per
 // block for all TT tokens, against c = 127 q1 + q2 stored as int16: one vpdpwssd per 32 weights and token,
-// where the packed tiles spend three VNNI instructions (on Zen 4 the VNNI pipes bound both). Lanes 2j and
-// 2j + 1 added are lane j of the packed tiles' sum, the same exact int32 (Q4_K: at most 16 products of
-// 15 * 63 * 16129 per lane; Q6_K, per half block: 16 of 63 * 128 * 16129 < 2^31 / 16), converted and scaled
-// by the same float operations, so a token gets the bits it gets alone (the engine's batches rely on it;
-// tests/cpu_decode_test.cpp checks). ----
+// where the packed tiles spend three VNNI instructions (the VNNI pipes bound both). Lanes 2j and 2j + 1
+// added (Q6_K; Q4_K: the two halves, see Q4KScaled) are lane j of the packed tiles' sum, the same exact int32
+// (Q4_K: at most 16 products of 15 * 63 * 16129 per lane; Q6_K, per half block: 16 of 63 * 128 * 16129 < 2^31
+// / 16), converted and scaled by the same float operations, so a token gets the bits it gets alone (the
+// engine's batches rely on it; tests/cpu_decode_test.cpp checks). ----
 
 // Lanes 2j + 2j+1 of a (to lanes 0..7) and of b (to lanes 8..15): two (row, token) sums in the packed
 // tiles' lane order, so that the per-block float work runs on two tokens at once.
@@ -460,6 +482,60 @@ inline float hsum_hi(__m512 v) {
     return hsum(_mm512_extractf32x8_ps(v, 1));
 }
 
+// Q4_K's codes times their group scale as int16 by vpmaddubsw against the scale bytes in every other byte:
+// the even elements of a pair of groups in one vector, the odd ones in another, the order of ce. Lane m of
+// the two vpdpwssd is then elements 4 m .. 4 m + 3 of the first group (m < 8) or of the second, and the two
+// halves added are the packed tiles' lane m. Per block 4 affine byte maps or shift-and-masks, a broadcast, 8
+// vpshufb and 8 vpmaddubsw, where widening each group and multiplying it by its broadcast scale took 36
+// instructions. kinfer_bench Decode/q4_K/avx512 8 tokens, one thread, 3 alternating runs: 4096x4096 6 603-6
+// 664 -> 6 747-6 861 tok/s, 14336x4096 1 851-1 898 -> 1 889-1 930: the 64 vpdpwssd per block and 8 tokens
+// bound it (two chains per token instead of one measured 3-4% slower: the accumulators no longer fit the
+// registers).
+template <bool kGfni>
+struct Q4KScaled {
+    __m512i even[4], odd[4];  // pair i: groups 2 i and 2 i + 1
+
+    // Byte j of pattern 2 i (even) / 2 i + 1 (odd): scale byte 2 i + (j >= 32) where j is even / odd, else
+    // zero (index 0x80); vpshufb reads within 128-bit lanes, each of which holds the 8 scale bytes twice.
+    static const __m512i* patterns() {
+        alignas(64) static const auto table = [] {
+            std::array<std::array<uint8_t, 64>, 8> t{};
+            for (int i = 0; i < 4; ++i)
+                for (int j = 0; j < 64; ++j) {
+                    const uint8_t byte = uint8_t(2 * i + (j >= 32 ? 1 : 0));
+                    t[2 * i][j] = j % 2 == 0 ? byte : 0x80;
+                    t[2 * i + 1][j] = j % 2 == 1 ? byte : 0x80;
+                }
+            return t;
+        }();
+        return reinterpret_cast<const __m512i*>(table.data());
+    }
+
+    void load(const BlockQ4_K* blk, uint64_t sc) {
+        const __m512i* pat = patterns();
+        const __m512i s = _mm512_set1_epi64(int64_t(sc));
+        const __m512i nibbles =
+            _mm512_inserti64x4(_mm512_set1_epi64(i8x2::kLowNibble), _mm256_set1_epi64x(i8x2::kHighNibble), 1);
+        const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+        for (int i = 0; i < 4; ++i) {
+            const __m512i q = _mm512_broadcast_i64x4(
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs + 32 * i)));
+            __m512i w;  // group 2 i's codes, then group 2 i + 1's, as bytes
+            if constexpr (kGfni)
+                w = i8x2::gf2p8affine(q, nibbles);
+            else
+                w = _mm512_and_si512(_mm512_srlv_epi16(q, shift), _mm512_set1_epi8(0x0F));
+            even[i] = _mm512_maddubs_epi16(w, _mm512_shuffle_epi8(s, _mm512_load_si512(pat + 2 * i)));
+            odd[i] = _mm512_maddubs_epi16(w, _mm512_shuffle_epi8(s, _mm512_load_si512(pat + 2 * i + 1)));
+        }
+    }
+};
+
+// The packed tiles' lanes of two (row, token) sums: halves added, token a's in lanes 0..7, b's in 8..15.
+inline __m512i fold_halves(__m512i a, __m512i b) {
+    return _mm512_add_epi32(_mm512_shuffle_i64x2(a, b, 0x44), _mm512_shuffle_i64x2(a, b, 0xEE));
+}
+
 // n_rows <= kSliceRows rows x TT tokens (TT even), in slices of kSliceBlocks blocks taken across the rows, so
 // that the slice's activations (16 KiB for 8 tokens) come from L1 for every row; each (row, token) keeps its
 // float accumulators in memory between slices and adds its blocks in order, as the packed tiles do. Tokens t
@@ -468,7 +544,7 @@ inline float hsum_hi(__m512 v) {
 // in slices of 8 rows x 4 blocks (2 blocks: 33.5, 8 blocks: 40, 4 rows: 34).
 constexpr int kSliceRows = 8, kSliceBlocks = 4;
 
-template <int TT>
+template <int TT, bool kGfni>
 void q4k_slices(const uint8_t* row0, size_t row_bytes, int64_t nb, const Tok* tok, float* out,
                 int64_t out_stride, int n_rows) {
     static_assert(TT % 2 == 0);
@@ -476,7 +552,6 @@ void q4k_slices(const uint8_t* row0, size_t row_bytes, int64_t nb, const Tok* to
     __m512 acc[kSliceRows][TP], mins[kSliceRows][TP];
     for (int r = 0; r < kSliceRows; ++r)
         for (int t = 0; t < TP; ++t) acc[r][t] = mins[r][t] = _mm512_setzero_ps();
-    const __m256i low = _mm256_set1_epi8(0x0F);
     const size_t group_bytes = kSliceRows * row_bytes;
     for (int64_t b0 = 0; b0 < nb; b0 += kSliceBlocks) {
         const int64_t b1 = std::min<int64_t>(nb, b0 + kSliceBlocks);
@@ -497,28 +572,27 @@ void q4k_slices(const uint8_t* row0, size_t row_bytes, int64_t nb, const Tok* to
                 float dr;
                 const __m256 bm = q4k_mins(blk, mn, dr);
                 const __m512 bmins = two_halves(bm, bm), d = _mm512_set1_ps(dr);
-                __m512i w[8];
-                for (int i = 0; i < 4; ++i) {
-                    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs + 32 * i));
-                    w[2 * i] = _mm512_mullo_epi16(_mm512_cvtepu8_epi16(_mm256_and_si256(q, low)),
-                                                  _mm512_set1_epi16(int16_t((sc >> (16 * i)) & 0xFF)));
-                    w[2 * i + 1] = _mm512_mullo_epi16(
-                        _mm512_cvtepu8_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), low)),
-                        _mm512_set1_epi16(int16_t((sc >> (16 * i + 8)) & 0xFF)));
-                }
+                Q4KScaled<kGfni> w;
+                w.load(blk, sc);
                 const int64_t e = b * 256;
                 __m512i ia[TT];
-                for (int t = 0; t < TT; ++t) ia[t] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int i = 0; i < 4; ++i)
 #pragma GCC unroll 8
-                for (int g = 0; g < 8; ++g)
-                    for (int t = 0; t < TT; ++t)
-                        ia[t] = _mm512_dpwssd_epi32(ia[t], w[g], _mm512_loadu_si512(tok[t].c + e + 32 * g));
+                    for (int t = 0; t < TT; ++t) {
+                        const int16_t* c = tok[t].ce + e + 64 * i;
+                        const __m512i pe = _mm512_loadu_si512(c), po = _mm512_loadu_si512(c + 32);
+                        // the first pair of a chain by vpmaddwd: no zeroed accumulator to copy
+                        ia[t] = _mm512_dpwssd_epi32(i == 0 ? _mm512_madd_epi16(w.even[i], pe)
+                                                           : _mm512_dpwssd_epi32(ia[t], w.even[i], pe),
+                                                    w.odd[i], po);
+                    }
                 for (int t = 0; t < TP; ++t) {
                     const __m512 step = two_halves(_mm256_set1_ps(tok[2 * t].step[b]),
                                                    _mm256_set1_ps(tok[2 * t + 1].step[b]));
                     const __m512 s32 = two_halves(_mm256_loadu_ps(tok[2 * t].s32 + 8 * b),
                                                   _mm256_loadu_ps(tok[2 * t + 1].s32 + 8 * b));
-                    a[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pair_sums(ia[2 * t], ia[2 * t + 1])),
+                    a[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(fold_halves(ia[2 * t], ia[2 * t + 1])),
                                            _mm512_mul_ps(d, step), a[t]);
                     m[t] = _mm512_fmadd_ps(bmins, s32, m[t]);
                 }
@@ -656,13 +730,13 @@ const MatmulPath* decode_path_i8x2p_avx512(GgmlType type, bool gfni) {
     // comparisons); gfni (only where the CPU has it): Q4_K's nibbles by vgf2p8affineqb
     static constexpr MatmulPath kQ4_K{
         kActI8x2KP, act_bytes, prepare,
-        rows_in_passes<q4k_one512<2, false>, q4k_tile<1, 2>, q4k_slices<4>, q4k_slices<8>>, 1};
+        rows_in_passes<q4k_one512<2, false>, q4k_tile<1, 2>, q4k_slices<4, false>, q4k_slices<8, false>>, 1};
     static constexpr MatmulPath kQ4_KG{
         kActI8x2KP, act_bytes, prepare,
-        rows_in_passes<q4k_one512<2, true>, q4k_tile<1, 2>, q4k_slices<4>, q4k_slices<8>>, 1};
+        rows_in_passes<q4k_one512<2, true>, q4k_tile<1, 2>, q4k_slices<4, true>, q4k_slices<8, true>>, 1};
     static constexpr MatmulPath kQ4_K256{
         kActI8x2KP, act_bytes, prepare,
-        rows_in_passes<q4k_tile<1, 1>, q4k_tile<1, 2>, q4k_slices<4>, q4k_slices<8>>, 1};
+        rows_in_passes<q4k_tile<1, 1>, q4k_tile<1, 2>, q4k_slices<4, false>, q4k_slices<8, false>>, 1};
     static const bool tile256 = [] {
         const char* e = std::getenv("KINFER_Q4K_ONE");
         return e && std::strcmp(e, "256") == 0;
