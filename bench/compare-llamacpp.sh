@@ -56,17 +56,21 @@ for type in $types; do
   fi
 done
 
-# The read bandwidth, measured once.
-bw=$("$infer" bench -m "$dir/$preset-$(set -- $types; echo "$1").gguf" -p 0 -n 1 -r 1 --no-warmup -t "$threads" -o jsonl 2>/dev/null |
-  python3 -c 'import json,sys; print("%.2f" % json.loads(sys.stdin.readline())["mem_read_gbps"])')
-log "memory read bandwidth $bw GB/s"
+# The read bandwidth (infer bench's read probe), measured before every repetition: on a shared host it moves
+# by tens of percent within minutes, so each type's share is taken against the median of its own probes.
+probe() {
+  "$infer" bench -m "$1" -p 0 -n 1 -r 1 --no-warmup -t "$threads" -o jsonl 2>/dev/null |
+    python3 -c 'import json,sys; print("%.2f" % json.loads(sys.stdin.readline())["mem_read_gbps"])'
+}
 
 kinfer_cmd="infer bench -m FILE -t $threads -p $n_prompt -n $n_gen -r 1 --no-bandwidth -o jsonl"
 llama_cmd="llama-bench -m FILE -t $threads -p $n_prompt -n $n_gen -r 1 -o jsonl"
 for type in $types; do
   file=$dir/$preset-$type.gguf
   for ((rep = 1; rep <= reps; rep++)); do
-    log "$type: repetition $rep/$reps: kinfer"
+    bw=$(probe "$file")
+    echo "$type $bw" >>"$work/probes.txt"
+    log "$type: repetition $rep/$reps: read probe $bw GB/s; kinfer"
     "$infer" bench -m "$file" -t "$threads" -p "$n_prompt" -n "$n_gen" -r 1 --no-bandwidth -o jsonl 2>/dev/null |
       sed "s/^/$type kinfer /" >>"$work/results.txt"
     log "$type: repetition $rep/$reps: llama.cpp"
@@ -86,13 +90,20 @@ llama_version=$(git -C "$(dirname "$llama_bench")/../.." describe --tags --alway
   echo "## $(date -u '+%Y-%m-%d %H:%M UTC'): kinfer $commit vs llama.cpp $llama_version"
   echo
   echo "CPU: $cpu ($(nproc) threads available); load average before: $(cut -d' ' -f1-3 /proc/loadavg)."
-  echo "kinfer CPU kernels: $kernels. Memory read bandwidth (infer bench's read probe): $bw GB/s."
+  range=$(python3 -c 'import sys; v=[float(l.split()[1]) for l in open(sys.argv[1])]; print("%.1f-%.1f" % (min(v), max(v)))' \
+    "$work/probes.txt")
+  echo "kinfer CPU kernels: $kernels. Memory read bandwidth (infer bench's read probe, before each repetition):"
+  echo "$range GB/s; % of read bw is against the median of the type's own probes."
   echo "Files: \`infer synth --preset $preset --type TYPE\` in $dir. $reps repetitions of each tool, alternating:"
   echo "\`$kinfer_cmd\` and \`$llama_cmd\`."
   echo
-  python3 - "$work/results.txt" "$bw" "$types" <<'EOF'
+  python3 - "$work/results.txt" "$work/probes.txt" "$types" <<'EOF'
 import json, statistics, sys
-path, bw, types = sys.argv[1], float(sys.argv[2]), sys.argv[3].split()
+path, probes, types = sys.argv[1], sys.argv[2], sys.argv[3].split()
+bws = {}
+for line in open(probes):
+    t, v = line.split()
+    bws.setdefault(t, []).append(float(v))
 runs = {}
 for line in open(path):
     type_, tool, obj = line.split(" ", 2)
@@ -114,6 +125,7 @@ for type_ in types:
         lm, ls = stats(l) if l else (0, 0)
         gbps = [o["weights_gbps"] for o in tools.get("kinfer", []) if o.get("weights_gbps") is not None]
         g = statistics.mean(gbps) if gbps else None
+        bw = statistics.median(bws.get(type_, [0.0]))
         print("| %s | %s | %.2f ± %.2f | %.2f ± %.2f | %s | %s | %s |" % (
             type_, test, km, ks, lm, ls, "%.2f×" % (km / lm) if lm else "",
             "%.2f" % g if g is not None else "", "%.1f" % (100 * g / bw) if g is not None and bw else ""))
