@@ -84,7 +84,8 @@ void prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
         auto* s16 = const_cast<float*>(tok.s16);
         auto* s32 = const_cast<float*>(tok.s32);
         auto* ce = const_cast<int16_t*>(tok.ce);
-        // ce's order: of the 16-element pieces 2 g and 2 g + 1 of group g, the even elements, then the odd
+        // ce's order: of the 16-element pieces 2 g and 2 g + 1 of group g, the even elements, then the odd;
+        // written only for calls of 4 tokens or more, the only ones whose rows read it (q4k_slices)
         const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
         for (int64_t b = 0; b < nb; ++b) {
@@ -104,7 +105,7 @@ void prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
                 sum16[g] = _mm512_reduce_add_epi32(c);
                 cs[g] = c;
             }
-            for (int i = 0; i < 4; ++i) {  // groups 2 i and 2 i + 1: pieces 4 i .. 4 i + 3
+            for (int i = 0; i < 4 && n_tokens >= 4; ++i) {  // groups 2 i, 2 i + 1: pieces 4 i .. 4 i + 3
                 int16_t* o = ce + b * 256 + 64 * i;
                 const auto put = [&](int at, __m512i v) {
                     _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + at), _mm512_cvtepi32_epi16(v));
