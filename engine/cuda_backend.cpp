@@ -56,14 +56,15 @@ struct CudaWorkspace final : Workspace {
     cuda::Stream stream = nullptr;
     cuda::DeviceBuffer x, xn, q, k, v, att, proj, gate, up;  // n_batch rows each
     cuda::DeviceBuffer act, act2;                            // prepared activations for matvec
-    cuda::DeviceBuffer ffn_counters;                         // fused SwiGLU's counts (kept zero)
-    cuda::DeviceBuffer gemm;                                 // prefill product scratch
-    cuda::DeviceBuffer attn;                                 // flash-decoding partials
-    cuda::DeviceBuffer counters;                             // attention's merge counts (kept zero)
-    cuda::DeviceBuffer ids, rows, outs;                      // the step's inputs on the device
-    cuda::DeviceBuffer logits;                               // n_batch rows of n_vocab
-    cuda::DeviceBuffer top;                                  // n_batch rows of kMaxTopK candidates
-    std::vector<float> host_logits;  // candidates beyond kMaxTopK: selected on the host from these
+    cuda::DeviceBuffer ssq;           // a row's sums of squares per 32 elements (matvec_add_norm), one token
+    cuda::DeviceBuffer ffn_counters;  // fused SwiGLU's counts (kept zero)
+    cuda::DeviceBuffer gemm;          // prefill product scratch
+    cuda::DeviceBuffer attn;          // flash-decoding partials
+    cuda::DeviceBuffer counters;      // attention's merge counts (kept zero)
+    cuda::DeviceBuffer ids, rows, outs;  // the step's inputs on the device
+    cuda::DeviceBuffer logits;           // n_batch rows of n_vocab
+    cuda::DeviceBuffer top;              // n_batch rows of kMaxTopK candidates
+    std::vector<float> host_logits;      // candidates beyond kMaxTopK: selected on the host from these
     std::vector<cuda::KvRow> host_rows;
     std::vector<int32_t> host_ids, host_outs;
     // Decode-step graphs by (tokens, outputs, attention span): their launches bake in this workspace's
@@ -105,6 +106,17 @@ class CudaOps {
     // also writes its output in matvec's layout, so the products after it need no preparation pass.
     void rmsnorm(Mat x, const CudaWeight& w, Mat out) {
         check(x.rows == out.rows && x.cols == out.cols && w.vec, "rmsnorm shape");
+        if (pending_add_norm_ && add_x_.data == x.data && add_x_.size() == x.size() && out.data != x.data) {
+            // The pending product with the residual add (wo, down) prepares this norm's input in its
+            // epilogue; the products reading `out` apply the norm's scale (RowNorm), `out` itself is not
+            // written (every decode product reads the prepared rows).
+            pending_add_norm_ = false;
+            flush();
+            float* prepared = gu_act_ == ws_.act.as<float>() ? ws_.act2.as<float>() : ws_.act.as<float>();
+            cuda::matvec_add_norm(*mv_.w, gu_act_, x.data, w.vec, prepared, ws_.ssq.as<float>(), ws_.stream);
+            set_prepared(out.data, prepared, {ws_.ssq.as<float>(), c_.rms_eps, int(x.cols)});
+            return;
+        }
         const float* residual = nullptr;
         if (pending_ && pending_x_.data == x.data && pending_x_.size() == x.size()) {
             residual = pending_y_.data;
@@ -124,6 +136,7 @@ class CudaOps {
             check(o.w.m.cols == x.cols && o.out.cols == o.w.m.rows && o.out.rows == x.rows, "matmul shape");
         if (decode(x.rows)) {
             const float* act = prepare(x);
+            const cuda::RowNorm norm = prepared_norm_;
             cuda::MatvecOut mv[3];
             int n = 0;
             for (const auto& o : outs) mv[n++] = {&o.w.m, o.out.data, o.out.cols};
@@ -136,6 +149,7 @@ class CudaOps {
                 pending_qkv_ = true;
                 for (int i = 0; i < 3; ++i) qkv_[i] = mv[i];
                 gu_act_ = act;
+                gu_norm_ = norm;
                 gu_rows_ = int(x.rows);
                 return;
             }
@@ -143,6 +157,7 @@ class CudaOps {
                 pending_gu_ = true;
                 gu_[0] = mv[0], gu_[1] = mv[1];
                 gu_act_ = act;
+                gu_norm_ = norm;
                 gu_rows_ = int(x.rows);
                 return;
             }
@@ -151,10 +166,11 @@ class CudaOps {
                 pending_mv_ = true;
                 mv_ = mv[0];
                 gu_act_ = act;
+                gu_norm_ = norm;
                 gu_rows_ = int(x.rows);
                 return;
             }
-            cuda::matvecs(mv, n, act, int(x.rows), ws_.stream);
+            cuda::matvecs(mv, n, act, int(x.rows), ws_.stream, norm);
         } else {
             for (const auto& o : outs)
                 cuda::matmul(o.w.m, x.data, int(x.rows), o.out.data, o.out.cols,
@@ -173,7 +189,7 @@ class CudaOps {
             pending_qkv_ = false;
             flush();
             cuda::matvecs_rope_kv(qkv_, gu_act_, gu_rows_, ws_.rows.as<cuda::KvRow>(), int(layer), shape_,
-                                  inv_freq_, ws_.stream);
+                                  inv_freq_, ws_.stream, gu_norm_);
             return;
         }
         flush();
@@ -207,7 +223,7 @@ class CudaOps {
             flush();
             float* prepared = gu_act_ == ws_.act.as<float>() ? ws_.act2.as<float>() : ws_.act.as<float>();
             cuda::matvec_swiglu(*gu_[0].w, *gu_[1].w, gu_act_, gu_rows_, out.data, out.cols, prepared,
-                                ws_.ffn_counters.as<int>(), ws_.stream);
+                                ws_.ffn_counters.as<int>(), ws_.stream, gu_norm_);
             set_prepared(out.data, prepared);
             return;
         }
@@ -222,10 +238,18 @@ class CudaOps {
         check(x.size() == y.size(), "add shape");
         if (pending_mv_ && mv_.out == y.data && mv_.out_stride == y.cols && y.cols == x.cols &&
             y.rows == x.rows && x.data != y.data) {
-            // x += W a in the product's epilogue; y (the product's own output) is not written.
+            // x += W a in the product's epilogue; y (the product's own output) is not written. One token
+            // waits further for the norm of x that follows (rmsnorm), to prepare its input in the same
+            // launch.
             pending_mv_ = false;
+            if (x.rows == 1 && !gu_norm_.ssq && fused_norm() && cuda::matvec_add_norm_supports(*mv_.w)) {
+                flush();
+                pending_add_norm_ = true;
+                add_x_ = x;
+                return;
+            }
             flush();
-            cuda::matvec_add(*mv_.w, gu_act_, gu_rows_, x.data, x.cols, ws_.stream);
+            cuda::matvec_add(*mv_.w, gu_act_, gu_rows_, x.data, x.cols, ws_.stream, gu_norm_);
             if (x.data == prepared_for_) set_prepared(nullptr, nullptr);
             return;
         }
@@ -256,17 +280,22 @@ class CudaOps {
 
     // Runs a deferred gate/up product (no SwiGLU came to fuse it) and a deferred add.
     void flush() {
+        if (pending_add_norm_) {  // no norm came: the plain residual add
+            pending_add_norm_ = false;
+            cuda::matvec_add(*mv_.w, gu_act_, gu_rows_, add_x_.data, add_x_.cols, ws_.stream);
+            if (add_x_.data == prepared_for_) set_prepared(nullptr, nullptr);
+        }
         if (pending_mv_) {
             pending_mv_ = false;
-            cuda::matvecs(&mv_, 1, gu_act_, gu_rows_, ws_.stream);
+            cuda::matvecs(&mv_, 1, gu_act_, gu_rows_, ws_.stream, gu_norm_);
         }
         if (pending_qkv_) {
             pending_qkv_ = false;
-            cuda::matvecs(qkv_, 3, gu_act_, gu_rows_, ws_.stream);
+            cuda::matvecs(qkv_, 3, gu_act_, gu_rows_, ws_.stream, gu_norm_);
         }
         if (pending_gu_) {
             pending_gu_ = false;
-            cuda::matvecs(gu_, 2, gu_act_, gu_rows_, ws_.stream);
+            cuda::matvecs(gu_, 2, gu_act_, gu_rows_, ws_.stream, gu_norm_);
         }
         if (!pending_) return;
         pending_ = false;
@@ -291,9 +320,16 @@ class CudaOps {
         static const bool on = cuda::env_on("KINFER_FUSED_ROPE");
         return on;
     }
-    void set_prepared(const float* of, const float* buf) {
+    // One token's norms prepared in the epilogue of the product before them (matvec_add_norm) unless
+    // KINFER_FUSED_NORM=0 (read once; comparisons).
+    static bool fused_norm() {
+        static const bool on = cuda::env_on("KINFER_FUSED_NORM");
+        return on;
+    }
+    void set_prepared(const float* of, const float* buf, const cuda::RowNorm& norm = {}) {
         prepared_for_ = of;
         prepared_buf_ = buf;
+        prepared_norm_ = norm;
     }
     // x in matvec's layout: where it is already, else prepared into ws.act.
     const float* prepare(Mat x) {
@@ -311,6 +347,7 @@ class CudaOps {
     cuda::AttentionShape shape_;
     const float* prepared_for_ = nullptr;  // the matrix whose rows are prepared in prepared_buf_
     const float* prepared_buf_ = nullptr;  // ws.act or ws.act2
+    cuda::RowNorm prepared_norm_;          // set: prepared_buf_ holds x * w of a norm without its scale
     bool pending_ = false;
     Mat pending_x_, pending_y_;
     bool pending_gu_ = false;  // a gate/up product waiting for its SwiGLU
@@ -319,7 +356,10 @@ class CudaOps {
     cuda::MatvecOut mv_;
     bool pending_qkv_ = false;  // wq/wk/wv waiting for their KV store
     cuda::MatvecOut qkv_[3];
+    bool pending_add_norm_ = false;  // mv_ with the residual add into add_x_, waiting for the norm of add_x_
+    Mat add_x_;
     const float* gu_act_ = nullptr;  // the pending product's prepared input
+    cuda::RowNorm gu_norm_;          // and the norm scale it still needs
     int gu_rows_ = 0;
 };
 
@@ -369,6 +409,7 @@ class CudaBackend final : public Backend {
         ws->act = cuda::DeviceBuffer(sizeof(float) * size_t(n_decode * cuda::activation_floats(max_cols)),
                                      "activations");
         ws->act2 = cuda::DeviceBuffer(ws->act.bytes(), "activations");
+        ws->ssq = cuda::DeviceBuffer(sizeof(float) * size_t(max_cols / 32 + 1), "norm sums");
         ws->ffn_counters = cuda::DeviceBuffer(sizeof(int) * size_t(c.n_ff / 32 + 1), "swiglu counters");
         cuda::zero_device(ws->ffn_counters.data(), ws->ffn_counters.bytes());
         if (n_batch > cuda::kMaxMatvecTokens)

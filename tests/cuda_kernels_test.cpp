@@ -457,6 +457,76 @@ TEST_CASE("cuda matvec_add: the residual add in the epilogue equals product then
     }
 }
 
+TEST_CASE(
+    "cuda matvec_add_norm: the residual add and the next norm's input in one launch, as add, norm, product") {
+    if (!have_gpu()) return;
+    std::mt19937 rng(23);
+    const float eps = 1e-5f;
+    for (const GgmlType type :
+         {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::Q5_K, GgmlType::Q4_0}) {
+        const TypeTraits& t = type_traits(type);
+        CAPTURE(t.name);
+        // W: 160 rows = 5 blocks of 32 outputs; the product after the norm in Q8_0 (its K = 160 is not a
+        // whole K-quant block). Products with roles read such inputs in the backend tests.
+        const int64_t cols = t.block_elems == 256 ? 1280 : 1312, rows = 160;
+        const std::vector<uint8_t> gguf = cuda_test::random_rows(t, rows, cols, rng);
+        UploadedMatrix w = upload(t, gguf, rows, cols);
+        REQUIRE(cuda::matvec_add_norm_supports(w.m));
+        const TypeTraits& tc = type_traits(GgmlType::Q8_0);
+        const int64_t c_rows = 37;
+        const std::vector<uint8_t> c_gguf = cuda_test::random_rows(tc, c_rows, rows, rng);
+        UploadedMatrix c = upload(tc, c_gguf, c_rows, rows);
+
+        const std::vector<float> a = random_floats(size_t(cols), rng);
+        const std::vector<float> resid = random_floats(size_t(rows), rng, 4.0f);
+        std::vector<float> norm_w = random_floats(size_t(rows), rng);
+        cuda::DeviceBuffer ad = to_device(a), nd = to_device(norm_w);
+        cuda::DeviceBuffer ap = poisoned(size_t(cuda::activation_floats(cols)));
+        cuda::prepare_activation(ad.as<float>(), 1, cols, ap.as<float>(), nullptr);
+
+        // Separate: x += W a, then the norm (with its prepared rows), then C xn.
+        cuda::DeviceBuffer x1 = to_device(resid), xn = poisoned(size_t(rows));
+        cuda::DeviceBuffer p1 = poisoned(size_t(cuda::activation_floats(rows))),
+                           y1 = poisoned(size_t(c_rows));
+        cuda::matvec_add(w.m, ap.as<float>(), 1, x1.as<float>(), rows, nullptr);
+        cuda::rmsnorm(x1.as<float>(), nullptr, nd.as<float>(), eps, 1, int(rows), xn.as<float>(),
+                      p1.as<float>(), nullptr);
+        cuda::matvec(c.m, p1.as<float>(), 1, y1.as<float>(), c_rows, nullptr);
+        // Fused: one launch for the add and the norm's input, the scale in the consumer's epilogue.
+        cuda::DeviceBuffer x2 = to_device(resid), ssq = poisoned(size_t(rows / 32));
+        cuda::DeviceBuffer p2 = poisoned(size_t(cuda::activation_floats(rows))),
+                           y2 = poisoned(size_t(c_rows));
+        cuda::matvec_add_norm(w.m, ap.as<float>(), x2.as<float>(), nd.as<float>(), p2.as<float>(),
+                              ssq.as<float>(), nullptr);
+        const cuda::MatvecOut o{&c.m, y2.as<float>(), c_rows};
+        cuda::matvecs(&o, 1, p2.as<float>(), 1, nullptr, cuda::RowNorm{ssq.as<float>(), eps, int(rows)});
+
+        // The residual row: the same bits as matvec_add.
+        CHECK(to_host<float>(x2, size_t(rows)) == to_host<float>(x1, size_t(rows)));
+        // The products, fused and separate: against the double reference of C times the norm of the new x,
+        // each within the bound of every matvec test (the two paths round the activation differently: they
+        // differ by that much, not bit for bit).
+        const std::vector<float> x = to_host<float>(x1, size_t(rows));
+        double ss = 0;
+        for (float v : x) ss += double(v) * v;
+        const double scale = 1.0 / std::sqrt(ss / double(rows) + eps);
+        std::vector<float> xnorm(x.size());
+        for (size_t i = 0; i < xnorm.size(); ++i) xnorm[i] = float(double(x[i]) * scale * norm_w[i]);
+        const std::vector<float> got = to_host<float>(y2, size_t(c_rows)),
+                                 want = to_host<float>(y1, size_t(c_rows));
+        const double fused = check_product(tc, c_gguf, c_rows, rows, xnorm, 1, got, c_rows, 1e-4);
+        const double separate = check_product(tc, c_gguf, c_rows, rows, xnorm, 1, want, c_rows, 1e-4);
+        MESSAGE(t.name << ": largest error / sum|w x| fused " << fused << ", separate " << separate);
+    }
+    // Shapes it does not take: rows not a multiple of 32, float weights.
+    const TypeTraits& t = type_traits(GgmlType::Q4_K);
+    UploadedMatrix a = upload(t, cuda_test::random_rows(t, 37, 256, rng), 37, 256);
+    CHECK_FALSE(cuda::matvec_add_norm_supports(a.m));
+    const TypeTraits& th = type_traits(GgmlType::F16);
+    UploadedMatrix h = upload(th, cuda_test::random_rows(th, 64, 256, rng), 64, 256);
+    CHECK_FALSE(cuda::matvec_add_norm_supports(h.m));
+}
+
 TEST_CASE("cuda matvec_swiglu: gate/up with SwiGLU and the prepared output, as the separate kernels") {
     if (!have_gpu()) return;
     std::mt19937 rng(11);

@@ -120,10 +120,29 @@ void prepare_activation(const float* x_dev, int n_tokens, int64_t cols, float* o
 void matvec(const DeviceMatrix& w, const float* x_prepared_dev, int n_tokens, float* out_dev,
             int64_t out_stride, Stream stream);
 
+// An input prepared by matvec_add_norm: x * w of an RMSNorm without its scale. The products that read it
+// multiply their sums by rsqrt(sum(ssq[0 .. cols / 32)) / cols + eps), one token only. Empty (ssq null): a
+// plain prepared input.
+struct RowNorm {
+    const float* ssq = nullptr;
+    float eps = 0.0f;
+    int cols = 0;
+};
+
 // The same with the residual add in the epilogue: out_dev[t * out_stride + r] += sum_i W[r][i] * x[t][i]
 // (the same float addition as `add` of a separate product: bit for bit).
 void matvec_add(const DeviceMatrix& w, const float* x_prepared_dev, int n_tokens, float* out_dev,
-                int64_t out_stride, Stream stream);
+                int64_t out_stride, Stream stream, const RowNorm& norm = {});
+
+// One token: matvec_add into the residual row x_dev (w.rows floats) and, in the same launch, the next
+// RMSNorm's input for the products after it: x * norm_w (the new x) in matvec's layout into prepared_dev, and
+// per 32 elements their sum of squares of x into ssq_dev (w.rows / 32 floats), so that no norm kernel runs
+// between the products (the consumers take RowNorm{ssq_dev, eps, w.rows}). Each block owns 32 outputs, one
+// group of the next activation. x_dev itself gets the same bits as matvec_add's. For the main decode types
+// (Q4_K, Q6_K, Q8_0, Q5_K, Q4_0), rows % 32 == 0 and rows <= 8192 (matvec_add_norm_supports).
+bool matvec_add_norm_supports(const DeviceMatrix& w);
+void matvec_add_norm(const DeviceMatrix& w, const float* x_prepared_dev, float* x_dev,
+                     const float* norm_w_dev, float* prepared_dev, float* ssq_dev, Stream stream);
 
 // Several products of one prepared activation (wq/wk/wv, gate/up): consecutive outputs of the same type and
 // width run in one launch.
@@ -132,7 +151,8 @@ struct MatvecOut {
     float* out;
     int64_t out_stride;
 };
-void matvecs(const MatvecOut* outs, int n_outs, const float* x_prepared_dev, int n_tokens, Stream stream);
+void matvecs(const MatvecOut* outs, int n_outs, const float* x_prepared_dev, int n_tokens, Stream stream,
+             const RowNorm& norm = {});
 
 // wq, wk, wv (qkv[0..2]) of one prepared activation with RoPE and the KV-cache store in the epilogue: q rows
 // rotated into qkv[0].out, k rows rotated and v rows stored as fp16 into each token's cache row at its
@@ -140,7 +160,8 @@ void matvecs(const MatvecOut* outs, int n_outs, const float* x_prepared_dev, int
 // and n_rot <= head_dim (matvecs_rope_kv_supports).
 bool matvecs_rope_kv_supports(const AttentionShape& shape);
 void matvecs_rope_kv(const MatvecOut* qkv, const float* x_prepared_dev, int n_tokens, const KvRow* rows_dev,
-                     int layer, const AttentionShape& shape, const double* inv_freq_dev, Stream stream);
+                     int layer, const AttentionShape& shape, const double* inv_freq_dev, Stream stream,
+                     const RowNorm& norm = {});
 
 // The gate/up pair of a feed-forward block with SwiGLU fused in: out[t * out_stride + r] = silu(gate x) *
 // (up x), each block reading the same rows of both matrices. If prepared_dev, the result also goes there in
@@ -151,7 +172,7 @@ void matvecs_rope_kv(const MatvecOut* qkv, const float* x_prepared_dev, int n_to
 bool matvec_swiglu_supports(const DeviceMatrix& gate, const DeviceMatrix& up);
 void matvec_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const float* x_prepared_dev,
                    int n_tokens, float* out_dev, int64_t out_stride, float* prepared_dev, int* counters_dev,
-                   Stream stream);
+                   Stream stream, const RowNorm& norm = {});
 
 // Scratch for matmul's prefill path; sized with matmul_scratch_bytes.
 struct GemmScratch {

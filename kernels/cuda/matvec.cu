@@ -223,7 +223,37 @@ struct Epilogue {
     const double* inv_freq = nullptr;
     int layer = 0, head_dim = 0, n_rot = 0;
     bool prefetch = true;  // load the first weights before waiting for the previous kernel (matvec_body)
+    // One token whose input is x * w of an RMSNorm without its scale (matvec_add_norm wrote it): the sums are
+    // multiplied by rsqrt(sum(norm_ssq) / norm_cols + norm_eps) before any role, as the norm would have
+    // scaled the input. The per-group int8 codes do not depend on that scale (it multiplies a group's largest
+    // value too), so the activation could be prepared before the whole row was known.
+    const float* norm_ssq = nullptr;  // norm_cols / 32 partial sums of squares of the row x
+    float norm_eps = 0.0f;
+    int norm_cols = 0;
 };
+
+// A thread's share of Epilogue::norm_ssq (groups tid, tid + n_threads, ...), loaded right after the wait and
+// added only in the epilogue, so that the loads' latency hides behind the rows' work.
+constexpr int kNormLoads = 4;
+struct NormPart {
+    float v[kNormLoads];
+    __device__ __forceinline__ float sum() const {
+        float s = 0.0f;
+#pragma unroll
+        for (int k = 0; k < kNormLoads; ++k) s += v[k];
+        return s;
+    }
+};
+__device__ __forceinline__ NormPart load_norm_part(const Epilogue& ep, int tid, int n_threads) {
+    NormPart p;
+    const int groups = ep.norm_cols / 32;
+#pragma unroll
+    for (int k = 0; k < kNormLoads; ++k) {
+        const int g = tid + k * n_threads;
+        p.v[k] = ep.norm_ssq && g < groups ? ep.norm_ssq[g] : 0.0f;
+    }
+    return p;
+}
 // kAdd: out += the sum (the residual add in the product's epilogue, matvec_add).
 enum Role : int { kPlain = 0, kRopeQ = 1, kRopeK = 2, kStoreV = 3, kAdd = 4 };
 
@@ -272,7 +302,7 @@ __device__ __forceinline__ void store_output(const MatvecPart& me, float s, floa
 template <int NT, int R, int kW, bool kSwiglu>
 __device__ __forceinline__ void store_set(float (&acc)[R][NT], float (&partial)[kW][R * NT],
                                           const MatvecPart& me, int row0, int n_rows, int n_tok,
-                                          const Epilogue& swiglu) {
+                                          const Epilogue& swiglu, float norm_part = 0.0f) {
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 #pragma unroll
     for (int r = 0; r < R; ++r)
@@ -281,7 +311,19 @@ __device__ __forceinline__ void store_set(float (&acc)[R][NT], float (&partial)[
             const float s = warp_sum(acc[r][t]);
             if (lane == 0) partial[warp][r * NT + t] = s;
         }
+    __shared__ float norm_sums[kW];  // Epilogue::norm_ssq, one token: every block sums in the same order
+    if (swiglu.norm_ssq) {
+        const float p = warp_sum(norm_part);
+        if (lane == 0) norm_sums[warp] = p;
+    }
     __syncthreads();
+    float scale = 1.0f;
+    if (swiglu.norm_ssq) {
+        float ss = 0.0f;
+#pragma unroll
+        for (int i = 0; i < kW; ++i) ss += norm_sums[i];
+        scale = rsqrtf(ss / float(swiglu.norm_cols) + swiglu.norm_eps);  // as the RMSNorm kernels
+    }
     if constexpr (!kSwiglu) {
         if (threadIdx.x < R * NT) {
             const int r = threadIdx.x / NT, t = threadIdx.x % NT;
@@ -293,7 +335,7 @@ __device__ __forceinline__ void store_set(float (&acc)[R][NT], float (&partial)[
                 if (me.role != kPlain && me.role != kAdd)
 #pragma unroll
                     for (int i = 0; i < kW; ++i) sp += partial[i][(r ^ 1) * NT + t];
-                store_output(me, s, sp, row0 + r, t, swiglu);
+                store_output(me, s * scale, sp * scale, row0 + r, t, swiglu);
             }
         }
     } else {
@@ -303,6 +345,7 @@ __device__ __forceinline__ void store_set(float (&acc)[R][NT], float (&partial)[
             float g = 0.0f, u = 0.0f;
 #pragma unroll
             for (int i = 0; i < kW; ++i) g += partial[i][threadIdx.x], u += partial[i][H * NT + threadIdx.x];
+            g *= scale, u *= scale;
             if (row0 + r < n_rows && t < n_tok)
                 me.out[t * me.out_stride + row0 + r] = g / (1.0f + __expf(-g)) * u;  // as swiglu_kernel
             // The writers (part of warp 0) make their outputs visible before the block's count; a fence in
@@ -326,6 +369,66 @@ __device__ __forceinline__ void store_set(float (&acc)[R][NT], float (&partial)[
             prepare_group(v, group, n_rows, swiglu.prepared + t * swiglu.prepared_stride);
         }
     }
+}
+
+// The work of one block of matvec_kernel for R rows (rows[r]: row r's weights): thread tid of kThreads
+// accumulates its groups into acc, waiting for the previous kernel after the first weight loads. Returns the
+// thread's share of ep.norm_ssq (store_set).
+template <class L, int NT, int R>
+__device__ __forceinline__ NormPart rows_loop(const uint8_t* (&rows)[R], int n_groups, int n_records,
+                                              const float* __restrict__ x, int64_t x_stride, int q_off,
+                                              int s_off, int n_tok, bool prefetch, const Epilogue& ep,
+                                              int tid, float (&acc)[R][NT]) {
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
+
+    // Each thread takes two groups of every 128: t and t + 64, or for one token of layouts whose groups share
+    // a scale word (K-quants, load_pair) (t / 4) * 8 + t % 4 and the one 4 after it, two groups of one record
+    // whose scale word is loaded once, while each 16-byte load of a warp still covers whole 32-byte sectors.
+    // The first groups' weights are loaded before waiting for the kernel before us: weights are never written
+    // during a step, so their loads may overlap that kernel's tail (with programmatic dependent launch this
+    // block may already be resident while it runs). Only the activation and the outputs wait.
+    static_assert(kThreads == 64, "two groups per thread cover 128 groups (16 records)");
+    // One token only: with 2-16 tokens the pair mapping measured slower end to end (Q4_K_M 8 sequences 1 056
+    // against 1 273 t/s before it; that build also had another loop change, not separated).
+    constexpr bool kPairs = HasLoadPair<L>::value && NT == 1;
+    constexpr int kSecond = kPairs ? 4 : kThreads;  // the second group, after the first
+    const int first = kPairs ? int(tid >> 2) * 8 + int(tid & 3) : int(tid);
+    typename L::G a[R], b[R];
+    const auto load_groups = [&](int g) {
+        if constexpr (kPairs) {
+            const int gl = g < n_groups ? g : (g & 7);  // past the row: record 0 (rows are whole records)
+#pragma unroll
+            for (int r = 0; r < R; ++r) L::load_pair(rows[r], n_records, gl, a[r], b[r]);
+        } else {
+#pragma unroll
+            for (int r = 0; r < R; ++r) L::load(rows[r], n_records, min(g, n_groups - 1), a[r]);
+            if (g + kThreads < n_groups) {
+#pragma unroll
+                for (int r = 0; r < R; ++r) L::load(rows[r], n_records, g + kThreads, b[r]);
+            }
+        }
+    };
+    if (prefetch) load_groups(first);
+    wait_for_producer();
+    const NormPart np = load_norm_part(ep, tid, kThreads);
+    for (int g = first; g < n_groups; g += 2 * kThreads) {
+        const int g2 = g + kSecond;
+        if (g != first || !prefetch) load_groups(g);
+        if constexpr (L::kHasOffset) {  // quantized: int8 path
+            const auto* xb = reinterpret_cast<const uint8_t*>(x);
+            accumulate_group_q<L, NT, R>(a, g, xb, 4 * x_stride, q_off, s_off, n_tok, acc);
+            if (g2 < n_groups)
+                accumulate_group_q<L, NT, R>(b, g2, xb, 4 * x_stride, q_off, s_off, n_tok, acc);
+        } else {
+            accumulate_group<L, NT, R>(a, g, x, x_stride, n_tok, acc);
+            if (g2 < n_groups) accumulate_group<L, NT, R>(b, g2, x, x_stride, n_tok, acc);
+        }
+    }
+
+    return np;
 }
 
 // kSwiglu: parts.p[0] is the gate matrix and p[1] the up matrix (same shape); a block owns R / 2 output
@@ -357,58 +460,11 @@ __device__ __forceinline__ void matvec_body(const MatvecParts& parts, int n_grou
             rows[r] = me.w + static_cast<int64_t>(min(row0 + r, me.n_rows - 1)) * me.row_bytes;
     }
     const int n_rows = me.n_rows;
-
     float acc[R][NT];
-#pragma unroll
-    for (int r = 0; r < R; ++r)
-#pragma unroll
-        for (int t = 0; t < NT; ++t) acc[r][t] = 0.0f;
-
-    // Each thread takes two groups of every 128: t and t + 64, or for one token of layouts whose groups share
-    // a scale word (K-quants, load_pair) (t / 4) * 8 + t % 4 and the one 4 after it, two groups of one record
-    // whose scale word is loaded once, while each 16-byte load of a warp still covers whole 32-byte sectors.
-    // The first groups' weights are loaded before waiting for the kernel before us: weights are never written
-    // during a step, so their loads may overlap that kernel's tail (with programmatic dependent launch this
-    // block may already be resident while it runs). Only the activation and the outputs wait.
-    static_assert(kThreads == 64, "two groups per thread cover 128 groups (16 records)");
-    // One token only: with 2-16 tokens the pair mapping measured slower end to end (Q4_K_M 8 sequences 1 056
-    // against 1 273 t/s before it; that build also had another loop change, not separated).
-    constexpr bool kPairs = HasLoadPair<L>::value && NT == 1;
-    constexpr int kSecond = kPairs ? 4 : kThreads;  // the second group, after the first
-    const int first = kPairs ? int(threadIdx.x >> 2) * 8 + int(threadIdx.x & 3) : int(threadIdx.x);
-    typename L::G a[R], b[R];
-    const auto load_groups = [&](int g) {
-        if constexpr (kPairs) {
-            const int gl = g < n_groups ? g : (g & 7);  // past the row: record 0 (rows are whole records)
-#pragma unroll
-            for (int r = 0; r < R; ++r) L::load_pair(rows[r], n_records, gl, a[r], b[r]);
-        } else {
-#pragma unroll
-            for (int r = 0; r < R; ++r) L::load(rows[r], n_records, min(g, n_groups - 1), a[r]);
-            if (g + kThreads < n_groups) {
-#pragma unroll
-                for (int r = 0; r < R; ++r) L::load(rows[r], n_records, g + kThreads, b[r]);
-            }
-        }
-    };
-    if (swiglu.prefetch) load_groups(first);
-    wait_for_producer();
-    for (int g = first; g < n_groups; g += 2 * kThreads) {
-        const int g2 = g + kSecond;
-        if (g != first || !swiglu.prefetch) load_groups(g);
-        if constexpr (L::kHasOffset) {  // quantized: int8 path
-            const auto* xb = reinterpret_cast<const uint8_t*>(x);
-            accumulate_group_q<L, NT, R>(a, g, xb, 4 * x_stride, q_off, s_off, n_tok, acc);
-            if (g2 < n_groups)
-                accumulate_group_q<L, NT, R>(b, g2, xb, 4 * x_stride, q_off, s_off, n_tok, acc);
-        } else {
-            accumulate_group<L, NT, R>(a, g, x, x_stride, n_tok, acc);
-            if (g2 < n_groups) accumulate_group<L, NT, R>(b, g2, x, x_stride, n_tok, acc);
-        }
-    }
-
+    const NormPart np = rows_loop<L, NT, R>(rows, n_groups, n_records, x, x_stride, q_off, s_off, n_tok,
+                                            swiglu.prefetch, swiglu, int(threadIdx.x), acc);
     __shared__ float partial[kWarps][R * NT];
-    store_set<NT, R, kWarps, kSwiglu>(acc, partial, me, row0, n_rows, n_tok, swiglu);
+    store_set<NT, R, kWarps, kSwiglu>(acc, partial, me, row0, n_rows, n_tok, swiglu, np.sum());
 }
 
 // Software-pipelined product (KINFER_MATVEC_VARIANT 4 and 5): a block streams S sets of R rows, and each
@@ -450,6 +506,7 @@ __device__ __forceinline__ void matvec_body_pipelined(const MatvecParts& parts, 
     __shared__ float partial[kWarps][R * NT];
     // Two buffers used in turn (unrolled by two): a copy from the next buffer to the current one would wait
     // for its loads and end the overlap.
+    NormPart np;  // loaded after the wait
     auto consume = [&](int it, const typename L::G(&a)[R], const typename L::G(&b)[R]) {
         const int set = it / steps, step = it - set * steps;
         const int g = threadIdx.x + step * 2 * kThreads, g2 = g + kThreads;
@@ -463,7 +520,8 @@ __device__ __forceinline__ void matvec_body_pipelined(const MatvecParts& parts, 
             if (g2 < n_groups) accumulate_group<L, NT, R>(b, g2, x, x_stride, n_tok, acc);
         }
         if (step == steps - 1) {  // the set is complete: reduce, store, start the next from zero
-            store_set<NT, R, kWarps, false>(acc, partial, me, set_row0 + set * R, n_rows, n_tok, ep);
+            store_set<NT, R, kWarps, false>(acc, partial, me, set_row0 + set * R, n_rows, n_tok, ep,
+                                            np.sum());
 #pragma unroll
             for (int r = 0; r < R; ++r)
 #pragma unroll
@@ -474,6 +532,7 @@ __device__ __forceinline__ void matvec_body_pipelined(const MatvecParts& parts, 
     typename L::G a0[R], b0[R], a1[R], b1[R];
     load_step(0, a0, b0);  // weights only: before the wait, as in matvec_body
     wait_for_producer();
+    np = load_norm_part(ep, int(threadIdx.x), kThreads);
     for (int it = 0; it < total; it += 2) {
         if (it + 1 < total) load_step(it + 1, a1, b1);  // in flight while step `it` is consumed
         consume(it, a0, b0);
@@ -1217,6 +1276,46 @@ __global__ void __launch_bounds__(kThreads, MinBlocks)
         matvec_body<L0, NT, R, false>(parts, n_groups, n_records, x, x_stride, q_off, s_off, n_tok, ep);
 }
 
+// One token's product with the residual add (as matvec_kernel with role kAdd) and the next RMSNorm's input in
+// its epilogue (matvec_add_norm): block b owns outputs [32 b, 32 b + 32), one group of the next product's
+// activation, as 32 / R sub-blocks of kThreads threads that each do what one matvec_kernel block does for R
+// rows. With the group's 32 new x in one block, warp 0 prepares x * norm_w and its sum of squares with no
+// count or fence between blocks; the blocks are 8 times larger but the launch the same one wave (a separate
+// norm kernel cost ~3.7 us of dependent latency per call, twice per layer).
+template <class L, int R>
+__global__ void __launch_bounds__(kThreads * 32 / R, 1)
+    matvec_add_norm_kernel(const MatvecPart me, int n_groups, int n_records, const float* __restrict__ x,
+                           int64_t x_stride, int q_off, int s_off, const float* __restrict__ norm_w,
+                           float* __restrict__ prepared, float* __restrict__ ssq, bool prefetch) {
+    constexpr int kSub = 32 / R;
+    const int sub = int(threadIdx.x) / kThreads;
+    const uint8_t* rows[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) rows[r] = me.w + (int64_t(blockIdx.x) * 32 + sub * R + r) * me.row_bytes;
+    float acc[R][1];
+    rows_loop<L, 1, R>(rows, n_groups, n_records, x, x_stride, q_off, s_off, 1, prefetch, Epilogue{},
+                       int(threadIdx.x) % kThreads, acc);
+    __shared__ float partial[kSub * kWarps][R];
+    const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        const float s = warp_sum(acc[r][0]);
+        if (lane == 0) partial[warp][r] = s;
+    }
+    __syncthreads();
+    if (warp != 0) return;
+    // Lane l: output 32 b + l, row l % R of sub-block l / R; its warps' sums in store_set's order.
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kWarps; ++i) s += partial[(lane / R) * kWarps + i][lane % R];
+    const int64_t row = int64_t(blockIdx.x) * 32 + lane;
+    const float v = me.out[row] + s;  // store_output's kAdd
+    me.out[row] = v;
+    const float ss = warp_sum(v * v);
+    if (lane == 0) ssq[blockIdx.x] = ss;
+    prepare_group(v * norm_w[row], blockIdx.x, me.n_rows, prepared);
+}
+
 // KINFER_MATVEC_PREFETCH=0 (read once): every weight load waits for the previous kernel, for comparisons.
 bool prefetch_weights() {
     static const bool on = env_on("KINFER_MATVEC_PREFETCH");
@@ -1291,6 +1390,7 @@ __global__ void __launch_bounds__(kStreamThreads)
 #pragma unroll
     for (int k = 0; k < S - 1; ++k) issue(k);
     wait_for_producer();
+    const NormPart np = load_norm_part(ep, tid, kStreamThreads);
 
     __shared__ float partial[kStreamThreads / 32][R * NT];
     const auto* xb = reinterpret_cast<const uint8_t*>(x);
@@ -1318,7 +1418,8 @@ __global__ void __launch_bounds__(kStreamThreads)
                 stream_group<L0, NT, R>(stage, me.row_bytes, n_valid, n_records, g, xb, 4 * x_stride, q_off,
                                         s_off, n_tok, acc);
         }
-        store_set<NT, R, kStreamThreads / 32, kSwiglu>(acc, partial, me, row0, me.n_rows, n_tok, ep);
+        store_set<NT, R, kStreamThreads / 32, kSwiglu>(acc, partial, me, row0, me.n_rows, n_tok, ep,
+                                                       np.sum());
         __syncthreads();  // the stage and partial are reused
     }
     cp_async_wait<0>();
@@ -1759,10 +1860,24 @@ void matvecs_with(const MatvecOut* outs, const int* roles, int n_outs, const flo
     }
 }
 
+// The epilogue's part for an input prepared by matvec_add_norm (one token only).
+Epilogue with_norm(Epilogue ep, const RowNorm& norm, int n_tokens) {
+    if (!norm.ssq) return ep;
+    if (n_tokens != 1 || norm.cols / 32 > kNormLoads * kThreads)
+        throw Error("internal error: a product of a norm's unscaled input needs one token and <= " +
+                    std::to_string(kNormLoads * kThreads * 32) + " columns");
+    ep.norm_ssq = norm.ssq;
+    ep.norm_eps = norm.eps;
+    ep.norm_cols = norm.cols;
+    return ep;
+}
+
 }  // namespace
 
-void matvecs(const MatvecOut* outs, int n_outs, const float* x_prepared_dev, int n_tokens, Stream stream) {
-    matvecs_with(outs, nullptr, n_outs, x_prepared_dev, n_tokens, Epilogue{}, stream);
+void matvecs(const MatvecOut* outs, int n_outs, const float* x_prepared_dev, int n_tokens, Stream stream,
+             const RowNorm& norm) {
+    matvecs_with(outs, nullptr, n_outs, x_prepared_dev, n_tokens, with_norm(Epilogue{}, norm, n_tokens),
+                 stream);
 }
 
 bool matvecs_rope_kv_supports(const AttentionShape& shape) {
@@ -1770,7 +1885,8 @@ bool matvecs_rope_kv_supports(const AttentionShape& shape) {
 }
 
 void matvecs_rope_kv(const MatvecOut* qkv, const float* x_prepared_dev, int n_tokens, const KvRow* rows_dev,
-                     int layer, const AttentionShape& shape, const double* inv_freq_dev, Stream stream) {
+                     int layer, const AttentionShape& shape, const double* inv_freq_dev, Stream stream,
+                     const RowNorm& norm) {
     if (!matvecs_rope_kv_supports(shape))
         throw Error("internal error: matvecs_rope_kv needs an even head_dim and n_rot <= head_dim");
     const int roles[3] = {kRopeQ, kRopeK, kStoreV};
@@ -1780,7 +1896,7 @@ void matvecs_rope_kv(const MatvecOut* qkv, const float* x_prepared_dev, int n_to
     ep.layer = layer;
     ep.head_dim = shape.head_dim;
     ep.n_rot = shape.n_rot;
-    matvecs_with(qkv, roles, 3, x_prepared_dev, n_tokens, ep, stream);
+    matvecs_with(qkv, roles, 3, x_prepared_dev, n_tokens, with_norm(ep, norm, n_tokens), stream);
 }
 
 bool matvec_swiglu_supports(const DeviceMatrix& gate, const DeviceMatrix& up) {
@@ -1792,12 +1908,13 @@ bool matvec_swiglu_supports(const DeviceMatrix& gate, const DeviceMatrix& up) {
 
 void matvec_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const float* x_prepared_dev,
                    int n_tokens, float* out_dev, int64_t out_stride, float* prepared_dev, int* counters_dev,
-                   Stream stream) {
+                   Stream stream, const RowNorm& norm) {
     check_tokens(n_tokens);
     if (!matvec_swiglu_supports(gate, up))
         throw Error("internal error: matvec_swiglu on matrices it does not support");
     const MatvecOut outs[2] = {{&gate, out_dev, out_stride}, {&up, out_dev, out_stride}};
-    const Epilogue sw{prepared_dev, activation_floats(gate.rows), counters_dev};
+    Epilogue sw{prepared_dev, activation_floats(gate.rows), counters_dev};
+    sw = with_norm(sw, norm, n_tokens);
     const cudaStream_t s = as_stream(stream);
     switch (gate.type) {
         case GgmlType::Q4_K:
@@ -1826,10 +1943,65 @@ void matvec(const DeviceMatrix& w, const float* x_prepared_dev, int n_tokens, fl
 }
 
 void matvec_add(const DeviceMatrix& w, const float* x_prepared_dev, int n_tokens, float* out_dev,
-                int64_t out_stride, Stream stream) {
+                int64_t out_stride, Stream stream, const RowNorm& norm) {
     const MatvecOut o{&w, out_dev, out_stride};
     const int role = kAdd;
-    matvecs_with(&o, &role, 1, x_prepared_dev, n_tokens, Epilogue{}, stream);
+    matvecs_with(&o, &role, 1, x_prepared_dev, n_tokens, with_norm(Epilogue{}, norm, n_tokens), stream);
+}
+
+bool matvec_add_norm_supports(const DeviceMatrix& w) {
+    const GgmlType t = w.type;
+    return w.rows % 32 == 0 && w.rows <= 8192 && w.cols % 32 == 0 &&
+           (t == GgmlType::Q4_K || t == GgmlType::Q6_K || t == GgmlType::Q8_0 || t == GgmlType::Q5_K ||
+            t == GgmlType::Q4_0);
+}
+
+namespace {
+
+// R rows per sub-block as the one-token launch would take for this product (rows8_for_small_launch: Q8_0
+// takes 8 on launches this small unless a variant is chosen).
+template <class L, int R>
+void launch_add_norm(const DeviceMatrix& w, const float* x, float* x_dev, const float* norm_w,
+                     float* prepared, float* ssq, cudaStream_t s) {
+    const MatvecPart me{
+        static_cast<const uint8_t*>(w.data), int64_t(w.row_bytes), x_dev, 0, int(w.rows), 0, int(kAdd)};
+    launch_kernel(matvec_add_norm_kernel<L, R>, unsigned(w.rows / 32), kThreads * 32 / R, 0, s, me,
+                  int(w.cols / kGroupElems), int(ceil_div<int64_t>(w.cols, kRecordElems)), x,
+                  activation_floats(w.cols), int(activation_q_offset(w.cols)),
+                  int(activation_scale_offset(w.cols)), norm_w, prepared, ssq, prefetch_weights());
+}
+
+}  // namespace
+
+void matvec_add_norm(const DeviceMatrix& w, const float* x_prepared_dev, float* x_dev,
+                     const float* norm_w_dev, float* prepared_dev, float* ssq_dev, Stream stream) {
+    if (!matvec_add_norm_supports(w))
+        throw Error("internal error: matvec_add_norm on a matrix it does not support");
+    const cudaStream_t s = as_stream(stream);
+    const MatvecOut o{&w, x_dev, int64_t(w.rows)};
+    switch (w.type) {
+        case GgmlType::Q4_K:
+            launch_add_norm<LayoutQ4_K, 4>(w, x_prepared_dev, x_dev, norm_w_dev, prepared_dev, ssq_dev, s);
+            break;
+        case GgmlType::Q6_K:
+            launch_add_norm<LayoutQ6_K, 4>(w, x_prepared_dev, x_dev, norm_w_dev, prepared_dev, ssq_dev, s);
+            break;
+        case GgmlType::Q8_0:
+            if (rows8_for_small_launch<LayoutQ8_0>(&o, 1))
+                launch_add_norm<LayoutQ8_0, 8>(w, x_prepared_dev, x_dev, norm_w_dev, prepared_dev, ssq_dev,
+                                               s);
+            else
+                launch_add_norm<LayoutQ8_0, 4>(w, x_prepared_dev, x_dev, norm_w_dev, prepared_dev, ssq_dev,
+                                               s);
+            break;
+        case GgmlType::Q5_K:
+            launch_add_norm<LayoutQ5_K, 4>(w, x_prepared_dev, x_dev, norm_w_dev, prepared_dev, ssq_dev, s);
+            break;
+        default:
+            launch_add_norm<LayoutQ4_0, 4>(w, x_prepared_dev, x_dev, norm_w_dev, prepared_dev, ssq_dev, s);
+            break;
+    }
+    check_launch("matvec_add_norm");
 }
 
 }  // namespace kinfer::cuda
