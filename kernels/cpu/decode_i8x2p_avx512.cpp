@@ -39,16 +39,15 @@ using i8x2::prefetch_l2;
 
 // ---- prepared activation (kActI8x2KP), per token, contiguous; regions kSkew bytes apart so that
 // power-of-two row lengths do not put every region at the same L1 set:
-//   int8 q1[n_in] | int8 q2[n_in] | int16 c[n_in] | float step[nb] | float s16[nb][16] | float s32[nb][8] |
-//   int16 ce[n_in]
-// s16[g] = step * sum of c over group g of 16, s32 over groups of 32; c = 127 q1 + q2 itself is for the
-// batches (the slices below): in element order for Q6_K, and as ce for Q4_K, per pair of groups (64
-// elements) the even elements of the first group, of the second, then the odd ones of each (q4k_slices). ----
+//   int8 q1[n_in] | int8 q2[n_in] | float step[nb] | float s16[nb][16] | float s32[nb][8] | int16 ce[n_in]
+// s16[g] = step * sum of c = 127 q1 + q2 over group g of 16, s32 over groups of 32; c itself is for the
+// batches (the slices below), as ce: per pair of groups (64 elements) the even elements of the first group,
+// of the second, then the odd ones of each. ----
 constexpr size_t kSkew = 64;
 
 size_t token_bytes(int64_t n_in) {
     const size_t nb = size_t(n_in / 256);
-    return 6 * size_t(n_in) + 3 * kSkew + nb * 4 * (1 + 16 + 8) + 2 * kSkew;
+    return 4 * size_t(n_in) + 2 * kSkew + nb * 4 * (1 + 16 + 8) + 2 * kSkew;
 }
 
 size_t act_bytes(int64_t n_in, int64_t n_tokens) {
@@ -57,7 +56,6 @@ size_t act_bytes(int64_t n_in, int64_t n_tokens) {
 
 struct Tok {
     const int8_t *q1, *q2;
-    const int16_t* c;
     const float *step, *s16, *s32;
     const int16_t* ce;
 };
@@ -66,11 +64,10 @@ Tok token(const void* act, int64_t n_in, int64_t t) {
     const auto* base = static_cast<const uint8_t*>(act) + size_t(t) * token_bytes(n_in);
     const int64_t nb = n_in / 256;
     const auto* q1 = reinterpret_cast<const int8_t*>(base);
-    const auto* c = reinterpret_cast<const int16_t*>(base + 2 * (size_t(n_in) + kSkew));
-    const auto* step = reinterpret_cast<const float*>(base + 4 * size_t(n_in) + 3 * kSkew);
+    const auto* step = reinterpret_cast<const float*>(base + 2 * (size_t(n_in) + kSkew));
     const auto* ce =
         reinterpret_cast<const int16_t*>(reinterpret_cast<const uint8_t*>(step + 25 * nb) + kSkew);
-    return Tok{q1, q1 + n_in + kSkew, c, step, step + nb, step + nb + 16 * nb, ce};
+    return Tok{q1, q1 + n_in + kSkew, step, step + nb, step + nb + 16 * nb, ce};
 }
 
 void prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
@@ -79,13 +76,12 @@ void prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
         const Tok tok = token(act, n_in, t);
         auto* q1 = const_cast<int8_t*>(tok.q1);
         auto* q2 = const_cast<int8_t*>(tok.q2);
-        auto* c16 = const_cast<int16_t*>(tok.c);
         auto* step = const_cast<float*>(tok.step);
         auto* s16 = const_cast<float*>(tok.s16);
         auto* s32 = const_cast<float*>(tok.s32);
         auto* ce = const_cast<int16_t*>(tok.ce);
         // ce's order: of the 16-element pieces 2 g and 2 g + 1 of group g, the even elements, then the odd;
-        // written only for calls of 4 tokens or more, the only ones whose rows read it (q4k_slices)
+        // written only for calls of 4 tokens or more, the only ones whose rows read it (the slices)
         const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
         for (int64_t b = 0; b < nb; ++b) {
@@ -100,8 +96,6 @@ void prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
             for (int g = 0; g < 16; ++g) {
                 const __m512i c = i8x2::split127(_mm512_loadu_ps(xb + 16 * g), id, q1 + b * 256 + 16 * g,
                                                  q2 + b * 256 + 16 * g);
-                _mm256_storeu_si256(reinterpret_cast<__m256i*>(c16 + b * 256 + 16 * g),
-                                    _mm512_cvtepi32_epi16(c));
                 sum16[g] = _mm512_reduce_add_epi32(c);
                 cs[g] = c;
             }
@@ -524,6 +518,23 @@ struct Q4KScaled {
     }
 };
 
+// ia[t] = sum over the K chunks of 64 elements at ce + at of even[k] . (their even elements) + odd[k] . (the
+// odd ones), for the TT tokens: the first pair of each chain by vpmaddwd, no zeroed accumulator to copy.
+template <int TT, int K>
+[[gnu::always_inline]] inline void scaled_sums(const __m512i (&even)[K], const __m512i (&odd)[K],
+                                               const Tok* tok, int64_t at, __m512i (&ia)[TT]) {
+#pragma GCC unroll 4
+    for (int k = 0; k < K; ++k)
+#pragma GCC unroll 8
+        for (int t = 0; t < TT; ++t) {
+            const int16_t* c = tok[t].ce + at + 64 * k;
+            const __m512i pe = _mm512_loadu_si512(c), po = _mm512_loadu_si512(c + 32);
+            ia[t] = _mm512_dpwssd_epi32(
+                k == 0 ? _mm512_madd_epi16(even[k], pe) : _mm512_dpwssd_epi32(ia[t], even[k], pe), odd[k],
+                po);
+        }
+}
+
 // The packed tiles' lanes of two (row, token) sums: halves added, token a's in lanes 0..7, b's in 8..15.
 inline __m512i fold_halves(__m512i a, __m512i b) {
     return _mm512_add_epi32(_mm512_shuffle_i64x2(a, b, 0x44), _mm512_shuffle_i64x2(a, b, 0xEE));
@@ -569,17 +580,7 @@ void q4k_slices(const uint8_t* row0, size_t row_bytes, int64_t nb, const Tok* to
                 w.load(blk, sc);
                 const int64_t e = b * 256;
                 __m512i ia[TT];
-#pragma GCC unroll 4
-                for (int i = 0; i < 4; ++i)
-#pragma GCC unroll 8
-                    for (int t = 0; t < TT; ++t) {
-                        const int16_t* c = tok[t].ce + e + 64 * i;
-                        const __m512i pe = _mm512_loadu_si512(c), po = _mm512_loadu_si512(c + 32);
-                        // the first pair of a chain by vpmaddwd: no zeroed accumulator to copy
-                        ia[t] = _mm512_dpwssd_epi32(i == 0 ? _mm512_madd_epi16(w.even[i], pe)
-                                                           : _mm512_dpwssd_epi32(ia[t], w.even[i], pe),
-                                                    w.odd[i], po);
-                    }
+                scaled_sums<TT>(w.even, w.odd, tok, e, ia);
                 for (int t = 0; t < TP; ++t) {
                     const __m512 step = two_halves(_mm256_set1_ps(tok[2 * t].step[b]),
                                                    _mm256_set1_ps(tok[2 * t + 1].step[b]));
@@ -685,16 +686,7 @@ void q6k_slices(const uint8_t* row0, size_t row_bytes, int64_t nb, const Tok* to
                     Q6KScaled w;
                     w.load(blk, h, scales);
                     __m512i ia[TT];
-#pragma GCC unroll 2
-                    for (int c = 0; c < 2; ++c)
-#pragma GCC unroll 8
-                        for (int t = 0; t < TT; ++t) {
-                            const int16_t* x = tok[t].ce + e + 128 * h + 64 * c;
-                            const __m512i pe = _mm512_loadu_si512(x), po = _mm512_loadu_si512(x + 32);
-                            ia[t] = _mm512_dpwssd_epi32(c == 0 ? _mm512_madd_epi16(w.even[c], pe)
-                                                               : _mm512_dpwssd_epi32(ia[t], w.even[c], pe),
-                                                        w.odd[c], po);
-                        }
+                    scaled_sums<TT>(w.even, w.odd, tok, e + 128 * h, ia);
                     for (int t = 0; t < TP; ++t) {
                         const __m512 v = _mm512_cvtepi32_ps(fold_halves(ia[2 * t], ia[2 * t + 1]));
                         f[t] = h == 0 ? v : _mm512_add_ps(f[t], v);
