@@ -134,6 +134,20 @@ const bool kRegistered = [] {
                     ->Unit(benchmark::kMillisecond)
                     ->UseRealTime();
             }
+    // The FFN down projection's shape (14336 inputs: per-token activation regions that are not a power of
+    // two long), on the detected path only.
+    for (const GgmlType type :
+         {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q8_0, GgmlType::Q4_0})
+        for (const int64_t n_tokens : {int64_t(1), int64_t(8)}) {
+            const Isa isa = kinfer::cpu::detected_isa();
+            const std::string name = std::string("Decode/") + kinfer::type_name(type) + "/" +
+                                     kinfer::cpu::isa_name(isa) +
+                                     "/4096x14336/tokens:" + std::to_string(n_tokens);
+            benchmark::RegisterBenchmark(name.c_str(), BM_Decode, type, isa, Variant::Default, 4096, 14336,
+                                         n_tokens)
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime();
+        }
     return true;
 }();
 
