@@ -685,6 +685,8 @@ struct Q6KScaled {
     }
 };
 
+// Rows in pairs, as q4k_slices: per half block the two rows' 8 weight vectors, each activation load feeding
+// both, tokens two at a time; the halves' float sums (2 rows x TT / 2 pairs) stay in registers between them.
 template <int TT>
 void q6k_slices(const uint8_t* row0, size_t row_bytes, int64_t nb, const Tok* tok, float* out,
                 int64_t out_stride, int n_rows) {
@@ -698,43 +700,72 @@ void q6k_slices(const uint8_t* row0, size_t row_bytes, int64_t nb, const Tok* to
     const size_t group_bytes = kSliceRows * row_bytes;
     for (int64_t b0 = 0; b0 < nb; b0 += kSliceBlocks) {
         const int64_t b1 = std::min<int64_t>(nb, b0 + kSliceBlocks);
-        for (int r = 0; r < n_rows; ++r) {
-            const uint8_t* row = row0 + size_t(r) * row_bytes;
-            __m512 a[TP], o[TT];
-            for (int t = 0; t < TP; ++t) a[t] = acc[r][t];
-            for (int t = 0; t < TT; ++t) o[t] = offs[r][t];
+        for (int r = 0; r < n_rows; r += 2) {
+            const int r2 = r + 1 < n_rows ? r + 1 : r;  // an odd last row is done twice, stored once
+            const int rr[2] = {r, r2};
             for (int64_t b = b0; b < b1; ++b) {
-                const uint8_t* p = row + size_t(b) * sizeof(BlockQ6_K);
-                prefetch_l2(p, group_bytes, sizeof(BlockQ6_K));  // one group of rows ahead
-                const auto* blk = reinterpret_cast<const BlockQ6_K*>(p);
-                const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales));
-                const __m512i scales = _mm512_broadcast_i32x4(sc8);
-                const float dr = _cvtsh_ss(blk->d);
-                const __m512 d = _mm512_set1_ps(dr);
-                const __m512 off =
-                    _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc8)), _mm512_set1_ps(32.0f * dr));
+                const BlockQ6_K* blk[2];
+                __m512i scales[2];
+                __m512 d[2], off[2];
+#pragma GCC unroll 2
+                for (int i = 0; i < 2; ++i) {
+                    const uint8_t* p = row0 + size_t(rr[i]) * row_bytes + size_t(b) * sizeof(BlockQ6_K);
+                    prefetch_l2(p, group_bytes, sizeof(BlockQ6_K));  // one group of rows ahead
+                    blk[i] = reinterpret_cast<const BlockQ6_K*>(p);
+                    const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[i]->scales));
+                    scales[i] = _mm512_broadcast_i32x4(sc8);
+                    const float dr = _cvtsh_ss(blk[i]->d);
+                    d[i] = _mm512_set1_ps(dr);
+                    off[i] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc8)),
+                                           _mm512_set1_ps(32.0f * dr));
+                }
                 const int64_t e = b * 256;
-                __m512 f[TP];
+                __m512 f[2][TP];
+#pragma GCC unroll 2
                 for (int h = 0; h < 2; ++h) {
-                    Q6KScaled w;
-                    w.load(blk, h, scales);
-                    __m512i ia[TT];
-                    scaled_sums<TT>(w.even, w.odd, tok, e + 128 * h, ia);
+                    Q6KScaled w[2];
+#pragma GCC unroll 2
+                    for (int i = 0; i < 2; ++i) w[i].load(blk[i], h, scales[i]);
+#pragma GCC unroll 4
                     for (int t = 0; t < TP; ++t) {
-                        const __m512 v = _mm512_cvtepi32_ps(fold_halves(ia[2 * t], ia[2 * t + 1]));
-                        f[t] = h == 0 ? v : _mm512_add_ps(f[t], v);
+                        __m512i ia[2][2];
+#pragma GCC unroll 2
+                        for (int k = 0; k < 2; ++k)
+#pragma GCC unroll 2
+                            for (int j = 0; j < 2; ++j) {
+                                const int16_t* c = tok[2 * t + j].ce + e + 128 * h + 64 * k;
+                                __m512i pe = _mm512_loadu_si512(c), po = _mm512_loadu_si512(c + 32);
+                                asm("" : "+v"(pe), "+v"(po));  // loaded once for both rows
+#pragma GCC unroll 2
+                                for (int i = 0; i < 2; ++i)
+                                    ia[i][j] = _mm512_dpwssd_epi32(
+                                        k == 0 ? _mm512_madd_epi16(w[i].even[k], pe)
+                                               : _mm512_dpwssd_epi32(ia[i][j], w[i].even[k], pe),
+                                        w[i].odd[k], po);
+                            }
+#pragma GCC unroll 2
+                        for (int i = 0; i < 2; ++i) {
+                            const __m512 v = _mm512_cvtepi32_ps(fold_halves(ia[i][0], ia[i][1]));
+                            f[i][t] = h == 0 ? v : _mm512_add_ps(f[i][t], v);
+                        }
                     }
                 }
+#pragma GCC unroll 4
                 for (int t = 0; t < TP; ++t) {
                     const __m512 step = two_halves(_mm256_set1_ps(tok[2 * t].step[b]),
                                                    _mm256_set1_ps(tok[2 * t + 1].step[b]));
-                    a[t] = _mm512_fmadd_ps(f[t], _mm512_mul_ps(d, step), a[t]);
+                    const __m512 s16a = _mm512_loadu_ps(tok[2 * t].s16 + 16 * b);
+                    const __m512 s16b = _mm512_loadu_ps(tok[2 * t + 1].s16 + 16 * b);
+#pragma GCC unroll 2
+                    for (int i = 0; i < 2; ++i) {
+                        const int ri = rr[i];
+                        acc[ri][t] = _mm512_fmadd_ps(f[i][t], _mm512_mul_ps(d[i], step), acc[ri][t]);
+                        offs[ri][2 * t] = _mm512_fmadd_ps(off[i], s16a, offs[ri][2 * t]);
+                        offs[ri][2 * t + 1] = _mm512_fmadd_ps(off[i], s16b, offs[ri][2 * t + 1]);
+                        if (r2 == r) break;
+                    }
                 }
-                for (int t = 0; t < TT; ++t)
-                    o[t] = _mm512_fmadd_ps(off, _mm512_loadu_ps(tok[t].s16 + 16 * b), o[t]);
             }
-            for (int t = 0; t < TP; ++t) acc[r][t] = a[t];
-            for (int t = 0; t < TT; ++t) offs[r][t] = o[t];
         }
     }
     for (int r = 0; r < n_rows; ++r)
