@@ -144,31 +144,65 @@ __device__ __forceinline__ SplitRange split_range(const KvRow& row, int split, i
 
 // The splits' partials of one (row, head) (pp: n_splits entries of HD + 2 floats) into its output, by the
 // whole block: threads over the splits for the weights, then warps over the splits and lanes over the
-// dimensions (coalesced, four splits' loads in flight per lane; one thread per dimension looping over every
-// split was a chain of L2 round trips, ~5 µs at 64 splits).
+// dimensions (coalesced; one thread per dimension looping over every split was a chain of L2 round trips,
+// ~5 µs at 64 splits). The chain is what costs: one round of loads for the (max, sum) pairs and the first 32
+// splits' values together, then the weights (H200, Q4_K_M tg128 508-513 -> 517-519 t/s against loading the
+// pairs twice and the values after the weights; at depth 4096 450-452 -> 456; 8 sequences 2 164 -> 2 198).
 template <int HD>
 __device__ void merge_splits(const float* pp, int n_splits, int64_t t, int head, int n_head,
                              float* __restrict__ out, float* __restrict__ prepared, int64_t prepared_stride) {
-    constexpr int64_t pstride = HD + 2;
+    constexpr int64_t pstride = HD + 2;  // even: each split's (max, sum) pair is one 8-byte load
     __shared__ float s_w[kMaxSplits];
     __shared__ float s_o[kThreads / 32][HD];
+    constexpr int J = (HD + 31) / 32;
+    const int lane32 = threadIdx.x % 32, warp = threadIdx.x / 32;
+    // Warp w's first kPre splits (w, w + 4, ...) loaded first, in flight with the (max, sum) loads: their
+    // weights need the max, their values do not.
+    constexpr int kPre = HD <= 128 ? 8 : 4;
+    float pre[kPre][J];
+#pragma unroll
+    for (int u = 0; u < kPre; ++u) {
+        const int i = warp + u * (kThreads / 32);
+#pragma unroll
+        for (int j = 0; j < J; ++j)
+            pre[u][j] =
+                i < n_splits && lane32 + 32 * j < HD ? __ldcg(pp + i * pstride + lane32 + 32 * j) : 0.0f;
+    }
+    // Each (max, sum) loaded once and held in registers (split threadIdx.x + k * kThreads).
+    constexpr int kPer = kMaxSplits / kThreads;
+    float mv[kPer], lv[kPer];
     float mx = -INFINITY;
-    for (int i = threadIdx.x; i < n_splits; i += kThreads) mx = fmaxf(mx, __ldcg(pp + i * pstride + HD));
+#pragma unroll
+    for (int k = 0; k < kPer; ++k) {
+        const int i = threadIdx.x + k * kThreads;
+        const float2 ml = i < n_splits ? __ldcg(reinterpret_cast<const float2*>(pp + i * pstride + HD))
+                                       : make_float2(-INFINITY, 0.0f);
+        mv[k] = ml.x, lv[k] = ml.y;
+        mx = fmaxf(mx, ml.x);
+    }
     mx = block_reduce(mx, true);
     float sum_l = 0.0f;
-    for (int i = threadIdx.x; i < n_splits; i += kThreads) {
-        const float w = mx == -INFINITY ? 0.0f : __expf(__ldcg(pp + i * pstride + HD) - mx);
+#pragma unroll
+    for (int k = 0; k < kPer; ++k) {
+        const int i = threadIdx.x + k * kThreads;
+        if (i >= n_splits) break;
+        const float w = mx == -INFINITY ? 0.0f : __expf(mv[k] - mx);
         s_w[i] = w;
-        sum_l += w * __ldcg(pp + i * pstride + HD + 1);
+        sum_l += w * lv[k];
     }
     sum_l = block_reduce(sum_l, false);  // its barriers also publish s_w
-    constexpr int J = (HD + 31) / 32;
     float o[J];
 #pragma unroll
     for (int j = 0; j < J; ++j) o[j] = 0.0f;
-    const int lane32 = threadIdx.x % 32, warp = threadIdx.x / 32;
-#pragma unroll 4
-    for (int i = warp; i < n_splits; i += kThreads / 32) {
+#pragma unroll
+    for (int u = 0; u < kPre; ++u) {
+        const int i = warp + u * (kThreads / 32);
+        const float w = i < n_splits ? s_w[i] : 0.0f;
+#pragma unroll
+        for (int j = 0; j < J; ++j) o[j] = fmaf(w, pre[u][j], o[j]);
+    }
+#pragma unroll 8
+    for (int i = warp + kPre * (kThreads / 32); i < n_splits; i += kThreads / 32) {
         const float w = s_w[i];
 #pragma unroll
         for (int j = 0; j < J; ++j)
