@@ -529,20 +529,24 @@ struct Q4KScaled {
     }
 };
 
-// ia[t] = sum over the K chunks of 64 elements at ce + at of even[k] . (their even elements) + odd[k] . (the
-// odd ones), for the TT tokens: the first pair of each chain by vpmaddwd, no zeroed accumulator to copy.
-template <int TT, int K>
-[[gnu::always_inline]] inline void scaled_sums(const __m512i (&even)[K], const __m512i (&odd)[K],
-                                               const Tok* tok, int64_t at, __m512i (&ia)[TT]) {
+// ia[i][j] for the rows i = 0, 1 (weights e_i, o_i) and the tokens tok[0], tok[1]: the sum over the K chunks
+// of 64 elements at ce + at of e_i[k] . (their even elements) + o_i[k] . (the odd ones), each activation
+// vector loaded once for both rows; the first pair of each chain by vpmaddwd, no zeroed accumulator to copy.
+template <int K>
+[[gnu::always_inline]] inline void paired_sums(const __m512i (&e0)[K], const __m512i (&o0)[K],
+                                               const __m512i (&e1)[K], const __m512i (&o1)[K], const Tok* tok,
+                                               int64_t at, __m512i (&ia)[2][2]) {
 #pragma GCC unroll 4
     for (int k = 0; k < K; ++k)
-#pragma GCC unroll 8
-        for (int t = 0; t < TT; ++t) {
-            const int16_t* c = tok[t].ce + at + 64 * k;
-            const __m512i pe = _mm512_loadu_si512(c), po = _mm512_loadu_si512(c + 32);
-            ia[t] = _mm512_dpwssd_epi32(
-                k == 0 ? _mm512_madd_epi16(even[k], pe) : _mm512_dpwssd_epi32(ia[t], even[k], pe), odd[k],
-                po);
+#pragma GCC unroll 2
+        for (int j = 0; j < 2; ++j) {
+            const int16_t* c = tok[j].ce + at + 64 * k;
+            __m512i pe = _mm512_loadu_si512(c), po = _mm512_loadu_si512(c + 32);
+            asm("" : "+v"(pe), "+v"(po));  // kept in registers for both rows, not folded into each
+            ia[0][j] = _mm512_dpwssd_epi32(
+                k == 0 ? _mm512_madd_epi16(e0[k], pe) : _mm512_dpwssd_epi32(ia[0][j], e0[k], pe), o0[k], po);
+            ia[1][j] = _mm512_dpwssd_epi32(
+                k == 0 ? _mm512_madd_epi16(e1[k], pe) : _mm512_dpwssd_epi32(ia[1][j], e1[k], pe), o1[k], po);
         }
 }
 
@@ -599,20 +603,7 @@ void q4k_slices(const uint8_t* row0, size_t row_bytes, int64_t nb, const Tok* to
 #pragma GCC unroll 4
                 for (int h = 0; h < TT; h += 2) {
                     __m512i ia[2][2];
-#pragma GCC unroll 4
-                    for (int k = 0; k < 4; ++k)
-#pragma GCC unroll 2
-                        for (int t = 0; t < 2; ++t) {
-                            const int16_t* c = tok[h + t].ce + e + 64 * k;
-                            __m512i pe = _mm512_loadu_si512(c), po = _mm512_loadu_si512(c + 32);
-                            asm("" : "+v"(pe), "+v"(po));  // loaded once for both rows
-#pragma GCC unroll 2
-                            for (int i = 0; i < 2; ++i)
-                                ia[i][t] = _mm512_dpwssd_epi32(
-                                    k == 0 ? _mm512_madd_epi16(w[i].even[k], pe)
-                                           : _mm512_dpwssd_epi32(ia[i][t], w[i].even[k], pe),
-                                    w[i].odd[k], po);
-                        }
+                    paired_sums<4>(w[0].even, w[0].odd, w[1].even, w[1].odd, tok + h, e, ia);
                     const int t = h / 2;  // the pair's accumulators
                     const __m512 step =
                         two_halves(_mm256_set1_ps(tok[h].step[b]), _mm256_set1_ps(tok[h + 1].step[b]));
@@ -729,20 +720,8 @@ void q6k_slices(const uint8_t* row0, size_t row_bytes, int64_t nb, const Tok* to
 #pragma GCC unroll 4
                     for (int t = 0; t < TP; ++t) {
                         __m512i ia[2][2];
-#pragma GCC unroll 2
-                        for (int k = 0; k < 2; ++k)
-#pragma GCC unroll 2
-                            for (int j = 0; j < 2; ++j) {
-                                const int16_t* c = tok[2 * t + j].ce + e + 128 * h + 64 * k;
-                                __m512i pe = _mm512_loadu_si512(c), po = _mm512_loadu_si512(c + 32);
-                                asm("" : "+v"(pe), "+v"(po));  // loaded once for both rows
-#pragma GCC unroll 2
-                                for (int i = 0; i < 2; ++i)
-                                    ia[i][j] = _mm512_dpwssd_epi32(
-                                        k == 0 ? _mm512_madd_epi16(w[i].even[k], pe)
-                                               : _mm512_dpwssd_epi32(ia[i][j], w[i].even[k], pe),
-                                        w[i].odd[k], po);
-                            }
+                        paired_sums<2>(w[0].even, w[0].odd, w[1].even, w[1].odd, tok + 2 * t, e + 128 * h,
+                                       ia);
 #pragma GCC unroll 2
                         for (int i = 0; i < 2; ++i) {
                             const __m512 v = _mm512_cvtepi32_ps(fold_halves(ia[i][0], ia[i][1]));
