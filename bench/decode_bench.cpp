@@ -95,6 +95,17 @@ void BM_Decode(benchmark::State& state, GgmlType type, Isa isa, Variant variant,
         benchmark::Counter(double(n_tokens) * double(state.iterations()), benchmark::Counter::kIsRate);
 }
 
+// One case: "Decode/<type>/<isa><suffix>/<rows>x<cols>/tokens:<n>", in milliseconds of real time.
+void add_case(GgmlType type, Isa isa, Variant v, const char* suffix, int64_t n_rows, int64_t n_in,
+              int64_t n_tokens) {
+    const std::string name = std::string("Decode/") + kinfer::type_name(type) + "/" +
+                             kinfer::cpu::isa_name(isa) + suffix + "/" + std::to_string(n_rows) + "x" +
+                             std::to_string(n_in) + "/tokens:" + std::to_string(n_tokens);
+    benchmark::RegisterBenchmark(name.c_str(), BM_Decode, type, isa, v, n_rows, n_in, n_tokens)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+}
+
 const bool kRegistered = [] {
     for (const GgmlType type : kTypes)
         for (int level = 0; level <= int(kinfer::cpu::detected_isa()); ++level)
@@ -113,41 +124,18 @@ const bool kRegistered = [] {
                                                                     : "";
                         if (isa == Isa::Portable && n_tokens > 1)
                             continue;  // the reference is slow enough once
-                        const std::string name = std::string("Decode/") + kinfer::type_name(type) + "/" +
-                                                 kinfer::cpu::isa_name(isa) + suffix + "/" +
-                                                 std::to_string(n_rows) +
-                                                 "x4096/tokens:" + std::to_string(n_tokens);
-                        benchmark::RegisterBenchmark(name.c_str(), BM_Decode, type, isa, v, n_rows, 4096,
-                                                     n_tokens)
-                            ->Unit(benchmark::kMillisecond)
-                            ->UseRealTime();
+                        add_case(type, isa, v, suffix, n_rows, 4096, n_tokens);
                     }
     for (const GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0})
         for (int level = 1; level <= int(kinfer::cpu::detected_isa()); ++level)
-            for (const int64_t n_tokens : {int64_t(1), int64_t(8)}) {
-                const Isa isa = Isa(level);
-                const std::string name = std::string("Decode/") + kinfer::type_name(type) + "/" +
-                                         kinfer::cpu::isa_name(isa) +
-                                         "/32768x256/tokens:" + std::to_string(n_tokens);
-                benchmark::RegisterBenchmark(name.c_str(), BM_Decode, type, isa, Variant::Default, 32768, 256,
-                                             n_tokens)
-                    ->Unit(benchmark::kMillisecond)
-                    ->UseRealTime();
-            }
+            for (const int64_t n_tokens : {int64_t(1), int64_t(8)})
+                add_case(type, Isa(level), Variant::Default, "", 32768, 256, n_tokens);
     // The FFN down projection's shape (14336 inputs: per-token activation regions that are not a power of
     // two long), on the detected path only.
     for (const GgmlType type :
          {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q8_0, GgmlType::Q4_0})
-        for (const int64_t n_tokens : {int64_t(1), int64_t(8)}) {
-            const Isa isa = kinfer::cpu::detected_isa();
-            const std::string name = std::string("Decode/") + kinfer::type_name(type) + "/" +
-                                     kinfer::cpu::isa_name(isa) +
-                                     "/4096x14336/tokens:" + std::to_string(n_tokens);
-            benchmark::RegisterBenchmark(name.c_str(), BM_Decode, type, isa, Variant::Default, 4096, 14336,
-                                         n_tokens)
-                ->Unit(benchmark::kMillisecond)
-                ->UseRealTime();
-        }
+        for (const int64_t n_tokens : {int64_t(1), int64_t(8)})
+            add_case(type, kinfer::cpu::detected_isa(), Variant::Default, "", 4096, 14336, n_tokens);
     return true;
 }();
 
