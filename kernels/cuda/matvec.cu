@@ -786,6 +786,16 @@ __device__ __forceinline__ void hmma_k16(float (&d)[4], uint32_t a0, uint32_t a1
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+// d = A x B with no accumulator in (ptxas gives the MMA RZ as C: no four moves of 0 per group, ~3 of the
+// fp16 form's ~37 instructions per MMA).
+__device__ __forceinline__ void hmma_k16_first(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                               uint32_t a3, uint32_t b0, uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%10,%10,%10,%10};"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "f"(0.0f));
+}
+
 // A chunk's fp16 activation in shared memory: per token its kChunkGroups groups of 64 bytes (stride
 // kHalfTokenBytes: 64 mod 128, so the two tokens of an LDS.128 phase take distinct banks), then per token the
 // groups' two fp16 sums (stride kHalfSumBytes: 4 words mod 32, the 8 tokens of a warp's loads in distinct
@@ -855,13 +865,11 @@ __device__ __forceinline__ void half_mmas(const typename L::QuadRaw (&raw)[MT][2
             group_halves<L>(raw[m][1], j0 + jj, q, h1);
 #pragma unroll
             for (int k = 0; k < NT / 8; ++k) {
-#pragma unroll
-                for (int h = 0; h < H; ++h) {
-                    float(&dd)[4] = d[jj][m][k][h];
-                    dd[0] = dd[1] = dd[2] = dd[3] = 0.0f;
-                }
-                hmma_k16(d[jj][m][k][0], h0[0], h1[0], h0[1], h1[1], x[k].x, x[k].y);
-                hmma_k16(d[jj][m][k][H - 1], h0[2], h1[2], h0[3], h1[3], x[k].z, x[k].w);
+                hmma_k16_first(d[jj][m][k][0], h0[0], h1[0], h0[1], h1[1], x[k].x, x[k].y);
+                if constexpr (H == 1)
+                    hmma_k16(d[jj][m][k][0], h0[2], h1[2], h0[3], h1[3], x[k].z, x[k].w);
+                else
+                    hmma_k16_first(d[jj][m][k][1], h0[2], h1[2], h0[3], h1[3], x[k].z, x[k].w);
             }
         }
     }
@@ -1119,35 +1127,53 @@ __host__ __device__ constexpr int mma_stage_bytes() {
     return act_stage_bytes<NT, kHalf>() + 16 * MT * (a > b ? a : b);
 }
 
-// Chunk c's records (and their tail entries) of the block's 16 * MT rows into the weight stage w.
+// The block's weight copy: thread (row r = tid / kPerRow, t = tid % kPerRow) copies the 16-byte pieces t,
+// t + kPerRow, .. of row r's chunk (and thread t = 0 the row's tail entry), its row's addresses worked out
+// once per launch: the loop over i = tid, tid + 256, .. with a division, a clamp and a 64-bit product per
+// piece took ~20 instructions a piece (PTX of the 8-token kernel, session 15), ~90 per thread and chunk of
+// the ~585.
 template <class L, int MT>
-__device__ __forceinline__ void copy_weight_chunk(const MatvecPart& me, int row0, int n_records, int c,
-                                                  uint8_t* w) {
-    constexpr int kRows = 16 * MT, kPieces = kChunkRecords * L::kRecord / 16, RS = kStageRowBytes<L>;
-    constexpr int kTailBytes = kChunkRecords * L::kTail;
+struct WeightCopy {
+    static constexpr int kRows = 16 * MT, kPerRow = kMmaWarps * 32 / kRows;
+    static constexpr int kPieces = kChunkRecords * L::kRecord / 16, RS = kStageRowBytes<L>;
+    static constexpr int kTailBytes = kChunkRecords * L::kTail;
+    static_assert(kMmaWarps * 32 % kRows == 0, "whole threads per row");
     static_assert(L::kRecord % 32 == 16, "the stride's bank pattern above");
     static_assert(kTailBytes == 0 || kTailBytes == 4 || kTailBytes == 8 || kTailBytes == 16,
                   "a tail is one cp.async");
-    for (int i = threadIdx.x; i < kRows * kPieces; i += kMmaWarps * 32) {
-        const int r = i / kPieces, p = i - r * kPieces;
+    const uint8_t* src;   // piece t of the row's chunk 0
+    const uint8_t* tail;  // the row's tail entry of chunk 0
+    int dst;              // piece t of the row in a stage
+    int t;
+    __device__ __forceinline__ WeightCopy(const MatvecPart& me, int row0, int n_records) {
+        const int r = threadIdx.x / kPerRow;
+        t = threadIdx.x % kPerRow;
         const uint8_t* row = me.w + int64_t(min(row0 + r, me.n_rows - 1)) * me.row_bytes;
-        cp_async16(w + r * RS + 16 * p, row + int64_t(c) * (kChunkRecords * L::kRecord) + 16 * p);
+        src = row + 16 * t;
+        tail = row + int64_t(n_records) * L::kRecord;
+        dst = r * RS + 16 * t;
     }
-    if constexpr (kTailBytes > 0) {
-        if (threadIdx.x < kRows) {
-            const int r = threadIdx.x;
-            const uint8_t* tail = me.w + int64_t(min(row0 + r, me.n_rows - 1)) * me.row_bytes +
-                                  int64_t(n_records) * L::kRecord + c * kTailBytes;
-            uint8_t* dst = w + r * RS + kChunkRecords * L::kRecord;
-            if constexpr (kTailBytes == 4)
-                cp_async4(dst, tail);
-            else if constexpr (kTailBytes == 8)
-                cp_async8(dst, tail);
-            else
-                cp_async16(dst, tail);
+    // Chunk c into the weight stage w.
+    __device__ __forceinline__ void copy(uint8_t* w, int c) const {
+        const uint8_t* s = src + int64_t(c) * (kChunkRecords * L::kRecord);
+#pragma unroll
+        for (int j = 0; j < (kPieces + kPerRow - 1) / kPerRow; ++j)
+            if (kPieces % kPerRow == 0 || t + j * kPerRow < kPieces)
+                cp_async16(w + dst + 16 * kPerRow * j, s + 16 * kPerRow * j);
+        if constexpr (kTailBytes > 0) {
+            if (t == 0) {
+                uint8_t* d = w + dst + kChunkRecords * L::kRecord;
+                const uint8_t* e = tail + c * kTailBytes;
+                if constexpr (kTailBytes == 4)
+                    cp_async4(d, e);
+                else if constexpr (kTailBytes == 8)
+                    cp_async8(d, e);
+                else
+                    cp_async16(d, e);
+            }
         }
     }
-}
+};
 
 // kHalf: the fp16 form (q_off / s_off are then the fp16 values' and sums' offsets).
 template <class L, int NT, int MT, int kStage, bool kHalf>
@@ -1174,16 +1200,17 @@ __device__ __forceinline__ void matvec_mma_staged_body(const MatvecPart& me, int
     const int n_chunks = n_groups / kChunkGroups;  // the launch checks n_groups % kChunkGroups == 0
     using Copy = std::conditional_t<kHalf, ChunkCopyHalf<NT>, ChunkCopy<NT>>;
     const Copy copier(x, x_stride_bytes, q_off, s_off, n_tok);
+    const WeightCopy<L, MT> weights(me, row0, n_records);
     // Chunk 0's weights before waiting for the kernel before us (as matvec_body); one commit group per chunk.
-    if (ep.prefetch) copy_weight_chunk<L, MT>(me, row0, n_records, 0, smem + kAct);
+    if (ep.prefetch) weights.copy(smem + kAct, 0);
     wait_for_producer();
-    if (!ep.prefetch) copy_weight_chunk<L, MT>(me, row0, n_records, 0, smem + kAct);
+    if (!ep.prefetch) weights.copy(smem + kAct, 0);
     copier.copy(smem, 0);
     cp_async_commit();
     for (int c = 0; c < n_chunks; ++c) {
         if (c + 1 < n_chunks) {
             uint8_t* next = smem + ((c + 1) & 1) * kStage;
-            copy_weight_chunk<L, MT>(me, row0, n_records, c + 1, next + kAct);
+            weights.copy(next + kAct, c + 1);
             copier.copy(next, c + 1);
             cp_async_commit();
             cp_async_wait<1>();
@@ -1535,12 +1562,17 @@ bool mma_for() {
 
 // Rows per block: 32 (each activation fragment feeds two tiles) where the layout's raw words allow it (Q4_K,
 // Q8_0, Q4_0). With the weights in registers only on launches of at least 8192 rows (gate/up, the output),
-// 16 on the smaller ones (twice the blocks for the SMs); staged, on every launch: on an H200 (bench/cuda/
-// NOTES.md session 13) q4_K 4096 x 4096 at 8 tokens took 8.2 us in 32-row staged blocks, 16.2 in 16-row
-// ones, 13.8 in 16-row register ones. KINFER_MMA_ROWS=16 or 32 (read once) sets it for every launch.
+// 16 on the smaller ones (twice the blocks for the SMs). Staged, 16 where 32-row blocks would be at most one
+// per SM (wo and down, 4 096 rows: 128 blocks of 8 warps on 132 SMs), 32 on the rest. The kernel bench times
+// back-to-back launches, which overlap two launches' blocks on an SM: there 32-row blocks measured faster
+// everywhere (session 13: q4_K 4096 x 4096 at 8 tokens 8.2 us against 16.2); inside a decode step, where
+// each launch waits for the one before, a 128-block launch runs alone at one block per SM (session 21: Q4_K
+// down 30.6 us in the step against 18.6 in the bench). KINFER_MMA_ROWS=16 or 32 (read once) sets it for
+// every launch; KINFER_MMA_ROWS16_PER_SM (read once, default 32) moves the line.
 bool mma_rows16(int64_t rows, bool staged) {
     static const int v = env_int("KINFER_MMA_ROWS", 0);
-    return v == 16 || (v != 32 && !staged && rows < 8192);
+    static const int per_sm = env_int("KINFER_MMA_ROWS16_PER_SM", 32);
+    return v == 16 || (v != 32 && (staged ? rows <= per_sm * int64_t(sm_count()) : rows < 8192));
 }
 
 // Whether the tensor-core batches stage their weights in shared memory (matvec_mma_staged_body; the default.
