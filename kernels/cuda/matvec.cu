@@ -1563,12 +1563,12 @@ bool mma_for() {
 // Rows per block: 32 (each activation fragment feeds two tiles) where the layout's raw words allow it (Q4_K,
 // Q8_0, Q4_0). With the weights in registers only on launches of at least 8192 rows (gate/up, the output),
 // 16 on the smaller ones (twice the blocks for the SMs). Staged, 16 where 32-row blocks would be at most one
-// per SM (wo and down, 4 096 rows: 128 blocks of 8 warps on 132 SMs), 32 on the rest. The kernel bench times
-// back-to-back launches, which overlap two launches' blocks on an SM: there 32-row blocks measured faster
-// everywhere (session 13: q4_K 4096 x 4096 at 8 tokens 8.2 us against 16.2); inside a decode step, where
-// each launch waits for the one before, a 128-block launch runs alone at one block per SM (session 21: Q4_K
-// down 30.6 us in the step against 18.6 in the bench). KINFER_MMA_ROWS=16 or 32 (read once) sets it for
-// every launch; KINFER_MMA_ROWS16_PER_SM (read once, default 32) moves the line.
+// per SM (wo and down, 4 096 rows: 128 blocks of 8 warps on 132 SMs), 32 on the rest. The kernel bench
+// (back-to-back launches of one kernel) measured 32-row blocks faster everywhere (session 13: q4_K 4096 x
+// 4096 at 8 tokens 8.2 us against 16.2), but inside a decode step the 128-block launches took far longer than
+// there (session 21, H200: Q4_K down 30.6 us in the step against 18.6 in the bench) and 256 blocks of 16 rows
+// took 20.2. KINFER_MMA_ROWS=16 or 32 (read once) sets it for every launch; KINFER_MMA_ROWS16_PER_SM (read
+// once, default 32) moves the line.
 bool mma_rows16(int64_t rows, bool staged) {
     static const int v = env_int("KINFER_MMA_ROWS", 0);
     static const int per_sm = env_int("KINFER_MMA_ROWS16_PER_SM", 32);
