@@ -278,8 +278,10 @@ TEST_CASE("cuda matvec: every type, 1..16 tokens, odd sizes, against the double 
 
 // Batches on the tensor-core path (matvec_mma_kernel): it takes rows of whole 32-group chunks only, which the
 // odd widths above never are. Two and three chunks (the double buffer's both halves, and an odd count), rows
-// past the end of a block of 16 and of 32, 3-16 tokens (KINFER_MATVEC_MMA=2 sends 3-4 and every type's 5-8
-// there too), and launches of over 8 192 rows, where the blocks take 32 rows.
+// past the end of a block, 3-16 tokens (KINFER_MATVEC_MMA=2 sends 3-4 and every type's 5-8 there too). The
+// 70-row launches take 16-row blocks (at most one 32-row block per SM: mma_rows16); the launches of 8 200
+// rows take 32-row blocks, their last one 8 rows past the end (KINFER_MMA_ROWS=16 or 32 forces either
+// everywhere).
 TEST_CASE(
     "cuda matvec: batches on the tensor-core path (whole 32-group chunks) against the double reference") {
     if (!have_gpu()) return;
