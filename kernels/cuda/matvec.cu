@@ -786,8 +786,8 @@ __device__ __forceinline__ void hmma_k16(float (&d)[4], uint32_t a0, uint32_t a1
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// d = A x B with no accumulator in (ptxas gives the MMA RZ as C: no four moves of 0 per group, ~3 of the
-// fp16 form's ~37 instructions per MMA).
+// d = A x B with zero as C: a group's sums start without four moves of 0 into d (together with the weight
+// copy below, SASS of the 8-token Q4_K kernel 1 448 -> 1 088 instructions, bench/cuda/NOTES.md session 21).
 __device__ __forceinline__ void hmma_k16_first(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
                                                uint32_t a3, uint32_t b0, uint32_t b1) {
     asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
