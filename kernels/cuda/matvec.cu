@@ -1567,12 +1567,11 @@ bool mma_for() {
 // (back-to-back launches of one kernel) measured 32-row blocks faster everywhere (session 13: q4_K 4096 x
 // 4096 at 8 tokens 8.2 us against 16.2), but inside a decode step the 128-block launches took far longer than
 // there (session 21, H200: Q4_K down 30.6 us in the step against 18.6 in the bench) and 256 blocks of 16 rows
-// took 20.2. KINFER_MMA_ROWS=16 or 32 (read once) sets it for every launch; KINFER_MMA_ROWS16_PER_SM (read
-// once, default 32) moves the line.
+// took 20.2 (the 6 144-row wq/wk/wv in 16-row blocks too was slower). KINFER_MMA_ROWS=16 or 32 (read once)
+// sets it for every launch.
 bool mma_rows16(int64_t rows, bool staged) {
     static const int v = env_int("KINFER_MMA_ROWS", 0);
-    static const int per_sm = env_int("KINFER_MMA_ROWS16_PER_SM", 32);
-    return v == 16 || (v != 32 && (staged ? rows <= per_sm * int64_t(sm_count()) : rows < 8192));
+    return v == 16 || (v != 32 && (staged ? rows <= 32 * int64_t(sm_count()) : rows < 8192));
 }
 
 // Whether the tensor-core batches stage their weights in shared memory (matvec_mma_staged_body; the default.
