@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <random>
 #include <span>
@@ -247,6 +248,22 @@ double check_product(const TypeTraits& t, const std::vector<uint8_t>& gguf, int6
     return worst;
 }
 
+// A random matrix of t (rows x cols) times n_tok random activations for each n_tok, on the device against the
+// double reference (outputs at the stride of the rows).
+void check_random_product(const TypeTraits& t, int64_t rows, int64_t cols, std::initializer_list<int> n_toks,
+                          std::mt19937& rng) {
+    const std::vector<uint8_t> gguf = cuda_test::random_rows(t, rows, cols, rng);
+    UploadedMatrix w = upload(t, gguf, rows, cols);
+    for (const int n_tok : n_toks) {
+        CAPTURE(n_tok);
+        const std::vector<float> x = random_floats(size_t(n_tok) * cols, rng);
+        const cuda::DeviceBuffer xp = prepared_activation(x, n_tok, cols);
+        cuda::DeviceBuffer od = poisoned(size_t(n_tok) * rows);
+        cuda::matvec(w.m, xp.as<float>(), n_tok, od.as<float>(), rows, nullptr);
+        check_product(t, gguf, rows, cols, x, n_tok, to_host<float>(od, size_t(n_tok) * rows), rows, 1e-4);
+    }
+}
+
 }  // namespace
 
 TEST_CASE("cuda matvec: every type, 1..16 tokens, odd sizes, against the double reference") {
@@ -310,17 +327,7 @@ TEST_CASE(
         const TypeTraits& t = type_traits(type);
         CAPTURE(t.name);
         const int64_t cols = 1024, rows = 8200;
-        const std::vector<uint8_t> gguf = cuda_test::random_rows(t, rows, cols, rng);
-        UploadedMatrix w = upload(t, gguf, rows, cols);
-        for (int n_tok : {5, 16}) {
-            CAPTURE(n_tok);
-            const std::vector<float> x = random_floats(size_t(n_tok) * cols, rng);
-            const cuda::DeviceBuffer xp = prepared_activation(x, n_tok, cols);
-            cuda::DeviceBuffer od = poisoned(size_t(n_tok) * rows);
-            cuda::matvec(w.m, xp.as<float>(), n_tok, od.as<float>(), rows, nullptr);
-            check_product(t, gguf, rows, cols, x, n_tok, to_host<float>(od, size_t(n_tok) * rows), rows,
-                          1e-4);
-        }
+        check_random_product(t, rows, cols, {5, 16}, rng);
     }
     // Q4_K_M's wq/wk/wv: two Q4_K matrices and a Q6_K one in one launch (blocks of either layout).
     const TypeTraits& t4 = type_traits(GgmlType::Q4_K);
@@ -349,6 +356,44 @@ TEST_CASE(
             check_product(i < 2 ? t4 : t6, gguf[size_t(i)], n_rows[i], cols, x, n_tok,
                           to_host<float>(od[size_t(i)], size_t(n_tok) * n_rows[i]), n_rows[i], 1e-4);
     }
+}
+
+// Launches of more tiles than an H200's SMs hold at once (2 x 132 blocks of 8 warps: several rounds of
+// blocks), each block starting at chunk (block % chunks) (mma_rotate; KINFER_MMA_ROTATE=0 starts all at
+// chunk 0): two and three chunks per row, a partial last tile, and two matrices in one launch (as gate and
+// up).
+TEST_CASE("cuda matvec: tensor-core launches of many tiles against the double reference") {
+    if (!have_gpu()) return;
+    std::mt19937 rng(29);
+    for (const GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+        const TypeTraits& t = type_traits(type);
+        CAPTURE(t.name);
+        // Q4_K: 32-row tiles, 282 of them (the last 8 rows past the end); Q6_K: 16-row tiles, 313.
+        const int64_t cols = 2048, rows = type == GgmlType::Q4_K ? 9000 : 5000;
+        check_random_product(t, rows, cols, {5, 16}, rng);
+    }
+    // Two Q4_K matrices in one launch (as gate and up): 282 32-row tiles each, three chunks per row.
+    const TypeTraits& t = type_traits(GgmlType::Q4_K);
+    const int64_t cols = 3072, rows = 9000;
+    std::vector<std::vector<uint8_t>> gguf;
+    std::vector<UploadedMatrix> m;
+    for (int i = 0; i < 2; ++i) {
+        gguf.push_back(cuda_test::random_rows(t, rows, cols, rng));
+        m.push_back(upload(t, gguf.back(), rows, cols));
+    }
+    const int n_tok = 8;
+    const std::vector<float> x = random_floats(size_t(n_tok) * cols, rng);
+    const cuda::DeviceBuffer xp = prepared_activation(x, n_tok, cols);
+    std::vector<cuda::DeviceBuffer> od;
+    cuda::MatvecOut outs[2];
+    for (int i = 0; i < 2; ++i) {
+        od.push_back(poisoned(size_t(n_tok) * rows));
+        outs[i] = {&m[size_t(i)].m, od.back().as<float>(), rows};
+    }
+    cuda::matvecs(outs, 2, xp.as<float>(), n_tok, nullptr);
+    for (int i = 0; i < 2; ++i)
+        check_product(t, gguf[size_t(i)], rows, cols, x, n_tok,
+                      to_host<float>(od[size_t(i)], size_t(n_tok) * rows), rows, 1e-4);
 }
 
 // The decode rule of the foundation issue for the batches on the tensor cores (Q4_K's take the fp16 form):

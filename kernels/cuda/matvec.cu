@@ -16,15 +16,19 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "kernels/cuda/activation_layout.cuh"
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/env_switch.hpp"
 #include "kernels/cuda/kernels.hpp"
+#include "kernels/cuda/mma_probe.cuh"
 #include "kernels/cuda/repacked.hpp"
 
 namespace kinfer::cuda {
@@ -230,6 +234,8 @@ struct Epilogue {
     const float* norm_ssq = nullptr;  // norm_cols / 32 partial sums of squares of the row x
     float norm_eps = 0.0f;
     int norm_cols = 0;
+    int probe_launch = 0, probe_slot = 0;  // the launch's number and first ring slot (mma_probe.cuh)
+    bool rotate = false;  // the fp16 form's blocks start at chunk (block % chunks) (mma_rotate)
 };
 
 // A thread's share of Epilogue::norm_ssq (groups tid, tid + n_threads, ...), loaded right after the wait and
@@ -1175,8 +1181,9 @@ struct WeightCopy {
     }
 };
 
-// kHalf: the fp16 form (q_off / s_off are then the fp16 values' and sums' offsets).
-template <class L, int NT, int MT, int kStage, bool kHalf>
+// kHalf: the fp16 form (q_off / s_off are then the fp16 values' and sums' offsets); kProbe: with the probe's
+// marks (mma_probe.cuh).
+template <class L, int NT, int MT, int kStage, bool kHalf, bool kProbe = false>
 __device__ __forceinline__ void matvec_mma_staged_body(const MatvecPart& me, int row0, int n_groups,
                                                        int n_records, const uint8_t* __restrict__ x,
                                                        int64_t x_stride_bytes, int q_off, int s_off,
@@ -1198,26 +1205,33 @@ __device__ __forceinline__ void matvec_mma_staged_body(const MatvecPart& me, int
             for (int c = 0; c < 4; ++c) acc[m][k][c] = 0.0f;
 
     const int n_chunks = n_groups / kChunkGroups;  // the launch checks n_groups % kChunkGroups == 0
+    ProbeMarks probe;
+    if constexpr (kProbe) probe.begin(uint32_t(ep.probe_launch), uint32_t(ep.probe_slot), n_chunks);
     using Copy = std::conditional_t<kHalf, ChunkCopyHalf<NT>, ChunkCopy<NT>>;
     const Copy copier(x, x_stride_bytes, q_off, s_off, n_tok);
     const WeightCopy<L, MT> weights(me, row0, n_records);
-    // Chunk 0's weights before waiting for the kernel before us (as matvec_body); one commit group per chunk.
-    if (ep.prefetch) weights.copy(smem + kAct, 0);
+    // Step c works on chunk (c + c0) % n_chunks (ep.rotate: mma_rotate). The first chunk's weights before
+    // waiting for the kernel before us (as matvec_body); one commit group per chunk.
+    const int c0 = ep.rotate ? int(blockIdx.x) % n_chunks : 0;
+    const auto chunk_of = [&](int c) { return c + c0 < n_chunks ? c + c0 : c + c0 - n_chunks; };
+    if (ep.prefetch) weights.copy(smem + kAct, c0);
     wait_for_producer();
-    if (!ep.prefetch) weights.copy(smem + kAct, 0);
-    copier.copy(smem, 0);
+    if constexpr (kProbe) probe.mark(0);
+    if (!ep.prefetch) weights.copy(smem + kAct, c0);
+    copier.copy(smem, c0);
     cp_async_commit();
     for (int c = 0; c < n_chunks; ++c) {
         if (c + 1 < n_chunks) {
             uint8_t* next = smem + ((c + 1) & 1) * kStage;
-            weights.copy(next + kAct, c + 1);
-            copier.copy(next, c + 1);
+            weights.copy(next + kAct, chunk_of(c + 1));
+            copier.copy(next, chunk_of(c + 1));
             cp_async_commit();
             cp_async_wait<1>();
         } else {
             cp_async_wait<0>();
         }
         __syncthreads();  // chunk c is in place
+        if constexpr (kProbe) probe.mark(1 + 2 * c);
         const uint8_t* buf = smem + (c & 1) * kStage;
         typename L::QuadRaw cur[kSteps][MT][2];
 #pragma unroll
@@ -1232,14 +1246,16 @@ __device__ __forceinline__ void matvec_mma_staged_body(const MatvecPart& me, int
                 }
         mma_chunk<L, NT, MT, kHalf>(cur, warp, gq, q, buf, acc);
         __syncthreads();  // everyone is done with this stage before chunk c + 2 goes there
+        if constexpr (kProbe) probe.mark(2 + 2 * c);
     }
     static_assert(kMmaWarps * 16 * MT * NT * 4 <= 2 * kStage, "the sums fit in the stages");
     mma_store<NT, MT>(acc, me, row0, n_tok, ep, smem);
+    if constexpr (kProbe) probe.end();
 }
 
 // Parts of layout L0, then from first_l1_block on of L1 (the mixed Q4_K/Q6_K wq/wk/wv launch; L1 = L0
-// otherwise).
-template <class L0, class L1, int NT, int MT, bool kStaged, bool kHalf = false>
+// otherwise). kProbe: with the probe (staged only).
+template <class L0, class L1, int NT, int MT, bool kStaged, bool kHalf = false, bool kProbe = false>
 __global__ void __launch_bounds__(kMmaWarps * 32, kMmaWarps == 8 ? 2
                                                   : kStaged      ? 5
                                                                  : 4)
@@ -1257,11 +1273,11 @@ __global__ void __launch_bounds__(kMmaWarps * 32, kMmaWarps == 8 ? 2
     if constexpr (kStaged) {
         constexpr int kStage = mma_stage_bytes<L0, L1, NT, MT, kHalf>();
         if (l1)
-            matvec_mma_staged_body<L1, NT, MT, kStage, kHalf>(me, row0, n_groups, n_records, xb, 4 * x_stride,
-                                                              q_off, s_off, n_tok, ep, smem);
+            matvec_mma_staged_body<L1, NT, MT, kStage, kHalf, kProbe>(
+                me, row0, n_groups, n_records, xb, 4 * x_stride, q_off, s_off, n_tok, ep, smem);
         else
-            matvec_mma_staged_body<L0, NT, MT, kStage, kHalf>(me, row0, n_groups, n_records, xb, 4 * x_stride,
-                                                              q_off, s_off, n_tok, ep, smem);
+            matvec_mma_staged_body<L0, NT, MT, kStage, kHalf, kProbe>(
+                me, row0, n_groups, n_records, xb, 4 * x_stride, q_off, s_off, n_tok, ep, smem);
     } else if (l1) {
         matvec_mma_body<L1, NT, MT>(me, row0, n_groups, n_records, xb, 4 * x_stride, q_off, s_off, n_tok, ep,
                                     smem);
@@ -1581,34 +1597,108 @@ bool mma_staged() {
     return on;
 }
 
-template <class L0, class L1, int NT, bool kStaged, bool kHalf = false>
-void launch_mma_kernel(bool r16, int blocks, const MatvecParts& parts, int first_l1, int n_groups,
-                       const float* x, int n_tok, const Epilogue& e, cudaStream_t s) {
-    auto kernel = matvec_mma_kernel<L0, L1, NT, 1, kStaged, kHalf>;
+// The probe's ring (mma_probe.cuh): KINFER_MMA_PROBE=FILE arms it at the first tensor-core launch and writes
+// it to FILE at exit. The ring is allocated and its address set from a thread of its own, so that arming
+// inside a graph capture (thread-local mode) breaks nothing.
+MmaProbeRec* g_probe_host_ring = nullptr;
+int g_probe_launches = 0, g_probe_slots = 0;
+void write_probe() {
+    const char* file = std::getenv("KINFER_MMA_PROBE");
+    const unsigned n = unsigned(g_probe_slots);
+    std::vector<MmaProbeRec> recs(kProbeRecs);
+    if (cudaMemcpy(recs.data(), g_probe_host_ring, sizeof(MmaProbeRec) * kProbeRecs,
+                   cudaMemcpyDeviceToHost) != cudaSuccess)
+        return;
+    if (FILE* f = std::fopen(file, "wb")) {
+        std::fwrite(&n, sizeof n, 1, f);
+        std::fwrite(recs.data(), sizeof(MmaProbeRec), recs.size(), f);
+        std::fclose(f);
+    }
+}
+bool probe_on() {
+    static const bool on = [] {
+        const char* file = std::getenv("KINFER_MMA_PROBE");
+        if (file == nullptr || *file == 0) return false;
+        std::thread([] {
+            cudaStream_t st;
+            cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking);
+            cudaMalloc(&g_probe_host_ring, sizeof(MmaProbeRec) * kProbeRecs);
+            cudaMemsetAsync(g_probe_host_ring, 0, sizeof(MmaProbeRec) * kProbeRecs, st);
+            cudaMemcpyToSymbolAsync(g_probe_ring, &g_probe_host_ring, sizeof g_probe_host_ring, 0,
+                                    cudaMemcpyHostToDevice, st);
+            cudaStreamSynchronize(st);
+            cudaStreamDestroy(st);
+        }).join();
+        std::atexit(write_probe);
+        return true;
+    }();
+    return on;
+}
+
+// The launch in blocks of mt tiles (16 * mt rows).
+template <class L0, class L1, int NT, bool kStaged, bool kHalf, bool kProbe>
+void launch_mma_variant(int mt, int blocks, const MatvecParts& parts, int first_l1, int n_groups,
+                        const float* x, int n_tok, const Epilogue& e, cudaStream_t s) {
+    auto kernel = matvec_mma_kernel<L0, L1, NT, 1, kStaged, kHalf, kProbe>;
     if constexpr (kTwoTiles<L0, L1>)
-        if (!r16) kernel = matvec_mma_kernel<L0, L1, NT, 2, kStaged, kHalf>;
-    const auto smem_of = [](int mt) {
+        if (mt == 2) kernel = matvec_mma_kernel<L0, L1, NT, 2, kStaged, kHalf, kProbe>;
+    const auto smem_of = [](int m) {
         if constexpr (kStaged)
-            return 2 * (mt == 2 ? mma_stage_bytes<L0, L1, NT, 2, kHalf>()
-                                : mma_stage_bytes<L0, L1, NT, 1, kHalf>());
+            return 2 * (m == 2 ? mma_stage_bytes<L0, L1, NT, 2, kHalf>()
+                               : mma_stage_bytes<L0, L1, NT, 1, kHalf>());
         else
             return mma_smem_bytes<NT>();
     };
     static const bool configured = [&] {
-        cudaFuncSetAttribute(matvec_mma_kernel<L0, L1, NT, 1, kStaged, kHalf>,
-                             cudaFuncAttributeMaxDynamicSharedMemorySize, smem_of(1));
-        if constexpr (kTwoTiles<L0, L1>)
-            cudaFuncSetAttribute(matvec_mma_kernel<L0, L1, NT, 2, kStaged, kHalf>,
-                                 cudaFuncAttributeMaxDynamicSharedMemorySize, smem_of(2));
+        const auto set = [&](auto k, int m) {
+            cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_of(m));
+        };
+        set(matvec_mma_kernel<L0, L1, NT, 1, kStaged, kHalf, kProbe>, 1);
+        if constexpr (kTwoTiles<L0, L1>) set(matvec_mma_kernel<L0, L1, NT, 2, kStaged, kHalf, kProbe>, 2);
         return true;
     }();
     (void)configured;
     const int64_t cols = int64_t(n_groups) * kGroupElems;
     const int64_t q_off = kHalf ? activation_half_offset(cols) : activation_q_offset(cols);
     const int64_t s_off = kHalf ? activation_half_sum_offset(cols) : activation_scale_offset(cols);
-    launch_kernel(kernel, blocks, kMmaWarps * 32, size_t(smem_of(r16 ? 1 : 2)), s, parts, first_l1, n_groups,
+    launch_kernel(kernel, blocks, kMmaWarps * 32, size_t(smem_of(mt)), s, parts, first_l1, n_groups,
                   static_cast<int>(ceil_div<int64_t>(cols, kRecordElems)), x, activation_floats(cols),
                   int(q_off), int(s_off), n_tok, e);
+}
+
+// Whether each block of the fp16 form walks its row's chunks from chunk (block % chunks) on
+// (KINFER_MMA_ROTATE=0, read once, starts every block at chunk 0), so that the blocks at work at once read
+// different parts of the activation (at 8 tokens each block reads all of it, as many bytes as its weights)
+// instead of the same 18 KB at the same time. A row's sum then adds its chunks in another order (fixed per
+// block: deterministic, and independent of the other sequences). Measured on an H200 (bench/cuda/NOTES.md
+// session 22): x8 2 320 / 2 304 against 2 262 / 2 260 t/s; the probe's launch spans moved less (Q4_K down
+// -3%, gate/up none).
+bool mma_rotate() {
+    static const bool on = env_int("KINFER_MMA_ROTATE", 1) != 0;
+    return on;
+}
+
+template <class L0, class L1, int NT, bool kStaged, bool kHalf = false>
+void launch_mma_kernel(int mt, int blocks, const MatvecParts& parts, int first_l1, int n_groups,
+                       const float* x, int n_tok, const Epilogue& e, cudaStream_t s) {
+    if constexpr (kStaged && kHalf) {
+        Epilogue ep = e;
+        ep.rotate = mma_rotate();
+        const bool probe = probe_on();
+        if (probe) {
+            ep.probe_launch = g_probe_launches++;
+            ep.probe_slot = g_probe_slots;
+            g_probe_slots += blocks;
+            launch_mma_variant<L0, L1, NT, true, true, true>(mt, blocks, parts, first_l1, n_groups, x, n_tok,
+                                                             ep, s);
+            return;
+        }
+        launch_mma_variant<L0, L1, NT, true, true, false>(mt, blocks, parts, first_l1, n_groups, x, n_tok, ep,
+                                                          s);
+        return;
+    }
+    launch_mma_variant<L0, L1, NT, kStaged, kHalf, false>(mt, blocks, parts, first_l1, n_groups, x, n_tok, e,
+                                                          s);
 }
 
 // The layouts the fp16 form reads (Q4_K, Q6_K: Q4_K_M files), and whether their batches take it
@@ -1637,6 +1727,7 @@ bool launch_mma(const MatvecOut* outs, int n_outs, int n_l0, const float* x, int
     for (int i = 0; i < n_outs; ++i) rows += outs[i].w->rows;
     const bool staged = mma_staged();
     const bool r16 = !kTwoTiles<L0, L1> || mma_rows16(rows, staged);
+    const int mt = r16 ? 1 : 2;
     const int blocks =
         r16 ? fill_parts<16>(outs, n_outs, roles, parts) : fill_parts<32>(outs, n_outs, roles, parts);
     const int first_l1 = n_l0 < n_outs ? parts.p[n_l0].first_block : blocks;
@@ -1644,14 +1735,14 @@ bool launch_mma(const MatvecOut* outs, int n_outs, int n_l0, const float* x, int
     e.prefetch = prefetch_weights();
     if constexpr (kHalfForm<L0, L1>) {
         if (staged && mma_half<L0, L1>()) {
-            launch_mma_kernel<L0, L1, NT, true, true>(r16, blocks, parts, first_l1, n_groups, x, n_tok, e, s);
+            launch_mma_kernel<L0, L1, NT, true, true>(mt, blocks, parts, first_l1, n_groups, x, n_tok, e, s);
             return true;
         }
     }
     if (staged)
-        launch_mma_kernel<L0, L1, NT, true>(r16, blocks, parts, first_l1, n_groups, x, n_tok, e, s);
+        launch_mma_kernel<L0, L1, NT, true>(mt, blocks, parts, first_l1, n_groups, x, n_tok, e, s);
     else
-        launch_mma_kernel<L0, L1, NT, false>(r16, blocks, parts, first_l1, n_groups, x, n_tok, e, s);
+        launch_mma_kernel<L0, L1, NT, false>(mt, blocks, parts, first_l1, n_groups, x, n_tok, e, s);
     return true;
 }
 

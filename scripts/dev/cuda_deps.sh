@@ -5,6 +5,7 @@ extra=()
 if [[ -n "${1:-}" ]]; then
   extra+=(-Ddoctest_DIR="$1/lib/cmake/doctest" -DKINFER_XSIMD_INCLUDE="$1/include"
     -DKINFER_HTTPLIB_INCLUDE="$1/include" -DKINFER_HTTPLIB="$1/lib/libcpp-httplib.so")
+  [[ -d "$1/share/cmake/nlohmann_json" ]] && extra+=(-Dnlohmann_json_DIR="$1/share/cmake/nlohmann_json")
   export LD_LIBRARY_PATH="$1/lib:${LD_LIBRARY_PATH:-}"
 fi
 

@@ -8,7 +8,7 @@
 # CTX (each slot's context, default 1024), CONFIGS (space-separated environment settings compared in turn in
 # each round, e.g. "KINFER_ATTN_FIXED_SPLITS=1 KINFER_ATTN_FIXED_SPLITS=0"; default: one run as is),
 # TESTS=1 (first build kinfer_tests and run the cuda tests, memcheck and racecheck on TEST_FILTER),
-# DEPTH=N (also `infer bench -d N -n 64` under each of CONFIGS, twice).
+# DEPTH=N (also `infer bench -d N -n 64` under each of CONFIGS, twice), DEMO=0 (the synthesized files only).
 set -uo pipefail
 DEPS=${1:-}
 OUT=${OUT:-/tmp/cuda_serve_out}
@@ -34,7 +34,7 @@ for t in $TYPES; do
   [[ -f $f ]] || "$KB/bin/infer" synth -o "$f" --preset mistral-7b --type "$t" --quiet > "$OUT/synth-$t.log" 2>&1
   models+=("$f")
 done
-models+=(models/kjv-q8_0.gguf)
+[[ "${DEMO:-1}" == 1 ]] && models+=(models/kjv-q8_0.gguf)
 port=18700
 for m in "${models[@]}"; do
   name=$(basename "$m" .gguf)
@@ -43,7 +43,7 @@ for m in "${models[@]}"; do
   if [[ -n "${DEPTH:-}" ]]; then
     for r in 1 2; do
       for c in $CONFIGS; do
-        env "$c" "$KB/bin/infer" bench -m "$m" --device cuda --no-bandwidth -p 0 -n 64 -r 2 -d "$DEPTH" 2>&1 |
+        env ${c//,/ } "$KB/bin/infer" bench -m "$m" --device cuda --no-bandwidth -p 0 -n 64 -r 2 -d "$DEPTH" 2>&1 |
           grep "|" | grep tg | awk -F'|' -v n="$name" -v c="$c" '{print n" "c" engine: "$8" "$9}'
       done
     done
@@ -51,7 +51,7 @@ for m in "${models[@]}"; do
   for r in $(seq "$ROUNDS"); do
     for c in $CONFIGS; do
       port=$((port + 1))
-      env "$c" "$KB/bin/infer" serve -m "$m" --device cuda --parallel 8 --ctx "$CTX" --port "$port" \
+      env ${c//,/ } "$KB/bin/infer" serve -m "$m" --device cuda --parallel 8 --ctx "$CTX" --port "$port" \
         > "$OUT/serve-$name-$r-$port.log" 2>&1 &
       pid=$!
       for _ in $(seq 240); do
