@@ -1,12 +1,11 @@
 // A development probe of the staged tensor-core products (KINFER_MMA_PROBE=FILE, read once; off by default):
 // where a block's time goes inside a real decode step, which the CUPTI timeline (one duration per launch)
-// cannot say. Each block of a probed launch writes one record into a ring in device memory: the launch (a
-// count of launch_mma calls, so a graph's launches repeat their numbers every step), its block and SM, the
-// global time at its start and end, and clock64 marks after its start: the wait for the previous kernel, each
-// chunk in place and computed (for the persistent kernel: each of its tiles' chunks in turn), the sums
-// stored. At exit the ring goes to FILE; scripts/dev/mma_probe.py reads
-// it. The probe is a separate instantiation of the kernel (kProbe), so that the kernels of a normal run carry
-// none of it.
+// cannot say. Each block of a probed launch writes one record into a ring in device memory: the launch's
+// number (the host counts the probed launches, so a graph's replays repeat their numbers every step), its
+// block and SM, the global time at its start and end, and clock64 marks after its start: the wait for the
+// previous kernel, each chunk in place and computed, the sums stored. At exit the ring goes to FILE;
+// scripts/dev/mma_probe.py reads it. The probe is a separate instantiation of the kernel (kProbe), so that
+// the kernels of a normal run carry none of it.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -23,7 +22,7 @@ struct MmaProbeRec {
     uint32_t clk[32];
 };
 constexpr int kProbeStored = 31;
-constexpr int kProbeRecs = 1 << 16;  // a power of two: the ring's index is the count's low bits
+constexpr int kProbeRecs = 1 << 16;  // a power of two: a slot is the low bits of the block's number
 
 namespace {
 __device__ MmaProbeRec* g_probe_ring;

@@ -4,7 +4,7 @@
 # the cuda tests and `infer bench -s 1,8,16` alternating between the configurations. Run from the repository
 # root on the GPU machine:   scripts/dev/cuda_probe.sh [deps-dir]   (deps-dir: as scripts/dev/cuda_check.sh)
 # Environment: CONFIGS (space-separated configurations, each one or more comma-separated environment settings;
-# default "KINFER_NONE=0 KINFER_MMA_PERSIST=1"), TEST_CONFIGS (those whose cuda tests run; default CONFIGS),
+# default "KINFER_NONE=0 KINFER_MMA_ROTATE=0"), TEST_CONFIGS (those whose cuda tests run; default CONFIGS),
 # ROUNDS (engine rounds, default 2), KTRACE=1 (also the CUPTI timeline of the 8-sequence step per config),
 # RACE=FILTER (racecheck on those test cases under the last of CONFIGS).
 set -uo pipefail
@@ -12,7 +12,7 @@ OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 source scripts/dev/cuda_deps.sh "${1:-}"
 KB=${KB:-/tmp/kb}
-CONFIGS=${CONFIGS:-"KINFER_NONE=0 KINFER_MMA_PERSIST=1"} ROUNDS=${ROUNDS:-2}
+CONFIGS=${CONFIGS:-"KINFER_NONE=0 KINFER_MMA_ROTATE=0"} ROUNDS=${ROUNDS:-2}
 t0=$(date +%s)
 kb_build "$KB" infer kinfer_tests
 echo "built after $(( $(date +%s) - t0 )) s"
@@ -40,7 +40,7 @@ for cfg in $CONFIGS; do
     --no-bandwidth -p 0 -n 32 -r 1 -s 8 2>&1 | grep -E "^\|.*tg" | sed "s/^/[$cfg] probed: /"
   echo "== $cfg"
   python3 scripts/dev/mma_probe.py "$OUT/probe-$name.bin" --launches > "$OUT/probe-$name.txt"
-  grep -v "^ *[0-9]" "$OUT/probe-$name.txt"
+  sed -n '1p;/^shape/,$p' "$OUT/probe-$name.txt"
   gzip -f "$OUT/probe-$name.bin"
 done
 if [[ "${KTRACE:-0}" == 1 ]]; then

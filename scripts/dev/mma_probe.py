@@ -47,7 +47,7 @@ def main():
     # Keep launches whose blocks are all there (the ring may have cut the oldest).
     launches = sorted(by_launch.items(), key=lambda kv: min(r["start"] for r in kv[1]))
     t_first = min(min(r["start"] for r in rs) for _, rs in launches)
-    print(f"probe: {n} records written, {len(recs)} in the ring, {len(launches)} launches in the last step")
+    print(f"probe: {n} block slots taken, {len(recs)} records in the ring, {len(launches)} launches in the last step")
     shapes = defaultdict(lambda: defaultdict(list))
     rows = []
     prev_end = None
