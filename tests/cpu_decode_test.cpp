@@ -98,9 +98,11 @@ void check_product(const QuantKernels& k, const MatmulPath& p, const Matrix& m, 
             // the activation's rounding step per block: max|x| / levels
             const bool int16 = p.act_format == kActI16K;
             const bool i8x2 = p.act_format == kActI8x2K || p.act_format == kActI8x2KPerm ||
-                              p.act_format == kActI8x2KP || p.act_format >= kActI8x2B;
-            // formats that split c = round(x / step) as 127 q1 + q2 (step max|x| / 127^2)
-            const bool packed = p.act_format == kActI8x2KP || p.act_format >= kActI8x2BP;
+                              p.act_format == kActI8x2KP || p.act_format == kActC16K ||
+                              p.act_format >= kActI8x2B;
+            // formats of c = round(x / step) with step max|x| / 127^2 (as 127 q1 + q2, or as int16)
+            const bool packed =
+                p.act_format == kActI8x2KP || p.act_format == kActC16K || p.act_format >= kActI8x2BP;
             const int64_t block = int16 ? kInt16Block : (p.act_format >= kActI8x2B ? 32 : 256);
             const double levels = int16 ? 32767.0 : (packed ? 127.0 * 127.0 : 127.0 * 128.0);
             double exact = 0, magnitude = 0, rounding = 0;

@@ -1,34 +1,21 @@
 #pragma once
-// Pieces shared by the two-int8-term decode kernels (decode_i8x2_avx512.cpp, decode_i8x2p_avx512.cpp,
-// decode_i8x2b_avx512.cpp). Include only from those files: they alone are built with
-// -mavx512f/bw/vl/vnni (CMakeLists.txt), all with the same flags.
+// Pieces shared by the two-int8-term decode kernels on AVX-512 (decode_i8x2_avx512.cpp,
+// decode_i8x2p_avx512.cpp, decode_i8x2b_avx512.cpp). Include only from those files: they alone are built with
+// -mavx512f/bw/vl/vnni (CMakeLists.txt), all with the same flags. What the AVX2 kernels share with them is
+// in decode_int_common.hpp.
 #include <immintrin.h>
 
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/cpu/decode_int_common.hpp"
+
 namespace kinfer::cpu::i8x2 {
 
-// Every cache line of the weights kPrefetchBytes ahead of the bytes [p, p + n) about to be read: the
-// kernels stall on the weights' DRAM latency otherwise (perf: half the cycles on the first use of a load).
-// Measured (one thread, 14336 x 4096, busy machine, rough) against no software prefetch: Q4_0 5.2 -> 2.9 ms,
-// Q8_0 6.2-7.0 -> 4.4-5.3, Q4_K 2.3-3.0 -> 2.3-2.4, Q6_K within noise; 2 and 8 KiB ahead no better. At 2
-// threads (Q4_K_M end to end) 2-12 KiB measured alike and none 20% slower.
-constexpr size_t kPrefetchBytes = 4096;
-inline void prefetch_ahead(const uint8_t* p, size_t n) {
-    const uintptr_t first = (reinterpret_cast<uintptr_t>(p) + kPrefetchBytes) & ~uintptr_t(63);
-    const uintptr_t last = reinterpret_cast<uintptr_t>(p) + kPrefetchBytes + n;
-    for (uintptr_t a = first; a < last; a += 64) _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0);
-}
-
-// Every cache line of the bytes [p + ahead, p + ahead + n) into L2 (addresses past the weights are harmless
-// to prefetch): the batch slices fetch the next group of rows while L1 holds the current slice's activations
-// (measured 4% faster than into L1, 8 tokens of Q4_K and Q6_K, 14336 x 4096).
-inline void prefetch_l2(const uint8_t* p, size_t ahead, size_t n) {
-    const uintptr_t first = (reinterpret_cast<uintptr_t>(p) + ahead) & ~uintptr_t(63);
-    const uintptr_t last = reinterpret_cast<uintptr_t>(p) + ahead + n;
-    for (uintptr_t a = first; a < last; a += 64) _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T1);
-}
+using int_common::hsum;
+using int_common::kPrefetchBytes;
+using int_common::prefetch_ahead;
+using int_common::prefetch_l2;
 
 // Each byte of x mapped by the 8x8 bit matrix in its 64-bit lane of a (vgf2p8affineqb, no constant): bit i
 // of a result byte is the parity of (matrix byte 7 - i) & (the byte). In asm, so that these files are built
@@ -45,12 +32,6 @@ inline __m256i gf2p8affine(__m256i x, __m256i a) {
     __m256i r;
     asm("vgf2p8affineqb $0, %2, %1, %0" : "=v"(r) : "v"(x), "v"(a));
     return r;
-}
-
-inline float hsum(__m256 v) {
-    const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
 
 // 16 activation values x, times id = 127^2 / max|x| of their block: c = round(x * id) in -16129..16129, split

@@ -36,6 +36,8 @@ using i8x2::gf2p8affine;
 using i8x2::hsum;
 using i8x2::prefetch_ahead;
 using i8x2::prefetch_l2;
+using int_common::q4k_mins;
+using int_common::q4k_scales_mins;
 
 // ---- prepared activation (kActI8x2KP), per token, contiguous; regions kSkew bytes apart so that
 // power-of-two row lengths do not put every region at the same L1 set:
@@ -147,27 +149,6 @@ inline __m512i scale_pairs(__m512i s) {
 
 // ---- Q4_K: block = d, dmin (fp16), 12 bytes of 6-bit scales and mins, 128 bytes of nibbles; bytes
 // 32 i .. 32 i + 31 hold group 2 i in their low nibbles and group 2 i + 1 in their high ones. ----
-// The eight 6-bit scales and mins of a block, one byte each (byte g = group g).
-inline void q4k_scales_mins(const uint8_t* scales, uint64_t& sc, uint64_t& mn) {
-    // scale j < 4: s[j] & 63, j >= 4: (s[j + 4] & 15) | (s[j - 4] >> 6) << 4; min j < 4: s[j + 4] & 63,
-    // j >= 4: (s[j + 4] >> 4) | (s[j] >> 6) << 4 (kinfer::unpack_scale_min_k4), four bytes at a time in
-    // general-purpose registers, which the vector work leaves idle
-    uint32_t s0, s1, s2;
-    std::memcpy(&s0, scales, 4);
-    std::memcpy(&s1, scales + 4, 4);
-    std::memcpy(&s2, scales + 8, 4);
-    sc = (s0 & 0x3F3F3F3Fu) | uint64_t((s2 & 0x0F0F0F0Fu) | ((s0 >> 2) & 0x30303030u)) << 32;
-    mn = (s1 & 0x3F3F3F3Fu) | uint64_t(((s2 >> 4) & 0x0F0F0F0Fu) | ((s1 >> 2) & 0x30303030u)) << 32;
-}
-
-// The block's d, and its eight mins times dmin.
-inline __m256 q4k_mins(const BlockQ4_K* blk, uint64_t mn, float& d) {
-    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(int32_t(blk->d | uint32_t(blk->dmin) << 16)));
-    d = _mm_cvtss_f32(dd);
-    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(mn)))),
-                         _mm256_broadcastss_ps(_mm_movehdup_ps(dd)));
-}
-
 // The eight groups' scale pairs (s, 127 s), one int32 lane each: scales are 0..63, so s * (127 << 16 | 1) has
 // no borrow between the halves.
 inline __m256i q4k_pairs(uint64_t sc) {

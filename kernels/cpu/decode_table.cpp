@@ -45,6 +45,7 @@ const MatmulPath* decode_path_i8x2(GgmlType type, Isa isa) {
         if (const MatmulPath* p = decode_path_i8x2b_avx512(type, gfni_enabled())) return p;
         return decode_path_i8x2_avx512(type);
     }
+    if (isa >= Isa::Avx2) return decode_path_i8x2p_avx2(type);
 #else
     (void)type;
     (void)isa;

@@ -29,6 +29,9 @@
 //   split as 127 q1 + q2 with q2 >= 0 so that the two sums pack into int16 halves and one vpdpwssd applies
 //   the group scale in int32; ~1.3-1.5x fewer instructions per block (one thread, 14336 x 4096, quiet:
 //   Q4_K 15.5 GB/s, Q6_K 15.7, from 12.4 / 14.6).
+//   On AVX2 (no VNNI), Q4_K and Q6_K take decode_i8x2p_avx2.cpp (kActC16K): the same rounding and the same
+//   int32 sums by vpmaddubsw (codes times group scales) and vpmaddwd against c as int16, hence the same bits;
+//   the other types keep the float path there.
 // - float (kActFloat, decode_path_float), every type, the default elsewhere and the opt-in fallback
 //   (KINFER_CPU_DECODE=float): each weight is decoded to exactly the float the reference dequantizer gives
 //   and multiplied in with FMA, so the only error is float32 summation: measured <= 3e-7 of sum|w*x|
@@ -58,6 +61,9 @@ inline constexpr int kActI8x2KPerm = 0x21;
 // ... and of the Q4_K / Q6_K kernels that apply group scales in int32 (decode_i8x2p_avx512.cpp): x rounded to
 // max|x| / 127^2 per 256, split as 127 q1 + q2 with q2 >= 0.
 inline constexpr int kActI8x2KP = 0x22;
+// ... and of the AVX2 Q4_K / Q6_K kernels (decode_i8x2p_avx2.cpp): kActI8x2KP's c = 127 q1 + q2 stored as
+// int16.
+inline constexpr int kActC16K = 0x23;
 // ... and of the Q8_0 / Q4_0 kernels that sum eight blocks horizontally (decode_i8x2b_avx512.cpp), plus the
 // type's weight offset.
 inline constexpr int kActI8x2BP = 0x200;
@@ -72,7 +78,8 @@ bool float_decode_forced();  // KINFER_CPU_DECODE=float
 // The float-activation decode path (every type but Q8_K), or nullptr at Portable.
 const MatmulPath* decode_path_float(GgmlType type, Isa isa);
 
-// The two-int8-term decode path (the k-quants and legacy quantized types on AVX-512 VNNI), or nullptr.
+// The two-int8-term decode path (the k-quants and legacy quantized types on AVX-512 VNNI; Q4_K and Q6_K on
+// AVX2), or nullptr.
 const MatmulPath* decode_path_i8x2(GgmlType type, Isa isa);
 
 // The int16-activation decode path of a k-quant at a level at or below `isa`, or nullptr.
@@ -87,6 +94,7 @@ const MatmulPath* decode_path_i8x2_avx512(GgmlType type);
 // gfni: the variants whose nibbles take vgf2p8affineqb (Q4_K, Q4_0), only where gfni_enabled().
 const MatmulPath* decode_path_i8x2p_avx512(GgmlType type, bool gfni);
 const MatmulPath* decode_path_i8x2b_avx512(GgmlType type, bool gfni);
+const MatmulPath* decode_path_i8x2p_avx2(GgmlType type);  // Q4_K and Q6_K
 
 // The CPU has GFNI (x86-64) and KINFER_GFNI is not 0 (read once; comparisons).
 bool gfni_enabled();

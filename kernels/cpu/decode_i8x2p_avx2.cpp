@@ -1,0 +1,394 @@
+// The integer decode path for Q4_K and Q6_K on AVX2 CPUs (no AVX-512, no VNNI): the precision and the bits
+// of decode_i8x2p_avx512.cpp, at the speed AVX2's int16 products allow, where the float kernels left these
+// CPUs compute-bound (AVX2-only Zen 3, Q4_K_M at 2 threads: 0.94-1.06 t/s, 0.33x llama.cpp, ~21% of the
+// memory bandwidth).
+//
+// x of each 256-element block is rounded as in the AVX-512 file: c = round(x / step), step = max|x| / 127^2,
+// |c| <= 16129 (the two int8 terms there are 127 q1 + q2 = c). Here c is stored as int16 (kActC16K, the
+// "ce" order of that file's batches: per 64 elements the even ones, then the odd ones) and each weight code
+// is multiplied by its group scale into int16 by vpmaddubsw (code u8 <= 63, scale s8: |product| <= 8064)
+// against the scale bytes at every other byte, even elements in one vector, odd ones in another. One
+// vpmaddwd per 16 weights and token then adds code * scale * c pairwise into int32: lane m of a 32-element
+// group's even and odd products is elements 4 m .. 4 m + 3, as in the VNNI kernels, so the int32 sums are
+// the same integers (Q4_K: a block's lane at most 32 * 945 * 16129 < 2^31; Q6_K per half block 16 * 8064 *
+// 16129 < 2^31), converted and scaled by the same float operations in the same order: a token's outputs are
+// the AVX-512 path's bits, and do not depend on the tokens or rows sharing the call.
+//
+// This file alone is built with -mavx2 -mfma -mf16c (CMakeLists.txt) and runs only where detected_isa()
+// allows it. Nothing here has external linkage except decode_path_i8x2p_avx2.
+#include "kernels/cpu/decode_table.hpp"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+
+#include "kernels/blocks.hpp"
+#include "kernels/cpu/decode_int_common.hpp"
+
+namespace kinfer::cpu {
+namespace {
+
+using int_common::hsum;
+using int_common::prefetch_ahead;
+using int_common::prefetch_l2;
+using int_common::q4k_mins;
+using int_common::q4k_scales_mins;
+
+// ---- prepared activation (kActC16K), per token, contiguous; every region on a 64-byte boundary and
+// kSkew bytes apart (power-of-two row lengths would otherwise put every region at the same L1 sets):
+//   float step[nb] | float s16[nb][16] | float s32[nb][8] | int16 ce[n_in]
+// s16[g] = step * (sum of c over group g of 16), s32 the same over groups of 32; ce per 64 elements: the 32
+// even elements in order, then the 32 odd ones. ----
+constexpr size_t kSkew = 64;
+
+constexpr size_t round64(size_t n) {
+    return (n + 63) / 64 * 64;
+}
+
+size_t ce_offset(int64_t n_in) {
+    return round64(size_t(n_in / 256) * 4 * (1 + 16 + 8)) + kSkew;
+}
+
+size_t token_bytes(int64_t n_in) {
+    return round64(ce_offset(n_in) + 2 * size_t(n_in) + kSkew);
+}
+
+size_t act_bytes(int64_t n_in, int64_t n_tokens) {
+    return token_bytes(n_in) * size_t(n_tokens);
+}
+
+struct Tok {
+    const float *step, *s16, *s32;
+    const int16_t* ce;
+};
+
+Tok token(const void* act, int64_t n_in, int64_t t) {
+    const auto* base = static_cast<const uint8_t*>(act) + size_t(t) * token_bytes(n_in);
+    const int64_t nb = n_in / 256;
+    const auto* step = reinterpret_cast<const float*>(base);
+    return Tok{step, step + nb, step + 17 * nb, reinterpret_cast<const int16_t*>(base + ce_offset(n_in))};
+}
+
+void prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
+    const int64_t nb = n_in / 256;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+        const Tok tok = token(act, n_in, t);
+        auto* step = const_cast<float*>(tok.step);
+        auto* s16 = const_cast<float*>(tok.s16);
+        auto* s32 = const_cast<float*>(tok.s32);
+        auto* ce = const_cast<int16_t*>(tok.ce);
+        for (int64_t b = 0; b < nb; ++b) {
+            const float* xb = x + t * n_in + b * 256;
+            __m256 m = _mm256_setzero_ps();
+            for (int i = 0; i < 256; i += 8)
+                m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(xb + i)));
+            const __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            const __m128 m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            const float amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+            // the AVX-512 file's expressions, so that c and step are its bits
+            const float id = amax > 0 ? 16129.0f / amax : 0.0f;
+            step[b] = amax > 0 ? amax / 16129.0f : 0.0f;
+            alignas(32) int32_t c[256];
+            for (int i = 0; i < 256; i += 8)
+                _mm256_store_si256(reinterpret_cast<__m256i*>(c + i),
+                                   _mm256_cvtps_epi32(_mm256_round_ps(
+                                       _mm256_mul_ps(_mm256_loadu_ps(xb + i), _mm256_set1_ps(id)),
+                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+            int32_t sum16[16];
+            for (int g = 0; g < 16; ++g) {
+                int32_t s = 0;
+                for (int i = 0; i < 16; ++i) s += c[16 * g + i];
+                sum16[g] = s;
+            }
+            int16_t* o = ce + b * 256;
+            for (int k = 0; k < 4; ++k)
+                for (int j = 0; j < 32; ++j) {
+                    o[64 * k + j] = int16_t(c[64 * k + 2 * j]);
+                    o[64 * k + 32 + j] = int16_t(c[64 * k + 2 * j + 1]);
+                }
+            for (int g = 0; g < 16; ++g) s16[16 * b + g] = step[b] * float(sum16[g]);
+            for (int g = 0; g < 8; ++g) s32[8 * b + g] = step[b] * float(sum16[2 * g] + sum16[2 * g + 1]);
+        }
+    }
+}
+
+inline __m256i load(const void* p) {
+    return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+}
+
+// The products of one 64-element piece of ce (w: int16 code * scale for its even elements in w[0], w[1] and
+// odd ones in w[2], w[3], ce's order) with one token's c, summed as a tree. The empty asm keeps GCC from
+// reassociating a block's pieces into one serial chain of additions (measured: 16 dependent vpaddd per block
+// and their operands spilled).
+inline __m256i piece_sum(const __m256i (&w)[4], const int16_t* ce) {
+    const __m256i a =
+        _mm256_add_epi32(_mm256_madd_epi16(w[0], load(ce)), _mm256_madd_epi16(w[1], load(ce + 16)));
+    const __m256i b =
+        _mm256_add_epi32(_mm256_madd_epi16(w[2], load(ce + 32)), _mm256_madd_epi16(w[3], load(ce + 48)));
+    __m256i s = _mm256_add_epi32(a, b);
+    asm("" : "+x"(s));
+    return s;
+}
+
+// How the rows' blocks are fetched: a lone row streams (prefetch_ahead); the slices fetch the group of rows
+// after next into L2 while the current one is in L1 (prefetch_l2, `ahead` bytes on). kinfer_bench
+// Decode/q[46]_K/avx2/4096x4096/tokens:8, one thread: none 5.8 / 9.1 ms, the next group 6.3 / 7.7, the one
+// after 5.6 / 7.3 (noisy).
+struct Fetch {
+    size_t ahead;  // 0: prefetch_ahead
+    void operator()(const uint8_t* p, size_t n) const {
+        if (ahead == 0)
+            prefetch_ahead(p, n);
+        else
+            prefetch_l2(p, ahead, n);
+    }
+};
+
+// ---- Q4_K: block = d, dmin (fp16), 12 bytes of 6-bit scales and mins, 128 bytes of nibbles; bytes 32 i ..
+// 32 i + 31 hold group 2 i in their low nibbles and group 2 i + 1 in their high ones: a pair of groups is
+// one 64-element piece of ce. ----
+
+// Pattern g: byte j of each 128-bit lane takes scale byte g where j is even, zero (0x80) where it is odd.
+alignas(32) constexpr auto kQ4KEven = [] {
+    std::array<std::array<uint8_t, 32>, 8> t{};
+    for (int g = 0; g < 8; ++g)
+        for (int j = 0; j < 32; ++j) t[size_t(g)][size_t(j)] = j % 2 == 0 ? uint8_t(g) : uint8_t(0x80);
+    return t;
+}();
+
+// Blocks [b0, b1) of one row for TT tokens, adding into acc and mins (per token, in block order: the bits
+// of q4k_one512 and q4k_slices).
+template <int TT>
+inline void q4k_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* tok, __m256* acc, __m256* mins,
+                       Fetch fetch) {
+    const __m256i low = _mm256_set1_epi8(0x0F);
+    for (int64_t b = b0; b < b1; ++b) {
+        const uint8_t* p = row + size_t(b) * sizeof(BlockQ4_K);
+        fetch(p, sizeof(BlockQ4_K));
+        const auto* blk = reinterpret_cast<const BlockQ4_K*>(p);
+        uint64_t sc, mn;
+        q4k_scales_mins(blk->scales, sc, mn);
+        float d;
+        const __m256 bmins = q4k_mins(blk, mn, d);
+        const __m256i scales = _mm256_set1_epi64x(int64_t(sc));  // the 8 scale bytes in every 64 bits
+        const int64_t e = b * 256;
+        __m256i ia[TT];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; ++i) {
+            const __m256i q = load(blk->qs + 32 * i);
+            const __m256i lo = _mm256_and_si256(q, low), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
+            const __m256i sa = _mm256_shuffle_epi8(scales, load(kQ4KEven[size_t(2 * i)].data()));
+            const __m256i sb = _mm256_shuffle_epi8(scales, load(kQ4KEven[size_t(2 * i + 1)].data()));
+            // even elements of groups 2 i, 2 i + 1, then the odd ones (the scale moved to the odd bytes)
+            const __m256i w[4] = {_mm256_maddubs_epi16(lo, sa), _mm256_maddubs_epi16(hi, sb),
+                                  _mm256_maddubs_epi16(lo, _mm256_slli_epi16(sa, 8)),
+                                  _mm256_maddubs_epi16(hi, _mm256_slli_epi16(sb, 8))};
+#pragma GCC unroll 8
+            for (int t = 0; t < TT; ++t) {
+                const __m256i p = piece_sum(w, tok[t].ce + e + 64 * i);
+                ia[t] = i == 0 ? p : _mm256_add_epi32(ia[t], p);
+            }
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < TT; ++t) {
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[t]), _mm256_set1_ps(d * tok[t].step[b]), acc[t]);
+            mins[t] = _mm256_fmadd_ps(bmins, _mm256_loadu_ps(tok[t].s32 + 8 * b), mins[t]);
+        }
+    }
+}
+
+struct Q4K {
+    static constexpr size_t kBytes = sizeof(BlockQ4_K);
+    struct Acc {
+        __m256 acc, mins;
+    };
+    template <int TT>
+    static void blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* tok, Acc* a, Fetch fetch) {
+        __m256 acc[TT], mins[TT];
+        for (int t = 0; t < TT; ++t) {
+            acc[t] = a[t].acc;
+            mins[t] = a[t].mins;
+        }
+        q4k_blocks<TT>(row, b0, b1, tok, acc, mins, fetch);
+        for (int t = 0; t < TT; ++t) a[t] = Acc{acc[t], mins[t]};
+    }
+    static float result(const Acc& a) { return hsum(a.acc) - hsum(a.mins); }
+};
+
+// ---- Q6_K: block = ql[128], qh[64], 16 int8 scales (groups of 16), d (fp16); element 128 h + 32 i + l
+// (i < 4, l < 32) has its low four bits in ql[64 h + 32 (i % 2) + l] (high nibble for i >= 2) and its top two
+// at bits 2 i of qh[32 h + l]; codes are q - 32, the -32 applied through s16. Vector i of half h (32
+// elements) covers groups 8 h + 2 i (first 16 bytes) and + 1: one 128-bit lane each. ----
+
+// Pattern 4 h + i: the even bytes of lane L take scale byte 8 h + 2 i + L, the odd bytes zero.
+alignas(32) constexpr auto kQ6KEven = [] {
+    std::array<std::array<uint8_t, 32>, 8> t{};
+    for (int k = 0; k < 8; ++k)
+        for (int j = 0; j < 32; ++j)
+            t[size_t(k)][size_t(j)] = j % 2 == 0 ? uint8_t(2 * k + j / 16) : uint8_t(0x80);
+    return t;
+}();
+
+// The codes of vector i of half h, in element order.
+inline __m256i q6k_codes(const BlockQ6_K* blk, int h, int i) {
+    const __m256i low = _mm256_set1_epi8(0x0F), top = _mm256_set1_epi8(0x30);
+    const __m256i ql = load(blk->ql + 64 * h + 32 * (i % 2));
+    const __m256i qh = load(blk->qh + 32 * h);
+    const __m256i l4 = _mm256_and_si256(i < 2 ? ql : _mm256_srli_epi16(ql, 4), low);
+    // bits 2 i, 2 i + 1 of qh to bits 4, 5
+    const __m256i h2 = i == 0   ? _mm256_slli_epi16(qh, 4)
+                       : i == 1 ? _mm256_slli_epi16(qh, 2)
+                       : i == 2 ? qh
+                                : _mm256_srli_epi16(qh, 2);
+    return _mm256_or_si256(l4, _mm256_and_si256(h2, top));
+}
+
+template <int TT>
+inline void q6k_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* tok, __m256* acc,
+                       __m256* offs_lo, __m256* offs_hi, Fetch fetch) {
+    for (int64_t b = b0; b < b1; ++b) {
+        const uint8_t* p = row + size_t(b) * sizeof(BlockQ6_K);
+        fetch(p, sizeof(BlockQ6_K));
+        const auto* blk = reinterpret_cast<const BlockQ6_K*>(p);
+        const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales));
+        const __m256i scales = _mm256_broadcastsi128_si256(sc8);
+        const float d = _cvtsh_ss(blk->d);
+        const __m256 d32 = _mm256_set1_ps(32.0f * d);
+        const __m256 off_lo = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8)), d32);
+        const __m256 off_hi =
+            _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(sc8, sc8))), d32);
+        const int64_t e = b * 256;
+        __m256 f[TT];
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) {
+            __m256i ia[TT];
+#pragma GCC unroll 2
+            for (int k = 0; k < 2; ++k) {  // the piece of vectors 2 k, 2 k + 1
+                const __m256i ca = q6k_codes(blk, h, 2 * k), cb = q6k_codes(blk, h, 2 * k + 1);
+                const __m256i sa = _mm256_shuffle_epi8(scales, load(kQ6KEven[size_t(4 * h + 2 * k)].data()));
+                const __m256i sb =
+                    _mm256_shuffle_epi8(scales, load(kQ6KEven[size_t(4 * h + 2 * k + 1)].data()));
+                const __m256i w[4] = {_mm256_maddubs_epi16(ca, sa), _mm256_maddubs_epi16(cb, sb),
+                                      _mm256_maddubs_epi16(ca, _mm256_slli_epi16(sa, 8)),
+                                      _mm256_maddubs_epi16(cb, _mm256_slli_epi16(sb, 8))};
+#pragma GCC unroll 8
+                for (int t = 0; t < TT; ++t) {
+                    const __m256i p = piece_sum(w, tok[t].ce + e + 128 * h + 64 * k);
+                    ia[t] = k == 0 ? p : _mm256_add_epi32(ia[t], p);
+                }
+            }
+            for (int t = 0; t < TT; ++t) {
+                const __m256 v = _mm256_cvtepi32_ps(ia[t]);
+                f[t] = h == 0 ? v : _mm256_add_ps(f[t], v);
+            }
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < TT; ++t) {
+            acc[t] = _mm256_fmadd_ps(f[t], _mm256_set1_ps(d * tok[t].step[b]), acc[t]);
+            offs_lo[t] = _mm256_fmadd_ps(off_lo, _mm256_loadu_ps(tok[t].s16 + 16 * b), offs_lo[t]);
+            offs_hi[t] = _mm256_fmadd_ps(off_hi, _mm256_loadu_ps(tok[t].s16 + 16 * b + 8), offs_hi[t]);
+        }
+    }
+}
+
+struct Q6K {
+    static constexpr size_t kBytes = sizeof(BlockQ6_K);
+    struct Acc {
+        __m256 acc, offs_lo, offs_hi;
+    };
+    template <int TT>
+    static void blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* tok, Acc* a, Fetch fetch) {
+        __m256 acc[TT], lo[TT], hi[TT];
+        for (int t = 0; t < TT; ++t) {
+            acc[t] = a[t].acc;
+            lo[t] = a[t].offs_lo;
+            hi[t] = a[t].offs_hi;
+        }
+        q6k_blocks<TT>(row, b0, b1, tok, acc, lo, hi, fetch);
+        for (int t = 0; t < TT; ++t) a[t] = Acc{acc[t], lo[t], hi[t]};
+    }
+    // the 16 offsets summed as _mm512_reduce_add_ps sums q6k_one512's
+    static float result(const Acc& a) { return hsum(a.acc) - hsum(_mm256_add_ps(a.offs_lo, a.offs_hi)); }
+};
+
+// ---- rows ----
+// One token: each row streamed on its own. More: rows in groups of kSliceRows, tokens in passes of 8, 4, 2,
+// 1, blocks in slices of kSliceBlocks taken across the group's rows, so that a slice's activations (8
+// tokens: 4 KiB) stay in L1 for all its rows and the rows' blocks come from L2 after the first pass; each
+// (row, token) keeps its accumulators between slices and adds its blocks in order, as a lone row does.
+constexpr int kSliceRows = 8, kSliceBlocks = 4;
+
+template <class K, int TT>
+void pass(const uint8_t* rows, size_t row_bytes, int n_rows, int64_t nb, const Tok* tok, float* out,
+          int64_t out_stride) {
+    typename K::Acc a[kSliceRows][TT];
+    for (int r = 0; r < n_rows; ++r)
+        for (int t = 0; t < TT; ++t) a[r][t] = typename K::Acc{};
+    const Fetch fetch{2 * kSliceRows * row_bytes};
+    for (int64_t b0 = 0; b0 < nb; b0 += kSliceBlocks) {
+        const int64_t b1 = std::min<int64_t>(nb, b0 + kSliceBlocks);
+        for (int r = 0; r < n_rows; ++r)
+            K::template blocks<TT>(rows + size_t(r) * row_bytes, b0, b1, tok, a[r], fetch);
+    }
+    for (int r = 0; r < n_rows; ++r)
+        for (int t = 0; t < TT; ++t) out[t * out_stride + r] = K::result(a[r][t]);
+}
+
+template <class K>
+void rows(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int64_t n_tokens, int64_t r0,
+          int64_t r1, float* out, int64_t out_stride) {
+    const int64_t nb = n_in / 256;
+    if (n_tokens == 1) {
+        const Tok tok = token(act, n_in, 0);
+        for (int64_t r = r0; r < r1; ++r) {
+            typename K::Acc a{};
+            K::template blocks<1>(w + size_t(r) * row_bytes, 0, nb, &tok, &a, Fetch{0});
+            out[r] = K::result(a);
+        }
+        return;
+    }
+    for (int64_t r = r0; r < r1; r += kSliceRows) {
+        const int n_rows = int(std::min<int64_t>(kSliceRows, r1 - r));
+        const uint8_t* group = w + size_t(r) * row_bytes;
+        for (int64_t t0 = 0; t0 < n_tokens;) {
+            const int64_t left = n_tokens - t0;
+            const int tt = left >= 4 ? 4 : (left >= 2 ? 2 : 1);
+            Tok tok[4];
+            for (int t = 0; t < tt; ++t) tok[t] = token(act, n_in, t0 + t);
+            float* o = out + t0 * out_stride + r;
+            switch (tt) {
+                case 4:
+                    pass<K, 4>(group, row_bytes, n_rows, nb, tok, o, out_stride);
+                    break;
+                case 2:
+                    pass<K, 2>(group, row_bytes, n_rows, nb, tok, o, out_stride);
+                    break;
+                default:
+                    pass<K, 1>(group, row_bytes, n_rows, nb, tok, o, out_stride);
+            }
+            t0 += tt;
+        }
+    }
+}
+
+}  // namespace
+
+const MatmulPath* decode_path_i8x2p_avx2(GgmlType type) {
+    static constexpr MatmulPath kQ4_K{kActC16K, act_bytes, prepare, rows<Q4K>, 1};
+    static constexpr MatmulPath kQ6_K{kActC16K, act_bytes, prepare, rows<Q6K>, 1};
+    switch (type) {
+        case GgmlType::Q4_K:
+            return &kQ4_K;
+        case GgmlType::Q6_K:
+            return &kQ6_K;
+        default:
+            return nullptr;
+    }
+}
+
+}  // namespace kinfer::cpu
+#endif
