@@ -31,7 +31,10 @@
 //   Q4_K 15.5 GB/s, Q6_K 15.7, from 12.4 / 14.6).
 //   On AVX2 (no VNNI), Q4_K and Q6_K take decode_i8x2p_avx2.cpp (kActC16K): the same rounding and the same
 //   int32 sums by vpmaddubsw (codes times group scales) and vpmaddwd against c as int16, hence the same bits;
-//   the other types keep the float path there.
+//   the other types keep the float path there. kinfer_bench Decode/q[46]_K/avx2, one thread, AVX2-only Zen 3
+//   (~20 GB/s), 4096x4096 one token: Q4_K 6.5-8.9 GB/s, Q6_K 5.8-8.4 (float: 2.7 / 2.1); 8 tokens cost ~5.5x
+//   one (in passes of 4: 8 at once measured 15-25% slower, GCC spilling the sums); Q4_K_M tg16 at 2 threads
+//   1.0 -> 3.4 t/s (bench/RESULTS.md 2026-11-30 15:28).
 // - float (kActFloat, decode_path_float), every type, the default elsewhere and the opt-in fallback
 //   (KINFER_CPU_DECODE=float): each weight is decoded to exactly the float the reference dequantizer gives
 //   and multiplied in with FMA, so the only error is float32 summation: measured <= 3e-7 of sum|w*x|
