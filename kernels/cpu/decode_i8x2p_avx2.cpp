@@ -1,7 +1,8 @@
-// The integer decode path for Q4_K and Q6_K on AVX2 CPUs (no AVX-512, no VNNI): the precision and the bits
-// of decode_i8x2p_avx512.cpp, at the speed AVX2's int16 products allow, where the float kernels left these
-// CPUs compute-bound (AVX2-only Zen 3, Q4_K_M at 2 threads: 0.94-1.06 t/s, 0.33x llama.cpp, ~21% of the
-// memory bandwidth).
+// The integer decode path for Q4_K, Q5_K and Q6_K on AVX2 CPUs (no AVX-512, no VNNI): the precision and, for
+// Q4_K and Q6_K, the bits of decode_i8x2p_avx512.cpp, at the speed AVX2's int16 products allow, where the
+// float kernels left these CPUs compute-bound (AVX2-only Zen 3, Q4_K_M at 2 threads: 0.94-1.06 t/s, 0.33x
+// llama.cpp, ~21% of the memory bandwidth). Q5_K (Q4_K's layout and a fifth bit) has the same rounding of x
+// as the other two here, not the 128 q1 + q2 of its AVX-512 kernel: the same precision, other bits.
 //
 // x of each 256-element block is rounded as in the AVX-512 file: c = round(x / step), step = max|x| / 127^2,
 // |c| <= 16129 (the two int8 terms there are 127 q1 + q2 = c). Here c is stored as int16 (kActC16K, the
@@ -24,6 +25,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/blocks.hpp"
 #include "kernels/cpu/decode_int_common.hpp"
@@ -160,16 +162,21 @@ alignas(32) constexpr auto kQ4KEven = [] {
     return t;
 }();
 
-// Blocks [b0, b1) of one row for TT tokens, adding into acc and mins (per token, in block order: the bits
-// of q4k_one512 and q4k_slices).
-template <int TT>
+// Q5_K: Q4_K's block with a fifth bit per code, bit g of qh[l] for element l of group g (codes <= 31, so a
+// block's lane stays below 32 * 31 * 63 * 16129 < 2^31).
+template <class Block>
+constexpr bool kFifthBit = std::is_same_v<Block, BlockQ5_K>;
+
+// Blocks [b0, b1) of one row for TT tokens, adding into acc and mins (per token, in block order: for Q4_K
+// the bits of q4k_one512 and q4k_slices).
+template <int TT, class Block>
 inline void q4k_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* tok, __m256* acc, __m256* mins,
                        Fetch fetch) {
-    const __m256i low = _mm256_set1_epi8(0x0F);
+    const __m256i low = _mm256_set1_epi8(0x0F), fifth = _mm256_set1_epi8(0x10);
     for (int64_t b = b0; b < b1; ++b) {
-        const uint8_t* p = row + size_t(b) * sizeof(BlockQ4_K);
-        fetch(p, sizeof(BlockQ4_K));
-        const auto* blk = reinterpret_cast<const BlockQ4_K*>(p);
+        const uint8_t* p = row + size_t(b) * sizeof(Block);
+        fetch(p, sizeof(Block));
+        const auto* blk = reinterpret_cast<const Block*>(p);
         uint64_t sc, mn;
         q4k_scales_mins(blk->scales, sc, mn);
         float d;
@@ -180,7 +187,16 @@ inline void q4k_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* to
 #pragma GCC unroll 4
         for (int i = 0; i < 4; ++i) {
             const __m256i q = load(blk->qs + 32 * i);
-            const __m256i lo = _mm256_and_si256(q, low), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
+            __m256i lo = _mm256_and_si256(q, low), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
+            if constexpr (kFifthBit<Block>) {  // bits 2 i and 2 i + 1 of qh to bit 4
+                const __m256i qh = load(blk->qh);
+                const auto to_bit4 = [&](int g) {
+                    const __m256i v = g <= 4 ? _mm256_slli_epi16(qh, 4 - g) : _mm256_srli_epi16(qh, g - 4);
+                    return _mm256_and_si256(v, fifth);
+                };
+                lo = _mm256_or_si256(lo, to_bit4(2 * i));
+                hi = _mm256_or_si256(hi, to_bit4(2 * i + 1));
+            }
             const __m256i sa = _mm256_shuffle_epi8(scales, load(kQ4KEven[size_t(2 * i)].data()));
             const __m256i sb = _mm256_shuffle_epi8(scales, load(kQ4KEven[size_t(2 * i + 1)].data()));
             // even elements of groups 2 i, 2 i + 1, then the odd ones (the scale moved to the odd bytes)
@@ -201,8 +217,8 @@ inline void q4k_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* to
     }
 }
 
+template <class Block>
 struct Q4K {
-    static constexpr size_t kBytes = sizeof(BlockQ4_K);
     struct Acc {
         __m256 acc, mins;
     };
@@ -213,7 +229,7 @@ struct Q4K {
             acc[t] = a[t].acc;
             mins[t] = a[t].mins;
         }
-        q4k_blocks<TT>(row, b0, b1, tok, acc, mins, fetch);
+        q4k_blocks<TT, Block>(row, b0, b1, tok, acc, mins, fetch);
         for (int t = 0; t < TT; ++t) a[t] = Acc{acc[t], mins[t]};
     }
     static float result(const Acc& a) { return hsum(a.acc) - hsum(a.mins); }
@@ -296,7 +312,6 @@ inline void q6k_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* to
 }
 
 struct Q6K {
-    static constexpr size_t kBytes = sizeof(BlockQ6_K);
     struct Acc {
         __m256 acc, offs_lo, offs_hi;
     };
@@ -380,11 +395,14 @@ void rows(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int
 }  // namespace
 
 const MatmulPath* decode_path_i8x2p_avx2(GgmlType type) {
-    static constexpr MatmulPath kQ4_K{kActC16K, act_bytes, prepare, rows<Q4K>, 1};
+    static constexpr MatmulPath kQ4_K{kActC16K, act_bytes, prepare, rows<Q4K<BlockQ4_K>>, 1};
+    static constexpr MatmulPath kQ5_K{kActC16K, act_bytes, prepare, rows<Q4K<BlockQ5_K>>, 1};
     static constexpr MatmulPath kQ6_K{kActC16K, act_bytes, prepare, rows<Q6K>, 1};
     switch (type) {
         case GgmlType::Q4_K:
             return &kQ4_K;
+        case GgmlType::Q5_K:
+            return &kQ5_K;
         case GgmlType::Q6_K:
             return &kQ6_K;
         default:

@@ -20,9 +20,9 @@ namespace {
 // Measured (one thread, 14336 x 4096, busy machine, rough) against no software prefetch: Q4_0 5.2 -> 2.9 ms,
 // Q8_0 6.2-7.0 -> 4.4-5.3, Q4_K 2.3-3.0 -> 2.3-2.4, Q6_K within noise; 2 and 8 KiB ahead no better. At 2
 // threads (Q4_K_M end to end) 2-12 KiB measured alike and none 20% slower.
-// The prefetches are volatile asm, not _mm_prefetch: GCC 12 deems a function made of _mm_prefetch calls free of
-// side effects and deletes calls to it that it has not inlined yet (the AVX2 kernels lost every prefetch so,
-// and their 8-token products ran at a fifth of the speed from DRAM).
+// The prefetches are volatile asm, not _mm_prefetch: GCC 12 deems a function made of _mm_prefetch calls free
+// of side effects and deletes calls to it that it has not inlined yet (the AVX2 kernels lost every prefetch
+// so, and their 8-token products ran at a fifth of the speed from DRAM).
 inline void prefetch_t0(uintptr_t a) {
     asm volatile("prefetcht0 (%0)" : : "r"(a));
 }
@@ -67,8 +67,9 @@ inline void q4k_scales_mins(const uint8_t* scales, uint64_t& sc, uint64_t& mn) {
     mn = (s1 & 0x3F3F3F3Fu) | uint64_t(((s2 >> 4) & 0x0F0F0F0Fu) | ((s1 >> 2) & 0x30303030u)) << 32;
 }
 
-// Q4_K: the block's d, and its eight mins times dmin.
-inline __m256 q4k_mins(const BlockQ4_K* blk, uint64_t mn, float& d) {
+// Q4_K (and Q5_K, whose d and dmin are the same fields): the block's d, and its eight mins times dmin.
+template <class Block>
+inline __m256 q4k_mins(const Block* blk, uint64_t mn, float& d) {
     const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(int32_t(blk->d | uint32_t(blk->dmin) << 16)));
     d = _mm_cvtss_f32(dd);
     return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(mn)))),

@@ -29,9 +29,10 @@
 //   split as 127 q1 + q2 with q2 >= 0 so that the two sums pack into int16 halves and one vpdpwssd applies
 //   the group scale in int32; ~1.3-1.5x fewer instructions per block (one thread, 14336 x 4096, quiet:
 //   Q4_K 15.5 GB/s, Q6_K 15.7, from 12.4 / 14.6).
-//   On AVX2 (no VNNI), Q4_K and Q6_K take decode_i8x2p_avx2.cpp (kActC16K): the same rounding and the same
-//   int32 sums by vpmaddubsw (codes times group scales) and vpmaddwd against c as int16, hence the same bits;
-//   the other types keep the float path there. kinfer_bench Decode/q[46]_K/avx2, one thread, AVX2-only Zen 3
+//   On AVX2 (no VNNI), Q4_K, Q5_K and Q6_K take decode_i8x2p_avx2.cpp (kActC16K): the same rounding and the
+//   same int32 sums by vpmaddubsw (codes times group scales) and vpmaddwd against c as int16, hence the same
+//   bits for Q4_K and Q6_K (Q5_K: kActI8x2KP's rounding, not its AVX-512 kernel's); the other types keep the
+//   float path there. kinfer_bench Decode/q[46]_K/avx2, one thread, AVX2-only Zen 3
 //   (~20 GB/s), 4096x4096 one token: Q4_K 6.5-8.9 GB/s, Q6_K 5.8-8.4 (float: 2.7 / 2.1); 8 tokens cost ~5.5x
 //   one (in passes of 4: 8 at once measured 15-25% slower, GCC spilling the sums); Q4_K_M tg16 at 2 threads
 //   1.0 -> 3.4 t/s (bench/RESULTS.md 2026-11-30 15:28).
@@ -81,8 +82,8 @@ bool float_decode_forced();  // KINFER_CPU_DECODE=float
 // The float-activation decode path (every type but Q8_K), or nullptr at Portable.
 const MatmulPath* decode_path_float(GgmlType type, Isa isa);
 
-// The two-int8-term decode path (the k-quants and legacy quantized types on AVX-512 VNNI; Q4_K and Q6_K on
-// AVX2), or nullptr.
+// The two-int8-term decode path (the k-quants and legacy quantized types on AVX-512 VNNI; Q4_K, Q5_K and
+// Q6_K on AVX2), or nullptr.
 const MatmulPath* decode_path_i8x2(GgmlType type, Isa isa);
 
 // The int16-activation decode path of a k-quant at a level at or below `isa`, or nullptr.
@@ -97,7 +98,7 @@ const MatmulPath* decode_path_i8x2_avx512(GgmlType type);
 // gfni: the variants whose nibbles take vgf2p8affineqb (Q4_K, Q4_0), only where gfni_enabled().
 const MatmulPath* decode_path_i8x2p_avx512(GgmlType type, bool gfni);
 const MatmulPath* decode_path_i8x2b_avx512(GgmlType type, bool gfni);
-const MatmulPath* decode_path_i8x2p_avx2(GgmlType type);  // Q4_K and Q6_K
+const MatmulPath* decode_path_i8x2p_avx2(GgmlType type);  // Q4_K, Q5_K and Q6_K
 
 // The CPU has GFNI (x86-64) and KINFER_GFNI is not 0 (read once; comparisons).
 bool gfni_enabled();
