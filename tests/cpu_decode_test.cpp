@@ -99,11 +99,12 @@ void check_product(const QuantKernels& k, const MatmulPath& p, const Matrix& m, 
             const bool int16 = p.act_format == kActI16K;
             const bool i8x2 = p.act_format == kActI8x2K || p.act_format == kActI8x2KPerm ||
                               p.act_format == kActI8x2KP || p.act_format == kActC16K ||
-                              p.act_format >= kActI8x2B;
+                              p.act_format == kActC16B || p.act_format >= kActI8x2B;
             // formats of c = round(x / step) with step max|x| / 127^2 (as 127 q1 + q2, or as int16)
-            const bool packed =
-                p.act_format == kActI8x2KP || p.act_format == kActC16K || p.act_format >= kActI8x2BP;
-            const int64_t block = int16 ? kInt16Block : (p.act_format >= kActI8x2B ? 32 : 256);
+            const bool packed = p.act_format == kActI8x2KP || p.act_format == kActC16K ||
+                                p.act_format == kActC16B || p.act_format >= kActI8x2BP;
+            const int64_t block =
+                int16 ? kInt16Block : (p.act_format >= kActI8x2B || p.act_format == kActC16B ? 32 : 256);
             const double levels = int16 ? 32767.0 : (packed ? 127.0 * 127.0 : 127.0 * 128.0);
             double exact = 0, magnitude = 0, rounding = 0;
             for (int64_t b = 0; b < m.n_in; b += block) {

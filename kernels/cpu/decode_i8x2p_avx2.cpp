@@ -217,8 +217,15 @@ inline void q4k_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* to
     }
 }
 
+// What the rows below need of a k-quant kernel family besides its blocks.
+struct KQuantTraits {
+    using Tok = kinfer::cpu::Tok;
+    static Tok token(const void* act, int64_t n_in, int64_t t) { return kinfer::cpu::token(act, n_in, t); }
+    static constexpr int kBlockElems = 256, kSliceBlocks = 4;
+};
+
 template <class Block>
-struct Q4K {
+struct Q4K : KQuantTraits {
     struct Acc {
         __m256 acc, mins;
     };
@@ -311,7 +318,7 @@ inline void q6k_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* to
     }
 }
 
-struct Q6K {
+struct Q6K : KQuantTraits {
     struct Acc {
         __m256 acc, offs_lo, offs_hi;
     };
@@ -330,6 +337,133 @@ struct Q6K {
     static float result(const Acc& a) { return hsum(a.acc) - hsum(_mm256_add_ps(a.offs_lo, a.offs_hi)); }
 };
 
+// ---- Q8_0 and Q4_0 (blocks of 32, one fp16 scale d each), their own prepared activation (kActC16B): per
+// token float step[nb] | float sum[nb] | int16 ce[n_in] with nb = n_in / 32, each block of x rounded to
+// c = round(x / step), step = max|x| / 127^2 (as the k-quants' per 256), sum = step * (sum of its c), ce per
+// 32 elements the 16 even ones, then the 16 odd. Per block and token the weights' int16 even and odd
+// elements against c by two vpmaddwd (lane m: elements 4 m .. 4 m + 3), converted and scaled by d * step in
+// float; Q4_0's codes are q - 8, the -8 applied as -8 d sum. Per 8 blocks one conversion of the 8 exact block
+// totals (hadd) measured slower: one token Q8_0 4096x4096 ~3.0 ms against 1.8. ----
+struct LTok {
+    const float *step, *sum;
+    const int16_t* ce;
+};
+
+size_t l_ce_offset(int64_t n_in) {
+    return round64(size_t(n_in / 32) * 4 * 2) + kSkew;
+}
+
+size_t l_token_bytes(int64_t n_in) {
+    return round64(l_ce_offset(n_in) + 2 * size_t(n_in) + kSkew);
+}
+
+size_t l_act_bytes(int64_t n_in, int64_t n_tokens) {
+    return l_token_bytes(n_in) * size_t(n_tokens);
+}
+
+LTok l_token(const void* act, int64_t n_in, int64_t t) {
+    const auto* base = static_cast<const uint8_t*>(act) + size_t(t) * l_token_bytes(n_in);
+    const auto* step = reinterpret_cast<const float*>(base);
+    return LTok{step, step + n_in / 32, reinterpret_cast<const int16_t*>(base + l_ce_offset(n_in))};
+}
+
+void l_prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
+    const int64_t nb = n_in / 32;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+        const LTok tok = l_token(act, n_in, t);
+        auto* step = const_cast<float*>(tok.step);
+        auto* sum = const_cast<float*>(tok.sum);
+        auto* ce = const_cast<int16_t*>(tok.ce);
+        for (int64_t b = 0; b < nb; ++b) {
+            const float* xb = x + t * n_in + b * 32;
+            __m256 m = _mm256_setzero_ps();
+            for (int i = 0; i < 32; i += 8)
+                m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(xb + i)));
+            const __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            const __m128 m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            const float amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+            const float id = amax > 0 ? 16129.0f / amax : 0.0f;
+            step[b] = amax > 0 ? amax / 16129.0f : 0.0f;
+            alignas(32) int32_t c[32];
+            for (int i = 0; i < 32; i += 8)
+                _mm256_store_si256(reinterpret_cast<__m256i*>(c + i),
+                                   _mm256_cvtps_epi32(_mm256_round_ps(
+                                       _mm256_mul_ps(_mm256_loadu_ps(xb + i), _mm256_set1_ps(id)),
+                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+            int32_t total = 0;
+            for (int j = 0; j < 16; ++j) {
+                ce[b * 32 + j] = int16_t(c[2 * j]);
+                ce[b * 32 + 16 + j] = int16_t(c[2 * j + 1]);
+                total += c[2 * j] + c[2 * j + 1];
+            }
+            sum[b] = step[b] * float(total);
+        }
+    }
+}
+
+struct LegacyTraits {
+    using Tok = LTok;
+    static Tok token(const void* act, int64_t n_in, int64_t t) { return l_token(act, n_in, t); }
+    // 32 blocks (1024 elements) per slice: 4 tokens' activations 8 KiB, as the k-quants' 4 blocks
+    static constexpr int kBlockElems = 32, kSliceBlocks = 32;
+    struct Acc {
+        __m256 acc;
+        float off;  // Q4_0: the sum over blocks of d * sum
+    };
+    static float result(const Acc& a) { return hsum(a.acc) - 8.0f * a.off; }
+};
+
+// The weights of a Q8_0 block as int16: even elements, odd elements (sign-extended bytes).
+inline void q8_0_codes(const BlockQ8_0* blk, __m256i& even, __m256i& odd) {
+    const __m256i w = load(blk->qs);
+    even = _mm256_srai_epi16(_mm256_slli_epi16(w, 8), 8);
+    odd = _mm256_srai_epi16(w, 8);
+}
+
+// The codes of a Q4_0 block as int16 (0..15): element j < 16 is the low nibble of qs[j], j + 16 its high one;
+// the low 128-bit lane takes elements 0..15, the high one 16..31, each even ones in `even`, odd in `odd`.
+inline void q4_0_codes(const BlockQ4_0* blk, __m256i& even, __m256i& odd) {
+    const __m256i q = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->qs)));
+    const __m256i v = _mm256_blend_epi32(q, _mm256_srli_epi16(q, 4), 0xF0);  // high lane: the high nibbles
+    const __m256i low = _mm256_set1_epi16(0x000F);
+    even = _mm256_and_si256(v, low);
+    odd = _mm256_and_si256(_mm256_srli_epi16(v, 8), low);
+}
+
+template <class Block>
+struct Legacy : LegacyTraits {
+    template <int TT>
+    static void blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* tok, Acc* a, Fetch fetch) {
+        __m256 acc[TT];
+        float off[TT];
+        for (int t = 0; t < TT; ++t) {
+            acc[t] = a[t].acc;
+            off[t] = a[t].off;
+        }
+        for (int64_t b = b0; b < b1; ++b) {
+            const uint8_t* p = row + size_t(b) * sizeof(Block);
+            fetch(p, sizeof(Block));
+            const auto* blk = reinterpret_cast<const Block*>(p);
+            __m256i even, odd;
+            if constexpr (std::is_same_v<Block, BlockQ8_0>)
+                q8_0_codes(blk, even, odd);
+            else
+                q4_0_codes(blk, even, odd);
+            const float d = _cvtsh_ss(blk->d);
+#pragma GCC unroll 4
+            for (int t = 0; t < TT; ++t) {
+                const int16_t* c = tok[t].ce + b * 32;
+                const __m256i s =
+                    _mm256_add_epi32(_mm256_madd_epi16(even, load(c)), _mm256_madd_epi16(odd, load(c + 16)));
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * tok[t].step[b]), acc[t]);
+                if constexpr (std::is_same_v<Block, BlockQ4_0>) off[t] += d * tok[t].sum[b];
+            }
+        }
+        for (int t = 0; t < TT; ++t) a[t] = Acc{acc[t], off[t]};
+    }
+};
+
 // ---- rows ----
 // One token: each row streamed on its own. More: rows in groups of kSliceRows, tokens in passes of 4, 2, 1,
 // blocks in slices of kSliceBlocks taken across the group's rows, so that a slice's activations (4 tokens:
@@ -337,17 +471,17 @@ struct Q6K {
 // token) keeps its accumulators between slices and adds its blocks in order, as a lone row does. Passes of 8
 // tokens (the codes' products made once for 8) measured 15-25% slower, in two forms: GCC spills the 8 sums
 // (kinfer_bench Decode/q[46]_K/avx2/4096x4096/tokens:8, alternating: Q4_K 6.4-7.2 ms against 4.5-5.9).
-constexpr int kSliceRows = 8, kSliceBlocks = 4;
+constexpr int kSliceRows = 8;
 
 template <class K, int TT>
-void pass(const uint8_t* rows, size_t row_bytes, int n_rows, int64_t nb, const Tok* tok, float* out,
-          int64_t out_stride) {
+void pass(const uint8_t* rows, size_t row_bytes, int n_rows, int64_t nb, const typename K::Tok* tok,
+          float* out, int64_t out_stride) {
     typename K::Acc a[kSliceRows][TT];
     for (int r = 0; r < n_rows; ++r)
         for (int t = 0; t < TT; ++t) a[r][t] = typename K::Acc{};
     const Fetch fetch{2 * kSliceRows * row_bytes};
-    for (int64_t b0 = 0; b0 < nb; b0 += kSliceBlocks) {
-        const int64_t b1 = std::min<int64_t>(nb, b0 + kSliceBlocks);
+    for (int64_t b0 = 0; b0 < nb; b0 += K::kSliceBlocks) {
+        const int64_t b1 = std::min<int64_t>(nb, b0 + K::kSliceBlocks);
         for (int r = 0; r < n_rows; ++r)
             K::template blocks<TT>(rows + size_t(r) * row_bytes, b0, b1, tok, a[r], fetch);
     }
@@ -358,9 +492,9 @@ void pass(const uint8_t* rows, size_t row_bytes, int n_rows, int64_t nb, const T
 template <class K>
 void rows(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int64_t n_tokens, int64_t r0,
           int64_t r1, float* out, int64_t out_stride) {
-    const int64_t nb = n_in / 256;
+    const int64_t nb = n_in / K::kBlockElems;
     if (n_tokens == 1) {
-        const Tok tok = token(act, n_in, 0);
+        const typename K::Tok tok = K::token(act, n_in, 0);
         for (int64_t r = r0; r < r1; ++r) {
             typename K::Acc a{};
             K::template blocks<1>(w + size_t(r) * row_bytes, 0, nb, &tok, &a, Fetch{0});
@@ -374,8 +508,8 @@ void rows(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int
         for (int64_t t0 = 0; t0 < n_tokens;) {
             const int64_t left = n_tokens - t0;
             const int tt = left >= 4 ? 4 : (left >= 2 ? 2 : 1);
-            Tok tok[4];
-            for (int t = 0; t < tt; ++t) tok[t] = token(act, n_in, t0 + t);
+            typename K::Tok tok[4];
+            for (int t = 0; t < tt; ++t) tok[t] = K::token(act, n_in, t0 + t);
             float* o = out + t0 * out_stride + r;
             switch (tt) {
                 case 4:
@@ -398,6 +532,8 @@ const MatmulPath* decode_path_i8x2p_avx2(GgmlType type) {
     static constexpr MatmulPath kQ4_K{kActC16K, act_bytes, prepare, rows<Q4K<BlockQ4_K>>, 1};
     static constexpr MatmulPath kQ5_K{kActC16K, act_bytes, prepare, rows<Q4K<BlockQ5_K>>, 1};
     static constexpr MatmulPath kQ6_K{kActC16K, act_bytes, prepare, rows<Q6K>, 1};
+    static constexpr MatmulPath kQ8_0{kActC16B, l_act_bytes, l_prepare, rows<Legacy<BlockQ8_0>>, 1};
+    static constexpr MatmulPath kQ4_0{kActC16B, l_act_bytes, l_prepare, rows<Legacy<BlockQ4_0>>, 1};
     switch (type) {
         case GgmlType::Q4_K:
             return &kQ4_K;
@@ -405,6 +541,10 @@ const MatmulPath* decode_path_i8x2p_avx2(GgmlType type) {
             return &kQ5_K;
         case GgmlType::Q6_K:
             return &kQ6_K;
+        case GgmlType::Q8_0:
+            return &kQ8_0;
+        case GgmlType::Q4_0:
+            return &kQ4_0;
         default:
             return nullptr;
     }

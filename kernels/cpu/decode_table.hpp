@@ -31,10 +31,12 @@
 //   Q4_K 15.5 GB/s, Q6_K 15.7, from 12.4 / 14.6).
 //   On AVX2 (no VNNI), Q4_K, Q5_K and Q6_K take decode_i8x2p_avx2.cpp (kActC16K): the same rounding and the
 //   same int32 sums by vpmaddubsw (codes times group scales) and vpmaddwd against c as int16, hence the same
-//   bits for Q4_K and Q6_K (Q5_K: kActI8x2KP's rounding, not its AVX-512 kernel's); the other types keep the
-//   float path there. kinfer_bench Decode/q[46]_K/avx2, one thread, AVX2-only Zen 3
-//   (~20 GB/s), 4096x4096 one token: Q4_K 6.5-8.9 GB/s, Q6_K 5.8-8.4 (float: 2.7 / 2.1); 8 tokens cost ~5.5x
-//   one (in passes of 4: 8 at once measured 15-25% slower, GCC spilling the sums); Q4_K_M tg16 at 2 threads
+//   bits for Q4_K and Q6_K (Q5_K: kActI8x2KP's rounding, not its AVX-512 kernel's); Q8_0 and Q4_0 the same
+//   rounding per 32 (kActC16B), one float step per block; the other types keep the float path there.
+//   kinfer_bench Decode/TYPE/avx2, one thread, AVX2-only Zen 3 (~20 GB/s), 4096x4096 one token: Q4_K 6.5-8.9
+//   GB/s, Q6_K 5.8-8.4, Q5_K 9.3, Q8_0 1.8 ms, Q4_0 1.6-1.9 ms (float: 2.7 / 2.1 / 1.9 GB/s, 3.0-3.2 / 3.2
+//   ms); 8 tokens cost ~5.5x one for the k-quants (in passes of 4: 8 at once measured 15-25% slower, GCC
+//   spilling the sums), Q8_0 1.1-1.25x and Q4_0 ~1.0x the float path's 8 tokens; Q4_K_M tg16 at 2 threads
 //   1.0 -> 3.4 t/s (bench/RESULTS.md 2026-11-30 15:28).
 // - float (kActFloat, decode_path_float), every type, the default elsewhere and the opt-in fallback
 //   (KINFER_CPU_DECODE=float): each weight is decoded to exactly the float the reference dequantizer gives
@@ -68,6 +70,8 @@ inline constexpr int kActI8x2KP = 0x22;
 // ... and of the AVX2 Q4_K / Q6_K kernels (decode_i8x2p_avx2.cpp): kActI8x2KP's c = 127 q1 + q2 stored as
 // int16.
 inline constexpr int kActC16K = 0x23;
+// ... and of its Q8_0 / Q4_0 kernels: the same rounding per block of 32, c as int16.
+inline constexpr int kActC16B = 0x24;
 // ... and of the Q8_0 / Q4_0 kernels that sum eight blocks horizontally (decode_i8x2b_avx512.cpp), plus the
 // type's weight offset.
 inline constexpr int kActI8x2BP = 0x200;
