@@ -74,9 +74,26 @@ Tok token(const void* act, int64_t n_in, int64_t t) {
     return Tok{step, step + nb, step + 17 * nb, reinterpret_cast<const int16_t*>(base + ce_offset(n_in))};
 }
 
+// x[0 .. n) (n a multiple of 8) rounded to c = round(x / step), step = max|x| / 127^2, with the AVX-512
+// file's expressions, so that c and step are its bits; returns step (0 for an all-zero block, whose c are 0).
+inline float round_block(const float* x, int n, int32_t* c) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
+    const __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    const __m128 m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    const float amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+    const float id = amax > 0 ? 16129.0f / amax : 0.0f;
+    for (int i = 0; i < n; i += 8)
+        _mm256_storeu_si256(
+            reinterpret_cast<__m256i*>(c + i),
+            _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), _mm256_set1_ps(id)),
+                                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+    return amax > 0 ? amax / 16129.0f : 0.0f;
+}
+
 void prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
     const int64_t nb = n_in / 256;
-    const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int64_t t = 0; t < n_tokens; ++t) {
         const Tok tok = token(act, n_in, t);
         auto* step = const_cast<float*>(tok.step);
@@ -84,22 +101,8 @@ void prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
         auto* s32 = const_cast<float*>(tok.s32);
         auto* ce = const_cast<int16_t*>(tok.ce);
         for (int64_t b = 0; b < nb; ++b) {
-            const float* xb = x + t * n_in + b * 256;
-            __m256 m = _mm256_setzero_ps();
-            for (int i = 0; i < 256; i += 8)
-                m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(xb + i)));
-            const __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-            const __m128 m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-            const float amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
-            // the AVX-512 file's expressions, so that c and step are its bits
-            const float id = amax > 0 ? 16129.0f / amax : 0.0f;
-            step[b] = amax > 0 ? amax / 16129.0f : 0.0f;
             alignas(32) int32_t c[256];
-            for (int i = 0; i < 256; i += 8)
-                _mm256_store_si256(reinterpret_cast<__m256i*>(c + i),
-                                   _mm256_cvtps_epi32(_mm256_round_ps(
-                                       _mm256_mul_ps(_mm256_loadu_ps(xb + i), _mm256_set1_ps(id)),
-                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+            step[b] = round_block(x + t * n_in + b * 256, 256, c);
             int32_t sum16[16];
             for (int g = 0; g < 16; ++g) {
                 int32_t s = 0;
@@ -369,28 +372,14 @@ LTok l_token(const void* act, int64_t n_in, int64_t t) {
 
 void l_prepare(const float* x, int64_t n_in, int64_t n_tokens, void* act) {
     const int64_t nb = n_in / 32;
-    const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int64_t t = 0; t < n_tokens; ++t) {
         const LTok tok = l_token(act, n_in, t);
         auto* step = const_cast<float*>(tok.step);
         auto* sum = const_cast<float*>(tok.sum);
         auto* ce = const_cast<int16_t*>(tok.ce);
         for (int64_t b = 0; b < nb; ++b) {
-            const float* xb = x + t * n_in + b * 32;
-            __m256 m = _mm256_setzero_ps();
-            for (int i = 0; i < 32; i += 8)
-                m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(xb + i)));
-            const __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-            const __m128 m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-            const float amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
-            const float id = amax > 0 ? 16129.0f / amax : 0.0f;
-            step[b] = amax > 0 ? amax / 16129.0f : 0.0f;
             alignas(32) int32_t c[32];
-            for (int i = 0; i < 32; i += 8)
-                _mm256_store_si256(reinterpret_cast<__m256i*>(c + i),
-                                   _mm256_cvtps_epi32(_mm256_round_ps(
-                                       _mm256_mul_ps(_mm256_loadu_ps(xb + i), _mm256_set1_ps(id)),
-                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+            step[b] = round_block(x + t * n_in + b * 32, 32, c);
             int32_t total = 0;
             for (int j = 0; j < 16; ++j) {
                 ce[b * 32 + j] = int16_t(c[2 * j]);
