@@ -1,8 +1,9 @@
-// The integer decode path for Q4_K, Q5_K and Q6_K on AVX2 CPUs (no AVX-512, no VNNI): the precision and, for
-// Q4_K and Q6_K, the bits of decode_i8x2p_avx512.cpp, at the speed AVX2's int16 products allow, where the
-// float kernels left these CPUs compute-bound (AVX2-only Zen 3, Q4_K_M at 2 threads: 0.94-1.06 t/s, 0.33x
-// llama.cpp, ~21% of the memory bandwidth). Q5_K (Q4_K's layout and a fifth bit) has the same rounding of x
-// as the other two here, not the 128 q1 + q2 of its AVX-512 kernel: the same precision, other bits.
+// The integer decode path for the k-quants (Q2_K .. Q6_K), Q8_0 and Q4_0 on AVX2 CPUs (no AVX-512, no VNNI):
+// the precision and, for Q4_K and Q6_K, the bits of decode_i8x2p_avx512.cpp, at the speed AVX2's int16
+// products allow, where the float kernels left these CPUs compute-bound (AVX2-only Zen 3, Q4_K_M at 2
+// threads: 0.94-1.06 t/s, 0.33x llama.cpp, ~21% of the memory bandwidth). Q5_K (Q4_K's layout and a fifth
+// bit), Q3_K and Q2_K (Q6_K's layout of 16 groups with 3 and 2 bits) have the same rounding of x as those
+// two here, not the 128 q1 + q2 of their AVX-512 kernels: the same precision, other bits.
 //
 // x of each 256-element block is rounded as in the AVX-512 file: c = round(x / step), step = max|x| / 127^2,
 // |c| <= 16129 (the two int8 terms there are 127 q1 + q2 = c). Here c is stored as int16 (kActC16K, the
@@ -25,6 +26,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <type_traits>
 
 #include "kernels/blocks.hpp"
@@ -245,13 +247,15 @@ struct Q4K : KQuantTraits {
     static float result(const Acc& a) { return hsum(a.acc) - hsum(a.mins); }
 };
 
-// ---- Q6_K: block = ql[128], qh[64], 16 int8 scales (groups of 16), d (fp16); element 128 h + 32 i + l
-// (i < 4, l < 32) has its low four bits in ql[64 h + 32 (i % 2) + l] (high nibble for i >= 2) and its top two
-// at bits 2 i of qh[32 h + l]; codes are q - 32, the -32 applied through s16. Vector i of half h (32
-// elements) covers groups 8 h + 2 i (first 16 bytes) and + 1: one 128-bit lane each. ----
+// ---- the k-quants of 16 groups of 16 with one int8 scale each: Q6_K, Q3_K, Q2_K. Element 128 h + 32 i + l
+// (h < 2, i < 4, l < 32) of all three sits at byte l of a 32-byte run per half, as the Q6K, Q3K and Q2K
+// layouts below say; vector i of half h (32 elements) covers groups 8 h + 2 i (first 16 bytes) and + 1: one
+// 128-bit lane each. A weight is d * s[g] * code - off[g] with an unsigned code (its offset taken out
+// through the tokens' group sums s16), so one kernel serves the three: codes times scales into int16 by
+// vpmaddubsw, then vpmaddwd against c as for Q4_K. ----
 
 // Pattern 4 h + i: the even bytes of lane L take scale byte 8 h + 2 i + L, the odd bytes zero.
-alignas(32) constexpr auto kQ6KEven = [] {
+alignas(32) constexpr auto kG16Even = [] {
     std::array<std::array<uint8_t, 32>, 8> t{};
     for (int k = 0; k < 8; ++k)
         for (int j = 0; j < 32; ++j)
@@ -259,34 +263,107 @@ alignas(32) constexpr auto kQ6KEven = [] {
     return t;
 }();
 
-// The codes of vector i of half h, in element order.
-inline __m256i q6k_codes(const BlockQ6_K* blk, int h, int i) {
-    const __m256i low = _mm256_set1_epi8(0x0F), top = _mm256_set1_epi8(0x30);
-    const __m256i ql = load(blk->ql + 64 * h + 32 * (i % 2));
-    const __m256i qh = load(blk->qh + 32 * h);
-    const __m256i l4 = _mm256_and_si256(i < 2 ? ql : _mm256_srli_epi16(ql, 4), low);
-    // bits 2 i, 2 i + 1 of qh to bits 4, 5
-    const __m256i h2 = i == 0   ? _mm256_slli_epi16(qh, 4)
-                       : i == 1 ? _mm256_slli_epi16(qh, 2)
-                       : i == 2 ? qh
-                                : _mm256_srli_epi16(qh, 2);
-    return _mm256_or_si256(l4, _mm256_and_si256(h2, top));
+// What a 16-group block gives the kernel: the 16 scales (int8, for vpmaddubsw), d, and off[g] for groups
+// 0..7 and 8..15 (subtracted times the token's s16[g]).
+struct G16Scales {
+    __m128i sc8;
+    float d;
+    __m256 off_lo, off_hi;
+};
+
+inline __m256 int8_to_float(__m128i v) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
 }
 
-template <int TT>
-inline void q6k_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* tok, __m256* acc,
-                       __m256* offs_lo, __m256* offs_hi, Fetch fetch) {
-    for (int64_t b = b0; b < b1; ++b) {
-        const uint8_t* p = row + size_t(b) * sizeof(BlockQ6_K);
-        fetch(p, sizeof(BlockQ6_K));
-        const auto* blk = reinterpret_cast<const BlockQ6_K*>(p);
+// Q6_K: block = ql[128], qh[64], 16 int8 scales, d (fp16); element 128 h + 32 i + l has its low four bits in
+// ql[64 h + 32 (i % 2) + l] (high nibble for i >= 2) and its top two at bits 2 i of qh[32 h + l]; codes are
+// q - 32 (off[g] = 32 d s[g]).
+struct Q6KLayout {
+    using Block = BlockQ6_K;
+    static G16Scales scales(const Block* blk) {
         const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales));
-        const __m256i scales = _mm256_broadcastsi128_si256(sc8);
         const float d = _cvtsh_ss(blk->d);
         const __m256 d32 = _mm256_set1_ps(32.0f * d);
-        const __m256 off_lo = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8)), d32);
-        const __m256 off_hi =
-            _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(sc8, sc8))), d32);
+        return {sc8, d, _mm256_mul_ps(int8_to_float(sc8), d32),
+                _mm256_mul_ps(int8_to_float(_mm_unpackhi_epi64(sc8, sc8)), d32)};
+    }
+    // The codes of vector i of half h, in element order.
+    static __m256i codes(const Block* blk, int h, int i) {
+        const __m256i low = _mm256_set1_epi8(0x0F), top = _mm256_set1_epi8(0x30);
+        const __m256i ql = load(blk->ql + 64 * h + 32 * (i % 2));
+        const __m256i qh = load(blk->qh + 32 * h);
+        const __m256i l4 = _mm256_and_si256(i < 2 ? ql : _mm256_srli_epi16(ql, 4), low);
+        // bits 2 i, 2 i + 1 of qh to bits 4, 5
+        const __m256i h2 = i == 0   ? _mm256_slli_epi16(qh, 4)
+                           : i == 1 ? _mm256_slli_epi16(qh, 2)
+                           : i == 2 ? qh
+                                    : _mm256_srli_epi16(qh, 2);
+        return _mm256_or_si256(l4, _mm256_and_si256(h2, top));
+    }
+};
+
+// Bits 2 i, 2 i + 1 of every byte of the 32 qs bytes of half h (Q2_K and Q3_K): element 128 h + 32 i + l's
+// low two bits.
+inline __m256i low2(const uint8_t* qs, int h, int i) {
+    return _mm256_and_si256(_mm256_srli_epi16(load(qs + 32 * h), 2 * i), _mm256_set1_epi8(0x03));
+}
+
+// Q3_K: block = hmask[32], qs[64], 12 bytes of 6-bit scales (s - 32), d (fp16); element 128 h + 32 i + l has
+// its low two bits at bits 2 i of qs[32 h + l] and its third at bit 4 h + i of hmask[l]; the weight is
+// d (s - 32) (low + 4 hbit - 4): code low + 4 hbit, off[g] = 4 d (s[g] - 32).
+struct Q3KLayout {
+    using Block = BlockQ3_K;
+    static G16Scales scales(const Block* blk) {
+        // unpack_scale_q3_k for the 16 groups at once: low four bits of group g < 8 in byte g's low nibble,
+        // of g >= 8 in byte g - 8's high one; the top two at bits 2 (g / 4) of byte 8 + g % 4.
+        uint64_t lo8;
+        uint32_t top;
+        std::memcpy(&lo8, blk->scales, 8);
+        std::memcpy(&top, blk->scales + 8, 4);
+        constexpr uint64_t m4 = 0x0F0F0F0F0F0F0F0Full;
+        constexpr uint32_t m2 = 0x03030303u;
+        const uint64_t a = (lo8 & m4) | (uint64_t(top & m2) | uint64_t((top >> 2) & m2) << 32) << 4;
+        const uint64_t c = ((lo8 >> 4) & m4) | (uint64_t((top >> 4) & m2) | uint64_t((top >> 6) & m2) << 32)
+                                                   << 4;
+        const __m128i sc8 = _mm_sub_epi8(_mm_set_epi64x(int64_t(c), int64_t(a)), _mm_set1_epi8(32));
+        const float d = _cvtsh_ss(blk->d);
+        const __m256 d4 = _mm256_set1_ps(4.0f * d);
+        return {sc8, d, _mm256_mul_ps(int8_to_float(sc8), d4),
+                _mm256_mul_ps(int8_to_float(_mm_unpackhi_epi64(sc8, sc8)), d4)};
+    }
+    static __m256i codes(const Block* blk, int h, int i) {
+        const __m256i hm = load(blk->hmask);
+        const int bit = 4 * h + i;  // to bit 2 (16-bit shifts: the mask keeps each byte's own bit)
+        const __m256i moved = bit >= 2 ? _mm256_srli_epi16(hm, bit - 2) : _mm256_slli_epi16(hm, 2 - bit);
+        return _mm256_or_si256(low2(blk->qs, h, i), _mm256_and_si256(moved, _mm256_set1_epi8(0x04)));
+    }
+};
+
+// Q2_K: block = 16 scale bytes (scale in the low nibble, min in the high one), qs[64], d, dmin (fp16); the
+// weight is d sc[g] q - dmin m[g], q the low two bits as in Q3_K (off[g] = dmin m[g]).
+struct Q2KLayout {
+    using Block = BlockQ2_K;
+    static G16Scales scales(const Block* blk) {
+        const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales));
+        const __m128i nib = _mm_set1_epi8(0x0F);
+        const __m128i mins = _mm_and_si128(_mm_srli_epi16(raw, 4), nib);
+        const __m256 dmin = _mm256_set1_ps(_cvtsh_ss(blk->dmin));
+        return {_mm_and_si128(raw, nib), _cvtsh_ss(blk->d), _mm256_mul_ps(int8_to_float(mins), dmin),
+                _mm256_mul_ps(int8_to_float(_mm_unpackhi_epi64(mins, mins)), dmin)};
+    }
+    static __m256i codes(const Block* blk, int h, int i) { return low2(blk->qs, h, i); }
+};
+
+template <int TT, class L>
+inline void g16_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* tok, __m256* acc,
+                       __m256* offs_lo, __m256* offs_hi, Fetch fetch) {
+    using Block = typename L::Block;
+    for (int64_t b = b0; b < b1; ++b) {
+        const uint8_t* p = row + size_t(b) * sizeof(Block);
+        fetch(p, sizeof(Block));
+        const auto* blk = reinterpret_cast<const Block*>(p);
+        const G16Scales gs = L::scales(blk);
+        const __m256i scales = _mm256_broadcastsi128_si256(gs.sc8);
         const int64_t e = b * 256;
         __m256 f[TT];
 #pragma GCC unroll 2
@@ -294,10 +371,10 @@ inline void q6k_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* to
             __m256i ia[TT];
 #pragma GCC unroll 2
             for (int k = 0; k < 2; ++k) {  // the piece of vectors 2 k, 2 k + 1
-                const __m256i ca = q6k_codes(blk, h, 2 * k), cb = q6k_codes(blk, h, 2 * k + 1);
-                const __m256i sa = _mm256_shuffle_epi8(scales, load(kQ6KEven[size_t(4 * h + 2 * k)].data()));
+                const __m256i ca = L::codes(blk, h, 2 * k), cb = L::codes(blk, h, 2 * k + 1);
+                const __m256i sa = _mm256_shuffle_epi8(scales, load(kG16Even[size_t(4 * h + 2 * k)].data()));
                 const __m256i sb =
-                    _mm256_shuffle_epi8(scales, load(kQ6KEven[size_t(4 * h + 2 * k + 1)].data()));
+                    _mm256_shuffle_epi8(scales, load(kG16Even[size_t(4 * h + 2 * k + 1)].data()));
                 const __m256i w[4] = {_mm256_maddubs_epi16(ca, sa), _mm256_maddubs_epi16(cb, sb),
                                       _mm256_maddubs_epi16(ca, _mm256_slli_epi16(sa, 8)),
                                       _mm256_maddubs_epi16(cb, _mm256_slli_epi16(sb, 8))};
@@ -314,14 +391,15 @@ inline void q6k_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* to
         }
 #pragma GCC unroll 8
         for (int t = 0; t < TT; ++t) {
-            acc[t] = _mm256_fmadd_ps(f[t], _mm256_set1_ps(d * tok[t].step[b]), acc[t]);
-            offs_lo[t] = _mm256_fmadd_ps(off_lo, _mm256_loadu_ps(tok[t].s16 + 16 * b), offs_lo[t]);
-            offs_hi[t] = _mm256_fmadd_ps(off_hi, _mm256_loadu_ps(tok[t].s16 + 16 * b + 8), offs_hi[t]);
+            acc[t] = _mm256_fmadd_ps(f[t], _mm256_set1_ps(gs.d * tok[t].step[b]), acc[t]);
+            offs_lo[t] = _mm256_fmadd_ps(gs.off_lo, _mm256_loadu_ps(tok[t].s16 + 16 * b), offs_lo[t]);
+            offs_hi[t] = _mm256_fmadd_ps(gs.off_hi, _mm256_loadu_ps(tok[t].s16 + 16 * b + 8), offs_hi[t]);
         }
     }
 }
 
-struct Q6K : KQuantTraits {
+template <class L>
+struct G16 : KQuantTraits {
     struct Acc {
         __m256 acc, offs_lo, offs_hi;
     };
@@ -333,19 +411,20 @@ struct Q6K : KQuantTraits {
             lo[t] = a[t].offs_lo;
             hi[t] = a[t].offs_hi;
         }
-        q6k_blocks<TT>(row, b0, b1, tok, acc, lo, hi, fetch);
+        g16_blocks<TT, L>(row, b0, b1, tok, acc, lo, hi, fetch);
         for (int t = 0; t < TT; ++t) a[t] = Acc{acc[t], lo[t], hi[t]};
     }
     // the 16 offsets summed as _mm512_reduce_add_ps sums q6k_one512's
     static float result(const Acc& a) { return hsum(a.acc) - hsum(_mm256_add_ps(a.offs_lo, a.offs_hi)); }
 };
 
-// ---- Q8_0 and Q4_0 (blocks of 32, one fp16 scale d each), their own prepared activation (kActC16B): per
-// token float step[nb] | float sum[nb] | int16 ce[n_in] with nb = n_in / 32, each block of x rounded to
-// c = round(x / step), step = max|x| / 127^2 (as the k-quants' per 256), sum = step * (sum of its c), ce per
-// 32 elements the 16 even ones, then the 16 odd. Per block and token the weights' int16 even and odd
-// elements against c by two vpmaddwd (lane m: elements 4 m .. 4 m + 3), converted and scaled by d * step in
-// float; Q4_0's codes are q - 8, the -8 applied as -8 d sum. Per 8 blocks one conversion of the 8 exact block
+// ---- Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 (blocks of 32, one fp16 scale d each), their own prepared activation
+// (kActC16B): per token float step[nb] | float sum[nb] | int16 ce[n_in] with nb = n_in / 32, each block of x
+// rounded to c = round(x / step), step = max|x| / 127^2 (as the k-quants' per 256), sum = step * (sum of its
+// c), ce per 32 elements the 16 even ones, then the 16 odd. Per block and token the weights' int16 even and
+// odd elements against c by two vpmaddwd (lane m: elements 4 m .. 4 m + 3), converted and scaled by d * step
+// in float; Q4_0's codes are q - 8, the -8 applied as -8 d sum (Q5_0's -16 the same way, Q4_1's and Q5_1's
+// offset m as m sum). Per 8 blocks one conversion of the 8 exact block
 // totals (hadd) measured slower: one token Q8_0 4096x4096 ~3.0 ms against 1.8. ----
 struct LTok {
     const float *step, *sum;
@@ -398,9 +477,8 @@ struct LegacyTraits {
     static constexpr int kBlockElems = 32, kSliceBlocks = 32;
     struct Acc {
         __m256 acc;
-        float off;  // Q4_0: the sum over blocks of d * sum
+        float off;  // the sum over blocks of the block's offset coefficient times the token's sum
     };
-    static float result(const Acc& a) { return hsum(a.acc) - 8.0f * a.off; }
 };
 
 // The weights of a Q8_0 block as int16: even elements, odd elements (sign-extended bytes).
@@ -410,18 +488,80 @@ inline void q8_0_codes(const BlockQ8_0* blk, __m256i& even, __m256i& odd) {
     odd = _mm256_srai_epi16(w, 8);
 }
 
-// The codes of a Q4_0 block as int16 (0..15): element j < 16 is the low nibble of qs[j], j + 16 its high one;
-// the low 128-bit lane takes elements 0..15, the high one 16..31, each even ones in `even`, odd in `odd`.
-inline void q4_0_codes(const BlockQ4_0* blk, __m256i& even, __m256i& odd) {
-    const __m256i q = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->qs)));
-    const __m256i v = _mm256_blend_epi32(q, _mm256_srli_epi16(q, 4), 0xF0);  // high lane: the high nibbles
-    const __m256i low = _mm256_set1_epi16(0x000F);
-    even = _mm256_and_si256(v, low);
-    odd = _mm256_and_si256(_mm256_srli_epi16(v, 8), low);
+// The nibbles of a Q4_0 / Q4_1 / Q5_0 / Q5_1 block in element order by 128-bit lane: element j < 16 is the
+// low nibble of qs[j], j + 16 its high one; the low lane takes elements 0..15, the high one 16..31 (high bits
+// of each byte left for the caller to mask).
+inline __m256i nibble_lanes(const uint8_t* qs) {
+    const __m256i q = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+    return _mm256_blend_epi32(q, _mm256_srli_epi16(q, 4), 0xF0);  // high lane: the high nibbles
 }
+
+// Bit 4 of byte j of each lane set where the fifth bit of that element is (Q5_0 / Q5_1: bit j of qh for
+// element j): byte j of the low lane tests bit j of qh, of the high lane bit 16 + j.
+inline __m256i fifth_bits(const uint8_t* qh_bytes) {
+    uint32_t qh;
+    std::memcpy(&qh, qh_bytes, 4);
+    const __m256i idx = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,  //
+                                         2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201ull));
+    const __m256i b = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(int(qh)), idx), bit);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(b, bit), _mm256_set1_epi8(0x10));
+}
+
+// Codes of a 4- or 5-bit block as int16: even elements of each lane in `even`, odd ones in `odd`.
+inline void nibble_codes(__m256i v, __m256i& even, __m256i& odd) {
+    even = _mm256_and_si256(v, _mm256_set1_epi16(0x00FF));
+    odd = _mm256_srli_epi16(v, 8);
+}
+
+// Per type: the codes, and the block's offset (w = d code + k off: Q4_0 d (code - 8), Q5_0 d (code - 16),
+// Q4_1 / Q5_1 d code + m) as kOffset * the sum over blocks of off_coef * the token's sum of x.
+template <class Block>
+struct LegacyType;
+template <>
+struct LegacyType<BlockQ8_0> {
+    static constexpr float kOffset = 0.0f;
+    static void codes(const BlockQ8_0* b, __m256i& even, __m256i& odd) { q8_0_codes(b, even, odd); }
+    static float off_coef(const BlockQ8_0*) { return 0.0f; }
+};
+template <>
+struct LegacyType<BlockQ4_0> {
+    static constexpr float kOffset = -8.0f;
+    static void codes(const BlockQ4_0* b, __m256i& even, __m256i& odd) {
+        nibble_codes(_mm256_and_si256(nibble_lanes(b->qs), _mm256_set1_epi8(0x0F)), even, odd);
+    }
+    static float off_coef(const BlockQ4_0* b) { return _cvtsh_ss(b->d); }
+};
+template <>
+struct LegacyType<BlockQ4_1> {
+    static constexpr float kOffset = 1.0f;
+    static void codes(const BlockQ4_1* b, __m256i& even, __m256i& odd) {
+        nibble_codes(_mm256_and_si256(nibble_lanes(b->qs), _mm256_set1_epi8(0x0F)), even, odd);
+    }
+    static float off_coef(const BlockQ4_1* b) { return _cvtsh_ss(b->m); }
+};
+template <>
+struct LegacyType<BlockQ5_0> {
+    static constexpr float kOffset = -16.0f;
+    static void codes(const BlockQ5_0* b, __m256i& even, __m256i& odd) {
+        const __m256i v = _mm256_and_si256(nibble_lanes(b->qs), _mm256_set1_epi8(0x0F));
+        nibble_codes(_mm256_or_si256(v, fifth_bits(b->qh)), even, odd);
+    }
+    static float off_coef(const BlockQ5_0* b) { return _cvtsh_ss(b->d); }
+};
+template <>
+struct LegacyType<BlockQ5_1> {
+    static constexpr float kOffset = 1.0f;
+    static void codes(const BlockQ5_1* b, __m256i& even, __m256i& odd) {
+        const __m256i v = _mm256_and_si256(nibble_lanes(b->qs), _mm256_set1_epi8(0x0F));
+        nibble_codes(_mm256_or_si256(v, fifth_bits(b->qh)), even, odd);
+    }
+    static float off_coef(const BlockQ5_1* b) { return _cvtsh_ss(b->m); }
+};
 
 template <class Block>
 struct Legacy : LegacyTraits {
+    using T = LegacyType<Block>;
     template <int TT>
     static void blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* tok, Acc* a, Fetch fetch) {
         __m256 acc[TT];
@@ -435,21 +575,22 @@ struct Legacy : LegacyTraits {
             fetch(p, sizeof(Block));
             const auto* blk = reinterpret_cast<const Block*>(p);
             __m256i even, odd;
-            if constexpr (std::is_same_v<Block, BlockQ8_0>)
-                q8_0_codes(blk, even, odd);
-            else
-                q4_0_codes(blk, even, odd);
+            T::codes(blk, even, odd);
             const float d = _cvtsh_ss(blk->d);
+            const float k = T::off_coef(blk);
 #pragma GCC unroll 4
             for (int t = 0; t < TT; ++t) {
                 const int16_t* c = tok[t].ce + b * 32;
                 const __m256i s =
                     _mm256_add_epi32(_mm256_madd_epi16(even, load(c)), _mm256_madd_epi16(odd, load(c + 16)));
                 acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * tok[t].step[b]), acc[t]);
-                if constexpr (std::is_same_v<Block, BlockQ4_0>) off[t] += d * tok[t].sum[b];
+                if constexpr (T::kOffset != 0.0f) off[t] += k * tok[t].sum[b];
             }
         }
         for (int t = 0; t < TT; ++t) a[t] = Acc{acc[t], off[t]};
+    }
+    static float result(const Acc& a) {
+        return hsum(a.acc) + T::kOffset * a.off;
     }
 };
 
@@ -520,9 +661,14 @@ void rows(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int
 const MatmulPath* decode_path_i8x2p_avx2(GgmlType type) {
     static constexpr MatmulPath kQ4_K{kActC16K, act_bytes, prepare, rows<Q4K<BlockQ4_K>>, 1};
     static constexpr MatmulPath kQ5_K{kActC16K, act_bytes, prepare, rows<Q4K<BlockQ5_K>>, 1};
-    static constexpr MatmulPath kQ6_K{kActC16K, act_bytes, prepare, rows<Q6K>, 1};
+    static constexpr MatmulPath kQ6_K{kActC16K, act_bytes, prepare, rows<G16<Q6KLayout>>, 1};
+    static constexpr MatmulPath kQ3_K{kActC16K, act_bytes, prepare, rows<G16<Q3KLayout>>, 1};
+    static constexpr MatmulPath kQ2_K{kActC16K, act_bytes, prepare, rows<G16<Q2KLayout>>, 1};
     static constexpr MatmulPath kQ8_0{kActC16B, l_act_bytes, l_prepare, rows<Legacy<BlockQ8_0>>, 1};
     static constexpr MatmulPath kQ4_0{kActC16B, l_act_bytes, l_prepare, rows<Legacy<BlockQ4_0>>, 1};
+    static constexpr MatmulPath kQ4_1{kActC16B, l_act_bytes, l_prepare, rows<Legacy<BlockQ4_1>>, 1};
+    static constexpr MatmulPath kQ5_0{kActC16B, l_act_bytes, l_prepare, rows<Legacy<BlockQ5_0>>, 1};
+    static constexpr MatmulPath kQ5_1{kActC16B, l_act_bytes, l_prepare, rows<Legacy<BlockQ5_1>>, 1};
     switch (type) {
         case GgmlType::Q4_K:
             return &kQ4_K;
@@ -530,10 +676,20 @@ const MatmulPath* decode_path_i8x2p_avx2(GgmlType type) {
             return &kQ5_K;
         case GgmlType::Q6_K:
             return &kQ6_K;
+        case GgmlType::Q3_K:
+            return &kQ3_K;
+        case GgmlType::Q2_K:
+            return &kQ2_K;
         case GgmlType::Q8_0:
             return &kQ8_0;
         case GgmlType::Q4_0:
             return &kQ4_0;
+        case GgmlType::Q4_1:
+            return &kQ4_1;
+        case GgmlType::Q5_0:
+            return &kQ5_0;
+        case GgmlType::Q5_1:
+            return &kQ5_1;
         default:
             return nullptr;
     }

@@ -31,13 +31,15 @@
 //   Q4_K 15.5 GB/s, Q6_K 15.7, from 12.4 / 14.6).
 //   On AVX2 (no VNNI), Q4_K, Q5_K and Q6_K take decode_i8x2p_avx2.cpp (kActC16K): the same rounding and the
 //   same int32 sums by vpmaddubsw (codes times group scales) and vpmaddwd against c as int16, hence the same
-//   bits for Q4_K and Q6_K (Q5_K: kActI8x2KP's rounding, not its AVX-512 kernel's); Q8_0 and Q4_0 the same
-//   rounding per 32 (kActC16B), one float step per block; the other types keep the float path there.
+//   bits for Q4_K and Q6_K; Q5_K, Q3_K and Q2_K in the same way (Q4_K's and Q6_K's kernels with their codes
+//   and scales; kActI8x2KP's rounding, not their AVX-512 kernels'); Q8_0 and Q4_0 the same rounding per 32
+//   (kActC16B), one float step per block; Q4_1, Q5_0 and Q5_1 keep the float path there.
 //   kinfer_bench Decode/TYPE/avx2, one thread, AVX2-only Zen 3 (~20 GB/s), 4096x4096 one token: Q4_K 6.5-8.9
 //   GB/s, Q6_K 5.8-8.4, Q5_K 9.3, Q8_0 1.8 ms, Q4_0 1.6-1.9 ms (float: 2.7 / 2.1 / 1.9 GB/s, 3.0-3.2 / 3.2
-//   ms); 8 tokens cost ~5.5x one for the k-quants (in passes of 4: 8 at once measured 15-25% slower, GCC
-//   spilling the sums), Q8_0 1.1-1.25x and Q4_0 ~1.0x the float path's 8 tokens; Q4_K_M tg16 at 2 threads
-//   1.0 -> 3.4 t/s (bench/RESULTS.md 2026-11-30 15:28).
+//   ms), Q3_K 1.4-1.6 ms, Q2_K 1.0 ms (float 7.3-7.9, 3.6); 8 tokens cost ~5.5x one for the k-quants (in
+//   passes of 4: 8 at once measured 15-25% slower, GCC spilling the sums; Q3_K 7.2-7.9 ms against the float
+//   path's 18.5-20.8, Q2_K 4.9-5.8 against 12), Q8_0 1.1-1.25x and Q4_0 ~1.0x the float path's 8 tokens;
+//   Q4_K_M tg16 at 2 threads 1.0 -> 3.4 t/s (bench/RESULTS.md 2026-11-30 15:28).
 // - float (kActFloat, decode_path_float), every type, the default elsewhere and the opt-in fallback
 //   (KINFER_CPU_DECODE=float): each weight is decoded to exactly the float the reference dequantizer gives
 //   and multiplied in with FMA, so the only error is float32 summation: measured <= 3e-7 of sum|w*x|
@@ -86,8 +88,8 @@ bool float_decode_forced();  // KINFER_CPU_DECODE=float
 // The float-activation decode path (every type but Q8_K), or nullptr at Portable.
 const MatmulPath* decode_path_float(GgmlType type, Isa isa);
 
-// The two-int8-term decode path (the k-quants and legacy quantized types on AVX-512 VNNI; Q4_K, Q5_K and
-// Q6_K on AVX2), or nullptr.
+// The two-int8-term decode path (the k-quants and legacy quantized types on AVX-512 VNNI; on AVX2 its int16
+// form for the k-quants, Q8_0 and Q4_0), or nullptr.
 const MatmulPath* decode_path_i8x2(GgmlType type, Isa isa);
 
 // The int16-activation decode path of a k-quant at a level at or below `isa`, or nullptr.
@@ -102,7 +104,7 @@ const MatmulPath* decode_path_i8x2_avx512(GgmlType type);
 // gfni: the variants whose nibbles take vgf2p8affineqb (Q4_K, Q4_0), only where gfni_enabled().
 const MatmulPath* decode_path_i8x2p_avx512(GgmlType type, bool gfni);
 const MatmulPath* decode_path_i8x2b_avx512(GgmlType type, bool gfni);
-const MatmulPath* decode_path_i8x2p_avx2(GgmlType type);  // Q4_K, Q5_K and Q6_K
+const MatmulPath* decode_path_i8x2p_avx2(GgmlType type);  // Q2_K .. Q6_K, Q8_0, Q4_0
 
 // The CPU has GFNI (x86-64) and KINFER_GFNI is not 0 (read once; comparisons).
 bool gfni_enabled();
