@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 
@@ -74,6 +75,11 @@ Tok token(const void* act, int64_t n_in, int64_t t) {
     const int64_t nb = n_in / 256;
     const auto* step = reinterpret_cast<const float*>(base);
     return Tok{step, step + nb, step + 17 * nb, reinterpret_cast<const int16_t*>(base + ce_offset(n_in))};
+}
+
+// The byte distance between consecutive tokens' ce (a pass takes consecutive tokens of one buffer).
+inline size_t token_stride(const Tok* tok) {
+    return size_t(reinterpret_cast<const char*>(tok[1].ce) - reinterpret_cast<const char*>(tok[0].ce));
 }
 
 // x[0 .. n) (n a multiple of 8) rounded to c = round(x / step), step = max|x| / 127^2, with the AVX-512
@@ -141,6 +147,46 @@ inline __m256i piece_sum(const __m256i (&w)[4], const int16_t* ce) {
     return s;
 }
 
+// piece_sum for 8 tokens at once, added into ia[0..7]: token t's ce at byte offset t * stride from ce0.
+// Written out because GCC spilled the 8 sums of the same loop in intrinsics (15-25% slower than passes of 4):
+// here w, the 8 sums and 3 temporaries take the 16 registers. Integer sums: the order of the additions does
+// not change them, so a token's result is the one of the other passes.
+inline void piece_sum8(const __m256i (&w)[4], const int16_t* ce0, size_t stride, __m256i (&ia)[8]) {
+    const char* p0 = reinterpret_cast<const char*>(ce0);
+    const char* p3 = p0 + 3 * stride;
+    const char* p6 = p0 + 6 * stride;
+    __m256i t0, t1, t2;
+// token ACC's piece at BASE + IDX (an index register and scale, or nothing)
+#define KINFER_PIECE(BASE, IDX, ACC) \
+    "vpmaddwd (%[" BASE "]" IDX      \
+    "), %[w0], %[t0]\n\t"            \
+    "vpmaddwd 32(%[" BASE "]" IDX    \
+    "), %[w1], %[t1]\n\t"            \
+    "vpaddd %[t1], %[t0], %[t0]\n\t" \
+    "vpmaddwd 64(%[" BASE "]" IDX    \
+    "), %[w2], %[t1]\n\t"            \
+    "vpmaddwd 96(%[" BASE "]" IDX    \
+    "), %[w3], %[t2]\n\t"            \
+    "vpaddd %[t2], %[t1], %[t1]\n\t" \
+    "vpaddd %[t1], %[t0], %[t0]\n\t" \
+    "vpaddd %[t0], %[" ACC "], %[" ACC "]\n\t"
+    asm(KINFER_PIECE("p0", "", "a0")         //
+        KINFER_PIECE("p0", ",%[s],1", "a1")  //
+        KINFER_PIECE("p0", ",%[s],2", "a2")  //
+        KINFER_PIECE("p3", "", "a3")         //
+        KINFER_PIECE("p0", ",%[s],4", "a4")  //
+        KINFER_PIECE("p3", ",%[s],2", "a5")  //
+        KINFER_PIECE("p6", "", "a6")         //
+        KINFER_PIECE("p6", ",%[s],1", "a7")
+        : [t0] "=&x"(t0), [t1] "=&x"(t1), [t2] "=&x"(t2), [a0] "+x"(ia[0]), [a1] "+x"(ia[1]),
+          [a2] "+x"(ia[2]), [a3] "+x"(ia[3]), [a4] "+x"(ia[4]), [a5] "+x"(ia[5]), [a6] "+x"(ia[6]),
+          [a7] "+x"(ia[7])
+        : [w0] "x"(w[0]), [w1] "x"(w[1]), [w2] "x"(w[2]), [w3] "x"(w[3]), [p0] "r"(p0), [p3] "r"(p3),
+          [p6] "r"(p6), [s] "r"(stride)
+        : "memory");
+#undef KINFER_PIECE
+}
+
 // How the rows' blocks are fetched: a lone row streams (prefetch_ahead); the slices fetch the group of rows
 // after next into L2 while the current one is in L1 (prefetch_l2, `ahead` bytes on). kinfer_bench
 // Decode/q[46]_K/avx2/4096x4096/tokens:8, one thread: none 5.8 / 9.1 ms, the next group 6.3 / 7.7, the one
@@ -174,7 +220,8 @@ constexpr bool kFifthBit = std::is_same_v<Block, BlockQ5_K>;
 
 // Blocks [b0, b1) of one row for TT tokens, adding into acc and mins (per token, in block order: for Q4_K
 // the bits of q4k_one512 and q4k_slices).
-template <int TT, class Block>
+// acc[S t] and mins[S t] for token t (S = 2: in place in an array of Q4K::Acc).
+template <int TT, class Block, int S = 1>
 inline void q4k_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* tok, __m256* acc, __m256* mins,
                        Fetch fetch) {
     const __m256i low = _mm256_set1_epi8(0x0F), fifth = _mm256_set1_epi8(0x10);
@@ -189,6 +236,8 @@ inline void q4k_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* to
         const __m256i scales = _mm256_set1_epi64x(int64_t(sc));  // the 8 scale bytes in every 64 bits
         const int64_t e = b * 256;
         __m256i ia[TT];
+        if constexpr (TT == 8)
+            for (int t = 0; t < TT; ++t) ia[t] = _mm256_setzero_si256();
 #pragma GCC unroll 4
         for (int i = 0; i < 4; ++i) {
             const __m256i q = load(blk->qs + 32 * i);
@@ -208,16 +257,21 @@ inline void q4k_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* to
             const __m256i w[4] = {_mm256_maddubs_epi16(lo, sa), _mm256_maddubs_epi16(hi, sb),
                                   _mm256_maddubs_epi16(lo, _mm256_slli_epi16(sa, 8)),
                                   _mm256_maddubs_epi16(hi, _mm256_slli_epi16(sb, 8))};
-#pragma GCC unroll 8
-            for (int t = 0; t < TT; ++t) {
-                const __m256i p = piece_sum(w, tok[t].ce + e + 64 * i);
-                ia[t] = i == 0 ? p : _mm256_add_epi32(ia[t], p);
+            if constexpr (TT == 8) {
+                piece_sum8(w, tok[0].ce + e + 64 * i, token_stride(tok), ia);
+            } else {
+#pragma GCC unroll 4
+                for (int t = 0; t < TT; ++t) {
+                    const __m256i p = piece_sum(w, tok[t].ce + e + 64 * i);
+                    ia[t] = i == 0 ? p : _mm256_add_epi32(ia[t], p);
+                }
             }
         }
 #pragma GCC unroll 8
         for (int t = 0; t < TT; ++t) {
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[t]), _mm256_set1_ps(d * tok[t].step[b]), acc[t]);
-            mins[t] = _mm256_fmadd_ps(bmins, _mm256_loadu_ps(tok[t].s32 + 8 * b), mins[t]);
+            acc[S * t] =
+                _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[t]), _mm256_set1_ps(d * tok[t].step[b]), acc[S * t]);
+            mins[S * t] = _mm256_fmadd_ps(bmins, _mm256_loadu_ps(tok[t].s32 + 8 * b), mins[S * t]);
         }
     }
 }
@@ -227,6 +281,7 @@ struct KQuantTraits {
     using Tok = kinfer::cpu::Tok;
     static Tok token(const void* act, int64_t n_in, int64_t t) { return kinfer::cpu::token(act, n_in, t); }
     static constexpr int kBlockElems = 256, kSliceBlocks = 4;
+    static constexpr bool kPass8 = true;  // passes of 8 tokens (piece_sum8)
 };
 
 template <class Block>
@@ -236,6 +291,11 @@ struct Q4K : KQuantTraits {
     };
     template <int TT>
     static void blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* tok, Acc* a, Fetch fetch) {
+        if constexpr (TT == 8) {  // 8 tokens' sums do not stay in registers: no copies in and out
+            static_assert(sizeof(Acc) == 2 * sizeof(__m256));
+            q4k_blocks<TT, Block, 2>(row, b0, b1, tok, &a[0].acc, &a[0].mins, fetch);
+            return;
+        }
         __m256 acc[TT], mins[TT];
         for (int t = 0; t < TT; ++t) {
             acc[t] = a[t].acc;
@@ -354,7 +414,8 @@ struct Q2KLayout {
     static __m256i codes(const Block* blk, int h, int i) { return low2(blk->qs, h, i); }
 };
 
-template <int TT, class L>
+// acc[S t], offs_lo[S t], offs_hi[S t] for token t (S = 3: in place in an array of G16::Acc).
+template <int TT, class L, int S = 1>
 inline void g16_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* tok, __m256* acc,
                        __m256* offs_lo, __m256* offs_hi, Fetch fetch) {
     using Block = typename L::Block;
@@ -369,6 +430,8 @@ inline void g16_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* to
 #pragma GCC unroll 2
         for (int h = 0; h < 2; ++h) {
             __m256i ia[TT];
+            if constexpr (TT == 8)
+                for (int t = 0; t < TT; ++t) ia[t] = _mm256_setzero_si256();
 #pragma GCC unroll 2
             for (int k = 0; k < 2; ++k) {  // the piece of vectors 2 k, 2 k + 1
                 const __m256i ca = L::codes(blk, h, 2 * k), cb = L::codes(blk, h, 2 * k + 1);
@@ -378,10 +441,14 @@ inline void g16_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* to
                 const __m256i w[4] = {_mm256_maddubs_epi16(ca, sa), _mm256_maddubs_epi16(cb, sb),
                                       _mm256_maddubs_epi16(ca, _mm256_slli_epi16(sa, 8)),
                                       _mm256_maddubs_epi16(cb, _mm256_slli_epi16(sb, 8))};
-#pragma GCC unroll 8
-                for (int t = 0; t < TT; ++t) {
-                    const __m256i p = piece_sum(w, tok[t].ce + e + 128 * h + 64 * k);
-                    ia[t] = k == 0 ? p : _mm256_add_epi32(ia[t], p);
+                if constexpr (TT == 8) {
+                    piece_sum8(w, tok[0].ce + e + 128 * h + 64 * k, token_stride(tok), ia);
+                } else {
+#pragma GCC unroll 4
+                    for (int t = 0; t < TT; ++t) {
+                        const __m256i p = piece_sum(w, tok[t].ce + e + 128 * h + 64 * k);
+                        ia[t] = k == 0 ? p : _mm256_add_epi32(ia[t], p);
+                    }
                 }
             }
             for (int t = 0; t < TT; ++t) {
@@ -391,9 +458,10 @@ inline void g16_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* to
         }
 #pragma GCC unroll 8
         for (int t = 0; t < TT; ++t) {
-            acc[t] = _mm256_fmadd_ps(f[t], _mm256_set1_ps(gs.d * tok[t].step[b]), acc[t]);
-            offs_lo[t] = _mm256_fmadd_ps(gs.off_lo, _mm256_loadu_ps(tok[t].s16 + 16 * b), offs_lo[t]);
-            offs_hi[t] = _mm256_fmadd_ps(gs.off_hi, _mm256_loadu_ps(tok[t].s16 + 16 * b + 8), offs_hi[t]);
+            acc[S * t] = _mm256_fmadd_ps(f[t], _mm256_set1_ps(gs.d * tok[t].step[b]), acc[S * t]);
+            offs_lo[S * t] = _mm256_fmadd_ps(gs.off_lo, _mm256_loadu_ps(tok[t].s16 + 16 * b), offs_lo[S * t]);
+            offs_hi[S * t] =
+                _mm256_fmadd_ps(gs.off_hi, _mm256_loadu_ps(tok[t].s16 + 16 * b + 8), offs_hi[S * t]);
         }
     }
 }
@@ -405,6 +473,11 @@ struct G16 : KQuantTraits {
     };
     template <int TT>
     static void blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* tok, Acc* a, Fetch fetch) {
+        if constexpr (TT == 8) {  // as Q4K::blocks
+            static_assert(sizeof(Acc) == 3 * sizeof(__m256));
+            g16_blocks<TT, L, 3>(row, b0, b1, tok, &a[0].acc, &a[0].offs_lo, &a[0].offs_hi, fetch);
+            return;
+        }
         __m256 acc[TT], lo[TT], hi[TT];
         for (int t = 0; t < TT; ++t) {
             acc[t] = a[t].acc;
@@ -475,6 +548,7 @@ struct LegacyTraits {
     static Tok token(const void* act, int64_t n_in, int64_t t) { return l_token(act, n_in, t); }
     // 32 blocks (1024 elements) per slice: 4 tokens' activations 8 KiB, as the k-quants' 4 blocks
     static constexpr int kBlockElems = 32, kSliceBlocks = 32;
+    static constexpr bool kPass8 = false;
     struct Acc {
         __m256 acc;
         float off;  // the sum over blocks of the block's offset coefficient times the token's sum
@@ -619,6 +693,15 @@ void pass(const uint8_t* rows, size_t row_bytes, int n_rows, int64_t nb, const t
         for (int t = 0; t < TT; ++t) out[t * out_stride + r] = K::result(a[r][t]);
 }
 
+// Passes of 8 tokens for the k-quants unless KINFER_AVX2_PASS8=0 (read once; comparisons).
+bool pass8_enabled() {
+    static const bool on = [] {
+        const char* env = std::getenv("KINFER_AVX2_PASS8");
+        return !(env && env[0] == '0');
+    }();
+    return on;
+}
+
 template <class K>
 void rows(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int64_t n_tokens, int64_t r0,
           int64_t r1, float* out, int64_t out_stride) {
@@ -637,11 +720,16 @@ void rows(const uint8_t* w, size_t row_bytes, int64_t n_in, const void* act, int
         const uint8_t* group = w + size_t(r) * row_bytes;
         for (int64_t t0 = 0; t0 < n_tokens;) {
             const int64_t left = n_tokens - t0;
-            const int tt = left >= 4 ? 4 : (left >= 2 ? 2 : 1);
-            typename K::Tok tok[4];
+            const int tt = left >= 8 && K::kPass8 && pass8_enabled() ? 8
+                           : left >= 4                               ? 4
+                                                                     : (left >= 2 ? 2 : 1);
+            typename K::Tok tok[8];
             for (int t = 0; t < tt; ++t) tok[t] = K::token(act, n_in, t0 + t);
             float* o = out + t0 * out_stride + r;
             switch (tt) {
+                case 8:
+                    if constexpr (K::kPass8) pass<K, 8>(group, row_bytes, n_rows, nb, tok, o, out_stride);
+                    break;
                 case 4:
                     pass<K, 4>(group, row_bytes, n_rows, nb, tok, o, out_stride);
                     break;
