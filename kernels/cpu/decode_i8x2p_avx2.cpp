@@ -669,12 +669,13 @@ struct Legacy : LegacyTraits {
 };
 
 // ---- rows ----
-// One token: each row streamed on its own. More: rows in groups of kSliceRows, tokens in passes of 4, 2, 1,
-// blocks in slices of kSliceBlocks taken across the group's rows, so that a slice's activations (4 tokens:
-// 8 KiB) stay in L1 for all its rows and the rows' blocks come from L1/L2 after the first pass; each (row,
-// token) keeps its accumulators between slices and adds its blocks in order, as a lone row does. Passes of 8
-// tokens (the codes' products made once for 8) measured 15-25% slower, in two forms: GCC spills the 8 sums
-// (kinfer_bench Decode/q[46]_K/avx2/4096x4096/tokens:8, alternating: Q4_K 6.4-7.2 ms against 4.5-5.9).
+// One token: each row streamed on its own. More: rows in groups of kSliceRows, tokens in passes of 8 (the
+// k-quants), 4, 2, 1, blocks in slices of kSliceBlocks taken across the group's rows, so that a slice's
+// activations (8 tokens: 16 KiB) stay in L1 for all its rows and the rows' blocks come from L1/L2 after the
+// first pass; each (row, token) keeps its accumulators between slices and adds its blocks in order, as a lone
+// row does. Passes of 8 make the codes' products once for 8 tokens: with piece_sum8 and the accumulators in
+// place, 64 rows x 4096 from the caches, 8 tokens, Q4_K 51-70 us against 67-85 in passes of 4, Q6_K 67-81
+// against 80-98 (noisy host); Q4_K_M tg16 x8 6.13-6.95 t/s against 5.54-5.84 (bench/RESULTS.md 19:13).
 constexpr int kSliceRows = 8;
 
 template <class K, int TT>
