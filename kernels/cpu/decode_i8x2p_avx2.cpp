@@ -157,19 +157,17 @@ inline void piece_sum8(const __m256i (&w)[4], const int16_t* ce0, size_t stride,
     const char* p6 = p0 + 6 * stride;
     __m256i t0, t1, t2;
 // token ACC's piece at BASE + IDX (an index register and scale, or nothing)
-#define KINFER_PIECE(BASE, IDX, ACC) \
-    "vpmaddwd (%[" BASE "]" IDX      \
-    "), %[w0], %[t0]\n\t"            \
-    "vpmaddwd 32(%[" BASE "]" IDX    \
-    "), %[w1], %[t1]\n\t"            \
-    "vpaddd %[t1], %[t0], %[t0]\n\t" \
-    "vpmaddwd 64(%[" BASE "]" IDX    \
-    "), %[w2], %[t1]\n\t"            \
-    "vpmaddwd 96(%[" BASE "]" IDX    \
-    "), %[w3], %[t2]\n\t"            \
-    "vpaddd %[t2], %[t1], %[t1]\n\t" \
-    "vpaddd %[t1], %[t0], %[t0]\n\t" \
+// clang-format off
+#define KINFER_PIECE(BASE, IDX, ACC)                              \
+    "vpmaddwd (%[" BASE "]" IDX "), %[w0], %[t0]\n\t"            \
+    "vpmaddwd 32(%[" BASE "]" IDX "), %[w1], %[t1]\n\t"          \
+    "vpaddd %[t1], %[t0], %[t0]\n\t"                            \
+    "vpmaddwd 64(%[" BASE "]" IDX "), %[w2], %[t1]\n\t"          \
+    "vpmaddwd 96(%[" BASE "]" IDX "), %[w3], %[t2]\n\t"          \
+    "vpaddd %[t2], %[t1], %[t1]\n\t"                            \
+    "vpaddd %[t1], %[t0], %[t0]\n\t"                            \
     "vpaddd %[t0], %[" ACC "], %[" ACC "]\n\t"
+    // clang-format on
     asm(KINFER_PIECE("p0", "", "a0")         //
         KINFER_PIECE("p0", ",%[s],1", "a1")  //
         KINFER_PIECE("p0", ",%[s],2", "a2")  //
@@ -220,9 +218,9 @@ constexpr bool kFifthBit = std::is_same_v<Block, BlockQ5_K>;
 
 // Blocks [b0, b1) of one row for TT tokens, adding into acc and mins (per token, in block order: for Q4_K
 // the bits of q4k_one512 and q4k_slices).
-// acc[S t] and mins[S t] for token t (S = 2: in place in an array of Q4K::Acc).
-template <int TT, class Block, int S = 1>
-inline void q4k_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* tok, __m256* acc, __m256* mins,
+// acc(t) and mins(t): token t's accumulators (references).
+template <int TT, class Block, class AccF, class MinsF>
+inline void q4k_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* tok, AccF acc, MinsF mins,
                        Fetch fetch) {
     const __m256i low = _mm256_set1_epi8(0x0F), fifth = _mm256_set1_epi8(0x10);
     for (int64_t b = b0; b < b1; ++b) {
@@ -269,9 +267,8 @@ inline void q4k_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* to
         }
 #pragma GCC unroll 8
         for (int t = 0; t < TT; ++t) {
-            acc[S * t] =
-                _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[t]), _mm256_set1_ps(d * tok[t].step[b]), acc[S * t]);
-            mins[S * t] = _mm256_fmadd_ps(bmins, _mm256_loadu_ps(tok[t].s32 + 8 * b), mins[S * t]);
+            acc(t) = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[t]), _mm256_set1_ps(d * tok[t].step[b]), acc(t));
+            mins(t) = _mm256_fmadd_ps(bmins, _mm256_loadu_ps(tok[t].s32 + 8 * b), mins(t));
         }
     }
 }
@@ -292,8 +289,9 @@ struct Q4K : KQuantTraits {
     template <int TT>
     static void blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* tok, Acc* a, Fetch fetch) {
         if constexpr (TT == 8) {  // 8 tokens' sums do not stay in registers: no copies in and out
-            static_assert(sizeof(Acc) == 2 * sizeof(__m256));
-            q4k_blocks<TT, Block, 2>(row, b0, b1, tok, &a[0].acc, &a[0].mins, fetch);
+            q4k_blocks<TT, Block>(
+                row, b0, b1, tok, [a](int t) -> __m256& { return a[t].acc; },
+                [a](int t) -> __m256& { return a[t].mins; }, fetch);
             return;
         }
         __m256 acc[TT], mins[TT];
@@ -301,7 +299,9 @@ struct Q4K : KQuantTraits {
             acc[t] = a[t].acc;
             mins[t] = a[t].mins;
         }
-        q4k_blocks<TT, Block>(row, b0, b1, tok, acc, mins, fetch);
+        q4k_blocks<TT, Block>(
+            row, b0, b1, tok, [&acc](int t) -> __m256& { return acc[t]; },
+            [&mins](int t) -> __m256& { return mins[t]; }, fetch);
         for (int t = 0; t < TT; ++t) a[t] = Acc{acc[t], mins[t]};
     }
     static float result(const Acc& a) { return hsum(a.acc) - hsum(a.mins); }
@@ -414,10 +414,9 @@ struct Q2KLayout {
     static __m256i codes(const Block* blk, int h, int i) { return low2(blk->qs, h, i); }
 };
 
-// acc[S t], offs_lo[S t], offs_hi[S t] for token t (S = 3: in place in an array of G16::Acc).
-template <int TT, class L, int S = 1>
-inline void g16_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* tok, __m256* acc,
-                       __m256* offs_lo, __m256* offs_hi, Fetch fetch) {
+// acc(t): references to token t's accumulators (G16::Ref).
+template <int TT, class L, class AccF>
+inline void g16_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* tok, AccF acc, Fetch fetch) {
     using Block = typename L::Block;
     for (int64_t b = b0; b < b1; ++b) {
         const uint8_t* p = row + size_t(b) * sizeof(Block);
@@ -458,10 +457,10 @@ inline void g16_blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* to
         }
 #pragma GCC unroll 8
         for (int t = 0; t < TT; ++t) {
-            acc[S * t] = _mm256_fmadd_ps(f[t], _mm256_set1_ps(gs.d * tok[t].step[b]), acc[S * t]);
-            offs_lo[S * t] = _mm256_fmadd_ps(gs.off_lo, _mm256_loadu_ps(tok[t].s16 + 16 * b), offs_lo[S * t]);
-            offs_hi[S * t] =
-                _mm256_fmadd_ps(gs.off_hi, _mm256_loadu_ps(tok[t].s16 + 16 * b + 8), offs_hi[S * t]);
+            auto&& a = acc(t);
+            a.acc = _mm256_fmadd_ps(f[t], _mm256_set1_ps(gs.d * tok[t].step[b]), a.acc);
+            a.offs_lo = _mm256_fmadd_ps(gs.off_lo, _mm256_loadu_ps(tok[t].s16 + 16 * b), a.offs_lo);
+            a.offs_hi = _mm256_fmadd_ps(gs.off_hi, _mm256_loadu_ps(tok[t].s16 + 16 * b + 8), a.offs_hi);
         }
     }
 }
@@ -471,11 +470,18 @@ struct G16 : KQuantTraits {
     struct Acc {
         __m256 acc, offs_lo, offs_hi;
     };
+    struct Ref {
+        __m256 &acc, &offs_lo, &offs_hi;
+    };
     template <int TT>
     static void blocks(const uint8_t* row, int64_t b0, int64_t b1, const Tok* tok, Acc* a, Fetch fetch) {
         if constexpr (TT == 8) {  // as Q4K::blocks
-            static_assert(sizeof(Acc) == 3 * sizeof(__m256));
-            g16_blocks<TT, L, 3>(row, b0, b1, tok, &a[0].acc, &a[0].offs_lo, &a[0].offs_hi, fetch);
+            g16_blocks<TT, L>(
+                row, b0, b1, tok,
+                [a](int t) {
+                    return Ref{a[t].acc, a[t].offs_lo, a[t].offs_hi};
+                },
+                fetch);
             return;
         }
         __m256 acc[TT], lo[TT], hi[TT];
@@ -484,7 +490,12 @@ struct G16 : KQuantTraits {
             lo[t] = a[t].offs_lo;
             hi[t] = a[t].offs_hi;
         }
-        g16_blocks<TT, L>(row, b0, b1, tok, acc, lo, hi, fetch);
+        g16_blocks<TT, L>(
+            row, b0, b1, tok,
+            [&](int t) {
+                return Ref{acc[t], lo[t], hi[t]};
+            },
+            fetch);
         for (int t = 0; t < TT; ++t) a[t] = Acc{acc[t], lo[t], hi[t]};
     }
     // the 16 offsets summed as _mm512_reduce_add_ps sums q6k_one512's
