@@ -15,10 +15,7 @@ CONFIGS=${CONFIGS:-KINFER_NONE=0} ROUNDS=${ROUNDS:-2} TEST_FILTER=${TEST_FILTER:
 t0=$(date +%s)
 kb_build "$KB" infer kinfer_tests
 echo "built after $(( $(date +%s) - t0 )) s"
-for cfg in ${TEST_CONFIGS:-$CONFIGS}; do
-  env ${cfg//,/ } "$KB/bin/kinfer_tests" -tc='cuda*' 2>&1 | grep -E "ERROR|test cases|assertions" | head -6 |
-    sed "s/^/[$cfg] /"
-done
+cuda_tests "$KB" ${TEST_CONFIGS:-$CONFIGS}
 first=${CONFIGS%% *}
 for tool in memcheck racecheck; do
   env ${first//,/ } timeout 200 compute-sanitizer --tool $tool --error-exitcode 9 "$KB/bin/kinfer_tests" \

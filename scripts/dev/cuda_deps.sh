@@ -20,3 +20,14 @@ kb_build() {
   cmake --build "$dir" -j16 --target "$@" >> "$OUT/build.log" 2>&1 ||
     { grep -E "error" -A3 "$OUT/build.log" | head -60; exit 1; }
 }
+
+# cuda_tests KB CONFIG...: the cuda tests under each configuration (comma-separated environment settings),
+# their summary lines prefixed with the configuration.
+cuda_tests() {
+  local kb=$1 cfg
+  shift
+  for cfg in "$@"; do
+    env ${cfg//,/ } "$kb/bin/kinfer_tests" -tc='cuda*' 2>&1 | grep -E "ERROR|test cases|assertions" | head -6 |
+      sed "s/^/[$cfg] /"
+  done
+}

@@ -16,10 +16,7 @@ CONFIGS=${CONFIGS:-"KINFER_NONE=0 KINFER_MMA_ROTATE=0"} ROUNDS=${ROUNDS:-2}
 t0=$(date +%s)
 kb_build "$KB" infer kinfer_tests
 echo "built after $(( $(date +%s) - t0 )) s"
-for cfg in ${TEST_CONFIGS:-$CONFIGS}; do
-  env ${cfg//,/ } "$KB/bin/kinfer_tests" -tc='cuda*' 2>&1 | grep -E "ERROR|test cases|assertions" | head -6 |
-    sed "s/^/[$cfg] /"
-done
+cuda_tests "$KB" ${TEST_CONFIGS:-$CONFIGS}
 if [[ -n "${RACE:-}" ]]; then
   last=${CONFIGS##* }
   env ${last//,/ } timeout 200 compute-sanitizer --tool racecheck --error-exitcode 9 "$KB/bin/kinfer_tests" -tc="$RACE" \
