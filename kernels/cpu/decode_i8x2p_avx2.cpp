@@ -508,8 +508,8 @@ struct G16 : KQuantTraits {
 // c), ce per 32 elements the 16 even ones, then the 16 odd. Per block and token the weights' int16 even and
 // odd elements against c by two vpmaddwd (lane m: elements 4 m .. 4 m + 3), converted and scaled by d * step
 // in float; Q4_0's codes are q - 8, the -8 applied as -8 d sum (Q5_0's -16 the same way, Q4_1's and Q5_1's
-// offset m as m sum). Per 8 blocks one conversion of the 8 exact block
-// totals (hadd) measured slower: one token Q8_0 4096x4096 ~3.0 ms against 1.8. ----
+// offset m as m sum). Per 8 blocks one conversion of the 8 exact block totals (hadd) measured slower: one
+// token Q8_0 4096x4096 ~3.0 ms against 1.8. ----
 struct LTok {
     const float *step, *sum;
     const int16_t* ce;
