@@ -37,9 +37,9 @@
 //   kinfer_bench Decode/TYPE/avx2, one thread, AVX2-only Zen 3 (~20 GB/s), 4096x4096 one token: Q4_K 6.5-8.9
 //   GB/s, Q6_K 5.8-8.4, Q5_K 9.3, Q8_0 1.8 ms, Q4_0 1.6-1.9 ms (float: 2.7 / 2.1 / 1.9 GB/s, 3.0-3.2 / 3.2
 //   ms), Q3_K 1.4-1.6 ms, Q2_K 1.0 ms (float 7.3-7.9, 3.6); 8 tokens cost ~5.5x one for the k-quants in
-//   passes of 4 (Q3_K 7.2-7.9 ms against the float path's 18.5-20.8, Q2_K 4.9-5.8 against 12), ~10-20% less in
-//   the passes of 8 of piece_sum8 (an asm block: GCC spilled the 8 sums), Q8_0 1.1-1.25x and Q4_0 ~1.0x the
-//   float path's 8 tokens; Q4_K_M tg16 at 2 threads 1.0 -> 3.4 t/s, x8 5.7 -> 6.3 (bench/RESULTS.md
+//   passes of 4 (Q3_K 7.2-7.9 ms against the float path's 18.5-20.8, Q2_K 4.9-5.8 against 12), ~10-20% less
+//   in the passes of 8 of piece_sum8 (an asm block: GCC spilled the 8 sums), Q8_0 1.1-1.25x and Q4_0 ~1.0x
+//   the float path's 8 tokens; Q4_K_M tg16 at 2 threads 1.0 -> 3.4 t/s, x8 5.7 -> 6.3 (bench/RESULTS.md
 //   2026-11-30 15:28, 19:13).
 // - float (kActFloat, decode_path_float), every type, the default elsewhere and the opt-in fallback
 //   (KINFER_CPU_DECODE=float): each weight is decoded to exactly the float the reference dequantizer gives
