@@ -1,4 +1,4 @@
-// The integer decode path for the k-quants (Q2_K .. Q6_K), Q8_0 and Q4_0 on AVX2 CPUs (no AVX-512, no VNNI):
+// The integer decode path for every quantized type (Q2_K .. Q6_K, Q4_0 .. Q8_0) on AVX2 CPUs (no AVX-512):
 // the precision and, for Q4_K and Q6_K, the bits of decode_i8x2p_avx512.cpp, at the speed AVX2's int16
 // products allow, where the float kernels left these CPUs compute-bound (AVX2-only Zen 3, Q4_K_M at 2
 // threads: 0.94-1.06 t/s, 0.33x llama.cpp, ~21% of the memory bandwidth). Q5_K (Q4_K's layout and a fifth
@@ -335,6 +335,13 @@ inline __m256 int8_to_float(__m128i v) {
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
 }
 
+// The scales sc8 and d, with off[g] = coef * off8[g] for the 16 groups.
+inline G16Scales g16_scales(__m128i sc8, float d, __m128i off8, float coef) {
+    const __m256 c = _mm256_set1_ps(coef);
+    return {sc8, d, _mm256_mul_ps(int8_to_float(off8), c),
+            _mm256_mul_ps(int8_to_float(_mm_unpackhi_epi64(off8, off8)), c)};
+}
+
 // Q6_K: block = ql[128], qh[64], 16 int8 scales, d (fp16); element 128 h + 32 i + l has its low four bits in
 // ql[64 h + 32 (i % 2) + l] (high nibble for i >= 2) and its top two at bits 2 i of qh[32 h + l]; codes are
 // q - 32 (off[g] = 32 d s[g]).
@@ -343,9 +350,7 @@ struct Q6KLayout {
     static G16Scales scales(const Block* blk) {
         const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales));
         const float d = _cvtsh_ss(blk->d);
-        const __m256 d32 = _mm256_set1_ps(32.0f * d);
-        return {sc8, d, _mm256_mul_ps(int8_to_float(sc8), d32),
-                _mm256_mul_ps(int8_to_float(_mm_unpackhi_epi64(sc8, sc8)), d32)};
+        return g16_scales(sc8, d, sc8, 32.0f * d);
     }
     // The codes of vector i of half h, in element order.
     static __m256i codes(const Block* blk, int h, int i) {
@@ -387,9 +392,7 @@ struct Q3KLayout {
                                                    << 4;
         const __m128i sc8 = _mm_sub_epi8(_mm_set_epi64x(int64_t(c), int64_t(a)), _mm_set1_epi8(32));
         const float d = _cvtsh_ss(blk->d);
-        const __m256 d4 = _mm256_set1_ps(4.0f * d);
-        return {sc8, d, _mm256_mul_ps(int8_to_float(sc8), d4),
-                _mm256_mul_ps(int8_to_float(_mm_unpackhi_epi64(sc8, sc8)), d4)};
+        return g16_scales(sc8, d, sc8, 4.0f * d);
     }
     static __m256i codes(const Block* blk, int h, int i) {
         const __m256i hm = load(blk->hmask);
@@ -407,9 +410,7 @@ struct Q2KLayout {
         const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales));
         const __m128i nib = _mm_set1_epi8(0x0F);
         const __m128i mins = _mm_and_si128(_mm_srli_epi16(raw, 4), nib);
-        const __m256 dmin = _mm256_set1_ps(_cvtsh_ss(blk->dmin));
-        return {_mm_and_si128(raw, nib), _cvtsh_ss(blk->d), _mm256_mul_ps(int8_to_float(mins), dmin),
-                _mm256_mul_ps(int8_to_float(_mm_unpackhi_epi64(mins, mins)), dmin)};
+        return g16_scales(_mm_and_si128(raw, nib), _cvtsh_ss(blk->d), mins, _cvtsh_ss(blk->dmin));
     }
     static __m256i codes(const Block* blk, int h, int i) { return low2(blk->qs, h, i); }
 };
@@ -593,8 +594,11 @@ inline __m256i fifth_bits(const uint8_t* qh_bytes) {
     return _mm256_and_si256(_mm256_cmpeq_epi8(b, bit), _mm256_set1_epi8(0x10));
 }
 
-// Codes of a 4- or 5-bit block as int16: even elements of each lane in `even`, odd ones in `odd`.
-inline void nibble_codes(__m256i v, __m256i& even, __m256i& odd) {
+// Codes of a 4-bit block (qs) or 5-bit block (qs, qh) as int16: even elements of each lane in `even`, odd
+// ones in `odd`.
+inline void nibble_codes(const uint8_t* qs, const uint8_t* qh, __m256i& even, __m256i& odd) {
+    __m256i v = _mm256_and_si256(nibble_lanes(qs), _mm256_set1_epi8(0x0F));
+    if (qh) v = _mm256_or_si256(v, fifth_bits(qh));
     even = _mm256_and_si256(v, _mm256_set1_epi16(0x00FF));
     odd = _mm256_srli_epi16(v, 8);
 }
@@ -613,7 +617,7 @@ template <>
 struct LegacyType<BlockQ4_0> {
     static constexpr float kOffset = -8.0f;
     static void codes(const BlockQ4_0* b, __m256i& even, __m256i& odd) {
-        nibble_codes(_mm256_and_si256(nibble_lanes(b->qs), _mm256_set1_epi8(0x0F)), even, odd);
+        nibble_codes(b->qs, nullptr, even, odd);
     }
     static float off_coef(const BlockQ4_0* b) { return _cvtsh_ss(b->d); }
 };
@@ -621,7 +625,7 @@ template <>
 struct LegacyType<BlockQ4_1> {
     static constexpr float kOffset = 1.0f;
     static void codes(const BlockQ4_1* b, __m256i& even, __m256i& odd) {
-        nibble_codes(_mm256_and_si256(nibble_lanes(b->qs), _mm256_set1_epi8(0x0F)), even, odd);
+        nibble_codes(b->qs, nullptr, even, odd);
     }
     static float off_coef(const BlockQ4_1* b) { return _cvtsh_ss(b->m); }
 };
@@ -629,8 +633,7 @@ template <>
 struct LegacyType<BlockQ5_0> {
     static constexpr float kOffset = -16.0f;
     static void codes(const BlockQ5_0* b, __m256i& even, __m256i& odd) {
-        const __m256i v = _mm256_and_si256(nibble_lanes(b->qs), _mm256_set1_epi8(0x0F));
-        nibble_codes(_mm256_or_si256(v, fifth_bits(b->qh)), even, odd);
+        nibble_codes(b->qs, b->qh, even, odd);
     }
     static float off_coef(const BlockQ5_0* b) { return _cvtsh_ss(b->d); }
 };
@@ -638,8 +641,7 @@ template <>
 struct LegacyType<BlockQ5_1> {
     static constexpr float kOffset = 1.0f;
     static void codes(const BlockQ5_1* b, __m256i& even, __m256i& odd) {
-        const __m256i v = _mm256_and_si256(nibble_lanes(b->qs), _mm256_set1_epi8(0x0F));
-        nibble_codes(_mm256_or_si256(v, fifth_bits(b->qh)), even, odd);
+        nibble_codes(b->qs, b->qh, even, odd);
     }
     static float off_coef(const BlockQ5_1* b) { return _cvtsh_ss(b->m); }
 };

@@ -32,8 +32,8 @@
 //   On AVX2 (no VNNI), Q4_K, Q5_K and Q6_K take decode_i8x2p_avx2.cpp (kActC16K): the same rounding and the
 //   same int32 sums by vpmaddubsw (codes times group scales) and vpmaddwd against c as int16, hence the same
 //   bits for Q4_K and Q6_K; Q5_K, Q3_K and Q2_K in the same way (Q4_K's and Q6_K's kernels with their codes
-//   and scales; kActI8x2KP's rounding, not their AVX-512 kernels'); Q8_0 and Q4_0 the same rounding per 32
-//   (kActC16B), one float step per block; Q4_1, Q5_0 and Q5_1 keep the float path there.
+//   and scales; kActI8x2KP's rounding, not their AVX-512 kernels'); Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 the same
+//   rounding per 32 (kActC16B), one float step per block.
 //   kinfer_bench Decode/TYPE/avx2, one thread, AVX2-only Zen 3 (~20 GB/s), 4096x4096 one token: Q4_K 6.5-8.9
 //   GB/s, Q6_K 5.8-8.4, Q5_K 9.3, Q8_0 1.8 ms, Q4_0 1.6-1.9 ms (float: 2.7 / 2.1 / 1.9 GB/s, 3.0-3.2 / 3.2
 //   ms), Q3_K 1.4-1.6 ms, Q2_K 1.0 ms (float 7.3-7.9, 3.6); 8 tokens cost ~5.5x one for the k-quants in
@@ -90,7 +90,7 @@ bool float_decode_forced();  // KINFER_CPU_DECODE=float
 const MatmulPath* decode_path_float(GgmlType type, Isa isa);
 
 // The two-int8-term decode path (the k-quants and legacy quantized types on AVX-512 VNNI; on AVX2 its int16
-// form for the k-quants, Q8_0 and Q4_0), or nullptr.
+// form for every quantized type), or nullptr.
 const MatmulPath* decode_path_i8x2(GgmlType type, Isa isa);
 
 // The int16-activation decode path of a k-quant at a level at or below `isa`, or nullptr.
@@ -105,7 +105,7 @@ const MatmulPath* decode_path_i8x2_avx512(GgmlType type);
 // gfni: the variants whose nibbles take vgf2p8affineqb (Q4_K, Q4_0), only where gfni_enabled().
 const MatmulPath* decode_path_i8x2p_avx512(GgmlType type, bool gfni);
 const MatmulPath* decode_path_i8x2b_avx512(GgmlType type, bool gfni);
-const MatmulPath* decode_path_i8x2p_avx2(GgmlType type);  // Q2_K .. Q6_K, Q8_0, Q4_0
+const MatmulPath* decode_path_i8x2p_avx2(GgmlType type);  // Q2_K .. Q6_K, Q4_0 .. Q8_0
 
 // The CPU has GFNI (x86-64) and KINFER_GFNI is not 0 (read once; comparisons).
 bool gfni_enabled();
