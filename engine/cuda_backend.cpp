@@ -135,7 +135,7 @@ class CudaOps {
         for (const auto& o : outs)
             check(o.w.m.cols == x.cols && o.out.cols == o.w.m.rows && o.out.rows == x.rows, "matmul shape");
         if (decode(x.rows)) {
-            const float* act = prepare(x);
+            const float* act = prepare(x, outs);
             const cuda::RowNorm norm = prepared_norm_;
             cuda::MatvecOut mv[3];
             int n = 0;
@@ -153,7 +153,11 @@ class CudaOps {
                 gu_rows_ = int(x.rows);
                 return;
             }
-            if (n == 2 && cuda::matvec_swiglu_supports(*mv[0].w, *mv[1].w) && !fused_off()) {
+            // Batches: the pair kernel (SwiGLU needs no count between blocks there); one token only with
+            // KINFER_FUSED_SWIGLU=1.
+            if (n == 2 &&
+                (x.rows > 1 ? !norm.ssq && cuda::matvec_swiglu_pairs_supports(*mv[0].w, *mv[1].w, int(x.rows))
+                            : cuda::matvec_swiglu_supports(*mv[0].w, *mv[1].w) && !fused_off())) {
                 pending_gu_ = true;
                 gu_[0] = mv[0], gu_[1] = mv[1];
                 gu_act_ = act;
@@ -222,6 +226,13 @@ class CudaOps {
             pending_gu_ = false;
             flush();
             float* prepared = gu_act_ == ws_.act.as<float>() ? ws_.act2.as<float>() : ws_.act.as<float>();
+            if (gu_rows_ > 1) {  // only the fp16 part prepared: prepare() completes it for other readers
+                cuda::matvec_swiglu_pairs(*gu_[0].w, *gu_[1].w, gu_act_, gu_rows_, out.data, out.cols,
+                                          prepared, ws_.stream);
+                set_prepared(out.data, prepared);
+                prepared_half_only_ = true;
+                return;
+            }
             cuda::matvec_swiglu(*gu_[0].w, *gu_[1].w, gu_act_, gu_rows_, out.data, out.cols, prepared,
                                 ws_.ffn_counters.as<int>(), ws_.stream, gu_norm_);
             set_prepared(out.data, prepared);
@@ -330,10 +341,19 @@ class CudaOps {
         prepared_for_ = of;
         prepared_buf_ = buf;
         prepared_norm_ = norm;
+        prepared_half_only_ = false;
     }
-    // x in matvec's layout: where it is already, else prepared into ws.act.
+    // x in matvec's layout: where it is already (with every part the products read), else prepared into
+    // ws.act.
+    const float* prepare(Mat x, std::initializer_list<MatmulOut<CudaWeight> > readers) {
+        bool half_enough = prepared_for_ == x.data && prepared_half_only_;
+        for (const auto& o : readers)
+            half_enough = half_enough && cuda::matvec_reads_half_form(o.w.m, int(x.rows));
+        if (half_enough) return prepared_buf_;
+        return prepare(x);
+    }
     const float* prepare(Mat x) {
-        if (prepared_for_ == x.data) return prepared_buf_;
+        if (prepared_for_ == x.data && !prepared_half_only_) return prepared_buf_;
         cuda::prepare_activation(x.data, int(x.rows), x.cols, ws_.act.as<float>(), ws_.stream);
         set_prepared(x.data, ws_.act.as<float>());
         return prepared_buf_;
@@ -347,6 +367,7 @@ class CudaOps {
     cuda::AttentionShape shape_;
     const float* prepared_for_ = nullptr;  // the matrix whose rows are prepared in prepared_buf_
     const float* prepared_buf_ = nullptr;  // ws.act or ws.act2
+    bool prepared_half_only_ = false;      // prepared_buf_ holds only the fp16 part (matvec_swiglu_pairs)
     cuda::RowNorm prepared_norm_;          // set: prepared_buf_ holds x * w of a norm without its scale
     bool pending_ = false;
     Mat pending_x_, pending_y_;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 #include <limits>
@@ -638,6 +639,85 @@ TEST_CASE("cuda matvec_swiglu: gate/up with SwiGLU and the prepared output, as t
     UploadedMatrix b = upload(t, cuda_test::random_rows(t, 64, 256, rng2), 64, 256);
     UploadedMatrix c = upload(t6, cuda_test::random_rows(t6, 64, 256, rng2), 64, 256);
     CHECK_FALSE(cuda::matvec_swiglu_supports(b.m, c.m));
+}
+
+TEST_CASE(
+    "cuda matvec_swiglu_pairs: batches' gate/up with SwiGLU, the fp16 part prepared as prepare_group does") {
+    if (!have_gpu()) return;
+    std::mt19937 rng(14);
+    const TypeTraits& t = type_traits(GgmlType::Q4_K);
+    const int64_t cols = 2048, rows = 224;  // 14 blocks of 16 outputs, 7 groups (prepare_activation: 32s)
+    const std::vector<uint8_t> g_rows = cuda_test::random_rows(t, rows, cols, rng);
+    const std::vector<uint8_t> u_rows = cuda_test::random_rows(t, rows, cols, rng);
+    UploadedMatrix g = upload(t, g_rows, rows, cols), u = upload(t, u_rows, rows, cols);
+    // The fp16 part of a token's prepared activation (activation_layout.cuh): values at byte 6.5 F, 64 per
+    // group, then the two float sums per group at byte 8.5 F (F = cols rounded up to 1024).
+    const int64_t padded = (rows + 1023) / 1024 * 1024, stride = cuda::activation_floats(rows);
+    const int64_t value_float0 = 13 * padded / 8, sum_float0 = 17 * padded / 8, n_groups = rows / 32;
+    const char* off = std::getenv("KINFER_SWIGLU_PAIRS");
+    if (off && std::string(off) == "0") {
+        CHECK_FALSE(cuda::matvec_swiglu_pairs_supports(g.m, u.m, 8));
+        return;
+    }
+    for (int n_tok : {5, 8, 13, 16}) {
+        CAPTURE(n_tok);
+        REQUIRE(cuda::matvec_swiglu_pairs_supports(g.m, u.m, n_tok));
+        const std::vector<float> x = random_floats(size_t(n_tok) * cols, rng);
+        const cuda::DeviceBuffer xp = prepared_activation(x, n_tok, cols);
+        // Reference: the two products, then the SwiGLU kernel.
+        cuda::DeviceBuffer gd = poisoned(size_t(n_tok) * rows), ud = poisoned(size_t(n_tok) * rows);
+        const cuda::MatvecOut outs[2] = {{&g.m, gd.as<float>(), rows}, {&u.m, ud.as<float>(), rows}};
+        cuda::matvecs(outs, 2, xp.as<float>(), n_tok, nullptr);
+        cuda::swiglu(gd.as<float>(), ud.as<float>(), n_tok, rows, gd.as<float>(), nullptr, nullptr);
+        cuda::DeviceBuffer od = poisoned(size_t(n_tok) * rows), pd = poisoned(size_t(n_tok) * stride);
+        cuda::matvec_swiglu_pairs(g.m, u.m, xp.as<float>(), n_tok, od.as<float>(), rows, pd.as<float>(),
+                                  nullptr);
+        const std::vector<float> want = to_host<float>(gd, size_t(n_tok) * rows),
+                                 got = to_host<float>(od, size_t(n_tok) * rows);
+        // The same products summed in another chunk order (a block's rotation follows its index).
+        float largest = 0;
+        for (float v : want) largest = std::max(largest, std::fabs(v));
+        int bad = 0;
+        for (size_t i = 0; i < want.size(); ++i)
+            if (!(std::fabs(got[i] - want[i]) <= 1e-4f * largest) && ++bad <= 3)
+                MESSAGE("output " << i << ": want " << want[i] << " got " << got[i]);
+        CHECK(bad == 0);
+        // The fp16 part is, bit for bit, what prepare_group makes of the pair's own outputs.
+        cuda::DeviceBuffer od2 = to_device(got), pref = poisoned(size_t(n_tok) * stride);
+        cuda::prepare_activation(od2.as<float>(), n_tok, rows, pref.as<float>(), nullptr);
+        const std::vector<float> p1 = to_host<float>(pd, size_t(n_tok) * stride),
+                                 p2 = to_host<float>(pref, size_t(n_tok) * stride);
+        int differ = 0, checked = 0;
+        for (int tok = 0; tok < n_tok; ++tok) {
+            const float* a = p1.data() + tok * stride;
+            const float* b = p2.data() + tok * stride;
+            for (int64_t i = 0; i < n_groups * 16; ++i, ++checked)  // 32 fp16 values: 16 floats' bits
+                if (std::memcmp(a + value_float0 + i, b + value_float0 + i, 4) != 0) ++differ;
+            for (int64_t i = 0; i < n_groups * 2; ++i, ++checked)
+                if (std::memcmp(a + sum_float0 + i, b + sum_float0 + i, 4) != 0) ++differ;
+        }
+        CHECK(checked > 0);
+        CHECK(differ == 0);
+    }
+    // What it does not take: too few tokens, another type, rows not a multiple of 16, a width the chunks do
+    // not divide.
+    CHECK_FALSE(cuda::matvec_swiglu_pairs_supports(g.m, u.m, 4));
+    CHECK_FALSE(cuda::matvec_swiglu_pairs_supports(g.m, u.m, 1));
+    const TypeTraits& t6 = type_traits(GgmlType::Q6_K);
+    UploadedMatrix a = upload(t6, cuda_test::random_rows(t6, 64, 1024, rng), 64, 1024);
+    CHECK_FALSE(cuda::matvec_swiglu_pairs_supports(a.m, a.m, 8));
+    UploadedMatrix b = upload(t, cuda_test::random_rows(t, 40, 1024, rng), 40, 1024);
+    CHECK_FALSE(cuda::matvec_swiglu_pairs_supports(b.m, b.m, 8));
+    UploadedMatrix c = upload(t, cuda_test::random_rows(t, 64, 1280, rng), 64, 1280);
+    CHECK_FALSE(cuda::matvec_swiglu_pairs_supports(c.m, c.m, 8));
+    // Which products read only that part: Q4_K and Q6_K batches of 5-16 tokens.
+    CHECK(cuda::matvec_reads_half_form(g.m, 8));
+    CHECK(cuda::matvec_reads_half_form(a.m, 16));
+    CHECK_FALSE(cuda::matvec_reads_half_form(g.m, 4));
+    CHECK_FALSE(cuda::matvec_reads_half_form(c.m, 8));
+    const TypeTraits& t8 = type_traits(GgmlType::Q8_0);
+    UploadedMatrix d = upload(t8, cuda_test::random_rows(t8, 64, 1024, rng), 64, 1024);
+    CHECK_FALSE(cuda::matvec_reads_half_form(d.m, 8));
 }
 
 TEST_CASE(

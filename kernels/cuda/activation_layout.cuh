@@ -15,7 +15,8 @@
 //   (matvec.cu).
 // - bytes [8.5F, 8.75F): per group the float sums of its fp16 values 0..15 and 16..31 (what carries the
 //   weights' offsets on that path: the sums of the values it multiplies, not of the exact ones).
-// Producers (RMSNorm, SwiGLU, prepare_activation) write them all with prepare_group, a warp per group.
+// Producers (RMSNorm, SwiGLU, prepare_activation) write them all with prepare_group, a warp per group; the
+// batches' gate/up pairs with SwiGLU (matvec_swiglu_pairs) only the fp16 values and sums, with prepare_half.
 #include <cstdint>
 #if defined(__CUDACC__)
 #include <cuda_fp16.h>
@@ -54,6 +55,25 @@ __host__ __device__ inline int activation_half_slot(int i) {
 }
 
 #if defined(__CUDACC__)
+// The fp16 part alone (the values and their sum per 16): called by the 16 lanes of a half-warp together
+// (lane l % 16 holding element e, e % 16 == l % 16, all 32 lanes of the warp active), the values of one
+// half-group of 16. What the tensor-core batches of fp16 products read; prepare_group calls it, so a
+// half-group prepared either way has the same bits. A lane with store false takes part in the sum only.
+__device__ inline void prepare_half(float v, int64_t e, int64_t cols, float* p, bool store = true) {
+    const int lane = threadIdx.x % 32;
+    // fp16: a value beyond 65 504 becomes inf, and the step fails with "non-finite logits" (no clipping).
+    const __half h = __float2half_rn(v);
+    auto* base = reinterpret_cast<uint8_t*>(p);
+    if (store)
+        reinterpret_cast<__half*>(
+            base + activation_half_offset(cols))[e - e % 32 + activation_half_slot(int(e % 32))] = h;
+    float h_sum = __half2float(h);  // the butterfly leaves its half-warp's sum in every lane of it
+#pragma unroll
+    for (int o = 8; o > 0; o /= 2) h_sum += __shfl_xor_sync(0xffffffffu, h_sum, o);
+    if (store && lane % 16 == 0)
+        reinterpret_cast<float*>(base + activation_half_sum_offset(cols))[e / 16] = h_sum;
+}
+
 // Called by the 32 lanes of a warp together, lane l holding element l of group g (all lanes active): writes
 // the group's floats, int8 terms and scales into the token's prepared activation `p`.
 __device__ inline void prepare_group(float v, int64_t g, int64_t cols, float* p) {
@@ -74,17 +94,9 @@ __device__ inline void prepare_group(float v, int64_t g, int64_t cols, float* p)
 #pragma unroll
     for (int o = 8; o > 0; o /= 2) half_sum += __shfl_xor_sync(0xffffffffu, half_sum, o);
     const float hi = __shfl_sync(0xffffffffu, half_sum, 16);
-    // fp16: a value beyond 65 504 becomes inf, and the step fails with "non-finite logits" (no clipping).
-    const __half h = __float2half_rn(v);
-    auto* base = reinterpret_cast<uint8_t*>(p);
-    reinterpret_cast<__half*>(base + activation_half_offset(cols))[g * 32 + activation_half_slot(lane)] = h;
-    float h_sum = __half2float(h);  // the butterfly leaves its half-warp's sum in every lane of it
-#pragma unroll
-    for (int o = 8; o > 0; o /= 2) h_sum += __shfl_xor_sync(0xffffffffu, h_sum, o);
-    if (lane % 16 == 0)
-        reinterpret_cast<float*>(base + activation_half_sum_offset(cols))[2 * g + lane / 16] = h_sum;
+    prepare_half(v, g * 32 + lane, cols, p);
     if (lane == 0) {
-        auto* s = reinterpret_cast<float4*>(base + activation_scale_offset(cols));
+        auto* s = reinterpret_cast<float4*>(reinterpret_cast<uint8_t*>(p) + activation_scale_offset(cols));
         s[g] = make_float4(s1 / 254.0f, half_sum, hi, half_sum + hi);
     }
 }

@@ -174,6 +174,19 @@ void matvec_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const float
                    int n_tokens, float* out_dev, int64_t out_stride, float* prepared_dev, int* counters_dev,
                    Stream stream, const RowNorm& norm = {});
 
+// The same pair for a batch of 5-16 tokens on the tensor cores (Q4_K): block b reads rows 16 b .. of both
+// matrices, so SwiGLU needs no count between blocks. out as matvec_swiglu; prepared_dev (required) gets only
+// the fp16 values and sums of matvec's layout, what a product that takes the fp16 form reads
+// (matvec_reads_half_form): a consumer that does not must prepare `out` itself. KINFER_SWIGLU_PAIRS=0 turns
+// it off (matvec_swiglu_pairs_supports false).
+bool matvec_swiglu_pairs_supports(const DeviceMatrix& gate, const DeviceMatrix& up, int n_tokens);
+void matvec_swiglu_pairs(const DeviceMatrix& gate, const DeviceMatrix& up, const float* x_prepared_dev,
+                         int n_tokens, float* out_dev, int64_t out_stride, float* prepared_dev,
+                         Stream stream);
+// Whether a product of w over n_tokens reads only the fp16 part of its prepared input (the tensor-core fp16
+// form of Q4_K and Q6_K batches).
+bool matvec_reads_half_form(const DeviceMatrix& w, int n_tokens);
+
 // Scratch for matmul's prefill path; sized with matmul_scratch_bytes.
 struct GemmScratch {
     void* data = nullptr;

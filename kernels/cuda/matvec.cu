@@ -1023,6 +1023,35 @@ __device__ __forceinline__ void mma_store(const float (&acc)[MT][NT / 8][4], con
     }
 }
 
+// mma_store for the gate/up pairs (matvec_mma_pair_kernel): tile 0 holds gate rows row0 .. row0 + 15, tile 1
+// the same rows of up. Thread i < 16 NT takes output row0 + i % 16 of token i / 16, so that a half-warp holds
+// one half-group of 16 outputs of one token for prepare_half (16 NT is a multiple of 32: whole warps).
+template <int NT>
+__device__ __forceinline__ void mma_store_pair(const float (&acc)[2][NT / 8][4], const MatvecPart& me,
+                                               int row0, int n_tok, const Epilogue& ep, uint8_t* smem) {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int gq = lane / 4, q = lane % 4;
+    auto* part = reinterpret_cast<float(*)[32][NT]>(smem);  // [kMmaWarps][32][NT]
+#pragma unroll
+    for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int k = 0; k < NT / 8; ++k)
+#pragma unroll
+            for (int c = 0; c < 4; ++c)
+                part[warp][16 * m + gq + 8 * (c / 2)][8 * k + 2 * q + c % 2] = acc[m][k][c];
+    __syncthreads();
+    static_assert(16 * NT % 32 == 0 && 16 * NT <= kMmaWarps * 32, "whole warps, one output each");
+    if (int(threadIdx.x) >= 16 * NT) return;
+    const int r = threadIdx.x % 16, t = threadIdx.x / 16;
+    float g = 0.0f, u = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kMmaWarps; ++w) g += part[w][r][t], u += part[w][16 + r][t];
+    const float v = g / (1.0f + __expf(-g)) * u;  // as swiglu_kernel
+    // Tokens past n_tok (their sums are the last token's again) take part in the half-warp's sums only.
+    if (t < n_tok) me.out[t * me.out_stride + row0 + r] = v;
+    prepare_half(v, row0 + r, me.n_rows, ep.prepared + min(t, n_tok - 1) * ep.prepared_stride, t < n_tok);
+}
+
 // The row's groups go in chunks of 32, 4 per warp (kQuadStep groups per step): while the block computes chunk
 // c, the next chunk's activation is on its way into shared memory (cp.async) and each warp's weights of its
 // next groups into registers, so neither the activation (from L2: 2.5x the weight bytes of a 16-row Q4_K tile
@@ -1151,10 +1180,15 @@ struct WeightCopy {
     const uint8_t* tail;  // the row's tail entry of chunk 0
     int dst;              // piece t of the row in a stage
     int t;
-    __device__ __forceinline__ WeightCopy(const MatvecPart& me, int row0, int n_records) {
+    // pair (matvec_mma_pair_kernel): rows 16.. of the block are rows row0.. of that part.
+    __device__ __forceinline__ WeightCopy(const MatvecPart& me, int row0, int n_records,
+                                          const MatvecPart* pair = nullptr) {
         const int r = threadIdx.x / kPerRow;
         t = threadIdx.x % kPerRow;
-        const uint8_t* row = me.w + int64_t(min(row0 + r, me.n_rows - 1)) * me.row_bytes;
+        const bool second = pair && r >= 16;
+        const MatvecPart& p = second ? *pair : me;
+        const int pr = row0 + (second ? r - 16 : r);
+        const uint8_t* row = p.w + int64_t(min(pr, p.n_rows - 1)) * p.row_bytes;
         src = row + 16 * t;
         tail = row + int64_t(n_records) * L::kRecord;
         dst = r * RS + 16 * t;
@@ -1182,12 +1216,14 @@ struct WeightCopy {
 };
 
 // kHalf: the fp16 form (q_off / s_off are then the fp16 values' and sums' offsets); kProbe: with the probe's
-// marks (mma_probe.cuh).
+// marks (mma_probe.cuh); pair: the gate/up pairs with SwiGLU (matvec_mma_pair_kernel: tile 0 rows of `me`,
+// tile 1 the same rows of *pair).
 template <class L, int NT, int MT, int kStage, bool kHalf, bool kProbe = false>
 __device__ __forceinline__ void matvec_mma_staged_body(const MatvecPart& me, int row0, int n_groups,
                                                        int n_records, const uint8_t* __restrict__ x,
                                                        int64_t x_stride_bytes, int q_off, int s_off,
-                                                       int n_tok, const Epilogue& ep, uint8_t* smem) {
+                                                       int n_tok, const Epilogue& ep, uint8_t* smem,
+                                                       const MatvecPart* pair = nullptr) {
     constexpr int S = L::kQuadStep, kSteps = kWarpGroups / S, kTiles = NT / 8;
     constexpr int kAct = act_stage_bytes<NT, kHalf>(), RS = kStageRowBytes<L>;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -1209,7 +1245,7 @@ __device__ __forceinline__ void matvec_mma_staged_body(const MatvecPart& me, int
     if constexpr (kProbe) probe.begin(uint32_t(ep.probe_launch), uint32_t(ep.probe_slot), n_chunks);
     using Copy = std::conditional_t<kHalf, ChunkCopyHalf<NT>, ChunkCopy<NT>>;
     const Copy copier(x, x_stride_bytes, q_off, s_off, n_tok);
-    const WeightCopy<L, MT> weights(me, row0, n_records);
+    const WeightCopy<L, MT> weights(me, row0, n_records, pair);
     // Step c works on chunk (c + c0) % n_chunks (ep.rotate: mma_rotate). The first chunk's weights before
     // waiting for the kernel before us (as matvec_body); one commit group per chunk.
     const int c0 = ep.rotate ? int(blockIdx.x) % n_chunks : 0;
@@ -1249,8 +1285,29 @@ __device__ __forceinline__ void matvec_mma_staged_body(const MatvecPart& me, int
         if constexpr (kProbe) probe.mark(2 + 2 * c);
     }
     static_assert(kMmaWarps * 16 * MT * NT * 4 <= 2 * kStage, "the sums fit in the stages");
-    mma_store<NT, MT>(acc, me, row0, n_tok, ep, smem);
+    if (pair) {
+        if constexpr (MT == 2) mma_store_pair<NT>(acc, me, row0, n_tok, ep, smem);
+    } else {
+        mma_store<NT, MT>(acc, me, row0, n_tok, ep, smem);
+    }
     if constexpr (kProbe) probe.end();
+}
+
+// The gate/up pair of a batch with SwiGLU in the epilogue: block b reads rows 16 b .. 16 b + 15 of gate (tile
+// 0) and of up (tile 1), so each output's two sums meet in one block, with no count or fence between blocks
+// (the one-token matvec_swiglu's). Only for an input of 5-16 tokens whose down projection takes the fp16 form
+// (matvec_swiglu_pairs_supports): the block prepares just what that form reads, the fp16 values and their
+// sums per 16 (prepare_half), besides the float outputs.
+template <class L, int NT>
+__global__ void __launch_bounds__(kMmaWarps * 32, 2)
+    matvec_mma_pair_kernel(const MatvecPart gate, const MatvecPart up, int n_groups, int n_records,
+                           const float* __restrict__ x, int64_t x_stride, int q_off, int s_off, int n_tok,
+                           const Epilogue ep) {
+    extern __shared__ uint4 mma_smem[];
+    constexpr int kStage = mma_stage_bytes<L, L, NT, 2, true>();
+    matvec_mma_staged_body<L, NT, 2, kStage, true>(
+        gate, int(blockIdx.x) * 16, n_groups, n_records, reinterpret_cast<const uint8_t*>(x), 4 * x_stride,
+        q_off, s_off, n_tok, ep, reinterpret_cast<uint8_t*>(mma_smem), &up);
 }
 
 // Parts of layout L0, then from first_l1_block on of L1 (the mixed Q4_K/Q6_K wq/wk/wv launch; L1 = L0
@@ -1853,6 +1910,46 @@ int matvec_variant() {
 // (bench/cuda/NOTES.md session 10, tg128, 2 alternating rounds): Q8_0 388-391 -> 392-394 t/s; on every
 // Q8_0 launch 392-393, on only the larger ones 384-386; for Q4_K the same choice measured 504-505 against
 // 510-512, so it is Q8_0's alone. Any KINFER_MATVEC_VARIANT set overrides it (0: 4 rows, as before).
+// ---- the batches' gate/up pairs with SwiGLU (matvec_mma_pair_kernel)
+// Whether launch_tokens<L> gives n_tokens (5..16) of a `cols`-column input to the fp16 form (the
+// decisions of launch and launch_mma: the tensor-core path, staged, KINFER_MMA_HALF); false where unsure
+// (the streamed experiment, KINFER_MATVEC_STREAM=1).
+template <class L>
+bool half_form_for(int64_t cols, int n_tokens) {
+    if constexpr (!kHalfLayout<L>) {
+        return false;
+    } else {
+        if (n_tokens < 5 || n_tokens > kMaxMatvecTokens || cols % (kChunkGroups * kGroupElems) != 0)
+            return false;
+        if (n_tokens <= 8 && stream_on()) return false;
+        const bool mma = n_tokens <= 8 ? mma_for<L, 8>() : mma_for<L, 16>();
+        return mma && mma_staged() && mma_half<L, L>();
+    }
+}
+
+// KINFER_SWIGLU_PAIRS=0 (read once) keeps the batches' SwiGLU a kernel of its own (comparisons).
+bool swiglu_pairs_on() {
+    static const bool on = env_on("KINFER_SWIGLU_PAIRS");
+    return on;
+}
+
+template <int NT>
+void launch_pairs(const MatvecPart& g, const MatvecPart& u, int64_t cols, const float* x, int n_tok,
+                  const Epilogue& ep, cudaStream_t s) {
+    using L = LayoutQ4_K;
+    constexpr int kSmem = 2 * mma_stage_bytes<L, L, NT, 2, true>();
+    static const bool configured = [] {
+        cudaFuncSetAttribute(matvec_mma_pair_kernel<L, NT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             kSmem);
+        return true;
+    }();
+    (void)configured;
+    launch_kernel(matvec_mma_pair_kernel<L, NT>, unsigned(g.n_rows / 16), kMmaWarps * 32, size_t(kSmem), s, g,
+                  u, int(cols / kGroupElems), int(ceil_div<int64_t>(cols, kRecordElems)), x,
+                  activation_floats(cols), int(activation_half_offset(cols)),
+                  int(activation_half_sum_offset(cols)), n_tok, ep);
+}
+
 template <class L>
 bool rows8_for_small_launch(const MatvecOut* outs, int n_outs) {
     if constexpr (!std::is_same_v<L, LayoutQ8_0>) {
@@ -2026,6 +2123,51 @@ bool matvec_swiglu_supports(const DeviceMatrix& gate, const DeviceMatrix& up) {
     return up.type == t && up.rows == gate.rows && up.cols == gate.cols && gate.rows % 32 == 0 &&
            (t == GgmlType::Q4_K || t == GgmlType::Q6_K || t == GgmlType::Q8_0 || t == GgmlType::Q5_K ||
             t == GgmlType::Q4_0);
+}
+
+bool matvec_reads_half_form(const DeviceMatrix& w, int n_tokens) {
+    if (w.type == GgmlType::Q4_K) return half_form_for<LayoutQ4_K>(w.cols, n_tokens);
+    if (w.type == GgmlType::Q6_K) return half_form_for<LayoutQ6_K>(w.cols, n_tokens);
+    return false;
+}
+
+bool matvec_swiglu_pairs_supports(const DeviceMatrix& gate, const DeviceMatrix& up, int n_tokens) {
+    return swiglu_pairs_on() && gate.type == GgmlType::Q4_K && up.type == GgmlType::Q4_K &&
+           up.rows == gate.rows && up.cols == gate.cols && gate.rows % 16 == 0 &&
+           half_form_for<LayoutQ4_K>(gate.cols, n_tokens);
+}
+
+void matvec_swiglu_pairs(const DeviceMatrix& gate, const DeviceMatrix& up, const float* x_prepared_dev,
+                         int n_tokens, float* out_dev, int64_t out_stride, float* prepared_dev,
+                         Stream stream) {
+    check_tokens(n_tokens);
+    if (!matvec_swiglu_pairs_supports(gate, up, n_tokens) || !prepared_dev)
+        throw Error("internal error: matvec_swiglu_pairs on matrices or tokens it does not support");
+    const MatvecPart g{static_cast<const uint8_t*>(gate.data),
+                       int64_t(gate.row_bytes),
+                       out_dev,
+                       out_stride,
+                       int(gate.rows),
+                       0,
+                       int(kPlain)};
+    const MatvecPart u{static_cast<const uint8_t*>(up.data),
+                       int64_t(up.row_bytes),
+                       out_dev,
+                       out_stride,
+                       int(up.rows),
+                       0,
+                       int(kPlain)};
+    Epilogue ep;
+    ep.prepared = prepared_dev;
+    ep.prepared_stride = activation_floats(gate.rows);
+    ep.prefetch = prefetch_weights();
+    ep.rotate = mma_rotate();
+    const cudaStream_t s = as_stream(stream);
+    if (n_tokens <= 8)
+        launch_pairs<8>(g, u, gate.cols, x_prepared_dev, n_tokens, ep, s);
+    else
+        launch_pairs<16>(g, u, gate.cols, x_prepared_dev, n_tokens, ep, s);
+    check_launch("matvec_swiglu_pairs");
 }
 
 void matvec_swiglu(const DeviceMatrix& gate, const DeviceMatrix& up, const float* x_prepared_dev,
