@@ -992,16 +992,14 @@ __device__ __forceinline__ void mma_chunk(typename L::QuadRaw (&cur)[kWarpGroups
     }
 }
 
-// The 8 warps' sums added in warp order in shared memory (smem: at least kMmaWarps x 16 MT x NT floats),
-// then stored with the part's role.
+// Each warp's sums into shared memory as part[warp][row][token] (part: [kMmaWarps][16 MT][NT] floats at
+// smem), for the block to add them in warp order after a barrier.
 template <int NT, int MT>
-__device__ __forceinline__ void mma_store(const float (&acc)[MT][NT / 8][4], const MatvecPart& me, int row0,
-                                          int n_tok, const Epilogue& ep, uint8_t* smem) {
-    constexpr int kRows = 16 * MT;
+__device__ __forceinline__ void mma_stage_sums(const float (&acc)[MT][NT / 8][4], uint8_t* smem) {
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int gq = lane / 4, q = lane % 4;
     // acc[m][k][c]: row 16 m + gq + 8 (c / 2), token 8 k + 2 q + c % 2.
-    auto* part = reinterpret_cast<float(*)[kRows][NT]>(smem);  // [kMmaWarps][kRows][NT]
+    auto* part = reinterpret_cast<float(*)[16 * MT][NT]>(smem);
 #pragma unroll
     for (int m = 0; m < MT; ++m)
 #pragma unroll
@@ -1009,6 +1007,16 @@ __device__ __forceinline__ void mma_store(const float (&acc)[MT][NT / 8][4], con
 #pragma unroll
             for (int c = 0; c < 4; ++c)
                 part[warp][16 * m + gq + 8 * (c / 2)][8 * k + 2 * q + c % 2] = acc[m][k][c];
+}
+
+// The 8 warps' sums added in warp order in shared memory (smem: at least kMmaWarps x 16 MT x NT floats),
+// then stored with the part's role.
+template <int NT, int MT>
+__device__ __forceinline__ void mma_store(const float (&acc)[MT][NT / 8][4], const MatvecPart& me, int row0,
+                                          int n_tok, const Epilogue& ep, uint8_t* smem) {
+    constexpr int kRows = 16 * MT;
+    auto* part = reinterpret_cast<float(*)[kRows][NT]>(smem);  // [kMmaWarps][kRows][NT]
+    mma_stage_sums<NT, MT>(acc, smem);
     __syncthreads();
     for (int i = threadIdx.x; i < kRows * NT; i += kMmaWarps * 32) {
         const int r = i / NT, t = i % NT;
@@ -1029,16 +1037,8 @@ __device__ __forceinline__ void mma_store(const float (&acc)[MT][NT / 8][4], con
 template <int NT>
 __device__ __forceinline__ void mma_store_pair(const float (&acc)[2][NT / 8][4], const MatvecPart& me,
                                                int row0, int n_tok, const Epilogue& ep, uint8_t* smem) {
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    const int gq = lane / 4, q = lane % 4;
     auto* part = reinterpret_cast<float(*)[32][NT]>(smem);  // [kMmaWarps][32][NT]
-#pragma unroll
-    for (int m = 0; m < 2; ++m)
-#pragma unroll
-        for (int k = 0; k < NT / 8; ++k)
-#pragma unroll
-            for (int c = 0; c < 4; ++c)
-                part[warp][16 * m + gq + 8 * (c / 2)][8 * k + 2 * q + c % 2] = acc[m][k][c];
+    mma_stage_sums<NT, 2>(acc, smem);
     __syncthreads();
     static_assert(16 * NT % 32 == 0 && 16 * NT <= kMmaWarps * 32, "whole warps, one output each");
     if (int(threadIdx.x) >= 16 * NT) return;
