@@ -1905,11 +1905,6 @@ int matvec_variant() {
     return v;
 }
 
-// One token of Q8_0 on a launch of fewer than 16 384 rows (wq/wk/wv, wo, down: at most ~1.5 waves of 4-row
-// blocks): 8 rows per block at 4 blocks per SM, twice the bytes per block pass. Measured on an H200
-// (bench/cuda/NOTES.md session 10, tg128, 2 alternating rounds): Q8_0 388-391 -> 392-394 t/s; on every
-// Q8_0 launch 392-393, on only the larger ones 384-386; for Q4_K the same choice measured 504-505 against
-// 510-512, so it is Q8_0's alone. Any KINFER_MATVEC_VARIANT set overrides it (0: 4 rows, as before).
 // ---- the batches' gate/up pairs with SwiGLU (matvec_mma_pair_kernel)
 // Whether launch_tokens<L> gives n_tokens (5..16) of a `cols`-column input to the fp16 form (the
 // decisions of launch and launch_mma: the tensor-core path, staged, KINFER_MMA_HALF); false where unsure
@@ -1950,6 +1945,11 @@ void launch_pairs(const MatvecPart& g, const MatvecPart& u, int64_t cols, const 
                   int(activation_half_sum_offset(cols)), n_tok, ep);
 }
 
+// One token of Q8_0 on a launch of fewer than 16 384 rows (wq/wk/wv, wo, down: at most ~1.5 waves of 4-row
+// blocks): 8 rows per block at 4 blocks per SM, twice the bytes per block pass. Measured on an H200
+// (bench/cuda/NOTES.md session 10, tg128, 2 alternating rounds): Q8_0 388-391 -> 392-394 t/s; on every
+// Q8_0 launch 392-393, on only the larger ones 384-386; for Q4_K the same choice measured 504-505 against
+// 510-512, so it is Q8_0's alone. Any KINFER_MATVEC_VARIANT set overrides it (0: 4 rows, as before).
 template <class L>
 bool rows8_for_small_launch(const MatvecOut* outs, int n_outs) {
     if constexpr (!std::is_same_v<L, LayoutQ8_0>) {
