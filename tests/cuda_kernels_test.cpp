@@ -319,8 +319,20 @@ TEST_CASE(
                 const int64_t stride = rows + 5;
                 cuda::DeviceBuffer od = poisoned(size_t(n_tok) * stride);
                 cuda::matvec(w.m, xp.as<float>(), n_tok, od.as<float>(), stride, nullptr);
-                check_product(t, gguf, rows, cols, x, n_tok, to_host<float>(od, size_t(n_tok) * stride),
-                              stride, 1e-4);
+                const std::vector<float> out = to_host<float>(od, size_t(n_tok) * stride);
+                check_product(t, gguf, rows, cols, x, n_tok, out, stride, 1e-4);
+                // The residual add (wo and down of a batch) is the same sums added to the rows, bit for bit.
+                const std::vector<float> resid = random_floats(size_t(n_tok) * stride, rng, 4.0f);
+                cuda::DeviceBuffer acc = to_device(resid);
+                cuda::matvec_add(w.m, xp.as<float>(), n_tok, acc.as<float>(), stride, nullptr);
+                const std::vector<float> got = to_host<float>(acc, resid.size());
+                int differ = 0;
+                for (int tok = 0; tok < n_tok; ++tok)
+                    for (int64_t r = 0; r < rows; ++r) {
+                        const size_t i = size_t(tok * stride + r);
+                        if (!(got[i] == resid[i] + out[i])) ++differ;
+                    }
+                CHECK(differ == 0);
             }
         }
     }

@@ -763,14 +763,11 @@ __device__ __forceinline__ void mma_group(const typename L::QuadRaw (&raw)[MT][2
 // one); the others from the layout's quad codes (byte m of c[h]: element 16h + 4q + m, below 64).
 constexpr uint32_t kHalf64 = 0x54005400u;  // 64.0 in each half; a code in bits 4.. of its mantissa adds to it
 
-// (x & kMask) | kHalf64 as one LOP3. Written in C++, ptxas made it two (a LOP3 takes one immediate, and it
-// kept both constants as immediates): 8 of the 8-token Q4_K loop's 457 SASS instructions per group word
-// instead of 4 (session 27). The PTX lop3 with both constants lets ptxas hold one in a register.
+// (x & kMask) | kHalf64 as one LOP3 (and_or): 4 per group word of the 8-token Q4_K loop where the C++ form
+// took 8 (session 27).
 template <uint32_t kMask>
 __device__ __forceinline__ uint32_t code_half2(uint32_t x) {
-    uint32_t r;
-    asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(r) : "r"(x), "n"(kMask), "n"(kHalf64));  // (a & b) | c
-    return r;
+    return and_or<kMask, kHalf64>(x);
 }
 
 template <class L>
@@ -893,13 +890,23 @@ __device__ __forceinline__ void half_mmas(const typename L::QuadRaw (&raw)[MT][2
     }
 }
 
+// Layouts whose offset is a fixed multiple of the scale (b = kOffsetPerScale * a: Q6_K's codes - 32).
+template <class L, class = void>
+struct OffsetPerScale : std::false_type {};
+template <class L>
+struct OffsetPerScale<L, std::void_t<decltype(L::kOffsetPerScale)>> : std::true_type {};
+
 // The scale step of those groups: acc += a * D + (b + (kCodeBase - 64) a) * S per scale, with a and that sum
 // coefficient of group qi from the quad thread that decoded it (sc_a / sc_b) and S the tokens' fp16 sums.
+// Where b is a fixed multiple of a (OffsetPerScale) the step is acc += a * (D + kS * S) with kS = kCodeBase -
+// 64 + kOffsetPerScale: no shuffles of sc_b (half of them: the Q6_K 16-row loop had 32 SHFL per chunk), and
+// D + kS * S, where the two large terms cancel, rounded once before the scale instead of twice after it.
 template <class L, int NT, int MT, int G>
 __device__ __forceinline__ void half_sums(const float (&d)[G][MT][NT / 8][kHalfSteps<L>][4], int qi0, int gl0,
                                           int q, const float (&sc_a)[MT][2][2], const float (&sc_b)[MT][2][2],
                                           const uint8_t* buf, float (&acc)[MT][NT / 8][4]) {
     constexpr int H = kHalfSteps<L>;
+    constexpr bool kFixedOffset = OffsetPerScale<L>::value;
 #pragma unroll
     for (int jj = 0; jj < G; ++jj) {
         const int src = (threadIdx.x & 28) | (qi0 + jj);
@@ -911,7 +918,7 @@ __device__ __forceinline__ void half_sums(const float (&d)[G][MT][NT / 8][kHalfS
 #pragma unroll
                 for (int h = 0; h < H; ++h) {
                     a[m][i][h] = __shfl_sync(0xffffffffu, sc_a[m][i][h], src);
-                    b[m][i][h] = __shfl_sync(0xffffffffu, sc_b[m][i][h], src);
+                    if constexpr (!kFixedOffset) b[m][i][h] = __shfl_sync(0xffffffffu, sc_b[m][i][h], src);
                 }
         const uint8_t* sums = buf + NT * kHalfTokenBytes + (gl0 + jj) * 8;
 #pragma unroll
@@ -926,7 +933,15 @@ __device__ __forceinline__ void half_sums(const float (&d)[G][MT][NT / 8][kHalfS
                 for (int c = 0; c < 4; ++c) {
                     const float2 sc = st[c & 1];
                     float v = acc[m][k][c];
-                    if constexpr (H == 1) {
+                    if constexpr (kFixedOffset) {
+                        constexpr float kS = float(L::kCodeBase) - 64.0f + L::kOffsetPerScale;
+                        if constexpr (H == 1) {
+                            v = fmaf(a[m][c / 2][0], fmaf(kS, sc.x + sc.y, d[jj][m][k][0][c]), v);
+                        } else {
+                            v = fmaf(a[m][c / 2][0], fmaf(kS, sc.x, d[jj][m][k][0][c]), v);
+                            v = fmaf(a[m][c / 2][1], fmaf(kS, sc.y, d[jj][m][k][1][c]), v);
+                        }
+                    } else if constexpr (H == 1) {
                         v = fmaf(a[m][c / 2][0], d[jj][m][k][0][c], v);
                         v = fmaf(b[m][c / 2][0], sc.x + sc.y, v);
                     } else {

@@ -510,13 +510,17 @@ KINFER_HOST_DEVICE inline void kquant_scale_min(const uint8_t* meta_ptr, int j, 
     kquant_decode(M::load16(meta_ptr), j, a, b);
 }
 
-// u as a float (u < 2^23, exact) without an int->float conversion on the device: the bits of 2^23 + u, less
-// 2^23.
-KINFER_HOST_DEVICE inline float small_to_float(uint32_t u) {
+// (x & kMask) | kOr as one LOP3 on the device. Written in C++, ptxas made it two where both constants are
+// immediates (a LOP3 takes one); the PTX lop3 with both lets it hold one in a register (bench/cuda/NOTES.md
+// session 27: the 8-token Q4_K loop 457 -> 393 SASS instructions per chunk for the codes' fp16 pairs).
+template <uint32_t kMask, uint32_t kOr>
+KINFER_HOST_DEVICE inline uint32_t and_or(uint32_t x) {
 #if defined(__CUDA_ARCH__)
-    return __uint_as_float(0x4b000000u | u) - 8388608.0f;
+    uint32_t r;
+    asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(r) : "r"(x), "n"(kMask), "n"(kOr));  // (a & b) | c
+    return r;
 #else
-    return static_cast<float>(u);
+    return (x & kMask) | kOr;
 #endif
 }
 
@@ -525,8 +529,18 @@ KINFER_HOST_DEVICE inline float small_to_float(uint32_t u) {
 KINFER_HOST_DEVICE inline void kquant_decode_prepared(const Words4& meta, float d, float dmin, int j,
                                                       float& a, float& b) {
     const uint32_t byte = kquant_byte(meta, j);
-    a = d * small_to_float(byte & 63u);
-    b = -128.0f * a - dmin * small_to_float(kquant_min(meta, byte, j));
+#if defined(__CUDA_ARCH__)
+    // The 6-bit scale and min as floats without an int->float conversion: the bits of 2^23 + u, less 2^23
+    // (exact for u < 2^23), the masks and 2^23's bits in one LOP3 each (and_or).
+    constexpr uint32_t k2p23 = 0x4b000000u;
+    const float sc = __uint_as_float(and_or<63u, k2p23>(byte)) - 8388608.0f;
+    const uint32_t top = and_or<0x30u, k2p23>(byte >> 2);  // the min's top 2 bits
+    const float mn = __uint_as_float(((meta.w[3] >> (4 * j)) & 15u) | top) - 8388608.0f;
+#else
+    const float sc = static_cast<float>(byte & 63u), mn = static_cast<float>(kquant_min(meta, byte, j));
+#endif
+    a = d * sc;
+    b = -128.0f * a - dmin * mn;
 }
 
 struct LayoutQ4_K {  // [meta 16][qs 8 x 16]
@@ -661,6 +675,7 @@ struct LayoutQ5_K {  // [meta 16][qh 8 x 4][qs 8 x 16]
 struct LayoutQ6_K {
     static constexpr int kRecord = 208, kTail = 2, kWords = 2;
     static constexpr bool kHasOffset = true;
+    static constexpr float kOffsetPerScale = -160.0f;  // b = -160 a (quad_scales): w = a * (code - 32)
     using G = Group<kWords>;
     template <class M = GlobalLoads>
     KINFER_HOST_DEVICE static void load(const uint8_t* row, int n_records, int g, G& o) {
@@ -712,7 +727,7 @@ struct LayoutQ6_K {
         KINFER_UNROLL
         for (int h = 0; h < 2; ++h) {
             a[h] = r.d * static_cast<float>(static_cast<int8_t>((r.sc >> (8 * (2 * j + h))) & 0xff));
-            b[h] = -160.0f * a[h];
+            b[h] = kOffsetPerScale * a[h];
         }
     }
     static constexpr int kCodeBase = 128;
