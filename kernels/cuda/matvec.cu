@@ -935,11 +935,10 @@ __device__ __forceinline__ void half_sums(const float (&d)[G][MT][NT / 8][kHalfS
                     float v = acc[m][k][c];
                     if constexpr (kFixedOffset) {
                         constexpr float kS = float(L::kCodeBase) - 64.0f + L::kOffsetPerScale;
-                        if constexpr (H == 1) {
-                            v = fmaf(a[m][c / 2][0], fmaf(kS, sc.x + sc.y, d[jj][m][k][0][c]), v);
-                        } else {
-                            v = fmaf(a[m][c / 2][0], fmaf(kS, sc.x, d[jj][m][k][0][c]), v);
-                            v = fmaf(a[m][c / 2][1], fmaf(kS, sc.y, d[jj][m][k][1][c]), v);
+#pragma unroll
+                        for (int h = 0; h < H; ++h) {
+                            const float s = H == 1 ? sc.x + sc.y : (h == 0 ? sc.x : sc.y);
+                            v = fmaf(a[m][c / 2][h], fmaf(kS, s, d[jj][m][k][h][c]), v);
                         }
                     } else if constexpr (H == 1) {
                         v = fmaf(a[m][c / 2][0], d[jj][m][k][0][c], v);

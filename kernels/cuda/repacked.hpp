@@ -686,7 +686,7 @@ struct LayoutQ6_K {
         const float d = half_to_float(M::load2(p.tail));
         for (int h = 0; h < 2; ++h) {
             o.a[h] = d * static_cast<float>(static_cast<int8_t>((s >> (8 * h)) & 0xff));
-            o.b[h] = -160.0f * o.a[h];
+            o.b[h] = kOffsetPerScale * o.a[h];
         }
     }
     template <class M = GlobalLoads>
@@ -701,7 +701,7 @@ struct LayoutQ6_K {
         const float d = half_to_float(M::load2(p.tail));
         for (int h = 0; h < 2; ++h) {
             o.a[h] = d * static_cast<float>(static_cast<int8_t>((s >> (8 * h)) & 0xff));
-            o.b[h] = -160.0f * o.a[h];
+            o.b[h] = kOffsetPerScale * o.a[h];
         }
     }
     static constexpr int kQuadStep = 2;
