@@ -5,7 +5,8 @@
 # deps-dir (optional): what the device image lacks, copied from a Debian machine with the project's packages:
 #   mkdir -p D/include D/lib/cmake && cp -r /usr/include/{doctest,xsimd,brotli,openssl,httplib.h,zlib.h,zconf.h} D/include &&
 #   cp /usr/include/x86_64-linux-gnu/openssl/* D/include/openssl && cp -r /usr/lib/cmake/doctest D/lib/cmake &&
-#   cp -a /usr/lib/x86_64-linux-gnu/{libcpp-httplib,libbrotli}*.so* D/lib   (infer serve links cpp-httplib)
+#   cp -a /usr/lib/x86_64-linux-gnu/{libcpp-httplib,libbrotli}*.so* D/lib &&   (infer serve links cpp-httplib)
+#   cp -r /usr/include/nlohmann D/include && mkdir -p D/share/cmake && cp -r /usr/share/cmake/nlohmann_json D/share/cmake
 # Environment: BENCH_ARGS (e.g. --quick), SKIP_SANITIZER=1, PROFILE=1 (ncu on one matvec, SASS to $OUT),
 # E2E_TYPES="Q4_K_M Q8_0" (synthesize Mistral-7B files and time `infer run --device cuda`).
 set -uo pipefail
