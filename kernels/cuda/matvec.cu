@@ -896,8 +896,65 @@ struct OffsetPerScale : std::false_type {};
 template <class L>
 struct OffsetPerScale<L, std::void_t<decltype(L::kOffsetPerScale)>> : std::true_type {};
 
+#ifndef KINFER_MMA_OFFSET_MMA
+#define KINFER_MMA_OFFSET_MMA 1
+#endif
+// Layouts whose fp16-form offsets go through an MMA (half_offsets): Q4_K, w = d sc code - dmin mn with
+// integer sc and mn per group. KINFER_MMA_OFFSET_MMA=0 restores the per-group offset step.
+template <class L>
+constexpr bool kOffsetMma = KINFER_MMA_OFFSET_MMA != 0 && std::is_same_v<L, LayoutQ4_K>;
+
+// d = A (16 x 16 bf16) x B (16 x 8 bf16) with zero as C, in float; fragments as hmma_k16's.
+__device__ __forceinline__ void bmma_k16_first(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                               uint32_t a3, uint32_t b0, uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%10,%10,%10,%10};"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "f"(0.0f));
+}
+
+// The offsets of a warp's four Q4_K groups in the fp16 form as two MMAs per tile, not a step per group. With
+// codes as 64 + c (group_halves) a group's weights are a (64 + c) + b', a = d sc, b' = -64 d sc - dmin mn, so
+// the offsets of the warp's groups g add up to -64 d sum_g sc_g S_g - dmin sum_g mn_g S_g (S_g: the token's
+// sum of group g; d and dmin one per record and row): two 16 x 8 products of the rows' integer scales (or
+// mins) and the tokens' sums, exact in bf16 with S_g as three bf16 terms (hi + mid + lo = S_g, each the top 8
+// significant bits of what is left). Thread (gq, q) puts group q in k-slots 2q, 2q + 1 (hi, mid) and 2q + 8
+// (lo) of token gq's B column and of its rows gq, gq + 8 (sc or mn thrice, then zero). Saved per group and
+// row: the b' shuffle, the S FMA per C element and the sums' loads (pair kernel 864 -> 840 SASS instructions;
+// x8 +2.5%, bench/cuda/NOTES.md session 29). osc / omn: the float bits of this thread's group's sc and mn for
+// rows (m, i); d / dmin those rows'.
+template <int NT, int MT>
+__device__ __forceinline__ void half_offsets(const uint32_t (&osc)[MT][2], const uint32_t (&omn)[MT][2],
+                                             const float (&d)[MT][2], const float (&dmin)[MT][2], int gl,
+                                             int gq, const uint8_t* buf, float (&acc)[MT][NT / 8][4]) {
+    const uint8_t* sums = buf + NT * kHalfTokenBytes + gl * 8;
+#pragma unroll
+    for (int k = 0; k < NT / 8; ++k) {
+        const float2 s2 = *reinterpret_cast<const float2*>(sums + (8 * k + gq) * kHalfSumBytes);
+        const float s = s2.x + s2.y;  // as the per-group step added them
+        const float hi = __uint_as_float(__float_as_uint(s) & 0xffff0000u);
+        const float r = s - hi;  // exact
+        const float mid = __uint_as_float(__float_as_uint(r) & 0xffff0000u);
+        const uint32_t b0 = __byte_perm(__float_as_uint(hi), __float_as_uint(mid), 0x7632);
+        const uint32_t b1 = __float_as_uint(r - mid) >> 16;  // lo: at most 8 significant bits, exact
+#pragma unroll
+        for (int m = 0; m < MT; ++m) {
+            float dsc[4], dmn[4];
+            bmma_k16_first(dsc, __byte_perm(osc[m][0], 0, 0x3232), __byte_perm(osc[m][1], 0, 0x3232),
+                           osc[m][0] >> 16, osc[m][1] >> 16, b0, b1);
+            bmma_k16_first(dmn, __byte_perm(omn[m][0], 0, 0x3232), __byte_perm(omn[m][1], 0, 0x3232),
+                           omn[m][0] >> 16, omn[m][1] >> 16, b0, b1);
+#pragma unroll
+            for (int c = 0; c < 4; ++c)
+                acc[m][k][c] =
+                    fmaf(-64.0f * d[m][c / 2], dsc[c], fmaf(-dmin[m][c / 2], dmn[c], acc[m][k][c]));
+        }
+    }
+}
+
 // The scale step of those groups: acc += a * D + (b + (kCodeBase - 64) a) * S per scale, with a and that sum
 // coefficient of group qi from the quad thread that decoded it (sc_a / sc_b) and S the tokens' fp16 sums.
+// For kOffsetMma layouts (Q4_K) only acc += a * D: their offsets come from half_offsets per chunk.
 // Where b is a fixed multiple of a (OffsetPerScale) the step is acc += a * (D + kS * S) with kS = kCodeBase -
 // 64 + kOffsetPerScale: no shuffles of sc_b (half of them: the Q6_K 16-row loop had 32 SHFL per chunk), and
 // D + kS * S, where the two large terms cancel, rounded once before the scale instead of twice after it.
@@ -918,8 +975,20 @@ __device__ __forceinline__ void half_sums(const float (&d)[G][MT][NT / 8][kHalfS
 #pragma unroll
                 for (int h = 0; h < H; ++h) {
                     a[m][i][h] = __shfl_sync(0xffffffffu, sc_a[m][i][h], src);
-                    if constexpr (!kFixedOffset) b[m][i][h] = __shfl_sync(0xffffffffu, sc_b[m][i][h], src);
+                    if constexpr (!kFixedOffset && !kOffsetMma<L>)
+                        b[m][i][h] = __shfl_sync(0xffffffffu, sc_b[m][i][h], src);
                 }
+        if constexpr (kOffsetMma<L>) {  // the offsets come later, from half_offsets
+            static_assert(H == 1);
+#pragma unroll
+            for (int m = 0; m < MT; ++m)
+#pragma unroll
+                for (int k = 0; k < NT / 8; ++k)
+#pragma unroll
+                    for (int c = 0; c < 4; ++c)
+                        acc[m][k][c] = fmaf(a[m][c / 2][0], d[jj][m][k][0][c], acc[m][k][c]);
+            continue;
+        }
         const uint8_t* sums = buf + NT * kHalfTokenBytes + (gl0 + jj) * 8;
 #pragma unroll
         for (int k = 0; k < NT / 8; ++k) {
@@ -976,6 +1045,8 @@ __device__ __forceinline__ void mma_chunk(typename L::QuadRaw (&cur)[kWarpGroups
             for (int i = 0; i < 2; ++i) L::quad_prepare(cur[u][mm][i]);
     // This thread's scales: group q of the warp's four (step q / S, group q % S in it), for its rows.
     float sc_a[MT][2][2], sc_b[MT][2][2];
+    constexpr bool kOffsets = kHalf && kOffsetMma<L>;
+    uint32_t osc[MT][2], omn[MT][2];  // kOffsets: group q's integer scale and min, float bits
     {
         const int uq = q / S, slot = (warp * kWarpGroups + uq * S) % kGroupsPerRecord;
 #pragma unroll
@@ -985,6 +1056,14 @@ __device__ __forceinline__ void mma_chunk(typename L::QuadRaw (&cur)[kWarpGroups
                 typename L::QuadRaw r = cur[0][mm][i];
                 if constexpr (kSteps == 2)
                     if (uq == 1) r = cur[1][mm][i];
+                if constexpr (kOffsets) {
+                    static_assert(kSteps == 1, "one record's groups per warp: one d and dmin per row");
+                    float sc, mn;
+                    L::quad_scale_min_ints(r, q % S, slot, sc, mn);
+                    sc_a[mm][i][0] = sc_a[mm][i][1] = r.d * sc;  // a, as quad_scales has it
+                    osc[mm][i] = __float_as_uint(sc), omn[mm][i] = __float_as_uint(mn);
+                    continue;
+                }
                 float a[2], b[2];
                 L::quad_scales(r, q % S, slot, a, b);
                 // The sums' coefficient: w = a * v + b with v = kCodeBase + code, so with the int8 form's
@@ -1008,6 +1087,14 @@ __device__ __forceinline__ void mma_chunk(typename L::QuadRaw (&cur)[kWarpGroups
                 half_mmas<L, NT, MT, G>(cur[u], j0, warp * kWarpGroups + u * S + j0, gq, q, buf, d);
                 half_sums<L, NT, MT, G>(d, u * S + j0, warp * kWarpGroups + u * S + j0, q, sc_a, sc_b, buf,
                                         acc);
+            }
+            if constexpr (kOffsets) {
+                float dd[MT][2], dm[MT][2];
+#pragma unroll
+                for (int mm = 0; mm < MT; ++mm)
+#pragma unroll
+                    for (int i = 0; i < 2; ++i) dd[mm][i] = cur[0][mm][i].d, dm[mm][i] = cur[0][mm][i].dmin;
+                half_offsets<NT, MT>(osc, omn, dd, dm, warp * kWarpGroups + q, gq, buf, acc);
             }
         } else {
 #pragma unroll

@@ -524,21 +524,27 @@ KINFER_HOST_DEVICE inline uint32_t and_or(uint32_t x) {
 #endif
 }
 
+// K-quant group j's 6-bit scale and min as floats (exact integers).
+KINFER_HOST_DEVICE inline void kquant_scale_min_ints(const Words4& meta, int j, float& sc, float& mn) {
+    const uint32_t byte = kquant_byte(meta, j);
+#if defined(__CUDA_ARCH__)
+    // Without an int->float conversion: the bits of 2^23 + u, less 2^23 (exact for u < 2^23), the masks and
+    // 2^23's bits in one LOP3 each (and_or).
+    constexpr uint32_t k2p23 = 0x4b000000u;
+    sc = __uint_as_float(and_or<63u, k2p23>(byte)) - 8388608.0f;
+    const uint32_t top = and_or<0x30u, k2p23>(byte >> 2);  // the min's top 2 bits
+    mn = __uint_as_float(((meta.w[3] >> (4 * j)) & 15u) | top) - 8388608.0f;
+#else
+    sc = static_cast<float>(byte & 63u), mn = static_cast<float>(kquant_min(meta, byte, j));
+#endif
+}
+
 // K-quant group j's a and b (as kquant_decode) from a record's meta with d and dmin already converted: the
 // tensor-core path converts them once per record and row (quad_prepare), not once per group.
 KINFER_HOST_DEVICE inline void kquant_decode_prepared(const Words4& meta, float d, float dmin, int j,
                                                       float& a, float& b) {
-    const uint32_t byte = kquant_byte(meta, j);
-#if defined(__CUDA_ARCH__)
-    // The 6-bit scale and min as floats without an int->float conversion: the bits of 2^23 + u, less 2^23
-    // (exact for u < 2^23), the masks and 2^23's bits in one LOP3 each (and_or).
-    constexpr uint32_t k2p23 = 0x4b000000u;
-    const float sc = __uint_as_float(and_or<63u, k2p23>(byte)) - 8388608.0f;
-    const uint32_t top = and_or<0x30u, k2p23>(byte >> 2);  // the min's top 2 bits
-    const float mn = __uint_as_float(((meta.w[3] >> (4 * j)) & 15u) | top) - 8388608.0f;
-#else
-    const float sc = static_cast<float>(byte & 63u), mn = static_cast<float>(kquant_min(meta, byte, j));
-#endif
+    float sc, mn;
+    kquant_scale_min_ints(meta, j, sc, mn);
     a = d * sc;
     b = -128.0f * a - dmin * mn;
 }
@@ -601,6 +607,12 @@ struct LayoutQ4_K {  // [meta 16][qs 8 x 16]
                                                float (&b)[2]) {
         kquant_decode_prepared(r.meta, r.d, r.dmin, slot + j, a[0], b[0]);
         a[1] = a[0], b[1] = b[0];
+    }
+    // The same group's scale and min as integers (w = d * sc * code - dmin * mn), for the fp16 form's offset
+    // MMA (matvec.cu), which needs them exact.
+    KINFER_HOST_DEVICE static void quad_scale_min_ints(const QuadRaw& r, int j, int slot, float& sc,
+                                                       float& mn) {
+        kquant_scale_min_ints(r.meta, slot + j, sc, mn);
     }
     static constexpr int kCodeBase = 128;
     KINFER_HOST_DEVICE static void codes(const G& o, int h, uint32_t c[4]) { LayoutQ4_0::codes(o, h, c); }
