@@ -18,6 +18,8 @@
 #   --parallel N         slots of each server, and the concurrent streams of the second level [8]
 #   --ctx N              context per slot (llama-server gets -c parallel*N) [1024]
 #   --max-tokens N       tokens per request [64]     --requests N   requests per level [16]
+#   --per-stream N       instead of --requests: N requests per stream at each level (N x streams in all), so
+#                        that both levels run as many rounds per stream [0: off]
 #   --rounds N           kinfer/llama-server alternations [2]
 #   --temperature T      0: greedy [0]               --seconds S    time bound of a level [120]
 #   --port N             first port tried (the next free one is used) [18500]
@@ -30,7 +32,8 @@
 set -euo pipefail
 
 model="" infer="build/bin/infer" llama="${LLAMA_SERVER:-/tmp/llref/llama.cpp/build/bin/llama-server}"
-threads=2 parallel=8 ctx=1024 max_tokens=64 requests=16 rounds=2 temperature=0 seconds=120 port=18500 out=""
+threads=2 parallel=8 ctx=1024 max_tokens=64 requests=16 per_stream=0 rounds=2 temperature=0 seconds=120 port=18500
+out=""
 while [ $# -gt 0 ]; do
   case "$1" in
     -m|--model) model="$2" ;;
@@ -41,6 +44,7 @@ while [ $# -gt 0 ]; do
     --ctx) ctx="$2" ;;
     --max-tokens) max_tokens="$2" ;;
     --requests) requests="$2" ;;
+    --per-stream) per_stream="$2" ;;
     --rounds) rounds="$2" ;;
     --temperature) temperature="$2" ;;
     --seconds) seconds="$2" ;;
@@ -58,7 +62,7 @@ if [ "$llama" != none ] && [ ! -x "$llama" ]; then
   echo "serve-compare: $llama is not executable (build llama.cpp's llama-server target, or --llama-server none)" >&2
   exit 2
 fi
-for n in "$threads" "$parallel" "$ctx" "$max_tokens" "$requests" "$rounds" "$seconds" "$port"; do
+for n in "$threads" "$parallel" "$ctx" "$max_tokens" "$requests" "$per_stream" "$rounds" "$seconds" "$port"; do
   [[ "$n" =~ ^[0-9]+$ ]] || { echo "serve-compare: '$n' is not a number" >&2; exit 2; }
 done
 command -v node > /dev/null || { echo "serve-compare: node is needed for bench/serve_load.mjs" >&2; exit 2; }
@@ -129,7 +133,8 @@ for round in $(seq "$rounds"); do
     start_server "$name" "$p" "$log"
     # In the background and waited for: a signal to this script then ends the run at once (see the traps).
     timeout $((2 * seconds + 120)) node "$here/serve_load.mjs" --url "http://127.0.0.1:$p" --streams "1,$parallel" \
-      --requests "$requests" --max-tokens "$max_tokens" --seconds "$seconds" --temperature "$temperature" \
+      --requests "$requests" --per-stream "$per_stream" --max-tokens "$max_tokens" --seconds "$seconds" \
+      --temperature "$temperature" \
       > "$out/$name-$round.load" 2> "$out/$name-$round.load-err" &
     load_pid=$!
     # The client's errors go to a file of their own: appended to the server's log, they were overwritten

@@ -9,7 +9,10 @@
 // Options: --url U (default http://127.0.0.1:8080), --streams LIST (default 1,8), --requests N per level
 // (default 16), --max-tokens N (default 128), --seconds S per level (default 120), --temperature T (default
 // 0.8; 0: greedy; each request seeded by its number), --warmup N (requests before the first level, not
-// counted: page faults and first-call costs stay out of the numbers; default 1), --api-key KEY.
+// counted: page faults and first-call costs stay out of the numbers; default 1), --api-key KEY,
+// --per-stream N (instead of --requests: N requests per stream at each level, N x streams in all, so that
+// every level runs as many rounds per stream and the first prefills and the last requests' tail weigh alike:
+// with 16 requests at 8 streams, two rounds each, they weigh far more than at one stream's 16 rounds).
 // Every request asks for exactly max-tokens (ignore_eos), so servers are compared on the same work.
 // Output: one JSON object a line per level (requests: those completed; failed: those the server failed,
 // each reported on stderr), then the speedup of the last level over the first.
@@ -30,8 +33,10 @@ const seconds = Number(arg("--seconds", "120"));
 const apiKey = arg("--api-key", "");
 const temperature = Number(arg("--temperature", "0.8"));
 const warmup = Number(arg("--warmup", "1"));
-for (const [name, v] of [["--requests", requests], ["--max-tokens", maxTokens], ["--seconds", seconds],
-                         ["--temperature", temperature], ["--warmup", warmup], ...levels.map((l) => ["--streams", l])])
+const requestsPerStream = Number(arg("--per-stream", "0"));
+for (const [name, v] of [["--requests", requests], ["--per-stream", requestsPerStream], ["--max-tokens", maxTokens],
+                         ["--seconds", seconds], ["--temperature", temperature], ["--warmup", warmup],
+                         ...levels.map((l) => ["--streams", l])])
   if (!Number.isFinite(v) || v < 0) { console.error(`serve_load: ${name} needs a number >= 0`); process.exit(2); }
 
 const topics = ["the sea", "a mountain village", "an old clock", "the first snow", "a lost letter",
@@ -89,7 +94,7 @@ for (const streams of levels) {
   const t0 = performance.now();
   let failed = 0, lastError = "";
   await Promise.all(Array.from({ length: streams }, async () => {
-    while (next < requests && performance.now() < deadline) {
+    while (next < (requestsPerStream > 0 ? requestsPerStream * streams : requests) && performance.now() < deadline) {
       // A request the server fails (an error status, a connection it closes) is counted and reported,
       // not fatal: the level goes on, and its row says how many failed.
       try {

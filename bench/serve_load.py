@@ -10,7 +10,9 @@ Loopback only; standard library only (a thread per stream, http.client).
 
 Options and their defaults are serve_load.mjs's: --url, --streams 1,8, --requests 16 (per level),
 --max-tokens 128, --seconds 120 (per level), --temperature 0.8 (0: greedy; each request seeded by its
-number), --warmup 1 (requests before the first level, not counted), --api-key KEY. Every request asks for
+number), --warmup 1 (requests before the first level, not counted), --api-key KEY, --per-stream N
+(instead of --requests: N requests per stream at each level, so that every level runs as many rounds per
+stream and the first prefills and the last requests' tail weigh alike). Every request asks for
 exactly max-tokens (ignore_eos), so servers are compared on the same work.
 """
 import argparse
@@ -35,6 +37,7 @@ def parse_args():
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--api-key", default="")
+    p.add_argument("--per-stream", type=int, default=0)
     a = p.parse_args()
     url = urllib.parse.urlparse(a.url)
     if url.hostname not in ("127.0.0.1", "localhost", "::1"):
@@ -43,7 +46,7 @@ def parse_args():
         a.levels = [int(s) for s in a.streams.split(",")]
     except ValueError:
         p.error("--streams needs a list of numbers, e.g. 1,8")
-    for name in ("requests", "max_tokens", "seconds", "temperature", "warmup"):
+    for name in ("requests", "per_stream", "max_tokens", "seconds", "temperature", "warmup"):
         if getattr(a, name) < 0:
             p.error(f"--{name.replace('_', '-')} needs a number >= 0")
     if any(n < 1 for n in a.levels):
@@ -103,11 +106,12 @@ def level(a, streams):
     lock = threading.Lock()
     state = {"next": 0, "failed": 0, "last": ""}
     results = []
+    total = a.per_stream * streams if a.per_stream > 0 else a.requests
 
     def client():
         while True:
             with lock:
-                if state["next"] >= a.requests or time.perf_counter() >= deadline:
+                if state["next"] >= total or time.perf_counter() >= deadline:
                     return
                 i = state["next"]
                 state["next"] += 1

@@ -8,7 +8,8 @@
 # CTX (each slot's context, default 1024), CONFIGS (space-separated environment settings compared in turn in
 # each round, e.g. "KINFER_ATTN_FIXED_SPLITS=1 KINFER_ATTN_FIXED_SPLITS=0"; default: one run as is),
 # TESTS=1 (first build kinfer_tests and run the cuda tests, memcheck and racecheck on TEST_FILTER),
-# DEPTH=N (also `infer bench -d N -n 64` under each of CONFIGS, twice), DEMO=0 (the synthesized files only).
+# DEPTH=N (also `infer bench -d N -n 64` under each of CONFIGS, twice), DEMO=0 (the synthesized files only),
+# PER_STREAM=N (N requests per stream at each level instead of REQUESTS per level: serve_load's --per-stream).
 set -uo pipefail
 DEPS=${1:-}
 OUT=${OUT:-/tmp/cuda_serve_out}
@@ -60,6 +61,7 @@ for m in "${models[@]}"; do
         sleep 0.5
       done
       timeout 400 python3 bench/serve_load.py --url "http://127.0.0.1:$port" --streams 1,8 --requests "$REQUESTS" \
+        --per-stream "${PER_STREAM:-0}" \
         --max-tokens "$MAX_TOKENS" --temperature 0 2>&1 | sed "s/^/$name ctx $CTX $c round $r: /"
       kill "$pid"; wait "$pid" 2> /dev/null
     done
