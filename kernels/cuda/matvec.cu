@@ -801,14 +801,19 @@ __device__ __forceinline__ void hmma_k16(float (&d)[4], uint32_t a0, uint32_t a1
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+// d = A x B with zero as C, A and B of `type` (f16 or bf16; fragments as hmma_k16's), in float.
+#define KINFER_MMA_K16_FIRST(type)                             \
+    asm("mma.sync.aligned.m16n8k16.row.col.f32." type "." type \
+        ".f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "         \
+        "{%10,%10,%10,%10};"                                   \
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])       \
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "f"(0.0f))
+
 // d = A x B with zero as C: a group's sums start without four moves of 0 into d (together with the weight
 // copy below, SASS of the 8-token Q4_K kernel 1 448 -> 1 088 instructions, bench/cuda/NOTES.md session 21).
 __device__ __forceinline__ void hmma_k16_first(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
                                                uint32_t a3, uint32_t b0, uint32_t b1) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%10,%10,%10,%10};"
-        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "f"(0.0f));
+    KINFER_MMA_K16_FIRST("f16");
 }
 
 // A chunk's fp16 activation in shared memory: per token its kChunkGroups groups of 64 bytes (stride
@@ -907,10 +912,7 @@ constexpr bool kOffsetMma = KINFER_MMA_OFFSET_MMA != 0 && std::is_same_v<L, Layo
 // d = A (16 x 16 bf16) x B (16 x 8 bf16) with zero as C, in float; fragments as hmma_k16's.
 __device__ __forceinline__ void bmma_k16_first(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
                                                uint32_t a3, uint32_t b0, uint32_t b1) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%10,%10,%10,%10};"
-        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "f"(0.0f));
+    KINFER_MMA_K16_FIRST("bf16");
 }
 
 // The offsets of a warp's four Q4_K groups in the fp16 form as two MMAs per tile, not a step per group. With
