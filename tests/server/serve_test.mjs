@@ -200,6 +200,20 @@ await section("openai: models, chat (non-stream and stream), usage", async () =>
   const a = await openai.chat.completions.create(seeded);
   const b = await openai.chat.completions.create(seeded);
   assert.equal(a.choices[0].message.content, b.choices[0].message.content);
+
+  // Options the server does not implement: refused by name when turned on, accepted in their "off" form
+  // (what clients send by default), which answers as if they were absent.
+  for (const [extra, name] of [[{ logprobs: true }, "logprobs"], [{ top_logprobs: 2 }, "top_logprobs"],
+                               [{ response_format: { type: "json_object" } }, "response_format"],
+                               [{ tools: [{ type: "function", function: { name: "f", parameters: {} } }] }, "tools"],
+                               [{ tool_choice: "required" }, "tool_choice"], [{ logit_bias: { "5": 10 } }, "logit_bias"]])
+    await assert.rejects(openai.chat.completions.create({ ...greedy("Hi", 4), ...extra }),
+                         (e) => e instanceof OpenAI.BadRequestError && e.status === 400 &&
+                                e.message.includes(`'${name}'`) && e.code === "unsupported_parameter", name);
+  const plain = await openai.chat.completions.create(greedy("Hi", 6));
+  const off = await openai.chat.completions.create({ ...greedy("Hi", 6), logprobs: false, top_logprobs: 0,
+    response_format: { type: "text" }, tools: [], tool_choice: "none", logit_bias: {} });
+  assert.equal(off.choices[0].message.content, plain.choices[0].message.content);
 });
 
 await section("openai: completions, stop strings, usage against /tokenize", async () => {
@@ -234,6 +248,13 @@ await section("openai: completions, stop strings, usage against /tokenize", asyn
   // Errors come back as the client's error classes with the status.
   await assert.rejects(openai.completions.create({ model: "tiny", prompt, temperature: 7 }),
                        (e) => e instanceof OpenAI.BadRequestError && e.status === 400);
+  for (const [extra, name] of [[{ logprobs: 2 }, "logprobs"], [{ echo: true }, "echo"], [{ best_of: 3 }, "best_of"],
+                               [{ suffix: "The end." }, "suffix"]])
+    await assert.rejects(openai.completions.create({ model: "tiny", prompt, max_tokens: 4, ...extra }),
+                         (e) => e instanceof OpenAI.BadRequestError && e.message.includes(`'${name}'`), name);
+  const off = await openai.completions.create({ model: "tiny", prompt, max_tokens: 16, temperature: 0, logprobs: 0,
+                                               echo: false, best_of: 1, suffix: "" });
+  assert.equal(off.choices[0].text, text);
 });
 
 await section("curl: raw Server-Sent Events, UTF-8 never split; tokenize/detokenize; metrics", async () => {
@@ -300,6 +321,9 @@ await section(`hostile and malformed requests (${HOSTILE}) mixed with good ones`
     () => json(main, "POST", "/v1/chat/completions", { ...greedy("x"), temperature: 5 }).then((r) => checkErrorShape(r, 400)),
     () => json(main, "POST", "/v1/chat/completions", { ...greedy("x"), top_p: 2 }).then((r) => checkErrorShape(r, 400)),
     () => json(main, "POST", "/v1/chat/completions", { ...greedy("x"), n: 3 }).then((r) => checkErrorShape(r, 400)),
+    () => json(main, "POST", "/v1/chat/completions", { ...greedy("x"), response_format: "json" }).then((r) => checkErrorShape(r, 400)),
+    () => json(main, "POST", "/v1/chat/completions", { ...greedy("x"), tools: { f: 1 } }).then((r) => checkErrorShape(r, 400)),
+    () => json(main, "POST", "/v1/chat/completions", { ...greedy("x"), logprobs: "yes" }).then((r) => checkErrorShape(r, 400)),
     () => json(main, "POST", "/v1/chat/completions", { ...greedy("x"), stream: "yes" }).then((r) => checkErrorShape(r, 400)),
     () => json(main, "POST", "/v1/chat/completions", { ...greedy("x"), stop: ["a", "b", "c", "d", "e"] }).then((r) => checkErrorShape(r, 400)),
     () => json(main, "POST", "/v1/chat/completions", '{"messages":[{"role":"user","content":"x"}],"max_tokens":1e400}').then((r) => checkErrorShape(r, 400)),

@@ -119,6 +119,46 @@ std::vector<std::string> stop_strings(const json& body) {
     return out;
 }
 
+// Options that change what an answer is and that this server does not implement (log probabilities, JSON
+// mode, tool calls, logit biases; for completions also echo, best_of and suffix): a request that turns one on
+// gets a 400 naming it, not an answer without it. Their "off" values (false, 0, [], {}, {"type": "text"},
+// "none") are accepted: clients send them by default.
+void reject_unsupported(const json& body, Endpoint endpoint) {
+    const auto unsupported = [](const std::string& what) {
+        bad(what + " is not supported by this server", "unsupported_parameter");
+    };
+    if (endpoint == Endpoint::Chat) {
+        if (boolean(body, "logprobs", false)) unsupported("'logprobs'");
+        if (integer(body, "top_logprobs", 0, 20, 0) > 0) unsupported("'top_logprobs'");
+    } else {
+        if (integer(body, "logprobs", 0, 5, 0) > 0) unsupported("'logprobs'");
+        if (boolean(body, "echo", false)) unsupported("'echo'");
+        if (integer(body, "best_of", 1, 20, 1) > 1) unsupported("'best_of' above 1");
+        if (const json* v = field(body, "suffix")) {
+            if (!v->is_string()) bad("'suffix' must be a string, got " + type_name(*v));
+            if (!v->get<std::string>().empty()) unsupported("'suffix'");
+        }
+    }
+    if (const json* v = field(body, "response_format")) {
+        const json* type = v->is_object() ? field(*v, "type") : nullptr;
+        if (!type || !type->is_string()) bad("'response_format' must be an object with a string 'type'");
+        if (type->get<std::string>() != "text")
+            unsupported("'response_format' of type " +
+                        type->dump(-1, ' ', false, json::error_handler_t::replace));
+    }
+    for (const char* name : {"tools", "functions"})
+        if (const json* v = field(body, name)) {
+            if (!v->is_array()) bad(std::string("'") + name + "' must be an array, got " + type_name(*v));
+            if (!v->empty()) unsupported(std::string("'") + name + "' (tool calls)");
+        }
+    if (const json* v = field(body, "tool_choice"); v && !(v->is_string() && (*v == "none" || *v == "auto")))
+        unsupported("'tool_choice' other than \"none\" or \"auto\" (tool calls)");
+    if (const json* v = field(body, "logit_bias")) {
+        if (!v->is_object()) bad("'logit_bias' must be an object, got " + type_name(*v));
+        if (!v->empty()) unsupported("'logit_bias'");
+    }
+}
+
 std::vector<int32_t> completion_prompt(const json& body, const Model& model) {
     const json* p = field(body, "prompt");
     if (!p) bad("'prompt' is required");
@@ -177,6 +217,7 @@ CompletionCall parse_completion(const json& body, Endpoint endpoint, const Model
     if (const json* m = field(body, "model"); m && !m->is_string())
         bad("'model' must be a string, got " + type_name(*m));
     if (integer(body, "n", 1, 1, 1) != 1) bad("'n' must be 1");
+    reject_unsupported(body, endpoint);
     call.stream = boolean(body, "stream", false);
     if (const json* so = field(body, "stream_options")) {
         if (!so->is_object()) bad("'stream_options' must be an object, got " + type_name(*so));
