@@ -83,12 +83,21 @@ Sampler::Sampler(const SamplerOptions& o, int64_t n_vocab) : options_(o), n_voca
     if (!std::isfinite(o.frequency_penalty) || !std::isfinite(o.presence_penalty))
         throw UsageError("frequency and presence penalties must be finite numbers");
     if (o.penalty_last_n < -1) throw UsageError("penalty window must be >= -1");
+    for (const auto& [id, bias] : o.logit_bias) {
+        if (id < 0 || id >= n_vocab)
+            throw UsageError("logit bias for token id " + std::to_string(id) +
+                             ", outside the vocabulary of " + std::to_string(n_vocab));
+        if (std::isnan(bias) || bias == INFINITY)
+            throw UsageError("logit bias of token " + std::to_string(id) + " must be a number or -inf, got " +
+                             std::to_string(bias));
+    }
     candidates_.reserve(size_t(n_vocab));
     counts_.assign(size_t(n_vocab), 0);
     const bool penalties =
         o.penalty_last_n != 0 &&
         (o.repeat_penalty != 1.0f || o.frequency_penalty != 0.0f || o.presence_penalty != 0.0f);
-    if (penalties)
+    // A biased token may rank anywhere, so the best candidates of the unbiased logits are not enough.
+    if (penalties || !o.logit_bias.empty())
         candidates_needed_ = 0;
     else if (o.temperature <= 0.0f)
         candidates_needed_ = 1;
@@ -119,6 +128,7 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
     for (int32_t i = 0; i < int32_t(n_vocab_); ++i) candidates_[size_t(i)] = {i, logits[size_t(i)], 0.0f};
 
     const SamplerOptions& o = options_;
+    for (const auto& [id, bias] : o.logit_bias) candidates_[size_t(id)].logit += bias;  // first, as llama.cpp
     size_t window =
         o.penalty_last_n < 0 ? history.size() : std::min(history.size(), size_t(o.penalty_last_n));
     std::span<const int32_t> recent = history.subspan(history.size() - window);

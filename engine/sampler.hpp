@@ -1,7 +1,8 @@
 #pragma once
-// Turning logits into the next token: repetition / frequency / presence penalties over a window of recent
-// tokens, then top-k, top-p, min-p, temperature, and a draw from a seeded PRNG (the same seed and inputs
-// give the same tokens on every run). Temperature <= 0 means greedy: penalties, then the argmax.
+// Turning logits into the next token: logit biases, repetition / frequency / presence penalties over a
+// window of recent tokens, then top-k, top-p, min-p, temperature, and a draw from a seeded PRNG (the same
+// seed and inputs give the same tokens on every run). Temperature <= 0 means greedy: biases and penalties,
+// then the argmax.
 // All buffers are sized once for the vocabulary; sampling a token allocates nothing.
 #include <cstdint>
 #include <random>
@@ -46,7 +47,8 @@ class Sampler {
 
     // How many of the best candidates (engine/top_candidates.hpp) a step must keep for sample(top) to pick
     // exactly what sample(logits) would: 1 for greedy, top_k for top-k sampling; 0 when the sampler needs
-    // the full logits (penalties active, or no top-k cut: top_k <= 0 or >= n_vocab at temperature > 0).
+    // the full logits (penalties or logit biases, or no top-k cut: top_k <= 0 or >= n_vocab at temperature
+    // > 0).
     int32_t candidates_needed() const { return candidates_needed_; }
     // The same token (and the same draw from the PRNG) as sample(logits, history) for the logits whose best
     // candidates these are, in candidate order: at least candidates_needed() of them, the rest ignored.

@@ -25,7 +25,7 @@ bool same(const SamplerOptions& a, const SamplerOptions& b) {
     return a.temperature == b.temperature && a.top_k == b.top_k && a.top_p == b.top_p && a.min_p == b.min_p &&
            a.repeat_penalty == b.repeat_penalty && a.frequency_penalty == b.frequency_penalty &&
            a.presence_penalty == b.presence_penalty && a.penalty_last_n == b.penalty_last_n &&
-           a.seed == b.seed;
+           a.seed == b.seed && a.logit_bias == b.logit_bias;
 }
 
 void check_utf8(std::string_view text, const char* what) {

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <optional>
@@ -121,6 +122,17 @@ TEST_CASE("api: feed, logits, sample, generate") {
     const int32_t argmax = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
     kinfer::SamplerOptions g;
     g.temperature = 0;
+    CHECK(s.sample(g) == argmax);
+    // Logit biases: the argmax banned gives the runner-up, a large bias any token; changing only the biases
+    // is a new sampler (Session::sample keeps one while the options stay the same).
+    std::vector<float> rest(logits.begin(), logits.end());
+    rest[size_t(argmax)] = -INFINITY;
+    const int32_t second = int32_t(std::max_element(rest.begin(), rest.end()) - rest.begin());
+    g.logit_bias = {{argmax, -INFINITY}};
+    CHECK(s.sample(g) == second);
+    g.logit_bias = {{7, 1000.0f}};
+    CHECK(s.sample(g) == 7);
+    g.logit_bias.clear();
     CHECK(s.sample(g) == argmax);
 
     // generate == streaming == a fresh session

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -70,7 +71,8 @@ Output infer(const std::vector<std::string>& args, const std::string* input = nu
     }
 
 // What the library generates for the same request (the CLI must print exactly this).
-std::string api_completion(const std::string& path, const std::string& prompt, int n, bool raw) {
+std::string api_completion(const std::string& path, const std::string& prompt, int n, bool raw,
+                           std::vector<std::pair<int32_t, float>> logit_bias = {}) {
     kinfer::ModelOptions mo;
     mo.threads = 1;
     const kinfer::Model model = kinfer::Model::load(path, mo);
@@ -78,6 +80,7 @@ std::string api_completion(const std::string& path, const std::string& prompt, i
     kinfer::GenerateOptions g;
     g.max_tokens = n;
     g.sampling.temperature = 0;
+    g.sampling.logit_bias = std::move(logit_bias);
     if (raw) return s.generate(model.tokenize(prompt, true, true), g).text;
     return s.chat(std::vector<kinfer::ChatMessage>{{"user", prompt}}, g).text;
 }
@@ -129,6 +132,44 @@ TEST_CASE("cli: seeds, stop strings, verbose") {
     CHECK(v.err.find("seed: 9") != std::string::npos);
     CHECK(v.err.find("chat template mistral-v3") != std::string::npos);
     CHECK(v.err.find("model: ") != std::string::npos);
+}
+
+TEST_CASE("cli: --logit-bias as llama.cpp's: ID+X, ID-X, ID-inf") {
+    REQUIRE_MODEL_FILE(path);
+    const auto run = [&](std::vector<std::string> extra) {
+        std::vector<std::string> args = {"-m", path, "-p",     "Hi there", "--raw",
+                                         "-n", "6",  "--temp", "0",        "--quiet"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        return infer(args);
+    };
+    const Output plain = run({});
+    REQUIRE(plain.status == 0);
+    REQUIRE(plain.out == api_completion(path, "Hi there", 6, true));
+    // The first greedy token banned: the text the API gives with the same ban, and not the plain one.
+    kinfer::ModelOptions mo;
+    mo.threads = 1;
+    const kinfer::Model model = kinfer::Model::load(path, mo);
+    kinfer::Session s(model);
+    const auto logits = s.feed(model.tokenize("Hi there", true, true));
+    const int32_t first = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    const Output banned = run({"--logit-bias", std::to_string(first) + "-inf"});
+    CHECK(banned.status == 0);
+    CHECK(banned.out != plain.out);
+    CHECK(banned.out == api_completion(path, "Hi there", 6, true, {{first, -INFINITY}}));
+    // A large bias: that token every time; two flags add up (7+500, 7-400: +100 left, the same text as
+    // 7+100).
+    const Output forced = run({"-l", "1783+1000"});
+    CHECK(forced.out == api_completion(path, "Hi there", 6, true, {{1783, 1000.0f}}));
+    CHECK(forced.out != plain.out);
+    const Output two = run({"-l", "1783+1500", "--logit-bias", "1783-500"});
+    CHECK(two.out == forced.out);
+    for (const char* bad : {"1783", "+5", "x+1", "1783+", "1783+1e3", "1783*2", "1783+inf", "99999999+1"}) {
+        CAPTURE(bad);
+        const Output o = run({"--logit-bias", bad});
+        CHECK(o.status == 2);
+        CHECK(o.out.empty());
+        CHECK(o.err.find("logit") != std::string::npos);
+    }
 }
 
 TEST_CASE("cli: a full context stops with a message, --context-shift goes on") {

@@ -113,6 +113,41 @@ TEST_CASE("sampler: greedy is the argmax after penalties; temperature 0 means gr
     CHECK(all.sample(logits, history) == 2);
 }
 
+TEST_CASE("sampler: logit biases come first and make the sampler read the full logits") {
+    const std::vector<float> logits = {0.1f, 2.0f, 1.9f, 2.0f, -3.0f};
+    SamplerOptions o;
+    o.temperature = 0.0f;
+    CHECK(Sampler(o, 5).candidates_needed() == 1);
+    o.logit_bias = {{1, -INFINITY}};  // banned: the other maximum wins
+    Sampler ban(o, 5);
+    CHECK(ban.candidates_needed() == 0);  // a biased token may be anywhere in the ranking
+    CHECK(ban.sample(logits, {}) == 3);
+    CHECK_THROWS_AS(ban.sample(std::vector<TopCandidate>{{1, 2.0f}}), kinfer::UsageError);
+    o.logit_bias = {{4, 5.5f}};  // -3 + 5.5 = 2.5: the least likely token first
+    CHECK(Sampler(o, 5).sample(logits, {}) == 4);
+    o.logit_bias = {{4, 5.0f}};  // 2.0: a tie with 1 and 3, the lowest id wins
+    CHECK(Sampler(o, 5).sample(logits, {}) == 1);
+    // Before the penalties: token 1 (seen) biased to 4.2, then divided by the repeat penalty: 2.1 beats
+    // token 3's 2.0; biased to 3.9 it is 1.95 and loses (after the penalty, 1.0 + 1.9 would have won).
+    o.logit_bias = {{1, 2.2f}};
+    o.repeat_penalty = 2.0f;
+    o.penalty_last_n = -1;
+    CHECK(Sampler(o, 5).sample(logits, std::vector<int32_t>{1}) == 1);
+    o.logit_bias = {{1, 1.9f}};
+    CHECK(Sampler(o, 5).sample(logits, std::vector<int32_t>{1}) == 3);
+    // At a temperature, a large bias takes all the probability.
+    SamplerOptions t = no_filters(1.0f);
+    t.logit_bias = {{2, 100.0f}};
+    Sampler draw(t, 5);
+    for (int i = 0; i < 20; ++i) CHECK(draw.sample(logits, {}) == 2);
+    t.logit_bias = {{5, 1.0f}};
+    CHECK_THROWS_AS(Sampler(t, 5), kinfer::UsageError);  // outside the vocabulary
+    t.logit_bias = {{0, NAN}};
+    CHECK_THROWS_AS(Sampler(t, 5), kinfer::UsageError);
+    t.logit_bias = {{0, INFINITY}};
+    CHECK_THROWS_AS(Sampler(t, 5), kinfer::UsageError);
+}
+
 TEST_CASE("sampler: top-k 1 is deterministic at any temperature") {
     SamplerOptions o = no_filters(5.0f);
     o.top_k = 1;

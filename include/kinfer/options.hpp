@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "kinfer/export.hpp"
@@ -22,6 +23,9 @@ struct SamplerOptions {
     float presence_penalty = 0.0f;   // subtracted once if present in the window
     int32_t penalty_last_n = 64;     // penalty window in tokens; 0: off; -1: the whole context
     uint64_t seed = 0;               // the same seed, model and input give the same tokens
+    // (token id, bias) pairs added to those tokens' logits before everything else (OpenAI's logit_bias,
+    // llama.cpp's --logit-bias); -INFINITY bans a token. A bias makes the sampler read the full logits.
+    std::vector<std::pair<int32_t, float>> logit_bias;
 };
 
 struct GenerateOptions {

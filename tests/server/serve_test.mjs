@@ -206,7 +206,7 @@ await section("openai: models, chat (non-stream and stream), usage", async () =>
   for (const [extra, name] of [[{ logprobs: true }, "logprobs"], [{ top_logprobs: 2 }, "top_logprobs"],
                                [{ response_format: { type: "json_object" } }, "response_format"],
                                [{ tools: [{ type: "function", function: { name: "f", parameters: {} } }] }, "tools"],
-                               [{ tool_choice: "required" }, "tool_choice"], [{ logit_bias: { "5": 10 } }, "logit_bias"]])
+                               [{ tool_choice: "required" }, "tool_choice"]])
     await assert.rejects(openai.chat.completions.create({ ...greedy("Hi", 4), ...extra }),
                          (e) => e instanceof OpenAI.BadRequestError && e.status === 400 &&
                                 e.message.includes(`'${name}'`) && e.code === "unsupported_parameter", name);
@@ -214,6 +214,17 @@ await section("openai: models, chat (non-stream and stream), usage", async () =>
   const off = await openai.chat.completions.create({ ...greedy("Hi", 6), logprobs: false, top_logprobs: 0,
     response_format: { type: "text" }, tools: [], tool_choice: "none", logit_bias: {} });
   assert.equal(off.choices[0].message.content, plain.choices[0].message.content);
+
+  // logit_bias: +100 makes a token (one greedy decoding would not pick) the pick at every step, so the
+  // request took the full logits; the sampler's own tests (tests/sampler_test.cpp, api_test.cpp) cover bans.
+  const word = (await json(main, "POST", "/tokenize", { content: " river" })).body.tokens.at(-1);
+  const forced = await openai.chat.completions.create({ ...greedy("Hi", 5), logit_bias: { [word]: 100 } });
+  const want = (await json(main, "POST", "/detokenize", { tokens: [word, word, word, word, word] })).body.content;
+  assert.equal(forced.choices[0].message.content, want.trimStart());
+  assert.notEqual(forced.choices[0].message.content, (await openai.chat.completions.create(greedy("Hi", 5))).choices[0].message.content);
+  for (const bias of [{ "-1": 5 }, { "99999999": 5 }, { "x": 5 }, { "5": 101 }, { "5": "high" }])
+    await assert.rejects(openai.chat.completions.create({ ...greedy("Hi", 2), logit_bias: bias }),
+                         (e) => e instanceof OpenAI.BadRequestError && e.message.includes("'logit_bias'"));
 });
 
 await section("openai: completions, stop strings, usage against /tokenize", async () => {

@@ -3,8 +3,10 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <random>
 
 #include "tokenizer/chat_template.hpp"
@@ -18,7 +20,8 @@ std::string model_flags_help() {
            "  --ctx N               context size in tokens (default 4096, capped at the model's own)\n"
            "  --kv-type f16|f32     KV cache storage (default f16)\n"
            "  -t, --threads N       CPU threads (default: all cores, or OMP_NUM_THREADS)\n"
-           "  --device cpu|cuda     where to run (default cpu; cuda: the whole model on the first NVIDIA GPU)\n"
+           "  --device cpu|cuda     where to run (default cpu; cuda: the whole model on the first NVIDIA "
+           "GPU)\n"
            "  --chat-template NAME  use this chat template instead of the one the file names; one of\n"
            "                        " +
            tokenizer::ChatTemplate::known_names() + "\n";
@@ -35,6 +38,8 @@ const char* const kGenerationFlagsHelp =
     "  --repeat-last-n N     penalty window in tokens (default 64; 0: off; -1: whole context)\n"
     "  --frequency-penalty X subtract X per occurrence in the window (default 0)\n"
     "  --presence-penalty X  subtract X once for tokens in the window (default 0)\n"
+    "  -l, --logit-bias ID(+|-)X  add X to token ID's logit: 15043+1, 15043-2.5, 15043-inf (never\n"
+    "                        that token); repeatable, as llama.cpp's\n"
     "  --seed N              random seed: the same seed gives the same output (default: random, shown\n"
     "                        with --verbose)\n"
     "  --stop TEXT           stop before TEXT appears (repeatable); TEXT is never printed\n"
@@ -42,7 +47,8 @@ const char* const kGenerationFlagsHelp =
     "                        and continue; without it, generation stops with a message\n"
     "  --keep N              tokens after BOS that a context shift keeps (default 0; -1: the whole prompt)\n"
     "  --system TEXT         system prompt (through the chat template)\n"
-    "Sampling applies, in order: the penalties, top-k, top-p, min-p, the temperature, a seeded draw.\n";
+    "Sampling applies, in order: the logit biases, the penalties, top-k, top-p, min-p, the temperature,\n"
+    "a seeded draw.\n";
 
 const char* const kLogFlagsHelp =
     "output:\n"
@@ -89,6 +95,36 @@ bool parse_model_flag(ArgReader& args, ModelFlags& f) {
     return true;
 }
 
+namespace {
+
+// "ID+X", "ID-X" (X a number or inf): the token and the bias added to its logit.
+std::pair<int32_t, float> parse_logit_bias(const std::string& v) {
+    const size_t sign = v.find_first_of("+-");
+    const auto fail = [&] {
+        throw UsageError(
+            "--logit-bias wants TOKEN_ID+BIAS or TOKEN_ID-BIAS (e.g. 15043+1, 15043-inf), got '" + v + "'");
+    };
+    if (sign == 0 || sign == std::string::npos || sign + 1 == v.size()) fail();
+    const std::string id_text = v.substr(0, sign), bias_text = v.substr(sign + 1);
+    if (id_text.size() > 9 || id_text.find_first_not_of("0123456789") != std::string::npos) fail();
+    float bias = 0.0f;
+    if (bias_text == "inf") {
+        bias = INFINITY;
+    } else {
+        char* end = nullptr;
+        bias = std::strtof(bias_text.c_str(), &end);
+        if (end != bias_text.c_str() + bias_text.size() || !std::isfinite(bias) ||
+            bias_text.find_first_not_of("0123456789.") != std::string::npos)
+            fail();
+    }
+    if (v[sign] == '-') bias = -bias;
+    if (bias == INFINITY)
+        throw UsageError("--logit-bias: +inf is not a bias (use a large number to favour a token)");
+    return {int32_t(std::stol(id_text)), bias};
+}
+
+}  // namespace
+
 bool parse_generation_flag(ArgReader& args, GenerationFlags& f) {
     GenerateOptions& g = f.options;
     SamplerOptions& s = g.sampling;
@@ -117,6 +153,8 @@ bool parse_generation_flag(ArgReader& args, GenerationFlags& f) {
         s.frequency_penalty = number(-100.0, 100.0, "--frequency-penalty");
     } else if (args.is("--presence-penalty")) {
         s.presence_penalty = number(-100.0, 100.0, "--presence-penalty");
+    } else if (args.is("-l", "--logit-bias")) {
+        s.logit_bias.push_back(parse_logit_bias(args.value()));
     } else if (args.is("--seed", "-s")) {
         s.seed = static_cast<uint64_t>(args.int_value(0, INT64_MAX));
         f.seed_given = true;

@@ -53,10 +53,11 @@ std::string help_text() {
                "  (--ctx is the context of each slot)\n\n") +
            model_flags_help() + "\n" + kLogFlagsHelp +
            "\nSampling follows each request (temperature, top_p, seed, stop, presence/frequency_penalty,\n"
-           "max_tokens; llama.cpp's top_k, min_p, repeat_penalty, ignore_eos too); OpenAI's defaults apply\n"
-           "otherwise. Options it does not implement are refused with 400 (unsupported_parameter) when\n"
-           "turned on, not ignored: logprobs, top_logprobs, response_format other than text, tools,\n"
-           "tool_choice other than none/auto, logit_bias; for completions echo, best_of above 1, suffix.\n\n"
+           "logit_bias, max_tokens; llama.cpp's top_k, min_p, repeat_penalty, ignore_eos too); OpenAI's\n"
+           "defaults apply otherwise. Options it does not implement are refused with 400\n"
+           "(unsupported_parameter) when turned on, not ignored: logprobs, top_logprobs, response_format\n"
+           "other than text, tools, tool_choice other than none/auto; for completions echo, best_of above\n"
+           "1, suffix.\n\n"
            "example:\n"
            "  infer serve -m mistral-7b-instruct.gguf --parallel 8\n"
            "  curl -N localhost:8080/v1/chat/completions -d '{\"messages\":[{\"role\":\"user\",\n"

@@ -1,13 +1,15 @@
 #include "tools/infer/serve_openai.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
 namespace kinfer::cli::serve {
 namespace {
 
-constexpr int kMaxDepth = 32;          // JSON nesting a request may have (OpenAI's bodies need 4)
-constexpr size_t kMaxStopStrings = 4;  // as OpenAI
+constexpr int kMaxDepth = 32;           // JSON nesting a request may have (OpenAI's bodies need 4)
+constexpr size_t kMaxStopStrings = 4;   // as OpenAI
+constexpr size_t kMaxLogitBias = 1024;  // tokens a request may bias (OpenAI allows 300)
 
 [[noreturn]] void bad(const std::string& message, const std::string& code = "invalid_request") {
     throw ApiError{400, message, "invalid_request_error", code};
@@ -120,9 +122,9 @@ std::vector<std::string> stop_strings(const json& body) {
 }
 
 // Options that change what an answer is and that this server does not implement (log probabilities, JSON
-// mode, tool calls, logit biases; for completions also echo, best_of and suffix): a request that turns one on
-// gets a 400 naming it, not an answer without it. Their "off" values (false, 0, [], {}, {"type": "text"},
-// "none") are accepted: clients send them by default.
+// mode, tool calls; for completions also echo, best_of and suffix): a request that turns one on gets a 400
+// naming it, not an answer without it. Their "off" values (false, 0, [], {"type": "text"}, "none") are
+// accepted: clients send them by default.
 void reject_unsupported(const json& body, Endpoint endpoint) {
     const auto unsupported = [](const std::string& what) {
         bad(what + " is not supported by this server", "unsupported_parameter");
@@ -153,10 +155,32 @@ void reject_unsupported(const json& body, Endpoint endpoint) {
         }
     if (const json* v = field(body, "tool_choice"); v && !(v->is_string() && (*v == "none" || *v == "auto")))
         unsupported("'tool_choice' other than \"none\" or \"auto\" (tool calls)");
-    if (const json* v = field(body, "logit_bias")) {
-        if (!v->is_object()) bad("'logit_bias' must be an object, got " + type_name(*v));
-        if (!v->empty()) unsupported("'logit_bias'");
+}
+
+// OpenAI's logit_bias: {"token id": bias in [-100, 100]}, added to the logits (-100 bans a token in practice,
+// 100 all but forces it).
+std::vector<std::pair<int32_t, float>> logit_bias(const json& body, const Model& model) {
+    const json* v = field(body, "logit_bias");
+    if (!v) return {};
+    if (!v->is_object()) bad("'logit_bias' must be an object, got " + type_name(*v));
+    if (v->size() > kMaxLogitBias)
+        bad("'logit_bias' holds at most " + std::to_string(kMaxLogitBias) + " tokens, got " +
+            std::to_string(v->size()));
+    std::vector<std::pair<int32_t, float>> out;
+    for (const auto& [key, bias] : v->items()) {
+        int64_t id = -1;
+        if (!key.empty() && key.size() <= 10 &&
+            std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            id = std::stoll(key);
+        if (id < 0 || id >= model.n_vocab())
+            bad("'logit_bias' keys must be token ids in [0, " + std::to_string(model.n_vocab()) + "), got " +
+                dump(json(key.substr(0, 24))));
+        if (!bias.is_number() || !std::isfinite(bias.get<double>()) || std::fabs(bias.get<double>()) > 100)
+            bad("'logit_bias' values must be numbers in [-100, 100], got " + dump(bias).substr(0, 40) +
+                " for token " + key);
+        out.emplace_back(int32_t(id), float(bias.get<double>()));
     }
+    return out;
 }
 
 std::vector<int32_t> completion_prompt(const json& body, const Model& model) {
@@ -246,6 +270,7 @@ CompletionCall parse_completion(const json& body, Endpoint endpoint, const Model
     } else {
         s.seed = std::random_device{}();
     }
+    s.logit_bias = logit_bias(body, model);
     o.stop = stop_strings(body);
     call.request.ignore_eos = boolean(body, "ignore_eos", false);  // llama.cpp's extension (load tests)
 
