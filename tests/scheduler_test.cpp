@@ -76,6 +76,32 @@ TEST_CASE("scheduler: requests decoded together give the text each gives alone (
     CHECK(st.generated_tokens >= 20);
 }
 
+TEST_CASE("scheduler: requests that need the full logits share steps with greedy ones, each as alone") {
+    // A logit bias or a penalty makes a slot ask the step for every output's logits (the others then take
+    // their candidates from those on the host): the texts must not change with who shares the step.
+    const Model model = load_vocab_model();
+    const std::vector<int32_t> p0 = model.tokenize("The capital of France is"),
+                               p1 = model.tokenize("1 2 3 4 5"), p2 = model.tokenize("Once upon a time");
+    GenerateOptions biased = greedy(16), penalised = greedy(16);
+    biased.sampling.logit_bias = {{model.tokenize(" is").back(), -INFINITY},
+                                  {model.tokenize(" river").back(), 2.0f}};
+    penalised.sampling.presence_penalty = 1.5f;
+    penalised.sampling.penalty_last_n = -1;
+    const GenerateResult e0 = alone(model, p0, biased), e1 = alone(model, p1, greedy(16)),
+                         e2 = alone(model, p2, penalised);
+    CHECK(e0.text != alone(model, p0, greedy(16)).text);  // the bias does change this text
+    Scheduler scheduler(model, {.slots = 3});
+    auto s0 = scheduler.submit({.prompt = p0, .options = biased});
+    auto s1 = scheduler.submit({.prompt = p1, .options = greedy(16)});
+    auto s2 = scheduler.submit({.prompt = p2, .options = penalised});
+    CHECK(finish(*s0).text == e0.text);
+    CHECK(finish(*s1).text == e1.text);
+    CHECK(finish(*s2).text == e2.text);
+    GenerateOptions bad = greedy(4);
+    bad.sampling.logit_bias = {{model.n_vocab(), 1.0f}};
+    CHECK_THROWS_AS(scheduler.submit({.prompt = p1, .options = bad}), UsageError);
+}
+
 TEST_CASE("scheduler: stop strings and max_tokens end a request as generate() ends it") {
     const Model model = load_vocab_model();
     const auto prompt = model.tokenize("Once upon a time");
