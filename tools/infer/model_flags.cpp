@@ -20,8 +20,8 @@ std::string model_flags_help() {
            "  --ctx N               context size in tokens (default 4096, capped at the model's own)\n"
            "  --kv-type f16|f32     KV cache storage (default f16)\n"
            "  -t, --threads N       CPU threads (default: all cores, or OMP_NUM_THREADS)\n"
-           "  --device cpu|cuda     where to run (default cpu; cuda: the whole model on the first NVIDIA "
-           "GPU)\n"
+           "  --device cpu|cuda     where to run (default cpu; cuda: the whole model on the first\n"
+           "                        NVIDIA GPU)\n"
            "  --chat-template NAME  use this chat template instead of the one the file names; one of\n"
            "                        " +
            tokenizer::ChatTemplate::known_names() + "\n";
