@@ -9,6 +9,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <deque>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -40,7 +41,9 @@ struct CompletionStream::Impl {
     CompletionRequest request;
     mutable std::mutex mutex;
     std::condition_variable changed;
-    std::string pending;  // text not yet taken by wait()
+    std::string pending;                  // text not yet taken by wait()
+    std::vector<TokenLogprobs> logprobs;  // every token's log probabilities handed out so far
+    size_t logprobs_taken = 0;            // how many of them wait() gave out
     GenerateResult result;
     std::string error;
     bool finished = false;
@@ -66,7 +69,27 @@ bool CompletionStream::wait(std::string& out, std::chrono::milliseconds timeout)
     impl_->changed.wait_for(lock, timeout, [&] { return !impl_->pending.empty() || impl_->finished; });
     out += impl_->pending;
     impl_->pending.clear();
+    impl_->logprobs_taken = impl_->logprobs.size();
     return impl_->finished;
+}
+
+bool CompletionStream::wait(std::string& out, std::vector<TokenLogprobs>& logprobs,
+                            std::chrono::milliseconds timeout) {
+    std::unique_lock lock(impl_->mutex);
+    impl_->changed.wait_for(lock, timeout, [&] {
+        return !impl_->pending.empty() || impl_->logprobs_taken < impl_->logprobs.size() || impl_->finished;
+    });
+    out += impl_->pending;
+    impl_->pending.clear();
+    logprobs.insert(logprobs.end(), impl_->logprobs.begin() + ptrdiff_t(impl_->logprobs_taken),
+                    impl_->logprobs.end());
+    impl_->logprobs_taken = impl_->logprobs.size();
+    return impl_->finished;
+}
+
+std::vector<TokenLogprobs> CompletionStream::logprobs() const {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->logprobs;
 }
 
 void CompletionStream::cancel() {
@@ -108,6 +131,11 @@ struct Slot {
     std::vector<float> masked_logits;  // ignore_eos: the logits with end-of-generation tokens removed
     std::vector<engine::TopCandidate> masked_top;  // ignore_eos: the candidates without them
     int32_t top_k = 0;  // candidates each step keeps for the sampler (0: full logits)
+    // top_logprobs requests: tokens' log probabilities waiting for their text to be handed out (the
+    // decoder and the stop-string matcher hold text back), and the text's length in and out of the matcher.
+    std::vector<TokenLogprobs> held;
+    size_t decoded_bytes = 0, emitted_bytes = 0;
+    std::vector<engine::TopCandidate> best;  // scratch for the alternatives
     Clock::time_point t_start, t_prompt_done;
     uint64_t last_used = 0;  // when its last request ended (larger: more recent)
 
@@ -147,6 +175,8 @@ struct Scheduler::Impl {
     void admit(std::shared_ptr<CompletionStream> stream);
     void finish(Slot& s, StopReason reason, const std::string& error = {});
     void emit(Slot& s, const std::string& text);
+    void release_logprobs(Slot& s, bool all);
+    TokenLogprobs token_logprobs(Slot& s, int32_t id);
     void after_token(Slot& s);
     void step(bool decode);
     void count_tokens(uint64_t n);
@@ -231,6 +261,9 @@ std::shared_ptr<CompletionStream> Scheduler::submit(CompletionRequest request) {
         if (id < 0 || id >= m.model.n_vocab())
             throw UsageError("prompt token id " + std::to_string(id) + " is outside the vocabulary (" +
                              std::to_string(m.model.n_vocab()) + " tokens)");
+    if (request.top_logprobs < -1 || request.top_logprobs > kMaxTopLogprobs)
+        throw UsageError("top_logprobs must be in [-1, " + std::to_string(kMaxTopLogprobs) + "], got " +
+                         std::to_string(request.top_logprobs));
     for (const auto& s : request.options.stop) {
         if (s.empty()) throw UsageError("stop strings must not be empty");
         ModelAccess::check_utf8(s, "stop string");
@@ -275,7 +308,42 @@ void Scheduler::Impl::emit(Slot& s, const std::string& text) {
     std::lock_guard lock(s.req->mutex);
     s.req->result.text += text;
     s.req->pending += text;
+    s.emitted_bytes += text.size();
+    release_logprobs(s, false);
     s.req->changed.notify_all();
+}
+
+// Hands out the held log probabilities of the tokens whose text has begun to be handed out (all: every one
+// held). Called with the request's mutex held.
+void Scheduler::Impl::release_logprobs(Slot& s, bool all) {
+    size_t n = 0;
+    while (n < s.held.size() && (all || s.held[n].text_offset < s.emitted_bytes)) ++n;
+    if (n == 0) return;
+    std::move(s.held.begin(), s.held.begin() + ptrdiff_t(n), std::back_inserter(s.req->logprobs));
+    s.held.erase(s.held.begin(), s.held.begin() + ptrdiff_t(n));
+}
+
+// Token `id`'s log probability and the request's top_logprobs best alternatives, from the slot's raw logits:
+// log p(i) = l_i - m - log(sum_j exp(l_j - m)) with m the largest logit (no overflow, the sum >= 1).
+TokenLogprobs Scheduler::Impl::token_logprobs(Slot& s, int32_t id) {
+    const std::span<const float> logits = s.session.logits();
+    float m = -INFINITY;
+    for (const float l : logits) m = std::max(m, l);
+    double sum = 0;
+    for (const float l : logits) sum += std::exp(double(l) - double(m));
+    const double log_z = double(m) + std::log(sum);
+    const auto entry = [&](int32_t t) {
+        return TokenLogprob{t, std::string(tok->piece(t, true)), float(double(logits[size_t(t)]) - log_z)};
+    };
+    TokenLogprobs out{entry(id), {}, s.decoded_bytes};
+    const int32_t n = std::min<int32_t>(s.req->request.top_logprobs, int32_t(logits.size()));
+    if (n > 0) {
+        s.best.resize(size_t(n));
+        engine::select_top(logits, n, s.best);
+        out.top.reserve(size_t(n));
+        for (const engine::TopCandidate& c : s.best) out.top.push_back(entry(c.id));
+    }
+    return out;
 }
 
 void Scheduler::Impl::finish(Slot& s, StopReason reason, const std::string& error) {
@@ -298,6 +366,9 @@ void Scheduler::Impl::finish(Slot& s, StopReason reason, const std::string& erro
     }
     {
         std::lock_guard lock(s.req->mutex);
+        // Text the decoder or the matcher held is out now; what a stop string cut away has no tokens to show.
+        if (!(s.matcher && s.matcher->stopped())) release_logprobs(s, true);
+        s.held.clear();
         r.stop_reason = reason;
         if (reason == StopReason::ContextFull)
             r.message = "context full (" + std::to_string(n_ctx) + " tokens): generation stopped";
@@ -348,6 +419,9 @@ void Scheduler::Impl::admit(std::shared_ptr<CompletionStream> stream) {
     s.top_k = s.sampler->candidates_needed();
     if (s.top_k > 0 && s.req->request.ignore_eos) s.top_k += int32_t(eog_ids.size());
     if (s.top_k > s.session.n_vocab()) s.top_k = 0;
+    if (s.req->request.top_logprobs >= 0) s.top_k = 0;  // log probabilities need the whole distribution
+    s.held.clear();
+    s.decoded_bytes = s.emitted_bytes = 0;
     s.decoder.emplace(*tok,
                       tokenizer::StreamingOptions{.strip_leading_space = s.req->request.strip_leading_space});
     s.matcher.emplace(o.stop);
@@ -394,6 +468,8 @@ void Scheduler::Impl::after_token(Slot& s) {
     }
     s.piece.clear();
     s.decoder->push(id, s.piece);
+    if (s.req->request.top_logprobs >= 0) s.held.push_back(token_logprobs(s, id));
+    s.decoded_bytes += s.piece.size();
     emit(s, s.matcher->push(s.piece));
     if (s.matcher->stopped()) return finish(s, StopReason::StopString);
     // The last token needs no evaluation: nothing will be sampled after it.

@@ -120,6 +120,125 @@ TEST_CASE("scheduler: stop strings and max_tokens end a request as generate() en
     CHECK(none.stop_reason == StopReason::MaxTokens);
 }
 
+namespace {
+
+// A greedy decoding of `prompt` by hand, one token at a time through the public Session, with each step's
+// log-softmax in float64 and its `top` best tokens (descending, ties by id): what top_logprobs should report.
+struct StepLogprobs {
+    int32_t id;
+    double logprob;
+    std::vector<std::pair<int32_t, double>> top;
+};
+std::vector<StepLogprobs> reference_logprobs(const Model& model, const std::vector<int32_t>& prompt, int n,
+                                             int top) {
+    Session s(model, 512);
+    std::span<const float> logits = s.feed(prompt);
+    std::vector<StepLogprobs> out;
+    for (int i = 0; i < n; ++i) {
+        const double m = *std::max_element(logits.begin(), logits.end());
+        double sum = 0;
+        for (const float l : logits) sum += std::exp(double(l) - m);
+        std::vector<int32_t> order(logits.size());
+        for (size_t k = 0; k < order.size(); ++k) order[k] = int32_t(k);
+        std::stable_sort(order.begin(), order.end(),
+                         [&](int32_t a, int32_t b) { return logits[size_t(a)] > logits[size_t(b)]; });
+        StepLogprobs step{order[0], double(logits[size_t(order[0])]) - m - std::log(sum), {}};
+        for (int k = 0; k < top; ++k)
+            step.top.emplace_back(order[size_t(k)],
+                                  double(logits[size_t(order[size_t(k)])]) - m - std::log(sum));
+        out.push_back(step);
+        if (model.is_end_of_generation(step.id)) break;
+        const int32_t next = step.id;
+        logits = s.feed(std::span<const int32_t>(&next, 1));
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("scheduler: log probabilities are each step's log-softmax, handed out with their text") {
+    const Model model = load_vocab_model();
+    const auto prompt = model.tokenize("Once upon a time");
+    const std::vector<StepLogprobs> want = reference_logprobs(model, prompt, 12, 5);
+    REQUIRE(want.size() == 12);
+    REQUIRE_FALSE(model.is_end_of_generation(want.back().id));
+    Scheduler scheduler(model, {.slots = 2});
+    // Beside a request without them, so that the two share steps (one full-logits row, one of candidates).
+    auto other = scheduler.submit({.prompt = model.tokenize("1 2 3 4 5"), .options = greedy(12)});
+    auto stream = scheduler.submit({.prompt = prompt, .options = greedy(12), .top_logprobs = 5});
+    std::string text;
+    std::vector<TokenLogprobs> got;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (bool done = false; !done;) {
+        done = stream->wait(text, got, 100ms);
+        // Never ahead of their text: every token handed out starts inside the text handed out so far.
+        for (const TokenLogprobs& t : got) CHECK(t.text_offset < std::max<size_t>(text.size(), 1));
+        REQUIRE(std::chrono::steady_clock::now() - t0 < 60s);
+    }
+    finish(*other);
+    CHECK(text == stream->result().text);
+    REQUIRE(got.size() == want.size());
+    CHECK(stream->logprobs().size() == got.size());
+    size_t offset = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+        CAPTURE(i);
+        CHECK(got[i].token.id == want[i].id);
+        // This random model is sure of its picks (log p ~ -1e-6, the runner-up ~ -14): a tolerance relative
+        // to the value, so that a missing normalisation (log p = 0) shows.
+        CHECK(std::fabs(got[i].token.logprob - want[i].logprob) <= 1e-8 + 1e-5 * std::fabs(want[i].logprob));
+        // This text is plain UTF-8 without control tokens: token i's bytes are the text at its offset.
+        CHECK(got[i].text_offset == offset);
+        CHECK(text.compare(offset, got[i].token.bytes.size(), got[i].token.bytes) == 0);
+        offset += got[i].token.bytes.size();
+        REQUIRE(got[i].top.size() == 5);
+        for (size_t k = 0; k < 5; ++k) {
+            CHECK(got[i].top[k].id == want[i].top[k].first);
+            CHECK(std::fabs(got[i].top[k].logprob - want[i].top[k].second) <=
+                  1e-8 + 1e-5 * std::fabs(want[i].top[k].second));
+        }
+        CHECK(got[i].top[0].logprob == got[i].token.logprob);  // greedy: the pick is the most likely
+    }
+
+    // A stop string at the start of a token's text: that token and those after it are not reported (their
+    // text was cut away), the ones before are. This model repeats itself; a presence penalty makes its
+    // text varied enough to hold a stop string found only there (log probabilities ignore penalties).
+    GenerateOptions varied = greedy(12);
+    varied.sampling.presence_penalty = 30.0f;
+    varied.sampling.penalty_last_n = -1;
+    auto first = scheduler.submit({.prompt = prompt, .options = varied, .top_logprobs = 0});
+    const std::string varied_text = finish(*first).text;
+    const std::vector<TokenLogprobs> all = first->logprobs();
+    REQUIRE(all.size() == 12);
+    size_t j = all.size() / 2;
+    while (j < all.size() && (all[j].token.bytes.size() < 2 ||
+                              varied_text.find(all[j].token.bytes.substr(0, 2)) != all[j].text_offset))
+        ++j;
+    CAPTURE(varied_text);
+    REQUIRE(j < all.size());
+    GenerateOptions o = varied;
+    o.stop = {all[j].token.bytes.substr(0, 2)};
+    auto stopped = scheduler.submit({.prompt = prompt, .options = o, .top_logprobs = 0});
+    const GenerateResult r = finish(*stopped);
+    CHECK(r.text == varied_text.substr(0, all[j].text_offset));
+    const std::vector<TokenLogprobs> kept = stopped->logprobs();
+    CHECK(kept.size() == j);
+    for (size_t i = 0; i < kept.size(); ++i) {
+        CHECK(kept[i].token.id == all[i].token.id);
+        CHECK(kept[i].token.logprob == all[i].token.logprob);
+        CHECK(kept[i].top.empty());
+    }
+    // Without top_logprobs nothing is reported; out of range is refused.
+    CHECK(stream->logprobs().size() == got.size());
+    auto plain = scheduler.submit({.prompt = prompt, .options = greedy(3)});
+    finish(*plain);
+    CHECK(plain->logprobs().empty());
+    CHECK_THROWS_AS(
+        scheduler.submit({.prompt = prompt, .options = greedy(3), .top_logprobs = kMaxTopLogprobs + 1}),
+        UsageError);
+    CHECK_THROWS_AS(scheduler.submit({.prompt = prompt, .options = greedy(3), .top_logprobs = -2}),
+                    UsageError);
+}
+
 TEST_CASE("scheduler: a long prompt in chunks does not hold up a stream decoding beside it") {
     const Model model = load_vocab_model();
     std::vector<int32_t> long_prompt = model.tokenize("x");

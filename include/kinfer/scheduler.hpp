@@ -38,11 +38,35 @@ class KINFER_API QueueFullError : public Error {
     using Error::Error;
 };
 
+// The most alternatives a request may ask log probabilities for (as OpenAI's top_logprobs).
+inline constexpr int kMaxTopLogprobs = 20;
+
 struct CompletionRequest {
     std::vector<int32_t> prompt;       // non-empty, at most the slot context (a BOS is not added)
     GenerateOptions options;           // `interrupt` and `context_shift` do not apply (cancel(); ContextFull)
     bool strip_leading_space = false;  // drop the word-start space of the first token (chat replies)
     bool ignore_eos = false;  // never sample an end-of-generation token: run to max_tokens (load tests)
+    // >= 0: report each generated token's log probability and this many most likely alternatives (at most
+    // kMaxTopLogprobs); -1: none. Reading them makes the request's steps copy its full logits.
+    int top_logprobs = -1;
+};
+
+// A token and its log probability under the model: the log-softmax of the step's raw logits, before logit
+// biases, penalties and temperature (what the model says, not what the sampler drew from).
+struct TokenLogprob {
+    int32_t id = 0;
+    std::string bytes;  // what the token stands for (special tokens by name); a byte token may hold part of
+                        // a UTF-8 character
+    float logprob = 0;
+};
+
+// A generated token's log probability, its request's top_logprobs most likely alternatives (most likely
+// first, ties by id) and where its text starts in the completion's text (bytes). End-of-generation tokens
+// are not reported, nor tokens whose text a stop string cut away entirely.
+struct TokenLogprobs {
+    TokenLogprob token;
+    std::vector<TokenLogprob> top;
+    size_t text_offset = 0;
 };
 
 // One submitted request's output: the scheduler's thread appends text, any one other thread reads it.
@@ -51,12 +75,17 @@ class KINFER_API CompletionStream {
     // Waits until there is text not yet taken, the request finished, or `timeout` passed; appends the new
     // text to `out`. Returns true once the request finished and all its text was taken.
     bool wait(std::string& out, std::chrono::milliseconds timeout);
+    // The same, also appending the log probabilities of the tokens whose text it hands out (requests with
+    // top_logprobs >= 0; they arrive with, never before, the text they belong to).
+    bool wait(std::string& out, std::vector<TokenLogprobs>& logprobs, std::chrono::milliseconds timeout);
     // Stops the request as soon as the scheduler sees it (within one step) and frees its slot; the
     // result's stop reason becomes Interrupted.
     void cancel();
     bool finished() const;
     // The whole result (text, stop reason, token counts, timings); complete once finished().
     GenerateResult result() const;
+    // Every token's log probabilities handed out so far (all of them once finished()).
+    std::vector<TokenLogprobs> logprobs() const;
     // Non-empty when the engine failed on this request (the result is then partial).
     std::string error() const;
 

@@ -203,8 +203,7 @@ await section("openai: models, chat (non-stream and stream), usage", async () =>
 
   // Options the server does not implement: refused by name when turned on, accepted in their "off" form
   // (what clients send by default), which answers as if they were absent.
-  for (const [extra, name] of [[{ logprobs: true }, "logprobs"], [{ top_logprobs: 2 }, "top_logprobs"],
-                               [{ response_format: { type: "json_object" } }, "response_format"],
+  for (const [extra, name] of [[{ response_format: { type: "json_object" } }, "response_format"],
                                [{ tools: [{ type: "function", function: { name: "f", parameters: {} } }] }, "tools"],
                                [{ tool_choice: "required" }, "tool_choice"]])
     await assert.rejects(openai.chat.completions.create({ ...greedy("Hi", 4), ...extra }),
@@ -259,13 +258,113 @@ await section("openai: completions, stop strings, usage against /tokenize", asyn
   // Errors come back as the client's error classes with the status.
   await assert.rejects(openai.completions.create({ model: "tiny", prompt, temperature: 7 }),
                        (e) => e instanceof OpenAI.BadRequestError && e.status === 400);
-  for (const [extra, name] of [[{ logprobs: 2 }, "logprobs"], [{ echo: true }, "echo"], [{ best_of: 3 }, "best_of"],
+  for (const [extra, name] of [[{ echo: true }, "echo"], [{ best_of: 3 }, "best_of"],
                                [{ suffix: "The end." }, "suffix"]])
     await assert.rejects(openai.completions.create({ model: "tiny", prompt, max_tokens: 4, ...extra }),
                          (e) => e instanceof OpenAI.BadRequestError && e.message.includes(`'${name}'`), name);
-  const off = await openai.completions.create({ model: "tiny", prompt, max_tokens: 16, temperature: 0, logprobs: 0,
+  const off = await openai.completions.create({ model: "tiny", prompt, max_tokens: 16, temperature: 0, logprobs: null,
                                                echo: false, best_of: 1, suffix: "" });
   assert.equal(off.choices[0].text, text);
+  assert.equal(off.choices[0].logprobs, null);
+});
+
+await section("openai: log probabilities (chat and completions, streamed and not, with a stop string)", async () => {
+  // Greedy: each token is its step's most likely one, so it heads its own top_logprobs.
+  const checkEntry = (e, top) => {
+    assert.equal(typeof e.logprob, "number");
+    assert.ok(e.logprob <= 0 && e.logprob >= -9999, JSON.stringify(e));
+    assert.equal(e.top_logprobs.length, top);
+    if (top > 0) {
+      assert.equal(e.top_logprobs[0].logprob, e.logprob, JSON.stringify(e));
+      assert.deepEqual(e.top_logprobs[0].bytes, e.bytes);
+    }
+    for (let k = 1; k < top; ++k) assert.ok(e.top_logprobs[k].logprob <= e.top_logprobs[k - 1].logprob);
+    const total = e.top_logprobs.reduce((sum, a) => sum + Math.exp(a.logprob), 0);
+    assert.ok(total <= 1 + 1e-5, "probabilities add up to more than 1: " + total);
+    for (const a of [e, ...e.top_logprobs]) {
+      const bytes = Buffer.from(a.bytes);
+      assert.equal(a.token, bytes.toString("utf8") === a.token ? a.token : "bytes:" + [...bytes].map((b) => "\\x" + b.toString(16).padStart(2, "0")).join(""));
+    }
+  };
+  const request = { ...greedy("Tell me about the sea", 16), logprobs: true, top_logprobs: 4 };
+  const full = await openai.chat.completions.create(request);
+  const content = full.choices[0].logprobs.content;
+  assert.equal(content.length, full.usage.completion_tokens);
+  for (const e of content) checkEntry(e, 4);
+  // The tokens' bytes are the reply (whose first token loses its word-start space).
+  const joined = Buffer.concat(content.map((e) => Buffer.from(e.bytes))).toString("utf8");
+  assert.equal(joined.replace(/^ /, ""), full.choices[0].message.content);
+
+  // Streamed: the same tokens and values, each chunk's tokens with the text they make.
+  const stream = await openai.chat.completions.create({ ...request, stream: true });
+  const streamed = [];
+  let text = "";
+  for await (const chunk of stream) {
+    const c = chunk.choices[0];
+    if (!c) continue;
+    const lp = c.logprobs?.content ?? [];
+    if (lp.length) assert.ok(c.delta.content, "log probabilities without their text: " + JSON.stringify(chunk));
+    text += c.delta?.content ?? "";
+    streamed.push(...lp);
+  }
+  assert.equal(text, full.choices[0].message.content);
+  assert.equal(streamed.length, content.length);
+  streamed.forEach((e, i) => {
+    assert.equal(e.token, content[i].token);
+    assert.ok(Math.abs(e.logprob - content[i].logprob) <= 1e-4 * (1 + Math.abs(content[i].logprob)), `${e.logprob} ${content[i].logprob}`);
+  });
+  // Chat's logprobs without top_logprobs: the tokens alone.
+  const bare = await openai.chat.completions.create({ ...greedy("Tell me about the sea", 4), logprobs: true });
+  assert.equal(bare.choices[0].logprobs.content.length, 4);
+  bare.choices[0].logprobs.content.forEach((e) => checkEntry(e, 0));
+  assert.equal((await openai.chat.completions.create(greedy("Tell me about the sea", 4))).choices[0].logprobs, null);
+
+  // Completions: the legacy shape, offsets into the text, and a stop string (tokens it cut away are gone).
+  const prompt = "Once upon a time";
+  const comp = await openai.completions.create({ model: "tiny", prompt, max_tokens: 16, temperature: 0, logprobs: 3 });
+  const lp = comp.choices[0].logprobs, ctext = Buffer.from(comp.choices[0].text);
+  assert.equal(lp.tokens.length, 16);
+  assert.equal(lp.token_logprobs.length, 16);
+  assert.equal(lp.top_logprobs.length, 16);
+  assert.equal(lp.text_offset[0], 0);
+  for (let i = 0; i < 16; ++i) {
+    assert.ok(Object.keys(lp.top_logprobs[i]).length >= 1 && Object.keys(lp.top_logprobs[i]).length <= 3);
+    assert.equal(Math.max(...Object.values(lp.top_logprobs[i])), lp.token_logprobs[i]);
+    if (i > 0) assert.ok(lp.text_offset[i] >= lp.text_offset[i - 1]);
+    if (!lp.tokens[i].startsWith("bytes:")) {  // a whole-character token: its text at its offset
+      const bytes = Buffer.from(lp.tokens[i]);
+      assert.equal(ctext.subarray(lp.text_offset[i], lp.text_offset[i] + bytes.length).toString(), lp.tokens[i]);
+    }
+  }
+  const mid = lp.text_offset.findIndex((o, i) => i >= 8 && o > 0 && lp.tokens[i].length >= 2 &&
+                                       ctext.indexOf(Buffer.from(lp.tokens[i])) === o);
+  assert.ok(mid > 0, "no token to stop at in " + JSON.stringify(lp.tokens));
+  const cut = await openai.completions.create({ model: "tiny", prompt, max_tokens: 16, temperature: 0, logprobs: 1,
+                                                stop: lp.tokens[mid] });
+  assert.equal(cut.choices[0].finish_reason, "stop");
+  assert.equal(cut.choices[0].text, ctext.subarray(0, lp.text_offset[mid]).toString());
+  assert.deepEqual(cut.choices[0].logprobs.tokens, lp.tokens.slice(0, mid));
+  const cstream = await openai.completions.create({ model: "tiny", prompt, max_tokens: 16, temperature: 0, logprobs: 3, stream: true });
+  let received = 0;
+  const tokens = [];
+  for await (const chunk of cstream) {
+    const c = chunk.choices[0];
+    received += Buffer.byteLength(c?.text ?? "");
+    for (const [i, o] of (c?.logprobs?.text_offset ?? []).entries()) {
+      assert.ok(o < received, "a token ahead of its text");
+      tokens.push(c.logprobs.tokens[i]);
+    }
+  }
+  assert.deepEqual(tokens, lp.tokens);
+
+  // Out of range, or top_logprobs without logprobs: 400 naming the field.
+  for (const [extra, name] of [[{ logprobs: true, top_logprobs: 21 }, "top_logprobs"], [{ top_logprobs: 2 }, "top_logprobs"],
+                               [{ logprobs: 1 }, "logprobs"]])
+    await assert.rejects(openai.chat.completions.create({ ...greedy("Hi", 2), ...extra }),
+                         (e) => e instanceof OpenAI.BadRequestError && e.message.includes(`'${name}'`), name);
+  for (const bad of [-1, 21, "3", true])
+    await assert.rejects(openai.completions.create({ model: "tiny", prompt, max_tokens: 2, logprobs: bad }),
+                         (e) => e instanceof OpenAI.BadRequestError && e.message.includes("'logprobs'"), String(bad));
 });
 
 await section("curl: raw Server-Sent Events, UTF-8 never split; tokenize/detokenize; metrics", async () => {

@@ -113,7 +113,8 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
         }
         if (const std::string err = stream->error(); !err.empty())
             throw ApiError{500, "generation failed: " + err, "server_error", "internal_error"};
-        res.set_content(dump(full_response(call, h, stream->result())), "application/json");
+        res.set_content(dump(full_response(call, h, stream->result(), stream->logprobs())),
+                        "application/json");
         return;
     }
 
@@ -125,6 +126,7 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
         PeerWatch peer;
         bool started = false;
         std::string text;
+        std::vector<TokenLogprobs> logprobs;  // of the tokens behind `text` (top_logprobs requests)
         SteadyClock::time_point last_write = SteadyClock::now();
     };
     auto state = std::make_shared<State>(State{std::move(call), h, stream, PeerWatch(req)});
@@ -145,9 +147,11 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
                     return send(stream_chunk(state->call, state->header, "", true, nullptr));
             }
             state->text.clear();
-            const bool finished = state->stream->wait(state->text, kPeerCheck);
-            if (!state->text.empty()) {
-                if (!send(stream_chunk(state->call, state->header, state->text, false, nullptr)))
+            state->logprobs.clear();
+            const bool finished = state->stream->wait(state->text, state->logprobs, kPeerCheck);
+            if (!state->text.empty() || !state->logprobs.empty()) {
+                if (!send(stream_chunk(state->call, state->header, state->text, false, nullptr,
+                                       state->logprobs)))
                     return false;
             } else if (!finished) {
                 // Nothing new (a long prompt, a queue, a slow model): a client that left is noticed by

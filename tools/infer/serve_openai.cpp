@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <random>
+
+#include "tokenizer/utf8.hpp"
 
 namespace kinfer::cli::serve {
 namespace {
@@ -121,19 +124,15 @@ std::vector<std::string> stop_strings(const json& body) {
     return out;
 }
 
-// Options that change what an answer is and that this server does not implement (log probabilities, JSON
-// mode, tool calls; for completions also echo, best_of and suffix): a request that turns one on gets a 400
-// naming it, not an answer without it. Their "off" values (false, 0, [], {"type": "text"}, "none") are
-// accepted: clients send them by default.
+// Options that change what an answer is and that this server does not implement (JSON mode, tool calls;
+// for completions also echo, best_of and suffix): a request that turns one on gets a 400 naming it, not an
+// answer without it. Their "off" values (false, 0, [], {"type": "text"}, "none") are accepted: clients send
+// them by default.
 void reject_unsupported(const json& body, Endpoint endpoint) {
     const auto unsupported = [](const std::string& what) {
         bad(what + " is not supported by this server", "unsupported_parameter");
     };
-    if (endpoint == Endpoint::Chat) {
-        if (boolean(body, "logprobs", false)) unsupported("'logprobs'");
-        if (integer(body, "top_logprobs", 0, 20, 0) > 0) unsupported("'top_logprobs'");
-    } else {
-        if (integer(body, "logprobs", 0, 5, 0) > 0) unsupported("'logprobs'");
+    if (endpoint == Endpoint::Completion) {
         if (boolean(body, "echo", false)) unsupported("'echo'");
         if (integer(body, "best_of", 1, 20, 1) > 1) unsupported("'best_of' above 1");
         if (const json* v = field(body, "suffix")) {
@@ -181,6 +180,16 @@ std::vector<std::pair<int32_t, float>> logit_bias(const json& body, const Model&
         out.emplace_back(int32_t(id), float(bias.get<double>()));
     }
     return out;
+}
+
+// Log probabilities: chat's "logprobs": true with "top_logprobs" alternatives (0..20), completions'
+// "logprobs": N (the chosen token and N alternatives). -1: not asked for.
+int top_logprobs(const json& body, Endpoint endpoint) {
+    if (endpoint == Endpoint::Completion) return int(integer(body, "logprobs", 0, kMaxTopLogprobs, -1));
+    const bool on = boolean(body, "logprobs", false);
+    const int top = int(integer(body, "top_logprobs", 0, kMaxTopLogprobs, -1));
+    if (top > 0 && !on) bad("'top_logprobs' needs 'logprobs': true");
+    return on ? std::max(top, 0) : -1;
 }
 
 std::vector<int32_t> completion_prompt(const json& body, const Model& model) {
@@ -271,6 +280,7 @@ CompletionCall parse_completion(const json& body, Endpoint endpoint, const Model
         s.seed = std::random_device{}();
     }
     s.logit_bias = logit_bias(body, model);
+    call.request.top_logprobs = top_logprobs(body, endpoint);
     o.stop = stop_strings(body);
     call.request.ignore_eos = boolean(body, "ignore_eos", false);  // llama.cpp's extension (load tests)
 
@@ -303,8 +313,66 @@ json usage_json(const GenerateResult& r) {
             {"prompt_tokens_details", {{"cached_tokens", r.prompt_cached}}}};
 }
 
-json full_response(const CompletionCall& call, const ResponseHeader& h, const GenerateResult& r) {
-    json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason(r.stop_reason)}};
+namespace {
+
+// A token's text for JSON: its bytes when they are UTF-8, else "bytes:\xe4\xbd" (as OpenAI shows a token
+// that holds part of a character); the exact bytes go in "bytes".
+std::string token_string(const std::string& bytes) {
+    if (tokenizer::is_valid_utf8(bytes)) return bytes;
+    std::string out = "bytes:";
+    for (const unsigned char c : bytes) {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "\\x%02x", c);
+        out += hex;
+    }
+    return out;
+}
+
+// OpenAI writes -9999 for a probability too small to show; JSON has no -infinity.
+double logprob_value(float lp) {
+    return std::isnan(lp) ? -9999.0 : std::max(double(lp), -9999.0);
+}
+
+json chat_token(const TokenLogprob& t) {
+    return {{"token", token_string(t.bytes)},
+            {"logprob", logprob_value(t.logprob)},
+            {"bytes", std::vector<int>(t.bytes.begin(), t.bytes.end())}};
+}
+
+}  // namespace
+
+json logprobs_json(const CompletionCall& call, std::span<const TokenLogprobs> lp) {
+    if (call.request.top_logprobs < 0 || lp.empty()) return nullptr;
+    if (call.endpoint == Endpoint::Chat) {
+        json content = json::array();
+        for (const TokenLogprobs& t : lp) {
+            json entry = chat_token(t.token);
+            json top = json::array();
+            for (const TokenLogprob& a : t.top) top.push_back(chat_token(a));
+            entry["top_logprobs"] = std::move(top);
+            content.push_back(std::move(entry));
+        }
+        return {{"content", std::move(content)}, {"refusal", nullptr}};
+    }
+    json tokens = json::array(), token_logprobs = json::array(), top = json::array(), offsets = json::array();
+    for (const TokenLogprobs& t : lp) {
+        tokens.push_back(token_string(t.token.bytes));
+        token_logprobs.push_back(logprob_value(t.token.logprob));
+        json alternatives = json::object();
+        for (const TokenLogprob& a : t.top) alternatives[token_string(a.bytes)] = logprob_value(a.logprob);
+        top.push_back(std::move(alternatives));
+        offsets.push_back(t.text_offset);
+    }
+    return {{"tokens", std::move(tokens)},
+            {"token_logprobs", std::move(token_logprobs)},
+            {"top_logprobs", std::move(top)},
+            {"text_offset", std::move(offsets)}};
+}
+
+json full_response(const CompletionCall& call, const ResponseHeader& h, const GenerateResult& r,
+                   std::span<const TokenLogprobs> lp) {
+    json choice = {
+        {"index", 0}, {"logprobs", logprobs_json(call, lp)}, {"finish_reason", finish_reason(r.stop_reason)}};
     if (call.endpoint == Endpoint::Chat)
         choice["message"] = {{"role", "assistant"}, {"content", r.text}};
     else
@@ -318,9 +386,10 @@ json full_response(const CompletionCall& call, const ResponseHeader& h, const Ge
 }
 
 json stream_chunk(const CompletionCall& call, const ResponseHeader& h, std::string_view text, bool first,
-                  const char* finish) {
-    json choice = {
-        {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish ? json(finish) : json(nullptr)}};
+                  const char* finish, std::span<const TokenLogprobs> lp) {
+    json choice = {{"index", 0},
+                   {"logprobs", logprobs_json(call, lp)},
+                   {"finish_reason", finish ? json(finish) : json(nullptr)}};
     if (call.endpoint == Endpoint::Chat) {
         json delta = json::object();
         if (first) delta["role"] = "assistant";

@@ -2,6 +2,7 @@
 // OpenAI's API shapes for `infer serve`: request bodies checked field by field (each mistake becomes an
 // ApiError naming the field), and the JSON of responses, stream chunks and errors. No HTTP here.
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,11 +53,16 @@ struct ResponseHeader {
     std::string model;
 };
 json usage_json(const GenerateResult& r);
-json full_response(const CompletionCall& call, const ResponseHeader& h, const GenerateResult& r);
-// One stream chunk: `text` (delta), or the role-only first chat chunk (first = true), or the final chunk
-// with a finish reason (finish != nullptr).
+// A choice's "logprobs" for these tokens: chat's {"content": [...]}, completions' {"tokens",
+// "token_logprobs", "top_logprobs", "text_offset"}; null when the request did not ask for them or there are
+// none.
+json logprobs_json(const CompletionCall& call, std::span<const TokenLogprobs> lp);
+json full_response(const CompletionCall& call, const ResponseHeader& h, const GenerateResult& r,
+                   std::span<const TokenLogprobs> lp = {});
+// One stream chunk: `text` (delta) and the log probabilities of its tokens, or the role-only first chat chunk
+// (first = true), or the final chunk with a finish reason (finish != nullptr).
 json stream_chunk(const CompletionCall& call, const ResponseHeader& h, std::string_view text, bool first,
-                  const char* finish);
+                  const char* finish, std::span<const TokenLogprobs> lp = {});
 json usage_chunk(const CompletionCall& call, const ResponseHeader& h, const GenerateResult& r);
 
 // JSON text for the wire: never throws on bad UTF-8 (replaced).
