@@ -434,6 +434,9 @@ await section(`hostile and malformed requests (${HOSTILE}) mixed with good ones`
     () => json(main, "POST", "/v1/chat/completions", { ...greedy("x"), response_format: "json" }).then((r) => checkErrorShape(r, 400)),
     () => json(main, "POST", "/v1/chat/completions", { ...greedy("x"), tools: { f: 1 } }).then((r) => checkErrorShape(r, 400)),
     () => json(main, "POST", "/v1/chat/completions", { ...greedy("x"), logprobs: "yes" }).then((r) => checkErrorShape(r, 400)),
+    () => json(main, "POST", "/v1/chat/completions", '{"messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":1e400}').then((r) => checkErrorShape(r, 400)),
+    () => json(main, "POST", "/v1/chat/completions", { ...greedy("x"), logprobs: true, top_logprobs: -1 }).then((r) => checkErrorShape(r, 400)),
+    () => json(main, "POST", "/v1/completions", { prompt: "x", logprobs: 99999999999 }).then((r) => checkErrorShape(r, 400)),
     () => json(main, "POST", "/v1/chat/completions", { ...greedy("x"), logit_bias: Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [i, -1])) }).then((r) => checkErrorShape(r, 400)),
     () => json(main, "POST", "/v1/chat/completions", '{"messages":[{"role":"user","content":"x"}],"logit_bias":{"5":1e400}}').then((r) => checkErrorShape(r, 400)),
     () => json(main, "POST", "/v1/chat/completions", { ...greedy("x"), logit_bias: [5, 1] }).then((r) => checkErrorShape(r, 400)),
@@ -470,8 +473,13 @@ await section(`hostile and malformed requests (${HOSTILE}) mixed with good ones`
     if (i % 5 === 0) {
       const k = goods.length % goodPrompts.length;
       goods.push(k);
-      jobs.push(() => openai.chat.completions.create(greedy(goodPrompts[k], 8))
-        .then((r) => assert.equal(r.choices[0].message.content, alone[k], `good request ${k}`)));
+      // Every other good request also asks for log probabilities (20 alternatives: the most there are).
+      const lp = goods.length % 2 === 0 ? { logprobs: true, top_logprobs: 20 } : {};
+      jobs.push(() => openai.chat.completions.create({ ...greedy(goodPrompts[k], 8), ...lp })
+        .then((r) => {
+          assert.equal(r.choices[0].message.content, alone[k], `good request ${k}`);
+          if (lp.logprobs) assert.equal(r.choices[0].logprobs.content.length, r.usage.completion_tokens);
+        }));
     } else {
       jobs.push(bad[i % bad.length]);
     }
