@@ -16,6 +16,7 @@
 
 #include "engine/batch_decoder.hpp"
 #include "engine/generate.hpp"
+#include "engine/json_mask.hpp"
 #include "engine/sampler.hpp"
 #include "engine/session.hpp"
 #include "engine/stop_strings.hpp"
@@ -136,6 +137,7 @@ struct Slot {
     std::vector<TokenLogprobs> held;
     size_t decoded_bytes = 0, emitted_bytes = 0;
     std::vector<engine::TopCandidate> best;  // scratch for the alternatives
+    std::optional<engine::JsonPrefix> json;  // json_object requests: the reply so far, as JSON
     Clock::time_point t_start, t_prompt_done;
     uint64_t last_used = 0;  // when its last request ended (larger: more recent)
 
@@ -151,6 +153,7 @@ struct Scheduler::Impl {
     int n_ctx;
     std::vector<std::unique_ptr<Slot>> slots;
     std::vector<int32_t> eog_ids;  // the vocabulary's end-of-generation tokens (masked for ignore_eos)
+    std::unique_ptr<engine::JsonMask> json_mask;  // made for the first json_object request
     std::optional<engine::BatchDecoder> batch;
 
     mutable std::mutex mutex;  // guards queue, stats, stop
@@ -420,6 +423,12 @@ void Scheduler::Impl::admit(std::shared_ptr<CompletionStream> stream) {
     if (s.top_k > 0 && s.req->request.ignore_eos) s.top_k += int32_t(eog_ids.size());
     if (s.top_k > s.session.n_vocab()) s.top_k = 0;
     if (s.req->request.top_logprobs >= 0) s.top_k = 0;  // log probabilities need the whole distribution
+    s.json.reset();
+    if (s.req->request.json_object) {
+        s.top_k = 0;  // the mask may leave any token
+        s.json.emplace();
+        if (!json_mask) json_mask = std::make_unique<engine::JsonMask>(*tok);
+    }
     s.held.clear();
     s.decoded_bytes = s.emitted_bytes = 0;
     s.decoder.emplace(*tok,
@@ -450,12 +459,17 @@ void Scheduler::Impl::after_token(Slot& s) {
         id = s.sampler->sample(top);
     } else {
         std::span<const float> logits = s.session.logits();
-        if (s.req->request.ignore_eos) {
+        if (s.req->request.ignore_eos || s.json) {
             s.masked_logits.assign(logits.begin(), logits.end());  // capacity kept: no allocation per token
             for (const int32_t eog : eog_ids) s.masked_logits[size_t(eog)] = -INFINITY;
+            // No token continues the object (a vocabulary without the bytes it needs): end it here.
+            if (s.json && json_mask->apply(*s.json, s.masked_logits) == 0)
+                return finish(s, StopReason::EndOfGeneration);
             logits = s.masked_logits;
         }
         id = s.sampler->sample(logits, s.session.tokens());
+        // A masked token wins only when every allowed one is at -inf too (biases): end the object there.
+        if (s.json && !s.json->push(json_mask->bytes(id))) return finish(s, StopReason::EndOfGeneration);
     }
     if (tok->is_eog(id)) return finish(s, StopReason::EndOfGeneration);
     {
@@ -472,6 +486,7 @@ void Scheduler::Impl::after_token(Slot& s) {
     s.decoded_bytes += s.piece.size();
     emit(s, s.matcher->push(s.piece));
     if (s.matcher->stopped()) return finish(s, StopReason::StopString);
+    if (s.json && s.json->complete()) return finish(s, StopReason::EndOfGeneration);
     // The last token needs no evaluation: nothing will be sampled after it.
     if (o.max_tokens >= 0 && r.generated_tokens >= o.max_tokens) return finish(s, StopReason::MaxTokens);
     if (s.session.n_past() >= s.session.n_ctx()) return finish(s, StopReason::ContextFull);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/json_prefix.hpp"
 #include "kinfer/scheduler.hpp"
 #include "tests/tiny_llama.hpp"
 
@@ -237,6 +238,54 @@ TEST_CASE("scheduler: log probabilities are each step's log-softmax, handed out 
         UsageError);
     CHECK_THROWS_AS(scheduler.submit({.prompt = prompt, .options = greedy(3), .top_logprobs = -2}),
                     UsageError);
+}
+
+TEST_CASE("scheduler: JSON mode keeps the reply one JSON object and ends it when the object closes") {
+    const Model model = load_vocab_model();
+    const auto prompt = model.tokenize("Once upon a time");
+    // The id of a token whose text is exactly `text` (after another token, so without a word-start space).
+    const auto token = [&](const char* text) {
+        const int32_t id = model.tokenize(std::string("a") + text).back();
+        REQUIRE(model.detokenize(std::vector<int32_t>{id}) == text);
+        return id;
+    };
+    Scheduler scheduler(model, {.slots = 3});
+    // This random model left alone: whatever it says is a prefix of an object (checked by nlohmann-free
+    // means: the grammar's own tests compare it with nlohmann), starting with '{'; greedy and sampled, beside
+    // a plain request, which keeps its text.
+    GenerateOptions sampled = greedy(40);
+    sampled.sampling.temperature = 1.0f;
+    sampled.sampling.seed = 9;
+    auto a = scheduler.submit({.prompt = prompt, .options = greedy(40), .json_object = true});
+    auto b = scheduler.submit({.prompt = prompt, .options = sampled, .json_object = true});
+    auto c = scheduler.submit({.prompt = prompt, .options = greedy(12)});
+    for (auto* stream : {&a, &b}) {
+        const GenerateResult r = finish(**stream);
+        CAPTURE(r.text);
+        REQUIRE_FALSE(r.text.empty());
+        CHECK(r.text[0] == '{');
+        engine::JsonPrefix p;
+        CHECK(p.push(r.text));
+        CHECK((r.stop_reason == StopReason::MaxTokens ||
+               (r.stop_reason == StopReason::EndOfGeneration && p.complete())));
+    }
+    CHECK(finish(*c).text == alone(model, prompt, greedy(12)).text);
+
+    // Biases steer it through a whole object: '"' wherever it fits, then ':', then '}', then '{'. The
+    // reply ends as the object closes, without an end-of-generation token.
+    GenerateOptions steered = greedy(40);
+    steered.sampling.logit_bias = {
+        {token("{"), 50.0f}, {token("\""), 100.0f}, {token(":"), 90.0f}, {token("}"), 80.0f}};
+    const GenerateResult r =
+        finish(*scheduler.submit({.prompt = prompt, .options = steered, .json_object = true}));
+    CHECK(r.text == R"({"":""})");
+    CHECK(r.stop_reason == StopReason::EndOfGeneration);
+    CHECK(r.generated_tokens == 7);
+    steered.sampling.logit_bias = {{token("{"), 50.0f}, {token("}"), 100.0f}};
+    CHECK(finish(*scheduler.submit({.prompt = prompt, .options = steered, .json_object = true})).text ==
+          "{}");
+    // Without JSON mode the same biases give no object.
+    CHECK(finish(*scheduler.submit({.prompt = prompt, .options = steered})).text != "{}");
 }
 
 TEST_CASE("scheduler: a long prompt in chunks does not hold up a stream decoding beside it") {

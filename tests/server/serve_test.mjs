@@ -203,7 +203,7 @@ await section("openai: models, chat (non-stream and stream), usage", async () =>
 
   // Options the server does not implement: refused by name when turned on, accepted in their "off" form
   // (what clients send by default), which answers as if they were absent.
-  for (const [extra, name] of [[{ response_format: { type: "json_object" } }, "response_format"],
+  for (const [extra, name] of [[{ response_format: { type: "json_schema", json_schema: { name: "x", schema: {} } } }, "response_format"],
                                [{ tools: [{ type: "function", function: { name: "f", parameters: {} } }] }, "tools"],
                                [{ tool_choice: "required" }, "tool_choice"]])
     await assert.rejects(openai.chat.completions.create({ ...greedy("Hi", 4), ...extra }),
@@ -266,6 +266,29 @@ await section("openai: completions, stop strings, usage against /tokenize", asyn
                                                echo: false, best_of: 1, suffix: "" });
   assert.equal(off.choices[0].text, text);
   assert.equal(off.choices[0].logprobs, null);
+});
+
+await section("openai: JSON mode (response_format json_object), streamed and not", async () => {
+  // The tiny model left alone: its reply starts an object and, if it ended on its own, is one.
+  const free = await openai.chat.completions.create({ ...greedy("Give me JSON", 24), response_format: { type: "json_object" } });
+  const text = free.choices[0].message.content;
+  assert.ok(text.startsWith("{"), JSON.stringify(text));
+  if (free.choices[0].finish_reason === "stop") assert.equal(typeof JSON.parse(text), "object");
+  let streamed = "";
+  const stream = await openai.chat.completions.create({ ...greedy("Give me JSON", 24), response_format: { type: "json_object" }, stream: true });
+  for await (const c of stream) streamed += c.choices[0]?.delta?.content ?? "";
+  assert.equal(streamed, text);
+  // Biases steer it through a whole object: the reply ends as the object closes (finish_reason "stop").
+  const id = async (t) => (await json(main, "POST", "/tokenize", { content: "a" + t })).body.tokens.at(-1);
+  const bias = { [await id("{")]: 50, [await id('"')]: 100, [await id(":")]: 90, [await id("}")]: 80 };
+  const steered = await openai.chat.completions.create({ ...greedy("Give me JSON", 40), response_format: { type: "json_object" }, logit_bias: bias });
+  assert.equal(steered.choices[0].message.content, '{"":""}');
+  assert.equal(steered.choices[0].finish_reason, "stop");
+  assert.deepEqual(JSON.parse(steered.choices[0].message.content), { "": "" });
+  const comp = await openai.completions.create({ model: "tiny", prompt: "Once upon a time", max_tokens: 40, temperature: 0,
+                                                 response_format: { type: "json_object" }, logit_bias: bias });
+  assert.equal(comp.choices[0].text, '{"":""}');
+  assert.equal(comp.choices[0].finish_reason, "stop");
 });
 
 await section("openai: log probabilities (chat and completions, streamed and not, with a stop string)", async () => {

@@ -124,7 +124,7 @@ std::vector<std::string> stop_strings(const json& body) {
     return out;
 }
 
-// Options that change what an answer is and that this server does not implement (JSON mode, tool calls;
+// Options that change what an answer is and that this server does not implement (JSON schemas, tool calls;
 // for completions also echo, best_of and suffix): a request that turns one on gets a 400 naming it, not an
 // answer without it. Their "off" values (false, 0, [], {"type": "text"}, "none") are accepted: clients send
 // them by default.
@@ -143,7 +143,7 @@ void reject_unsupported(const json& body, Endpoint endpoint) {
     if (const json* v = field(body, "response_format")) {
         const json* type = v->is_object() ? field(*v, "type") : nullptr;
         if (!type || !type->is_string()) bad("'response_format' must be an object with a string 'type'");
-        if (type->get<std::string>() != "text")
+        if (*type != "text" && *type != "json_object")
             unsupported("'response_format' of type " +
                         type->dump(-1, ' ', false, json::error_handler_t::replace));
     }
@@ -281,6 +281,8 @@ CompletionCall parse_completion(const json& body, Endpoint endpoint, const Model
     }
     s.logit_bias = logit_bias(body, model);
     call.request.top_logprobs = top_logprobs(body, endpoint);
+    if (const json* rf = field(body, "response_format"))  // checked by reject_unsupported
+        call.request.json_object = (*rf)["type"] == "json_object";
     o.stop = stop_strings(body);
     call.request.ignore_eos = boolean(body, "ignore_eos", false);  // llama.cpp's extension (load tests)
 
