@@ -31,10 +31,13 @@ class JsonMask {
     }
 
   private:
+    static constexpr size_t kMaxWalk = 64;  // bytes of a token the sorted walk keeps states for
     enum Kind : uint8_t { kNone, kStringSafe, kOther };
     std::string bytes_;              // every token's bytes, one after another
     std::vector<uint32_t> offsets_;  // token i's are [offsets_[i], offsets_[i + 1])
     std::vector<uint8_t> kind_;
+    std::vector<int32_t> sorted_;   // the tokens with bytes, in byte order
+    std::vector<uint16_t> common_;  // sorted_[i]'s common prefix with sorted_[i - 1] (at most kMaxWalk)
 };
 
 }  // namespace kinfer::engine

@@ -172,7 +172,8 @@ TEST_CASE("json mode: the token mask keeps exactly the tokens that continue the 
     const auto tok = kinfer::tokenizer::Tokenizer::from_gguf(file);
     const JsonMask mask(tok);
     for (const std::string prefix :
-         {"", "{", R"({"key)", R"({"key":)", R"({"key": [1, tr)", R"({"a":"x"})"}) {
+         {"", "{", R"({"key)", R"({"key":)", R"({"key": [1, tr)", R"({"n": 12)", R"({"n": [1, "x"])",
+          R"({"a":"\)", R"({"a":"\u12)", "{\n  ", R"({"a":"x"})"}) {
         CAPTURE(prefix);
         JsonPrefix state;
         REQUIRE(state.push(prefix));
