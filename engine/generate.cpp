@@ -1,7 +1,9 @@
 #include "engine/generate.hpp"
 
 #include <chrono>
+#include <optional>
 
+#include "engine/json_mask.hpp"
 #include "engine/stop_strings.hpp"
 #include "kinfer/error.hpp"
 #include "tokenizer/streaming_decoder.hpp"
@@ -37,7 +39,16 @@ GenerateResult generate(Session& session, const tokenizer::Tokenizer& tok, std::
     Sampler sampler(options.sampling, session.n_vocab());  // validates the options before any work
     // Greedy and top-k sampling (without penalties) need only the best few candidates of each step, which
     // the backend selects where the logits are; anything else reads the full logits.
-    const int32_t k = sampler.candidates_needed();
+    // JSON mode masks the logits, so it reads them all.
+    const int32_t k = options.json_object ? 0 : sampler.candidates_needed();
+    std::optional<JsonMask> json_mask;
+    std::optional<JsonPrefix> json;
+    std::vector<float> masked;  // the step's logits with the tokens that break the object at -inf
+    if (options.json_object) {
+        json_mask.emplace(tok);
+        json.emplace();
+        masked.reserve(size_t(session.n_vocab()));
+    }
     const auto evaluate = [&](std::span<const int32_t> tokens) {
         if (k > 0)
             session.forward_top(tokens, k);
@@ -81,8 +92,19 @@ GenerateResult generate(Session& session, const tokenizer::Tokenizer& tok, std::
             result.stop_reason = StopReason::Interrupted;
             break;
         }
-        const int32_t id =
-            k > 0 ? sampler.sample(session.top()) : sampler.sample(session.logits(), session.tokens());
+        int32_t id = 0;
+        if (json) {
+            const std::span<const float> logits = session.logits();
+            masked.assign(logits.begin(), logits.end());
+            // No token continues the object (biases at -inf), or a masked one won: end the object there.
+            if (json_mask->apply(*json, masked) == 0 ||
+                !json->push(json_mask->bytes(id = sampler.sample(masked, session.tokens())))) {
+                result.stop_reason = StopReason::EndOfGeneration;
+                break;
+            }
+        } else {
+            id = k > 0 ? sampler.sample(session.top()) : sampler.sample(session.logits(), session.tokens());
+        }
         if (tok.is_eog(id)) {
             result.stop_reason = StopReason::EndOfGeneration;
             break;
@@ -97,6 +119,10 @@ GenerateResult generate(Session& session, const tokenizer::Tokenizer& tok, std::
         }
         if (caller_stopped) {
             result.stop_reason = StopReason::Callback;
+            break;
+        }
+        if (json && json->complete()) {  // the object closed: the reply is whole
+            result.stop_reason = StopReason::EndOfGeneration;
             break;
         }
         if (options.max_tokens >= 0 && result.generated_tokens >= options.max_tokens) {

@@ -424,7 +424,7 @@ void Scheduler::Impl::admit(std::shared_ptr<CompletionStream> stream) {
     if (s.top_k > s.session.n_vocab()) s.top_k = 0;
     if (s.req->request.top_logprobs >= 0) s.top_k = 0;  // log probabilities need the whole distribution
     s.json.reset();
-    if (s.req->request.json_object) {
+    if (o.json_object) {
         s.top_k = 0;  // the mask may leave any token
         s.json.emplace();
         if (!json_mask) json_mask = std::make_unique<engine::JsonMask>(*tok);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/json_prefix.hpp"
 #include "kernels/cuda/cuda_info.hpp"
 #include "kinfer/kinfer.hpp"
 #include "tests/tiny_llama.hpp"
@@ -170,6 +171,53 @@ TEST_CASE("cli: --logit-bias as llama.cpp's: ID+X, ID-X, ID-inf") {
         CHECK(o.out.empty());
         CHECK(o.err.find("logit") != std::string::npos);
     }
+}
+
+TEST_CASE("cli: --json keeps the reply one JSON object, as the library's JSON mode") {
+    REQUIRE_MODEL_FILE(path);
+    kinfer::ModelOptions mo;
+    mo.threads = 1;
+    const kinfer::Model model = kinfer::Model::load(path, mo);
+    // The id of the token whose text is exactly `text` (after another token: no word-start space).
+    const auto token = [&](const char* text) {
+        const int32_t id = model.tokenize(std::string("a") + text).back();
+        REQUIRE(model.detokenize(std::vector<int32_t>{id}) == text);
+        return std::to_string(id);
+    };
+    const auto run = [&](std::vector<std::string> extra) {
+        std::vector<std::string> args = {"-m", path, "-p",     "Hi there", "--raw",
+                                         "-n", "30", "--temp", "0",        "--quiet"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        return infer(args);
+    };
+    // This random model left alone: a prefix of an object, the library's text for the same request.
+    const Output free = run({"--json"});
+    CHECK(free.status == 0);
+    REQUIRE_FALSE(free.out.empty());
+    CHECK(free.out[0] == '{');
+    kinfer::engine::JsonPrefix p;
+    CHECK(p.push(free.out));
+    kinfer::Session s(model);
+    kinfer::GenerateOptions g;
+    g.max_tokens = 30;
+    g.sampling.temperature = 0;
+    g.json_object = true;
+    std::string streamed;
+    const kinfer::GenerateResult r =
+        s.generate(model.tokenize("Hi there", true, true), g, [&](std::string_view t) {
+            streamed += t;
+            return true;
+        });
+    CHECK(free.out == r.text);
+    CHECK(streamed == r.text);
+    // Biases steer it through a whole object, which ends the reply: '"' wherever it fits, then ':', '}', '{'.
+    const Output whole = run({"--json", "-l", token("{") + "+50", "-l", token("\"") + "+100", "-l",
+                              token(":") + "+90", "-l", token("}") + "+80"});
+    CHECK(whole.status == 0);
+    CHECK(whole.out == R"({"":""})");
+    // Without --json the same biases make no object.
+    CHECK(run({"-l", token("{") + "+50", "-l", token("}") + "+100"}).out != "{}");
+    CHECK(run({"--json", "-l", token("{") + "+50", "-l", token("}") + "+100"}).out == "{}");
 }
 
 TEST_CASE("cli: a full context stops with a message, --context-shift goes on") {

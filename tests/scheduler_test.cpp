@@ -249,6 +249,10 @@ TEST_CASE("scheduler: JSON mode keeps the reply one JSON object and ends it when
         REQUIRE(model.detokenize(std::vector<int32_t>{id}) == text);
         return id;
     };
+    const auto json = [](GenerateOptions o) {
+        o.json_object = true;
+        return o;
+    };
     Scheduler scheduler(model, {.slots = 3});
     // This random model left alone: whatever it says is a prefix of an object (checked by nlohmann-free
     // means: the grammar's own tests compare it with nlohmann), starting with '{'; greedy and sampled, beside
@@ -256,8 +260,8 @@ TEST_CASE("scheduler: JSON mode keeps the reply one JSON object and ends it when
     GenerateOptions sampled = greedy(40);
     sampled.sampling.temperature = 1.0f;
     sampled.sampling.seed = 9;
-    auto a = scheduler.submit({.prompt = prompt, .options = greedy(40), .json_object = true});
-    auto b = scheduler.submit({.prompt = prompt, .options = sampled, .json_object = true});
+    auto a = scheduler.submit({.prompt = prompt, .options = json(greedy(40))});
+    auto b = scheduler.submit({.prompt = prompt, .options = json(sampled)});
     auto c = scheduler.submit({.prompt = prompt, .options = greedy(12)});
     for (auto* stream : {&a, &b}) {
         const GenerateResult r = finish(**stream);
@@ -276,14 +280,12 @@ TEST_CASE("scheduler: JSON mode keeps the reply one JSON object and ends it when
     GenerateOptions steered = greedy(40);
     steered.sampling.logit_bias = {
         {token("{"), 50.0f}, {token("\""), 100.0f}, {token(":"), 90.0f}, {token("}"), 80.0f}};
-    const GenerateResult r =
-        finish(*scheduler.submit({.prompt = prompt, .options = steered, .json_object = true}));
+    const GenerateResult r = finish(*scheduler.submit({.prompt = prompt, .options = json(steered)}));
     CHECK(r.text == R"({"":""})");
     CHECK(r.stop_reason == StopReason::EndOfGeneration);
     CHECK(r.generated_tokens == 7);
     steered.sampling.logit_bias = {{token("{"), 50.0f}, {token("}"), 100.0f}};
-    CHECK(finish(*scheduler.submit({.prompt = prompt, .options = steered, .json_object = true})).text ==
-          "{}");
+    CHECK(finish(*scheduler.submit({.prompt = prompt, .options = json(steered)})).text == "{}");
     // Without JSON mode the same biases give no object.
     CHECK(finish(*scheduler.submit({.prompt = prompt, .options = steered})).text != "{}");
 }

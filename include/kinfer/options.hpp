@@ -36,6 +36,11 @@ struct GenerateOptions {
                                     // (default: stop with StopReason::ContextFull)
     int n_keep = 0;                 // tokens (after BOS) a context shift never drops; -1: the whole prompt
     const std::atomic<bool>* interrupt = nullptr;  // polled before each token: set it to stop (e.g. Ctrl-C)
+    // JSON mode: the reply is one JSON object. Tokens that would break it are never sampled (whitespace only
+    // as llama.cpp's JSON grammar allows it), and generation ends (EndOfGeneration) as soon as the object
+    // closes; max_tokens, a stop string or the context can still cut it short. Each step then reads the full
+    // logits.
+    bool json_object = false;
 };
 
 enum class StopReason {

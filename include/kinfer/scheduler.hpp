@@ -49,10 +49,6 @@ struct CompletionRequest {
     // >= 0: report each generated token's log probability and this many most likely alternatives (at most
     // kMaxTopLogprobs); -1: none. Reading them makes the request's steps copy its full logits.
     int top_logprobs = -1;
-    // JSON mode: the reply is one JSON object. Tokens that would break it are never sampled, and the reply
-    // ends (EndOfGeneration) as soon as the object closes; max_tokens, a stop string or the context can still
-    // cut it short. Its steps copy the request's full logits.
-    bool json_object = false;
 };
 
 // A token and its log probability under the model: the log-softmax of the step's raw logits, before logit

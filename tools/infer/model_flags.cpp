@@ -43,6 +43,8 @@ const char* const kGenerationFlagsHelp =
     "  --seed N              random seed: the same seed gives the same output (default: random, shown\n"
     "                        with --verbose)\n"
     "  --stop TEXT           stop before TEXT appears (repeatable); TEXT is never printed\n"
+    "  --json                JSON mode: the reply is one JSON object (tokens that would break it are\n"
+    "                        never sampled; it ends as the object closes)\n"
     "  --context-shift       when the context fills up, drop the oldest half of it (after --keep tokens)\n"
     "                        and continue; without it, generation stops with a message\n"
     "  --keep N              tokens after BOS that a context shift keeps (default 0; -1: the whole prompt)\n"
@@ -162,6 +164,8 @@ bool parse_generation_flag(ArgReader& args, GenerationFlags& f) {
         const std::string v = args.value();
         if (v.empty()) throw UsageError("--stop needs a non-empty text");
         g.stop.push_back(v);
+    } else if (args.is("--json")) {
+        g.json_object = true;
     } else if (args.is("--context-shift")) {
         g.context_shift = true;
     } else if (args.is("--keep")) {
