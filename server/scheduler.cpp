@@ -129,7 +129,7 @@ struct Slot {
     std::optional<tokenizer::StreamingDecoder> decoder;
     std::optional<engine::StopStringMatcher> matcher;
     std::string piece;                 // scratch for decoded text
-    std::vector<float> masked_logits;  // ignore_eos: the logits with end-of-generation tokens removed
+    std::vector<float> masked_logits;  // ignore_eos, JSON mode: the logits without the tokens they forbid
     std::vector<engine::TopCandidate> masked_top;  // ignore_eos: the candidates without them
     int32_t top_k = 0;  // candidates each step keeps for the sampler (0: full logits)
     // top_logprobs requests: tokens' log probabilities waiting for their text to be handed out (the

@@ -281,8 +281,8 @@ CompletionCall parse_completion(const json& body, Endpoint endpoint, const Model
     }
     s.logit_bias = logit_bias(body, model);
     call.request.top_logprobs = top_logprobs(body, endpoint);
-    if (const json* rf = field(body, "response_format"))  // checked by reject_unsupported
-        call.request.options.json_object = (*rf)["type"] == "json_object";
+    if (const json* rf = field(body, "response_format"))  // its type checked by reject_unsupported
+        call.request.options.json_object = rf->value("type", "") == "json_object";
     o.stop = stop_strings(body);
     call.request.ignore_eos = boolean(body, "ignore_eos", false);  // llama.cpp's extension (load tests)
 
