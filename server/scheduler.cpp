@@ -327,13 +327,15 @@ void Scheduler::Impl::release_logprobs(Slot& s, bool all) {
 }
 
 // Token `id`'s log probability and the request's top_logprobs best alternatives, from the slot's raw logits:
-// log p(i) = l_i - m - log(sum_j exp(l_j - m)) with m the largest logit (no overflow, the sum >= 1).
+// log p(i) = l_i - m - log(sum_j exp(l_j - m)) with m the largest logit (no overflow, the sum >= 1). The
+// terms in float (each within 1e-7 of itself; the largest, 1, exact), added in double: a double exp per
+// token of the vocabulary took ~0.5 ms a step.
 TokenLogprobs Scheduler::Impl::token_logprobs(Slot& s, int32_t id) {
     const std::span<const float> logits = s.session.logits();
     float m = -INFINITY;
     for (const float l : logits) m = std::max(m, l);
     double sum = 0;
-    for (const float l : logits) sum += std::exp(double(l) - double(m));
+    for (const float l : logits) sum += double(std::exp(l - m));
     const double log_z = double(m) + std::log(sum);
     const auto entry = [&](int32_t t) {
         return TokenLogprob{t, std::string(tok->piece(t, true)), float(double(logits[size_t(t)]) - log_z)};
