@@ -64,6 +64,12 @@ class Backend {
     virtual void release(void* p) const noexcept = 0;
     virtual std::unique_ptr<Workspace> create_workspace(int64_t n_batch, int64_t n_ctx) const = 0;
 
+    // The most tokens a step may hold and still take the decode path's kernels: a step of up to this many,
+    // whatever mix of sequences and prompt pieces, computes each token as a decode step would (the CPU: the
+    // same bits whoever shares the step), where larger steps take the prefill kernels, which round
+    // activations differently. A scheduler may add short prompts to its decode steps up to this size.
+    virtual int64_t decode_tokens_max() const = 0;
+
     // Evaluates `batch` (at most ws.n_batch tokens, ids and positions already checked), storing every
     // token's key and value in its sequence's cache, and writes the results of batch.outputs, in order, to
     // host memory: with batch.top_k == 0 their logits to `logits` (outputs.size() rows of n_vocab floats;

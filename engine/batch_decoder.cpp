@@ -22,6 +22,10 @@ BatchDecoder::BatchDecoder(std::shared_ptr<const Model> model, int64_t n_batch, 
     outputs_.reserve(size_t(n_batch));
 }
 
+int64_t BatchDecoder::decode_tokens_max() const {
+    return model_->backend().decode_tokens_max();
+}
+
 void BatchDecoder::decode(std::span<const SequenceInput> inputs) {
     // Check everything first: an error leaves every session as it was.
     for (size_t i = 0; i < inputs.size(); ++i) {

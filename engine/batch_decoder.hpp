@@ -32,6 +32,8 @@ class BatchDecoder {
     void decode(std::span<const SequenceInput> inputs);
 
     int64_t n_batch() const { return ws_->n_batch; }
+    // Backend::decode_tokens_max of the model's backend.
+    int64_t decode_tokens_max() const;
 
   private:
     std::shared_ptr<const Model> model_;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "engine/kv_cache.hpp"
@@ -243,6 +244,15 @@ CpuBackend::CpuBackend(const Model& model, cpu::Isa isa)
 }
 
 CpuBackend::~CpuBackend() = default;
+
+int64_t CpuBackend::decode_tokens_max() const {
+    int64_t most = std::numeric_limits<int64_t>::max();
+    for (const auto& l : weights_.layers)
+        for (const CpuWeight* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+            if (w->kernels) most = std::min(most, w->kernels->prefill_min_tokens - 1);
+    if (weights_.output.kernels) most = std::min(most, weights_.output.kernels->prefill_min_tokens - 1);
+    return most;
+}
 
 std::string CpuBackend::describe() const {
     return "cpu (" + cpu::decode_path_name(isa_) + ", " + std::to_string(n_threads_) +

@@ -41,6 +41,7 @@ class CpuBackend final : public Backend {
     void* allocate(size_t bytes) const override;
     void release(void* p) const noexcept override;
     std::unique_ptr<Workspace> create_workspace(int64_t n_batch, int64_t n_ctx) const override;
+    int64_t decode_tokens_max() const override;
     void forward(Workspace& ws, const Batch& batch, float* logits, TopCandidate* top) const override;
     void kv_shift(Workspace& ws, KvCache& cache, int64_t keep, int64_t discard,
                   int64_t n_past) const override;

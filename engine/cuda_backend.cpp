@@ -401,6 +401,8 @@ class CudaBackend final : public Backend {
     }
 
     std::string describe() const override { return "cuda (" + device_name_ + ")"; }
+    // Up to this many tokens a step's products are the matvec / tensor-core batch kernels, beyond it cuBLAS.
+    int64_t decode_tokens_max() const override { return cuda::kMaxMatvecTokens; }
 
     void* allocate(size_t bytes) const override { return cuda::device_alloc_zeroed(bytes, "the KV cache"); }
     void release(void* p) const noexcept override { cuda::device_free(p); }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <iterator>
 #include <mutex>
@@ -155,6 +156,7 @@ struct Scheduler::Impl {
     std::vector<int32_t> eog_ids;  // the vocabulary's end-of-generation tokens (masked for ignore_eos)
     std::unique_ptr<engine::JsonMask> json_mask;  // made for the first json_object request
     std::optional<engine::BatchDecoder> batch;
+    int64_t decode_tokens_max = 0;  // the backend's: the most tokens a step takes through the decode kernels
 
     mutable std::mutex mutex;  // guards queue, stats, stop
     std::condition_variable wake;
@@ -209,6 +211,10 @@ Scheduler::Scheduler(const Model& model, const SchedulerOptions& options)
     engine::SessionOptions so{.n_ctx = m.n_ctx, .kv_type = ModelAccess::kv_type(model), .n_batch = 1};
     for (int i = 0; i < options.slots; ++i) m.slots.push_back(std::make_unique<Slot>(em, so));
     m.batch.emplace(em, options.batch_tokens, m.n_ctx);
+    m.decode_tokens_max = m.batch->decode_tokens_max();
+    // KINFER_MIX_PROMPTS=0: short prompts take a step of their own too (comparisons).
+    if (const char* mix = std::getenv("KINFER_MIX_PROMPTS"); mix && std::string(mix) == "0")
+        m.decode_tokens_max = 0;
     m.stats.slots = options.slots;
     m.waker->wake = [&m] {
         {
@@ -518,6 +524,23 @@ void Scheduler::Impl::step(bool decode) {
         }
         input_slots.push_back(slot.get());
     }
+    // A prompt whose rest fits beside the decode tokens within the decode kernels' step size joins them:
+    // all of it, so that its tokens are computed as they would be alone (its own short-prompt step took the
+    // same kernels), and a new request costs the other streams no step of its own.
+    if (decode && !inputs.empty()) {
+        int64_t mix = std::min<int64_t>(room, decode_tokens_max - int64_t(inputs.size()));
+        for (auto& slot : slots) {
+            if (!slot->stream || slot->decoding) continue;
+            const auto& prompt = slot->req->request.prompt;
+            const int64_t rest = int64_t(prompt.size() - slot->n_fed);
+            if (rest > mix || rest > options.prefill_chunk) continue;
+            inputs.push_back(
+                {&slot->session, std::span<const int32_t>(prompt).subspan(slot->n_fed), slot->top_k});
+            input_slots.push_back(slot.get());
+            mix -= rest;
+            room -= rest;
+        }
+    }
     if (inputs.empty()) return;
 
     const auto t0 = Clock::now();
@@ -589,10 +612,12 @@ void Scheduler::Impl::run() {
         for (auto& slot : slots)
             if (slot->stream && slot->req->cancelled.load()) finish(*slot, StopReason::Interrupted);
 
-        // ---- a decode step (a token per decoding slot), then a step of prompt chunks ----
-        // Kept apart: the engine picks its kernels per step by the step's size (large steps take the
-        // prefill kernels, which round activations differently), so a stream's decode tokens must not
-        // share a step with other streams' prompts or its text would depend on who else is served.
+        // ---- a decode step (a token per decoding slot, and the short prompts that fit beside them), then a
+        // step of prompt chunks ----
+        // Kept apart beyond the decode kernels' step size: the engine picks its kernels per step by the
+        // step's size (large steps take the prefill kernels, which round activations differently), so a
+        // stream's decode tokens must not share a large step with other streams' prompts or its text would
+        // depend on who else is served.
         step(true);
         step(false);
     }

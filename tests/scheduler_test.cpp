@@ -6,11 +6,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
+#include "engine/batch_decoder.hpp"
 #include "engine/json_prefix.hpp"
 #include "kinfer/scheduler.hpp"
+#include "src/model_access.hpp"
 #include "tests/tiny_llama.hpp"
 
 using namespace kinfer;
@@ -305,6 +308,52 @@ TEST_CASE("scheduler: a long prompt in chunks does not hold up a stream decoding
     const GenerateResult rb = finish(*b);
     CHECK(rb.text == alone(model, long_prompt, greedy(1)).text);
     CHECK(scheduler.stats().steps >= 60);
+}
+
+TEST_CASE("scheduler: a short prompt joins the decode step of the others, a long one takes its own") {
+    // A Q4_K model: on the CPU its decode kernels take steps of up to 15 tokens, larger ones the prefill
+    // kernels, which round activations differently.
+    test::TinyLlamaSpec spec;
+    spec.vocab = test::shared_mistral_vocab();
+    REQUIRE_MESSAGE(spec.vocab, "data/vocab/mistral-v0.3-vocab.gguf is missing");
+    spec.weight_type = GgmlType::Q4_K;
+    spec.embd_type = GgmlType::Q6_K;
+    spec.n_embd = 256, spec.n_ff = 512, spec.n_head = 8, spec.n_head_kv = 2;
+    const std::string path = test::temp_path("q4k.gguf");
+    test::write_tiny_llama(spec, path);
+    struct Remove {
+        std::string p;
+        ~Remove() { std::remove(p.c_str()); }
+    } remove{path};
+    const Model model = Model::load(path, {.threads = 1, .n_ctx = 512});
+    const int64_t limit = engine::BatchDecoder(ModelAccess::engine_model(model), 64, 512).decode_tokens_max();
+    CAPTURE(limit);
+    REQUIRE(limit < 64);
+
+    const auto prompt_a = model.tokenize("Tell me a long story");
+    // B's prompt of `n` tokens beside A (decoding 200), in a new scheduler (no cached prefix): the steps of
+    // the run beyond A's own (its prompt's step, then one per token but the last), and each text as alone.
+    const auto extra_steps = [&](int n) {
+        Scheduler scheduler(model, {.slots = 2});
+        std::vector<int32_t> prompt_b = model.tokenize("x");
+        while (int(prompt_b.size()) < n) prompt_b.push_back(1000 + 7 * int32_t(prompt_b.size()));
+        const uint64_t steps0 = scheduler.stats().steps;
+        auto a = scheduler.submit({.prompt = prompt_a, .options = greedy(200)});
+        std::string text;
+        while (text.empty()) REQUIRE_FALSE(a->wait(text, 100ms));  // A is decoding
+        auto b = scheduler.submit({.prompt = prompt_b, .options = greedy(5)});
+        CHECK(finish(*b).text == alone(model, prompt_b, greedy(5)).text);
+        const GenerateResult ra = finish(*a, text);
+        REQUIRE(ra.generated_tokens == 200);  // B ended long before A
+        CHECK(ra.text == alone(model, prompt_a, greedy(200)).text);
+        return int64_t(scheduler.stats().steps - steps0) - 200;
+    };
+    // Beside A's one token, a prompt of up to limit - 1 joins A's step: no step of B's own; one token more
+    // and it takes one (of the prefill kernels once it is that long alone).
+    CHECK(extra_steps(int(limit) - 1) == 0);
+    CHECK(extra_steps(int(limit)) == 1);
+    CHECK(extra_steps(4) == 0);
+    CHECK(extra_steps(40) == 1);
 }
 
 TEST_CASE("scheduler: a follow-up prompt reuses the KV cache of its conversation") {

@@ -1,10 +1,11 @@
 #pragma once
 // Continuous batching: many completions on one model at once, as a server needs them (`infer serve` is
 // this plus HTTP). N slots, one Session each; one thread steps every decoding slot in one batched forward
-// step (BatchDecoder), so each weight is read once for all of them. Prompts are evaluated in chunks, in a
-// step of their own between decode steps, so a long prompt does not stall the other streams; a slot keeps its
-// KV cache after a request, and a later request whose prompt extends that conversation starts where it left
-// off. Requests beyond the slots wait in a bounded queue.
+// step (BatchDecoder), so each weight is read once for all of them. A short prompt joins the decode step
+// (as long as the step stays within the decode kernels' size, Backend::decode_tokens_max); longer ones are
+// evaluated in chunks, in a step of their own between decode steps, so a long prompt does not stall the other
+// streams; a slot keeps its KV cache after a request, and a later request whose prompt extends that
+// conversation starts where it left off. Requests beyond the slots wait in a bounded queue.
 //
 //     kinfer::Scheduler scheduler(model, {.slots = 4});
 //     auto stream = scheduler.submit({.prompt = model.chat_prompt({{"user", "Hi"}}), .options = options});
