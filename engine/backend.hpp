@@ -39,6 +39,10 @@ struct Batch {
     // 0: each output's full logits. k > 0 (at most n_vocab): only each output's k best (id, logit) pairs in
     // candidate order (engine/top_candidates.hpp), which a backend may select where the logits are.
     int32_t top_k = 0;
+    // With top_k > 0: the outputs o with full[o] != 0 also get their full logits (packed in output order,
+    // one row of n_vocab each), so that one sequence that needs them does not make every output of the step
+    // copy its logits. Empty: none.
+    std::span<const uint8_t> full = {};
 
     int64_t size() const { return static_cast<int64_t>(tokens.size()); }
 };
@@ -73,8 +77,8 @@ class Backend {
     // Evaluates `batch` (at most ws.n_batch tokens, ids and positions already checked), storing every
     // token's key and value in its sequence's cache, and writes the results of batch.outputs, in order, to
     // host memory: with batch.top_k == 0 their logits to `logits` (outputs.size() rows of n_vocab floats;
-    // `top` unused), with top_k > 0 their candidates to `top` (outputs.size() rows of top_k; `logits`
-    // unused, may be null).
+    // `top` unused), with top_k > 0 their candidates to `top` (outputs.size() rows of top_k) and the logits
+    // of the outputs batch.full marks to `logits` (one row each; else `logits` unused, may be null).
     virtual void forward(Workspace& ws, const Batch& batch, float* logits, TopCandidate* top) const = 0;
 
     // Context shift of one cache: drops positions [keep, keep + discard), moves [keep + discard, n_past)

@@ -58,6 +58,7 @@ void BatchDecoder::decode(std::span<const SequenceInput> inputs) {
     size_t first_open = 0;  // inputs before this one are done
     while (first_open < inputs.size()) {
         int32_t step_k = 0;
+        full_.clear();
         tokens_.clear();
         seq_.clear();
         pos_.clear();
@@ -80,29 +81,31 @@ void BatchDecoder::decode(std::span<const SequenceInput> inputs) {
             }
             if (done_[i] + take == n) {
                 outputs_.push_back(int32_t(tokens_.size() - 1));
-                // The step selects candidates only when every output wants them (as many as the most any
-                // wants: each takes its first k); one that wants logits makes it a full-logits step.
-                const int32_t k = in.top_k;
-                step_k = outputs_.size() == 1 ? k : (k == 0 || step_k == 0 ? 0 : std::max(step_k, k));
+                // The step selects candidates for every output as soon as one wants them (as many as the
+                // most any wants: each takes its first k); those that want logits get theirs besides (full_).
+                full_.push_back(in.top_k == 0);
+                step_k = std::max(step_k, in.top_k);
             }
         }
         const size_t n_out = outputs_.size();
-        if (step_k == 0 && logits_.size() < n_out * size_t(n_vocab)) logits_.resize(n_out * size_t(n_vocab));
+        const size_t n_full = size_t(std::count(full_.begin(), full_.end(), uint8_t(1)));
+        if (logits_.size() < n_full * size_t(n_vocab)) logits_.resize(n_full * size_t(n_vocab));
         if (top_.size() < n_out * size_t(step_k)) top_.resize(n_out * size_t(step_k));
         Batch batch{tokens_, pos_, seq_, caches_, outputs_};
         batch.top_k = step_k;
+        if (step_k > 0 && n_full > 0) batch.full = full_;
         model_->backend().forward(*ws_, batch, logits_.data(), top_.data());
-        // Before any sequence takes its tokens: a failed step leaves every session as it was.
-        for (size_t o = 0; o < n_out; ++o) {
+        // Before any sequence takes its tokens: a failed step leaves every session as it was. The logits rows
+        // are the outputs that wanted them, in order (all of them in a step of no candidates).
+        for (size_t o = 0, row = 0; o < n_out; ++o) {
             const int64_t position = pos_[size_t(outputs_[o])];
-            if (step_k > 0)
-                check_top_finite(top_.data() + o * size_t(step_k), 1, step_k, "decode", position);
-            else
-                check_logits_finite(logits_.data() + o * size_t(n_vocab), 1, n_vocab, "decode", position);
+            if (step_k > 0) check_top_finite(top_.data() + o * size_t(step_k), 1, step_k, "decode", position);
+            if (full_[o])
+                check_logits_finite(logits_.data() + row++ * size_t(n_vocab), 1, n_vocab, "decode", position);
         }
 
         // Commit: each sequence's tokens join its session; finished ones take their logits row.
-        size_t out = 0;
+        size_t out = 0, row = 0;
         for (size_t s = 0; s < input_of_seq_.size(); ++s) {
             const size_t i = input_of_seq_[s];
             const SequenceInput& in = inputs[i];
@@ -113,17 +116,13 @@ void BatchDecoder::decode(std::span<const SequenceInput> inputs) {
                 Session& session = *in.session;
                 const int32_t k = in.top_k;
                 if (k == 0) {
-                    std::memcpy(session.logits_.data(), logits_.data() + out * size_t(n_vocab),
+                    std::memcpy(session.logits_.data(), logits_.data() + row++ * size_t(n_vocab),
                                 sizeof(float) * size_t(n_vocab));
                     session.have_logits_ = true;
                     session.last_logits_row_ = 0;
                 } else {
-                    session.top_.resize(size_t(k));  // capacity kept: grows once
-                    if (step_k > 0)
-                        std::copy_n(top_.data() + out * size_t(step_k), size_t(k), session.top_.data());
-                    else
-                        select_top({logits_.data() + out * size_t(n_vocab), size_t(n_vocab)}, k,
-                                   session.top_);
+                    session.top_.resize(size_t(k));  // capacity kept: grows once (step_k >= k)
+                    std::copy_n(top_.data() + out * size_t(step_k), size_t(k), session.top_.data());
                     session.have_top_ = true;
                 }
                 ++out;

@@ -15,7 +15,8 @@ struct SequenceInput {
     Session* session;
     std::span<const int32_t> tokens;  // to evaluate after what the session holds (at least one)
     // 0: the session gets its last token's logits (Session::logits). k > 0 (at most n_vocab): only its k
-    // best candidates (Session::top), which a step whose outputs all want candidates selects on the device.
+    // best candidates (Session::top), which the step selects on the device; the outputs of the step that want
+    // logits copy theirs besides, the others do not.
     int32_t top_k = 0;
 };
 
@@ -44,8 +45,9 @@ class BatchDecoder {
     std::vector<size_t> input_of_seq_;  // per sequence of a step: which input it came from
     std::vector<int64_t> done_;         // per input: tokens already evaluated
     std::vector<uint8_t> exact_;        // per input: whether its session's cache was fully reusable
-    std::vector<float> logits_;         // one row per output of a step (grows, never per token)
-    std::vector<TopCandidate> top_;     // the same, when every output of a step wants candidates
+    std::vector<float> logits_;  // one row per output of a step that wants logits (grows, never per token)
+    std::vector<TopCandidate> top_;  // the candidates of every output, when one of a step wants them
+    std::vector<uint8_t> full_;      // per output of a step: it wants its full logits
 };
 
 }  // namespace kinfer::engine

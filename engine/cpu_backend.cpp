@@ -306,7 +306,9 @@ void CpuBackend::forward(Workspace& ws, const Batch& batch, float* logits, TopCa
     const int64_t n_vocab = model_.config().n_vocab;
     check(batch.size() >= 1 && batch.size() <= ws.n_batch, "batch size");
     check(batch.top_k >= 0 && batch.top_k <= n_vocab, "candidates per output");
+    check(batch.full.empty() || (batch.top_k > 0 && batch.full.size() == batch.outputs.size()), "full rows");
     const size_t n_out = batch.outputs.size();
+    float* const full_out = logits;
     if (batch.top_k > 0) {
         if (cws.logits.size() < n_out * size_t(n_vocab)) cws.logits.resize(n_out * size_t(n_vocab));
         logits = cws.logits.data();
@@ -314,6 +316,11 @@ void CpuBackend::forward(Workspace& ws, const Batch& batch, float* logits, TopCa
     CpuOps ops(*this, model_.config(), model_.rope_inv_freq(), cws, batch);
     llama_forward(ops, model_.config(), weights_, batch, logits);
     if (batch.top_k <= 0) return;
+    size_t packed = 0;
+    for (size_t o = 0; o < batch.full.size(); ++o)
+        if (batch.full[o])
+            std::memcpy(full_out + packed++ * size_t(n_vocab), logits + o * size_t(n_vocab),
+                        sizeof(float) * size_t(n_vocab));
     // Each output's selection on its own thread: with 8 sequences a step's selections were ~0.5 ms of
     // one core while the other idled (perf, infer serve at 8 streams on the demo model).
     const auto select = [&](int64_t begin, int64_t end, int) {

@@ -516,6 +516,7 @@ class CudaBackend final : public Backend {
             ops.flush();
         }
         const int k = b.top_k;
+        check(b.full.empty() || (k > 0 && b.full.size() == size_t(n_out)), "full rows");
         if (n_out == 0) {
             cuda::synchronize(ws.stream);
         } else if (k == 0) {
@@ -525,6 +526,12 @@ class CudaBackend final : public Backend {
             // Select on the device (after the step's graph, so one graph serves every k) and copy back k
             // pairs per row; the device leaves their order to us.
             cuda::top_k_select(ws.logits.as<float>(), int(n_out), c.n_vocab, k, ws.top.data(), ws.stream);
+            size_t packed = 0;  // the rows batch.full asks for in full, before the candidates' copy waits
+            for (size_t o = 0; o < b.full.size(); ++o)
+                if (b.full[o])
+                    cuda::copy_to_host(logits + packed++ * size_t(c.n_vocab),
+                                       ws.logits.as<float>() + o * size_t(c.n_vocab),
+                                       sizeof(float) * size_t(c.n_vocab), ws.stream);
             cuda::copy_to_host(top, ws.top.data(), sizeof(TopCandidate) * size_t(n_out * k), ws.stream);
             for (int64_t r = 0; r < n_out; ++r) sort_candidates({top + r * k, size_t(k)});
         } else {
@@ -532,6 +539,11 @@ class CudaBackend final : public Backend {
             cuda::copy_to_host(ws.host_logits.data(), ws.logits.data(),
                                sizeof(float) * size_t(n_out * c.n_vocab), ws.stream);
             select_top_rows(ws.host_logits.data(), n_out, c.n_vocab, k, top);
+            size_t packed = 0;
+            for (size_t o = 0; o < b.full.size(); ++o)
+                if (b.full[o])
+                    std::copy_n(ws.host_logits.data() + o * size_t(c.n_vocab), size_t(c.n_vocab),
+                                logits + packed++ * size_t(c.n_vocab));
         }
     }
 

@@ -149,6 +149,50 @@ TEST_CASE("batch: a decode step of more sequences than the prefill threshold = e
     }
 }
 
+TEST_CASE("batch: outputs that want logits and outputs that want candidates share a step, each as alone") {
+    // One step, 6 sequences: every other one wants its full logits, the rest 1, 3 or 40 candidates. Each gets
+    // what a step of its own kind gives it: the logits bit for bit, the candidates those of its logits.
+    const auto model = tiny_model(GgmlType::Q4_K, 2);
+    const int k = 6;
+    const int32_t wants[k] = {0, 1, 0, 3, 0, 40};
+    std::vector<engine::Session> alone, together;
+    alone.reserve(k);
+    together.reserve(k);
+    std::vector<std::vector<float>> want;
+    std::vector<std::vector<int32_t>> next(k);
+    for (int s = 0; s < k; ++s) {
+        const std::vector<int32_t> prompt{int32_t(1 + s), int32_t(5 + 7 * s), 9};
+        alone.emplace_back(model, engine::SessionOptions{.n_ctx = 16});
+        together.emplace_back(model, engine::SessionOptions{.n_ctx = 16});
+        alone.back().forward(prompt);
+        together.back().forward(prompt);
+        next[size_t(s)] = {int32_t(30 + s)};
+        const auto l = alone.back().forward(next[size_t(s)]);
+        want.emplace_back(l.begin(), l.end());
+    }
+    engine::BatchDecoder decoder(model, k);
+    std::vector<engine::SequenceInput> inputs;
+    for (int s = 0; s < k; ++s) inputs.push_back({&together[size_t(s)], next[size_t(s)], wants[s]});
+    decoder.decode(inputs);
+    for (int s = 0; s < k; ++s) {
+        CAPTURE(s);
+        if (wants[s] == 0) {
+            const auto got = together[size_t(s)].logits();
+            REQUIRE(got.size() == want[size_t(s)].size());
+            CHECK(std::equal(got.begin(), got.end(), want[size_t(s)].begin()));
+        } else {
+            std::vector<engine::TopCandidate> best(size_t(wants[s]));
+            engine::select_top(want[size_t(s)], wants[s], best);
+            const auto got = together[size_t(s)].top();
+            REQUIRE(got.size() == best.size());
+            for (size_t i = 0; i < best.size(); ++i) {
+                CHECK(got[i].id == best[i].id);
+                CHECK(got[i].logit == best[i].logit);
+            }
+        }
+    }
+}
+
 TEST_CASE("batch: a decode step of many sequences with long contexts (attention shared out) = each alone") {
     // Eight sequences of 70+ positions, one token each per step, three threads: together their attention
     // is enough work for the team, each one's alone is not, so the team takes whole sequences.

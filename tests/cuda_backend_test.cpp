@@ -220,4 +220,19 @@ TEST_CASE("cuda backend: steps that keep candidates give the candidates of the s
     engine::select_top(fb.logits(), 1, want);
     REQUIRE(b.top().size() == 1);
     CHECK(b.top()[0].id == want[0].id);
+    // One sequence that wants logits beside one that wants candidates (selected on the device, or on the host
+    // above its cap): the logits row copied alone, the same as the full-logits step's.
+    for (const int32_t k : {3, n_vocab}) {
+        CAPTURE(k);
+        engine::Session c(gpu, {.n_ctx = 64}), d(gpu, {.n_ctx = 64});
+        decoder.decode(std::vector<engine::SequenceInput>{{&c, pa, k}, {&d, pb, 0}});
+        std::vector<engine::TopCandidate> best(static_cast<size_t>(k));
+        engine::select_top(fa.logits(), k, best);
+        REQUIRE(c.top().size() == best.size());
+        CHECK(c.top()[0].id == best[0].id);
+        CHECK(c.top()[size_t(k) - 1].id == best[size_t(k) - 1].id);
+        const auto got = d.logits(), ref = fb.logits();
+        REQUIRE(got.size() == ref.size());
+        CHECK(std::equal(got.begin(), got.end(), ref.begin()));
+    }
 }
