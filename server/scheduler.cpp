@@ -469,10 +469,13 @@ void Scheduler::Impl::after_token(Slot& s) {
         std::span<const float> logits = s.session.logits();
         if (s.req->request.ignore_eos || s.json) {
             s.masked_logits.assign(logits.begin(), logits.end());  // capacity kept: no allocation per token
-            for (const int32_t eog : eog_ids) s.masked_logits[size_t(eog)] = -INFINITY;
-            // No token continues the object (a vocabulary without the bytes it needs): end it here.
-            if (s.json && json_mask->apply(*s.json, s.masked_logits) == 0)
+            if (!s.json) {
+                for (const int32_t eog : eog_ids) s.masked_logits[size_t(eog)] = -INFINITY;
+            } else if (json_mask->apply(*s.json, s.masked_logits) == 0) {
+                // The mask refuses end-of-generation tokens itself. No token continues the object (a
+                // vocabulary without the bytes it needs): end it here.
                 return finish(s, StopReason::EndOfGeneration);
+            }
             logits = s.masked_logits;
         }
         id = s.sampler->sample(logits, s.session.tokens());
